@@ -1,0 +1,113 @@
+//! # neurodiff-models
+//!
+//! The dynamical systems of neurodiff, as pure functions. Nothing here integrates, couples nodes or
+//! reads files: a model is a right-hand side `f(state, coupling_input, params) -> d state / dt`
+//! plus an optional projection back onto the admissible state space, and a static [`ModelSpec`]
+//! (names, units, defaults and bounds).
+//!
+//! Each model is written twice, on purpose:
+//! - [`Model::drift`]: on Burn tensors, generic over the backend, differentiable under `Autodiff<B>`.
+//!   This is what the engine integrates on every backend and what gradients flow through.
+//! - [`Model::drift_point`]: on plain numbers, for one node at a time, generic over `f32`/`f64`. In
+//!   `f64` it is the independent oracle the tensor version is tested against; in `f32` it is the
+//!   inner loop of the fused CPU engine.
+//!
+//! ## Shapes
+//! - state: a slice of `n_vars` tensors, each `[batch, nodes]`;
+//! - coupling: a slice with one entry per [`CouplingSpec`] of the model, `None` when that input
+//!   is switched off (it then counts as zero), otherwise `[batch, nodes]`;
+//! - parameters: a slice with one tensor per [`ParamSpec`], each broadcastable to
+//!   `[batch, nodes]` (so `[1, 1]` for a global value, `[batch, 1]` for one value per simulation,
+//!   `[1, nodes]` per region, `[batch, nodes]` for both).
+
+pub mod mpr;
+pub mod registry;
+pub mod spec;
+
+pub use mpr::Mpr;
+pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
+pub use spec::{CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+
+use burn::prelude::{Backend, Tensor};
+use num_traits::Float;
+
+/// A model: its static description and its right-hand side, written once on tensors (generic over
+/// the backend) and once on plain numbers (generic over the float type). Implement this; the
+/// object-safe [`Dynamics<B>`] follows from it.
+pub trait Model: Send + Sync + Copy + Default + 'static {
+    /// The static description of the model.
+    const SPEC: &'static ModelSpec;
+
+    /// Whether [`Model::project`] does anything (lets the engine skip the call).
+    const PROJECTS: bool = false;
+
+    /// `d state / dt`, one tensor per state variable, each `[batch, nodes]` (see the crate
+    /// documentation for the shapes of `x`, `c` and `p`).
+    ///
+    /// # Panics
+    /// If the slices do not have the lengths given by [`Model::SPEC`]; the engine checks them
+    /// once when a network is built.
+    fn drift<B: Backend>(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 2>>;
+
+    /// Maps a state back onto the admissible set after each integration stage (e.g. firing
+    /// rates stay non-negative). The default leaves the state as it is.
+    fn project<B: Backend>(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
+        x
+    }
+
+    /// Writes `d state / dt` into `dx` (length `n_vars`) for one node with state `x`, coupling
+    /// inputs `c` (one per coupling input, zero when switched off) and parameters `p`.
+    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]);
+
+    /// In-place version of [`Model::project`] for one node.
+    fn project_point<T: Float>(&self, _x: &mut [T]) {}
+}
+
+/// The object-safe face of a [`Model`] for one backend, which the engine holds as
+/// `Box<dyn Dynamics<B>>`. Every [`Model`] implements it.
+pub trait Dynamics<B: Backend>: Send + Sync {
+    /// The static description of the model.
+    fn spec(&self) -> &'static ModelSpec;
+    /// See [`Model::drift`].
+    fn drift(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 2>>;
+    /// See [`Model::project`].
+    fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>>;
+    /// See [`Model::PROJECTS`].
+    fn has_projection(&self) -> bool;
+}
+
+impl<B: Backend, M: Model> Dynamics<B> for M {
+    fn spec(&self) -> &'static ModelSpec {
+        M::SPEC
+    }
+    fn drift(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 2>> {
+        Model::drift(self, x, c, p)
+    }
+    fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
+        Model::project(self, x)
+    }
+    fn has_projection(&self) -> bool {
+        M::PROJECTS
+    }
+}
+
+/// Converts an `f64` constant into the number type of a point model.
+#[inline(always)]
+pub(crate) fn k<T: Float>(v: f64) -> T {
+    T::from(v).expect("constant representable in the float type")
+}

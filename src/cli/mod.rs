@@ -1,0 +1,32 @@
+//! Command-line interface: argument definitions and dispatch.
+
+mod models;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+use neurodiff::Result;
+
+/// neurodiff: a differentiable whole-brain simulator.
+#[derive(Debug, Parser)]
+#[command(name = "neurodiff", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a network of neural masses on a connectome (by default MPR on the bundled HCP
+    /// 80-region connectome) and write the samples to .npy with a JSON sidecar.
+    Simulate(Box<simulate::SimulateArgs>),
+    /// List the models with their state variables and parameters.
+    Models(models::ModelsArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate(a) => simulate::run(*a),
+        Command::Models(a) => models::run(a),
+    }
+}

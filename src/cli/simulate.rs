@@ -1,0 +1,682 @@
+//! `neurodiff simulate`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::{Backend, Tensor, TensorData};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use neurodiff::backend::{with_backend, BackendKind, BackendTask};
+use neurodiff::connectome::{Connectome, Normalization};
+use neurodiff::coupling::CouplingKind;
+use neurodiff::integrate::Integrator;
+use neurodiff::io::{read_npy, AtomicFile, NpyStream};
+use neurodiff::models::ModelSpec;
+use neurodiff::network::Network;
+use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
+use neurodiff::params::{ParamTable, ParamValue};
+use neurodiff::sim::{default_chunk, simulate, to_host, Monitor, Run};
+use neurodiff::{Error, Result};
+
+/// Flags of `neurodiff simulate`. Every flag can also be given in the `--config` TOML file
+/// (same name with `_` for `-`); flags win.
+#[derive(Debug, Args, Default)]
+pub struct SimulateArgs {
+    /// TOML config file; flags given on the command line override its entries.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Model name (see `neurodiff models`). [default: mpr]
+    #[arg(long)]
+    model: Option<String>,
+    /// Connectome: a bundled name (hcp80, tvb76), a TVB folder, or a matrix file (.npy or text),
+    /// W[target][source]. [default: hcp80]
+    #[arg(long, value_name = "NAME|PATH")]
+    connectome: Option<String>,
+    /// Tract lengths in mm (.npy or text), overriding those that come with the connectome.
+    #[arg(long, value_name = "PATH")]
+    lengths: Option<PathBuf>,
+    /// Weight normalisation: none or max. [default: none]
+    #[arg(long)]
+    normalize: Option<String>,
+    /// Parameter value: NAME=x, NAME=a,b,c or NAME=linspace(a,b,n) (a batch), NAME=@file.npy
+    /// (per region). Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Batch size when no parameter list sets it (e.g. several noise realisations).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Integration step, in the model's time unit. [default: the model's, 0.01 ms for mpr]
+    #[arg(long)]
+    dt: Option<f64>,
+    /// Recorded duration after the transient, in the model's time unit. [default: 3000 ms or
+    /// 60 s]
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Initial transient that is simulated but not recorded, in the model's time unit.
+    /// [default: 0]
+    #[arg(long)]
+    transient: Option<f64>,
+    /// Integrator: euler, heun or rk4 (deterministic only). [default: heun]
+    #[arg(long)]
+    integrator: Option<String>,
+    /// Additive noise amplitude: one sigma for every state variable, or per variable as
+    /// `r=0.01,V=0.02` (0 = deterministic). [default: 0]
+    #[arg(long, value_name = "SIGMA")]
+    noise: Option<String>,
+    /// Noise layout: independent, shared (same for all nodes) or none. [default: independent]
+    #[arg(long)]
+    noise_mode: Option<String>,
+    /// Noise generator: host (identical on all backends) or device. [default: host on CPU,
+    /// device on GPU]
+    #[arg(long)]
+    noise_source: Option<String>,
+    /// Seed of the noise (and of a random initial state). [default: 42]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Initial state: a .npy of shape [vars, nodes] or [batch, vars, nodes], or `random` (uniform
+    /// in each variable's range). [default: the model's initial values at every node]
+    #[arg(long, value_name = "PATH|random")]
+    initial_state: Option<String>,
+    /// Keep one sample every K steps. [default: 1 ms, or 0.1 s, of steps]
+    #[arg(long, value_name = "K")]
+    sample_every: Option<usize>,
+    /// What a sample is: raw (the state at that step) or mean (average over the K steps).
+    /// [default: raw]
+    #[arg(long)]
+    monitor: Option<String>,
+    /// State variables to record, comma-separated names. [default: all]
+    #[arg(long, value_name = "VARS")]
+    record: Option<String>,
+    /// Coupling function: linear. [default: linear]
+    #[arg(long)]
+    coupling: Option<String>,
+    /// The model's coupling inputs to compute, comma-separated (see `neurodiff models`).
+    /// [default: the model's]
+    #[arg(long, value_name = "INPUTS")]
+    coupling_inputs: Option<String>,
+    /// Steps per chunk (noise drawn and divergence checked once per chunk). [default: up to
+    /// 1000]
+    #[arg(long)]
+    chunk: Option<usize>,
+    /// Backend: ndarray, ndarray64, flex, wgpu, cuda. [default: ndarray]
+    #[arg(long)]
+    backend: Option<String>,
+    /// Output .npy file of shape [samples, batch, vars, nodes]; a .json sidecar is written
+    /// beside it. [default: out/sim.npy]
+    #[arg(long, short, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateConfig {
+    model: Option<String>,
+    connectome: Option<String>,
+    lengths: Option<PathBuf>,
+    normalize: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+    batch: Option<usize>,
+    dt: Option<f64>,
+    duration: Option<f64>,
+    transient: Option<f64>,
+    integrator: Option<String>,
+    noise: Option<toml::Value>,
+    noise_mode: Option<String>,
+    noise_source: Option<String>,
+    seed: Option<u64>,
+    initial_state: Option<String>,
+    sample_every: Option<usize>,
+    monitor: Option<String>,
+    record: Option<Vec<String>>,
+    coupling: Option<String>,
+    coupling_inputs: Option<Vec<String>>,
+    chunk: Option<usize>,
+    backend: Option<String>,
+    out: Option<PathBuf>,
+}
+
+/// Reads and parses a TOML config file into `T`, with the parser's line and column on error.
+pub fn read_config<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// Converts a TOML parameter value (number, array of numbers, or string in the flag syntax).
+pub fn toml_param(name: &str, v: &toml::Value) -> Result<ParamValue> {
+    let num = |x: &toml::Value| -> Result<f64> {
+        x.as_float()
+            .or_else(|| x.as_integer().map(|i| i as f64))
+            .ok_or_else(|| Error::param(name, format!("`{x}` is not a number")))
+    };
+    match v {
+        toml::Value::Array(a) => Ok(ParamValue::Batch(
+            a.iter().map(num).collect::<Result<Vec<_>>>()?,
+        )),
+        toml::Value::String(s) => ParamValue::parse(name, s),
+        x => Ok(ParamValue::Scalar(num(x)?)),
+    }
+}
+
+/// Parses `NAME=VALUE`.
+pub fn split_assignment(s: &str) -> Result<(String, &str)> {
+    let (n, v) = s
+        .split_once('=')
+        .ok_or_else(|| Error::setting("param", format!("`{s}` is not of the form NAME=VALUE")))?;
+    Ok((n.trim().to_string(), v))
+}
+
+/// Parses a noise setting: one sigma for all variables, or `var=sigma,...`.
+pub fn parse_noise(spec: &ModelSpec, text: &str) -> Result<Vec<f64>> {
+    let nv = spec.n_vars();
+    let t = text.trim();
+    if let Ok(s) = t.parse::<f64>() {
+        return Ok(vec![s; nv]);
+    }
+    let mut sigma = vec![0.0; nv];
+    for part in t.split(',') {
+        let (name, val) = part.split_once('=').ok_or_else(|| {
+            Error::setting(
+                "noise",
+                format!("`{t}` is neither a number nor of the form var=sigma,..."),
+            )
+        })?;
+        let v = spec.var_index(name.trim()).ok_or_else(|| {
+            Error::setting(
+                "noise",
+                format!(
+                    "model `{}` has no state variable `{}`; it has: {}",
+                    spec.name,
+                    name.trim(),
+                    var_names(spec)
+                ),
+            )
+        })?;
+        sigma[v] = val
+            .trim()
+            .parse()
+            .map_err(|_| Error::setting("noise", format!("`{val}` is not a number")))?;
+    }
+    Ok(sigma)
+}
+
+fn var_names(spec: &ModelSpec) -> String {
+    spec.state
+        .iter()
+        .map(|v| v.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Everything a simulation needs, resolved from defaults, config and flags.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub model: String,
+    pub connectome: String,
+    pub lengths: Option<PathBuf>,
+    pub normalize: Normalization,
+    pub coupling: CouplingKind,
+    pub coupling_inputs: Option<Vec<String>>,
+    pub given_params: Vec<(String, ParamValue)>,
+    pub batch: Option<usize>,
+    pub dt: f64,
+    pub duration: f64,
+    pub transient: f64,
+    pub integrator: Integrator,
+    pub noise_sigma: Vec<f64>,
+    pub noise_mode: NoiseMode,
+    pub noise_source: Option<NoiseSource>,
+    pub seed: u64,
+    pub initial_state: Option<String>,
+    pub sample_every: usize,
+    pub monitor_mean: bool,
+    pub record: Vec<usize>,
+    pub chunk: Option<usize>,
+    pub backend: BackendKind,
+    pub out: PathBuf,
+    pub time_unit: &'static str,
+}
+
+fn parse_or<T: std::str::FromStr<Err = Error>>(v: Option<String>, default: T) -> Result<T> {
+    v.map(|s| s.parse())
+        .transpose()
+        .map(|o| o.unwrap_or(default))
+}
+
+impl Settings {
+    fn resolve(a: SimulateArgs) -> Result<Self> {
+        let cfg: SimulateConfig = match &a.config {
+            Some(p) => read_config(p)?,
+            None => SimulateConfig::default(),
+        };
+        let model = a.model.or(cfg.model).unwrap_or_else(|| "mpr".into());
+        let spec = neurodiff::models::find(&model)?;
+        let mut given_params = Vec::new();
+        for (name, v) in &cfg.params {
+            given_params.push((name.clone(), toml_param(name, v)?));
+        }
+        for p in &a.params {
+            let (name, v) = split_assignment(p)?;
+            let value = ParamValue::parse(&name, v)?;
+            given_params.push((name, value));
+        }
+        let dt = a.dt.or(cfg.dt).unwrap_or(spec.default_dt);
+        let (default_duration, default_period) = if spec.time_unit == "ms" {
+            (3000.0, 1.0)
+        } else {
+            (60.0, 0.1)
+        };
+        let duration = a.duration.or(cfg.duration).unwrap_or(default_duration);
+        let transient = a.transient.or(cfg.transient).unwrap_or(0.0);
+        for (name, v) in [("duration", duration), ("transient", transient)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::setting(
+                    name,
+                    format!("must be a finite time ≥ 0 (in {}), got {v}", spec.time_unit),
+                ));
+            }
+        }
+        if !(dt > 0.0 && dt.is_finite()) {
+            return Err(Error::setting(
+                "dt",
+                format!(
+                    "must be a positive, finite step (in {}), got {dt}",
+                    spec.time_unit
+                ),
+            ));
+        }
+        let noise_sigma = match (a.noise, cfg.noise) {
+            (Some(t), _) => parse_noise(spec, &t)?,
+            (None, Some(toml::Value::Table(t))) => {
+                let text = t
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                parse_noise(spec, &text)?
+            }
+            (None, Some(v)) => parse_noise(spec, &v.to_string())?,
+            (None, None) => vec![0.0; spec.n_vars()],
+        };
+        let record = match a
+            .record
+            .map(|s| s.split(',').map(|v| v.trim().to_string()).collect())
+            .or(cfg.record)
+        {
+            None => (0..spec.n_vars()).collect(),
+            Some(names) => names
+                .iter()
+                .map(|n: &String| {
+                    spec.var_index(n).ok_or_else(|| {
+                        Error::setting(
+                            "record",
+                            format!(
+                                "model `{}` has no state variable `{n}`; it has: {}",
+                                spec.name,
+                                var_names(spec)
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let monitor_mean = match a.monitor.or(cfg.monitor).as_deref() {
+            None | Some("raw") => false,
+            Some("mean") => true,
+            Some(m) => {
+                return Err(Error::setting(
+                    "monitor",
+                    format!("`{m}` is not one of: raw, mean"),
+                ))
+            }
+        };
+        let sample_every = a
+            .sample_every
+            .or(cfg.sample_every)
+            .unwrap_or(((default_period / dt).round() as usize).max(1));
+        Ok(Self {
+            model,
+            connectome: a
+                .connectome
+                .or(cfg.connectome)
+                .unwrap_or_else(|| neurodiff::connectome::DEFAULT.into()),
+            lengths: a.lengths.or(cfg.lengths),
+            normalize: parse_or(a.normalize.or(cfg.normalize), Normalization::None)?,
+            coupling: parse_or(a.coupling.or(cfg.coupling), CouplingKind::Linear)?,
+            coupling_inputs: a
+                .coupling_inputs
+                .map(|s| s.split(',').map(|v| v.trim().to_string()).collect())
+                .or(cfg.coupling_inputs),
+            given_params,
+            batch: a.batch.or(cfg.batch),
+            dt,
+            duration,
+            transient,
+            integrator: parse_or(a.integrator.or(cfg.integrator), Integrator::Heun)?,
+            noise_sigma,
+            noise_mode: parse_or(a.noise_mode.or(cfg.noise_mode), NoiseMode::Independent)?,
+            noise_source: a
+                .noise_source
+                .or(cfg.noise_source)
+                .map(|s| s.parse())
+                .transpose()?,
+            seed: a.seed.or(cfg.seed).unwrap_or(42),
+            initial_state: a.initial_state.or(cfg.initial_state),
+            sample_every,
+            monitor_mean,
+            record,
+            chunk: a.chunk.or(cfg.chunk),
+            backend: parse_or(a.backend.or(cfg.backend), BackendKind::Ndarray)?,
+            out: a
+                .out
+                .or(cfg.out)
+                .unwrap_or_else(|| PathBuf::from("out/sim.npy")),
+            time_unit: spec.time_unit,
+        })
+    }
+
+    fn steps(&self, t: f64) -> usize {
+        (t / self.dt).round() as usize
+    }
+}
+
+/// The initial state as host values `[batch, vars, nodes]`, or `[1, vars, nodes]` to broadcast.
+fn initial_state(
+    s: &Settings,
+    spec: &ModelSpec,
+    batch: usize,
+    nodes: usize,
+) -> Result<(usize, Vec<f64>)> {
+    let nv = spec.n_vars();
+    match s.initial_state.as_deref() {
+        None => {
+            let mut v = Vec::with_capacity(nv * nodes);
+            for var in spec.state {
+                v.extend(std::iter::repeat_n(var.initial, nodes));
+            }
+            Ok((1, v))
+        }
+        Some("random") => {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(s.seed ^ 0x5EED);
+            let mut v = Vec::with_capacity(batch * nv * nodes);
+            for _ in 0..batch {
+                for var in spec.state {
+                    for _ in 0..nodes {
+                        v.push(rng.random_range(var.range.0..=var.range.1));
+                    }
+                }
+            }
+            Ok((batch, v))
+        }
+        Some(path) => {
+            let p = Path::new(path);
+            let a = read_npy(p)?;
+            let rows = match a.shape.as_slice() {
+                [v, n] if *v == nv && *n == nodes => 1,
+                [b, v, n] if *v == nv && *n == nodes && (*b == batch || *b == 1) => *b,
+                sh => {
+                    return Err(Error::data(
+                        p,
+                        format!(
+                            "initial state must have shape [{nv}, {nodes}] or [{batch}, {nv}, \
+                             {nodes}] (batch, variables {}, nodes), found {sh:?}",
+                            var_names(spec)
+                        ),
+                    ))
+                }
+            };
+            if let Some(k) = a.data.iter().position(|x| !x.is_finite()) {
+                return Err(Error::data(
+                    p,
+                    format!("initial state entry {k} (flat index) is not finite"),
+                ));
+            }
+            Ok((rows, a.data))
+        }
+    }
+}
+
+struct SimTask {
+    settings: Settings,
+    quiet: bool,
+}
+
+#[derive(Serialize)]
+struct Sidecar<'a> {
+    neurodiff_version: &'a str,
+    burn_version: &'a str,
+    command: Vec<String>,
+    output: String,
+    shape: [usize; 4],
+    axes: [&'a str; 4],
+    variables: Vec<&'a str>,
+    sample_times: SampleTimes,
+    time_unit: &'a str,
+    model: &'a str,
+    connectome: ConnectomeInfo,
+    params: BTreeMap<String, serde_json::Value>,
+    settings: &'a Settings,
+    steps: usize,
+    backend: &'a str,
+    noise_source: NoiseSource,
+    wall_time_s: f64,
+}
+
+#[derive(Serialize)]
+struct SampleTimes {
+    first: f64,
+    step: f64,
+    note: &'static str,
+}
+
+#[derive(Serialize)]
+struct ConnectomeInfo {
+    source: String,
+    nodes: usize,
+    convention: &'static str,
+}
+
+impl BackendTask for SimTask {
+    type Output = Result<()>;
+
+    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Result<()> {
+        let s = &self.settings;
+        let started = Instant::now();
+        let mut conn = Connectome::load(&s.connectome, s.lengths.as_deref())?;
+        conn.normalize(s.normalize);
+        let net = Network::<B>::new(
+            &s.model,
+            &conn,
+            s.coupling,
+            s.coupling_inputs.as_deref(),
+            &device,
+        )?;
+        let spec = net.spec();
+        let nodes = conn.n;
+        let table = ParamTable::new(&net.param_specs(), &s.given_params, nodes, s.batch)?;
+        let batch = table.batch;
+        let (rows, x0_host) = initial_state(s, spec, batch, nodes)?;
+        let batch = if rows > 1 && table.batch == 1 && s.batch.is_none() {
+            rows
+        } else {
+            batch
+        };
+        let nv = spec.n_vars();
+        let x0_all: Tensor<B, 3> = Tensor::from_data(
+            TensorData::new(
+                x0_host.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                [rows, nv, nodes],
+            ),
+            &device,
+        );
+        let x0: Vec<Tensor<B, 2>> = (0..nv)
+            .map(|v| {
+                x0_all
+                    .clone()
+                    .narrow(1, v, 1)
+                    .reshape([rows, nodes])
+                    .expand([batch, nodes])
+            })
+            .collect();
+        let params = table.tensors::<B>(&device);
+        let transient = s.steps(s.transient);
+        let steps = transient + s.steps(s.duration);
+        let noise_source = s
+            .noise_source
+            .unwrap_or_else(|| kind.default_noise_source());
+        let run = Run {
+            dt: s.dt,
+            steps,
+            integrator: s.integrator,
+            noise: Noise {
+                sigma: s.noise_sigma.clone(),
+                mode: s.noise_mode,
+                seed: s.seed,
+                source: noise_source,
+            },
+            chunk: s.chunk.unwrap_or_else(|| default_chunk(batch, nodes, nv)),
+            monitor: Monitor {
+                every: s.sample_every,
+                mean: s.monitor_mean,
+                transient,
+                vars: s.record.clone(),
+            },
+        };
+        run.validate(nv)?;
+        let n_samples = run.n_samples();
+        let shape = [n_samples, batch, s.record.len(), nodes];
+        if let Some(dir) = s.out.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+        }
+        let mut out = NpyStream::create(&s.out, &shape)?;
+        let bar = if self.quiet {
+            ProgressBar::hidden()
+        } else {
+            let b = ProgressBar::new(steps as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps ({eta} left)",
+                )
+                .expect("valid template"),
+            );
+            b
+        };
+        let final_state = simulate(
+            &net,
+            &params,
+            x0,
+            &run,
+            |samples| out.write(&to_host(samples.values)),
+            |done| bar.set_position(done as u64),
+        )?;
+        bar.finish_and_clear();
+        let wall = started.elapsed().as_secs_f64();
+
+        let mut pmap = BTreeMap::new();
+        for (spec_p, v) in table.specs.iter().zip(&table.values) {
+            pmap.insert(
+                spec_p.name.to_string(),
+                serde_json::to_value(v).expect("serialisable"),
+            );
+        }
+        let json = Sidecar {
+            neurodiff_version: env!("CARGO_PKG_VERSION"),
+            burn_version: "0.21.0",
+            command: std::env::args().collect(),
+            output: s.out.display().to_string(),
+            shape,
+            axes: ["sample", "batch", "variable", "node"],
+            variables: s.record.iter().map(|&v| spec.state[v].name).collect(),
+            sample_times: SampleTimes {
+                first: (transient + s.sample_every) as f64 * s.dt,
+                step: s.sample_every as f64 * s.dt,
+                note: "sample k is the state (or mean over the window) after \
+                       transient + sample_every*(k+1) steps",
+            },
+            time_unit: spec.time_unit,
+            model: spec.name,
+            connectome: ConnectomeInfo {
+                source: conn.source.clone(),
+                nodes,
+                convention: "weights[target][source]",
+            },
+            params: pmap,
+            settings: s,
+            steps,
+            backend: kind.name(),
+            noise_source,
+            wall_time_s: wall,
+        };
+        let json_path = s.out.with_extension("json");
+        let mut side = AtomicFile::create(&json_path)?;
+        side.write_all(
+            serde_json::to_string_pretty(&json)
+                .expect("serialisable")
+                .as_bytes(),
+        )?;
+        out.finish()?;
+        side.commit()?;
+
+        if !self.quiet {
+            println!(
+                "simulated {} {} of {} on {} ({nodes} nodes), batch {batch}: {steps} {} steps \
+                 in {wall:.2} s ({:.0} steps/s) on {}",
+                s.duration + s.transient,
+                spec.time_unit,
+                spec.name,
+                conn.source,
+                s.integrator.name(),
+                steps as f64 / wall,
+                kind.name()
+            );
+            println!(
+                "wrote {}  shape [samples {}, batch {}, variables {}, nodes {}], one sample \
+                 every {} {}",
+                s.out.display(),
+                shape[0],
+                shape[1],
+                shape[2],
+                shape[3],
+                s.sample_every as f64 * s.dt,
+                spec.time_unit
+            );
+            println!(
+                "      {}  (settings, parameter values, versions, wall time)",
+                json_path.display()
+            );
+            for (v, xv) in final_state.into_iter().enumerate() {
+                let h = to_host(xv);
+                let (lo, hi) = h
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                        (a.min(x), b.max(x))
+                    });
+                println!(
+                    "final {:<4} in [{lo:.4}, {hi:.4}] {}",
+                    spec.state[v].name, spec.state[v].unit
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: SimulateArgs) -> Result<()> {
+    let quiet = args.quiet;
+    let settings = Settings::resolve(args)?;
+    let backend = settings.backend;
+    with_backend(backend, SimTask { settings, quiet })?
+}

@@ -1,0 +1,346 @@
+//! Reading and writing arrays: `.npy` (NumPy) and plain-text matrices, written atomically (to a
+//! temporary file that is renamed into place only when complete, so a failed run leaves no
+//! half-written output behind).
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+
+use crate::error::{Error, Result};
+
+/// A dense array of `f64` read from a file, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// The values, C (row-major) order.
+    pub data: Vec<f64>,
+    /// The shape.
+    pub shape: Vec<usize>,
+}
+
+impl Array {
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+/// Reads a `.npy` file of any float or integer dtype into `f64`.
+pub fn read_npy(path: &Path) -> Result<Array> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_npy(&bytes, path)
+}
+
+/// Parses the bytes of a `.npy` file (any float or integer dtype) into `f64`; `path` is only
+/// used in error messages.
+pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
+    fn conv<T: Copy + Into<f64>>(a: ArrayD<T>) -> Array {
+        let shape = a.shape().to_vec();
+        let data = a.as_standard_layout().iter().map(|&v| v.into()).collect();
+        Array { data, shape }
+    }
+    if let Ok(a) = ArrayD::<f64>::read_npy(&bytes[..]) {
+        return Ok(conv(a));
+    }
+    if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
+        return Ok(conv(a));
+    }
+    if let Ok(a) = ArrayD::<i32>::read_npy(&bytes[..]) {
+        return Ok(conv(a));
+    }
+    if let Ok(a) = ArrayD::<i64>::read_npy(&bytes[..]) {
+        let shape = a.shape().to_vec();
+        let data = a.as_standard_layout().iter().map(|&v| v as f64).collect();
+        return Ok(Array { data, shape });
+    }
+    match ArrayD::<f64>::read_npy(&bytes[..]) {
+        Err(e) => Err(Error::data(
+            path,
+            format!("not a readable .npy array of floats or integers ({e})"),
+        )),
+        Ok(_) => unreachable!(),
+    }
+}
+
+/// Reads a 2-D matrix from `.npy` or from text (whitespace-, comma- or semicolon-separated,
+/// `#` starts a comment).
+pub fn read_matrix(path: &Path) -> Result<Array> {
+    let is_npy = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let a = if is_npy {
+        read_npy(path)?
+    } else {
+        read_text_matrix(path)?
+    };
+    if a.ndim() != 2 {
+        return Err(Error::data(
+            path,
+            format!("expected a 2-D matrix, found shape {:?}", a.shape),
+        ));
+    }
+    Ok(a)
+}
+
+/// Reads a text matrix: one row per line, values separated by whitespace, commas or semicolons.
+pub fn read_text_matrix(path: &Path) -> Result<Array> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| Error::io(path, e))?;
+    parse_text_matrix(&text, path)
+}
+
+/// Parses a text matrix (see [`read_text_matrix`]); `path` is only used in error messages.
+pub fn parse_text_matrix(text: &str, path: &Path) -> Result<Array> {
+    let mut data = Vec::new();
+    let mut cols = None;
+    let mut rows = 0;
+    for (lineno, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut n = 0;
+        for (col, tok) in line
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+            .filter(|t| !t.is_empty())
+            .enumerate()
+        {
+            let v: f64 = tok.parse().map_err(|_| {
+                Error::data(
+                    path,
+                    format!(
+                        "line {}, column {}: `{tok}` is not a number",
+                        lineno + 1,
+                        col + 1
+                    ),
+                )
+            })?;
+            data.push(v);
+            n += 1;
+        }
+        match cols {
+            None => cols = Some(n),
+            Some(c) if c != n => {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "line {} has {n} values but the first row has {c}: rows must have equal \
+                         length",
+                        lineno + 1
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        rows += 1;
+    }
+    let cols = cols.ok_or_else(|| Error::data(path, "the file holds no numbers"))?;
+    Ok(Array {
+        data,
+        shape: vec![rows, cols],
+    })
+}
+
+/// A file written under a temporary name and moved into place by [`AtomicFile::commit`]. If it
+/// is dropped without being committed (an error, a panic, an interrupted run), the temporary
+/// file is removed and nothing appears at the destination.
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    writer: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `dest` (its folder must exist).
+    pub fn create(dest: &Path) -> Result<Self> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::io(
+                dest,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("output folder {} does not exist", dir.display()),
+                ),
+            ));
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let tmp = dir.join(format!(".{name}.{}.partial", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            tmp,
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// Writes bytes.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let w = self.writer.as_mut().expect("AtomicFile used after commit");
+        w.write_all(bytes).map_err(|e| Error::io(&self.dest, e))
+    }
+
+    /// Flushes and moves the file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let w = self.writer.take().expect("AtomicFile committed twice");
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(&self.dest, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.dest, e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The 128-byte-aligned header of a version-1.0 `.npy` file of little-endian `f32` in C order.
+fn npy_header_f32(shape: &[usize]) -> Vec<u8> {
+    let dims = match shape.len() {
+        0 => String::new(),
+        1 => format!("{},", shape[0]),
+        _ => shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    // magic (6) + version (2) + length (2) + dict + '\n' must be a multiple of 64.
+    let total = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat((64 - total % 64) % 64));
+    dict.push('\n');
+    let mut out = Vec::with_capacity(10 + dict.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
+}
+
+/// Writes an `f32` `.npy` file piece by piece, so a long simulation's output never has to sit
+/// in memory whole. The shape is fixed up front; [`NpyStream::finish`] checks that exactly that
+/// many values were written before the file is moved into place.
+///
+/// (`ndarray-npy` writes whole in-memory arrays; the streamed format is its 10-line header plus
+/// raw little-endian values, which is all this adds.)
+pub struct NpyStream {
+    file: AtomicFile,
+    expected: usize,
+    written: usize,
+}
+
+impl NpyStream {
+    /// Starts a file of the given shape.
+    pub fn create(dest: &Path, shape: &[usize]) -> Result<Self> {
+        let mut file = AtomicFile::create(dest)?;
+        file.write_all(&npy_header_f32(shape))?;
+        Ok(Self {
+            file,
+            expected: shape.iter().product(),
+            written: 0,
+        })
+    }
+
+    /// Appends values in C order.
+    pub fn write(&mut self, values: &[f32]) -> Result<()> {
+        let mut bytes = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        self.written += values.len();
+        self.file.write_all(&bytes)
+    }
+
+    /// Checks the count and moves the file into place.
+    pub fn finish(self) -> Result<()> {
+        if self.written != self.expected {
+            return Err(Error::data(
+                &self.file.dest,
+                format!(
+                    "internal error: {} values written for a shape of {} values",
+                    self.written, self.expected
+                ),
+            ));
+        }
+        self.file.commit()
+    }
+}
+
+/// Writes a whole `f32` array as `.npy`, atomically.
+pub fn write_npy_f32(dest: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    let mut s = NpyStream::create(dest, shape)?;
+    s.write(values)?;
+    s.finish()
+}
+
+/// Writes text atomically.
+pub fn write_text(dest: &Path, text: &str) -> Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(text.as_bytes())?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_through_ndarray_npy() {
+        let dir = std::env::temp_dir().join(format!("nd-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.npy");
+        let vals: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        write_npy_f32(&p, &[2, 3, 4], &vals).unwrap();
+        let a = read_npy(&p).unwrap();
+        assert_eq!(a.shape, vec![2, 3, 4]);
+        assert_eq!(a.data, vals.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn uncommitted_file_leaves_nothing() {
+        let dir = std::env::temp_dir().join(format!("nd-io2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("b.npy");
+        {
+            let mut s = NpyStream::create(&p, &[4]).unwrap();
+            s.write(&[1.0, 2.0]).unwrap();
+        }
+        assert!(!p.exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let mut s = NpyStream::create(&p, &[4]).unwrap();
+        s.write(&[1.0, 2.0]).unwrap();
+        assert!(s.finish().is_err());
+        assert!(!p.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn text_matrix_reports_ragged_rows() {
+        let dir = std::env::temp_dir().join(format!("nd-io3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("w.txt");
+        std::fs::write(&p, "1 2 3\n4,5,6\n# comment\n7 8\n").unwrap();
+        let e = read_matrix(&p).unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("2 values"), "{e}");
+        std::fs::write(&p, "1 2\n3 x\n").unwrap();
+        let e = read_matrix(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2, column 2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,28 @@
+//! # neurodiff
+//!
+//! A differentiable simulator of brain dynamics on the Burn tensor framework: whole-brain
+//! networks of neural masses on real connectomes, simulated for a batch of parameter sets at
+//! once on any Burn backend, with gradients through the simulation.
+//!
+//! - [`connectome`]: loading and validating structural connectomes (convention:
+//!   `W[target][source]`).
+//! - [`network`] and [`coupling`]: a model at every node, joined through the connectome.
+//! - [`integrate`]: Euler, (stochastic) Heun and RK4.
+//! - [`noise`]: seeded, regenerable additive noise.
+//! - [`sim`]: the chunked simulation loop and monitors.
+//!
+//! Models live in the `neurodiff-models` crate (re-exported as [`models`]).
+
+pub mod backend;
+pub mod connectome;
+pub mod coupling;
+pub mod error;
+pub mod integrate;
+pub mod io;
+pub mod network;
+pub mod noise;
+pub mod params;
+pub mod sim;
+
+pub use error::{Error, Result};
+pub use neurodiff_models as models;

@@ -1,0 +1,283 @@
+//! The simulation loop: steps in chunks, draws each chunk's noise in one call, keeps only what
+//! the monitor asks for, and checks once per chunk that the state is still finite.
+
+use burn::prelude::{Backend, Tensor};
+use burn::tensor::ElementConversion;
+
+use crate::error::{Error, Result};
+use crate::integrate::Integrator;
+use crate::network::Network;
+use crate::noise::{ChunkNoise, Noise};
+
+/// What is kept of a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Monitor {
+    /// Keep one sample every this many steps.
+    pub every: usize,
+    /// `false`: the state at the sample step; `true`: the mean over the `every` steps that end
+    /// there (a temporal average).
+    pub mean: bool,
+    /// Steps run before the first window starts; nothing from them is kept.
+    pub transient: usize,
+    /// Indices of the state variables kept, in order.
+    pub vars: Vec<usize>,
+}
+
+/// The settings of a run (everything except network, parameters and initial state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// Step, in the model's unit of time.
+    pub dt: f64,
+    /// Total number of steps, transient included.
+    pub steps: usize,
+    /// Integration scheme.
+    pub integrator: Integrator,
+    /// Noise.
+    pub noise: Noise,
+    /// Steps per chunk (noise is drawn and finiteness checked once per chunk).
+    pub chunk: usize,
+    /// What is kept.
+    pub monitor: Monitor,
+}
+
+impl Run {
+    /// Number of samples the monitor keeps: sample `k` is taken after
+    /// `transient + every * (k + 1)` steps.
+    pub fn n_samples(&self) -> usize {
+        self.steps.saturating_sub(self.monitor.transient) / self.monitor.every.max(1)
+    }
+
+    /// Checks the settings against a model.
+    pub fn validate(&self, n_vars: usize) -> Result<()> {
+        if !(self.dt > 0.0 && self.dt.is_finite()) {
+            return Err(Error::setting(
+                "dt",
+                format!("must be a positive, finite step, got {}", self.dt),
+            ));
+        }
+        if self.steps == 0 {
+            return Err(Error::setting(
+                "duration",
+                "the run has no steps: duration must be at least one dt",
+            ));
+        }
+        if self.monitor.every == 0 {
+            return Err(Error::setting("sample-every", "must be at least 1"));
+        }
+        if self.chunk == 0 {
+            return Err(Error::setting("chunk", "must be at least 1"));
+        }
+        if let Some(&v) = self.monitor.vars.iter().find(|&&v| v >= n_vars) {
+            return Err(Error::setting(
+                "record",
+                format!("variable index {v} out of range (model has {n_vars})"),
+            ));
+        }
+        if self.noise.sigma.len() != n_vars {
+            return Err(Error::setting(
+                "noise",
+                format!(
+                    "{} noise amplitudes given for a model with {n_vars} state variables",
+                    self.noise.sigma.len()
+                ),
+            ));
+        }
+        if let Some(s) = self
+            .noise
+            .sigma
+            .iter()
+            .find(|s| !(s.is_finite() && **s >= 0.0))
+        {
+            return Err(Error::setting(
+                "noise",
+                format!("noise amplitude must be finite and ≥ 0, got {s}"),
+            ));
+        }
+        if !self.noise.is_off() && !self.integrator.supports_noise() {
+            return Err(Error::setting(
+                "integrator",
+                format!(
+                    "`{}` is for deterministic runs; use euler or heun with noise, or set the \
+                     noise to 0",
+                    self.integrator.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The samples taken during one chunk: their indices and a tensor `[k, batch, vars, nodes]`.
+pub struct ChunkSamples<B: Backend> {
+    /// Index of the first sample in the run.
+    pub first: usize,
+    /// The samples, `[k, batch, vars, nodes]`.
+    pub values: Tensor<B, 4>,
+}
+
+/// State carried from step to step and across chunk boundaries.
+#[derive(Clone)]
+pub struct Carry<B: Backend> {
+    /// The model state, one `[batch, nodes]` tensor per variable.
+    pub x: Vec<Tensor<B, 2>>,
+    /// Running sum of the recorded variables over the current monitor window (mean monitor).
+    pub acc: Option<Vec<Tensor<B, 2>>>,
+}
+
+/// Runs steps `start..start + len` from `carry`, returning the new carry and the samples taken.
+///
+/// Pure: the result depends only on the arguments (the chunk's noise included), which is what
+/// lets the checkpointed gradient run the same chunk again under `Autodiff<B>`.
+pub fn run_chunk<B: Backend>(
+    net: &Network<B>,
+    params: &[Tensor<B, 2>],
+    mut carry: Carry<B>,
+    noise: &ChunkNoise<B>,
+    start: usize,
+    len: usize,
+    run: &Run,
+) -> (Carry<B>, Option<ChunkSamples<B>>) {
+    let field = net.field(params);
+    let m = &run.monitor;
+    let mut samples = Vec::new();
+    let mut first = None;
+    for s in 0..len {
+        let n = start + s + 1; // steps taken after this one
+        carry.x = run.integrator.step(&field, carry.x, run.dt, noise.step(s));
+        if n <= m.transient {
+            continue;
+        }
+        if m.mean {
+            carry.acc = Some(match carry.acc.take() {
+                None => m.vars.iter().map(|&v| carry.x[v].clone()).collect(),
+                Some(acc) => acc
+                    .into_iter()
+                    .zip(&m.vars)
+                    .map(|(a, &v)| a + carry.x[v].clone())
+                    .collect(),
+            });
+        }
+        if (n - m.transient) % m.every == 0 {
+            let k = (n - m.transient) / m.every - 1;
+            first.get_or_insert(k);
+            let kept: Vec<Tensor<B, 2>> = if m.mean {
+                carry
+                    .acc
+                    .take()
+                    .expect("accumulator filled above")
+                    .into_iter()
+                    .map(|a| a / m.every as f64)
+                    .collect()
+            } else {
+                m.vars.iter().map(|&v| carry.x[v].clone()).collect()
+            };
+            samples.push(Tensor::stack::<3>(kept, 1));
+        }
+    }
+    let samples = first.map(|first| ChunkSamples {
+        first,
+        values: Tensor::stack(samples, 0),
+    });
+    (carry, samples)
+}
+
+/// Default chunk length: at most 1,000 steps, and at most about 16 M noise values per chunk.
+pub fn default_chunk(batch: usize, nodes: usize, vars: usize) -> usize {
+    (16_000_000 / (batch * nodes * vars).max(1)).clamp(1, 1000)
+}
+
+/// Runs a whole simulation from `x0` (one `[batch, nodes]` tensor per variable). `on_samples`
+/// receives each chunk's samples (after the chunk has been checked to be finite), `on_progress`
+/// the number of steps done. Returns the final state.
+pub fn simulate<B: Backend>(
+    net: &Network<B>,
+    params: &[Tensor<B, 2>],
+    x0: Vec<Tensor<B, 2>>,
+    run: &Run,
+    mut on_samples: impl FnMut(ChunkSamples<B>) -> Result<()>,
+    mut on_progress: impl FnMut(usize),
+) -> Result<Vec<Tensor<B, 2>>> {
+    run.validate(net.spec().n_vars())?;
+    let [batch, nodes] = x0[0].dims();
+    let device = x0[0].device();
+    let mut carry = Carry { x: x0, acc: None };
+    let mut start = 0;
+    while start < run.steps {
+        let len = run.chunk.min(run.steps - start);
+        let noise = run
+            .noise
+            .chunk::<B>(start, len, batch, nodes, run.dt, &device);
+        let before = carry.clone();
+        let (next, samples) = run_chunk(net, params, carry, &noise, start, len, run);
+        if !all_finite(&next.x) {
+            return Err(locate_divergence(
+                net, params, before, &noise, start, len, run,
+            ));
+        }
+        carry = next;
+        if let Some(s) = samples {
+            on_samples(s)?;
+        }
+        start += len;
+        on_progress(start);
+    }
+    Ok(carry.x)
+}
+
+/// Whether every entry of every tensor is finite (one reduction and one read-back).
+pub fn all_finite<B: Backend>(x: &[Tensor<B, 2>]) -> bool {
+    let probe = Tensor::cat(x.to_vec(), 1).mul_scalar(0.0).sum();
+    probe.into_scalar().elem::<f64>().is_finite()
+}
+
+/// Copies a tensor to the host as `f32`.
+pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32")
+}
+
+/// Re-runs a chunk one step at a time from its starting state to find the first non-finite
+/// value (only called after the chunk has diverged, so speed does not matter).
+fn locate_divergence<B: Backend>(
+    net: &Network<B>,
+    params: &[Tensor<B, 2>],
+    mut carry: Carry<B>,
+    noise: &ChunkNoise<B>,
+    start: usize,
+    len: usize,
+    run: &Run,
+) -> Error {
+    let field = net.field(params);
+    let spec = net.spec();
+    for s in 0..len {
+        carry.x = run.integrator.step(&field, carry.x, run.dt, noise.step(s));
+        for (v, xv) in carry.x.iter().enumerate() {
+            let [_, nodes] = xv.dims();
+            let host = to_host(xv.clone());
+            if let Some(idx) = host.iter().position(|x| !x.is_finite()) {
+                let step = start + s + 1;
+                return Error::Diverged {
+                    step,
+                    time: step as f64 * run.dt,
+                    time_unit: spec.time_unit,
+                    var: spec.state[v].name.to_string(),
+                    node: idx % nodes,
+                    batch: idx / nodes,
+                    value: host[idx],
+                };
+            }
+        }
+    }
+    // Not reproduced step by step (cannot happen for a deterministic chunk); report the chunk.
+    Error::Diverged {
+        step: start + len,
+        time: (start + len) as f64 * run.dt,
+        time_unit: spec.time_unit,
+        var: "?".into(),
+        node: 0,
+        batch: 0,
+        value: f32::NAN,
+    }
+}
