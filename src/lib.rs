@@ -26,3 +26,15 @@ pub mod sim;
 
 pub use error::{Error, Result};
 pub use neurodiff_models as models;
+
+use burn::prelude::Backend;
+use burn::tensor::{Element, TensorCreationOptions};
+
+/// Creation options for a float tensor of backend `B` on `device`, in `B`'s own float type.
+///
+/// Always create tensors through this. Burn 0.21 keys the default float dtype by device *type*,
+/// so `NdArray<f32>` and `NdArray<f64>` used in one process share whichever dtype was registered
+/// first, and an `NdArray<f64>` tensor created with a bare `&device` can silently be `f32`.
+pub fn float_opts<B: Backend>(device: &B::Device) -> TensorCreationOptions<B> {
+    (device, <B::FloatElem as Element>::dtype()).into()
+}

@@ -71,7 +71,7 @@ impl<B: Backend> Network<B> {
             model: dynamics,
             spec,
             coupling,
-            wt: Tensor::from_data(TensorData::new(wt, [n, n]), device),
+            wt: Tensor::from_data(TensorData::new(wt, [n, n]), crate::float_opts::<B>(device)),
             inputs_on,
             n,
         })
@@ -109,6 +109,15 @@ impl<B: Backend> Network<B> {
             v.push(p);
         }
         v
+    }
+
+    /// The model's default initial state at every node, `[batch, nodes]` per variable.
+    pub fn initial_state(&self, batch: usize, device: &B::Device) -> Vec<Tensor<B, 2>> {
+        self.spec
+            .state
+            .iter()
+            .map(|v| Tensor::full([batch, self.n], v.initial, crate::float_opts::<B>(device)))
+            .collect()
     }
 
     /// Binds parameter values (one tensor per entry of [`Network::param_specs`], each

@@ -142,7 +142,7 @@ impl Noise {
                 fill_host(&mut data, self.seed, start, len, batch, width, &scale);
                 Tensor::from_data(
                     TensorData::new(data, [len, noisy.len(), batch, width]),
-                    device,
+                    crate::float_opts::<B>(device),
                 )
             }
             NoiseSource::Device => {
@@ -152,10 +152,13 @@ impl Noise {
                 let z: Tensor<B, 4> = Tensor::random(
                     [len, noisy.len(), batch, width],
                     Distribution::Normal(0.0, 1.0),
-                    device,
+                    crate::float_opts::<B>(device),
                 );
-                let s = Tensor::<B, 1>::from_data(TensorData::new(scale, [noisy.len()]), device)
-                    .reshape([1, noisy.len(), 1, 1]);
+                let s = Tensor::<B, 1>::from_data(
+                    TensorData::new(scale, [noisy.len()]),
+                    crate::float_opts::<B>(device),
+                )
+                .reshape([1, noisy.len(), 1, 1]);
                 z * s
             }
         };

@@ -229,7 +229,7 @@ impl ParamTable {
                         values.iter().map(|&x| x as f32).collect(),
                     ),
                 };
-                Tensor::from_data(TensorData::new(data, shape), device)
+                Tensor::from_data(TensorData::new(data, shape), crate::float_opts::<B>(device))
             })
             .collect()
     }

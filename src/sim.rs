@@ -224,6 +224,31 @@ pub fn simulate<B: Backend>(
     Ok(carry.x)
 }
 
+/// Runs a simulation and returns all samples on the host, `[samples, batch, vars, nodes]`
+/// row-major, with that shape.
+pub fn simulate_collect<B: Backend>(
+    net: &Network<B>,
+    params: &[Tensor<B, 2>],
+    x0: Vec<Tensor<B, 2>>,
+    run: &Run,
+) -> Result<(Vec<f32>, [usize; 4])> {
+    let [batch, nodes] = x0[0].dims();
+    let mut out = Vec::new();
+    simulate(
+        net,
+        params,
+        x0,
+        run,
+        |s| {
+            out.extend(to_host(s.values));
+            Ok(())
+        },
+        |_| {},
+    )?;
+    let shape = [run.n_samples(), batch, run.monitor.vars.len(), nodes];
+    Ok((out, shape))
+}
+
 /// Whether every entry of every tensor is finite (one reduction and one read-back).
 pub fn all_finite<B: Backend>(x: &[Tensor<B, 2>]) -> bool {
     let probe = Tensor::cat(x.to_vec(), 1).mul_scalar(0.0).sum();

@@ -49,15 +49,15 @@ pub struct SimulateArgs {
     #[arg(long)]
     batch: Option<usize>,
     /// Integration step, in the model's time unit. [default: the model's, 0.01 ms for mpr]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dt: Option<f64>,
     /// Recorded duration after the transient, in the model's time unit. [default: 3000 ms or
     /// 60 s]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Initial transient that is simulated but not recorded, in the model's time unit.
     /// [default: 0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     transient: Option<f64>,
     /// Integrator: euler, heun or rk4 (deterministic only). [default: heun]
     #[arg(long)]
@@ -518,7 +518,7 @@ impl BackendTask for SimTask {
                 x0_host.iter().map(|&v| v as f32).collect::<Vec<_>>(),
                 [rows, nv, nodes],
             ),
-            &device,
+            neurodiff::float_opts::<B>(&device),
         );
         let x0: Vec<Tensor<B, 2>> = (0..nv)
             .map(|v| {

@@ -1,0 +1,227 @@
+//! The `neurodiff` binary as a user meets it: the default run, config files, and bad input
+//! (each a clear error naming the problem, a non-zero exit, and no output file left behind).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+}
+
+/// A fresh empty folder for one test.
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("neurodiff-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    bin().current_dir(dir).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a little-endian f64 .npy file.
+fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
+    let dims = shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dims = if shape.len() == 1 {
+        format!("{dims},")
+    } else {
+        dims
+    };
+    let mut dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({dims}), }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(dict.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Asserts that a run failed with a message containing every needle and left no file in `out`.
+fn assert_clean_failure(dir: &Path, args: &[&str], needles: &[&str]) {
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut full = args.to_vec();
+    full.extend_from_slice(&["--out", "out/sim.npy", "-q"]);
+    if !args.contains(&"--duration") {
+        full.extend_from_slice(&["--duration", "1"]);
+    }
+    let o = run_in(dir, &full);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} should fail; stderr: {err}");
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "{args:?}: expected `{n}` in the error, got: {err}"
+        );
+    }
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
+}
+
+#[test]
+fn default_run_writes_npy_and_sidecar() {
+    let dir = tmpdir("default");
+    let o = run_in(&dir, &["simulate", "--duration", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("out/sim.npy"),
+        "tells where the output went: {stdout}"
+    );
+    let npy = std::fs::read(dir.join("out/sim.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..128]);
+    // 20 ms sampled every 1 ms, batch 1, MPR's 2 variables, 80 regions.
+    assert!(header.contains("'shape': (20, 1, 2, 80)"), "{header}");
+    let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    assert_eq!(npy.len(), 10 + hlen + 20 * 2 * 80 * 4);
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("out/sim.json")).unwrap()).unwrap();
+    assert_eq!(side["model"], "mpr");
+    assert_eq!(side["shape"], serde_json::json!([20, 1, 2, 80]));
+    assert_eq!(side["params"]["eta"], -5.0);
+    assert_eq!(side["params"]["G"], 0.5);
+    assert!(side["wall_time_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(side["burn_version"], "0.21.0");
+}
+
+#[test]
+fn flags_override_config_and_batches_are_built() {
+    let dir = tmpdir("config");
+    std::fs::write(
+        dir.join("run.toml"),
+        "model = \"mpr\"\nduration = 5.0\nsample_every = 50\nnoise = 0.01\nseed = 3\n\
+         [params]\neta = -4.8\nG = [0.1, 0.2, 0.3]\n",
+    )
+    .unwrap();
+    let o = run_in(
+        &dir,
+        &[
+            "simulate",
+            "--config",
+            "run.toml",
+            "--param",
+            "G=linspace(0.1,1.0,4)",
+            "--out",
+            "a.npy",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("a.json")).unwrap()).unwrap();
+    // 5 ms / (50 * 0.01 ms) = 10 samples; the flag's 4-element batch wins over the file's 3.
+    assert_eq!(side["shape"], serde_json::json!([10, 4, 2, 80]));
+    assert_eq!(side["params"]["eta"], -4.8);
+    assert_eq!(side["settings"]["seed"], 3);
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let dir = tmpdir("bad");
+    write_npy(&dir.join("rect.npy"), &[2, 3], &[0.0; 6]);
+    write_npy(&dir.join("nan.npy"), &[2, 2], &[0.0, f64::NAN, 1.0, 0.0]);
+    write_npy(&dir.join("neg.npy"), &[2, 2], &[0.0, -1.0, 1.0, 0.0]);
+    write_npy(&dir.join("ok.npy"), &[2, 2], &[0.0, 1.0, 1.0, 0.0]);
+    write_npy(&dir.join("len3.npy"), &[3, 3], &[0.0; 9]);
+    write_npy(&dir.join("init.npy"), &[3, 80], &[0.0; 240]);
+    std::fs::write(dir.join("broken.toml"), "model = \"mpr\"\nduration = [1,\n").unwrap();
+    std::fs::write(dir.join("typo.toml"), "modle = \"mpr\"\n").unwrap();
+
+    let s = "simulate";
+    assert_clean_failure(
+        &dir,
+        &[s, "--connectome", "rect.npy"],
+        &["rect.npy", "square"],
+    );
+    assert_clean_failure(
+        &dir,
+        &[s, "--connectome", "nan.npy"],
+        &["nan.npy", "row 0, column 1", "finite"],
+    );
+    assert_clean_failure(
+        &dir,
+        &[s, "--connectome", "neg.npy"],
+        &["neg.npy", "row 0, column 1", "negative"],
+    );
+    assert_clean_failure(
+        &dir,
+        &[s, "--connectome", "ok.npy", "--lengths", "len3.npy"],
+        &["len3.npy", "[3, 3]", "2 × 2"],
+    );
+    assert_clean_failure(&dir, &[s, "--connectome", "missing.npy"], &["missing.npy"]);
+    assert_clean_failure(&dir, &[s, "--param", "etta=1"], &["etta", "eta"]);
+    assert_clean_failure(&dir, &[s, "--param", "tau=-1"], &["tau", "admissible"]);
+    assert_clean_failure(
+        &dir,
+        &[s, "--param", "G=1,2", "--param", "eta=1,2,3"],
+        &["batch"],
+    );
+    assert_clean_failure(&dir, &[s, "--model", "nosuch"], &["nosuch", "mpr"]);
+    assert_clean_failure(&dir, &[s, "--dt", "0"], &["dt", "positive"]);
+    assert_clean_failure(&dir, &[s, "--dt", "-0.1"], &["dt", "positive"]);
+    assert_clean_failure(&dir, &[s, "--integrator", "rk5"], &["rk5", "heun"]);
+    assert_clean_failure(
+        &dir,
+        &[s, "--integrator", "rk4", "--noise", "0.1"],
+        &["rk4"],
+    );
+    assert_clean_failure(&dir, &[s, "--noise", "q=0.1"], &["q", "r, V"]);
+    assert_clean_failure(
+        &dir,
+        &[s, "--initial-state", "init.npy"],
+        &["init.npy", "[2, 80]"],
+    );
+    assert_clean_failure(
+        &dir,
+        &[s, "--config", "broken.toml"],
+        &["broken.toml", "line"],
+    );
+    assert_clean_failure(&dir, &[s, "--config", "typo.toml"], &["typo.toml", "modle"]);
+    assert_clean_failure(&dir, &[s, "--backend", "tpu"], &["tpu", "ndarray"]);
+}
+
+#[test]
+fn divergence_fails_cleanly_with_the_step() {
+    let dir = tmpdir("diverge");
+    assert_clean_failure(
+        &dir,
+        &[
+            "simulate",
+            "--dt",
+            "0.5",
+            "--duration",
+            "100",
+            "--param",
+            "eta=50",
+            "--integrator",
+            "euler",
+        ],
+        &["diverged at step", "node", "variable"],
+    );
+}
+
+#[test]
+fn models_lists_the_catalogue() {
+    let o = bin().args(["models"]).output().unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    for needle in ["mpr", "eta", "Delta", "kHz", "G"] {
+        assert!(s.contains(needle), "missing {needle} in:\n{s}");
+    }
+}

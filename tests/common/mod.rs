@@ -1,0 +1,112 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use burn::prelude::{Backend, Tensor, TensorData};
+use neurodiff::connectome::Connectome;
+use neurodiff::coupling::CouplingKind;
+use neurodiff::integrate::Integrator;
+use neurodiff::network::Network;
+use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
+use neurodiff::params::{ParamTable, ParamValue};
+use neurodiff::sim::{simulate_collect, Monitor, Run};
+
+pub type Nd = burn::backend::NdArray<f32>;
+pub type Nd64 = burn::backend::NdArray<f64>;
+pub type Flex = burn::backend::Flex;
+
+/// Instantiates a backend-generic test `fn name<B: Backend>()` once per enabled backend.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod per_backend {
+            $(
+                mod $name {
+                    #[test]
+                    fn ndarray() { super::super::$name::<$crate::common::Nd>(); }
+                    #[test]
+                    fn flex() { super::super::$name::<$crate::common::Flex>(); }
+                }
+            )*
+        }
+    };
+}
+
+/// A run of `steps` steps with the given integrator, noise amplitude (0 = none) and sampling.
+pub fn run(steps: usize, integrator: Integrator, sigma: f64, seed: u64, every: usize) -> Run {
+    Run {
+        dt: 0.01,
+        steps,
+        integrator,
+        noise: Noise {
+            sigma: vec![sigma; 2],
+            mode: if sigma > 0.0 {
+                NoiseMode::Independent
+            } else {
+                NoiseMode::None
+            },
+            seed,
+            source: NoiseSource::Host,
+        },
+        chunk: 100,
+        monitor: Monitor {
+            every,
+            mean: false,
+            transient: 0,
+            vars: vec![0, 1],
+        },
+    }
+}
+
+/// MPR on the bundled HCP connectome.
+pub fn mpr_net<B: Backend>(device: &B::Device) -> (Network<B>, Connectome) {
+    let conn = Connectome::load("hcp80", None).unwrap();
+    let net = Network::<B>::new("mpr", &conn, CouplingKind::Linear, None, device).unwrap();
+    (net, conn)
+}
+
+/// Parameter tensors with some values set.
+pub fn params<B: Backend>(
+    net: &Network<B>,
+    given: &[(&str, ParamValue)],
+    device: &B::Device,
+) -> (Vec<Tensor<B, 2>>, usize) {
+    let given: Vec<(String, ParamValue)> = given
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect();
+    let t = ParamTable::new(&net.param_specs(), &given, net.nodes(), None).unwrap();
+    (t.tensors(device), t.batch)
+}
+
+/// Simulates and returns the samples on the host.
+pub fn sim<B: Backend>(
+    net: &Network<B>,
+    p: &[Tensor<B, 2>],
+    batch: usize,
+    run: &Run,
+    device: &B::Device,
+) -> (Vec<f32>, [usize; 4]) {
+    simulate_collect(net, p, net.initial_state(batch, device), run).unwrap()
+}
+
+/// A `[rows, cols]` tensor from host values.
+pub fn tensor2<B: Backend>(v: Vec<f32>, rows: usize, cols: usize, d: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(
+        TensorData::new(v, [rows, cols]),
+        neurodiff::float_opts::<B>(d),
+    )
+}
+
+/// Largest absolute difference relative to the largest magnitude.
+pub fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = a
+        .iter()
+        .fold(0f64, |m, &x| m.max((x as f64).abs()))
+        .max(1e-12);
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
