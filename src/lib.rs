@@ -17,6 +17,7 @@ pub mod backend;
 pub mod connectome;
 pub mod coupling;
 pub mod error;
+pub mod fused;
 pub mod integrate;
 pub mod io;
 pub mod network;

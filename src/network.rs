@@ -32,34 +32,7 @@ impl<B: Backend> Network<B> {
     ) -> Result<Self> {
         let dynamics = neurodiff_models::dynamics::<B>(model)?;
         let spec = dynamics.spec();
-        let inputs_on = match inputs {
-            None => spec.coupling.iter().map(|c| c.default_on).collect(),
-            Some(names) => {
-                let mut on = vec![false; spec.coupling.len()];
-                for name in names {
-                    let k = spec
-                        .coupling
-                        .iter()
-                        .position(|c| c.name == name)
-                        .ok_or_else(|| {
-                            Error::setting(
-                                "coupling-inputs",
-                                format!(
-                                    "model `{}` has no coupling input `{name}`; it has: {}",
-                                    spec.name,
-                                    spec.coupling
-                                        .iter()
-                                        .map(|c| c.name)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ),
-                            )
-                        })?;
-                    on[k] = true;
-                }
-                on
-            }
-        };
+        let inputs_on = resolve_inputs(spec, inputs)?;
         let n = connectome.n;
         let mut wt = vec![0f32; n * n];
         for i in 0..n {
@@ -97,18 +70,10 @@ impl<B: Backend> Network<B> {
         &self.inputs_on
     }
 
-    /// The full parameter list: the model's parameters, then the coupling's.
-    /// The coupling's `G` defaults to the model's typical coupling strength.
+    /// The full parameter list: the model's parameters, then the coupling's (see
+    /// [`param_specs`]).
     pub fn param_specs(&self) -> Vec<ParamSpec> {
-        let mut v: Vec<ParamSpec> = self.spec.params.to_vec();
-        for p in self.coupling.params() {
-            let mut p = *p;
-            if p.name == "G" {
-                p.default = self.spec.coupling_strength;
-            }
-            v.push(p);
-        }
-        v
+        param_specs(self.spec, self.coupling)
     }
 
     /// The model's default initial state at every node, `[batch, nodes]` per variable.
@@ -153,6 +118,52 @@ impl<B: Backend> Network<B> {
             out.push(value);
         }
         out
+    }
+}
+
+/// The full parameter list of a model with a coupling: the model's parameters, then the
+/// coupling's. The coupling's `G` defaults to the model's typical coupling strength.
+pub fn param_specs(spec: &ModelSpec, coupling: CouplingKind) -> Vec<ParamSpec> {
+    let mut v: Vec<ParamSpec> = spec.params.to_vec();
+    for p in coupling.params() {
+        let mut p = *p;
+        if p.name == "G" {
+            p.default = spec.coupling_strength;
+        }
+        v.push(p);
+    }
+    v
+}
+
+/// Which coupling inputs of a model are computed: the named ones, or the model's defaults.
+pub fn resolve_inputs(spec: &ModelSpec, inputs: Option<&[String]>) -> Result<Vec<bool>> {
+    match inputs {
+        None => Ok(spec.coupling.iter().map(|c| c.default_on).collect()),
+        Some(names) => {
+            let mut on = vec![false; spec.coupling.len()];
+            for name in names {
+                let k = spec
+                    .coupling
+                    .iter()
+                    .position(|c| c.name == name)
+                    .ok_or_else(|| {
+                        Error::setting(
+                            "coupling-inputs",
+                            format!(
+                                "model `{}` has no coupling input `{name}`; it has: {}",
+                                spec.name,
+                                spec.coupling
+                                    .iter()
+                                    .map(|c| c.name)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                    })?;
+                on[k] = true;
+            }
+            Ok(on)
+        }
     }
 }
 

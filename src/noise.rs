@@ -220,16 +220,30 @@ pub(crate) fn fill_host(
     for s in 0..len {
         let step = (start + s) as u64;
         for b in 0..batch {
-            let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(seed, step, b as u64));
+            let mut rng = stream(seed, step, b);
             for (v, &sc) in scale.iter().enumerate() {
                 let base = ((s * nv + v) * batch + b) * width;
                 for o in &mut out[base..base + width] {
-                    let z: f32 = rng.sample(StandardNormal);
-                    *o = z * sc;
+                    *o = draw(&mut rng, sc);
                 }
             }
         }
     }
+}
+
+/// The generator of step `step` for batch element `b`: it yields, variable by variable (noisy
+/// variables only, in order), `width` increments each. Shared by every engine, so all draw the
+/// same numbers.
+#[inline]
+pub(crate) fn stream(seed: u64, step: u64, b: usize) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(mix(seed, step, b as u64))
+}
+
+/// The next increment of a stream, scaled by `scale` (= sigma sqrt(dt)), in `f32`.
+#[inline(always)]
+pub(crate) fn draw(rng: &mut Xoshiro256PlusPlus, scale: f32) -> f32 {
+    let z: f32 = rng.sample(StandardNormal);
+    z * scale
 }
 
 #[cfg(test)]

@@ -171,11 +171,11 @@ impl Model for Mpr {
     fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
         let (r, v) = (x[0].max(T::zero()), x[1]);
         let (tau, i_ext, delta, j, eta, cr, cv) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
-        let pi = k::<T>(PI);
-        dx[0] = (delta / (pi * tau) + k::<T>(2.0) * r * v) / tau;
-        let pi_tau_r = pi * tau * r;
-        dx[1] =
-            (v * v + eta + j * tau * r + i_ext + cr * c[0] + cv * c[1] - pi_tau_r * pi_tau_r) / tau;
+        let inv_tau = tau.recip();
+        dx[0] = (delta * inv_tau * k::<T>(1.0 / PI) + k::<T>(2.0) * r * v) * inv_tau;
+        let pi_tau_r = k::<T>(PI) * tau * r;
+        dx[1] = (v * v + eta + j * tau * r + i_ext + cr * c[0] + cv * c[1] - pi_tau_r * pi_tau_r)
+            * inv_tau;
     }
 
     #[inline(always)]

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod bench;
 mod models;
 mod simulate;
 
@@ -21,6 +22,8 @@ enum Command {
     Simulate(Box<simulate::SimulateArgs>),
     /// List the models with their state variables and parameters.
     Models(models::ModelsArgs),
+    /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a parsed command line.
@@ -28,5 +31,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(a) => simulate::run(*a),
         Command::Models(a) => models::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::connectome::{Connectome, Normalization};
 use neurodiff::coupling::CouplingKind;
+use neurodiff::fused::{self, Engine, FusedRun};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{read_npy, AtomicFile, NpyStream};
 use neurodiff::models::ModelSpec;
-use neurodiff::network::Network;
+use neurodiff::network::{param_specs, resolve_inputs, Network};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::sim::{default_chunk, simulate, to_host, Monitor, Run};
@@ -104,6 +105,13 @@ pub struct SimulateArgs {
     /// Backend: ndarray, ndarray64, flex, wgpu, cuda. [default: ndarray]
     #[arg(long)]
     backend: Option<String>,
+    /// Engine: auto (the fused CPU engine for CPU backends when it supports the run), tensor
+    /// (Burn tensor ops on the backend) or fused. [default: auto]
+    #[arg(long)]
+    engine: Option<String>,
+    /// Worker threads of the fused engine (0 = one per core). [default: 0]
+    #[arg(long)]
+    threads: Option<usize>,
     /// Output .npy file of shape [samples, batch, vars, nodes]; a .json sidecar is written
     /// beside it. [default: out/sim.npy]
     #[arg(long, short, value_name = "PATH")]
@@ -140,6 +148,8 @@ struct SimulateConfig {
     coupling_inputs: Option<Vec<String>>,
     chunk: Option<usize>,
     backend: Option<String>,
+    engine: Option<String>,
+    threads: Option<usize>,
     out: Option<PathBuf>,
 }
 
@@ -243,6 +253,8 @@ pub struct Settings {
     pub record: Vec<usize>,
     pub chunk: Option<usize>,
     pub backend: BackendKind,
+    pub engine: Engine,
+    pub threads: usize,
     pub out: PathBuf,
     pub time_unit: &'static str,
 }
@@ -377,6 +389,8 @@ impl Settings {
             record,
             chunk: a.chunk.or(cfg.chunk),
             backend: parse_or(a.backend.or(cfg.backend), BackendKind::Ndarray)?,
+            engine: parse_or(a.engine.or(cfg.engine), Engine::Auto)?,
+            threads: a.threads.or(cfg.threads).unwrap_or(0),
             out: a
                 .out
                 .or(cfg.out)
@@ -469,6 +483,7 @@ struct Sidecar<'a> {
     settings: &'a Settings,
     steps: usize,
     backend: &'a str,
+    engine: Engine,
     noise_source: NoiseSource,
     wall_time_s: f64,
 }
@@ -495,41 +510,22 @@ impl BackendTask for SimTask {
         let started = Instant::now();
         let mut conn = Connectome::load(&s.connectome, s.lengths.as_deref())?;
         conn.normalize(s.normalize);
-        let net = Network::<B>::new(
-            &s.model,
-            &conn,
-            s.coupling,
-            s.coupling_inputs.as_deref(),
-            &device,
-        )?;
-        let spec = net.spec();
+        let spec = neurodiff::models::find(&s.model)?;
+        let inputs_on = resolve_inputs(spec, s.coupling_inputs.as_deref())?;
         let nodes = conn.n;
-        let table = ParamTable::new(&net.param_specs(), &s.given_params, nodes, s.batch)?;
-        let batch = table.batch;
-        let (rows, x0_host) = initial_state(s, spec, batch, nodes)?;
+        let table = ParamTable::new(
+            &param_specs(spec, s.coupling),
+            &s.given_params,
+            nodes,
+            s.batch,
+        )?;
+        let (rows, x0_host) = initial_state(s, spec, table.batch, nodes)?;
         let batch = if rows > 1 && table.batch == 1 && s.batch.is_none() {
             rows
         } else {
-            batch
+            table.batch
         };
         let nv = spec.n_vars();
-        let x0_all: Tensor<B, 3> = Tensor::from_data(
-            TensorData::new(
-                x0_host.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                [rows, nv, nodes],
-            ),
-            neurodiff::float_opts::<B>(&device),
-        );
-        let x0: Vec<Tensor<B, 2>> = (0..nv)
-            .map(|v| {
-                x0_all
-                    .clone()
-                    .narrow(1, v, 1)
-                    .reshape([rows, nodes])
-                    .expand([batch, nodes])
-            })
-            .collect();
-        let params = table.tensors::<B>(&device);
         let transient = s.steps(s.transient);
         let steps = transient + s.steps(s.duration);
         let noise_source = s
@@ -554,6 +550,13 @@ impl BackendTask for SimTask {
             },
         };
         run.validate(nv)?;
+        let fused_ok = fused::supports(s.coupling, &run);
+        let engine = match (s.engine, fused_ok) {
+            (Engine::Fused, Some(why)) => return Err(Error::setting("engine", why)),
+            (Engine::Fused, None) => Engine::Fused,
+            (Engine::Auto, None) if kind.is_cpu() => Engine::Fused,
+            _ => Engine::Tensor,
+        };
         let n_samples = run.n_samples();
         let shape = [n_samples, batch, s.record.len(), nodes];
         if let Some(dir) = s.out.parent() {
@@ -574,14 +577,60 @@ impl BackendTask for SimTask {
             );
             b
         };
-        let final_state = simulate(
-            &net,
-            &params,
-            x0,
-            &run,
-            |samples| out.write(&to_host(samples.values)),
-            |done| bar.set_position(done as u64),
-        )?;
+        // The final state, [batch, vars, nodes] on the host.
+        let final_state: Vec<f32> = if engine == Engine::Fused {
+            let fr = FusedRun {
+                connectome: &conn,
+                inputs_on: &inputs_on,
+                params: &table,
+                x0: &x0_host,
+                x0_rows: rows,
+                batch,
+                run: &run,
+                threads: s.threads,
+            };
+            let mut write = |_first: usize, _k: usize, v: Vec<f32>| out.write(&v);
+            let mut progress = |done: usize| bar.set_position(done as u64);
+            if kind == BackendKind::Ndarray64 {
+                fused::simulate_fused::<f64>(&s.model, &fr, &mut write, &mut progress)?
+            } else {
+                fused::simulate_fused::<f32>(&s.model, &fr, &mut write, &mut progress)?
+            }
+        } else {
+            let net = Network::<B>::new(
+                &s.model,
+                &conn,
+                s.coupling,
+                s.coupling_inputs.as_deref(),
+                &device,
+            )?;
+            let x0_all: Tensor<B, 3> = Tensor::from_data(
+                TensorData::new(
+                    x0_host.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    [rows, nv, nodes],
+                ),
+                neurodiff::float_opts::<B>(&device),
+            );
+            let x0: Vec<Tensor<B, 2>> = (0..nv)
+                .map(|v| {
+                    x0_all
+                        .clone()
+                        .narrow(1, v, 1)
+                        .reshape([rows, nodes])
+                        .expand([batch, nodes])
+                })
+                .collect();
+            let params = table.tensors::<B>(&device);
+            let fin = simulate(
+                &net,
+                &params,
+                x0,
+                &run,
+                |samples| out.write(&to_host(samples.values)),
+                |done| bar.set_position(done as u64),
+            )?;
+            to_host(Tensor::stack::<3>(fin, 1))
+        };
         bar.finish_and_clear();
         let wall = started.elapsed().as_secs_f64();
 
@@ -617,6 +666,7 @@ impl BackendTask for SimTask {
             settings: s,
             steps,
             backend: kind.name(),
+            engine,
             noise_source,
             wall_time_s: wall,
         };
@@ -633,14 +683,19 @@ impl BackendTask for SimTask {
         if !self.quiet {
             println!(
                 "simulated {} {} of {} on {} ({nodes} nodes), batch {batch}: {steps} {} steps \
-                 in {wall:.2} s ({:.0} steps/s) on {}",
+                 in {wall:.2} s ({:.0} steps/s) on {} ({} engine)",
                 s.duration + s.transient,
                 spec.time_unit,
                 spec.name,
                 conn.source,
                 s.integrator.name(),
                 steps as f64 / wall,
-                kind.name()
+                kind.name(),
+                if engine == Engine::Fused {
+                    "fused"
+                } else {
+                    "tensor"
+                }
             );
             println!(
                 "wrote {}  shape [samples {}, batch {}, variables {}, nodes {}], one sample \
@@ -657,17 +712,15 @@ impl BackendTask for SimTask {
                 "      {}  (settings, parameter values, versions, wall time)",
                 json_path.display()
             );
-            for (v, xv) in final_state.into_iter().enumerate() {
-                let h = to_host(xv);
-                let (lo, hi) = h
-                    .iter()
+            for (v, var) in spec.state.iter().enumerate() {
+                let (lo, hi) = (0..batch)
+                    .flat_map(|b| {
+                        final_state[(b * nv + v) * nodes..(b * nv + v + 1) * nodes].iter()
+                    })
                     .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
                         (a.min(x), b.max(x))
                     });
-                println!(
-                    "final {:<4} in [{lo:.4}, {hi:.4}] {}",
-                    spec.state[v].name, spec.state[v].unit
-                );
+                println!("final {:<4} in [{lo:.4}, {hi:.4}] {}", var.name, var.unit);
             }
         }
         Ok(())
