@@ -1,1 +1,25 @@
-pub fn x() {}
+//! # neurodiff-optim
+//!
+//! Fitting machinery for neurodiff that sees only tensors and gradients, generic over the Burn
+//! backend `B`:
+//!
+//! - [`transform`]: bounded parameters through the inverse-sigmoid (logit) transform, with
+//!   checks of initial values against their bounds.
+//! - [`polyak`]: Polyak-style normalised gradient descent, plain and loss-annealed, for `R`
+//!   parallel restarts.
+//! - [`adam`]: Adam on plain tensors.
+//! - [`loss`]: differentiable losses between batched simulated FC matrices and an empirical FC.
+//!
+//! ## Conventions
+//! Parameters are lists of tensors whose leading dimension is the restart (batch) index `R`:
+//! `[R, 1]` for a global parameter, `[R, N]` for a per-region one. The optimisers return new
+//! tensors rather than mutating; under `Autodiff` they are meant to run on the inner backend
+//! (detached values and their gradients), after which the caller re-attaches the result.
+//!
+//! Bad settings and inconsistent shapes are reported as [`Error`]s, not panics.
+
+pub mod error;
+pub mod transform;
+
+pub use error::{Error, Result};
+pub use transform::Bounds;
