@@ -19,7 +19,10 @@
 //! Bad settings and inconsistent shapes are reported as [`Error`]s, not panics.
 
 pub mod error;
+pub mod polyak;
+mod tensors;
 pub mod transform;
 
 pub use error::{Error, Result};
+pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
 pub use transform::Bounds;
