@@ -18,11 +18,13 @@
 //!
 //! Bad settings and inconsistent shapes are reported as [`Error`]s, not panics.
 
+pub mod adam;
 pub mod error;
 pub mod polyak;
 mod tensors;
 pub mod transform;
 
+pub use adam::{Adam, AdamConfig, AdamState};
 pub use error::{Error, Result};
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
 pub use transform::Bounds;
