@@ -20,11 +20,15 @@
 
 pub mod adam;
 pub mod error;
+pub mod loss;
 pub mod polyak;
 mod tensors;
 pub mod transform;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use error::{Error, Result};
+pub use loss::{
+    fc_corr_loss, fc_mse, upper_triangle, upper_triangle_indices, weighted, PEARSON_EPS,
+};
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
 pub use transform::Bounds;
