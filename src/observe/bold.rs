@@ -408,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn brief_input_gives_the_classic_response_shape() {
+    fn brief_input_response_peaks_after_the_flow_then_undershoots() {
         let p = BoldParams::default();
         let dt = 0.005;
         let pulse = 0.1; // s
@@ -476,6 +476,24 @@ mod tests {
                 "{i}: {} vs fd {fd}",
                 g[i]
             );
+        }
+    }
+
+    #[test]
+    fn f32_backend_agrees_with_f64() {
+        fn run<Bk: Backend>() -> Vec<f64> {
+            let dev = Default::default();
+            let p = BoldParams::default();
+            let mut st = BoldState::<Bk>::rest(1, 2, &dev);
+            let x = Tensor::<Bk, 2>::from_data(TensorData::new(vec![1.0, 0.3], [1, 2]), &dev);
+            for _ in 0..300 {
+                st = bold_step(st, &x, 0.01, &p);
+            }
+            host(bold_signal(&st, &p))
+        }
+        let (a, b) = (run::<B>(), run::<NdArray<f32>>());
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() < 1e-4 * (1.0 + p.abs()), "{p} vs {q}");
         }
     }
 

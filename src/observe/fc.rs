@@ -288,6 +288,19 @@ mod tests {
     }
 
     #[test]
+    fn f32_backend_agrees_with_f64() {
+        // The engine's default backends run in f32: same results to f32 precision.
+        let (r, t, n) = (2, 40, 5);
+        let x = signals(8, r, t, n);
+        let a = host(fc(tensor::<B>(x.clone(), [r, t, n])));
+        let b = host(fc(tensor::<NdArray<f32>>(x.clone(), [r, t, n])));
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5));
+        let a = host(fcd(tensor::<B>(x.clone(), [r, t, n]), 10, 5));
+        let b = host(fcd(tensor::<NdArray<f32>>(x, [r, t, n]), 10, 5));
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-4));
+    }
+
+    #[test]
     fn fcd_window_errors() {
         for (frames, nodes, window, step, want) in [
             (10, 4, 1, 1, "at least 2 frames"),
