@@ -22,6 +22,7 @@ pub mod integrate;
 pub mod io;
 pub mod network;
 pub mod noise;
+pub mod observe;
 pub mod params;
 pub mod sim;
 
