@@ -319,19 +319,21 @@ def own_coupling(name, q, W32, x_now32, x_del32):
 
 
 def own_simulate(model_name, p, cvar, coupling_name, q, W, D, dt, n_steps, x0,
-                 bounds, stats=None):
+                 bounds, stats=None, coupling_dtype=np.float32):
     """Heun with coupling computed once per step from the history and held for
     both stages; bounds clipped after the predictor and after the corrector.
 
     D: integer delays [n, n]; history before step 0 is constant = x0.
+    coupling_dtype: float32 reproduces TVB (float32 weights and history);
+    float64 is what a straightforward double-precision implementation does.
     """
     x = np.array(x0, dtype=float)
     n_svar, n_node = x.shape
     H = int(D.max()) + 1
-    buf = np.empty((H + n_steps, len(cvar), n_node), dtype=np.float32)
+    buf = np.empty((H + n_steps, len(cvar), n_node), dtype=coupling_dtype)
     buf[:H] = x[cvar]                       # buf[H-1+n] holds step n
     jj = np.arange(n_node)[None, :]
-    W32 = np.asarray(W, dtype=np.float32)
+    W32 = np.asarray(W, dtype=coupling_dtype)
     out = np.empty((n_steps, n_svar, n_node))
 
     def clip(y, stage):
@@ -529,11 +531,16 @@ def run_case(name, spec, write=True):
     err = np.abs(own - traj) / scale
     err_head = float(err[:CHECK_STEPS].max())
     err_all = float(err.max())
+    own64 = own_simulate(spec["model"], p, cvar, spec["coupling"][0], q, weights, D, dt,
+                         n_steps, x0, bounds, coupling_dtype=np.float64)
+    err64 = np.abs(own64 - traj) / scale
     ok = err_head < CHECK_TOL
     moving = float(np.abs(np.diff(traj[-50:], axis=0)).max())
     print("%-26s svar=%d steps=%4d H=%3d speed=%-10.4g head_err=%.1e all_err=%.1e "
+          "f64-coupling err: first10=%.1e all=%.1e "
           "range=[%.3g, %.3g] last-50-step max|dx|=%.2e clips=%s %s"
           % (name, traj.shape[1], n_steps, H, speed, err_head, err_all,
+             float(err64[:10].max()), float(err64.max()),
              traj.min(), traj.max(), moving, clips or "-", "OK" if ok else "MISMATCH"))
     assert np.isfinite(traj).all(), name
     if not ok:
@@ -589,6 +596,10 @@ def run_case(name, spec, write=True):
                     "tvb_first_time": float(times[0])},
         "self_check": {"own_numpy_heun_max_rel_err_first_%d_steps" % CHECK_STEPS: err_head,
                        "bound_clip_events": clips,
+                       "float64_coupling_max_rel_err_first_10_steps": float(err64[:10].max()),
+                       "float64_coupling_max_rel_err_all_steps": float(err64.max()),
+                       "float64_coupling_note": "error of the same NumPy Heun with the coupling "
+                                                "computed in float64 instead of TVB's float32",
                        "own_numpy_heun_max_rel_err_all_steps": err_all},
     }
     d = os.path.join(HERE, name)
