@@ -237,6 +237,9 @@ struct Worker<T> {
     acc_on: bool,
 }
 
+/// The samples a worker took during a chunk (`(index, values)`), or where it blew up.
+type ChunkResult<T> = std::result::Result<Vec<(usize, Vec<T>)>, Blowup>;
+
 /// Where a fused run first became non-finite.
 struct Blowup {
     step: usize,
@@ -364,20 +367,19 @@ fn run_model<M: Model, T: Real>(
     let mut start = 0;
     while start < run.steps {
         let len = run.chunk.min(run.steps - start);
-        let results: Vec<std::result::Result<Vec<(usize, Vec<T>)>, Blowup>> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = workers
-                    .iter_mut()
-                    .map(|w| {
-                        let ctx = &ctx;
-                        s.spawn(move || chunk_dispatch(m, ctx, w, start, len))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("fused worker panicked"))
-                    .collect()
-            });
+        let results: Vec<ChunkResult<T>> = std::thread::scope(|s| {
+            let handles: Vec<_> = workers
+                .iter_mut()
+                .map(|w| {
+                    let ctx = &ctx;
+                    s.spawn(move || chunk_dispatch(m, ctx, w, start, len))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("fused worker panicked"))
+                .collect()
+        });
         // Report the earliest blow-up over all workers.
         let mut first: Option<Blowup> = None;
         let mut per_worker = Vec::with_capacity(results.len());
@@ -432,7 +434,7 @@ fn chunk_dispatch<M: Model, T: Real>(
     w: &mut Worker<T>,
     start: usize,
     len: usize,
-) -> std::result::Result<Vec<(usize, Vec<T>)>, Blowup> {
+) -> ChunkResult<T> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -451,7 +453,7 @@ unsafe fn chunk_avx2<M: Model, T: Real>(
     w: &mut Worker<T>,
     start: usize,
     len: usize,
-) -> std::result::Result<Vec<(usize, Vec<T>)>, Blowup> {
+) -> ChunkResult<T> {
     chunk(m, ctx, w, start, len)
 }
 
@@ -471,7 +473,7 @@ fn chunk<M: Model, T: Real>(
     w: &mut Worker<T>,
     start: usize,
     len: usize,
-) -> std::result::Result<Vec<(usize, Vec<T>)>, Blowup> {
+) -> ChunkResult<T> {
     let (n, nv) = (ctx.n, ctx.nv);
     let r = w.rows.len();
     let mut samples = Vec::new();
@@ -561,7 +563,7 @@ fn chunk<M: Model, T: Real>(
             }
             w.acc_on = true;
         }
-        if (done - ctx.transient) % ctx.every == 0 {
+        if (done - ctx.transient).is_multiple_of(ctx.every) {
             let k = (done - ctx.transient) / ctx.every - 1;
             let sample = if ctx.mean {
                 w.acc_on = false;
@@ -668,8 +670,8 @@ fn eval<M: Model, T: Real>(
             for v in 0..nv {
                 xs[v] = xrow[v * n + i];
             }
-            for k in 0..nin {
-                cs[k] = match ctx.input_src[k] {
+            for (c, src) in cs.iter_mut().zip(&ctx.input_src) {
+                *c = match *src {
                     Some(si) => g * coup[(si * r + lb) * n + i],
                     None => T::zero(),
                 };

@@ -41,21 +41,21 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
         let data = a.as_standard_layout().iter().map(|&v| v.into()).collect();
         Array { data, shape }
     }
-    if let Ok(a) = ArrayD::<f64>::read_npy(&bytes[..]) {
+    if let Ok(a) = ArrayD::<f64>::read_npy(bytes) {
         return Ok(conv(a));
     }
-    if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
+    if let Ok(a) = ArrayD::<f32>::read_npy(bytes) {
         return Ok(conv(a));
     }
-    if let Ok(a) = ArrayD::<i32>::read_npy(&bytes[..]) {
+    if let Ok(a) = ArrayD::<i32>::read_npy(bytes) {
         return Ok(conv(a));
     }
-    if let Ok(a) = ArrayD::<i64>::read_npy(&bytes[..]) {
+    if let Ok(a) = ArrayD::<i64>::read_npy(bytes) {
         let shape = a.shape().to_vec();
         let data = a.as_standard_layout().iter().map(|&v| v as f64).collect();
         return Ok(Array { data, shape });
     }
-    match ArrayD::<f64>::read_npy(&bytes[..]) {
+    match ArrayD::<f64>::read_npy(bytes) {
         Err(e) => Err(Error::data(
             path,
             format!("not a readable .npy array of floats or integers ({e})"),

@@ -157,7 +157,7 @@ pub fn run_chunk<B: Backend>(
                     .collect(),
             });
         }
-        if (n - m.transient) % m.every == 0 {
+        if (n - m.transient).is_multiple_of(m.every) {
             let k = (n - m.transient) / m.every - 1;
             first.get_or_insert(k);
             let kept: Vec<Tensor<B, 2>> = if m.mean {
