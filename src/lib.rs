@@ -18,6 +18,7 @@ pub mod connectome;
 pub mod coupling;
 pub mod error;
 pub mod fused;
+pub mod grad;
 pub mod integrate;
 pub mod io;
 pub mod network;

@@ -34,10 +34,10 @@ impl<B: Backend> Network<B> {
         let spec = dynamics.spec();
         let inputs_on = resolve_inputs(spec, inputs)?;
         let n = connectome.n;
-        let mut wt = vec![0f32; n * n];
+        let mut wt = vec![0f64; n * n];
         for i in 0..n {
             for j in 0..n {
-                wt[j * n + i] = connectome.weights[i * n + j] as f32;
+                wt[j * n + i] = connectome.weights[i * n + j];
             }
         }
         Ok(Self {

@@ -221,13 +221,11 @@ impl ParamTable {
         self.values
             .iter()
             .map(|v| {
-                let (shape, data): ([usize; 2], Vec<f32>) = match v {
-                    ParamValue::Scalar(x) => ([1, 1], vec![*x as f32]),
-                    ParamValue::Batch(l) => ([l.len(), 1], l.iter().map(|&x| x as f32).collect()),
-                    ParamValue::Regional { rows, values } => (
-                        [*rows, self.nodes],
-                        values.iter().map(|&x| x as f32).collect(),
-                    ),
+                // f64 data, converted by Burn to the backend's float type (no f32 detour).
+                let (shape, data): ([usize; 2], Vec<f64>) = match v {
+                    ParamValue::Scalar(x) => ([1, 1], vec![*x]),
+                    ParamValue::Batch(l) => ([l.len(), 1], l.clone()),
+                    ParamValue::Regional { rows, values } => ([*rows, self.nodes], values.clone()),
                 };
                 Tensor::from_data(TensorData::new(data, shape), crate::float_opts::<B>(device))
             })

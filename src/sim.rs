@@ -124,6 +124,34 @@ pub struct Carry<B: Backend> {
     pub acc: Option<Vec<Tensor<B, 2>>>,
 }
 
+impl<B: Backend> Carry<B> {
+    /// A carry holding only a state.
+    pub fn new(x: Vec<Tensor<B, 2>>) -> Self {
+        Self { x, acc: None }
+    }
+
+    /// All tensors, in a fixed order (state, then accumulator).
+    pub fn tensors(&self) -> Vec<Tensor<B, 2>> {
+        let mut v = self.x.clone();
+        if let Some(a) = &self.acc {
+            v.extend(a.iter().cloned());
+        }
+        v
+    }
+
+    /// Rebuilds a carry of the same layout as `self` from tensors in [`Carry::tensors`] order,
+    /// possibly on another backend.
+    pub fn with_tensors<C: Backend>(&self, mut t: Vec<Tensor<C, 2>>) -> Carry<C> {
+        let acc = self.acc.as_ref().map(|a| {
+            t.split_off(self.x.len())
+                .into_iter()
+                .take(a.len())
+                .collect()
+        });
+        Carry { x: t, acc }
+    }
+}
+
 /// Runs steps `start..start + len` from `carry`, returning the new carry and the samples taken.
 ///
 /// Pure: the result depends only on the arguments (the chunk's noise included), which is what
@@ -265,7 +293,7 @@ pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 
 /// Re-runs a chunk one step at a time from its starting state to find the first non-finite
 /// value (only called after the chunk has diverged, so speed does not matter).
-fn locate_divergence<B: Backend>(
+pub(crate) fn locate_divergence<B: Backend>(
     net: &Network<B>,
     params: &[Tensor<B, 2>],
     mut carry: Carry<B>,

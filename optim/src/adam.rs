@@ -161,7 +161,10 @@ mod tests {
     type B = NdArray<f64>;
 
     fn t2(v: Vec<f64>, shape: [usize; 2]) -> Tensor<B, 2> {
-        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+        Tensor::from_data(
+            TensorData::new(v, shape),
+            crate::test_opts::<B>(&Default::default()),
+        )
     }
 
     fn host<const D: usize>(t: Tensor<B, D>) -> Vec<f64> {

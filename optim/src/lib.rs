@@ -32,3 +32,14 @@ pub use loss::{
 };
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
 pub use transform::Bounds;
+
+/// Creation options in `B`'s own float type, for tests. Burn 0.21 keys the default float dtype
+/// by device type, so `NdArray<f32>` and `NdArray<f64>` in one test binary would otherwise share
+/// whichever registered first.
+#[cfg(test)]
+pub(crate) fn test_opts<B: burn::prelude::Backend>(
+    device: &B::Device,
+) -> burn::tensor::TensorCreationOptions<B> {
+    use burn::tensor::Element;
+    (device, <B::FloatElem as Element>::dtype()).into()
+}

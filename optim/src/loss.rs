@@ -250,7 +250,10 @@ mod tests {
         let dev = Default::default();
         let n = 4;
         let vals: Vec<f64> = (0..2 * n * n).map(|v| v as f64).collect();
-        let m = Tensor::<B, 3>::from_data(TensorData::new(vals.clone(), [2, n, n]), &dev);
+        let m = Tensor::<B, 3>::from_data(
+            TensorData::new(vals.clone(), [2, n, n]),
+            crate::test_opts::<B>(&dev),
+        );
         let u = upper_triangle(m);
         assert_eq!(u.dims(), [2, 6]);
         let got = host(u);
@@ -267,8 +270,10 @@ mod tests {
         let sim = sym_batch(1, r, n);
         let emp = sym_batch(2, 1, n);
         let (corr_want, mse_want) = loss_host(&sim, &emp, n, r);
-        let ts = Tensor::<B, 3>::from_data(TensorData::new(sim, [r, n, n]), &dev);
-        let te = Tensor::<B, 2>::from_data(TensorData::new(emp, [n, n]), &dev);
+        let ts =
+            Tensor::<B, 3>::from_data(TensorData::new(sim, [r, n, n]), crate::test_opts::<B>(&dev));
+        let te =
+            Tensor::<B, 2>::from_data(TensorData::new(emp, [n, n]), crate::test_opts::<B>(&dev));
         let corr = host(fc_corr_loss(ts.clone(), te.clone()).unwrap());
         let mse = host(fc_mse(ts.clone(), te.clone()).unwrap());
         for b in 0..r {
@@ -304,8 +309,13 @@ mod tests {
     fn constant_simulated_triangle_gives_finite_loss() {
         let dev = Default::default();
         let n = 4;
-        let sim = Tensor::<B, 2>::eye(n, &dev).unsqueeze::<3>();
-        let te = Tensor::<B, 2>::from_data(TensorData::new(sym_batch(5, 1, n), [n, n]), &dev);
+        let sim = Tensor::<B, 2>::eye(n, &dev)
+            .cast(crate::test_opts::<B>(&dev).dtype.unwrap())
+            .unsqueeze::<3>();
+        let te = Tensor::<B, 2>::from_data(
+            TensorData::new(sym_batch(5, 1, n), [n, n]),
+            crate::test_opts::<B>(&dev),
+        );
         let l = host(fc_corr_loss(sim, te).unwrap());
         assert!((l[0] - 1.0).abs() < 1e-12, "{l:?}");
     }
@@ -316,12 +326,21 @@ mod tests {
         let (r, n) = (2, 5);
         let sim = sym_batch(11, r, n);
         let emp = sym_batch(12, 1, n);
-        let ts = Tensor::<AD, 3>::from_data(TensorData::new(sim.clone(), [r, n, n]), &dev)
-            .require_grad();
-        let te = Tensor::<AD, 2>::from_data(TensorData::new(emp.clone(), [n, n]), &dev);
+        let ts = Tensor::<AD, 3>::from_data(
+            TensorData::new(sim.clone(), [r, n, n]),
+            crate::test_opts::<AD>(&dev),
+        )
+        .require_grad();
+        let te = Tensor::<AD, 2>::from_data(
+            TensorData::new(emp.clone(), [n, n]),
+            crate::test_opts::<AD>(&dev),
+        );
         // One scalar mixing both losses and both batch elements with distinct weights.
         let total = |c: Tensor<AD, 1>, m: Tensor<AD, 1>| {
-            let w = Tensor::<AD, 1>::from_data(TensorData::new(vec![1.0, 0.6], [2]), &dev);
+            let w = Tensor::<AD, 1>::from_data(
+                TensorData::new(vec![1.0, 0.6], [2]),
+                crate::test_opts::<AD>(&dev),
+            );
             ((c + m * 3.0) * w).sum()
         };
         let loss = total(
@@ -351,27 +370,27 @@ mod tests {
     #[test]
     fn shape_errors() {
         let dev = Default::default();
-        let s = Tensor::<B, 3>::zeros([2, 4, 4], &dev);
+        let s = Tensor::<B, 3>::zeros([2, 4, 4], crate::test_opts::<B>(&dev));
         let e = fc_corr_loss(s.clone(), Tensor::zeros([5, 5], &dev)).unwrap_err();
         assert!(
             e.to_string().contains("4 x 4 but empirical FC is 5 x 5"),
             "{e}"
         );
         let e = fc_mse(
-            Tensor::<B, 3>::zeros([2, 4, 3], &dev),
+            Tensor::<B, 3>::zeros([2, 4, 3], crate::test_opts::<B>(&dev)),
             Tensor::zeros([4, 4], &dev),
         )
         .unwrap_err();
         assert!(e.to_string().contains("[2, 4, 3]"), "{e}");
         let e = fc_corr_loss(
-            Tensor::<B, 3>::zeros([1, 2, 2], &dev),
+            Tensor::<B, 3>::zeros([1, 2, 2], crate::test_opts::<B>(&dev)),
             Tensor::zeros([2, 2], &dev),
         )
         .unwrap_err();
         assert!(e.to_string().contains("at least 3 regions"), "{e}");
         assert!(weighted::<B>(vec![]).is_err());
-        let a = Tensor::<B, 1>::zeros([2], &dev);
-        let b = Tensor::<B, 1>::zeros([3], &dev);
+        let a = Tensor::<B, 1>::zeros([2], crate::test_opts::<B>(&dev));
+        let b = Tensor::<B, 1>::zeros([3], crate::test_opts::<B>(&dev));
         assert!(weighted(vec![(1.0, a.clone()), (1.0, b)]).is_err());
         assert!(weighted(vec![(f64::NAN, a)]).is_err());
     }

@@ -165,7 +165,12 @@ impl Polyak {
         let sq = row_sq_sum(grads);
         let zero = sq.clone().equal_elem(0.0);
         let safe = sq.mask_fill(zero.clone(), 1.0);
-        let beta = Tensor::<B, 1>::from_data(TensorData::new(self.beta.clone(), [r]), &device);
+        // In the gradients' dtype (Burn 0.21 keys default dtypes by device type, so a bare
+        // `&device` can give f32 on an f64 backend when both are used in one process).
+        let beta = Tensor::<B, 1>::from_data(
+            TensorData::new(self.beta.clone(), [r]),
+            (&device, grads[0].dtype()),
+        );
         // ‖g‖^−β = exp(−β/2 · ln ‖g‖²)
         let factor = (beta * safe.log() * (-0.5)).exp() * self.gamma;
         Ok(factor.mask_fill(zero, 0.0))
@@ -202,7 +207,10 @@ mod tests {
     type B = NdArray<f64>;
 
     fn t2(v: Vec<f64>, shape: [usize; 2]) -> Tensor<B, 2> {
-        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+        Tensor::from_data(
+            TensorData::new(v, shape),
+            crate::test_opts::<B>(&Default::default()),
+        )
     }
 
     fn host<const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
@@ -292,7 +300,10 @@ mod tests {
         let opt = Polyak::new(0.2, vec![0.85, 0.99]).unwrap();
         let plain = opt.step(&p, &g).unwrap();
         let losses = [0.37, 2.5];
-        let loss = Tensor::<B, 1>::from_data(TensorData::new(losses.to_vec(), [2]), &p[0].device());
+        let loss = Tensor::<B, 1>::from_data(
+            TensorData::new(losses.to_vec(), [2]),
+            crate::test_opts::<B>(&p[0].device()),
+        );
         let ann = opt.step_annealed(&p, &g, &loss).unwrap();
         for k in 0..2 {
             let before = host(p[k].clone());
@@ -357,7 +368,7 @@ mod tests {
         let bad = vec![t2(gg, [2, 1]), t2(gr, [3, 2])];
         let e = opt.step(&p, &bad).unwrap_err().to_string();
         assert!(e.contains("[2, 3]") && e.contains("[3, 2]"), "{e}");
-        let loss = Tensor::<B, 1>::zeros([3], &Default::default());
+        let loss = Tensor::<B, 1>::zeros([3], crate::test_opts::<B>(&Default::default()));
         assert!(opt.step_annealed(&p, &g, &loss).is_err());
     }
 

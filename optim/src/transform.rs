@@ -193,7 +193,10 @@ mod tests {
         let dev = Default::default();
         let b = Bounds::new(0.5, 3.0).unwrap();
         let vals = vec![0.51, 1.0, 1.75, 2.2, 2.99, 0.7];
-        let theta = Tensor::<B, 2>::from_data(TensorData::new(vals.clone(), [2, 3]), &dev);
+        let theta = Tensor::<B, 2>::from_data(
+            TensorData::new(vals.clone(), [2, 3]),
+            crate::test_opts::<B>(&dev),
+        );
         let z = b.to_unbounded(theta);
         let zh = host(z.clone());
         for (v, zv) in vals.iter().zip(&zh) {
@@ -208,7 +211,10 @@ mod tests {
             assert!((v - bv).abs() < 1e-12, "{v} vs {bv}");
         }
         // Unbounded values far out stay inside the bounds (rank 1 this time).
-        let z = Tensor::<B, 1>::from_data(TensorData::new(vec![-30.0, 0.0, 30.0], [3]), &dev);
+        let z = Tensor::<B, 1>::from_data(
+            TensorData::new(vec![-30.0, 0.0, 30.0], [3]),
+            crate::test_opts::<B>(&dev),
+        );
         let th = host(b.to_bounded(z));
         assert!(th.iter().all(|&t| t > 0.5 && t < 3.0), "{th:?}");
         assert!((th[1] - 1.75).abs() < 1e-15);
@@ -219,10 +225,17 @@ mod tests {
         let dev = Default::default();
         let b = Bounds::new(-1.0, 4.0).unwrap();
         let zs = vec![-3.0, -0.7, 0.0, 0.4, 2.5];
-        let z = Tensor::<AD, 1>::from_data(TensorData::new(zs.clone(), [5]), &dev).require_grad();
+        let z = Tensor::<AD, 1>::from_data(
+            TensorData::new(zs.clone(), [5]),
+            crate::test_opts::<AD>(&dev),
+        )
+        .require_grad();
         // Weighted sum so that every entry has a distinct, known weight.
         let w: Vec<f64> = (1..=5).map(|i| i as f64).collect();
-        let wt = Tensor::<AD, 1>::from_data(TensorData::new(w.clone(), [5]), &dev);
+        let wt = Tensor::<AD, 1>::from_data(
+            TensorData::new(w.clone(), [5]),
+            crate::test_opts::<AD>(&dev),
+        );
         let loss = (b.to_bounded(z.clone()) * wt).sum();
         let grads = loss.backward();
         let g = host(z.grad(&grads).unwrap());
@@ -244,9 +257,11 @@ mod tests {
     fn to_bounded_is_finite_for_extreme_inputs() {
         let dev = Default::default();
         let b = Bounds::new(2.0, 3.0).unwrap();
-        let z =
-            Tensor::<AD, 1>::from_data(TensorData::new(vec![-1e4, -800.0, 800.0, 1e4], [4]), &dev)
-                .require_grad();
+        let z = Tensor::<AD, 1>::from_data(
+            TensorData::new(vec![-1e4, -800.0, 800.0, 1e4], [4]),
+            crate::test_opts::<AD>(&dev),
+        )
+        .require_grad();
         let th = b.to_bounded(z.clone());
         let vals = host(th.clone());
         assert_eq!(vals, vec![2.0, 2.0, 3.0, 3.0]);
@@ -263,7 +278,11 @@ mod tests {
         let dev = Default::default();
         let b = Bounds::new(0.0, 2.0).unwrap();
         let th = vec![0.1, 1.0, 1.7];
-        let t = Tensor::<AD, 1>::from_data(TensorData::new(th.clone(), [3]), &dev).require_grad();
+        let t = Tensor::<AD, 1>::from_data(
+            TensorData::new(th.clone(), [3]),
+            crate::test_opts::<AD>(&dev),
+        )
+        .require_grad();
         let grads = b.to_unbounded(t.clone()).sum().backward();
         let g = host(t.grad(&grads).unwrap());
         for (i, &x) in th.iter().enumerate() {

@@ -152,7 +152,7 @@ pub struct BoldState<B: Backend> {
 impl<B: Backend> BoldState<B> {
     /// The resting state: `s = 0`, `f = v = q = 1`, each `[batch, nodes]`.
     pub fn rest(batch: usize, nodes: usize, device: &B::Device) -> Self {
-        let ones = Tensor::<B, 2>::ones([batch, nodes], device);
+        let ones = Tensor::<B, 2>::ones([batch, nodes], crate::float_opts::<B>(device));
         Self {
             s: ones.zeros_like(),
             f: ones.clone(),
@@ -294,8 +294,8 @@ mod tests {
         let dev = Default::default();
         let p = BoldParams::default();
         let mut st = BoldState::<B>::rest(1, 1, &dev);
-        let on = Tensor::<B, 2>::full([1, 1], amp, &dev);
-        let off = Tensor::<B, 2>::zeros([1, 1], &dev);
+        let on = Tensor::<B, 2>::full([1, 1], amp, crate::float_opts::<B>(&dev));
+        let off = Tensor::<B, 2>::zeros([1, 1], crate::float_opts::<B>(&dev));
         (0..steps)
             .map(|k| {
                 st = bold_step(st.clone(), if k < on_steps { &on } else { &off }, dt, &p);
@@ -309,7 +309,7 @@ mod tests {
         let dev = Default::default();
         let p = BoldParams::default();
         let st = BoldState::<B>::rest(2, 3, &dev);
-        let x = Tensor::<B, 2>::zeros([2, 3], &dev);
+        let x = Tensor::<B, 2>::zeros([2, 3], crate::float_opts::<B>(&dev));
         let d = bold_drift(&st, &x, &p);
         for field in [d.s, d.f, d.v, d.q] {
             // dq = (E0/E0 − 1)/τo up to rounding of exp(ln 0.6).
@@ -345,7 +345,10 @@ mod tests {
             q: col(3),
         };
         let xs = vec![0.5, -1.0, 2.0];
-        let x = Tensor::<B, 2>::from_data(TensorData::new(xs.clone(), [1, 3]), &dev);
+        let x = Tensor::<B, 2>::from_data(
+            TensorData::new(xs.clone(), [1, 3]),
+            crate::float_opts::<B>(&dev),
+        );
         let d = bold_drift(&st, &x, &p);
         let got = [host(d.s), host(d.f), host(d.v), host(d.q)];
         let b = host(bold_signal(&st, &p));
@@ -457,15 +460,21 @@ mod tests {
             }
             bold_signal(&st, &p)
         };
-        let a =
-            Tensor::<AD, 2>::from_data(TensorData::new(amps.clone(), [2, 3]), &dev).require_grad();
+        let a = Tensor::<AD, 2>::from_data(
+            TensorData::new(amps.clone(), [2, 3]),
+            crate::float_opts::<AD>(&dev),
+        )
+        .require_grad();
         let g = host(a.grad(&run(a.clone()).sum().backward()).unwrap());
         // Each region depends on its own amplitude only, so perturbing all at once gives every
         // partial derivative.
         let h = 1e-5;
         let shifted = |d: f64| {
             let v: Vec<f64> = amps.iter().map(|x| x + d).collect();
-            host(run(Tensor::from_data(TensorData::new(v, [2, 3]), &dev)))
+            host(run(Tensor::from_data(
+                TensorData::new(v, [2, 3]),
+                crate::float_opts::<AD>(&dev),
+            )))
         };
         let (bp, bm) = (shifted(h), shifted(-h));
         for i in 0..6 {
@@ -485,7 +494,10 @@ mod tests {
             let dev = Default::default();
             let p = BoldParams::default();
             let mut st = BoldState::<Bk>::rest(1, 2, &dev);
-            let x = Tensor::<Bk, 2>::from_data(TensorData::new(vec![1.0, 0.3], [1, 2]), &dev);
+            let x = Tensor::<Bk, 2>::from_data(
+                TensorData::new(vec![1.0, 0.3], [1, 2]),
+                crate::float_opts::<Bk>(&dev),
+            );
             for _ in 0..300 {
                 st = bold_step(st, &x, 0.01, &p);
             }

@@ -37,7 +37,10 @@ pub fn fc<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     let var = xc.clone().square().mean_dim(1); // [R, 1, N]
     let z = xc / var.add_scalar(FC_EPS).sqrt();
     let c = z.clone().swap_dims(1, 2).matmul(z) / t as f64;
-    let eye = Tensor::<B, 2>::eye(n, &c.device()).unsqueeze::<3>();
+    // Cast: `eye` uses the device's default dtype, which Burn 0.21 shares between f32 and f64 backends.
+    let eye = Tensor::<B, 2>::eye(n, &c.device())
+        .cast(c.dtype())
+        .unsqueeze::<3>();
     c * (eye.clone().neg().add_scalar(1.0)) + eye
 }
 
@@ -161,7 +164,10 @@ mod tests {
     }
 
     fn tensor<Bk: Backend>(v: Vec<f64>, shape: [usize; 3]) -> Tensor<Bk, 3> {
-        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+        Tensor::from_data(
+            TensorData::new(v, shape),
+            crate::float_opts::<Bk>(&Default::default()),
+        )
     }
 
     #[test]
