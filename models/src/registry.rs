@@ -44,7 +44,7 @@ macro_rules! registry {
     };
 }
 
-registry![crate::mpr::Mpr];
+registry![crate::mpr::Mpr,];
 
 fn unknown(name: &str) -> UnknownModel {
     UnknownModel {

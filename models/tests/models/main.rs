@@ -1,0 +1,6 @@
+//! Tests of the model catalogue: generic checks run on every registered model (`catalogue`),
+//! and one module per model for its known fixed points, rhythms and bifurcations.
+
+mod common;
+
+mod catalogue;
