@@ -28,10 +28,12 @@
 //! with (linear, difference, sigmoidal Jansen–Rit, Kuramoto) is [`ModelSpec::coupling_function`],
 //! and its typical strength [`ModelSpec::coupling_strength`].
 
+pub mod jansen_rit;
 pub mod mpr;
 pub mod registry;
 pub mod spec;
 
+pub use jansen_rit::JansenRit;
 pub use mpr::Mpr;
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
 pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};

@@ -44,7 +44,7 @@ macro_rules! registry {
     };
 }
 
-registry![crate::mpr::Mpr,];
+registry![crate::mpr::Mpr, crate::jansen_rit::JansenRit,];
 
 fn unknown(name: &str) -> UnknownModel {
     UnknownModel {
