@@ -32,11 +32,16 @@ pub mod jansen_rit;
 pub mod mpr;
 pub mod registry;
 pub mod spec;
+mod util;
+pub mod wilson_cowan;
+pub mod wong_wang;
 
 pub use jansen_rit::JansenRit;
 pub use mpr::Mpr;
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
 pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+pub use wilson_cowan::WilsonCowan;
+pub use wong_wang::WongWang;
 
 use burn::prelude::{Backend, Tensor};
 use num_traits::Float;

@@ -44,7 +44,12 @@ macro_rules! registry {
     };
 }
 
-registry![crate::mpr::Mpr, crate::jansen_rit::JansenRit,];
+registry![
+    crate::mpr::Mpr,
+    crate::jansen_rit::JansenRit,
+    crate::wilson_cowan::WilsonCowan,
+    crate::wong_wang::WongWang,
+];
 
 fn unknown(name: &str) -> UnknownModel {
     UnknownModel {

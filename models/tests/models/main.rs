@@ -5,3 +5,5 @@ mod common;
 
 mod catalogue;
 mod jansen_rit;
+mod wilson_cowan;
+mod wong_wang;
