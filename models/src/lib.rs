@@ -35,6 +35,7 @@ pub mod spec;
 mod util;
 pub mod wilson_cowan;
 pub mod wong_wang;
+pub mod wong_wang_ei;
 
 pub use jansen_rit::JansenRit;
 pub use mpr::Mpr;
@@ -42,6 +43,7 @@ pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel}
 pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
 pub use wilson_cowan::WilsonCowan;
 pub use wong_wang::WongWang;
+pub use wong_wang_ei::WongWangEi;
 
 use burn::prelude::{Backend, Tensor};
 use num_traits::Float;

@@ -49,6 +49,7 @@ registry![
     crate::jansen_rit::JansenRit,
     crate::wilson_cowan::WilsonCowan,
     crate::wong_wang::WongWang,
+    crate::wong_wang_ei::WongWangEi,
 ];
 
 fn unknown(name: &str) -> UnknownModel {

@@ -7,3 +7,4 @@ mod catalogue;
 mod jansen_rit;
 mod wilson_cowan;
 mod wong_wang;
+mod wong_wang_ei;
