@@ -28,7 +28,9 @@
 //! with (linear, difference, sigmoidal Jansen–Rit, Kuramoto) is [`ModelSpec::coupling_function`],
 //! and its typical strength [`ModelSpec::coupling_strength`].
 
+pub mod hopf;
 pub mod jansen_rit;
+pub mod kuramoto;
 pub mod mpr;
 pub mod registry;
 pub mod spec;
@@ -37,7 +39,9 @@ pub mod wilson_cowan;
 pub mod wong_wang;
 pub mod wong_wang_ei;
 
+pub use hopf::Hopf;
 pub use jansen_rit::JansenRit;
+pub use kuramoto::Kuramoto;
 pub use mpr::Mpr;
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
 pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};

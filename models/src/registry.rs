@@ -50,6 +50,8 @@ registry![
     crate::wilson_cowan::WilsonCowan,
     crate::wong_wang::WongWang,
     crate::wong_wang_ei::WongWangEi,
+    crate::hopf::Hopf,
+    crate::kuramoto::Kuramoto,
 ];
 
 fn unknown(name: &str) -> UnknownModel {

@@ -4,7 +4,9 @@
 mod common;
 
 mod catalogue;
+mod hopf;
 mod jansen_rit;
+mod kuramoto;
 mod wilson_cowan;
 mod wong_wang;
 mod wong_wang_ei;
