@@ -51,6 +51,8 @@ registry![
     crate::wong_wang::WongWang,
     crate::wong_wang_ei::WongWangEi,
     crate::hopf::Hopf,
+    crate::fhn::FitzHughNagumo,
+    crate::generic2d::Generic2d,
     crate::kuramoto::Kuramoto,
 ];
 

@@ -4,6 +4,8 @@
 mod common;
 
 mod catalogue;
+mod fhn;
+mod generic2d;
 mod hopf;
 mod jansen_rit;
 mod kuramoto;
