@@ -28,6 +28,8 @@
 //! with (linear, difference, sigmoidal Jansen–Rit, Kuramoto) is [`ModelSpec::coupling_function`],
 //! and its typical strength [`ModelSpec::coupling_strength`].
 
+pub mod bvep;
+pub mod epileptor;
 pub mod fhn;
 pub mod generic2d;
 pub mod hopf;
@@ -41,6 +43,8 @@ pub mod wilson_cowan;
 pub mod wong_wang;
 pub mod wong_wang_ei;
 
+pub use bvep::Bvep;
+pub use epileptor::Epileptor;
 pub use fhn::FitzHughNagumo;
 pub use generic2d::Generic2d;
 pub use hopf::Hopf;

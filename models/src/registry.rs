@@ -54,6 +54,8 @@ registry![
     crate::fhn::FitzHughNagumo,
     crate::generic2d::Generic2d,
     crate::kuramoto::Kuramoto,
+    crate::epileptor::Epileptor,
+    crate::bvep::Bvep,
 ];
 
 fn unknown(name: &str) -> UnknownModel {

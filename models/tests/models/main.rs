@@ -3,7 +3,9 @@
 
 mod common;
 
+mod bvep;
 mod catalogue;
+mod epileptor;
 mod fhn;
 mod generic2d;
 mod hopf;
