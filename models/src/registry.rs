@@ -56,6 +56,7 @@ registry![
     crate::kuramoto::Kuramoto,
     crate::epileptor::Epileptor,
     crate::bvep::Bvep,
+    crate::larter_breakspear::LarterBreakspear,
 ];
 
 fn unknown(name: &str) -> UnknownModel {

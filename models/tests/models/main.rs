@@ -11,6 +11,7 @@ mod generic2d;
 mod hopf;
 mod jansen_rit;
 mod kuramoto;
+mod larter_breakspear;
 mod wilson_cowan;
 mod wong_wang;
 mod wong_wang_ei;
