@@ -29,6 +29,7 @@
 //! and its typical strength [`ModelSpec::coupling_strength`].
 
 pub mod bvep;
+pub mod coombes_byrne;
 pub mod epileptor;
 pub mod fhn;
 pub mod generic2d;
@@ -36,6 +37,7 @@ pub mod hopf;
 pub mod jansen_rit;
 pub mod kuramoto;
 pub mod larter_breakspear;
+pub mod linear;
 pub mod mpr;
 pub mod registry;
 pub mod spec;
@@ -45,6 +47,7 @@ pub mod wong_wang;
 pub mod wong_wang_ei;
 
 pub use bvep::Bvep;
+pub use coombes_byrne::CoombesByrne;
 pub use epileptor::Epileptor;
 pub use fhn::FitzHughNagumo;
 pub use generic2d::Generic2d;
@@ -52,6 +55,7 @@ pub use hopf::Hopf;
 pub use jansen_rit::JansenRit;
 pub use kuramoto::Kuramoto;
 pub use larter_breakspear::LarterBreakspear;
+pub use linear::Linear;
 pub use mpr::Mpr;
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
 pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};

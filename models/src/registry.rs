@@ -57,6 +57,8 @@ registry![
     crate::epileptor::Epileptor,
     crate::bvep::Bvep,
     crate::larter_breakspear::LarterBreakspear,
+    crate::coombes_byrne::CoombesByrne,
+    crate::linear::Linear,
 ];
 
 fn unknown(name: &str) -> UnknownModel {

@@ -5,6 +5,7 @@ mod common;
 
 mod bvep;
 mod catalogue;
+mod coombes_byrne;
 mod epileptor;
 mod fhn;
 mod generic2d;
@@ -12,6 +13,7 @@ mod hopf;
 mod jansen_rit;
 mod kuramoto;
 mod larter_breakspear;
+mod linear;
 mod wilson_cowan;
 mod wong_wang;
 mod wong_wang_ei;
