@@ -27,6 +27,11 @@
 //! `y1 - y2`, Larter–Breakspear its firing rate). The coupling function a model is normally used
 //! with (linear, difference, sigmoidal Jansen–Rit, Kuramoto) is [`ModelSpec::coupling_function`],
 //! and its typical strength [`ModelSpec::coupling_strength`].
+//!
+//! ## Catalogue
+//! See [`catalogue`] and `MODELS.md`: `mpr`, `jansen_rit`, `wilson_cowan`, `wong_wang`,
+//! `wong_wang_ei`, `hopf`, `fhn`, `generic2d`, `kuramoto`, `epileptor`, `bvep`,
+//! `larter_breakspear`, `coombes_byrne`, `linear`.
 
 pub mod bvep;
 pub mod coombes_byrne;

@@ -31,6 +31,34 @@ fn names_are_unique_and_found() {
     assert!(!specs.is_empty());
 }
 
+/// The catalogue holds the models listed in MODELS.md, each with its documented state size and
+/// time unit.
+#[test]
+fn expected_models_are_registered() {
+    let expected = [
+        ("mpr", 2, "ms"),
+        ("jansen_rit", 6, "ms"),
+        ("wilson_cowan", 2, "ms"),
+        ("wong_wang", 1, "ms"),
+        ("wong_wang_ei", 2, "ms"),
+        ("hopf", 2, "s"),
+        ("fhn", 2, "ms"),
+        ("generic2d", 2, "ms"),
+        ("kuramoto", 1, "ms"),
+        ("epileptor", 6, "ms"),
+        ("bvep", 2, "ms"),
+        ("larter_breakspear", 3, "ms"),
+        ("coombes_byrne", 4, "ms"),
+        ("linear", 1, "ms"),
+    ];
+    let names: Vec<&str> = catalogue().iter().map(|s| s.name).collect();
+    assert_eq!(names.len(), expected.len(), "{names:?}");
+    for (name, n, unit) in expected {
+        let s = find(name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.n_vars(), s.time_unit), (n, unit), "{name}");
+    }
+}
+
 #[test]
 fn specs_are_consistent() {
     for s in catalogue() {
