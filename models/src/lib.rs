@@ -19,14 +19,54 @@
 //! - parameters: a slice with one tensor per [`ParamSpec`], each broadcastable to
 //!   `[batch, nodes]` (so `[1, 1]` for a global value, `[batch, 1]` for one value per simulation,
 //!   `[1, nodes]` per region, `[batch, nodes]` for both).
+//!
+//! ## Coupling
+//! The model's right-hand side receives each coupling input already summed over the connectome.
+//! What each node sends for input `k` is [`Model::coupled`]: the state variable
+//! `SPEC.coupling[k].var` itself unless [`CouplingSpec::sends`] says otherwise (Jansen–Rit sends
+//! `y1 - y2`, Larter–Breakspear its firing rate). The coupling function a model is normally used
+//! with (linear, difference, sigmoidal Jansen–Rit, Kuramoto) is [`ModelSpec::coupling_function`],
+//! and its typical strength [`ModelSpec::coupling_strength`].
+//!
+//! ## Catalogue
+//! See [`catalogue`] and `MODELS.md`: `mpr`, `jansen_rit`, `wilson_cowan`, `wong_wang`,
+//! `wong_wang_ei`, `hopf`, `fhn`, `generic2d`, `kuramoto`, `epileptor`, `bvep`,
+//! `larter_breakspear`, `coombes_byrne`, `linear`.
 
+pub mod bvep;
+pub mod coombes_byrne;
+pub mod epileptor;
+pub mod fhn;
+pub mod generic2d;
+pub mod hopf;
+pub mod jansen_rit;
+pub mod kuramoto;
+pub mod larter_breakspear;
+pub mod linear;
 pub mod mpr;
 pub mod registry;
 pub mod spec;
+mod util;
+pub mod wilson_cowan;
+pub mod wong_wang;
+pub mod wong_wang_ei;
 
+pub use bvep::Bvep;
+pub use coombes_byrne::CoombesByrne;
+pub use epileptor::Epileptor;
+pub use fhn::FitzHughNagumo;
+pub use generic2d::Generic2d;
+pub use hopf::Hopf;
+pub use jansen_rit::JansenRit;
+pub use kuramoto::Kuramoto;
+pub use larter_breakspear::LarterBreakspear;
+pub use linear::Linear;
 pub use mpr::Mpr;
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
-pub use spec::{CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+pub use wilson_cowan::WilsonCowan;
+pub use wong_wang::WongWang;
+pub use wong_wang_ei::WongWangEi;
 
 use burn::prelude::{Backend, Tensor};
 use num_traits::Float;
@@ -66,6 +106,25 @@ pub trait Model: Send + Sync + Copy + Default + 'static {
 
     /// In-place version of [`Model::project`] for one node.
     fn project_point<T: Float>(&self, _x: &mut [T]) {}
+
+    /// The quantity each node sends through the connectome to form coupling input `k`
+    /// (`[batch, nodes]`), from its own state `x` and parameters `p`. The default is the state
+    /// variable `SPEC.coupling[k].var` itself; a model overrides this only for inputs whose
+    /// [`CouplingSpec::sends`] is set (the engine may skip the call for the others).
+    fn coupled<B: Backend>(
+        &self,
+        k: usize,
+        x: &[Tensor<B, 2>],
+        _p: &[Tensor<B, 2>],
+    ) -> Tensor<B, 2> {
+        x[Self::SPEC.coupling[k].var].clone()
+    }
+
+    /// [`Model::coupled`] for one node.
+    #[inline(always)]
+    fn coupled_point<T: Float>(&self, k: usize, x: &[T], _p: &[T]) -> T {
+        x[Self::SPEC.coupling[k].var]
+    }
 }
 
 /// The object-safe face of a [`Model`] for one backend, which the engine holds as
@@ -84,6 +143,8 @@ pub trait Dynamics<B: Backend>: Send + Sync {
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>>;
     /// See [`Model::PROJECTS`].
     fn has_projection(&self) -> bool;
+    /// See [`Model::coupled`].
+    fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2>;
 }
 
 impl<B: Backend, M: Model> Dynamics<B> for M {
@@ -103,6 +164,9 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
     }
     fn has_projection(&self) -> bool {
         M::PROJECTS
+    }
+    fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
+        Model::coupled(self, k, x, p)
     }
 }
 

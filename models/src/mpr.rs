@@ -7,7 +7,8 @@
 //! ```
 //! `r` is the population firing rate (kHz when time is in ms), `V` the mean membrane potential
 //! (dimensionless in the QIF normalisation; commonly quoted in mV). `c_r` is the network input
-//! formed from the other nodes' `r`, `c_V` from their `V` (off by default, as in vbjax).
+//! formed from the other nodes' `r`, `c_V` from their `V` (off by default, as in vbjax). Both are
+//! normally formed by linear coupling, `c_i = G Σ_j W_ij x_j`.
 //!
 //! As in vbjax, `r` is clipped at zero inside the right-hand side and after every integration
 //! stage (TVB instead declares `r >= 0` as a state boundary, which has the same effect at stage
@@ -21,7 +22,7 @@ use burn::prelude::{Backend, Tensor};
 use num_traits::Float;
 use std::f64::consts::PI;
 
-use crate::spec::{CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
 use crate::{k, Model};
 
 /// The MPR model (unit struct: all its numbers are parameters).
@@ -112,16 +113,19 @@ pub const SPEC: ModelSpec = ModelSpec {
         CouplingSpec {
             name: "c_r",
             var: 0,
+            sends: None,
             default_on: true,
             doc: "network input from the other nodes' firing rates",
         },
         CouplingSpec {
             name: "c_V",
             var: 1,
+            sends: None,
             default_on: false,
             doc: "network input from the other nodes' potentials (scaled by cv)",
         },
     ],
+    coupling_function: CouplingFunction::Linear,
     coupling_strength: 0.5,
     citation: "Montbrió, Pazó & Roxin (2015) Phys. Rev. X 5:021028",
 };

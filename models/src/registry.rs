@@ -44,7 +44,22 @@ macro_rules! registry {
     };
 }
 
-registry![crate::mpr::Mpr];
+registry![
+    crate::mpr::Mpr,
+    crate::jansen_rit::JansenRit,
+    crate::wilson_cowan::WilsonCowan,
+    crate::wong_wang::WongWang,
+    crate::wong_wang_ei::WongWangEi,
+    crate::hopf::Hopf,
+    crate::fhn::FitzHughNagumo,
+    crate::generic2d::Generic2d,
+    crate::kuramoto::Kuramoto,
+    crate::epileptor::Epileptor,
+    crate::bvep::Bvep,
+    crate::larter_breakspear::LarterBreakspear,
+    crate::coombes_byrne::CoombesByrne,
+    crate::linear::Linear,
+];
 
 fn unknown(name: &str) -> UnknownModel {
     UnknownModel {

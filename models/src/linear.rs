@@ -1,0 +1,87 @@
+//! Linear model: one leaky (or, with `gamma > 0`, unstable) variable per node.
+//!
+//! ```text
+//! dx/dt = gamma x + c
+//! ```
+//! An uncoupled node relaxes as `x(t) = x(0) e^{gamma t}`. A network is stable when `gamma` is
+//! more negative than the largest real part of the eigenvalues of the coupling matrix `G W`
+//! (for non-negative weights, at most `G` times the largest in-strength).
+//!
+//! | parameter | default | unit  | meaning                                 |
+//! |-----------|---------|-------|-----------------------------------------|
+//! | `gamma`   | -10     | 1/ms  | damping coefficient (negative: stable)  |
+//!
+//! Defaults and bounds follow TVB's `Linear` (`gamma ∈ [-100, 0]`); time is in ms.
+//!
+//! **Coupling.** One input `c` formed from the other nodes' `x`, normally linear coupling
+//! `c_i = G Σ_j W_ij x_j`.
+//!
+//! Sanz-Leon, Knock, Spiegler & Jirsa (2015), NeuroImage 111:385–430 (TVB `Linear`).
+
+use burn::prelude::{Backend, Tensor};
+use num_traits::Float;
+
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+use crate::Model;
+
+/// The linear model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Linear;
+
+/// Static description of [`Linear`].
+pub const SPEC: ModelSpec = ModelSpec {
+    name: "linear",
+    title: "Linear (leaky) node",
+    time_unit: "ms",
+    default_dt: 0.01,
+    state: &[VarSpec::new("x", "a.u.", 0.0, (-1.0, 1.0), "activity")],
+    params: &[ParamSpec::new(
+        "gamma",
+        -10.0,
+        "1/ms",
+        -100.0,
+        0.0,
+        "damping coefficient",
+    )],
+    coupling: &[CouplingSpec {
+        name: "c",
+        var: 0,
+        sends: None,
+        default_on: true,
+        doc: "network input from the other nodes' x",
+    }],
+    coupling_function: CouplingFunction::Linear,
+    coupling_strength: 0.5,
+    citation: "Sanz-Leon et al. (2015) NeuroImage 111:385-430 (TVB Linear)",
+};
+
+impl Model for Linear {
+    const SPEC: &'static ModelSpec = &SPEC;
+
+    fn drift<B: Backend>(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 2>> {
+        let [xs] = x else {
+            panic!("linear: expected 1 state variable")
+        };
+        let [gamma] = p else {
+            panic!("linear: expected 1 parameter")
+        };
+        let [c] = c else {
+            panic!("linear: expected 1 coupling input")
+        };
+        let mut d = gamma.clone() * xs.clone();
+        if let Some(c) = c {
+            d = d + c.clone();
+        }
+        vec![d]
+    }
+
+    #[inline(always)]
+    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+        dx[0] = p[0] * x[0] + c[0];
+    }
+}

@@ -1,0 +1,19 @@
+//! Tests of the model catalogue: generic checks run on every registered model (`catalogue`),
+//! and one module per model for its known fixed points, rhythms and bifurcations.
+
+mod common;
+
+mod bvep;
+mod catalogue;
+mod coombes_byrne;
+mod epileptor;
+mod fhn;
+mod generic2d;
+mod hopf;
+mod jansen_rit;
+mod kuramoto;
+mod larter_breakspear;
+mod linear;
+mod wilson_cowan;
+mod wong_wang;
+mod wong_wang_ei;
