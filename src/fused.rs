@@ -11,9 +11,13 @@
 //! gradients always use the tensor engine, and it is tested against it
 //! (`tests/fused.rs`): same noise, same result to floating-point tolerance.
 //!
-//! Supported: every model, linear coupling, every integrator, both monitors, both noise modes
-//! with the host noise source. Anything else is reported by [`supports`] and runs on the tensor
-//! engine.
+//! Supported: every model, every coupling function, conduction delays, held or per-stage
+//! coupling, every integrator, both monitors, both noise modes with the host noise source. Only
+//! device noise is not (reported by [`supports`]; such runs use the tensor engine).
+//!
+//! Delayed coupling keeps, per sent quantity, a ring buffer of what each node contributed to the
+//! sums over the last `H` steps, and sums over the connectome's nonzero entries only (a
+//! compressed sparse row list of `(target, source, weight, delay)`).
 
 use std::ops::Range;
 
@@ -22,9 +26,10 @@ use num_traits::Float;
 use neurodiff_models::{Model, ModelVisitor};
 
 use crate::connectome::Connectome;
-use crate::coupling::CouplingKind;
+use crate::coupling::{point, CouplingKind};
 use crate::error::{Error, Result};
 use crate::integrate::Integrator;
+use crate::network::{resolve_inputs, sent_quantities, Delays, NetworkConfig};
 use crate::noise::{draw, stream, NoiseMode, NoiseSource};
 use crate::params::ParamTable;
 use crate::sim::Run;
@@ -131,10 +136,7 @@ impl std::str::FromStr for Engine {
 }
 
 /// Why a run cannot use the fused engine, or `None` if it can.
-pub fn supports(coupling: CouplingKind, run: &Run) -> Option<&'static str> {
-    if coupling != CouplingKind::Linear {
-        return Some("the fused engine implements linear coupling only");
-    }
+pub fn supports(run: &Run) -> Option<&'static str> {
     if !run.noise.is_off() && run.noise.source != NoiseSource::Host {
         return Some("the fused engine draws host noise only");
     }
@@ -143,11 +145,11 @@ pub fn supports(coupling: CouplingKind, run: &Run) -> Option<&'static str> {
 
 /// Everything a fused run needs besides the model.
 pub struct FusedRun<'a> {
-    /// The connectome (weights used as `W[target][source]`).
+    /// The connectome (weights used as `W[target][source]`, lengths for delays).
     pub connectome: &'a Connectome,
-    /// Which of the model's coupling inputs are computed.
-    pub inputs_on: &'a [bool],
-    /// All parameter values (model's, then coupling's `G`).
+    /// The network: model, coupling, inputs, delays, held coupling.
+    pub network: &'a NetworkConfig,
+    /// All parameter values (model's, then the coupling's).
     pub params: &'a ParamTable,
     /// Initial state, `[rows, vars, nodes]` row-major with `rows` 1 (broadcast) or the batch.
     pub x0: &'a [f64],
@@ -161,11 +163,10 @@ pub struct FusedRun<'a> {
     pub threads: usize,
 }
 
-/// Runs a simulation of the model called `model` on the fused engine in float type `T`.
-/// `on_samples(first, k, values)` receives each chunk's `k` samples `[k, batch, vars, nodes]`;
-/// `on_progress` the number of steps done. Returns the final state `[batch, vars, nodes]`.
+/// Runs a simulation on the fused engine in float type `T`. `on_samples(first, k, values)`
+/// receives each chunk's `k` samples `[k, batch, vars, nodes]`; `on_progress` the number of
+/// steps done. Returns the final state `[batch, vars, nodes]`.
 pub fn simulate_fused<T: Real>(
-    model: &str,
     fr: &FusedRun<'_>,
     on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
@@ -183,7 +184,7 @@ pub fn simulate_fused<T: Real>(
         }
     }
     neurodiff_models::visit(
-        model,
+        &fr.network.model,
         V::<T> {
             fr,
             on_samples,
@@ -193,19 +194,39 @@ pub fn simulate_fused<T: Real>(
     )?
 }
 
+/// One nonzero connection, for delayed sums.
+#[derive(Clone, Copy)]
+struct Edge<T> {
+    source: usize,
+    weight: T,
+    delay: usize,
+}
+
 /// Read-only data shared by the worker threads.
 struct Ctx<T> {
     n: usize,
     nv: usize,
-    /// Number of model parameters (the coupling's `G` follows them).
+    /// Number of model parameters (the coupling's follow them).
     pm: usize,
-    /// Parameters per node: `pm` model parameters, then `G`.
+    /// Parameters per node: `pm` model parameters, then the coupling's.
     pt: usize,
+    coupling: CouplingKind,
+    n_sums: usize,
     /// `Wᵀ`, `n × n`: `wt[j * n + i] = W[i][j]`.
     wt: Vec<T>,
-    /// Distinct state variables sent through the connectome.
-    sources: Vec<usize>,
-    /// For each coupling input: the index into `sources`, or `None` if switched off.
+    /// `Σ_j W_ij`.
+    rowsum: Vec<T>,
+    /// Per target `i`, its nonzero incoming connections (`edges[start[i]..start[i + 1]]`).
+    edge_start: Vec<usize>,
+    edges: Vec<Edge<T>>,
+    /// History length (1 without delays).
+    horizon: usize,
+    delayed: bool,
+    hold: bool,
+    /// Distinct sent quantities: the coupling input defining each, and whether it is a custom
+    /// expression ([`Model::coupled_point`]) rather than a plain variable.
+    sources: Vec<(usize, bool)>,
+    /// For each coupling input: index into `sources`, or `None` if off.
     input_src: Vec<Option<usize>>,
     /// Parameters, `[param_rows][n][pt]`.
     params: Vec<T>,
@@ -222,6 +243,14 @@ struct Ctx<T> {
     mean: bool,
 }
 
+impl<T: Real> Ctx<T> {
+    #[inline(always)]
+    fn node_params(&self, b: usize, i: usize) -> &[T] {
+        let row = if self.param_rows == 1 { 0 } else { b };
+        &self.params[(row * self.n + i) * self.pt..(row * self.n + i + 1) * self.pt]
+    }
+}
+
 /// A worker's mutable buffers for its rows of the batch.
 struct Worker<T> {
     rows: Range<usize>,
@@ -231,7 +260,16 @@ struct Worker<T> {
     d3: Vec<T>,
     d4: Vec<T>,
     xi: Vec<T>,
-    coup: Vec<T>,
+    /// Sent quantity per source: `[sources][r][n]`.
+    sent: Vec<T>,
+    /// Pre-synaptic values per source and sum: `[sources][sums][r][n]`.
+    pre: Vec<T>,
+    /// Sums per source and sum: `[sources][sums][r][n]`.
+    sums: Vec<T>,
+    /// Coupling inputs per input: `[inputs][r][n]` (held for the step when `hold`).
+    cin: Vec<T>,
+    /// Delay history of the pre-synaptic values: `[sources][sums][r][H][n]`.
+    hist: Vec<T>,
     z: Vec<T>,
     acc: Vec<T>,
     acc_on: bool,
@@ -258,36 +296,62 @@ fn run_model<M: Model, T: Real>(
     let spec = M::SPEC;
     let run = fr.run;
     run.validate(spec.n_vars())?;
-    if let Some(why) = supports(CouplingKind::Linear, run) {
+    if let Some(why) = supports(run) {
         return Err(Error::setting("engine", why));
     }
-    let n = fr.connectome.n;
+    let net = fr.network;
+    let conn = fr.connectome;
+    let n = conn.n;
     let nv = spec.n_vars();
     let batch = fr.batch;
     let pm = spec.params.len();
     let pt = fr.params.specs.len();
+    let coupling: CouplingKind = net
+        .coupling
+        .unwrap_or_else(|| spec.coupling_function.into());
+    let inputs_on = resolve_inputs(spec, net.inputs.as_deref())?;
+    let (src_inputs, input_src) = sent_quantities(spec, &inputs_on);
+    let sources: Vec<(usize, bool)> = src_inputs
+        .iter()
+        .map(|&k| (k, spec.coupling[k].sends.is_some()))
+        .collect();
     let mut wt = vec![T::zero(); n * n];
+    let mut rowsum = vec![T::zero(); n];
     for i in 0..n {
         for j in 0..n {
-            wt[j * n + i] = T::of(fr.connectome.weights[i * n + j]);
+            let w = conn.weights[i * n + j];
+            wt[j * n + i] = T::of(w);
+            rowsum[i] = rowsum[i] + T::of(w);
         }
     }
-    let mut sources = Vec::new();
-    let mut input_src = Vec::new();
-    for (k, c) in spec.coupling.iter().enumerate() {
-        if fr.inputs_on[k] {
-            let idx = match sources.iter().position(|&s| s == c.var) {
-                Some(i) => i,
-                None => {
-                    sources.push(c.var);
-                    sources.len() - 1
-                }
-            };
-            input_src.push(Some(idx));
-        } else {
-            input_src.push(None);
+    let delays = match net.speed {
+        Some(speed) => {
+            let lengths = conn.lengths.as_ref().ok_or_else(|| {
+                Error::setting(
+                    "speed",
+                    format!("delays need tract lengths, and {} has none", conn.source),
+                )
+            })?;
+            Some(Delays::from_lengths(lengths, speed, run.dt)?)
         }
+        None => None,
+    };
+    let mut edge_start = vec![0];
+    let mut edges = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            let w = conn.weights[i * n + j];
+            if w != 0.0 {
+                edges.push(Edge {
+                    source: j,
+                    weight: T::of(w),
+                    delay: delays.as_ref().map_or(0, |d| d.steps[i * n + j]),
+                });
+            }
+        }
+        edge_start.push(edges.len());
     }
+    let horizon = delays.as_ref().map_or(1, |d| d.horizon);
     let param_rows = fr.params.batch;
     let mut params = vec![T::zero(); param_rows * n * pt];
     for b in 0..param_rows {
@@ -310,7 +374,15 @@ fn run_model<M: Model, T: Real>(
         nv,
         pm,
         pt,
+        coupling,
+        n_sums: point::n_sums(coupling),
         wt,
+        rowsum,
+        edge_start,
+        edges,
+        horizon,
+        delayed: delays.is_some(),
+        hold: net.hold_coupling || delays.is_some(),
         sources,
         input_src,
         params,
@@ -334,9 +406,11 @@ fn run_model<M: Model, T: Real>(
     // Small batches are not worth a thread each.
     let threads = threads.min(batch.div_ceil(8)).max(1);
     let per = batch.div_ceil(threads);
+    let ns = ctx.sources.len();
     let mut workers: Vec<Worker<T>> = (0..threads)
-        .map(|t| {
-            let rows = (t * per).min(batch)..((t + 1) * per).min(batch);
+        .map(|t| (t * per).min(batch)..((t + 1) * per).min(batch))
+        .filter(|rows| !rows.is_empty())
+        .map(|rows| {
             let r = rows.len();
             let mut x = vec![T::zero(); r * nv * n];
             for (lb, b) in rows.clone().enumerate() {
@@ -346,7 +420,7 @@ fn run_model<M: Model, T: Real>(
                 }
             }
             let buf = || vec![T::zero(); r * nv * n];
-            Worker {
+            let mut w = Worker {
                 rows,
                 x,
                 d1: buf(),
@@ -354,13 +428,39 @@ fn run_model<M: Model, T: Real>(
                 d3: buf(),
                 d4: buf(),
                 xi: buf(),
-                coup: vec![T::zero(); r * n * ctx.sources.len().max(1)],
+                sent: vec![T::zero(); ns * r * n],
+                pre: vec![T::zero(); ns * 2 * r * n],
+                sums: vec![T::zero(); ns * 2 * r * n],
+                cin: vec![T::zero(); ctx.input_src.len() * r * n],
+                hist: vec![
+                    T::zero();
+                    if ctx.delayed {
+                        ns * 2 * r * horizon * n
+                    } else {
+                        0
+                    }
+                ],
                 z: buf(),
                 acc: vec![T::zero(); r * ctx.monitor_vars.len() * n],
                 acc_on: false,
+            };
+            if ctx.delayed {
+                // Constant initial history: the initial state's contribution at every slot.
+                sent_and_pre(m, &ctx, &mut w, false);
+                for si in 0..ns {
+                    for q in 0..ctx.n_sums {
+                        for lb in 0..r {
+                            let pre = &w.pre[pre_at(&ctx, r, si, q, lb)..][..n];
+                            let h0 = hist_at(&ctx, r, si, q, lb, 0);
+                            for slot in 0..horizon {
+                                w.hist[h0 + slot * n..h0 + (slot + 1) * n].copy_from_slice(pre);
+                            }
+                        }
+                    }
+                }
             }
+            w
         })
-        .filter(|w| !w.rows.is_empty())
         .collect();
 
     let nrec = ctx.monitor_vars.len();
@@ -426,6 +526,18 @@ fn run_model<M: Model, T: Real>(
     Ok(fin)
 }
 
+/// Offset of `pre`/`sums` row `lb` of sum `q` of source `si`.
+#[inline(always)]
+fn pre_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, lb: usize) -> usize {
+    ((si * 2 + q) * r + lb) * ctx.n
+}
+
+/// Offset of history slot `slot` of row `lb`, sum `q`, source `si`.
+#[inline(always)]
+fn hist_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, lb: usize, slot: usize) -> usize {
+    ((((si * 2 + q) * r + lb) * ctx.horizon) + slot) * ctx.n
+}
+
 /// Runs [`chunk`] compiled for AVX2 and FMA when the processor has them (chosen at run time, as
 /// XLA does), else for the baseline instruction set.
 fn chunk_dispatch<M: Model, T: Real>(
@@ -465,6 +577,39 @@ fn add_noise<T: Real>(x: &mut [T], z: Option<&[T]>) {
     }
 }
 
+/// Which state buffer a stage evaluates.
+#[derive(Clone, Copy)]
+enum Stage {
+    X,
+    Xi,
+}
+
+/// `out = f(state)`: the coupling inputs (unless held) then the drift.
+#[inline(always)]
+fn stage<M: Model, T: Real>(m: M, ctx: &Ctx<T>, w: &mut Worker<T>, which: Stage, out: Out) {
+    if !ctx.hold {
+        inputs(m, ctx, w, which, None);
+    }
+    let r = w.rows.len();
+    let (x, o) = match (which, out) {
+        (Stage::X, Out::D1) => (&w.x, &mut w.d1),
+        (Stage::Xi, Out::D2) => (&w.xi, &mut w.d2),
+        (Stage::Xi, Out::D3) => (&w.xi, &mut w.d3),
+        (Stage::Xi, Out::D4) => (&w.xi, &mut w.d4),
+        (Stage::X, _) | (Stage::Xi, Out::D1) => unreachable!("stage/output pairing"),
+    };
+    drift(m, ctx, w.rows.start, r, x, &w.cin, o);
+}
+
+/// Which derivative buffer a stage writes.
+#[derive(Clone, Copy)]
+enum Out {
+    D1,
+    D2,
+    D3,
+    D4,
+}
+
 /// Runs steps `start..start + len` for one worker's rows.
 #[inline(always)]
 fn chunk<M: Model, T: Real>(
@@ -478,16 +623,21 @@ fn chunk<M: Model, T: Real>(
     let r = w.rows.len();
     let mut samples = Vec::new();
     let noisy = !ctx.noisy.is_empty();
+    let dt = ctx.dt;
     for s in 0..len {
         let step = start + s;
         if noisy {
             fill_noise(ctx, w, step);
         }
-        let zs = if noisy { Some(&w.z[..]) } else { None };
-        let dt = ctx.dt;
+        if ctx.hold {
+            inputs(m, ctx, w, Stage::X, Some(step));
+        }
+        // Taken out of the worker for the step so the stages can borrow the worker mutably.
+        let z = std::mem::take(&mut w.z);
+        let zs = if noisy { Some(&z[..]) } else { None };
         match ctx.integrator {
             Integrator::Euler => {
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.x, &mut w.coup, &mut w.d1);
+                stage(m, ctx, w, Stage::X, Out::D1);
                 w.x.iter_mut()
                     .zip(&w.d1)
                     .for_each(|(x, &d)| *x = *x + d * dt);
@@ -495,13 +645,13 @@ fn chunk<M: Model, T: Real>(
                 project::<M, T>(m, nv, n, &mut w.x);
             }
             Integrator::Heun => {
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.x, &mut w.coup, &mut w.d1);
+                stage(m, ctx, w, Stage::X, Out::D1);
                 w.xi.iter_mut()
                     .zip(w.x.iter().zip(&w.d1))
                     .for_each(|(xi, (&x, &d))| *xi = x + d * dt);
                 add_noise(&mut w.xi, zs);
                 project::<M, T>(m, nv, n, &mut w.xi);
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.xi, &mut w.coup, &mut w.d2);
+                stage(m, ctx, w, Stage::Xi, Out::D2);
                 let h = dt * T::of(0.5);
                 w.x.iter_mut()
                     .zip(w.d1.iter().zip(&w.d2))
@@ -511,19 +661,19 @@ fn chunk<M: Model, T: Real>(
             }
             Integrator::Rk4 => {
                 let half = dt * T::of(0.5);
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.x, &mut w.coup, &mut w.d1);
+                stage(m, ctx, w, Stage::X, Out::D1);
                 for k in 0..w.x.len() {
                     w.xi[k] = w.x[k] + w.d1[k] * half;
                 }
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.xi, &mut w.coup, &mut w.d2);
+                stage(m, ctx, w, Stage::Xi, Out::D2);
                 for k in 0..w.x.len() {
                     w.xi[k] = w.x[k] + w.d2[k] * half;
                 }
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.xi, &mut w.coup, &mut w.d3);
+                stage(m, ctx, w, Stage::Xi, Out::D3);
                 for k in 0..w.x.len() {
                     w.xi[k] = w.x[k] + w.d3[k] * dt;
                 }
-                eval::<M, T>(m, ctx, w.rows.start, r, &w.xi, &mut w.coup, &mut w.d4);
+                stage(m, ctx, w, Stage::Xi, Out::D4);
                 let sixth = dt / T::of(6.0);
                 let two = T::of(2.0);
                 for k in 0..w.x.len() {
@@ -533,6 +683,7 @@ fn chunk<M: Model, T: Real>(
                 project::<M, T>(m, nv, n, &mut w.x);
             }
         }
+        w.z = z;
         if let Some(k) = w.x.iter().position(|v| !v.is_finite()) {
             let lb = k / (nv * n);
             return Err(Blowup {
@@ -624,57 +775,160 @@ fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T]) {
     }
 }
 
-/// `out = f(x)` for `r` rows starting at batch element `b0`.
+/// For each sent quantity: the value each node sends (`w.sent`) and its contributions to the
+/// sums (`w.pre`), from the state buffer `xi` (`true`) or `x`.
 #[inline(always)]
-fn eval<M: Model, T: Real>(
+fn sent_and_pre<M: Model, T: Real>(m: M, ctx: &Ctx<T>, w: &mut Worker<T>, from_xi: bool) {
+    let (n, nv, pm) = (ctx.n, ctx.nv, ctx.pm);
+    let r = w.rows.len();
+    let x = if from_xi { &w.xi } else { &w.x };
+    let mut xs = [T::zero(); 16];
+    for (si, &(k, custom)) in ctx.sources.iter().enumerate() {
+        let var = M::SPEC.coupling[k].var;
+        for lb in 0..r {
+            let b = w.rows.start + lb;
+            let xrow = &x[lb * nv * n..(lb + 1) * nv * n];
+            for j in 0..n {
+                let s = if custom {
+                    for v in 0..nv {
+                        xs[v] = xrow[v * n + j];
+                    }
+                    m.coupled_point(k, &xs[..nv], &ctx.node_params(b, j)[..pm])
+                } else {
+                    xrow[var * n + j]
+                };
+                w.sent[(si * r + lb) * n + j] = s;
+                let pre = point::pre(ctx.coupling, s, &ctx.node_params(b, j)[pm..]);
+                w.pre[pre_at(ctx, r, si, 0, lb) + j] = pre[0];
+                if ctx.n_sums == 2 {
+                    w.pre[pre_at(ctx, r, si, 1, lb) + j] = pre[1];
+                }
+            }
+        }
+    }
+}
+
+/// The coupling inputs `w.cin` from the state buffer `which`. With `step` (held coupling), the
+/// delayed sums read the history, which is first updated with this step's values.
+#[inline(always)]
+fn inputs<M: Model, T: Real>(
+    m: M,
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    which: Stage,
+    step: Option<usize>,
+) {
+    let n = ctx.n;
+    let r = w.rows.len();
+    sent_and_pre(m, ctx, w, matches!(which, Stage::Xi));
+    match (ctx.delayed, step) {
+        (true, Some(step)) => {
+            let h = ctx.horizon;
+            let slot = step % h;
+            for si in 0..ctx.sources.len() {
+                for q in 0..ctx.n_sums {
+                    for lb in 0..r {
+                        let p0 = pre_at(ctx, r, si, q, lb);
+                        let h0 = hist_at(ctx, r, si, q, lb, 0);
+                        w.hist[h0 + slot * n..h0 + (slot + 1) * n]
+                            .copy_from_slice(&w.pre[p0..p0 + n]);
+                        let hist = &w.hist[h0..h0 + h * n];
+                        for i in 0..n {
+                            let mut acc = T::zero();
+                            for e in &ctx.edges[ctx.edge_start[i]..ctx.edge_start[i + 1]] {
+                                let sl = (slot + h - e.delay) % h;
+                                acc = acc + e.weight * hist[sl * n + e.source];
+                            }
+                            w.sums[p0 + i] = acc;
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            for si in 0..ctx.sources.len() {
+                for q in 0..ctx.n_sums {
+                    let p0 = pre_at(ctx, r, si, q, 0);
+                    matmul_rows(ctx, r, &w.pre[p0..p0 + r * n], &mut w.sums[p0..p0 + r * n]);
+                }
+            }
+        }
+    }
+    // Post: each target's input from its sums.
+    for (k, src) in ctx.input_src.iter().enumerate() {
+        for lb in 0..r {
+            let b = w.rows.start + lb;
+            let out = &mut w.cin[(k * r + lb) * n..(k * r + lb + 1) * n];
+            match *src {
+                None => out.iter_mut().for_each(|c| *c = T::zero()),
+                Some(si) => {
+                    let p0 = pre_at(ctx, r, si, 0, lb);
+                    let p1 = pre_at(ctx, r, si, 1, lb);
+                    for i in 0..n {
+                        let sums = [w.sums[p0 + i], w.sums[p1 + i]];
+                        let s_i = w.sent[(si * r + lb) * n + i];
+                        out[i] = point::post(
+                            ctx.coupling,
+                            sums,
+                            s_i,
+                            ctx.rowsum[i],
+                            &ctx.node_params(b, i)[ctx.pm..],
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[lb] = a[lb] · Wᵀ` for `r` rows of length `n`.
+#[inline(always)]
+fn matmul_rows<T: Real>(ctx: &Ctx<T>, r: usize, a: &[T], out: &mut [T]) {
+    let n = ctx.n;
+    if r <= 4 {
+        // Row by row as a sum of scaled rows of Wᵀ: contiguous, vectorises, no packing.
+        for lb in 0..r {
+            let ar = &a[lb * n..(lb + 1) * n];
+            let cr = &mut out[lb * n..(lb + 1) * n];
+            cr.iter_mut().for_each(|c| *c = T::zero());
+            for (j, &aj) in ar.iter().enumerate() {
+                if aj != T::zero() {
+                    let wrow = &ctx.wt[j * n..(j + 1) * n];
+                    cr.iter_mut().zip(wrow).for_each(|(c, &w)| *c = *c + aj * w);
+                }
+            }
+        }
+    } else {
+        T::gemm(r, n, n, a, n, &ctx.wt, out);
+    }
+}
+
+/// `out = drift(x, cin)` for `r` rows starting at batch element `b0`.
+#[inline(always)]
+fn drift<M: Model, T: Real>(
     m: M,
     ctx: &Ctx<T>,
     b0: usize,
     r: usize,
     x: &[T],
-    coup: &mut [T],
+    cin: &[T],
     out: &mut [T],
 ) {
-    let (n, nv, pt, pm) = (ctx.n, ctx.nv, ctx.pt, ctx.pm);
-    // Network input per source variable: x_v · Wᵀ (scaled by G per node below).
-    for (si, &v) in ctx.sources.iter().enumerate() {
-        let c = &mut coup[si * r * n..(si + 1) * r * n];
-        if r <= 4 {
-            // Row by row as a sum of scaled rows of Wᵀ: contiguous, vectorises, no packing.
-            for lb in 0..r {
-                let xr = &x[lb * nv * n + v * n..lb * nv * n + (v + 1) * n];
-                let cr = &mut c[lb * n..(lb + 1) * n];
-                cr.iter_mut().for_each(|c| *c = T::zero());
-                for (j, &xj) in xr.iter().enumerate() {
-                    if xj != T::zero() {
-                        let wrow = &ctx.wt[j * n..(j + 1) * n];
-                        cr.iter_mut().zip(wrow).for_each(|(c, &w)| *c = *c + xj * w);
-                    }
-                }
-            }
-        } else {
-            T::gemm(r, n, n, &x[v * n..], nv * n, &ctx.wt, c);
-        }
-    }
+    let (n, nv, pm) = (ctx.n, ctx.nv, ctx.pm);
     let nin = ctx.input_src.len();
     let mut xs = [T::zero(); 16];
     let mut cs = [T::zero(); 16];
     let mut ds = [T::zero(); 16];
     for lb in 0..r {
-        let prow = if ctx.param_rows == 1 { 0 } else { b0 + lb };
         let xrow = &x[lb * nv * n..(lb + 1) * nv * n];
         let orow = &mut out[lb * nv * n..(lb + 1) * nv * n];
         for i in 0..n {
-            let p = &ctx.params[(prow * n + i) * pt..(prow * n + i + 1) * pt];
-            let g = p[pm];
+            let p = ctx.node_params(b0 + lb, i);
             for v in 0..nv {
                 xs[v] = xrow[v * n + i];
             }
-            for (c, src) in cs.iter_mut().zip(&ctx.input_src) {
-                *c = match *src {
-                    Some(si) => g * coup[(si * r + lb) * n + i],
-                    None => T::zero(),
-                };
+            for (k, c) in cs.iter_mut().take(nin).enumerate() {
+                *c = cin[(k * r + lb) * n + i];
             }
             m.drift_point(&xs[..nv], &cs[..nin], &p[..pm], &mut ds[..nv]);
             for v in 0..nv {

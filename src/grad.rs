@@ -73,7 +73,7 @@ pub fn value_and_grad<B: AutodiffBackend>(
     let device = x0[0].device();
 
     // 1. Forward without a tape, keeping boundary states and outputs.
-    let mut carry = Carry::new(x0);
+    let mut carry = Carry::start(net_inner, x0, params);
     let mut bounds = Vec::new();
     let mut outputs = Vec::new();
     let mut start = 0;
@@ -115,15 +115,12 @@ pub fn value_and_grad<B: AutodiffBackend>(
         let noise = run
             .noise
             .chunk::<B>(start, len, batch, nodes, run.dt, &device);
-        let (end, samples) = run_chunk(
-            net,
-            &p_used,
-            carry_in.with_tensors(used),
-            &noise,
-            start,
-            len,
-            run,
-        );
+        let mut carry_ad = carry_in.with_tensors(used);
+        if start == 0 {
+            // The initial history is a function of the initial state and parameters.
+            carry_ad.hist = net.initial_history(&carry_ad.x, &p_used);
+        }
+        let (end, samples) = run_chunk(net, &p_used, carry_ad, &noise, start, len, run);
         let mut terms: Vec<Tensor<B, 1>> = Vec::new();
         if let Some(s) = samples {
             let k = s.values.dims()[0];
@@ -187,7 +184,8 @@ pub fn value_and_grad_full<B: AutodiffBackend>(
     let noise = run
         .noise
         .chunk::<B>(0, run.steps, batch, nodes, run.dt, &device);
-    let (_, samples) = run_chunk(net, &p_used, Carry::new(x), &noise, 0, run.steps, run);
+    let carry = Carry::start(net, x, &p_used);
+    let (_, samples) = run_chunk(net, &p_used, carry, &noise, 0, run.steps, run);
     let y = samples.expect("the run takes at least one sample").values;
     let l = loss(y.clone());
     let g = l.clone().sum().backward();

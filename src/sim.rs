@@ -122,33 +122,42 @@ pub struct Carry<B: Backend> {
     pub x: Vec<Tensor<B, 2>>,
     /// Running sum of the recorded variables over the current monitor window (mean monitor).
     pub acc: Option<Vec<Tensor<B, 2>>>,
+    /// Delay history per sent quantity, `[batch, H · nodes]` (empty without delays).
+    pub hist: Vec<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Carry<B> {
-    /// A carry holding only a state.
-    pub fn new(x: Vec<Tensor<B, 2>>) -> Self {
-        Self { x, acc: None }
+    /// The carry at the start of a run: the state, and the network's initial delay history.
+    pub fn start(net: &Network<B>, x0: Vec<Tensor<B, 2>>, params: &[Tensor<B, 2>]) -> Self {
+        let hist = net.initial_history(&x0, params);
+        Self {
+            x: x0,
+            acc: None,
+            hist,
+        }
     }
 
-    /// All tensors, in a fixed order (state, then accumulator).
+    /// All tensors, in a fixed order (state, accumulator, history).
     pub fn tensors(&self) -> Vec<Tensor<B, 2>> {
         let mut v = self.x.clone();
         if let Some(a) = &self.acc {
             v.extend(a.iter().cloned());
         }
+        v.extend(self.hist.iter().cloned());
         v
     }
 
     /// Rebuilds a carry of the same layout as `self` from tensors in [`Carry::tensors`] order,
     /// possibly on another backend.
-    pub fn with_tensors<C: Backend>(&self, mut t: Vec<Tensor<C, 2>>) -> Carry<C> {
-        let acc = self.acc.as_ref().map(|a| {
-            t.split_off(self.x.len())
-                .into_iter()
-                .take(a.len())
-                .collect()
-        });
-        Carry { x: t, acc }
+    pub fn with_tensors<C: Backend>(&self, t: Vec<Tensor<C, 2>>) -> Carry<C> {
+        let mut it = t.into_iter();
+        let x = it.by_ref().take(self.x.len()).collect();
+        let acc = self
+            .acc
+            .as_ref()
+            .map(|a| it.by_ref().take(a.len()).collect());
+        let hist = it.collect();
+        Carry { x, acc, hist }
     }
 }
 
@@ -165,13 +174,12 @@ pub fn run_chunk<B: Backend>(
     len: usize,
     run: &Run,
 ) -> (Carry<B>, Option<ChunkSamples<B>>) {
-    let field = net.field(params);
     let m = &run.monitor;
     let mut samples = Vec::new();
     let mut first = None;
     for s in 0..len {
         let n = start + s + 1; // steps taken after this one
-        carry.x = run.integrator.step(&field, carry.x, run.dt, noise.step(s));
+        carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
         if n <= m.transient {
             continue;
         }
@@ -209,6 +217,26 @@ pub fn run_chunk<B: Backend>(
     (carry, samples)
 }
 
+/// One integration step (step index `step`, 0-based) from `carry`, returning the new state and
+/// updating the delay history.
+fn step<B: Backend>(
+    net: &Network<B>,
+    params: &[Tensor<B, 2>],
+    carry: &mut Carry<B>,
+    step: usize,
+    z: &[Option<Tensor<B, 2>>],
+    run: &Run,
+) -> Vec<Tensor<B, 2>> {
+    let x = std::mem::take(&mut carry.x);
+    if net.holds_coupling() {
+        let held = net.step_inputs(&x, &mut carry.hist, step, params);
+        let field = net.field_held(params, held);
+        run.integrator.step(&field, x, run.dt, z)
+    } else {
+        run.integrator.step(&net.field(params), x, run.dt, z)
+    }
+}
+
 /// Default chunk length: at most 1,000 steps, and at most about 16 M noise values per chunk.
 pub fn default_chunk(batch: usize, nodes: usize, vars: usize) -> usize {
     (16_000_000 / (batch * nodes * vars).max(1)).clamp(1, 1000)
@@ -228,7 +256,7 @@ pub fn simulate<B: Backend>(
     run.validate(net.spec().n_vars())?;
     let [batch, nodes] = x0[0].dims();
     let device = x0[0].device();
-    let mut carry = Carry { x: x0, acc: None };
+    let mut carry = Carry::start(net, x0, params);
     let mut start = 0;
     while start < run.steps {
         let len = run.chunk.min(run.steps - start);
@@ -302,10 +330,9 @@ pub(crate) fn locate_divergence<B: Backend>(
     len: usize,
     run: &Run,
 ) -> Error {
-    let field = net.field(params);
     let spec = net.spec();
     for s in 0..len {
-        carry.x = run.integrator.step(&field, carry.x, run.dt, noise.step(s));
+        carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
         for (v, xv) in carry.x.iter().enumerate() {
             let [_, nodes] = xv.dims();
             let host = to_host(xv.clone());

@@ -10,7 +10,7 @@ use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::{simulate_fused, FusedRun};
 use neurodiff::integrate::Integrator;
-use neurodiff::network::{param_specs, Network};
+use neurodiff::network::{param_specs, Network, NetworkConfig};
 use neurodiff::noise::NoiseMode;
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::sim::{simulate_collect, Run};
@@ -45,7 +45,7 @@ fn run_fused<T: neurodiff::fused::Real>(
         .collect();
     let fr = FusedRun {
         connectome: conn,
-        inputs_on: &[true, false],
+        network: &NetworkConfig::new("mpr"),
         params: t,
         x0: &x0,
         x0_rows: 1,
@@ -55,7 +55,6 @@ fn run_fused<T: neurodiff::fused::Real>(
     };
     let mut out = Vec::new();
     simulate_fused::<T>(
-        "mpr",
         &fr,
         &mut |_, _, v| {
             out.extend(v);
@@ -68,7 +67,7 @@ fn run_fused<T: neurodiff::fused::Real>(
 
 fn run_tensor<B: Backend>(conn: &Connectome, t: &ParamTable, run: &Run) -> Result<Vec<f32>, Error> {
     let d = Default::default();
-    let net = Network::<B>::new("mpr", conn, CouplingKind::Linear, None, &d)?;
+    let net = Network::<B>::new("mpr", conn, None, None, &d)?;
     let x0 = net.initial_state(t.batch, &d);
     let p: Vec<Tensor<B, 2>> = t.tensors(&d);
     Ok(simulate_collect(&net, &p, x0, run)?.0)

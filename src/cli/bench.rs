@@ -13,7 +13,7 @@ use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::{self, Engine, FusedRun};
 use neurodiff::integrate::Integrator;
-use neurodiff::network::{param_specs, Network};
+use neurodiff::network::{param_specs, Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::sim::{default_chunk, simulate, Monitor, Run};
@@ -142,7 +142,7 @@ impl BackendTask for Forward<'_> {
                                 .collect();
                             let fr = FusedRun {
                                 connectome: conn,
-                                inputs_on: &[true, false],
+                                network: &NetworkConfig::new("mpr"),
                                 params: &table,
                                 x0: &x0,
                                 x0_rows: 1,
@@ -150,19 +150,13 @@ impl BackendTask for Forward<'_> {
                                 run: &r,
                                 threads: a.threads,
                             };
-                            fused::simulate_fused::<f32>(
-                                "mpr",
-                                &fr,
-                                &mut |_, _, _| Ok(()),
-                                &mut |_| {},
-                            )?;
+                            fused::simulate_fused::<f32>(&fr, &mut |_, _, _| Ok(()), &mut |_| {})?;
                         }
                         _ => {
-                            let net = Network::<B>::new(
-                                "mpr",
+                            let net = Network::<B>::build(
+                                &NetworkConfig::new("mpr"),
                                 conn,
-                                CouplingKind::Linear,
-                                None,
+                                0.01,
                                 &device,
                             )?;
                             let params = table.tensors::<B>(&device);

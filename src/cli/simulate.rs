@@ -16,7 +16,7 @@ use neurodiff::fused::{self, Engine, FusedRun};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{read_npy, AtomicFile, NpyStream};
 use neurodiff::models::ModelSpec;
-use neurodiff::network::{param_specs, resolve_inputs, Network};
+use neurodiff::network::{param_specs, resolve_inputs, Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::sim::{default_chunk, simulate, to_host, Monitor, Run};
@@ -91,9 +91,18 @@ pub struct SimulateArgs {
     /// State variables to record, comma-separated names. [default: all]
     #[arg(long, value_name = "VARS")]
     record: Option<String>,
-    /// Coupling function: linear. [default: linear]
+    /// Coupling function: linear, difference, kuramoto, sigmoidal_jansen_rit, sigmoidal.
+    /// [default: the model's own, see `neurodiff models`]
     #[arg(long)]
     coupling: Option<String>,
+    /// Conduction speed for delays, in mm per model time unit (mm/ms for most models); delays
+    /// are tract length / speed, rounded to steps. [default: no delays]
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Evaluate the coupling once per step and hold it for every integrator stage (TVB's
+    /// scheme; always so with delays). [default: per stage, as vbjax]
+    #[arg(long)]
+    hold_coupling: bool,
     /// The model's coupling inputs to compute, comma-separated (see `neurodiff models`).
     /// [default: the model's]
     #[arg(long, value_name = "INPUTS")]
@@ -145,6 +154,8 @@ struct SimulateConfig {
     monitor: Option<String>,
     record: Option<Vec<String>>,
     coupling: Option<String>,
+    speed: Option<f64>,
+    hold_coupling: Option<bool>,
     coupling_inputs: Option<Vec<String>>,
     chunk: Option<usize>,
     backend: Option<String>,
@@ -235,8 +246,7 @@ pub struct Settings {
     pub connectome: String,
     pub lengths: Option<PathBuf>,
     pub normalize: Normalization,
-    pub coupling: CouplingKind,
-    pub coupling_inputs: Option<Vec<String>>,
+    pub network: NetworkConfig,
     pub given_params: Vec<(String, ParamValue)>,
     pub batch: Option<usize>,
     pub dt: f64,
@@ -357,18 +367,27 @@ impl Settings {
             .or(cfg.sample_every)
             .unwrap_or(((default_period / dt).round() as usize).max(1));
         Ok(Self {
-            model,
+            model: model.clone(),
             connectome: a
                 .connectome
                 .or(cfg.connectome)
                 .unwrap_or_else(|| neurodiff::connectome::DEFAULT.into()),
             lengths: a.lengths.or(cfg.lengths),
             normalize: parse_or(a.normalize.or(cfg.normalize), Normalization::None)?,
-            coupling: parse_or(a.coupling.or(cfg.coupling), CouplingKind::Linear)?,
-            coupling_inputs: a
-                .coupling_inputs
-                .map(|s| s.split(',').map(|v| v.trim().to_string()).collect())
-                .or(cfg.coupling_inputs),
+            network: NetworkConfig {
+                model: model.clone(),
+                coupling: a
+                    .coupling
+                    .or(cfg.coupling)
+                    .map(|s| s.parse::<CouplingKind>())
+                    .transpose()?,
+                inputs: a
+                    .coupling_inputs
+                    .map(|s| s.split(',').map(|v| v.trim().to_string()).collect())
+                    .or(cfg.coupling_inputs),
+                speed: a.speed.or(cfg.speed),
+                hold_coupling: a.hold_coupling || cfg.hold_coupling.unwrap_or(false),
+            },
             given_params,
             batch: a.batch.or(cfg.batch),
             dt,
@@ -511,10 +530,14 @@ impl BackendTask for SimTask {
         let mut conn = Connectome::load(&s.connectome, s.lengths.as_deref())?;
         conn.normalize(s.normalize);
         let spec = neurodiff::models::find(&s.model)?;
-        let inputs_on = resolve_inputs(spec, s.coupling_inputs.as_deref())?;
+        let coupling = s
+            .network
+            .coupling
+            .unwrap_or_else(|| spec.coupling_function.into());
+        resolve_inputs(spec, s.network.inputs.as_deref())?;
         let nodes = conn.n;
         let table = ParamTable::new(
-            &param_specs(spec, s.coupling),
+            &param_specs(spec, coupling),
             &s.given_params,
             nodes,
             s.batch,
@@ -550,7 +573,7 @@ impl BackendTask for SimTask {
             },
         };
         run.validate(nv)?;
-        let fused_ok = fused::supports(s.coupling, &run);
+        let fused_ok = fused::supports(&run);
         let engine = match (s.engine, fused_ok) {
             (Engine::Fused, Some(why)) => return Err(Error::setting("engine", why)),
             (Engine::Fused, None) => Engine::Fused,
@@ -581,7 +604,7 @@ impl BackendTask for SimTask {
         let final_state: Vec<f32> = if engine == Engine::Fused {
             let fr = FusedRun {
                 connectome: &conn,
-                inputs_on: &inputs_on,
+                network: &s.network,
                 params: &table,
                 x0: &x0_host,
                 x0_rows: rows,
@@ -592,18 +615,12 @@ impl BackendTask for SimTask {
             let mut write = |_first: usize, _k: usize, v: Vec<f32>| out.write(&v);
             let mut progress = |done: usize| bar.set_position(done as u64);
             if kind == BackendKind::Ndarray64 {
-                fused::simulate_fused::<f64>(&s.model, &fr, &mut write, &mut progress)?
+                fused::simulate_fused::<f64>(&fr, &mut write, &mut progress)?
             } else {
-                fused::simulate_fused::<f32>(&s.model, &fr, &mut write, &mut progress)?
+                fused::simulate_fused::<f32>(&fr, &mut write, &mut progress)?
             }
         } else {
-            let net = Network::<B>::new(
-                &s.model,
-                &conn,
-                s.coupling,
-                s.coupling_inputs.as_deref(),
-                &device,
-            )?;
+            let net = Network::<B>::build(&s.network, &conn, s.dt, &device)?;
             let x0_all: Tensor<B, 3> = Tensor::from_data(
                 TensorData::new(
                     x0_host.iter().map(|&v| v as f32).collect::<Vec<_>>(),

@@ -3,7 +3,6 @@
 
 use burn::prelude::{Backend, Tensor, TensorData};
 use neurodiff::connectome::Connectome;
-use neurodiff::coupling::CouplingKind;
 use neurodiff::integrate::Integrator;
 use neurodiff::network::Network;
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
@@ -60,7 +59,7 @@ pub fn run(steps: usize, integrator: Integrator, sigma: f64, seed: u64, every: u
 /// MPR on the bundled HCP connectome.
 pub fn mpr_net<B: Backend>(device: &B::Device) -> (Network<B>, Connectome) {
     let conn = Connectome::load("hcp80", None).unwrap();
-    let net = Network::<B>::new("mpr", &conn, CouplingKind::Linear, None, device).unwrap();
+    let net = Network::<B>::new("mpr", &conn, None, None, device).unwrap();
     (net, conn)
 }
 
