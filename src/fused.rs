@@ -140,6 +140,9 @@ pub fn supports(run: &Run) -> Option<&'static str> {
     if !run.noise.is_off() && run.noise.source != NoiseSource::Host {
         return Some("the fused engine draws host noise only");
     }
+    if run.monitor.bold.is_some() {
+        return Some("the fused engine does not integrate BOLD; use the tensor engine");
+    }
     None
 }
 

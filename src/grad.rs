@@ -73,7 +73,7 @@ pub fn value_and_grad<B: AutodiffBackend>(
     let device = x0[0].device();
 
     // 1. Forward without a tape, keeping boundary states and outputs.
-    let mut carry = Carry::start(net_inner, x0, params);
+    let mut carry = Carry::start(net_inner, x0, params, run);
     let mut bounds = Vec::new();
     let mut outputs = Vec::new();
     let mut start = 0;
@@ -184,7 +184,7 @@ pub fn value_and_grad_full<B: AutodiffBackend>(
     let noise = run
         .noise
         .chunk::<B>(0, run.steps, batch, nodes, run.dt, &device);
-    let carry = Carry::start(net, x, &p_used);
+    let carry = Carry::start(net, x, &p_used, run);
     let (_, samples) = run_chunk(net, &p_used, carry, &noise, 0, run.steps, run);
     let y = samples.expect("the run takes at least one sample").values;
     let l = loss(y.clone());

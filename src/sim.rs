@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::integrate::Integrator;
 use crate::network::Network;
 use crate::noise::{ChunkNoise, Noise};
+use crate::observe::bold::{bold_signal, bold_step, BoldParams, BoldState};
 
 /// What is kept of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -19,8 +20,30 @@ pub struct Monitor {
     pub mean: bool,
     /// Steps run before the first window starts; nothing from them is kept.
     pub transient: usize,
-    /// Indices of the state variables kept, in order.
+    /// Indices of the state variables kept, in order (ignored with `bold`).
     pub vars: Vec<usize>,
+    /// Keep the BOLD signal driven by a neural variable instead of the state.
+    #[serde(default)]
+    pub bold: Option<BoldMonitor>,
+}
+
+/// The BOLD signal as the monitor's output: Balloon–Windkessel haemodynamics
+/// ([`crate::observe::bold`]) driven by one neural variable, integrated alongside the model
+/// (through the transient too) and carried across chunks with the state.
+///
+/// Every `every` neural steps the BOLD state takes one Heun step of `step_s` seconds with the
+/// mean of the neural variable over those steps as input. A sample is the BOLD signal
+/// `[batch, 1, nodes]`; the monitor's `every` must be a multiple of this `every`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BoldMonitor {
+    /// The neural variable driving the haemodynamics (e.g. MPR's `r`).
+    pub var: usize,
+    /// Neural steps per BOLD step.
+    pub every: usize,
+    /// Length of a BOLD step in seconds (`every · dt` converted from the model's time unit).
+    pub step_s: f64,
+    /// Haemodynamic parameters.
+    pub params: BoldParams,
 }
 
 /// The settings of a run (everything except network, parameters and initial state).
@@ -66,6 +89,30 @@ impl Run {
         }
         if self.chunk == 0 {
             return Err(Error::setting("chunk", "must be at least 1"));
+        }
+        if let Some(b) = &self.monitor.bold {
+            if b.var >= n_vars {
+                return Err(Error::setting(
+                    "bold",
+                    format!("driving variable index {} out of range", b.var),
+                ));
+            }
+            if b.every == 0 || !self.monitor.every.is_multiple_of(b.every) {
+                return Err(Error::setting(
+                    "bold",
+                    format!(
+                        "the sampling period ({} steps) must be a multiple of the BOLD step ({} \
+                         steps)",
+                        self.monitor.every, b.every
+                    ),
+                ));
+            }
+            if !(b.step_s > 0.0 && b.step_s.is_finite()) {
+                return Err(Error::setting("bold", "BOLD step must be positive"));
+            }
+            b.params
+                .validate()
+                .map_err(|e| Error::setting("bold", e.to_string()))?;
         }
         if let Some(&v) = self.monitor.vars.iter().find(|&&v| v >= n_vars) {
             return Err(Error::setting(
@@ -124,26 +171,48 @@ pub struct Carry<B: Backend> {
     pub acc: Option<Vec<Tensor<B, 2>>>,
     /// Delay history per sent quantity, `[batch, H · nodes]` (empty without delays).
     pub hist: Vec<Tensor<B, 2>>,
+    /// BOLD state `[s, f, v, q]` (empty without a BOLD monitor).
+    pub bold: Vec<Tensor<B, 2>>,
+    /// Running sum of the BOLD input over the current BOLD step.
+    pub bold_acc: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Carry<B> {
-    /// The carry at the start of a run: the state, and the network's initial delay history.
-    pub fn start(net: &Network<B>, x0: Vec<Tensor<B, 2>>, params: &[Tensor<B, 2>]) -> Self {
+    /// The carry at the start of a run: the state, the network's initial delay history, and
+    /// the resting BOLD state if the run monitors BOLD.
+    pub fn start(
+        net: &Network<B>,
+        x0: Vec<Tensor<B, 2>>,
+        params: &[Tensor<B, 2>],
+        run: &Run,
+    ) -> Self {
         let hist = net.initial_history(&x0, params);
+        let bold = match &run.monitor.bold {
+            Some(_) => {
+                let [batch, nodes] = x0[0].dims();
+                let r = BoldState::<B>::rest(batch, nodes, &x0[0].device());
+                vec![r.s, r.f, r.v, r.q]
+            }
+            None => Vec::new(),
+        };
         Self {
             x: x0,
             acc: None,
             hist,
+            bold,
+            bold_acc: None,
         }
     }
 
-    /// All tensors, in a fixed order (state, accumulator, history).
+    /// All tensors, in a fixed order (state, accumulator, history, BOLD, BOLD accumulator).
     pub fn tensors(&self) -> Vec<Tensor<B, 2>> {
         let mut v = self.x.clone();
         if let Some(a) = &self.acc {
             v.extend(a.iter().cloned());
         }
         v.extend(self.hist.iter().cloned());
+        v.extend(self.bold.iter().cloned());
+        v.extend(self.bold_acc.iter().cloned());
         v
     }
 
@@ -156,8 +225,16 @@ impl<B: Backend> Carry<B> {
             .acc
             .as_ref()
             .map(|a| it.by_ref().take(a.len()).collect());
-        let hist = it.collect();
-        Carry { x, acc, hist }
+        let hist = it.by_ref().take(self.hist.len()).collect();
+        let bold = it.by_ref().take(self.bold.len()).collect();
+        let bold_acc = self.bold_acc.as_ref().map(|_| it.next().expect("layout"));
+        Carry {
+            x,
+            acc,
+            hist,
+            bold,
+            bold_acc,
+        }
     }
 }
 
@@ -180,10 +257,13 @@ pub fn run_chunk<B: Backend>(
     for s in 0..len {
         let n = start + s + 1; // steps taken after this one
         carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
+        if let Some(b) = &m.bold {
+            advance_bold(&mut carry, b, n);
+        }
         if n <= m.transient {
             continue;
         }
-        if m.mean {
+        if m.mean && m.bold.is_none() {
             carry.acc = Some(match carry.acc.take() {
                 None => m.vars.iter().map(|&v| carry.x[v].clone()).collect(),
                 Some(acc) => acc
@@ -196,7 +276,10 @@ pub fn run_chunk<B: Backend>(
         if (n - m.transient).is_multiple_of(m.every) {
             let k = (n - m.transient) / m.every - 1;
             first.get_or_insert(k);
-            let kept: Vec<Tensor<B, 2>> = if m.mean {
+            let kept: Vec<Tensor<B, 2>> = if m.bold.is_some() {
+                let p = &m.bold.as_ref().expect("checked").params;
+                vec![bold_signal(&bold_state(&carry.bold), p)]
+            } else if m.mean {
                 carry
                     .acc
                     .take()
@@ -215,6 +298,33 @@ pub fn run_chunk<B: Backend>(
         values: Tensor::stack(samples, 0),
     });
     (carry, samples)
+}
+
+/// The BOLD state as the observation module's struct.
+fn bold_state<B: Backend>(b: &[Tensor<B, 2>]) -> BoldState<B> {
+    BoldState {
+        s: b[0].clone(),
+        f: b[1].clone(),
+        v: b[2].clone(),
+        q: b[3].clone(),
+    }
+}
+
+/// Adds the driving variable of step `n` (1-based count) to the BOLD accumulator, and advances
+/// the BOLD state when a BOLD step is complete.
+fn advance_bold<B: Backend>(carry: &mut Carry<B>, b: &BoldMonitor, n: usize) {
+    let x = carry.x[b.var].clone();
+    let sum = match carry.bold_acc.take() {
+        None => x,
+        Some(a) => a + x,
+    };
+    if n.is_multiple_of(b.every) {
+        let input = sum / b.every as f64;
+        let next = bold_step(bold_state(&carry.bold), &input, b.step_s, &b.params);
+        carry.bold = vec![next.s, next.f, next.v, next.q];
+    } else {
+        carry.bold_acc = Some(sum);
+    }
 }
 
 /// One integration step (step index `step`, 0-based) from `carry`, returning the new state and
@@ -256,7 +366,7 @@ pub fn simulate<B: Backend>(
     run.validate(net.spec().n_vars())?;
     let [batch, nodes] = x0[0].dims();
     let device = x0[0].device();
-    let mut carry = Carry::start(net, x0, params);
+    let mut carry = Carry::start(net, x0, params, run);
     let mut start = 0;
     while start < run.steps {
         let len = run.chunk.min(run.steps - start);

@@ -221,3 +221,33 @@ fn batch_elements_get_their_own_gradients() {
         );
     }
 }
+
+#[test]
+fn chunked_equals_full_tape_through_bold() {
+    use neurodiff::observe::bold::BoldParams;
+    use neurodiff::sim::BoldMonitor;
+    type B = Autodiff<Nd64>;
+    let c = case::<B>(&[
+        ("G", ParamValue::Batch(vec![0.5, 0.9])),
+        ("eta", eta_regional()),
+    ]);
+    let mut r = run_r(1400, Integrator::Heun, 0.01, 2, 70);
+    // A BOLD step every 7 neural steps, artificially long (0.05 s) so that the haemodynamics
+    // move within a short test run.
+    r.monitor.bold = Some(BoldMonitor {
+        var: 0,
+        every: 7,
+        step_s: 0.05,
+        params: BoldParams::default(),
+    });
+    let full = grads_of(&c, &r, None);
+    // 45 is not a multiple of 7: the BOLD accumulator crosses chunk boundaries.
+    let ch = grads_of(&c, &r, Some(45));
+    let dg = grad_diff(&full.grads, &ch.grads);
+    assert!(dg < 1e-9, "f64 gradients through BOLD differ by {dg}");
+    let g = flat(&full.grads);
+    assert!(
+        g.iter().any(|v| v.abs() > 1e-8),
+        "gradient through BOLD is zero"
+    );
+}

@@ -80,6 +80,7 @@ fn forward_run(batch: usize, steps: usize, source: NoiseSource) -> Run {
             mean: false,
             transient: 0,
             vars: vec![0, 1],
+            bold: None,
         },
     }
 }

@@ -18,8 +18,9 @@ use neurodiff::io::{read_npy, AtomicFile, NpyStream};
 use neurodiff::models::ModelSpec;
 use neurodiff::network::{param_specs, resolve_inputs, Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
+use neurodiff::observe::bold::BoldParams;
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{default_chunk, simulate, to_host, Monitor, Run};
+use neurodiff::sim::{default_chunk, simulate, to_host, BoldMonitor, Monitor, Run};
 use neurodiff::{Error, Result};
 
 /// Flags of `neurodiff simulate`. Every flag can also be given in the `--config` TOML file
@@ -84,7 +85,9 @@ pub struct SimulateArgs {
     /// Keep one sample every K steps. [default: 1 ms, or 0.1 s, of steps]
     #[arg(long, value_name = "K")]
     sample_every: Option<usize>,
-    /// What a sample is: raw (the state at that step) or mean (average over the K steps).
+    /// What a sample is: raw (the state at that step), mean (average over the K steps), or bold
+    /// (the Balloon–Windkessel BOLD signal driven by the first recorded variable, integrated
+    /// every 1 ms of model time; samples every 0.72 s unless --sample-every says otherwise).
     /// [default: raw]
     #[arg(long)]
     monitor: Option<String>,
@@ -259,7 +262,7 @@ pub struct Settings {
     pub seed: u64,
     pub initial_state: Option<String>,
     pub sample_every: usize,
-    pub monitor_mean: bool,
+    pub monitor: String,
     pub record: Vec<usize>,
     pub chunk: Option<usize>,
     pub backend: BackendKind,
@@ -352,20 +355,28 @@ impl Settings {
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
-        let monitor_mean = match a.monitor.or(cfg.monitor).as_deref() {
-            None | Some("raw") => false,
-            Some("mean") => true,
-            Some(m) => {
-                return Err(Error::setting(
-                    "monitor",
-                    format!("`{m}` is not one of: raw, mean"),
-                ))
-            }
+        let monitor = a.monitor.or(cfg.monitor).unwrap_or_else(|| "raw".into());
+        if !["raw", "mean", "bold"].contains(&monitor.as_str()) {
+            return Err(Error::setting(
+                "monitor",
+                format!("`{monitor}` is not one of: raw, mean, bold"),
+            ));
+        }
+        let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
+        let bold_every = ((1e-3 / to_s / dt).round() as usize).max(1);
+        let default_period = if monitor == "bold" {
+            0.72 / to_s
+        } else {
+            default_period
         };
-        let sample_every = a
-            .sample_every
-            .or(cfg.sample_every)
-            .unwrap_or(((default_period / dt).round() as usize).max(1));
+        let sample_every = a.sample_every.or(cfg.sample_every).unwrap_or_else(|| {
+            let k = ((default_period / dt).round() as usize).max(1);
+            if monitor == "bold" {
+                (k / bold_every).max(1) * bold_every
+            } else {
+                k
+            }
+        });
         Ok(Self {
             model: model.clone(),
             connectome: a
@@ -404,7 +415,7 @@ impl Settings {
             seed: a.seed.or(cfg.seed).unwrap_or(42),
             initial_state: a.initial_state.or(cfg.initial_state),
             sample_every,
-            monitor_mean,
+            monitor,
             record,
             chunk: a.chunk.or(cfg.chunk),
             backend: parse_or(a.backend.or(cfg.backend), BackendKind::Ndarray)?,
@@ -567,9 +578,19 @@ impl BackendTask for SimTask {
             chunk: s.chunk.unwrap_or_else(|| default_chunk(batch, nodes, nv)),
             monitor: Monitor {
                 every: s.sample_every,
-                mean: s.monitor_mean,
+                mean: s.monitor == "mean",
                 transient,
                 vars: s.record.clone(),
+                bold: (s.monitor == "bold").then(|| {
+                    let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
+                    let every = ((1e-3 / to_s / s.dt).round() as usize).max(1);
+                    BoldMonitor {
+                        var: s.record[0],
+                        every,
+                        step_s: every as f64 * s.dt * to_s,
+                        params: BoldParams::default(),
+                    }
+                }),
             },
         };
         run.validate(nv)?;
@@ -581,7 +602,12 @@ impl BackendTask for SimTask {
             _ => Engine::Tensor,
         };
         let n_samples = run.n_samples();
-        let shape = [n_samples, batch, s.record.len(), nodes];
+        let n_rec = if s.monitor == "bold" {
+            1
+        } else {
+            s.record.len()
+        };
+        let shape = [n_samples, batch, n_rec, nodes];
         if let Some(dir) = s.out.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -665,7 +691,11 @@ impl BackendTask for SimTask {
             output: s.out.display().to_string(),
             shape,
             axes: ["sample", "batch", "variable", "node"],
-            variables: s.record.iter().map(|&v| spec.state[v].name).collect(),
+            variables: if s.monitor == "bold" {
+                vec!["bold"]
+            } else {
+                s.record.iter().map(|&v| spec.state[v].name).collect()
+            },
             sample_times: SampleTimes {
                 first: (transient + s.sample_every) as f64 * s.dt,
                 step: s.sample_every as f64 * s.dt,

@@ -36,7 +36,7 @@ use burn::prelude::{Backend, Tensor};
 use crate::error::{Error, Result};
 
 /// Haemodynamic parameters (times in seconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BoldParams {
     /// Time constant of the vasodilatory signal's decay, s (default 0.65).
     pub tau_s: f64,

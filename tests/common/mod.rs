@@ -52,6 +52,7 @@ pub fn run(steps: usize, integrator: Integrator, sigma: f64, seed: u64, every: u
             mean: false,
             transient: 0,
             vars: vec![0, 1],
+            bold: None,
         },
     }
 }
