@@ -22,12 +22,19 @@
 //! (s · Wᵀ)_i − s_i Σ_j W_ij` and `sin(s_j − s_i) = sin s_j cos s_i − cos s_j sin s_i`). With
 //! delays each pair reads `s_j` from its own past step, so the sum runs over the delayed values
 //! `[batch, target, source]` ([`CouplingKind::apply_delayed`]).
+//!
+//! With sparse weights ([`SparseWeights`], see [`crate::sparse`]) the same formulas run over the
+//! nonzero edges only: each product `s · Wᵀ` becomes gather (sources) × weights → scatter-add
+//! (targets) ([`CouplingKind::apply_sparse`]), and the delayed sum reads one delayed value per
+//! edge (`[batch, nnz]`, [`CouplingKind::apply_delayed_sparse`]).
 
-use burn::prelude::{Backend, Tensor};
+use burn::prelude::{Backend, Int, Tensor, TensorData};
+use burn::tensor::IndexingUpdateOp;
 use neurodiff_models::{CouplingFunction, ParamSpec};
 use num_traits::Float;
 
 use crate::error::{Error, Result};
+use crate::sparse::Csr;
 
 /// The coupling function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -195,22 +202,42 @@ impl CouplingKind {
         rowsum: &Tensor<B, 2>,
         p: &[Tensor<B, 2>],
     ) -> Tensor<B, 2> {
+        self.apply_with(s, |x| x.matmul(wt.clone()), rowsum, p)
+    }
+
+    /// [`CouplingKind::apply`] with sparse weights: each sum `Σ_j W_ij x_j` over the nonzero
+    /// edges only.
+    pub fn apply_sparse<B: Backend>(
+        self,
+        s: &Tensor<B, 2>,
+        w: &SparseWeights<B>,
+        rowsum: &Tensor<B, 2>,
+        p: &[Tensor<B, 2>],
+    ) -> Tensor<B, 2> {
+        self.apply_with(s, |x| w.matvec(x), rowsum, p)
+    }
+
+    /// The undelayed coupling given `sum(x)_i = Σ_j W_ij x_j` for `x` of shape `[batch, nodes]`.
+    fn apply_with<B: Backend>(
+        self,
+        s: &Tensor<B, 2>,
+        sum: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
+        rowsum: &Tensor<B, 2>,
+        p: &[Tensor<B, 2>],
+    ) -> Tensor<B, 2> {
         let g = p[0].clone();
         match self {
-            Self::Linear => s.clone().matmul(wt.clone()) * g,
-            Self::Difference => (s.clone().matmul(wt.clone()) - s.clone() * rowsum.clone()) * g,
+            Self::Linear => sum(s.clone()) * g,
+            Self::Difference => (sum(s.clone()) - s.clone() * rowsum.clone()) * g,
             Self::Kuramoto => {
                 let (sin, cos) = (s.clone().sin(), s.clone().cos());
-                (cos.clone() * sin.clone().matmul(wt.clone()) - sin * cos.matmul(wt.clone())) * g
+                (cos.clone() * sum(sin.clone()) - sin * sum(cos)) * g
             }
             Self::SigmoidalJansenRit => {
                 let pre = jr_sigmoid(s.clone(), &p[1], &p[2], &p[3], &p[4]);
-                pre.matmul(wt.clone()) * g
+                sum(pre) * g
             }
-            Self::Sigmoidal => {
-                let sum = s.clone().matmul(wt.clone());
-                sigmoidal_post(sum, &g, &p[1], &p[2], &p[3], &p[4])
-            }
+            Self::Sigmoidal => sigmoidal_post(sum(s.clone()), &g, &p[1], &p[2], &p[3], &p[4]),
         }
     }
 
@@ -245,9 +272,124 @@ impl CouplingKind {
         }
     }
 
+    /// The network input with delays and sparse weights: `delayed[b, e]` is the value the source
+    /// of edge `e` sent `d_e` steps ago (`[batch, nnz]`, edges in the order of `w`).
+    pub fn apply_delayed_sparse<B: Backend>(
+        self,
+        s_now: &Tensor<B, 2>,
+        delayed: Tensor<B, 2>,
+        w: &SparseWeights<B>,
+        rowsum: &Tensor<B, 2>,
+        p: &[Tensor<B, 2>],
+    ) -> Tensor<B, 2> {
+        let [b, _] = delayed.dims();
+        let sum = |t: Tensor<B, 2>| w.scatter_targets(t * w.weights(), b);
+        let g = p[0].clone();
+        match self {
+            Self::Linear => sum(delayed) * g,
+            Self::Difference => (sum(delayed) - s_now.clone() * rowsum.clone()) * g,
+            Self::Kuramoto => sum((delayed - w.at_targets(s_now)).sin()) * g,
+            Self::SigmoidalJansenRit => {
+                // Parameters at each edge's source, as in the undelayed form.
+                let at = |t: &Tensor<B, 2>| w.at_sources(t);
+                let pre = jr_sigmoid(delayed, &at(&p[1]), &at(&p[2]), &at(&p[3]), &at(&p[4]));
+                sum(pre) * g
+            }
+            Self::Sigmoidal => sigmoidal_post(sum(delayed), &g, &p[1], &p[2], &p[3], &p[4]),
+        }
+    }
+
     /// Whether the coupling needs `cos`/`sin` sums (two matrix products instead of one).
     pub fn is_kuramoto(self) -> bool {
         self == Self::Kuramoto
+    }
+}
+
+/// The nonzero weights of a connectome on a tensor backend, as an edge list sorted by target
+/// (from a [`Csr`]). Sums over sources are a gather of the sources' values, a product with the
+/// weights and a scatter-add into the targets; all three have gradients.
+#[derive(Clone, Debug)]
+pub struct SparseWeights<B: Backend> {
+    n: usize,
+    nnz: usize,
+    /// Source of each edge, `[1, nnz]`.
+    source: Tensor<B, 2, Int>,
+    /// Target of each edge, `[1, nnz]`.
+    target: Tensor<B, 2, Int>,
+    /// Weight of each edge, `[1, nnz]`.
+    weight: Tensor<B, 2>,
+}
+
+impl<B: Backend> SparseWeights<B> {
+    /// The edges of `csr` on `device`.
+    pub fn new(csr: &Csr, device: &B::Device) -> Self {
+        let nnz = csr.nnz();
+        let idx =
+            |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [1, nnz]), device);
+        Self {
+            n: csr.n,
+            nnz,
+            source: idx(csr.source.iter().map(|&j| j as i64).collect()),
+            target: idx(csr.targets().into_iter().map(|i| i as i64).collect()),
+            weight: Tensor::from_data(
+                TensorData::new(csr.weight.clone(), [1, nnz]),
+                crate::float_opts::<B>(device),
+            ),
+        }
+    }
+
+    /// Number of edges.
+    pub fn nnz(&self) -> usize {
+        self.nnz
+    }
+
+    /// Number of nodes.
+    pub fn nodes(&self) -> usize {
+        self.n
+    }
+
+    /// The weights, `[1, nnz]`.
+    pub fn weights(&self) -> Tensor<B, 2> {
+        self.weight.clone()
+    }
+
+    /// `Σ_j W_ij x_j` for `x` of shape `[batch, nodes]`.
+    pub fn matvec(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [b, _] = x.dims();
+        self.scatter_targets(self.at_sources(&x) * self.weight.clone(), b)
+    }
+
+    /// Each edge's source value, `[rows, nnz]`, of `x` (`[rows, nodes]`, or `[rows, 1]` which
+    /// is returned as is, to broadcast).
+    pub fn at_sources(&self, x: &Tensor<B, 2>) -> Tensor<B, 2> {
+        self.pick(x, &self.source)
+    }
+
+    /// Each edge's target value, `[rows, nnz]`, of `x` (as [`SparseWeights::at_sources`]).
+    pub fn at_targets(&self, x: &Tensor<B, 2>) -> Tensor<B, 2> {
+        self.pick(x, &self.target)
+    }
+
+    fn pick(&self, x: &Tensor<B, 2>, idx: &Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        let [rows, cols] = x.dims();
+        if cols == 1 {
+            return x.clone();
+        }
+        debug_assert_eq!(cols, self.n);
+        x.clone().gather(1, idx.clone().expand([rows, self.nnz]))
+    }
+
+    /// Per-edge values `v` (`[batch, nnz]`, or `[1, nnz]` broadcast to `batch`) summed into
+    /// their targets: `[batch, nodes]`.
+    pub fn scatter_targets(&self, v: Tensor<B, 2>, batch: usize) -> Tensor<B, 2> {
+        let v = v.expand([batch, self.nnz]);
+        let zeros = Tensor::zeros([batch, self.n], crate::float_opts::<B>(&v.device()));
+        zeros.scatter(
+            1,
+            self.target.clone().expand([batch, self.nnz]),
+            v,
+            IndexingUpdateOp::Add,
+        )
     }
 }
 

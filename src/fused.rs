@@ -18,6 +18,9 @@
 //! Delayed coupling keeps, per sent quantity, a ring buffer of what each node contributed to the
 //! sums over the last `H` steps, and sums over the connectome's nonzero entries only (a
 //! compressed sparse row list of `(target, source, weight, delay)`).
+//!
+//! Sparse coupling ([`NetworkConfig::sparse`], see [`crate::sparse`]) uses the same edge list for
+//! the undelayed sums too, instead of the dense `Wᵀ` (which is then not built).
 
 use std::ops::Range;
 
@@ -29,10 +32,13 @@ use crate::connectome::Connectome;
 use crate::coupling::{point, CouplingKind};
 use crate::error::{Error, Result};
 use crate::integrate::Integrator;
-use crate::network::{resolve_inputs, sent_quantities, Delays, NetworkConfig};
+use crate::network::{
+    check_speed, delay_steps, lengths_for_delays, resolve_inputs, sent_quantities, NetworkConfig,
+};
 use crate::noise::{draw, stream, NoiseMode, NoiseSource};
 use crate::params::ParamTable;
 use crate::sim::Run;
+use crate::sparse::{count_nonzero, Csr};
 
 /// Float types the fused engine runs in.
 pub trait Real: Float + Send + Sync + std::fmt::Debug + 'static {
@@ -197,12 +203,12 @@ pub fn simulate_fused<T: Real>(
     )?
 }
 
-/// One nonzero connection, for delayed sums.
+/// One nonzero connection, for delayed or sparse sums.
 #[derive(Clone, Copy)]
 struct Edge<T> {
-    source: usize,
+    source: u32,
+    delay: u32,
     weight: T,
-    delay: usize,
 }
 
 /// Read-only data shared by the worker threads.
@@ -215,11 +221,14 @@ struct Ctx<T> {
     pt: usize,
     coupling: CouplingKind,
     n_sums: usize,
-    /// `Wᵀ`, `n × n`: `wt[j * n + i] = W[i][j]`.
+    /// `Wᵀ`, `n × n`: `wt[j * n + i] = W[i][j]` (empty when sparse).
     wt: Vec<T>,
+    /// Undelayed sums over the edge list rather than with `wt`.
+    sparse: bool,
     /// `Σ_j W_ij`.
     rowsum: Vec<T>,
-    /// Per target `i`, its nonzero incoming connections (`edges[start[i]..start[i + 1]]`).
+    /// Per target `i`, its nonzero incoming connections (`edges[start[i]..start[i + 1]]`);
+    /// empty unless delayed or sparse.
     edge_start: Vec<usize>,
     edges: Vec<Edge<T>>,
     /// History length (1 without delays).
@@ -271,7 +280,9 @@ struct Worker<T> {
     sums: Vec<T>,
     /// Coupling inputs per input: `[inputs][r][n]` (held for the step when `hold`).
     cin: Vec<T>,
-    /// Delay history of the pre-synaptic values: `[sources][sums][r][H][n]`.
+    /// Delay history of the pre-synaptic values: `[sources][sums][H][n][r]`, the batch rows
+    /// innermost so that each edge reads its `r` delayed values from one contiguous run (row
+    /// outermost, every edge of every row was a cache miss once `H · n` outgrew the cache).
     hist: Vec<T>,
     z: Vec<T>,
     acc: Vec<T>,
@@ -318,43 +329,48 @@ fn run_model<M: Model, T: Real>(
         .iter()
         .map(|&k| (k, spec.coupling[k].sends.is_some()))
         .collect();
-    let mut wt = vec![T::zero(); n * n];
+    let nnz = count_nonzero(&conn.weights);
+    let sparse = net.sparse.is_sparse(n, nnz);
     let mut rowsum = vec![T::zero(); n];
-    for i in 0..n {
-        for j in 0..n {
-            let w = conn.weights[i * n + j];
-            wt[j * n + i] = T::of(w);
-            rowsum[i] = rowsum[i] + T::of(w);
-        }
+    for (i, row) in conn.weights.chunks_exact(n).enumerate() {
+        rowsum[i] = row.iter().fold(T::zero(), |a, &w| a + T::of(w));
     }
-    let delays = match net.speed {
+    let wt = if sparse {
+        Vec::new()
+    } else {
+        let mut wt = vec![T::zero(); n * n];
+        for i in 0..n {
+            for j in 0..n {
+                wt[j * n + i] = T::of(conn.weights[i * n + j]);
+            }
+        }
+        wt
+    };
+    let lengths = match net.speed {
         Some(speed) => {
-            let lengths = conn.lengths.as_ref().ok_or_else(|| {
-                Error::setting(
-                    "speed",
-                    format!("delays need tract lengths, and {} has none", conn.source),
-                )
-            })?;
-            Some(Delays::from_lengths(lengths, speed, run.dt)?)
+            check_speed(speed)?;
+            Some((lengths_for_delays(conn)?, speed))
         }
         None => None,
     };
-    let mut edge_start = vec![0];
-    let mut edges = Vec::new();
-    for i in 0..n {
-        for j in 0..n {
-            let w = conn.weights[i * n + j];
-            if w != 0.0 {
-                edges.push(Edge {
-                    source: j,
-                    weight: T::of(w),
-                    delay: delays.as_ref().map_or(0, |d| d.steps[i * n + j]),
-                });
-            }
-        }
-        edge_start.push(edges.len());
-    }
-    let horizon = delays.as_ref().map_or(1, |d| d.horizon);
+    let (edge_start, edges, horizon) = if sparse || lengths.is_some() {
+        let csr = Csr::from_dense(n, &conn.weights);
+        let edges: Vec<Edge<T>> = csr
+            .pairs()
+            .zip(&csr.weight)
+            .map(|((i, j), &w)| Edge {
+                source: j as u32,
+                delay: lengths.map_or(0, |(l, speed)| {
+                    u32::try_from(delay_steps(l[i * n + j], speed, run.dt)).unwrap_or(u32::MAX)
+                }),
+                weight: T::of(w),
+            })
+            .collect();
+        let horizon = edges.iter().map(|e| e.delay as usize).max().unwrap_or(0) + 1;
+        (csr.start, edges, horizon)
+    } else {
+        (Vec::new(), Vec::new(), 1)
+    };
     let param_rows = fr.params.batch;
     let mut params = vec![T::zero(); param_rows * n * pt];
     for b in 0..param_rows {
@@ -380,12 +396,13 @@ fn run_model<M: Model, T: Real>(
         coupling,
         n_sums: point::n_sums(coupling),
         wt,
+        sparse,
         rowsum,
         edge_start,
         edges,
         horizon,
-        delayed: delays.is_some(),
-        hold: net.hold_coupling || delays.is_some(),
+        delayed: lengths.is_some(),
+        hold: net.hold_coupling || lengths.is_some(),
         sources,
         input_src,
         params,
@@ -452,12 +469,8 @@ fn run_model<M: Model, T: Real>(
                 sent_and_pre(m, &ctx, &mut w, false);
                 for si in 0..ns {
                     for q in 0..ctx.n_sums {
-                        for lb in 0..r {
-                            let pre = &w.pre[pre_at(&ctx, r, si, q, lb)..][..n];
-                            let h0 = hist_at(&ctx, r, si, q, lb, 0);
-                            for slot in 0..horizon {
-                                w.hist[h0 + slot * n..h0 + (slot + 1) * n].copy_from_slice(pre);
-                            }
+                        for slot in 0..horizon {
+                            hist_store(&ctx, r, si, q, slot, &w.pre, &mut w.hist);
                         }
                     }
                 }
@@ -535,10 +548,32 @@ fn pre_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, lb: usize) -> usize {
     ((si * 2 + q) * r + lb) * ctx.n
 }
 
-/// Offset of history slot `slot` of row `lb`, sum `q`, source `si`.
+/// Offset of history slot `slot` of sum `q` of source `si` (`[n][r]` from there).
 #[inline(always)]
-fn hist_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, lb: usize, slot: usize) -> usize {
-    ((((si * 2 + q) * r + lb) * ctx.horizon) + slot) * ctx.n
+fn hist_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, slot: usize) -> usize {
+    (((si * 2 + q) * ctx.horizon) + slot) * ctx.n * r
+}
+
+/// Writes the `pre` values of sum `q` of source `si` (all `r` rows) into history slot `slot`.
+#[inline(always)]
+fn hist_store<T: Real>(
+    ctx: &Ctx<T>,
+    r: usize,
+    si: usize,
+    q: usize,
+    slot: usize,
+    pre: &[T],
+    hist: &mut [T],
+) {
+    let n = ctx.n;
+    let h0 = hist_at(ctx, r, si, q, slot);
+    let dst = &mut hist[h0..h0 + n * r];
+    for lb in 0..r {
+        let src = &pre[pre_at(ctx, r, si, q, lb)..][..n];
+        for (j, &v) in src.iter().enumerate() {
+            dst[j * r + lb] = v;
+        }
+    }
 }
 
 /// Runs [`chunk`] compiled for AVX2 and FMA when the processor has them (chosen at run time, as
@@ -830,19 +865,22 @@ fn inputs<M: Model, T: Real>(
             let slot = step % h;
             for si in 0..ctx.sources.len() {
                 for q in 0..ctx.n_sums {
-                    for lb in 0..r {
-                        let p0 = pre_at(ctx, r, si, q, lb);
-                        let h0 = hist_at(ctx, r, si, q, lb, 0);
-                        w.hist[h0 + slot * n..h0 + (slot + 1) * n]
-                            .copy_from_slice(&w.pre[p0..p0 + n]);
-                        let hist = &w.hist[h0..h0 + h * n];
-                        for i in 0..n {
-                            let mut acc = T::zero();
-                            for e in &ctx.edges[ctx.edge_start[i]..ctx.edge_start[i + 1]] {
-                                let sl = (slot + h - e.delay) % h;
-                                acc = acc + e.weight * hist[sl * n + e.source];
-                            }
-                            w.sums[p0 + i] = acc;
+                    hist_store(ctx, r, si, q, slot, &w.pre, &mut w.hist);
+                    let h0 = hist_at(ctx, r, si, q, 0);
+                    let hist = &w.hist[h0..h0 + h * n * r];
+                    let mut acc = vec![T::zero(); r];
+                    for i in 0..n {
+                        acc.iter_mut().for_each(|a| *a = T::zero());
+                        for e in &ctx.edges[ctx.edge_start[i]..ctx.edge_start[i + 1]] {
+                            let sl = (slot + h - e.delay as usize) % h;
+                            let at = (sl * n + e.source as usize) * r;
+                            let vals = &hist[at..at + r];
+                            acc.iter_mut()
+                                .zip(vals)
+                                .for_each(|(a, &v)| *a = *a + e.weight * v);
+                        }
+                        for (lb, &a) in acc.iter().enumerate() {
+                            w.sums[pre_at(ctx, r, si, q, lb) + i] = a;
                         }
                     }
                 }
@@ -888,7 +926,18 @@ fn inputs<M: Model, T: Real>(
 #[inline(always)]
 fn matmul_rows<T: Real>(ctx: &Ctx<T>, r: usize, a: &[T], out: &mut [T]) {
     let n = ctx.n;
-    if r <= 4 {
+    if ctx.sparse {
+        // Over each target's incoming edges.
+        for lb in 0..r {
+            let ar = &a[lb * n..(lb + 1) * n];
+            let cr = &mut out[lb * n..(lb + 1) * n];
+            for (i, c) in cr.iter_mut().enumerate() {
+                *c = ctx.edges[ctx.edge_start[i]..ctx.edge_start[i + 1]]
+                    .iter()
+                    .fold(T::zero(), |acc, e| acc + e.weight * ar[e.source as usize]);
+            }
+        }
+    } else if r <= 4 {
         // Row by row as a sum of scaled rows of Wᵀ: contiguous, vectorises, no packing.
         for lb in 0..r {
             let ar = &a[lb * n..(lb + 1) * n];

@@ -10,6 +10,7 @@
 //! - [`integrate`]: Euler, (stochastic) Heun and RK4.
 //! - [`noise`]: seeded, regenerable additive noise.
 //! - [`sim`]: the chunked simulation loop and monitors.
+//! - [`sparse`]: sparse coupling (edge lists) for large sparse connectomes.
 //!
 //! Models live in the `neurodiff-models` crate (re-exported as [`models`]).
 
@@ -26,6 +27,7 @@ pub mod noise;
 pub mod observe;
 pub mod params;
 pub mod sim;
+pub mod sparse;
 
 pub use error::{Error, Result};
 pub use neurodiff_models as models;

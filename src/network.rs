@@ -14,14 +14,23 @@
 //! ring buffer of `H = max d + 1` steps carried with the state (so checkpointed gradients flow
 //! through it); before the first step it holds the initial state's value at every past step
 //! unless given.
+//!
+//! # Sparse coupling
+//! With [`NetworkConfig::sparse`] resolving to sparse ([`SparseMode`]; by default for networks of
+//! at least [`crate::sparse::AUTO_MIN_NODES`] nodes with a density of at most
+//! [`crate::sparse::AUTO_MAX_DENSITY`]), the weights are kept as a list of the nonzero edges and
+//! every sum runs over them (gather, weight, scatter-add; see [`crate::sparse`]) instead of
+//! matrix products over all `N²` pairs; delayed sums read one value per edge from the history.
+//! The results equal the dense ones up to rounding, gradients included.
 
 use burn::prelude::{Backend, Int, Tensor, TensorData};
 use neurodiff_models::{Dynamics, ModelSpec, ParamSpec};
 
 use crate::connectome::Connectome;
-use crate::coupling::CouplingKind;
+use crate::coupling::{CouplingKind, SparseWeights};
 use crate::error::{Error, Result};
 use crate::integrate::VectorField;
+use crate::sparse::{count_nonzero, Csr, SparseMode};
 
 /// How to build a network (besides the connectome).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +46,9 @@ pub struct NetworkConfig {
     /// Evaluate the coupling once per step and hold it for every stage even without delays (TVB's
     /// scheme). Always on with delays.
     pub hold_coupling: bool,
+    /// Whether coupling sums run over the nonzero weights only (see [`crate::sparse`]).
+    #[serde(default)]
+    pub sparse: SparseMode,
 }
 
 impl NetworkConfig {
@@ -48,6 +60,7 @@ impl NetworkConfig {
             inputs: None,
             speed: None,
             hold_coupling: false,
+            sparse: SparseMode::Auto,
         }
     }
 }
@@ -64,19 +77,61 @@ pub struct Delays {
 impl Delays {
     /// Delays from tract lengths (mm), a conduction speed (mm per time unit) and a step.
     pub fn from_lengths(lengths: &[f64], speed: f64, dt: f64) -> Result<Self> {
-        if !(speed > 0.0) || speed.is_nan() {
-            return Err(Error::setting(
-                "speed",
-                format!("conduction speed must be positive, got {speed}"),
-            ));
-        }
-        let steps: Vec<usize> = lengths
-            .iter()
-            .map(|&l| (l / speed / dt).round_ties_even() as usize)
-            .collect();
+        check_speed(speed)?;
+        let steps: Vec<usize> = lengths.iter().map(|&l| delay_steps(l, speed, dt)).collect();
         let horizon = steps.iter().copied().max().unwrap_or(0) + 1;
         Ok(Self { steps, horizon })
     }
+}
+
+/// Checks that a conduction speed is positive.
+pub(crate) fn check_speed(speed: f64) -> Result<()> {
+    if !(speed > 0.0) || speed.is_nan() {
+        return Err(Error::setting(
+            "speed",
+            format!("conduction speed must be positive, got {speed}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The delay in steps of a tract of `length` mm: `round(length / (speed · dt))`, halves to even.
+pub fn delay_steps(length: f64, speed: f64, dt: f64) -> usize {
+    (length / speed / dt).round_ties_even() as usize
+}
+
+/// The tract lengths of `connectome`, or the error that delays need them.
+pub(crate) fn lengths_for_delays(connectome: &Connectome) -> Result<&[f64]> {
+    connectome.lengths.as_deref().ok_or_else(|| {
+        Error::setting(
+            "speed",
+            format!(
+                "delays need tract lengths, and connectome {} has none (give them with \
+                 --lengths)",
+                connectome.source
+            ),
+        )
+    })
+}
+
+/// The coupling weights as the tensor engine keeps them.
+enum Weights<B: Backend> {
+    /// `Wᵀ`, so that the summed input of a batch of states `[batch, nodes]` is `s · Wᵀ`; and
+    /// with delays `W` as `[1, nodes, nodes]`.
+    Dense {
+        wt: Tensor<B, 2>,
+        w3: Option<Tensor<B, 3>>,
+    },
+    /// The nonzero edges.
+    Sparse(SparseWeights<B>),
+}
+
+/// The delays as the tensor engine uses them: the history length and, for each pair (dense,
+/// `[1, nodes²]`) or edge (sparse, `[1, nnz]`), the flat index `slot · nodes + source` into the
+/// history it reads at step 0 (`slot = (−d) mod H`).
+struct DelayIndex<B: Backend> {
+    horizon: usize,
+    base: Tensor<B, 2, Int>,
 }
 
 /// A model on every node of a connectome, with a coupling and optional delays.
@@ -84,10 +139,7 @@ pub struct Network<B: Backend> {
     model: Box<dyn Dynamics<B>>,
     spec: &'static ModelSpec,
     coupling: CouplingKind,
-    /// `Wᵀ`, so that the summed input of a batch of states `[batch, nodes]` is `s · Wᵀ`.
-    wt: Tensor<B, 2>,
-    /// `W` as `[1, nodes, nodes]`, for delayed sums.
-    w3: Tensor<B, 3>,
+    weights: Weights<B>,
     /// In-strengths `Σ_j W_ij`, `[1, nodes]`.
     rowsum: Tensor<B, 2>,
     inputs_on: Vec<bool>,
@@ -95,7 +147,7 @@ pub struct Network<B: Backend> {
     sources: Vec<usize>,
     /// For each coupling input: index into `sources`, or `None` if off.
     input_src: Vec<Option<usize>>,
-    delays: Option<(Delays, Tensor<B, 2, Int>)>,
+    delays: Option<DelayIndex<B>>,
     hold: bool,
     n: usize,
 }
@@ -116,48 +168,79 @@ impl<B: Backend> Network<B> {
             .unwrap_or_else(|| spec.coupling_function.into());
         let n = connectome.n;
         let opts = || crate::float_opts::<B>(device);
-        let mut wt = vec![0f64; n * n];
-        let mut rowsum = vec![0f64; n];
-        for i in 0..n {
-            for j in 0..n {
-                let w = connectome.weights[i * n + j];
-                wt[j * n + i] = w;
-                rowsum[i] += w;
-            }
-        }
         let (sources, input_src) = sent_quantities(spec, &inputs_on);
-        let delays = match cfg.speed {
+        let lengths = match cfg.speed {
             None => None,
             Some(speed) => {
-                let lengths = connectome.lengths.as_ref().ok_or_else(|| {
-                    Error::setting(
-                        "speed",
-                        format!(
-                            "delays need tract lengths, and connectome {} has none (give them \
-                             with --lengths)",
-                            connectome.source
-                        ),
-                    )
-                })?;
-                let d = Delays::from_lengths(lengths, speed, dt)?;
-                // Flat index of (slot, source) for slot = (n - d) mod H, at n = 0.
-                let h = d.horizon;
-                let base: Vec<i64> = (0..n * n)
-                    .map(|k| (((h - d.steps[k] % h) % h) * n + k % n) as i64)
-                    .collect();
-                let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(base, [1, n * n]), device);
-                Some((d, idx))
+                check_speed(speed)?;
+                Some((lengths_for_delays(connectome)?, speed))
             }
+        };
+        let sparse = cfg.sparse.is_sparse(n, count_nonzero(&connectome.weights));
+        let idx = |v: Vec<i64>| {
+            let len = v.len();
+            Tensor::<B, 2, Int>::from_data(TensorData::new(v, [1, len]), device)
+        };
+        let (weights, rowsum, delays) = if sparse {
+            let csr = Csr::from_dense(n, &connectome.weights);
+            let delays = lengths.map(|(l, speed)| {
+                let steps: Vec<usize> = csr
+                    .pairs()
+                    .map(|(i, j)| delay_steps(l[i * n + j], speed, dt))
+                    .collect();
+                let h = steps.iter().copied().max().unwrap_or(0) + 1;
+                let base = steps
+                    .iter()
+                    .zip(&csr.source)
+                    .map(|(&d, &j)| (((h - d % h) % h) * n + j as usize) as i64)
+                    .collect();
+                DelayIndex {
+                    horizon: h,
+                    base: idx(base),
+                }
+            });
+            let w = SparseWeights::new(&csr, device);
+            (Weights::Sparse(w), csr.rowsum(), delays)
+        } else {
+            let mut wt = vec![0f64; n * n];
+            let mut rowsum = vec![0f64; n];
+            for i in 0..n {
+                for j in 0..n {
+                    let w = connectome.weights[i * n + j];
+                    wt[j * n + i] = w;
+                    rowsum[i] += w;
+                }
+            }
+            let delays = match lengths {
+                None => None,
+                Some((l, speed)) => {
+                    let d = Delays::from_lengths(l, speed, dt)?;
+                    // Flat index of (slot, source) for slot = (n - d) mod H, at n = 0.
+                    let h = d.horizon;
+                    let base: Vec<i64> = (0..n * n)
+                        .map(|k| (((h - d.steps[k] % h) % h) * n + k % n) as i64)
+                        .collect();
+                    Some(DelayIndex {
+                        horizon: h,
+                        base: idx(base),
+                    })
+                }
+            };
+            // `W` as [1, n, n] only for delayed sums.
+            let w3 = delays.as_ref().map(|_| {
+                Tensor::from_data(
+                    TensorData::new(connectome.weights.clone(), [1, n, n]),
+                    opts(),
+                )
+            });
+            let wt = Tensor::from_data(TensorData::new(wt, [n, n]), opts());
+            (Weights::Dense { wt, w3 }, rowsum, delays)
         };
         Ok(Self {
             model: dynamics,
             spec,
             coupling,
-            wt: Tensor::from_data(TensorData::new(wt, [n, n]), opts()),
-            w3: Tensor::from_data(
-                TensorData::new(connectome.weights.clone(), [1, n, n]),
-                opts(),
-            ),
+            weights,
             rowsum: Tensor::from_data(TensorData::new(rowsum, [1, n]), opts()),
             inputs_on,
             sources,
@@ -205,9 +288,23 @@ impl<B: Backend> Network<B> {
         &self.inputs_on
     }
 
-    /// The delays, if any.
-    pub fn delays(&self) -> Option<&Delays> {
-        self.delays.as_ref().map(|d| &d.0)
+    /// The history length `H = max d + 1` in steps (over the connections the sums use: all
+    /// pairs when dense, the nonzero edges when sparse), or `None` without delays.
+    pub fn delay_horizon(&self) -> Option<usize> {
+        self.delays.as_ref().map(|d| d.horizon)
+    }
+
+    /// Whether the coupling sums run over the nonzero edges only (see [`crate::sparse`]).
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.weights, Weights::Sparse(_))
+    }
+
+    /// The undelayed coupling of sent quantity `s`.
+    fn couple(&self, s: &Tensor<B, 2>, coupling_p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
+        match &self.weights {
+            Weights::Dense { wt, .. } => self.coupling.apply(s, wt, &self.rowsum, coupling_p),
+            Weights::Sparse(w) => self.coupling.apply_sparse(s, w, &self.rowsum, coupling_p),
+        }
     }
 
     /// Whether the coupling is evaluated once per step and held (see the module documentation).
@@ -237,7 +334,7 @@ impl<B: Backend> Network<B> {
         x0: &[Tensor<B, 2>],
         params: &[Tensor<B, 2>],
     ) -> Vec<Tensor<B, 2>> {
-        let Some((d, _)) = &self.delays else {
+        let Some(d) = &self.delays else {
             return Vec::new();
         };
         let (model_p, _) = params.split_at(self.spec.params.len());
@@ -298,7 +395,7 @@ impl<B: Backend> Network<B> {
             .iter()
             .map(|&k| {
                 let s = self.sent(k, x, model_p);
-                self.coupling.apply(&s, &self.wt, &self.rowsum, coupling_p)
+                self.couple(&s, coupling_p)
             })
             .collect();
         self.per_input(per_source)
@@ -314,31 +411,46 @@ impl<B: Backend> Network<B> {
         step: usize,
         params: &[Tensor<B, 2>],
     ) -> Vec<Option<Tensor<B, 2>>> {
-        let Some((d, base)) = &self.delays else {
+        let Some(d) = &self.delays else {
             return self.inputs(x, params);
         };
         let (model_p, coupling_p) = params.split_at(self.spec.params.len());
         let (n, h) = (self.n, d.horizon);
         let slot = step % h;
         let [batch, _] = x[0].dims();
-        // idx = (base + slot * n) mod (h * n): the flat (slot, source) each pair reads.
-        let idx = base
+        let [_, reads] = d.base.dims();
+        // idx = (base + slot * n) mod (h * n): the flat (slot, source) each pair or edge reads.
+        let idx = d
+            .base
             .clone()
             .add_scalar((slot * n) as i64)
             .remainder_scalar((h * n) as i64)
-            .expand([batch, n * n]);
+            .expand([batch, reads]);
         let per_source = self
             .sources
             .iter()
             .zip(history.iter_mut())
             .map(|(&k, hist)| {
                 let s = self.sent(k, x, model_p);
-                *hist = hist
-                    .clone()
-                    .slice_assign([0..batch, slot * n..(slot + 1) * n], s.clone());
-                let delayed = hist.clone().gather(1, idx.clone()).reshape([batch, n, n]);
-                self.coupling
-                    .apply_delayed(&s, delayed, &self.w3, &self.rowsum, coupling_p)
+                // Take the history out of `hist` first so that it is not shared, which lets
+                // backends write the slot in place rather than copy all `H · nodes` columns.
+                let placeholder = Tensor::empty([1, 1], crate::float_opts::<B>(&s.device()));
+                let owned = std::mem::replace(hist, placeholder);
+                *hist = owned.slice_assign([0..batch, slot * n..(slot + 1) * n], s.clone());
+                let delayed = hist.clone().gather(1, idx.clone());
+                match &self.weights {
+                    Weights::Dense { w3, .. } => self.coupling.apply_delayed(
+                        &s,
+                        delayed.reshape([batch, n, n]),
+                        w3.as_ref().expect("dense weights with delays keep W"),
+                        &self.rowsum,
+                        coupling_p,
+                    ),
+                    Weights::Sparse(w) => {
+                        self.coupling
+                            .apply_delayed_sparse(&s, delayed, w, &self.rowsum, coupling_p)
+                    }
+                }
             })
             .collect();
         self.per_input(per_source)
@@ -438,9 +550,7 @@ impl<B: Backend> VectorField<B> for Field<'_, B> {
                     .iter()
                     .map(|&k| {
                         let s = self.net.sent(k, x, self.model_p);
-                        self.net
-                            .coupling
-                            .apply(&s, &self.net.wt, &self.net.rowsum, self.coupling_p)
+                        self.net.couple(&s, self.coupling_p)
                     })
                     .collect();
                 self.net.per_input(per_source)

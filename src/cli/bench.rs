@@ -1,7 +1,19 @@
 //! `neurodiff bench`: the benchmark cases of `shared/anchors/BENCHMARKS.md`, printed as JSON
 //! lines with the same fields as the reference script `vbjax_mpr.py` (`tool`, `device`, `case`,
 //! `nodes`, `batch`, `steps`, `seconds`, and the case's figures), plus `backend` and `engine`.
+//!
+//! Cases:
+//! - `mpr_forward` (the default): MPR on the bundled HCP 80-region connectome, batch sweep.
+//! - `sparse_coupling`: MPR with linear coupling on random connectomes (80, 1,000 and 20,000
+//!   nodes at 1% and 5% density), dense against sparse coupling, each configuration in a fresh
+//!   process so that `peak_rss_mb` is its own peak memory.
+//! - `delays`: MPR on `hcp80` with conduction delays (3 and 10 mm/ms) against none.
+//!
+//! In the last two, `us_per_step` excludes set-up: it is `(t(steps) − t(1 step)) / (steps − 1)`
+//! with medians over the repetitions, and `setup_seconds` is `t(1 step)` (building the network
+//! and its weights, the connectome being given).
 
+use std::process::Command;
 use std::time::Instant;
 
 use burn::prelude::{Backend, Tensor};
@@ -17,11 +29,12 @@ use neurodiff::network::{param_specs, Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::sim::{default_chunk, simulate, Monitor, Run};
+use neurodiff::sparse::{count_nonzero, density as density_of, SparseMode};
 use neurodiff::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Case to run: mpr_forward. [default: all]
+    /// Case to run: mpr_forward, sparse_coupling, delays or all. [default: mpr_forward]
     #[arg(long)]
     case: Option<String>,
     /// Backend: ndarray, flex, wgpu, cuda. [default: ndarray]
@@ -30,12 +43,26 @@ pub struct BenchArgs {
     /// Engine for forward cases: fused, tensor or both. [default: both on CPU, tensor on GPU]
     #[arg(long)]
     engine: Option<String>,
-    /// Batch sizes of mpr_forward. [default: 1 16 256 on CPU; 1 16 256 4096 16384 on GPU]
+    /// Batch sizes of mpr_forward [default: 1 16 256 on CPU; 1 16 256 4096 16384 on GPU] and of
+    /// delays [default: 1 256].
     #[arg(long, num_args = 1..)]
     batch: Vec<usize>,
-    /// Steps of mpr_forward.
-    #[arg(long, default_value_t = 10_000)]
-    steps: usize,
+    /// Steps: of mpr_forward [default: 10000]; of delays [default: 2000, 500 from batch 64, 10
+    /// (one repetition) for the tensor engine with delays from batch 64]; of sparse_coupling
+    /// the most per configuration, fewer for large networks (4e8 / nodes², at least 10)
+    /// [default: 2000].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Node counts of sparse_coupling. [default: 80 1000 20000]
+    #[arg(long, num_args = 1..)]
+    nodes: Vec<usize>,
+    /// Densities (fraction of nonzero weights) of sparse_coupling. [default: 0.01 0.05]
+    #[arg(long, num_args = 1..)]
+    density: Vec<f64>,
+    /// One configuration of sparse_coupling, run in this process (how the case measures each
+    /// configuration's peak memory): ENGINE,MODE,NODES,DENSITY.
+    #[arg(long, hide = true)]
+    child: Option<String>,
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -96,6 +123,7 @@ impl BackendTask for Forward<'_> {
 
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Result<()> {
         let a = self.args;
+        let steps = a.steps.unwrap_or(10_000);
         let conn = &self.conn;
         let nodes = conn.n;
         let batches = if a.batch.is_empty() {
@@ -124,14 +152,14 @@ impl BackendTask for Forward<'_> {
                 None,
             )?;
             for &engine in &self.engines {
-                let run = forward_run(b, a.steps, kind.default_noise_source());
+                let run = forward_run(b, steps, kind.default_noise_source());
                 let mut times = Vec::new();
                 // One untimed warm-up (kernel compilation on GPUs, page faults on CPUs).
                 for rep in 0..=a.repeats {
                     let warm = rep == 0;
                     let mut r = run.clone();
                     if warm {
-                        r.steps = r.chunk.min(a.steps).max(1);
+                        r.steps = r.chunk.min(steps).max(1);
                         r.monitor.every = r.steps;
                     }
                     let t0 = Instant::now();
@@ -185,10 +213,10 @@ impl BackendTask for Forward<'_> {
                         "case": "mpr_forward",
                         "nodes": nodes,
                         "batch": b,
-                        "steps": a.steps,
+                        "steps": steps,
                         "seconds": t,
-                        "us_per_step": t / a.steps as f64 * 1e6,
-                        "node_steps_per_s": (b * nodes * a.steps) as f64 / t,
+                        "us_per_step": t / steps as f64 * 1e6,
+                        "node_steps_per_s": (b * nodes * steps) as f64 / t,
                         "peak_rss_mb": peak_rss_mb(),
                     })
                 );
@@ -196,6 +224,402 @@ impl BackendTask for Forward<'_> {
         }
         Ok(())
     }
+}
+
+/// The steps, medians and memory of one timed configuration.
+struct Timing {
+    /// Median wall time of a whole run of `steps` steps, set-up included.
+    seconds: f64,
+    /// Median wall time of a one-step run (set-up and one step).
+    setup_seconds: f64,
+    /// `(seconds − setup_seconds) / (steps − 1)`, in µs.
+    us_per_step: f64,
+}
+
+/// Times a forward run of `net` (MPR, stochastic Heun as in mpr_forward) on one engine: an
+/// untimed warm-up, then `repeats` runs of one step and of `steps` steps.
+struct Timed<'a> {
+    conn: &'a Connectome,
+    net: &'a NetworkConfig,
+    table: &'a ParamTable,
+    batch: usize,
+    steps: usize,
+    repeats: usize,
+    threads: usize,
+    engine: Engine,
+}
+
+impl BackendTask for Timed<'_> {
+    type Output = Result<Timing>;
+
+    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Result<Timing> {
+        let (b, nodes) = (self.batch, self.conn.n);
+        let once = |steps: usize| -> Result<f64> {
+            let mut r = forward_run(b, steps, kind.default_noise_source());
+            r.chunk = r.chunk.min(steps);
+            r.monitor.every = steps;
+            let t0 = Instant::now();
+            if self.engine == Engine::Fused {
+                let x0: Vec<f64> = [0.1f64, -2.0]
+                    .iter()
+                    .flat_map(|&v| std::iter::repeat_n(v, nodes))
+                    .collect();
+                let fr = FusedRun {
+                    connectome: self.conn,
+                    network: self.net,
+                    params: self.table,
+                    x0: &x0,
+                    x0_rows: 1,
+                    batch: b,
+                    run: &r,
+                    threads: self.threads,
+                };
+                fused::simulate_fused::<f32>(&fr, &mut |_, _, _| Ok(()), &mut |_| {})?;
+            } else {
+                let net = Network::<B>::build(self.net, self.conn, r.dt, &device)?;
+                let params = self.table.tensors::<B>(&device);
+                let opts = || neurodiff::float_opts::<B>(&device);
+                let x0 = vec![
+                    Tensor::full([b, nodes], 0.1, opts()),
+                    Tensor::full([b, nodes], -2.0, opts()),
+                ];
+                let fin = simulate(&net, &params, x0, &r, |_| Ok(()), |_| {})?;
+                // Synchronise inside the timed region.
+                let _ = neurodiff::sim::to_host(fin[0].clone());
+            }
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        once(1)?;
+        let steps = self.steps.max(2);
+        let reps = self.repeats.max(1);
+        let setup_seconds = median((0..reps).map(|_| once(1)).collect::<Result<_>>()?);
+        let seconds = median((0..reps).map(|_| once(steps)).collect::<Result<_>>()?);
+        Ok(Timing {
+            seconds,
+            setup_seconds,
+            us_per_step: (seconds - setup_seconds).max(0.0) / (steps - 1) as f64 * 1e6,
+        })
+    }
+}
+
+/// Parameters of MPR with linear coupling at `G` (one batch element, or a sweep of `batch`).
+fn mpr_table(nodes: usize, batch: usize, g: f64) -> Result<ParamTable> {
+    let given = vec![(
+        "G".to_string(),
+        if batch == 1 {
+            ParamValue::Scalar(g)
+        } else {
+            ParamValue::parse("G", &format!("linspace({},{},{batch})", g / 4.0, g))?
+        },
+    )];
+    ParamTable::new(
+        &param_specs(neurodiff::models::find("mpr")?, CouplingKind::Linear),
+        &given,
+        nodes,
+        None,
+    )
+}
+
+/// A random connectome: every node receives `max(1, round(density · n))` connections from
+/// distinct other nodes, with weights uniform in (0, 2/k] (in-strengths about 1).
+pub fn random_connectome(n: usize, density: f64, seed: u64) -> Result<Connectome> {
+    use rand::{Rng, SeedableRng};
+    let k = ((density * n as f64).round() as usize).clamp(1, n - 1);
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut w = vec![0.0; n * n];
+    for i in 0..n {
+        for j in rand::seq::index::sample(&mut rng, n - 1, k) {
+            let j = if j >= i { j + 1 } else { j };
+            w[i * n + j] = (1.0 - rng.random::<f64>()) * 2.0 / k as f64;
+        }
+    }
+    Connectome::from_arrays(
+        neurodiff::io::Array {
+            shape: vec![n, n],
+            data: w,
+        },
+        None,
+        None,
+        &format!("random({n}, {density})"),
+    )
+}
+
+/// Resident memory of this process now (`VmRSS`) in MB.
+fn rss_mb() -> f64 {
+    proc_status_kb("VmRSS:").map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn proc_status_kb(key: &str) -> Option<f64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Memory the system can still give, in MB (`MemAvailable`).
+fn available_mb() -> Option<f64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<f64>()
+        .ok()
+        .map(|kb| kb / 1024.0)
+}
+
+/// A rough upper estimate of a sparse_coupling configuration's peak memory in MB: the dense
+/// `f64` connectome, plus the dense weights as built (tensor engine: an `f64` copy and the
+/// `f32` tensor; fused: `f32`), or about 40 bytes per edge when sparse.
+fn estimate_mb(engine: Engine, sparse: bool, n: usize, nnz: usize) -> f64 {
+    let n2 = (n * n) as f64;
+    let extra = match (sparse, engine) {
+        (true, _) => 40.0 * nnz as f64,
+        (false, Engine::Fused) => 4.0 * n2,
+        (false, _) => 12.0 * n2,
+    };
+    (8.0 * n2 + extra) / 1e6 + 50.0
+}
+
+/// Bytes of the coupling weights as an engine keeps them for a run without delays: dense, `Wᵀ`
+/// in `f32` (`4 n²`); sparse, per edge a source and target index (`i64` tensors) and an `f32`
+/// weight in the tensor engine (20 bytes), a `u32` source, a `u32` delay and an `f32` weight
+/// plus a row offset per node in the fused engine.
+fn coupling_bytes(engine: Engine, sparse: bool, n: usize, nnz: usize) -> f64 {
+    match (sparse, engine) {
+        (false, _) => 4.0 * (n * n) as f64,
+        (true, Engine::Fused) => 12.0 * nnz as f64 + 8.0 * (n + 1) as f64,
+        (true, _) => 20.0 * nnz as f64,
+    }
+}
+
+const SPARSE_NODES: [usize; 3] = [80, 1000, 20_000];
+const SPARSE_DENSITIES: [f64; 2] = [0.01, 0.05];
+
+/// The sparse_coupling case: one child process per configuration.
+fn sparse_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
+    let nodes = if args.nodes.is_empty() {
+        SPARSE_NODES.to_vec()
+    } else {
+        args.nodes.clone()
+    };
+    let densities = if args.density.is_empty() {
+        SPARSE_DENSITIES.to_vec()
+    } else {
+        args.density.clone()
+    };
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    for &n in &nodes {
+        for &density in &densities {
+            let k = ((density * n as f64).round() as usize).clamp(1, n - 1);
+            for &engine in engines {
+                for sparse in [false, true] {
+                    let mode = if sparse { "sparse" } else { "dense" };
+                    let ename = engine_name(engine);
+                    let need = estimate_mb(engine, sparse, n, n * k);
+                    let avail = available_mb().unwrap_or(f64::INFINITY);
+                    let base = json!({
+                        "tool": "neurodiff", "device": "cpu", "backend": args.backend,
+                        "engine": ename, "case": "sparse_coupling", "nodes": n, "batch": 1,
+                        "density": (n * k) as f64 / (n * n) as f64, "mode": mode,
+                    });
+                    if need > 0.9 * avail {
+                        let mut v = base;
+                        v["skipped"] = json!(format!(
+                            "needs about {:.1} GB, {:.1} GB available",
+                            need / 1e3,
+                            avail / 1e3
+                        ));
+                        println!("{v}");
+                        continue;
+                    }
+                    let mut cmd = Command::new(&exe);
+                    cmd.args(["bench", "--case", "sparse_coupling", "--backend"])
+                        .arg(&args.backend)
+                        .args(["--repeats", &args.repeats.to_string()])
+                        .args(["--threads", &args.threads.to_string()])
+                        .arg("--child")
+                        .arg(format!("{ename},{mode},{n},{density}"));
+                    if let Some(s) = args.steps {
+                        cmd.args(["--steps", &s.to_string()]);
+                    }
+                    let out = cmd.output().map_err(|e| Error::io(&exe, e))?;
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    if out.status.success() && !stdout.trim().is_empty() {
+                        print!("{stdout}");
+                    } else {
+                        let mut v = base;
+                        v["error"] = json!(format!(
+                            "{} ({})",
+                            out.status,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                        println!("{v}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn engine_name(e: Engine) -> &'static str {
+    if e == Engine::Fused {
+        "fused"
+    } else {
+        "tensor"
+    }
+}
+
+/// One sparse_coupling configuration, in this process.
+fn sparse_child(args: &BenchArgs, spec: &str) -> Result<()> {
+    let bad = || {
+        Error::setting(
+            "child",
+            format!("`{spec}` is not ENGINE,MODE,NODES,DENSITY"),
+        )
+    };
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [engine, mode, n, density] = parts[..] else {
+        return Err(bad());
+    };
+    let engine: Engine = engine.parse()?;
+    let sparse = match mode {
+        "sparse" => SparseMode::On,
+        "dense" => SparseMode::Off,
+        _ => return Err(bad()),
+    };
+    let n: usize = n.parse().map_err(|_| bad())?;
+    let density: f64 = density.parse().map_err(|_| bad())?;
+    let conn = random_connectome(n, density, 7)?;
+    let nnz = count_nonzero(&conn.weights);
+    let conn_rss = rss_mb();
+    let steps = args
+        .steps
+        .unwrap_or(2000)
+        .min((4e8 / (n * n) as f64) as usize)
+        .max(10);
+    let repeats = if n >= 10_000 { 1 } else { args.repeats };
+    let net = NetworkConfig {
+        sparse,
+        ..NetworkConfig::new("mpr")
+    };
+    let table = mpr_table(n, 1, 0.5)?;
+    let kind: BackendKind = args.backend.parse()?;
+    let t = with_backend(
+        kind,
+        Timed {
+            conn: &conn,
+            net: &net,
+            table: &table,
+            batch: 1,
+            steps,
+            repeats,
+            threads: args.threads,
+            engine,
+        },
+    )??;
+    println!(
+        "{}",
+        json!({
+            "tool": "neurodiff",
+            "device": "cpu",
+            "backend": kind.name(),
+            "engine": engine_name(engine),
+            "case": "sparse_coupling",
+            "nodes": n,
+            "batch": 1,
+            "density": density_of(n, nnz),
+            "mode": mode,
+            "steps": steps,
+            "seconds": t.seconds,
+            "setup_seconds": t.setup_seconds,
+            "us_per_step": t.us_per_step,
+            "node_steps_per_s": n as f64 / (t.us_per_step * 1e-6),
+            "coupling_mb": coupling_bytes(engine, sparse == SparseMode::On, n, nnz) / 1e6,
+            "connectome_rss_mb": conn_rss,
+            "peak_rss_mb": peak_rss_mb(),
+        })
+    );
+    Ok(())
+}
+
+/// The delays case, in this process.
+fn delays_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
+    let kind: BackendKind = args.backend.parse()?;
+    let conn = Connectome::load("hcp80", None)?;
+    let batches = if args.batch.is_empty() {
+        vec![1, 256]
+    } else {
+        args.batch.clone()
+    };
+    for &b in &batches {
+        let steps = args.steps.unwrap_or(if b >= 64 { 500 } else { 2000 });
+        let table = mpr_table(conn.n, b, 0.5)?;
+        for &engine in engines {
+            for speed in [None, Some(10.0), Some(3.0)] {
+                // The tensor engine's delayed read costs O(batch · H · nodes) per step on
+                // ndarray (see BENCHMARKS.md): few steps there, or the case takes many minutes.
+                let (steps, repeats) = match args.steps {
+                    None if engine != Engine::Fused && speed.is_some() && b >= 64 => (10, 1),
+                    _ => (steps, args.repeats),
+                };
+                let net = NetworkConfig {
+                    speed,
+                    ..NetworkConfig::new("mpr")
+                };
+                let t = with_backend(
+                    kind,
+                    Timed {
+                        conn: &conn,
+                        net: &net,
+                        table: &table,
+                        batch: b,
+                        steps,
+                        repeats,
+                        threads: args.threads,
+                        engine,
+                    },
+                )??;
+                let horizon = speed.map(|v| {
+                    neurodiff::network::Delays::from_lengths(
+                        conn.lengths.as_ref().expect("hcp80 has lengths"),
+                        v,
+                        0.01,
+                    )
+                    .map(|d| d.horizon)
+                });
+                println!(
+                    "{}",
+                    json!({
+                        "tool": "neurodiff",
+                        "device": if kind.is_cpu() { "cpu" } else { "gpu" },
+                        "backend": kind.name(),
+                        "engine": engine_name(engine),
+                        "case": "delays",
+                        "nodes": conn.n,
+                        "batch": b,
+                        "speed_mm_per_ms": speed,
+                        "horizon_steps": horizon.transpose()?,
+                        "density": density_of(conn.n, count_nonzero(&conn.weights)),
+                        "mode": "dense",
+                        "steps": steps,
+                        "seconds": t.seconds,
+                        "setup_seconds": t.setup_seconds,
+                        "us_per_step": t.us_per_step,
+                        "node_steps_per_s": (b * conn.n) as f64 / (t.us_per_step * 1e-6),
+                        "peak_rss_mb": peak_rss_mb(),
+                    })
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -212,17 +636,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ))
         }
     };
+    if let Some(spec) = &args.child {
+        return sparse_child(&args, spec);
+    }
     let cases: Vec<&str> = match args.case.as_deref() {
         None => vec!["mpr_forward"],
-        Some(c @ "mpr_forward") => vec![c],
+        Some("all") => vec!["mpr_forward", "sparse_coupling", "delays"],
+        Some(c @ ("mpr_forward" | "sparse_coupling" | "delays")) => vec![c],
         Some(c) => {
             return Err(Error::setting(
                 "case",
-                format!("`{c}` is not one of: mpr_forward"),
+                format!("`{c}` is not one of: mpr_forward, sparse_coupling, delays, all"),
             ))
         }
     };
     for case in cases {
+        if case == "sparse_coupling" {
+            sparse_case(&args, &engines)?;
+        }
+        if case == "delays" {
+            delays_case(&args, &engines)?;
+        }
         if case == "mpr_forward" {
             let conn = Connectome::load("hcp80", None)?;
             with_backend(
