@@ -284,6 +284,8 @@ struct Worker<T> {
     /// innermost so that each edge reads its `r` delayed values from one contiguous run (row
     /// outermost, every edge of every row was a cache miss once `H · n` outgrew the cache).
     hist: Vec<T>,
+    /// One delayed sum per batch row, while it is accumulated over a target's edges.
+    row_acc: Vec<T>,
     z: Vec<T>,
     acc: Vec<T>,
     acc_on: bool,
@@ -460,6 +462,7 @@ fn run_model<M: Model, T: Real>(
                         0
                     }
                 ],
+                row_acc: vec![T::zero(); r],
                 z: buf(),
                 acc: vec![T::zero(); r * ctx.monitor_vars.len() * n],
                 acc_on: false,
@@ -868,7 +871,7 @@ fn inputs<M: Model, T: Real>(
                     hist_store(ctx, r, si, q, slot, &w.pre, &mut w.hist);
                     let h0 = hist_at(ctx, r, si, q, 0);
                     let hist = &w.hist[h0..h0 + h * n * r];
-                    let mut acc = vec![T::zero(); r];
+                    let acc = &mut w.row_acc;
                     for i in 0..n {
                         acc.iter_mut().for_each(|a| *a = T::zero());
                         for e in &ctx.edges[ctx.edge_start[i]..ctx.edge_start[i + 1]] {

@@ -169,8 +169,9 @@ pub struct Carry<B: Backend> {
     pub x: Vec<Tensor<B, 2>>,
     /// Running sum of the recorded variables over the current monitor window (mean monitor).
     pub acc: Option<Vec<Tensor<B, 2>>>,
-    /// Delay history per sent quantity, `[batch, H · nodes]` (empty without delays).
-    pub hist: Vec<Tensor<B, 2>>,
+    /// Delay history per sent quantity, flat `[H, nodes, batch]` (empty without delays; see
+    /// [`crate::network`]).
+    pub hist: Vec<Tensor<B, 1>>,
     /// BOLD state `[s, f, v, q]` (empty without a BOLD monitor).
     pub bold: Vec<Tensor<B, 2>>,
     /// Running sum of the BOLD input over the current BOLD step.
@@ -204,13 +205,17 @@ impl<B: Backend> Carry<B> {
         }
     }
 
-    /// All tensors, in a fixed order (state, accumulator, history, BOLD, BOLD accumulator).
+    /// All tensors, in a fixed order (state, accumulator, history, BOLD, BOLD accumulator); each
+    /// history as `[1, H · nodes · batch]`.
     pub fn tensors(&self) -> Vec<Tensor<B, 2>> {
         let mut v = self.x.clone();
         if let Some(a) = &self.acc {
             v.extend(a.iter().cloned());
         }
-        v.extend(self.hist.iter().cloned());
+        v.extend(self.hist.iter().map(|h| {
+            let [len] = h.dims();
+            h.clone().reshape([1, len])
+        }));
         v.extend(self.bold.iter().cloned());
         v.extend(self.bold_acc.iter().cloned());
         v
@@ -225,7 +230,14 @@ impl<B: Backend> Carry<B> {
             .acc
             .as_ref()
             .map(|a| it.by_ref().take(a.len()).collect());
-        let hist = it.by_ref().take(self.hist.len()).collect();
+        let hist = it
+            .by_ref()
+            .take(self.hist.len())
+            .map(|h| {
+                let [_, len] = h.dims();
+                h.reshape([len])
+            })
+            .collect();
         let bold = it.by_ref().take(self.bold.len()).collect();
         let bold_acc = self.bold_acc.as_ref().map(|_| it.next().expect("layout"));
         Carry {

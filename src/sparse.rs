@@ -21,25 +21,42 @@
 //!
 //! # When it is used
 //! [`SparseMode::On`] and [`SparseMode::Off`] force it. [`SparseMode::Auto`] (the default) uses
-//! it when the network has at least [`AUTO_MIN_NODES`] nodes and a density `nnz / N²` of at
-//! most [`AUTO_MAX_DENSITY`] (from the crossovers measured in `BENCHMARKS.md`): below that
-//! size the dense sums are fast and small anyway, and above that density dense wins on time.
+//! it where it was measured to be at least as fast as dense in both engines on CPU
+//! (`BENCHMARKS.md`, "Sparse coupling"): networks of at least [`AUTO_MIN_NODES`] nodes with a
+//! density `nnz / N²` of at most [`AUTO_MAX_DENSITY`], or of at least [`AUTO_LARGE_NODES`]
+//! nodes (where `Wᵀ` no longer fits in the caches and dense sums slow down per entry) with a
+//! density of at most [`AUTO_LARGE_MAX_DENSITY`]. Below [`AUTO_MIN_NODES`] dense sums are fast
+//! and small anyway (the tensor engine's crossover there is at 1–2 %). The fused engine alone
+//! would gain from sparse sums at higher densities too (up to about 10 % from 300 nodes): use
+//! [`SparseMode::On`] there. Sparse always takes less memory.
 
 use crate::error::{Error, Result};
 
 /// Smallest network for which [`SparseMode::Auto`] considers sparse coupling.
 pub const AUTO_MIN_NODES: usize = 1000;
 
-/// Highest density (`nnz / N²`) at which [`SparseMode::Auto`] uses sparse coupling.
-pub const AUTO_MAX_DENSITY: f64 = 0.05;
+/// Highest density (`nnz / N²`) at which [`SparseMode::Auto`] uses sparse coupling from
+/// [`AUTO_MIN_NODES`] nodes (measured: sparse 1.5–3× faster at 1–2 %, the tensor engine's
+/// crossover at 1,000 nodes near 3 %).
+pub const AUTO_MAX_DENSITY: f64 = 0.02;
+
+/// From this many nodes [`SparseMode::Auto`] uses sparse coupling up to
+/// [`AUTO_LARGE_MAX_DENSITY`].
+pub const AUTO_LARGE_NODES: usize = 3000;
+
+/// Highest density at which [`SparseMode::Auto`] uses sparse coupling from [`AUTO_LARGE_NODES`]
+/// nodes (measured at 3,000–20,000 nodes and 5 %: sparse 1.6–2.3× faster in the tensor engine,
+/// 2–7× in the fused one; the tensor engine's crossover is near 10 %).
+pub const AUTO_LARGE_MAX_DENSITY: f64 = 0.05;
 
 /// Whether coupling sums use the connectome's nonzero entries only (see the module
 /// documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SparseMode {
-    /// Sparse when the network has at least [`AUTO_MIN_NODES`] nodes and a density of at most
-    /// [`AUTO_MAX_DENSITY`].
+    /// Sparse for at least [`AUTO_MIN_NODES`] nodes at a density of at most
+    /// [`AUTO_MAX_DENSITY`], or at least [`AUTO_LARGE_NODES`] nodes at a density of at most
+    /// [`AUTO_LARGE_MAX_DENSITY`].
     #[default]
     Auto,
     /// Always sparse.
@@ -78,7 +95,11 @@ impl SparseMode {
         match self {
             Self::On => true,
             Self::Off => false,
-            Self::Auto => n >= AUTO_MIN_NODES && density(n, nnz) <= AUTO_MAX_DENSITY,
+            Self::Auto => {
+                let d = density(n, nnz);
+                (n >= AUTO_MIN_NODES && d <= AUTO_MAX_DENSITY)
+                    || (n >= AUTO_LARGE_NODES && d <= AUTO_LARGE_MAX_DENSITY)
+            }
         }
     }
 }
@@ -188,11 +209,20 @@ mod tests {
 
     #[test]
     fn auto_mode_needs_size_and_low_density() {
+        let at = |n: usize, d: f64| (d * (n * n) as f64).round() as usize;
         let n = AUTO_MIN_NODES;
-        let low = (AUTO_MAX_DENSITY * (n * n) as f64) as usize;
-        assert!(SparseMode::Auto.is_sparse(n, low));
-        assert!(!SparseMode::Auto.is_sparse(n, low + n));
+        assert!(SparseMode::Auto.is_sparse(n, at(n, AUTO_MAX_DENSITY)));
+        assert!(!SparseMode::Auto.is_sparse(n, at(n, AUTO_MAX_DENSITY) + n));
         assert!(!SparseMode::Auto.is_sparse(n - 1, 1));
+        // Between the two sizes the lower density bound applies, from the larger size the higher.
+        let mid = (AUTO_MIN_NODES + AUTO_LARGE_NODES) / 2;
+        assert!(!SparseMode::Auto.is_sparse(mid, at(mid, AUTO_LARGE_MAX_DENSITY)));
+        let big = AUTO_LARGE_NODES;
+        assert!(SparseMode::Auto.is_sparse(big, at(big, AUTO_LARGE_MAX_DENSITY)));
+        assert!(!SparseMode::Auto.is_sparse(big, at(big, AUTO_LARGE_MAX_DENSITY) + big));
+        assert!(SparseMode::Auto.is_sparse(20_000, at(20_000, 0.01)));
+        // hcp80-like: small and dense.
+        assert!(!SparseMode::Auto.is_sparse(80, at(80, 0.5)));
         assert!(SparseMode::On.is_sparse(2, 4));
         assert!(!SparseMode::Off.is_sparse(n, 1));
         assert!("maybe".parse::<SparseMode>().is_err());

@@ -225,3 +225,81 @@ fn models_lists_the_catalogue() {
         assert!(s.contains(needle), "missing {needle} in:\n{s}");
     }
 }
+
+/// The f32 samples of a `.npy` file written by `simulate`.
+fn read_npy_f32(path: &Path) -> Vec<f32> {
+    let npy = std::fs::read(path).unwrap();
+    let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    npy[10 + hlen..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn sidecar(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `--sparse on|off|auto` (and the TOML key) choose the coupling sums; on and off give the same
+/// trajectories up to rounding in both engines, with delays and noise.
+#[test]
+fn sparse_flag_switches_coupling_sums() {
+    let dir = tmpdir("sparse");
+    std::fs::write(dir.join("on.toml"), "sparse = \"on\"\n").unwrap();
+    std::fs::write(dir.join("bad.toml"), "sparse = \"maybe\"\n").unwrap();
+    for engine in ["fused", "tensor"] {
+        let mut outs = Vec::new();
+        for (name, extra) in [
+            ("on", vec!["--sparse", "on"]),
+            ("off", vec!["--sparse", "off"]),
+            ("auto", vec![]),
+            ("toml", vec!["--config", "on.toml"]),
+        ] {
+            let out = format!("{engine}-{name}.npy");
+            let mut args = vec![
+                "simulate",
+                "--duration",
+                "20",
+                "--speed",
+                "5",
+                "--noise",
+                "0.01",
+                "--param",
+                "G=0.3,0.6",
+                "--engine",
+                engine,
+                "--out",
+                &out,
+                "-q",
+            ];
+            args.extend(extra);
+            let o = run_in(&dir, &args);
+            assert!(o.status.success(), "{engine} {name}: {}", stderr(&o));
+            let side = sidecar(&dir.join(format!("{engine}-{name}.json")));
+            // hcp80 has 80 nodes: auto keeps dense sums.
+            let expect = matches!(name, "on" | "toml");
+            assert_eq!(side["sparse_coupling"], expect, "{engine} {name}");
+            outs.push(read_npy_f32(&dir.join(&out)));
+        }
+        let (on, off) = (&outs[0], &outs[1]);
+        assert_eq!(on.len(), 20 * 2 * 2 * 80);
+        let scale = off.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = on
+            .iter()
+            .zip(off)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-4 * scale, "{engine}: on vs off differ by {diff}");
+        assert_eq!(&outs[0], &outs[3], "{engine}: TOML key as the flag");
+        assert!(on.iter().any(|&x| x != on[0]), "{engine}: constant output");
+    }
+    assert_clean_failure(
+        &dir,
+        &["simulate", "--sparse", "maybe"],
+        &["sparse", "maybe", "auto, on, off"],
+    );
+    assert_clean_failure(
+        &dir,
+        &["simulate", "--config", "bad.toml"],
+        &["maybe", "auto, on, off"],
+    );
+}

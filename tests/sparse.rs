@@ -209,6 +209,13 @@ fn network_uses_sparse_coupling_as_configured() {
     };
     assert!(with(SparseMode::On) <= with(SparseMode::Off));
     assert!(with(SparseMode::On) > 100, "delays of up to 150 steps");
+    // Auto at 1,000 nodes: sparse at 1 % density, dense at 5 % (see neurodiff::sparse).
+    for (density, sparse) in [(0.01, true), (0.05, false)] {
+        let big = random_connectome(1000, density, 6);
+        let cfg = NetworkConfig::new("mpr");
+        let net = Network::<Nd64>::build(&cfg, &big, 0.01, &d).unwrap();
+        assert_eq!(net.is_sparse(), sparse, "1000 nodes at density {density}");
+    }
 }
 
 #[test]

@@ -47,10 +47,9 @@ pub struct BenchArgs {
     /// delays [default: 1 256].
     #[arg(long, num_args = 1..)]
     batch: Vec<usize>,
-    /// Steps: of mpr_forward [default: 10000]; of delays [default: 2000, 500 from batch 64, 10
-    /// (one repetition) for the tensor engine with delays from batch 64]; of sparse_coupling
-    /// the most per configuration, fewer for large networks (4e8 / nodes², at least 10)
-    /// [default: 2000].
+    /// Steps: of mpr_forward [default: 10000]; of delays [default: 2000, 500 from batch 64]; of
+    /// sparse_coupling the most per configuration, fewer for large networks (4e8 / nodes², at
+    /// least 10) [default: 2000].
     #[arg(long)]
     steps: Option<usize>,
     /// Node counts of sparse_coupling. [default: 80 1000 20000]
@@ -563,12 +562,7 @@ fn delays_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
         let table = mpr_table(conn.n, b, 0.5)?;
         for &engine in engines {
             for speed in [None, Some(10.0), Some(3.0)] {
-                // The tensor engine's delayed read costs O(batch · H · nodes) per step on
-                // ndarray (see BENCHMARKS.md): few steps there, or the case takes many minutes.
-                let (steps, repeats) = match args.steps {
-                    None if engine != Engine::Fused && speed.is_some() && b >= 64 => (10, 1),
-                    _ => (steps, args.repeats),
-                };
+                let repeats = args.repeats;
                 let net = NetworkConfig {
                     speed,
                     ..NetworkConfig::new("mpr")

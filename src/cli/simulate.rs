@@ -109,8 +109,8 @@ pub struct SimulateArgs {
     hold_coupling: bool,
     /// Coupling sums over the connectome's nonzero weights only (an edge list: gather,
     /// weight, scatter-add) instead of dense matrix products: auto, on or off. `auto` is sparse
-    /// for networks of at least 1000 nodes with at most 5% nonzero weights; the result is the
-    /// same up to rounding. [default: auto]
+    /// for networks of at least 1000 nodes with at most 2% nonzero weights, or at least 3000
+    /// nodes with at most 5%; the result is the same up to rounding. [default: auto]
     #[arg(long, value_name = "auto|on|off")]
     sparse: Option<String>,
     /// The model's coupling inputs to compute, comma-separated (see `neurodiff models`).
