@@ -17,6 +17,7 @@ pub mod backend;
 pub mod connectome;
 pub mod coupling;
 pub mod error;
+pub mod fit;
 pub mod fused;
 pub mod grad;
 pub mod integrate;
@@ -25,6 +26,7 @@ pub mod network;
 pub mod noise;
 pub mod observe;
 pub mod params;
+pub mod plot;
 pub mod sim;
 
 pub use error::{Error, Result};
