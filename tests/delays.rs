@@ -796,7 +796,7 @@ fn check_delayed_gradient(model: &str, given: &[(&str, f64)], wrt: &[&str], dt: 
 
     // Analytic: chunked (chunks of 13 steps, shorter than the 31-step horizon) and full tape.
     let one = Setup {
-        table: table_of(&[base.clone()]),
+        table: table_of(std::slice::from_ref(&base)),
         ..fd_setup
     };
     let p = one.table.tensors::<Nd64>(&d);
