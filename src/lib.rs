@@ -21,6 +21,7 @@ pub mod connectome;
 pub mod coupling;
 pub mod dual;
 pub mod error;
+pub mod fit;
 pub mod fused;
 pub mod grad;
 pub mod integrate;
@@ -29,6 +30,7 @@ pub mod network;
 pub mod noise;
 pub mod observe;
 pub mod params;
+pub mod plot;
 pub mod sim;
 
 pub use error::{Error, Result};

@@ -241,9 +241,13 @@ impl<B: Backend> Network<B> {
             return Vec::new();
         };
         let (model_p, _) = params.split_at(self.spec.params.len());
+        // Tiled with `cat`, not `repeat_dim`: Burn 0.21's autodiff backward of `repeat_dim`
+        // sums the incoming gradient as if the copies were interleaved (`[.., n, times]`) while
+        // the forward tiles them (`[.., times, n]`), mixing nodes' gradients (caught by
+        // `tests/delays.rs`).
         self.sources
             .iter()
-            .map(|&k| self.sent(k, x0, model_p).repeat_dim(1, d.horizon))
+            .map(|&k| Tensor::cat(vec![self.sent(k, x0, model_p); d.horizon], 1))
             .collect()
     }
 
