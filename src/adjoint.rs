@@ -99,6 +99,22 @@ pub fn supports(fr: &FusedRun<'_>) -> Option<&'static str> {
     None
 }
 
+/// [`value_and_grad_fused`] in `f64` (`double`) or `f32`, chosen at run time. Not generic, so it
+/// is compiled once, in this crate: callers in other crates (the command-line tool, tests,
+/// examples) link to it instead of compiling the adjoint of every model again.
+pub fn value_and_grad_fused_in(
+    double: bool,
+    fr: &FusedRun<'_>,
+    opts: &GradOptions,
+    loss: &HostLoss<'_>,
+) -> Result<FusedValueAndGrad> {
+    if double {
+        value_and_grad_fused::<f64>(fr, opts, loss)
+    } else {
+        value_and_grad_fused::<f32>(fr, opts, loss)
+    }
+}
+
 /// Value and gradient of `loss(samples)` with respect to the parameters of `fr.params`, by the
 /// discrete adjoint of the fused engine in float type `T` (see the module documentation). Batch
 /// elements are independent: each gets its own gradient in its rows of per-batch parameters.

@@ -10,7 +10,7 @@ use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
 use common::*;
 use neurodiff::adjoint::{
-    fc_corr_loss, value_and_grad_fused, FusedValueAndGrad, GradOptions, HostLoss,
+    fc_corr_loss, value_and_grad_fused_in, FusedValueAndGrad, GradOptions, HostLoss,
 };
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
@@ -154,7 +154,13 @@ fn adjoint<T: Real>(s: &Setup, chunk: usize) -> FusedValueAndGrad {
         threads: 2,
     };
     let loss = host_loss(s.loss);
-    value_and_grad_fused::<T>(&fr, &GradOptions { chunk, wrt: None }, &*loss).unwrap()
+    value_and_grad_fused_in(
+        std::mem::size_of::<T>() == 8,
+        &fr,
+        &GradOptions { chunk, wrt: None },
+        &*loss,
+    )
+    .unwrap()
 }
 
 /// The tensor engine's checkpointed gradient: (loss per batch element, gradient per parameter).
@@ -477,7 +483,8 @@ fn selected_parameters_only() {
         threads: 1,
     };
     let loss = host_loss(s.loss);
-    let some = value_and_grad_fused::<f64>(
+    let some = value_and_grad_fused_in(
+        true,
         &fr,
         &GradOptions {
             chunk: 100,
@@ -506,7 +513,8 @@ fn unsupported_runs_are_reported() {
     );
     let fr = |s: &Setup| {
         let loss = host_loss(s.loss);
-        value_and_grad_fused::<f64>(
+        value_and_grad_fused_in(
+            true,
             &FusedRun {
                 connectome: &s.conn,
                 network: &s.cfg,

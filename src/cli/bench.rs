@@ -405,7 +405,8 @@ fn gradient_fused(
         threads: a.threads,
     };
     let loss = |y: &[f64], shape: [usize; 4]| Ok(adjoint::fc_corr_loss(y, shape, 0, emp));
-    let g = adjoint::value_and_grad_fused::<f32>(
+    let g = adjoint::value_and_grad_fused_in(
+        false,
         &fr,
         &adjoint::GradOptions {
             chunk: a.grad_chunk,
