@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome};
-use neurodiff::fit::{fit, FitProblem, FreeParam, LossKind, Optimizer};
+use neurodiff::fit::{fit, FitProblem, FreeParam, GradientEngine, LossKind, Optimizer};
 use neurodiff::integrate::Integrator;
 use neurodiff::network::NetworkConfig;
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
@@ -73,6 +73,7 @@ fn main() -> neurodiff::Result<()> {
             },
         },
         chunk: 100,
+        gradient: GradientEngine::Auto,
         restarts,
         optimizer: Optimizer::Adam { lr: 0.1 },
         loss: LossKind::Corr,

@@ -8,8 +8,10 @@
 //!   drawn inside the bounds (seeded), each with its own noise stream. The noise realisation is
 //!   the same at every iteration (common random numbers), so the objective is deterministic.
 //! - Each iteration simulates, computes FC of the monitored signal (a neural variable, or BOLD)
-//!   and the loss against the target FC, and takes the gradient by chunked checkpointing
-//!   ([`crate::grad`]); the optimiser (Polyak-normalised, its loss-annealed variant, or Adam)
+//!   and the loss against the target FC, and takes the gradient by chunked checkpointing: the
+//!   fused engine's hand-written adjoint ([`crate::adjoint`]) where it supports the run, else
+//!   Burn's autodiff through the tensor engine ([`crate::grad`]); see [`GradientEngine`]. The
+//!   optimiser (Polyak-normalised, its loss-annealed variant, or Adam)
 //!   steps in the unbounded space.
 //! - The whole state of a fit ([`FitState`]) is plain data: it can be saved after every
 //!   iteration and a fit resumed from it.
@@ -20,8 +22,10 @@ use neurodiff_optim::{fc_corr_loss, fc_mse, Adam, AdamConfig, Bounds, Polyak};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::adjoint::{value_and_grad_fused_in, GradOptions};
 use crate::connectome::Connectome;
 use crate::error::{Error, Result};
+use crate::fused::FusedRun;
 use crate::grad::value_and_grad;
 use crate::network::{Network, NetworkConfig};
 use crate::observe::fc;
@@ -79,6 +83,37 @@ pub enum LossKind {
     },
 }
 
+/// How a fit takes its gradients. Both give the same gradient of the same loss (the engines are
+/// tested against each other in `tests/adjoint.rs`), up to floating-point rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GradientEngine {
+    /// `adjoint` when it supports the fit (see [`FitProblem::adjoint_unsupported`]), else
+    /// `autodiff`.
+    #[default]
+    Auto,
+    /// The fused CPU engine's discrete adjoint ([`crate::adjoint`]): many times faster on the
+    /// CPU; no conduction delays, no BOLD, Euler or Heun, the `corr` loss.
+    Adjoint,
+    /// Burn's autodiff through the tensor engine ([`crate::grad`]): everything, on any backend.
+    Autodiff,
+}
+
+impl std::str::FromStr for GradientEngine {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "adjoint" => Ok(Self::Adjoint),
+            "autodiff" => Ok(Self::Autodiff),
+            _ => Err(Error::setting(
+                "gradient",
+                format!("`{s}` is not one of: auto, adjoint, autodiff"),
+            )),
+        }
+    }
+}
+
 /// Everything that defines a fit.
 #[derive(Debug, Clone)]
 pub struct FitProblem {
@@ -104,6 +139,8 @@ pub struct FitProblem {
     pub loss: LossKind,
     /// Seed of the starting points.
     pub seed: u64,
+    /// How gradients are taken.
+    pub gradient: GradientEngine,
 }
 
 /// One row of the history: a restart's loss and FC correlation at an iteration.
@@ -168,6 +205,41 @@ impl FreeParam {
 }
 
 impl FitProblem {
+    /// Why the fused adjoint cannot take this fit's gradients, or `None` if it can.
+    pub fn adjoint_unsupported(&self) -> Option<String> {
+        if self.loss != LossKind::Corr {
+            return Some("the fused adjoint supports the corr loss only".into());
+        }
+        if self.run.monitor.vars.len() != 1 {
+            return Some("the fit records one variable".into());
+        }
+        let n = self.connectome.n;
+        let spec = neurodiff_models::find(&self.network.model).ok()?;
+        let coupling = self
+            .network
+            .coupling
+            .unwrap_or_else(|| spec.coupling_function.into());
+        let table = ParamTable::new(
+            &crate::network::param_specs(spec, coupling),
+            &[],
+            n,
+            Some(1),
+        )
+        .ok()?;
+        let x0 = vec![0.0; spec.state.len() * n];
+        let fr = FusedRun {
+            connectome: &self.connectome,
+            network: &self.network,
+            params: &table,
+            x0: &x0,
+            x0_rows: 1,
+            batch: 1,
+            run: &self.run,
+            threads: 1,
+        };
+        crate::adjoint::supports(&fr).map(String::from)
+    }
+
     /// Checks the problem: target size and values, parameter names, bounds, starting values,
     /// the monitor.
     pub fn validate(&self) -> Result<()> {
@@ -400,6 +472,32 @@ pub fn fit<B: AutodiffBackend>(
     };
     let loss_kind = problem.loss;
     let loss = |y: Tensor<B, 4>| fc_loss(y, &target, loss_kind);
+    let use_adjoint = match problem.gradient {
+        GradientEngine::Autodiff => false,
+        GradientEngine::Auto => problem.adjoint_unsupported().is_none(),
+        GradientEngine::Adjoint => match problem.adjoint_unsupported() {
+            None => true,
+            Some(why) => return Err(Error::setting("gradient", why)),
+        },
+    };
+    // Each free parameter's position in the parameter table.
+    let free_index: Vec<usize> = problem
+        .free
+        .iter()
+        .map(|f| {
+            specs
+                .iter()
+                .position(|s| s.name == f.name)
+                .expect("validated")
+        })
+        .collect();
+    // The initial state as the tensor engine's `initial_state`: each variable at its initial
+    // value on every node, `[1, vars, nodes]`.
+    let x0_host: Vec<f64> = neurodiff_models::find(&problem.network.model)?
+        .state
+        .iter()
+        .flat_map(|v| std::iter::repeat_n(v.initial, n))
+        .collect();
 
     while state.iteration < iterations {
         let theta = problem.values(&state.z)?;
@@ -419,21 +517,30 @@ pub fn fit<B: AutodiffBackend>(
             ));
         }
         let table = ParamTable::new(&specs, &given, n, Some(r))?;
-        let params = table.tensors::<B::InnerBackend>(device);
-        let x0 = net_in.initial_state(r, device);
-        let vg = value_and_grad(
-            &net,
-            &net_in,
-            &params,
-            x0,
-            &problem.run,
-            problem.chunk,
-            &loss,
-        )?;
-        let losses: Vec<f64> = to_host64(vg.loss);
-        // Simulated FC per restart, and its correlation with the target.
-        let [t, _, _, _] = vg.outputs.dims();
-        let fcs = to_host64(fc(vg.outputs.swap_dims(0, 1).reshape([r, t, n])));
+        let (losses, fcs, grads) = if use_adjoint {
+            evaluate_adjoint::<B::InnerBackend>(problem, &table, &x0_host, device)?
+        } else {
+            let params = table.tensors::<B::InnerBackend>(device);
+            let x0 = net_in.initial_state(r, device);
+            let vg = value_and_grad(
+                &net,
+                &net_in,
+                &params,
+                x0,
+                &problem.run,
+                problem.chunk,
+                &loss,
+            )?;
+            let losses: Vec<f64> = to_host64(vg.loss);
+            // Simulated FC per restart.
+            let [t, _, _, _] = vg.outputs.dims();
+            let fcs = to_host64(fc(vg.outputs.swap_dims(0, 1).reshape([r, t, n])));
+            let grads: Vec<Vec<f64>> = free_index
+                .iter()
+                .map(|&k| to_host64(vg.grads[k].clone()))
+                .collect();
+            (losses, fcs, grads)
+        };
         let corr: Vec<f64> = (0..r)
             .map(|k| fc_corr(&fcs[k * n * n..(k + 1) * n * n], &problem.target_fc, n))
             .collect();
@@ -479,12 +586,7 @@ pub fn fit<B: AutodiffBackend>(
         }
         // Gradients in the unbounded space: dL/dz = dL/dθ · dθ/dz.
         let mut gz = Vec::with_capacity(problem.free.len());
-        for ((f, b), zs) in problem.free.iter().zip(&bounds).zip(&state.z) {
-            let k = specs
-                .iter()
-                .position(|s| s.name == f.name)
-                .expect("validated");
-            let g = to_host64(vg.grads[k].clone());
+        for (((f, b), zs), g) in problem.free.iter().zip(&bounds).zip(&state.z).zip(grads) {
             let size = f.size(n);
             // The gradient has the parameter tensor's shape: [R, 1] or [R, n].
             let g: Vec<f64> = if g.len() == r * size {
@@ -560,6 +662,74 @@ pub fn fit<B: AutodiffBackend>(
         on_iteration(&state, &report)?;
     }
     Ok(state)
+}
+
+/// Loss per restart, simulated FC per restart (`[R, n, n]`) and the gradient of each free
+/// parameter (`[R, size]`), by the fused engine's adjoint in `B`'s float precision.
+fn evaluate_adjoint<B: Backend>(
+    problem: &FitProblem,
+    table: &ParamTable,
+    x0: &[f64],
+    device: &B::Device,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<Vec<f64>>)> {
+    let n = problem.connectome.n;
+    let r = problem.restarts;
+    let fr = FusedRun {
+        connectome: &problem.connectome,
+        network: &problem.network,
+        params: table,
+        x0,
+        x0_rows: 1,
+        batch: r,
+        run: &problem.run,
+        threads: 0,
+    };
+    let target = &problem.target_fc;
+    let loss = |y: &[f64], shape: [usize; 4]| -> Result<(Vec<f64>, Vec<f64>)> {
+        if shape[0] < 2 {
+            return Err(Error::setting(
+                "duration",
+                format!("FC needs at least 2 samples, the run records {}", shape[0]),
+            ));
+        }
+        Ok(crate::adjoint::fc_corr_loss(y, shape, 0, target))
+    };
+    let opts = GradOptions {
+        chunk: problem.chunk,
+        wrt: Some(problem.free.iter().map(|f| f.name.clone()).collect()),
+    };
+    let double = std::mem::size_of::<B::FloatElem>() == 8;
+    let vg = value_and_grad_fused_in(double, &fr, &opts, &loss)?;
+    let [t, _, _, _] = vg.shape;
+    let y: Tensor<B, 4> = Tensor::from_data(
+        TensorData::new(vg.outputs, vg.shape),
+        crate::float_opts::<B>(device),
+    );
+    let fcs = to_host64(fc(y.swap_dims(0, 1).reshape([r, t, n])));
+    let specs = &table.specs;
+    let grads = problem
+        .free
+        .iter()
+        .map(|f| {
+            let k = specs
+                .iter()
+                .position(|s| s.name == f.name)
+                .expect("validated");
+            vg.grads[k]
+                .as_ref()
+                .map(|g| g.values.clone())
+                .ok_or_else(|| {
+                    Error::setting(
+                        "fit",
+                        format!(
+                            "internal: the adjoint returned no gradient for `{}`",
+                            f.name
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((vg.loss, fcs, grads))
 }
 
 fn to_host64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {

@@ -10,12 +10,16 @@
 //! - [`integrate`]: Euler, (stochastic) Heun and RK4.
 //! - [`noise`]: seeded, regenerable additive noise.
 //! - [`sim`]: the chunked simulation loop and monitors.
+//! - [`fused`]: the fused CPU engine for forward runs; [`adjoint`]: its discrete adjoint for
+//!   gradients ([`grad`] differentiates the tensor engine through Burn's autodiff).
 //!
 //! Models live in the `neurodiff-models` crate (re-exported as [`models`]).
 
+pub mod adjoint;
 pub mod backend;
 pub mod connectome;
 pub mod coupling;
+pub mod dual;
 pub mod error;
 pub mod fit;
 pub mod fused;

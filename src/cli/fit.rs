@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome, Normalization};
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fit::{fit, FitProblem, FitState, FreeParam, LossKind, Optimizer};
+use neurodiff::fit::{fit, FitProblem, FitState, FreeParam, GradientEngine, LossKind, Optimizer};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{read_npy, write_npy_f32, write_text, Array};
 use neurodiff::models::ModelSpec;
@@ -136,6 +136,11 @@ pub struct FitArgs {
     /// Backend: ndarray, ndarray64, flex, wgpu, cuda. [default: ndarray]
     #[arg(long)]
     backend: Option<String>,
+    /// Gradients: adjoint (the fused CPU engine's hand-written adjoint: fast; no delays, no BOLD,
+    /// Euler/Heun, corr loss), autodiff (Burn autodiff through the tensor engine: everything, any
+    /// backend), or auto (adjoint where it applies on a CPU backend). [default: auto]
+    #[arg(long)]
+    gradient: Option<String>,
     /// Output folder: fit.json, history.csv, fc_sim.npy, fit.png, state.json. [default: out/fit]
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
@@ -185,6 +190,7 @@ struct FitConfig {
     w_mse: Option<f64>,
     chunk: Option<usize>,
     backend: Option<String>,
+    gradient: Option<String>,
     out_dir: Option<PathBuf>,
 }
 
@@ -213,6 +219,8 @@ struct FitSettings {
     loss: LossKind,
     chunk: usize,
     backend: BackendKind,
+    #[serde(default)]
+    gradient: GradientEngine,
 }
 
 fn parse_bounds(s: &str) -> Result<(String, f64, f64)> {
@@ -564,6 +572,13 @@ impl FitSettings {
             .map(|s| s.parse())
             .transpose()?
             .unwrap_or(BackendKind::Ndarray);
+        let gradient: GradientEngine = a
+            .gradient
+            .clone()
+            .or(cfg.gradient)
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or_default();
         let iterations = a.iterations.or(cfg.iterations).unwrap_or(30);
         let out_dir = a
             .out_dir
@@ -596,6 +611,7 @@ impl FitSettings {
                 loss,
                 chunk: a.chunk.or(cfg.chunk).unwrap_or(100),
                 backend,
+                gradient,
             },
             target_fc,
             iterations,
@@ -651,6 +667,11 @@ impl FitSettings {
             optimizer: self.optimizer,
             loss: self.loss,
             seed: self.noise.seed,
+            // The adjoint runs on the CPU: on a GPU backend, auto means autodiff there.
+            gradient: match self.gradient {
+                GradientEngine::Auto if !self.backend.is_cpu() => GradientEngine::Autodiff,
+                g => g,
+            },
         })
     }
 }
@@ -739,6 +760,16 @@ impl BackendTask for FitTask {
         };
         let names: Vec<String> = s.free.iter().map(|f| f.name.clone()).collect();
         let quiet = self.quiet;
+        let gradient_used = match (problem.gradient, problem.adjoint_unsupported()) {
+            (GradientEngine::Autodiff, _) => "autodiff".to_string(),
+            (GradientEngine::Adjoint, _) | (GradientEngine::Auto, None) => "adjoint".to_string(),
+            (GradientEngine::Auto, Some(why)) => {
+                format!("autodiff ({why})")
+            }
+        };
+        if !quiet {
+            println!("gradients: {gradient_used}");
+        }
         let state = fit::<Autodiff<B>>(&problem, state, self.iterations, &device, |st, rep| {
             let best = st.best.as_ref().expect("set after an iteration");
             let wall = wall_before + started.elapsed().as_secs_f64();
@@ -829,6 +860,7 @@ impl BackendTask for FitTask {
             },
             "iterations": state.iteration,
             "restarts": s.restarts,
+            "gradient": gradient_used,
             "settings": s,
             "wall_time_s": wall,
         });
