@@ -7,9 +7,10 @@
 //! independent, so the batch is split across threads, each running whole chunks of steps.
 //!
 //! The tensor engine dispatches dozens of tensor operations per step (~0.4 µs each on CPU),
-//! which dominates at small batch sizes; this engine removes that overhead. It has no tape, so
-//! gradients always use the tensor engine, and it is tested against it
-//! (`tests/fused.rs`): same noise, same result to floating-point tolerance.
+//! which dominates at small batch sizes; this engine removes that overhead. It has no tape;
+//! gradients on it come from its hand-written discrete adjoint ([`crate::adjoint`]). It is
+//! tested against the tensor engine (`tests/fused.rs`): same noise, same result to
+//! floating-point tolerance.
 //!
 //! Supported: every model, every coupling function, conduction delays, held or per-stage
 //! coupling, every integrator, both monitors, both noise modes with the host noise source. Only
@@ -205,110 +206,110 @@ pub fn simulate_fused<T: Real>(
 
 /// One nonzero connection, for delayed or sparse sums.
 #[derive(Clone, Copy)]
-struct Edge<T> {
-    source: u32,
-    delay: u32,
-    weight: T,
+pub(crate) struct Edge<T> {
+    pub(crate) source: u32,
+    pub(crate) delay: u32,
+    pub(crate) weight: T,
 }
 
 /// Read-only data shared by the worker threads.
-struct Ctx<T> {
-    n: usize,
-    nv: usize,
+pub(crate) struct Ctx<T> {
+    pub(crate) n: usize,
+    pub(crate) nv: usize,
     /// Number of model parameters (the coupling's follow them).
-    pm: usize,
+    pub(crate) pm: usize,
     /// Parameters per node: `pm` model parameters, then the coupling's.
-    pt: usize,
-    coupling: CouplingKind,
-    n_sums: usize,
+    pub(crate) pt: usize,
+    pub(crate) coupling: CouplingKind,
+    pub(crate) n_sums: usize,
     /// `Wᵀ`, `n × n`: `wt[j * n + i] = W[i][j]` (empty when sparse).
-    wt: Vec<T>,
+    pub(crate) wt: Vec<T>,
     /// Undelayed sums over the edge list rather than with `wt`.
-    sparse: bool,
+    pub(crate) sparse: bool,
     /// `Σ_j W_ij`.
-    rowsum: Vec<T>,
+    pub(crate) rowsum: Vec<T>,
     /// Per target `i`, its nonzero incoming connections (`edges[start[i]..start[i + 1]]`);
     /// empty unless delayed or sparse.
-    edge_start: Vec<usize>,
-    edges: Vec<Edge<T>>,
+    pub(crate) edge_start: Vec<usize>,
+    pub(crate) edges: Vec<Edge<T>>,
     /// History length (1 without delays).
-    horizon: usize,
-    delayed: bool,
-    hold: bool,
+    pub(crate) horizon: usize,
+    pub(crate) delayed: bool,
+    pub(crate) hold: bool,
     /// Distinct sent quantities: the coupling input defining each, and whether it is a custom
     /// expression ([`Model::coupled_point`]) rather than a plain variable.
-    sources: Vec<(usize, bool)>,
+    pub(crate) sources: Vec<(usize, bool)>,
     /// For each coupling input: index into `sources`, or `None` if off.
-    input_src: Vec<Option<usize>>,
+    pub(crate) input_src: Vec<Option<usize>>,
     /// Parameters, `[param_rows][n][pt]`.
-    params: Vec<T>,
-    param_rows: usize,
-    dt: T,
-    integrator: Integrator,
+    pub(crate) params: Vec<T>,
+    pub(crate) param_rows: usize,
+    pub(crate) dt: T,
+    pub(crate) integrator: Integrator,
     /// Noisy variables and their scale `sigma sqrt(dt)` (as `f32`, like the tensor engine).
-    noisy: Vec<(usize, f32)>,
-    seed: u64,
-    shared_noise: bool,
-    monitor_vars: Vec<usize>,
-    every: usize,
-    transient: usize,
-    mean: bool,
+    pub(crate) noisy: Vec<(usize, f32)>,
+    pub(crate) seed: u64,
+    pub(crate) shared_noise: bool,
+    pub(crate) monitor_vars: Vec<usize>,
+    pub(crate) every: usize,
+    pub(crate) transient: usize,
+    pub(crate) mean: bool,
 }
 
 impl<T: Real> Ctx<T> {
     #[inline(always)]
-    fn node_params(&self, b: usize, i: usize) -> &[T] {
+    pub(crate) fn node_params(&self, b: usize, i: usize) -> &[T] {
         let row = if self.param_rows == 1 { 0 } else { b };
         &self.params[(row * self.n + i) * self.pt..(row * self.n + i + 1) * self.pt]
     }
 }
 
 /// A worker's mutable buffers for its rows of the batch.
-struct Worker<T> {
-    rows: Range<usize>,
-    x: Vec<T>,
-    d1: Vec<T>,
-    d2: Vec<T>,
-    d3: Vec<T>,
-    d4: Vec<T>,
-    xi: Vec<T>,
+pub(crate) struct Worker<T> {
+    pub(crate) rows: Range<usize>,
+    pub(crate) x: Vec<T>,
+    pub(crate) d1: Vec<T>,
+    pub(crate) d2: Vec<T>,
+    pub(crate) d3: Vec<T>,
+    pub(crate) d4: Vec<T>,
+    pub(crate) xi: Vec<T>,
     /// Sent quantity per source: `[sources][r][n]`.
-    sent: Vec<T>,
+    pub(crate) sent: Vec<T>,
     /// Pre-synaptic values per source and sum: `[sources][sums][r][n]`.
-    pre: Vec<T>,
+    pub(crate) pre: Vec<T>,
     /// Sums per source and sum: `[sources][sums][r][n]`.
-    sums: Vec<T>,
+    pub(crate) sums: Vec<T>,
     /// Coupling inputs per input: `[inputs][r][n]` (held for the step when `hold`).
-    cin: Vec<T>,
+    pub(crate) cin: Vec<T>,
     /// Delay history of the pre-synaptic values: `[sources][sums][H][n][r]`, the batch rows
     /// innermost so that each edge reads its `r` delayed values from one contiguous run (row
     /// outermost, every edge of every row was a cache miss once `H · n` outgrew the cache).
-    hist: Vec<T>,
+    pub(crate) hist: Vec<T>,
     /// One delayed sum per batch row, while it is accumulated over a target's edges.
-    row_acc: Vec<T>,
-    z: Vec<T>,
-    acc: Vec<T>,
-    acc_on: bool,
+    pub(crate) row_acc: Vec<T>,
+    pub(crate) z: Vec<T>,
+    pub(crate) acc: Vec<T>,
+    pub(crate) acc_on: bool,
 }
 
 /// The samples a worker took during a chunk (`(index, values)`), or where it blew up.
-type ChunkResult<T> = std::result::Result<Vec<(usize, Vec<T>)>, Blowup>;
+pub(crate) type ChunkResult<T> = std::result::Result<Vec<(usize, Vec<T>)>, Blowup>;
 
 /// Where a fused run first became non-finite.
-struct Blowup {
-    step: usize,
-    batch: usize,
-    var: usize,
-    node: usize,
-    value: f32,
+pub(crate) struct Blowup {
+    pub(crate) step: usize,
+    pub(crate) batch: usize,
+    pub(crate) var: usize,
+    pub(crate) node: usize,
+    pub(crate) value: f32,
 }
 
-fn run_model<M: Model, T: Real>(
+/// The shared read-only context of a fused run and one worker per group of batch rows (the
+/// batch split across `fr.threads` threads), each holding its rows of the initial state.
+pub(crate) fn setup<M: Model, T: Real>(
     m: M,
     fr: &FusedRun<'_>,
-    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
-    on_progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
+) -> Result<(Ctx<T>, Vec<Worker<T>>)> {
     let spec = M::SPEC;
     let run = fr.run;
     run.validate(spec.n_vars())?;
@@ -429,7 +430,7 @@ fn run_model<M: Model, T: Real>(
     let threads = threads.min(batch.div_ceil(8)).max(1);
     let per = batch.div_ceil(threads);
     let ns = ctx.sources.len();
-    let mut workers: Vec<Worker<T>> = (0..threads)
+    let workers: Vec<Worker<T>> = (0..threads)
         .map(|t| (t * per).min(batch)..((t + 1) * per).min(batch))
         .filter(|rows| !rows.is_empty())
         .map(|rows| {
@@ -481,7 +482,30 @@ fn run_model<M: Model, T: Real>(
             w
         })
         .collect();
+    Ok((ctx, workers))
+}
 
+/// The error for a blow-up.
+pub(crate) fn diverged<M: Model>(b: Blowup, dt: f64) -> Error {
+    Error::Diverged {
+        step: b.step,
+        time: b.step as f64 * dt,
+        time_unit: M::SPEC.time_unit,
+        var: M::SPEC.state[b.var].name.to_string(),
+        node: b.node,
+        batch: b.batch,
+        value: b.value,
+    }
+}
+
+fn run_model<M: Model, T: Real>(
+    m: M,
+    fr: &FusedRun<'_>,
+    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+    on_progress: &mut dyn FnMut(usize),
+) -> Result<Vec<f32>> {
+    let (ctx, mut workers) = setup::<M, T>(m, fr)?;
+    let (run, batch, n, nv) = (fr.run, fr.batch, ctx.n, ctx.nv);
     let nrec = ctx.monitor_vars.len();
     let mut start = 0;
     while start < run.steps {
@@ -513,15 +537,7 @@ fn run_model<M: Model, T: Real>(
             }
         }
         if let Some(b) = first {
-            return Err(Error::Diverged {
-                step: b.step,
-                time: b.step as f64 * run.dt,
-                time_unit: spec.time_unit,
-                var: spec.state[b.var].name.to_string(),
-                node: b.node,
-                batch: b.batch,
-                value: b.value,
-            });
+            return Err(diverged::<M>(b, run.dt));
         }
         // Interleave the workers' samples into [k, batch, vars, nodes].
         let ks: Vec<usize> = per_worker[0].iter().map(|(k, _)| *k).collect();
@@ -547,7 +563,7 @@ fn run_model<M: Model, T: Real>(
 
 /// Offset of `pre`/`sums` row `lb` of sum `q` of source `si`.
 #[inline(always)]
-fn pre_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, lb: usize) -> usize {
+pub(crate) fn pre_at<T>(ctx: &Ctx<T>, r: usize, si: usize, q: usize, lb: usize) -> usize {
     ((si * 2 + q) * r + lb) * ctx.n
 }
 
@@ -581,7 +597,7 @@ fn hist_store<T: Real>(
 
 /// Runs [`chunk`] compiled for AVX2 and FMA when the processor has them (chosen at run time, as
 /// XLA does), else for the baseline instruction set.
-fn chunk_dispatch<M: Model, T: Real>(
+pub(crate) fn chunk_dispatch<M: Model, T: Real>(
     m: M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
@@ -612,7 +628,7 @@ unsafe fn chunk_avx2<M: Model, T: Real>(
 
 /// Adds the noise increments (if any) to `x`.
 #[inline(always)]
-fn add_noise<T: Real>(x: &mut [T], z: Option<&[T]>) {
+pub(crate) fn add_noise<T: Real>(x: &mut [T], z: Option<&[T]>) {
     if let Some(z) = z {
         x.iter_mut().zip(z).for_each(|(x, &z)| *x = *x + z);
     }
@@ -620,7 +636,7 @@ fn add_noise<T: Real>(x: &mut [T], z: Option<&[T]>) {
 
 /// Which state buffer a stage evaluates.
 #[derive(Clone, Copy)]
-enum Stage {
+pub(crate) enum Stage {
     X,
     Xi,
 }
@@ -777,7 +793,7 @@ fn chunk<M: Model, T: Real>(
 }
 
 /// The noise increments of one step for a worker's rows, laid out like the state.
-fn fill_noise<T: Real>(ctx: &Ctx<T>, w: &mut Worker<T>, step: usize) {
+pub(crate) fn fill_noise<T: Real>(ctx: &Ctx<T>, w: &mut Worker<T>, step: usize) {
     let (n, nv) = (ctx.n, ctx.nv);
     let width = if ctx.shared_noise { 1 } else { n };
     w.z.iter_mut().for_each(|z| *z = T::zero());
@@ -798,7 +814,7 @@ fn fill_noise<T: Real>(ctx: &Ctx<T>, w: &mut Worker<T>, step: usize) {
 }
 
 #[inline(always)]
-fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T]) {
+pub(crate) fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T]) {
     if !M::PROJECTS {
         return;
     }
@@ -819,7 +835,12 @@ fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T]) {
 /// For each sent quantity: the value each node sends (`w.sent`) and its contributions to the
 /// sums (`w.pre`), from the state buffer `xi` (`true`) or `x`.
 #[inline(always)]
-fn sent_and_pre<M: Model, T: Real>(m: M, ctx: &Ctx<T>, w: &mut Worker<T>, from_xi: bool) {
+pub(crate) fn sent_and_pre<M: Model, T: Real>(
+    m: M,
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    from_xi: bool,
+) {
     let (n, nv, pm) = (ctx.n, ctx.nv, ctx.pm);
     let r = w.rows.len();
     let x = if from_xi { &w.xi } else { &w.x };
@@ -852,7 +873,7 @@ fn sent_and_pre<M: Model, T: Real>(m: M, ctx: &Ctx<T>, w: &mut Worker<T>, from_x
 /// The coupling inputs `w.cin` from the state buffer `which`. With `step` (held coupling), the
 /// delayed sums read the history, which is first updated with this step's values.
 #[inline(always)]
-fn inputs<M: Model, T: Real>(
+pub(crate) fn inputs<M: Model, T: Real>(
     m: M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
@@ -927,7 +948,7 @@ fn inputs<M: Model, T: Real>(
 
 /// `out[lb] = a[lb] · Wᵀ` for `r` rows of length `n`.
 #[inline(always)]
-fn matmul_rows<T: Real>(ctx: &Ctx<T>, r: usize, a: &[T], out: &mut [T]) {
+pub(crate) fn matmul_rows<T: Real>(ctx: &Ctx<T>, r: usize, a: &[T], out: &mut [T]) {
     let n = ctx.n;
     if ctx.sparse {
         // Over each target's incoming edges.
@@ -960,7 +981,7 @@ fn matmul_rows<T: Real>(ctx: &Ctx<T>, r: usize, a: &[T], out: &mut [T]) {
 
 /// `out = drift(x, cin)` for `r` rows starting at batch element `b0`.
 #[inline(always)]
-fn drift<M: Model, T: Real>(
+pub(crate) fn drift<M: Model, T: Real>(
     m: M,
     ctx: &Ctx<T>,
     b0: usize,

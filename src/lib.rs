@@ -11,13 +11,18 @@
 //! - [`noise`]: seeded, regenerable additive noise.
 //! - [`sim`]: the chunked simulation loop and monitors.
 //! - [`sparse`]: sparse coupling (edge lists) for large sparse connectomes.
+//! - [`fused`]: the fused CPU engine for forward runs; [`adjoint`]: its discrete adjoint for
+//!   gradients ([`grad`] differentiates the tensor engine through Burn's autodiff).
 //!
 //! Models live in the `neurodiff-models` crate (re-exported as [`models`]).
 
+pub mod adjoint;
 pub mod backend;
 pub mod connectome;
 pub mod coupling;
+pub mod dual;
 pub mod error;
+pub mod fit;
 pub mod fused;
 pub mod grad;
 pub mod integrate;
@@ -26,6 +31,7 @@ pub mod network;
 pub mod noise;
 pub mod observe;
 pub mod params;
+pub mod plot;
 pub mod sim;
 pub mod sparse;
 

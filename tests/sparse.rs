@@ -1,12 +1,13 @@
 //! Sparse coupling against dense coupling on the same matrix: the same trajectories (tensor
 //! engine in f64 and f32, fused engine), with and without delays, for every coupling kind, and
-//! the same gradients under `Autodiff<NdArray<f64>>`.
+//! the same gradients under `Autodiff<NdArray<f64>>` and from the fused engine's adjoint.
 
 mod common;
 
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor};
 use common::*;
+use neurodiff::adjoint::{value_and_grad_fused_in, GradOptions};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::{simulate_fused, FusedRun, Real};
@@ -308,24 +309,7 @@ fn gradients_sparse_equal_dense() {
         ("mpr", CouplingKind::Sigmoidal, Some(8.0)),
     ] {
         let r = run_for(model, 60);
-        let grads = |sparse: bool| {
-            let d = Default::default();
-            let cfg = config(model, coupling, speed, sparse);
-            let net = Network::<Ad>::build(&cfg, &conn, r.dt, &d).unwrap();
-            assert_eq!(net.is_sparse(), sparse);
-            let t = table(model, coupling, conn.n);
-            let p = t.tensors::<Nd64>(&d);
-            let x0 = x0_tensors::<Nd64>(model, conn.n, t.batch, &d);
-            // Mean square of the last sample's first variable, per batch element.
-            let loss = |y: Tensor<Ad, 4>| {
-                let [k, b, _, n] = y.dims();
-                let last = y.narrow(0, k - 1, 1).narrow(2, 0, 1).reshape([b, n]);
-                (last.clone() * last).mean_dim(1).reshape([b])
-            };
-            let vg = value_and_grad_full(&net, &p, x0, &r, &loss).unwrap();
-            let names: Vec<&str> = t.specs.iter().map(|s| s.name).collect();
-            (names, vg.grads.into_iter().map(to_vec).collect::<Vec<_>>())
-        };
+        let grads = |sparse: bool| autodiff_grads(&conn, model, coupling, speed, sparse, &r);
         let (names, gs) = grads(true);
         let (_, gd) = grads(false);
         let mut nonzero = 0;
@@ -346,6 +330,107 @@ fn gradients_sparse_equal_dense() {
             coupling.name()
         );
         assert!(nonzero >= 2, "{model}: too few nonzero gradients");
+    }
+}
+
+/// The tensor engine's gradient (checkpointed autodiff, f64) of the mean square of the last
+/// sample's first variable, per batch element: parameter names and gradients.
+fn autodiff_grads(
+    conn: &Connectome,
+    model: &str,
+    coupling: CouplingKind,
+    speed: Option<f64>,
+    sparse: bool,
+    r: &Run,
+) -> (Vec<&'static str>, Vec<Vec<f64>>) {
+    let d = Default::default();
+    let cfg = config(model, coupling, speed, sparse);
+    let net = Network::<Ad>::build(&cfg, conn, r.dt, &d).unwrap();
+    assert_eq!(net.is_sparse(), sparse);
+    let t = table(model, coupling, conn.n);
+    let p = t.tensors::<Nd64>(&d);
+    let x0 = x0_tensors::<Nd64>(model, conn.n, t.batch, &d);
+    let loss = |y: Tensor<Ad, 4>| {
+        let [k, b, _, n] = y.dims();
+        let last = y.narrow(0, k - 1, 1).narrow(2, 0, 1).reshape([b, n]);
+        (last.clone() * last).mean_dim(1).reshape([b])
+    };
+    let vg = value_and_grad_full(&net, &p, x0, r, &loss).unwrap();
+    let names: Vec<&str> = t.specs.iter().map(|s| s.name).collect();
+    (names, vg.grads.into_iter().map(to_vec).collect())
+}
+
+/// The fused engine's discrete adjoint (no delays) with sparse sums equals it with dense sums,
+/// and the tensor engine's autodiff gradient through sparse sums, for every coupling kind.
+#[test]
+fn fused_adjoint_sparse_equals_dense_and_autodiff() {
+    let conn = random_connectome(N, DENSITY, 8);
+    // The loss of `autodiff_grads` on the host, with its gradient.
+    let loss = |y: &[f64], shape: [usize; 4]| -> neurodiff::Result<(Vec<f64>, Vec<f64>)> {
+        let [k, b, v, n] = shape;
+        let mut l = vec![0.0; b];
+        let mut g = vec![0.0; y.len()];
+        for (bb, lb) in l.iter_mut().enumerate() {
+            for i in 0..n {
+                let at = ((k - 1) * b + bb) * v * n + i;
+                *lb += y[at] * y[at] / n as f64;
+                g[at] = 2.0 * y[at] / n as f64;
+            }
+        }
+        Ok((l, g))
+    };
+    for (model, coupling) in CASES {
+        let what = format!("{model}/{}", coupling.name());
+        let r = run_for(model, 60);
+        let t = table(model, coupling, conn.n);
+        // The tensor engine starts from the f32-rounded state (see `x0_tensors`).
+        let x0: Vec<f64> = x0(model, conn.n).iter().map(|&v| v as f32 as f64).collect();
+        let adjoint = |sparse: bool| {
+            let cfg = config(model, coupling, None, sparse);
+            let fr = FusedRun {
+                connectome: &conn,
+                network: &cfg,
+                params: &t,
+                x0: &x0,
+                x0_rows: 1,
+                batch: t.batch,
+                run: &r,
+                threads: 1,
+            };
+            let opts = GradOptions {
+                chunk: 25,
+                wrt: None,
+            };
+            let vg = value_and_grad_fused_in(true, &fr, &opts, &loss).unwrap();
+            let grads: Vec<Vec<f64>> = vg.grads.into_iter().map(|g| g.unwrap().values).collect();
+            (vg.loss, grads)
+        };
+        let (loss_s, gs) = adjoint(true);
+        let (loss_d, gd) = adjoint(false);
+        let (names, ga) = autodiff_grads(&conn, model, coupling, None, true, &r);
+        for (a, b) in loss_s.iter().zip(&loss_d) {
+            assert!((a - b).abs() <= 1e-12 * b.abs(), "{what}: loss {a} vs {b}");
+        }
+        let mut nonzero = 0;
+        for (((name, s), d), a) in names.iter().zip(&gs).zip(&gd).zip(&ga) {
+            assert_eq!(s.len(), a.len(), "{what} d/d{name}: shapes");
+            let scale = d.iter().fold(0f64, |m, x| m.max(x.abs()));
+            let max_diff =
+                |x: &[f64], y: &[f64]| x.iter().zip(y).fold(0f64, |m, (p, q)| m.max((p - q).abs()));
+            let (dd, da) = (max_diff(s, d), max_diff(s, a));
+            assert!(
+                dd <= 1e-9 * scale.max(1e-12),
+                "{what} d/d{name}: adjoint sparse vs dense differ by {dd} (scale {scale})"
+            );
+            assert!(
+                da <= 1e-6 * scale.max(1e-12),
+                "{what} d/d{name}: adjoint vs autodiff (both sparse) differ by {da} (scale {scale})"
+            );
+            nonzero += usize::from(scale > 0.0);
+        }
+        let g_idx = names.iter().position(|&n| n == "G").unwrap();
+        assert!(gd[g_idx].iter().any(|&x| x != 0.0), "{what}: dL/dG is zero");
+        assert!(nonzero >= 2, "{what}: too few nonzero gradients");
     }
 }
 

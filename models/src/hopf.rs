@@ -46,7 +46,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     name: "hopf",
     title: "Hopf / Stuart–Landau normal form (BOLD time scale)",
     time_unit: "s",
-    default_dt: 0.05,
+    default_dt: 0.1,
     state: &[
         VarSpec::new(
             "x",

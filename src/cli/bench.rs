@@ -1,9 +1,11 @@
 //! `neurodiff bench`: the benchmark cases of `shared/anchors/BENCHMARKS.md`, printed as JSON
 //! lines with the same fields as the reference script `vbjax_mpr.py` (`tool`, `device`, `case`,
 //! `nodes`, `batch`, `steps`, `seconds`, and the case's figures), plus `backend` and `engine`.
+//! `mpr_fc_gradient` runs each step count in a fresh child process, so `peak_rss_mb` is per case.
 //!
 //! Cases:
-//! - `mpr_forward` (the default): MPR on the bundled HCP 80-region connectome, batch sweep.
+//! - `mpr_forward`: MPR on the bundled HCP 80-region connectome, batch sweep.
+//! - `mpr_fc_gradient`: the FC-loss gradient by the fused adjoint and by Burn's autodiff.
 //! - `sparse_coupling`: MPR with linear coupling on random connectomes (80, 1,000 and 20,000
 //!   nodes at 1% and 5% density), dense against sparse coupling, each configuration in a fresh
 //!   process so that `peak_rss_mb` is its own peak memory.
@@ -20,6 +22,7 @@ use burn::prelude::{Backend, Tensor};
 use clap::Args;
 use serde_json::json;
 
+use neurodiff::adjoint;
 use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
@@ -34,7 +37,8 @@ use neurodiff::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Case to run: mpr_forward, sparse_coupling, delays or all. [default: mpr_forward]
+    /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, or all of them.
+    /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
     case: Option<String>,
     /// Backend: ndarray, flex, wgpu, cuda. [default: ndarray]
@@ -58,16 +62,31 @@ pub struct BenchArgs {
     /// Densities (fraction of nonzero weights) of sparse_coupling. [default: 0.01 0.05]
     #[arg(long, num_args = 1..)]
     density: Vec<f64>,
-    /// One configuration of sparse_coupling, run in this process (how the case measures each
-    /// configuration's peak memory): ENGINE,MODE,NODES,DENSITY.
+    /// Internal: run one configuration of sparse_coupling (`ENGINE,MODE,NODES,DENSITY`) in this
+    /// process (how the case measures each configuration's peak memory).
     #[arg(long, hide = true)]
-    child: Option<String>,
+    sparse_child: Option<String>,
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Worker threads of the fused engine (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Steps of mpr_fc_gradient (each in a fresh process, so that peak memory is per case).
+    #[arg(long, num_args = 1.., default_values_t = [10_000, 50_000, 200_000])]
+    grad_steps: Vec<usize>,
+    /// Gradient engines of mpr_fc_gradient: fused-adjoint, burn-autodiff or both.
+    #[arg(long, default_value = "both")]
+    grad_engine: String,
+    /// The longest mpr_fc_gradient run given to burn-autodiff (slow: ~0.25 ms per step).
+    #[arg(long, default_value_t = 50_000)]
+    burn_max_steps: usize,
+    /// Steps per checkpointed chunk of mpr_fc_gradient.
+    #[arg(long, default_value_t = 1000)]
+    grad_chunk: usize,
+    /// Internal: run one mpr_fc_gradient case (`ENGINE:STEPS`) in this process.
+    #[arg(long, hide = true)]
+    child: Option<String>,
 }
 
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
@@ -442,7 +461,7 @@ fn sparse_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
                         .arg(&args.backend)
                         .args(["--repeats", &args.repeats.to_string()])
                         .args(["--threads", &args.threads.to_string()])
-                        .arg("--child")
+                        .arg("--sparse-child")
                         .arg(format!("{ename},{mode},{n},{density}"));
                     if let Some(s) = args.steps {
                         cmd.args(["--steps", &s.to_string()]);
@@ -630,21 +649,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ))
         }
     };
-    if let Some(spec) = &args.child {
+    if let Some(child) = &args.child {
+        return gradient_child(&args, child);
+    }
+    if let Some(spec) = &args.sparse_child {
         return sparse_child(&args, spec);
     }
+    let all = [
+        "mpr_forward",
+        "mpr_fc_gradient",
+        "sparse_coupling",
+        "delays",
+    ];
     let cases: Vec<&str> = match args.case.as_deref() {
-        None => vec!["mpr_forward"],
-        Some("all") => vec!["mpr_forward", "sparse_coupling", "delays"],
-        Some(c @ ("mpr_forward" | "sparse_coupling" | "delays")) => vec![c],
+        None => vec!["mpr_forward", "mpr_fc_gradient"],
+        Some("all") => all.to_vec(),
+        Some(c) if all.contains(&c) => vec![c],
         Some(c) => {
             return Err(Error::setting(
                 "case",
-                format!("`{c}` is not one of: mpr_forward, sparse_coupling, delays, all"),
+                format!("`{c}` is not one of: {}, all", all.join(", ")),
             ))
         }
     };
     for case in cases {
+        if case == "mpr_fc_gradient" {
+            gradient_parent(&args)?;
+        }
         if case == "sparse_coupling" {
             sparse_case(&args, &engines)?;
         }
@@ -664,4 +695,216 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The mpr_fc_gradient run: stochastic Heun with sigma 0.01 on both variables (a fixed noise
+/// realisation), r sampled every 10 steps.
+fn gradient_run(steps: usize) -> Run {
+    let mut r = forward_run(1, steps, NoiseSource::Host);
+    r.monitor.every = 10;
+    r.monitor.vars = vec![0];
+    r
+}
+
+/// Runs each mpr_fc_gradient case in a child process of this binary and forwards its JSON line.
+fn gradient_parent(a: &BenchArgs) -> Result<()> {
+    let engines: Vec<&str> = match a.grad_engine.as_str() {
+        "both" => vec!["fused-adjoint", "burn-autodiff"],
+        e @ ("fused-adjoint" | "burn-autodiff") => vec![e],
+        e => {
+            return Err(Error::setting(
+                "grad-engine",
+                format!("`{e}` is not one of: fused-adjoint, burn-autodiff, both"),
+            ))
+        }
+    };
+    let exe = std::env::current_exe().map_err(|e| Error::setting("bench", e.to_string()))?;
+    for &steps in &a.grad_steps {
+        for &engine in &engines {
+            if engine == "burn-autodiff" && steps > a.burn_max_steps {
+                continue;
+            }
+            let out = std::process::Command::new(&exe)
+                .args(["bench", "--case", "mpr_fc_gradient"])
+                .args(["--child", &format!("{engine}:{steps}")])
+                .args(["--repeats", &a.repeats.to_string()])
+                .args(["--threads", &a.threads.to_string()])
+                .args(["--grad-chunk", &a.grad_chunk.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| Error::setting("bench", e.to_string()))?;
+            if !out.status.success() {
+                return Err(Error::setting(
+                    "bench",
+                    format!(
+                        "mpr_fc_gradient {engine} {steps} steps failed ({})",
+                        out.status
+                    ),
+                ));
+            }
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    Ok(())
+}
+
+/// One mpr_fc_gradient case in this process: one untimed warm-up, then the median of the
+/// timed repetitions of one loss value plus its gradient with respect to (G, eta).
+fn gradient_child(a: &BenchArgs, spec: &str) -> Result<()> {
+    let bad = || Error::setting("child", format!("`{spec}` is not ENGINE:STEPS"));
+    let (engine, steps) = spec.split_once(':').ok_or_else(bad)?;
+    let steps: usize = steps.parse().map_err(|_| bad())?;
+    let conn = Connectome::load("hcp80", None)?;
+    let nodes = conn.n;
+    let emp = neurodiff::connectome::bundled_fc_hcp80().data;
+    let given = vec![
+        ("G".to_string(), ParamValue::Scalar(0.5)),
+        ("eta".to_string(), ParamValue::Scalar(-5.0)),
+    ];
+    let table = ParamTable::new(
+        &param_specs(neurodiff::models::find("mpr")?, CouplingKind::Linear),
+        &given,
+        nodes,
+        None,
+    )?;
+    let cfg = NetworkConfig::new("mpr");
+    let mut times = Vec::new();
+    let mut grads = Vec::new();
+    let mut loss = f64::NAN;
+    for rep in 0..=a.repeats {
+        let warm = rep == 0;
+        let run = gradient_run(if warm { steps.min(1000) } else { steps });
+        let t0 = Instant::now();
+        let (l, g) =
+            match engine {
+                "fused-adjoint" => gradient_fused(&conn, &cfg, &table, &run, a, &emp)?,
+                #[cfg(feature = "ndarray")]
+                "burn-autodiff" => gradient_burn::<
+                    burn::backend::Autodiff<burn::backend::NdArray<f32>>,
+                >(&conn, &cfg, &table, &run, a, &emp)?,
+                e => return Err(Error::setting("child", format!("unknown engine `{e}`"))),
+            };
+        if !warm {
+            times.push(t0.elapsed().as_secs_f64());
+            loss = l;
+            grads = g;
+        }
+    }
+    let t = median(times);
+    println!(
+        "{}",
+        json!({
+            "tool": "neurodiff",
+            "device": "cpu",
+            "engine": engine,
+            "case": "mpr_fc_gradient",
+            "nodes": nodes,
+            "batch": 1,
+            "steps": steps,
+            "seconds": t,
+            "us_per_step": t / steps as f64 * 1e6,
+            "chunk": a.grad_chunk,
+            "loss": loss,
+            "grad_G": grads.first(),
+            "grad_eta": grads.get(1),
+            "peak_rss_mb": peak_rss_mb(),
+        })
+    );
+    Ok(())
+}
+
+/// MPR's benchmark initial state (r, V) = (0.1, −2).
+fn bench_x0(nodes: usize) -> Vec<f64> {
+    [0.1f64, -2.0]
+        .iter()
+        .flat_map(|&v| std::iter::repeat_n(v, nodes))
+        .collect()
+}
+
+fn gradient_fused(
+    conn: &Connectome,
+    cfg: &NetworkConfig,
+    table: &ParamTable,
+    run: &Run,
+    a: &BenchArgs,
+    emp: &[f64],
+) -> Result<(f64, Vec<f64>)> {
+    let x0 = bench_x0(conn.n);
+    let fr = FusedRun {
+        connectome: conn,
+        network: cfg,
+        params: table,
+        x0: &x0,
+        x0_rows: 1,
+        batch: 1,
+        run,
+        threads: a.threads,
+    };
+    let loss = |y: &[f64], shape: [usize; 4]| Ok(adjoint::fc_corr_loss(y, shape, 0, emp));
+    let g = adjoint::value_and_grad_fused_in(
+        false,
+        &fr,
+        &adjoint::GradOptions {
+            chunk: a.grad_chunk,
+            wrt: Some(vec!["G".into(), "eta".into()]),
+        },
+        &loss,
+    )?;
+    let pick = |name: &str| {
+        table
+            .index(name)
+            .and_then(|k| g.grads[k].as_ref())
+            .map_or(f64::NAN, |p| p.values[0])
+    };
+    Ok((g.loss[0], vec![pick("G"), pick("eta")]))
+}
+
+#[cfg(feature = "ndarray")]
+fn gradient_burn<B: burn::tensor::backend::AutodiffBackend>(
+    conn: &Connectome,
+    cfg: &NetworkConfig,
+    table: &ParamTable,
+    run: &Run,
+    a: &BenchArgs,
+    emp: &[f64],
+) -> Result<(f64, Vec<f64>)> {
+    use burn::prelude::TensorData;
+    let device = Default::default();
+    let n = conn.n;
+    let net = Network::<B>::build(cfg, conn, run.dt, &device)?;
+    let net_in = Network::<B::InnerBackend>::build(cfg, conn, run.dt, &device)?;
+    let params = table.tensors::<B::InnerBackend>(&device);
+    let x0: Vec<Tensor<B::InnerBackend, 2>> = [0.1, -2.0]
+        .iter()
+        .map(|&v| Tensor::full([1, n], v, neurodiff::float_opts::<B::InnerBackend>(&device)))
+        .collect();
+    let e = Tensor::<B, 2>::from_data(
+        TensorData::new(emp.to_vec(), [n, n]),
+        neurodiff::float_opts::<B>(&device),
+    );
+    let loss = move |y: Tensor<B, 4>| {
+        let [t, r, _, n] = y.dims();
+        let x = y.swap_dims(0, 1).reshape([r, t, n]);
+        neurodiff_optim::fc_corr_loss(neurodiff::observe::fc(x), e.clone())
+            .expect("FC shapes are checked by construction")
+    };
+    let g = neurodiff::grad::value_and_grad(&net, &net_in, &params, x0, run, a.grad_chunk, &loss)?;
+    let host = |t: Tensor<B::InnerBackend, 2>| -> f64 {
+        t.into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .map_or(f64::NAN, |v| v[0])
+    };
+    let l = g
+        .loss
+        .into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .map_or(f64::NAN, |v| v[0]);
+    let pick = |name: &str| {
+        table
+            .index(name)
+            .map_or(f64::NAN, |k| host(g.grads[k].clone()))
+    };
+    Ok((l, vec![pick("G"), pick("eta")]))
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod bench;
+mod fit;
 mod models;
 mod simulate;
 
@@ -20,6 +21,9 @@ enum Command {
     /// Simulate a network of neural masses on a connectome (by default MPR on the bundled HCP
     /// 80-region connectome) and write the samples to .npy with a JSON sidecar.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Fit model parameters to an empirical FC by gradient descent through the simulation (by
+    /// default the Hopf model's G and a to the bundled HCP group FC).
+    Fit(Box<fit::FitArgs>),
     /// List the models with their state variables and parameters.
     Models(models::ModelsArgs),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
@@ -30,6 +34,7 @@ enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(a) => simulate::run(*a),
+        Command::Fit(a) => fit::run(*a),
         Command::Models(a) => models::run(a),
         Command::Bench(a) => bench::run(a),
     }

@@ -483,6 +483,14 @@ CASES["mpr_bounds_nodelay"] = dict(BASE["mpr"], dt=0.05, steps=400, delay=False,
                                    x0=node_init([0.3, 0.5, 1.0, 0.2, 0.6, 0.4],
                                                 [-25.0, -30.0, -0.5, -28.0, -2.0, -22.0]))
 
+# Epileptor2D where it coincides with vbjax's 2D Epileptor (neurodiff's `bvep`): no coupling
+# into x1 (Kvf = 0), every x1 < 0 and z >= 0 throughout (asserted by tests/tvb.rs), a faster
+# slow variable (r = 0.01) so that dz/dt weighs in, and a healthy excitability
+CASES["epileptor2d_bvep_delay"] = dict(BASE["epileptor2d"], delay=True,
+                                       params={"Ks": -0.2, "Kvf": 0.0, "r": 0.01, "x0": -2.5},
+                                       x0=node_init([-1.9, -2.2, -1.7, -2.0, -1.6, -2.1],
+                                                    [4.0, 3.8, 4.2, 3.9, 4.1, 3.7]))
+
 
 def build(spec):
     from tvb.simulator import models, coupling as cpl_mod
