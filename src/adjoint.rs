@@ -1274,7 +1274,7 @@ mod tests {
         let shape = [t, batch, nrec, n];
         let len = t * batch * nrec * n;
         let y: Vec<f64> = (0..len)
-            .map(|k| ((k as f64 * 0.731).sin() + (k as f64 * 0.117).cos() * 0.5))
+            .map(|k| (k as f64 * 0.731).sin() + (k as f64 * 0.117).cos() * 0.5)
             .collect();
         let emp: Vec<f64> = (0..n * n)
             .map(|k| {

@@ -91,6 +91,7 @@ impl<T: Float, const N: usize> Sub for Dual<T, N> {
 impl<T: Float, const N: usize> Mul for Dual<T, N> {
     type Output = Self;
     #[inline(always)]
+    #[allow(clippy::suspicious_arithmetic_impl)] // the product rule
     fn mul(self, o: Self) -> Self {
         let mut eps = self.eps;
         eps.iter_mut()
@@ -443,6 +444,7 @@ mod tests {
 
     /// Derivatives of a few functions against central differences.
     #[test]
+    #[allow(clippy::type_complexity)]
     fn derivatives_match_finite_differences() {
         let fs: Vec<(&str, fn(D, D) -> D)> = vec![
             ("mul-div", |a, b| a * b / (a + b)),

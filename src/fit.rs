@@ -143,6 +143,9 @@ pub struct FitProblem {
     pub gradient: GradientEngine,
 }
 
+/// Adam's first and second moments (per free parameter) and its step count.
+pub type AdamMoments = (Vec<Vec<f64>>, Vec<Vec<f64>>, u64);
+
 /// One row of the history: a restart's loss and FC correlation at an iteration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRow {
@@ -183,7 +186,7 @@ pub struct FitState {
     /// Unbounded values per free parameter, `restarts × size` row-major.
     pub z: Vec<Vec<f64>>,
     /// Adam's moments and step count, if Adam is used.
-    pub adam: Option<(Vec<Vec<f64>>, Vec<Vec<f64>>, u64)>,
+    pub adam: Option<AdamMoments>,
     /// History.
     pub history: Vec<HistoryRow>,
     /// Best point.
@@ -664,6 +667,9 @@ pub fn fit<B: AutodiffBackend>(
     Ok(state)
 }
 
+/// Loss per restart, simulated FC per restart, gradient of each free parameter.
+type Evaluation = (Vec<f64>, Vec<f64>, Vec<Vec<f64>>);
+
 /// Loss per restart, simulated FC per restart (`[R, n, n]`) and the gradient of each free
 /// parameter (`[R, size]`), by the fused engine's adjoint in `B`'s float precision.
 fn evaluate_adjoint<B: Backend>(
@@ -671,7 +677,7 @@ fn evaluate_adjoint<B: Backend>(
     table: &ParamTable,
     x0: &[f64],
     device: &B::Device,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<Vec<f64>>)> {
+) -> Result<Evaluation> {
     let n = problem.connectome.n;
     let r = problem.restarts;
     let fr = FusedRun {
