@@ -20,12 +20,15 @@
 //! Supported: every model and coupling function, dense or sparse coupling sums
 //! ([`crate::sparse`]: the transposed sums then run over the same edge list), Euler and
 //! (stochastic) Heun with additive host noise, held or per-stage coupling, every state monitor
-//! (sub-sampled or temporal mean, transient). Not supported (reported by [`supports`]):
-//! conduction delays, the BOLD monitor, RK4, device noise.
+//! (sub-sampled or temporal mean, transient) and the BOLD monitor (the haemodynamics on the
+//! host, between the neural adjoint and the loss: see the `bold` submodule). Not supported
+//! (reported by [`supports`]): conduction delays, RK4, device noise.
 //!
 //! Tested against the tensor engine's checkpointed autodiff ([`crate::grad::value_and_grad`])
 //! and against finite differences (`tests/adjoint.rs`), and sparse against dense
 //! (`tests/sparse.rs`).
+
+mod bold;
 
 use neurodiff_models::{Model, ModelVisitor};
 
@@ -89,7 +92,16 @@ pub struct FusedValueAndGrad {
 
 /// Why the adjoint cannot differentiate a run, or `None` if it can.
 pub fn supports(fr: &FusedRun<'_>) -> Option<&'static str> {
-    if let Some(why) = crate::fused::supports(fr.run) {
+    let neural;
+    let run = match &fr.run.monitor.bold {
+        // The BOLD layer runs on the host (see `bold`): what matters is the neural run.
+        Some(b) => {
+            neural = bold::neural_run(fr.run, b);
+            &neural
+        }
+        None => fr.run,
+    };
+    if let Some(why) = crate::fused::supports(run) {
         return Some(why);
     }
     if fr.network.speed.is_some() {
@@ -130,6 +142,9 @@ pub fn value_and_grad_fused<T: Real>(
     }
     if opts.chunk == 0 {
         return Err(Error::setting("chunk", "must be at least 1"));
+    }
+    if let Some(b) = &fr.run.monitor.bold {
+        return bold::value_and_grad_bold::<T>(fr, b, opts, loss);
     }
     struct V<'a, 'b, T> {
         fr: &'a FusedRun<'a>,

@@ -388,6 +388,67 @@ fn kuramoto_coupling_matches_burn() {
     check_against_burn(&s, 77, 1e-8, 1e-4);
 }
 
+/// MPR observed through Balloon–Windkessel BOLD (the haemodynamics on the host, between the
+/// neural adjoint and the FC loss): against the tensor engine, which carries the BOLD state
+/// through its checkpointed autodiff, and against central finite differences. The BOLD step is
+/// stretched (0.05 s per 10 steps of 0.01 ms) so that a short run covers 10 s of haemodynamics;
+/// the transient (335 steps) is not a multiple of the BOLD step, so samples read the last
+/// completed BOLD step.
+#[test]
+fn mpr_bold_fc_loss_matches_burn_and_finite_differences() {
+    let bold_run = |sigma: f64| {
+        let mut r = run_r(2000, Integrator::Heun, sigma, 6, 50);
+        r.monitor.transient = 335;
+        r.monitor.bold = Some(neurodiff::sim::BoldMonitor {
+            var: 0,
+            every: 10,
+            step_s: 0.05,
+            params: neurodiff::observe::BoldParams::default(),
+        });
+        r
+    };
+    let s = setup(
+        "mpr",
+        None,
+        &[
+            ("G", ParamValue::Batch(vec![0.5, 0.9])),
+            ("eta", eta_regional()),
+        ],
+        bold_run(0.01),
+        Loss::Fc,
+    );
+    let a = adjoint::<f64>(&s, 128);
+    assert_eq!(a.shape, [33, 2, 1, 80], "BOLD samples returned");
+    // Measured: 9.2e-8 in f64 (G; the same order as the neural-only MPR case, from the two
+    // engines' different summation orders), 1.3e-5 in f32 (I).
+    check_against_burn(&s, 128, 5e-7, 1e-4);
+
+    // Deterministic: d loss / d G and d eta (global) by central differences.
+    let mk = |g: f64, eta: f64| {
+        setup(
+            "mpr",
+            None,
+            &[("G", ParamValue::Scalar(g)), ("eta", ParamValue::Scalar(eta))],
+            bold_run(0.0),
+            Loss::Fc,
+        )
+    };
+    let (g0, eta0, h) = (0.7, -4.8, 1e-5);
+    let s = mk(g0, eta0);
+    let a = adjoint::<f64>(&s, 200);
+    for (name, dg, de) in [("G", h, 0.0), ("eta", 0.0, h)] {
+        let k = s.table.index(name).unwrap();
+        let analytic = a.grads[k].as_ref().unwrap().values[0];
+        let lp = adjoint::<f64>(&mk(g0 + dg, eta0 + de), 2000).loss[0];
+        let lm = adjoint::<f64>(&mk(g0 - dg, eta0 - de), 2000).loss[0];
+        let fd = (lp - lm) / (2.0 * h);
+        assert!(
+            (analytic - fd).abs() <= 1e-5 * fd.abs().max(1e-3),
+            "d loss / d {name}: adjoint {analytic:e}, finite differences {fd:e}"
+        );
+    }
+}
+
 #[test]
 fn chunk_length_does_not_change_the_gradient() {
     let s = setup(

@@ -136,8 +136,8 @@ pub struct FitArgs {
     /// Backend: ndarray, ndarray64, flex, wgpu, cuda. [default: ndarray]
     #[arg(long)]
     backend: Option<String>,
-    /// Gradients: adjoint (the fused CPU engine's hand-written adjoint: fast; no delays, no BOLD,
-    /// Euler/Heun, corr loss), autodiff (Burn autodiff through the tensor engine: everything, any
+    /// Gradients: adjoint (the fused CPU engine's hand-written adjoint: fast; BOLD included; no
+    /// delays; Euler/Heun, corr loss), autodiff (Burn autodiff through the tensor engine: everything, any
     /// backend), or auto (adjoint where it applies on a CPU backend). [default: auto]
     #[arg(long)]
     gradient: Option<String>,
@@ -630,7 +630,10 @@ impl FitSettings {
         let steps = transient + ((self.duration / self.dt).round() as usize);
         let var = spec.var_index(&self.record).expect("checked");
         let bold = (self.observe == "bold").then(|| {
-            let k = ((1e-3 / to_s / self.dt).round() as usize).clamp(1, every);
+            // One haemodynamic Heun step per 10 ms: Heun's error there is ~1e-4 of the BOLD
+            // response's peak (observe::bold), and the adjoint keeps one mean of the driving
+            // variable per BOLD step, so a coarser step keeps long fits in memory.
+            let k = ((1e-2 / to_s / self.dt).round() as usize).clamp(1, every);
             // The BOLD step must divide the TR in steps.
             let k = (1..=k)
                 .rev()

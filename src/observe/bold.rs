@@ -231,6 +231,39 @@ pub fn bold_signal<B: Backend>(state: &BoldState<B>, p: &BoldParams) -> Tensor<B
     (one_minus_q * p.k1() + one_minus_q_over_v * p.k2() + one_minus_v * p.k3()) * p.v0
 }
 
+/// The same equations as [`bold_drift`] for one region, on any float type (the fused adjoint
+/// evaluates them on `f64` and on dual numbers for their Jacobian): the time derivative of
+/// `y = [s, f, v, q]` (per second) under the input `x`.
+pub fn drift_point<F: num_traits::Float>(y: [F; 4], x: F, p: &BoldParams) -> [F; 4] {
+    let c = |v: f64| F::from(v).expect("f64 constant in float type");
+    let [s, f, v, q] = y;
+    let v_pow = (v.ln() / c(p.alpha)).exp();
+    let extracted = F::one() - (c((1.0 - p.e0).ln()) / f).exp();
+    [
+        x - s / c(p.tau_s) - (f - F::one()) / c(p.tau_f),
+        s,
+        (f - v_pow) / c(p.tau_o),
+        (f * extracted / c(p.e0) - v_pow * q / v) / c(p.tau_o),
+    ]
+}
+
+/// One Heun step of `dt_s` seconds for one region, as [`bold_step`].
+pub fn step_point<F: num_traits::Float>(y: [F; 4], x: F, dt_s: F, p: &BoldParams) -> [F; 4] {
+    let d1 = drift_point(y, x, p);
+    let predicted: [F; 4] = std::array::from_fn(|k| y[k] + d1[k] * dt_s);
+    let d2 = drift_point(predicted, x, p);
+    let h = dt_s * F::from(0.5).expect("0.5 in float type");
+    std::array::from_fn(|k| y[k] + (d1[k] + d2[k]) * h)
+}
+
+/// The BOLD signal of one region, as [`bold_signal`].
+pub fn signal_point<F: num_traits::Float>(y: [F; 4], p: &BoldParams) -> F {
+    let c = |v: f64| F::from(v).expect("f64 constant in float type");
+    let [_, _, v, q] = y;
+    let one = F::one();
+    ((one - q) * c(p.k1()) + (one - q / v) * c(p.k2()) + (one - v) * c(p.k3())) * c(p.v0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
