@@ -225,7 +225,9 @@ fn run_model<M: Model, T: Real>(
     loss: &HostLoss<'_>,
 ) -> Result<FusedValueAndGrad> {
     let run = fr.run;
-    let (ctx, mut workers) = setup::<M, T>(m, fr)?;
+    // One row per thread at least: the workers run the forward pass and the backward sweep
+    // independently from start to end, so even a batch of 2 restarts uses 2 cores.
+    let (ctx, mut workers) = setup::<M, T>(m, fr, 1)?;
     let (n, pt, batch) = (ctx.n, ctx.pt, fr.batch);
     let sel: Vec<bool> = match &opts.wrt {
         None => vec![true; pt],

@@ -306,9 +306,12 @@ pub(crate) struct Blowup {
 
 /// The shared read-only context of a fused run and one worker per group of batch rows (the
 /// batch split across `fr.threads` threads), each holding its rows of the initial state.
+///
+/// A worker gets at least `rows_per_thread` rows (fewer threads for small batches).
 pub(crate) fn setup<M: Model, T: Real>(
     m: M,
     fr: &FusedRun<'_>,
+    rows_per_thread: usize,
 ) -> Result<(Ctx<T>, Vec<Worker<T>>)> {
     let spec = M::SPEC;
     let run = fr.run;
@@ -426,8 +429,7 @@ pub(crate) fn setup<M: Model, T: Real>(
     } else {
         fr.threads
     };
-    // Small batches are not worth a thread each.
-    let threads = threads.min(batch.div_ceil(8)).max(1);
+    let threads = threads.min(batch.div_ceil(rows_per_thread.max(1))).max(1);
     let per = batch.div_ceil(threads);
     let ns = ctx.sources.len();
     let workers: Vec<Worker<T>> = (0..threads)
@@ -504,7 +506,9 @@ fn run_model<M: Model, T: Real>(
     on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<f32>> {
-    let (ctx, mut workers) = setup::<M, T>(m, fr)?;
+    // Small batches are not worth a thread each: the workers meet after every chunk, and a
+    // worker of several rows shares each pass over the weights between them.
+    let (ctx, mut workers) = setup::<M, T>(m, fr, 8)?;
     let (run, batch, n, nv) = (fr.run, fr.batch, ctx.n, ctx.nv);
     let nrec = ctx.monitor_vars.len();
     let mut start = 0;

@@ -428,7 +428,10 @@ fn mpr_bold_fc_loss_matches_burn_and_finite_differences() {
         setup(
             "mpr",
             None,
-            &[("G", ParamValue::Scalar(g)), ("eta", ParamValue::Scalar(eta))],
+            &[
+                ("G", ParamValue::Scalar(g)),
+                ("eta", ParamValue::Scalar(eta)),
+            ],
             bold_run(0.0),
             Loss::Fc,
         )
