@@ -288,9 +288,8 @@ pub fn run_chunk<B: Backend>(
         if (n - m.transient).is_multiple_of(m.every) {
             let k = (n - m.transient) / m.every - 1;
             first.get_or_insert(k);
-            let kept: Vec<Tensor<B, 2>> = if m.bold.is_some() {
-                let p = &m.bold.as_ref().expect("checked").params;
-                vec![bold_signal(&bold_state(&carry.bold), p)]
+            let kept: Vec<Tensor<B, 2>> = if let Some(b) = &m.bold {
+                vec![bold_signal(&bold_state(&carry.bold), &b.params)]
             } else if m.mean {
                 carry
                     .acc

@@ -116,9 +116,10 @@ impl Layer<'_> {
                     let y: [Dual<f64, 5>; 4] =
                         std::array::from_fn(|c| Dual::var(traj[j - 1][c], c));
                     let out = step_point(y, Dual::var(xi(j - 1), 4), Dual::cst(h), p);
-                    let through = |d: usize| (0..4).map(|o| lam[o] * out[o].eps[d]).sum::<f64>();
-                    dx[((j - 1) * batch + bb) * n + i] = through(4);
-                    lam = std::array::from_fn(through);
+                    let g: [f64; 5] =
+                        std::array::from_fn(|d| (0..4).map(|o| lam[o] * out[o].eps[d]).sum());
+                    dx[((j - 1) * batch + bb) * n + i] = g[4];
+                    lam = [g[0], g[1], g[2], g[3]];
                 }
             }
         }
