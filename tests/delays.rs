@@ -17,7 +17,7 @@ use burn::prelude::{Backend, Tensor, TensorData};
 use common::*;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fused::{simulate_fused, FusedRun, Real};
+use neurodiff::fused::{FusedRun, Real};
 use neurodiff::grad::{value_and_grad, value_and_grad_full};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::Array;
@@ -156,17 +156,11 @@ fn fused_run<T: Real>(s: &Setup, run: &Run) -> Vec<f64> {
         run,
         threads: 1,
     };
-    let mut out = Vec::new();
-    simulate_fused::<T>(
-        &fr,
-        &mut |_, _, v| {
-            out.extend(v.into_iter().map(f64::from));
-            Ok(())
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    out
+    fused_samples::<T>(&fr)
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
 }
 
 /// Run settings: all variables recorded every `every` steps.

@@ -8,7 +8,7 @@ use burn::prelude::{Backend, Tensor};
 use common::*;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fused::{simulate_fused, FusedRun};
+use neurodiff::fused::FusedRun;
 use neurodiff::integrate::Integrator;
 use neurodiff::network::{param_specs, Network, NetworkConfig};
 use neurodiff::noise::NoiseMode;
@@ -53,16 +53,7 @@ fn run_fused<T: neurodiff::fused::Real>(
         run,
         threads,
     };
-    let mut out = Vec::new();
-    simulate_fused::<T>(
-        &fr,
-        &mut |_, _, v| {
-            out.extend(v);
-            Ok(())
-        },
-        &mut |_| {},
-    )?;
-    Ok(out)
+    fused_samples::<T>(&fr)
 }
 
 fn run_tensor<B: Backend>(conn: &Connectome, t: &ParamTable, run: &Run) -> Result<Vec<f32>, Error> {

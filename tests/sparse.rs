@@ -10,7 +10,7 @@ use common::*;
 use neurodiff::adjoint::{value_and_grad_fused_in, GradOptions};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fused::{simulate_fused, FusedRun, Real};
+use neurodiff::fused::{FusedRun, Real};
 use neurodiff::grad::value_and_grad_full;
 use neurodiff::integrate::Integrator;
 use neurodiff::io::Array;
@@ -149,17 +149,7 @@ fn fused_run<T: Real>(conn: &Connectome, cfg: &NetworkConfig, run: &Run) -> Vec<
         run,
         threads: 1,
     };
-    let mut out = Vec::new();
-    simulate_fused::<T>(
-        &fr,
-        &mut |_, _, v| {
-            out.extend(v);
-            Ok(())
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    out
+    fused_samples::<T>(&fr).unwrap()
 }
 
 /// Checks `a` against `b` and that the trajectories moved (a constant run would hide bugs).
@@ -219,47 +209,39 @@ fn network_uses_sparse_coupling_as_configured() {
     }
 }
 
-#[test]
-fn tensor_engine_sparse_equals_dense_f64_every_coupling() {
-    let conn = random_connectome(N, DENSITY, 1);
-    for (model, coupling) in CASES {
+/// The tensor engine on backend `B`: sparse against dense for `cases`, with and without delays.
+fn tensor_sparse_equals_dense<B: Backend>(
+    label: &str,
+    seed: u64,
+    cases: &[(&str, CouplingKind)],
+    tol: f64,
+) {
+    let conn = random_connectome(N, DENSITY, seed);
+    for &(model, coupling) in cases {
         for speed in [None, Some(8.0)] {
             let r = run_for(model, 200);
-            let sparse = tensor_run::<Nd64>(&conn, &config(model, coupling, speed, true), &r);
-            let dense = tensor_run::<Nd64>(&conn, &config(model, coupling, speed, false), &r);
-            let what = format!("{model}/{} speed {speed:?}", coupling.name());
-            assert_close(&what, &sparse, &dense, 1e-6);
+            let sparse = tensor_run::<B>(&conn, &config(model, coupling, speed, true), &r);
+            let dense = tensor_run::<B>(&conn, &config(model, coupling, speed, false), &r);
+            let what = format!("{label}{model}/{} speed {speed:?}", coupling.name());
+            assert_close(&what, &sparse, &dense, tol);
         }
     }
 }
 
 #[test]
+fn tensor_engine_sparse_equals_dense_f64_every_coupling() {
+    tensor_sparse_equals_dense::<Nd64>("", 1, &CASES, 1e-6);
+}
+
+#[test]
 fn tensor_engine_sparse_equals_dense_f32() {
-    let conn = random_connectome(N, DENSITY, 2);
-    for (model, coupling) in [CASES[0], CASES[2], CASES[4]] {
-        for speed in [None, Some(8.0)] {
-            let r = run_for(model, 200);
-            let sparse = tensor_run::<Nd>(&conn, &config(model, coupling, speed, true), &r);
-            let dense = tensor_run::<Nd>(&conn, &config(model, coupling, speed, false), &r);
-            let what = format!("{model}/{} speed {speed:?}", coupling.name());
-            assert_close(&what, &sparse, &dense, 1e-4);
-        }
-    }
+    tensor_sparse_equals_dense::<Nd>("", 2, &[CASES[0], CASES[2], CASES[4]], 1e-4);
 }
 
 /// The flex backend (f32) as the ndarray one.
 #[test]
 fn tensor_engine_sparse_equals_dense_flex() {
-    let conn = random_connectome(N, DENSITY, 2);
-    for (model, coupling) in [CASES[1], CASES[3], CASES[5]] {
-        for speed in [None, Some(8.0)] {
-            let r = run_for(model, 200);
-            let sparse = tensor_run::<Flex>(&conn, &config(model, coupling, speed, true), &r);
-            let dense = tensor_run::<Flex>(&conn, &config(model, coupling, speed, false), &r);
-            let what = format!("flex {model}/{} speed {speed:?}", coupling.name());
-            assert_close(&what, &sparse, &dense, 1e-4);
-        }
-    }
+    tensor_sparse_equals_dense::<Flex>("flex ", 2, &[CASES[1], CASES[3], CASES[5]], 1e-4);
 }
 
 #[test]

@@ -110,3 +110,19 @@ pub fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
         .fold(0.0, f64::max)
         / scale
 }
+
+/// Runs the fused engine in float type `T`, returning every sample (`f32`) in order.
+pub fn fused_samples<T: neurodiff::fused::Real>(
+    fr: &neurodiff::fused::FusedRun<'_>,
+) -> neurodiff::Result<Vec<f32>> {
+    let mut out = Vec::new();
+    neurodiff::fused::simulate_fused::<T>(
+        fr,
+        &mut |_, _, v| {
+            out.extend(v);
+            Ok(())
+        },
+        &mut |_| {},
+    )?;
+    Ok(out)
+}
