@@ -15,7 +15,14 @@
 //! The local Jacobians (drift, sent quantity, projection, coupling `pre`/`post`) come from
 //! forward-mode dual numbers ([`crate::dual`]) through the generic point functions, so every
 //! model of the catalogue and every coupling function is differentiated from the same source the
-//! fused engine integrates. Memory is `T/K` boundary states plus one chunk's tape.
+//! fused engine integrates. A model may supply hand-written vector-Jacobian products of its drift
+//! and projection instead ([`Model::HAND_VJP`]: MPR and Hopf do, several times faster than the
+//! duals; a unit test checks each against the duals). Memory is `T/K` boundary states plus one
+//! chunk's tape (two when pipelined).
+//!
+//! When the machine has a spare core per worker (a batch smaller than half the cores, e.g. one
+//! simulation), each worker's chunks are re-run on a second thread one chunk ahead of its sweep,
+//! so the re-run overlaps the sweep instead of preceding it.
 //!
 //! Supported: every model and coupling function, dense or sparse coupling sums
 //! ([`crate::sparse`]: the transposed sums then run over the same edge list), Euler and
@@ -312,6 +319,14 @@ fn run_model<M: Model, T: Real>(
     // 3. Backward, each worker over its own rows.
     let bounds: Vec<Vec<Vec<T>>> = per_worker.into_iter().map(|(b, _)| b).collect();
     let wide = dirs.drift.len() > 4 || dirs.post.len() > 4 || dirs.sent.len() > 4;
+    // With a spare core per worker, each worker's chunks are re-run on a second thread while
+    // it sweeps the previous one (the re-run is about a third of the backward pass).
+    let cores = if fr.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |p| p.get())
+    } else {
+        fr.threads
+    };
+    let pipeline = cores >= 2 * workers.len();
     let grads: Vec<Vec<f64>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
@@ -326,6 +341,7 @@ fn run_model<M: Model, T: Real>(
                         shape,
                         steps: run.steps,
                         k_len,
+                        pipeline,
                     };
                     if wide {
                         backward_dispatch::<M, T, 8>(m, &job, w, b)
@@ -396,6 +412,9 @@ struct Backward<'a, T> {
     shape: [usize; 4],
     steps: usize,
     k_len: usize,
+    /// Re-run (record) the chunks on a second thread, one chunk ahead of the sweep: when the
+    /// machine has a spare core per worker (a small batch).
+    pipeline: bool,
 }
 
 fn backward_dispatch<M: Model, T: Real, const N: usize>(
@@ -513,7 +532,7 @@ fn backward<M: Model, T: Real, const N: usize>(
     let (s_len, c_len, su_len, se_len) = (r * nv * n, nin * r * n, ns * 2 * r * n, ns * r * n);
     let k = job.k_len.min(job.steps);
     let vec = |len: usize| vec![T::zero(); len];
-    let mut tape = Tape {
+    let new_tape = || Tape {
         s: s_len,
         c: c_len,
         su: su_len,
@@ -558,23 +577,94 @@ fn backward<M: Model, T: Real, const N: usize>(
         }
         wmat
     };
-    let starts: Vec<usize> = (0..bounds.len()).map(|c| c * job.k_len).collect();
-    for (c, x0) in bounds.into_iter().enumerate().rev() {
-        let start = starts[c];
-        let len = job.k_len.min(job.steps - start);
-        w.x.copy_from_slice(&x0);
-        record(m, ctx, w, &mut tape, start, len);
+    let span = |c: usize| (c * job.k_len, job.k_len.min(job.steps - c * job.k_len));
+    // Sweeps chunk `c` backwards over its recorded tape.
+    let mut sweep = |w: &Worker<T>, tape: &Tape<T>, c: usize| {
+        let (start, len) = span(c);
         for s in (0..len).rev() {
             let step = start + s;
             add_sample_grad(job, w.rows.start, r, step + 1, &mut bf.lam);
-            step_adjoint(m, job, w, &tape, s, &wmat, &mut bf);
+            step_adjoint(m, job, w, tape, s, &wmat, &mut bf);
         }
         for (a, &v) in g64.iter_mut().zip(&bf.g) {
             *a += v.to_f64().unwrap_or(f64::NAN);
         }
         bf.g.iter_mut().for_each(|v| *v = T::zero());
+    };
+    let nchunks = bounds.len();
+    if job.pipeline && nchunks > 1 {
+        // Two tapes: the recorder fills one while the sweep reads the other.
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Tape<T>>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Tape<T>>();
+        for _ in 0..2 {
+            empty_tx.send(new_tape()).expect("receiver alive");
+        }
+        let mut rec = w.clone();
+        let bounds = &bounds;
+        std::thread::scope(|sc| {
+            sc.spawn(move || {
+                for c in (0..nchunks).rev() {
+                    let Ok(mut tape) = empty_rx.recv() else {
+                        return;
+                    };
+                    let (start, len) = span(c);
+                    rec.x.copy_from_slice(&bounds[c]);
+                    record_dispatch(m, ctx, &mut rec, &mut tape, start, len);
+                    if full_tx.send(tape).is_err() {
+                        return;
+                    }
+                }
+            });
+            for c in (0..nchunks).rev() {
+                let tape = full_rx.recv().expect("the recording thread stopped early");
+                sweep(w, &tape, c);
+                // The recorder has stopped taking tapes after the first chunk.
+                let _ = empty_tx.send(tape);
+            }
+        });
+    } else {
+        let mut tape = new_tape();
+        for c in (0..nchunks).rev() {
+            let (start, len) = span(c);
+            w.x.copy_from_slice(&bounds[c]);
+            record(m, ctx, w, &mut tape, start, len);
+            sweep(w, &tape, c);
+        }
     }
     g64
+}
+
+/// [`record`] compiled for AVX2 and FMA when the processor has them (for the recording thread
+/// of a pipelined sweep; the sweep itself runs inside [`backward_avx2`]).
+fn record_dispatch<M: Model, T: Real>(
+    m: M,
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    tape: &mut Tape<T>,
+    start: usize,
+    len: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected on this processor.
+            return unsafe { record_avx2(m, ctx, w, tape, start, len) };
+        }
+    }
+    record(m, ctx, w, tape, start, len)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn record_avx2<M: Model, T: Real>(
+    m: M,
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    tape: &mut Tape<T>,
+    start: usize,
+    len: usize,
+) {
+    record(m, ctx, w, tape, start, len)
 }
 
 /// Re-runs steps `start..start + len` from the state in `w.x`, recording them on the tape. The
@@ -694,6 +784,23 @@ fn project_adjoint<M: Model, T: Real, const N: usize>(
     }
     let (n, nv) = (ctx.n, ctx.nv);
     let mut lv = [T::zero(); 16];
+    if M::HAND_VJP {
+        let mut uv = [T::zero(); 16];
+        for lb in 0..r {
+            let base = lb * nv * n;
+            for i in 0..n {
+                for v in 0..nv {
+                    uv[v] = u[base + v * n + i];
+                    lv[v] = lam[base + v * n + i];
+                }
+                m.project_vjp_point(&uv[..nv], &mut lv[..nv]);
+                for v in 0..nv {
+                    lam[base + v * n + i] = lv[v];
+                }
+            }
+        }
+        return;
+    }
     for lb in 0..r {
         let base = lb * nv * n;
         for i in 0..n {
@@ -758,6 +865,37 @@ fn drift_adjoint<M: Model, T: Real, const N: usize>(
             }
             for k in 0..nin {
                 bf.vals[nv + k] = cin[(k * r + lb) * n + i];
+            }
+            if M::HAND_VJP {
+                // The model's own vector-Jacobian product: all inputs at once, no duals.
+                let acc = &mut bf.acc[..nv + nin + pm];
+                acc.iter_mut().for_each(|a| *a = T::zero());
+                let (lx, rest) = acc.split_at_mut(nv);
+                let (lc, lp) = rest.split_at_mut(nin);
+                m.drift_vjp_point(
+                    &bf.vals[..nv],
+                    &bf.vals[nv..nv + nin],
+                    &p[..pm],
+                    &lv[..nv],
+                    lx,
+                    lc,
+                    lp,
+                );
+                for (v, &a) in lx.iter().enumerate() {
+                    lam_x[base + v * n + i] = lam_x[base + v * n + i] + a;
+                }
+                for (k, &a) in lc.iter().enumerate() {
+                    if ctx.input_src[k].is_some() {
+                        lam_c[(k * r + lb) * n + i] = lam_c[(k * r + lb) * n + i] + a;
+                    }
+                }
+                let g = &mut bf.g[(lb * n + i) * pt..][..pm];
+                for (q, (g, &a)) in g.iter_mut().zip(lp.iter()).enumerate() {
+                    if dirs.sel[q] {
+                        *g = *g + a;
+                    }
+                }
+                continue;
             }
             bf.vals[nv + nin..nv + nin + pm].copy_from_slice(&p[..pm]);
             bf.acc[..nd].iter_mut().for_each(|a| *a = T::zero());
@@ -1283,6 +1421,119 @@ pub fn fc_corr_loss(y: &[f64], shape: [usize; 4], var: usize, emp: &[f64]) -> (V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks a model's hand-written vector-Jacobian products against dual numbers at random
+    /// points (state from its range widened to negative values, parameters around their
+    /// defaults); the largest error relative to `1 + |dual|`, or `None` without hand VJPs.
+    struct HandVjp;
+
+    impl ModelVisitor for HandVjp {
+        type Output = Option<f64>;
+        fn visit<M: Model>(self, m: M) -> Option<f64> {
+            if !M::HAND_VJP {
+                return None;
+            }
+            let spec = M::SPEC;
+            let (nv, nin, pm) = (spec.state.len(), spec.coupling.len(), spec.params.len());
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut rnd = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            };
+            let mut worst = 0f64;
+            let mut compare = |hand: &[f64], dual: &[f64]| {
+                for (h, d) in hand.iter().zip(dual) {
+                    worst = worst.max((h - d).abs() / (1.0 + d.abs()));
+                }
+            };
+            for _ in 0..500 {
+                let x: Vec<f64> = spec
+                    .state
+                    .iter()
+                    .map(|v| {
+                        let (lo, hi) = v.range;
+                        let mid = 0.5 * (lo + hi);
+                        mid + (hi - lo).abs().max(1.0) * rnd()
+                    })
+                    .collect();
+                let c: Vec<f64> = (0..nin).map(|_| rnd()).collect();
+                let p: Vec<f64> = spec
+                    .params
+                    .iter()
+                    .map(|q| {
+                        if q.default != 0.0 {
+                            q.default * (1.0 + 0.3 * rnd())
+                        } else {
+                            rnd()
+                        }
+                    })
+                    .collect();
+                let ld: Vec<f64> = (0..nv).map(|_| rnd()).collect();
+                let mut hand = vec![0.0; nv + nin + pm];
+                {
+                    let (lx, rest) = hand.split_at_mut(nv);
+                    let (lc, lp) = rest.split_at_mut(nin);
+                    m.drift_vjp_point(&x, &c, &p, &ld, lx, lc, lp);
+                }
+                let vals = [x.clone(), c, p].concat();
+                let dirs: Vec<usize> = (0..vals.len()).collect();
+                let mut din = vec![Dual::<f64, 4>::cst(0.0); vals.len()];
+                let mut dout = vec![Dual::<f64, 4>::cst(0.0); nv];
+                let mut dual = vec![0.0; vals.len()];
+                vjp(
+                    &vals,
+                    &dirs,
+                    &ld,
+                    &mut din,
+                    &mut dout,
+                    &mut dual,
+                    |a, out| m.drift_point(&a[..nv], &a[nv..nv + nin], &a[nv + nin..], out),
+                );
+                compare(&hand, &dual);
+                if M::PROJECTS {
+                    let mut hand = ld.clone();
+                    m.project_vjp_point(&x, &mut hand);
+                    let mut dual = vec![0.0; nv];
+                    vjp(
+                        &x,
+                        &dirs[..nv],
+                        &ld,
+                        &mut din,
+                        &mut dout,
+                        &mut dual,
+                        |a, out| {
+                            out.copy_from_slice(a);
+                            m.project_point(out);
+                        },
+                    );
+                    compare(&hand, &dual);
+                }
+            }
+            Some(worst)
+        }
+    }
+
+    /// Every model's hand-written drift and projection VJPs agree with dual numbers.
+    #[test]
+    fn hand_written_vjps_match_dual_numbers() {
+        let mut checked = Vec::new();
+        for spec in neurodiff_models::catalogue() {
+            if let Some(err) = neurodiff_models::visit(spec.name, HandVjp).unwrap() {
+                assert!(
+                    err < 1e-12,
+                    "{}: hand VJP differs from duals by {err:e}",
+                    spec.name
+                );
+                checked.push(spec.name);
+            }
+        }
+        assert!(
+            checked.contains(&"mpr") && checked.contains(&"hopf"),
+            "checked {checked:?}"
+        );
+    }
 
     /// The FC loss's gradient against central differences.
     #[test]

@@ -265,6 +265,7 @@ impl<T: Real> Ctx<T> {
 }
 
 /// A worker's mutable buffers for its rows of the batch.
+#[derive(Clone)]
 pub(crate) struct Worker<T> {
     pub(crate) rows: Range<usize>,
     pub(crate) x: Vec<T>,

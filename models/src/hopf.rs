@@ -127,4 +127,31 @@ impl Model for Hopf {
         dx[0] = g * xs - omega * ys + c[0];
         dx[1] = g * ys + omega * xs + c[1];
     }
+
+    const HAND_VJP: bool = true;
+
+    #[inline(always)]
+    fn drift_vjp_point<T: Float>(
+        &self,
+        x: &[T],
+        _c: &[T],
+        p: &[T],
+        ld: &[T],
+        lx: &mut [T],
+        lc: &mut [T],
+        lp: &mut [T],
+    ) {
+        let (xs, ys) = (x[0], x[1]);
+        let (a, omega) = (p[0], p[1]);
+        let (la, lb) = (ld[0], ld[1]);
+        let g = a - xs * xs - ys * ys;
+        let two = T::one() + T::one();
+        let xy2 = two * xs * ys;
+        lx[0] = lx[0] + la * (g - two * xs * xs) + lb * (omega - xy2);
+        lx[1] = lx[1] - la * (xy2 + omega) + lb * (g - two * ys * ys);
+        lc[0] = lc[0] + la;
+        lc[1] = lc[1] + lb;
+        lp[0] = lp[0] + la * xs + lb * ys;
+        lp[1] = lp[1] + lb * xs - la * ys;
+    }
 }

@@ -107,6 +107,37 @@ pub trait Model: Send + Sync + Copy + Default + 'static {
     /// In-place version of [`Model::project`] for one node.
     fn project_point<T: Float>(&self, _x: &mut [T]) {}
 
+    /// Whether the model supplies hand-written vector–Jacobian products
+    /// ([`Model::drift_vjp_point`] and, when it projects, [`Model::project_vjp_point`]). The
+    /// fused adjoint then calls them instead of differentiating [`Model::drift_point`] and
+    /// [`Model::project_point`] with dual numbers, which is several times slower; the engine's
+    /// tests check every model that sets this against the dual-number path.
+    const HAND_VJP: bool = false;
+
+    /// The vector–Jacobian product of [`Model::drift_point`] at `(x, c, p)`: with `ld` the
+    /// adjoint of `dx` (length `n_vars`), adds `Σ_o ld[o] ∂dx_o/∂x_v` to `lx[v]`,
+    /// `Σ_o ld[o] ∂dx_o/∂c_k` to `lc[k]` and `Σ_o ld[o] ∂dx_o/∂p_q` to `lp[q]`. Where
+    /// `drift_point` takes `max`/`min`, the derivative is that of the branch taken, ties going
+    /// to the first argument (as in the engine's dual numbers). Only called when
+    /// [`Model::HAND_VJP`] is set; the default does nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn drift_vjp_point<T: Float>(
+        &self,
+        _x: &[T],
+        _c: &[T],
+        _p: &[T],
+        _ld: &[T],
+        _lx: &mut [T],
+        _lc: &mut [T],
+        _lp: &mut [T],
+    ) {
+    }
+
+    /// The vector–Jacobian product of [`Model::project_point`] at the unprojected state `u`:
+    /// `lam ← (∂P/∂u)ᵀ lam`. Only called when [`Model::HAND_VJP`] and [`Model::PROJECTS`] are
+    /// set; the default (identity) leaves `lam` as it is.
+    fn project_vjp_point<T: Float>(&self, _u: &[T], _lam: &mut [T]) {}
+
     /// The quantity each node sends through the connectome to form coupling input `k`
     /// (`[batch, nodes]`), from its own state `x` and parameters `p`. The default is the state
     /// variable `SPEC.coupling[k].var` itself; a model overrides this only for inputs whose

@@ -186,4 +186,55 @@ impl Model for Mpr {
     fn project_point<T: Float>(&self, x: &mut [T]) {
         x[0] = x[0].max(T::zero());
     }
+
+    const HAND_VJP: bool = true;
+
+    #[inline(always)]
+    fn drift_vjp_point<T: Float>(
+        &self,
+        x: &[T],
+        c: &[T],
+        p: &[T],
+        ld: &[T],
+        lx: &mut [T],
+        lc: &mut [T],
+        lp: &mut [T],
+    ) {
+        // r⁺ = max(r, 0) passes the derivative on where r ≥ 0 (ties to r, as `max` does).
+        let on = x[0] >= T::zero();
+        let (r, v) = (if on { x[0] } else { T::zero() }, x[1]);
+        let (tau, i_ext, delta, j, eta, cr, cv) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
+        let (a, b) = (ld[0], ld[1]);
+        let inv_tau = tau.recip();
+        let two = k::<T>(2.0);
+        let pi = k::<T>(PI);
+        let pi_tau_r = pi * tau * r;
+        // dx0 = δ/(π τ²) + 2 r v / τ;  dx1 = q / τ with q the bracket of drift_point.
+        let q = v * v + eta + j * tau * r + i_ext + cr * c[0] + cv * c[1] - pi_tau_r * pi_tau_r;
+        let b_inv = b * inv_tau;
+        if on {
+            lx[0] = lx[0] + two * v * a * inv_tau + (j * tau - two * pi * tau * pi_tau_r) * b_inv;
+        }
+        lx[1] = lx[1] + two * r * a * inv_tau + two * v * b_inv;
+        lc[0] = lc[0] + cr * b_inv;
+        lc[1] = lc[1] + cv * b_inv;
+        let inv2 = inv_tau * inv_tau;
+        // ∂/∂τ: dx0 = (δ/π) τ⁻² + 2 r v τ⁻¹; dx1 = q τ⁻¹ with ∂q/∂τ = j r − 2 π r (π τ r).
+        let d0_tau = -two * delta * k::<T>(1.0 / PI) * inv2 * inv_tau - two * r * v * inv2;
+        let d1_tau = (j * r - two * pi * r * pi_tau_r) * inv_tau - q * inv2;
+        lp[0] = lp[0] + a * d0_tau + b * d1_tau;
+        lp[1] = lp[1] + b_inv;
+        lp[2] = lp[2] + a * inv2 * k::<T>(1.0 / PI);
+        lp[3] = lp[3] + b * r;
+        lp[4] = lp[4] + b_inv;
+        lp[5] = lp[5] + c[0] * b_inv;
+        lp[6] = lp[6] + c[1] * b_inv;
+    }
+
+    #[inline(always)]
+    fn project_vjp_point<T: Float>(&self, u: &[T], lam: &mut [T]) {
+        if u[0] < T::zero() || u[0].is_nan() {
+            lam[0] = T::zero();
+        }
+    }
 }
