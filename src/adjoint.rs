@@ -321,12 +321,7 @@ fn run_model<M: Model, T: Real>(
     let wide = dirs.drift.len() > 4 || dirs.post.len() > 4 || dirs.sent.len() > 4;
     // With a spare core per worker, each worker's chunks are re-run on a second thread while
     // it sweeps the previous one (the re-run is about a third of the backward pass).
-    let cores = if fr.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |p| p.get())
-    } else {
-        fr.threads
-    };
-    let pipeline = cores >= 2 * workers.len();
+    let pipeline = fr.max_threads() >= 2 * workers.len();
     let grads: Vec<Vec<f64>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
@@ -784,29 +779,19 @@ fn project_adjoint<M: Model, T: Real, const N: usize>(
     }
     let (n, nv) = (ctx.n, ctx.nv);
     let mut lv = [T::zero(); 16];
-    if M::HAND_VJP {
-        let mut uv = [T::zero(); 16];
-        for lb in 0..r {
-            let base = lb * nv * n;
-            for i in 0..n {
-                for v in 0..nv {
-                    uv[v] = u[base + v * n + i];
-                    lv[v] = lam[base + v * n + i];
-                }
-                m.project_vjp_point(&uv[..nv], &mut lv[..nv]);
-                for v in 0..nv {
-                    lam[base + v * n + i] = lv[v];
-                }
-            }
-        }
-        return;
-    }
     for lb in 0..r {
         let base = lb * nv * n;
         for i in 0..n {
             for v in 0..nv {
                 bf.vals[v] = u[base + v * n + i];
                 lv[v] = lam[base + v * n + i];
+            }
+            if M::HAND_VJP {
+                m.project_vjp_point(&bf.vals[..nv], &mut lv[..nv]);
+                for v in 0..nv {
+                    lam[base + v * n + i] = lv[v];
+                }
+                continue;
             }
             bf.acc[..nv].iter_mut().for_each(|a| *a = T::zero());
             vjp(

@@ -173,6 +173,17 @@ pub struct FusedRun<'a> {
     pub threads: usize,
 }
 
+impl FusedRun<'_> {
+    /// The threads this run may use: [`FusedRun::threads`], or one per available core.
+    pub(crate) fn max_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |p| p.get())
+        } else {
+            self.threads
+        }
+    }
+}
+
 /// Runs a simulation on the fused engine in float type `T`. `on_samples(first, k, values)`
 /// receives each chunk's `k` samples `[k, batch, vars, nodes]`; `on_progress` the number of
 /// steps done. Returns the final state `[batch, vars, nodes]`.
@@ -425,12 +436,10 @@ pub(crate) fn setup<M: Model, T: Real>(
         mean: run.monitor.mean,
     };
 
-    let threads = if fr.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |p| p.get())
-    } else {
-        fr.threads
-    };
-    let threads = threads.min(batch.div_ceil(rows_per_thread.max(1))).max(1);
+    let threads = fr
+        .max_threads()
+        .min(batch.div_ceil(rows_per_thread.max(1)))
+        .max(1);
     let per = batch.div_ceil(threads);
     let ns = ctx.sources.len();
     let workers: Vec<Worker<T>> = (0..threads)
