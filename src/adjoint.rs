@@ -778,7 +778,7 @@ fn project_adjoint<M: Model, T: Real, const N: usize>(
         return;
     }
     let (n, nv) = (ctx.n, ctx.nv);
-    let mut lv = [T::zero(); 16];
+    let mut lv = [T::zero(); crate::fused::MAX_VARS];
     for lb in 0..r {
         let base = lb * nv * n;
         for i in 0..n {
@@ -803,7 +803,7 @@ fn project_adjoint<M: Model, T: Real, const N: usize>(
                 &mut bf.acc,
                 |x, out| {
                     out.copy_from_slice(x);
-                    m.project_point(out);
+                    m.project(out);
                 },
             );
             for v in 0..nv {
@@ -832,7 +832,7 @@ fn drift_adjoint<M: Model, T: Real, const N: usize>(
     let (n, nv, pm, pt) = (ctx.n, ctx.nv, ctx.pm, ctx.pt);
     let nin = ctx.input_src.len();
     let nd = dirs.drift.len();
-    let mut lv = [T::zero(); 16];
+    let mut lv = [T::zero(); crate::fused::MAX_VARS];
     for lb in 0..r {
         let base = lb * nv * n;
         for i in 0..n {
@@ -891,7 +891,7 @@ fn drift_adjoint<M: Model, T: Real, const N: usize>(
                 &mut bf.din,
                 &mut bf.dout,
                 &mut bf.acc,
-                |a, out| m.drift_point(&a[..nv], &a[nv..nv + nin], &a[nv + nin..], out),
+                |a, out| m.drift(&a[..nv], &a[nv..nv + nin], &a[nv + nin..], out),
             );
             let g = &mut bf.g[(lb * n + i) * pt..][..pt];
             for (d, &at) in dirs.drift.iter().enumerate() {
@@ -1131,7 +1131,7 @@ fn coupling_adjoint<M: Model, T: Real, const N: usize>(
                     &mut bf.din,
                     &mut bf.dout,
                     &mut bf.acc,
-                    |a, out| out[0] = m.coupled_point(kin, &a[..nv], &a[nv..]),
+                    |a, out| out[0] = m.coupled(kin, &a[..nv], &a[nv..]),
                 );
                 for (d, &at) in dirs.sent.iter().enumerate() {
                     let v = bf.acc[d];
@@ -1474,7 +1474,7 @@ mod tests {
                     &mut din,
                     &mut dout,
                     &mut dual,
-                    |a, out| m.drift_point(&a[..nv], &a[nv..nv + nin], &a[nv + nin..], out),
+                    |a, out| m.drift(&a[..nv], &a[nv..nv + nin], &a[nv + nin..], out),
                 );
                 compare(&hand, &dual);
                 if M::PROJECTS {
@@ -1490,7 +1490,7 @@ mod tests {
                         &mut dual,
                         |a, out| {
                             out.copy_from_slice(a);
-                            m.project_point(out);
+                            m.project(out);
                         },
                     );
                     compare(&hand, &dual);

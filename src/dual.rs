@@ -1,6 +1,6 @@
 //! Forward-mode dual numbers with `N` derivative directions, implementing
 //! [`num_traits::Float`] so that every model's generic
-//! [`Model::drift_point`](neurodiff_models::Model::drift_point) (and the point couplings) can be
+//! [`Model::drift`](neurodiff_models::Model::drift) (and the point couplings) can be
 //! evaluated on them: one evaluation gives the value and `N` directional derivatives.
 //!
 //! The adjoint engine ([`crate::adjoint`]) uses them for the local Jacobians of each node's

@@ -427,9 +427,9 @@ fn coupling_is_inert(spec: &ModelSpec, x0: &[f64], p: &[f64], n: usize) -> bool 
             let nv = M::SPEC.n_vars();
             let (mut a, mut b) = (vec![0.0; nv], vec![0.0; nv]);
             let mut c = vec![0.0; nc];
-            m.drift_point(&self.x, &c, self.p, &mut a);
+            m.drift(&self.x, &c, self.p, &mut a);
             c[self.k] = 1.0;
-            m.drift_point(&self.x, &c, self.p, &mut b);
+            m.drift(&self.x, &c, self.p, &mut b);
             a == b
         }
     }

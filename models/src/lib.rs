@@ -5,12 +5,11 @@
 //! plus an optional projection back onto the admissible state space, and a static [`ModelSpec`]
 //! (names, units, defaults and bounds).
 //!
-//! Each model is written twice, on purpose:
-//! - [`Model::drift`]: on Burn tensors, generic over the backend, differentiable under `Autodiff<B>`.
-//!   This is what the engine integrates on every backend and what gradients flow through.
-//! - [`Model::drift_point`]: on plain numbers, for one node at a time, generic over `f32`/`f64`. In
-//!   `f64` it is the independent oracle the tensor version is tested against; in `f32` it is the
-//!   inner loop of the fused CPU engine.
+//! Each equation is written once, generic over the number trait [`Real`]: the same function
+//! runs on `f32`/`f64` (the fused CPU engine; `f64` is also what the analytic and reference checks
+//! use), on the engine's dual numbers (local Jacobians for the adjoint) and on Burn tensors
+//! through [`real::Tx`] (the tensor engine on every backend, differentiable under `Autodiff<B>`).
+//! Parameters are read by name through a struct that [`params!`] generates with the spec.
 //!
 //! ## Shapes
 //! - state: a slice of `n_vars` tensors, each `[batch, nodes]`;
@@ -31,49 +30,41 @@
 //! ## Catalogue
 //! See [`catalogue`] and `MODELS.md`: `mpr`, `jansen_rit`, `wilson_cowan`, `wong_wang`,
 //! `wong_wang_ei`, `hopf`, `fhn`, `generic2d`, `kuramoto`, `epileptor`, `bvep`,
-//! `larter_breakspear`, `coombes_byrne`, `linear`.
+//! `larter_breakspear`, `coombes_byrne`, `linear`, `vdp`, `threshold_linear`, `lorenz`.
 
-pub mod bvep;
-pub mod coombes_byrne;
-pub mod epileptor;
-pub mod fhn;
-pub mod generic2d;
-pub mod hopf;
-pub mod jansen_rit;
-pub mod kuramoto;
-pub mod larter_breakspear;
-pub mod linear;
-pub mod mpr;
+pub mod mass;
+pub mod real;
 pub mod registry;
 pub mod spec;
 mod util;
-pub mod wilson_cowan;
-pub mod wong_wang;
-pub mod wong_wang_ei;
 
-pub use bvep::Bvep;
-pub use coombes_byrne::CoombesByrne;
-pub use epileptor::Epileptor;
-pub use fhn::FitzHughNagumo;
-pub use generic2d::Generic2d;
-pub use hopf::Hopf;
-pub use jansen_rit::JansenRit;
-pub use kuramoto::Kuramoto;
-pub use larter_breakspear::LarterBreakspear;
-pub use linear::Linear;
-pub use mpr::Mpr;
+pub use mass::{
+    bvep, coombes_byrne, epileptor, fhn, generic2d, hopf, jansen_rit, kuramoto, larter_breakspear,
+    linear, mpr, wilson_cowan, wong_wang, wong_wang_ei,
+};
+pub use mass::{
+    bvep::Bvep, coombes_byrne::CoombesByrne, epileptor::Epileptor, fhn::FitzHughNagumo,
+    generic2d::Generic2d, hopf::Hopf, jansen_rit::JansenRit, kuramoto::Kuramoto,
+    larter_breakspear::LarterBreakspear, linear::Linear, mpr::Mpr, wilson_cowan::WilsonCowan,
+    wong_wang::WongWang, wong_wang_ei::WongWangEi,
+};
+pub use real::{k, Real};
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
 pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-pub use wilson_cowan::WilsonCowan;
-pub use wong_wang::WongWang;
-pub use wong_wang_ei::WongWangEi;
 
 use burn::prelude::{Backend, Tensor};
 use num_traits::Float;
 
-/// A model: its static description and its right-hand side, written once on tensors (generic over
-/// the backend) and once on plain numbers (generic over the float type). Implement this; the
-/// object-safe [`Dynamics<B>`] follows from it.
+use real::Tx;
+
+/// A model: its static description and its equations, each written once over the number trait
+/// [`Real`] (so the same function runs on `f32`/`f64` in the fused CPU engine, on dual numbers
+/// for the adjoint's local Jacobians, and on Burn tensors through [`Tx`] in the tensor engine).
+/// Implement this; the object-safe tensor face [`Dynamics<B>`] follows from it.
+///
+/// Slices: `x` has one entry per state variable, `c` one per coupling input (the constant 0 when
+/// that input is switched off), `p` one per parameter, in the order of [`Model::SPEC`]. Read `p`
+/// by name through the model's parameter struct (see [`params!`]).
 pub trait Model: Send + Sync + Copy + Default + 'static {
     /// The static description of the model.
     const SPEC: &'static ModelSpec;
@@ -81,45 +72,39 @@ pub trait Model: Send + Sync + Copy + Default + 'static {
     /// Whether [`Model::project`] does anything (lets the engine skip the call).
     const PROJECTS: bool = false;
 
-    /// `d state / dt`, one tensor per state variable, each `[batch, nodes]` (see the crate
-    /// documentation for the shapes of `x`, `c` and `p`).
-    ///
-    /// # Panics
-    /// If the slices do not have the lengths given by [`Model::SPEC`]; the engine checks them
-    /// once when a network is built.
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>>;
+    /// Writes `d state / dt` into `dx` (length `n_vars`) for state `x`, coupling inputs `c` and
+    /// parameters `p`.
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]);
 
     /// Maps a state back onto the admissible set after each integration stage (e.g. firing
-    /// rates stay non-negative). The default leaves the state as it is.
-    fn project<B: Backend>(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        x
+    /// rates stay non-negative), in place. The default leaves the state as it is.
+    fn project<R: Real>(&self, _x: &mut [R]) {}
+
+    /// The quantity each node sends through the connectome to form coupling input `k`, from its
+    /// own state `x` and parameters `p`. The default is the state variable
+    /// `SPEC.coupling[k].var` itself; a model overrides this only for inputs whose
+    /// [`CouplingSpec::sends`] is set (the engine may skip the call for the others).
+    #[inline(always)]
+    fn coupled<R: Real>(&self, k: usize, x: &[R], _p: &[R]) -> R {
+        x[Self::SPEC.coupling[k].var]
     }
-
-    /// Writes `d state / dt` into `dx` (length `n_vars`) for one node with state `x`, coupling
-    /// inputs `c` (one per coupling input, zero when switched off) and parameters `p`.
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]);
-
-    /// In-place version of [`Model::project`] for one node.
-    fn project_point<T: Float>(&self, _x: &mut [T]) {}
 
     /// Whether the model supplies hand-written vector–Jacobian products
     /// ([`Model::drift_vjp_point`] and, when it projects, [`Model::project_vjp_point`]). The
-    /// fused adjoint then calls them instead of differentiating [`Model::drift_point`] and
-    /// [`Model::project_point`] with dual numbers, which is several times slower; the engine's
-    /// tests check every model that sets this against the dual-number path.
+    /// fused adjoint then calls them instead of differentiating [`Model::drift`] and
+    /// [`Model::project`] with dual numbers, which is several times slower; the engine's
+    /// tests check every model that sets this against the dual-number path. A model that sets
+    /// it without implementing them panics at the first call (never a silent zero gradient).
     const HAND_VJP: bool = false;
 
-    /// The vector–Jacobian product of [`Model::drift_point`] at `(x, c, p)`: with `ld` the
-    /// adjoint of `dx` (length `n_vars`), adds `Σ_o ld[o] ∂dx_o/∂x_v` to `lx[v]`,
-    /// `Σ_o ld[o] ∂dx_o/∂c_k` to `lc[k]` and `Σ_o ld[o] ∂dx_o/∂p_q` to `lp[q]`. Where
-    /// `drift_point` takes `max`/`min`, the derivative is that of the branch taken, ties going
-    /// to the first argument (as in the engine's dual numbers). Only called when
-    /// [`Model::HAND_VJP`] is set; the default does nothing.
+    /// The vector–Jacobian product of [`Model::drift`] at `(x, c, p)`: with `ld` the adjoint of
+    /// `dx` (length `n_vars`), adds `Σ_o ld[o] ∂dx_o/∂x_v` to `lx[v]`, `Σ_o ld[o] ∂dx_o/∂c_k`
+    /// to `lc[k]` and `Σ_o ld[o] ∂dx_o/∂p_q` to `lp[q]`. Where `drift` takes `max`/`min`, the
+    /// derivative is that of the branch taken, ties going to the first argument (as in the
+    /// engine's dual numbers). Only called when [`Model::HAND_VJP`] is set.
+    ///
+    /// # Panics
+    /// By default: a model that sets `HAND_VJP` must implement it.
     #[allow(clippy::too_many_arguments)]
     fn drift_vjp_point<T: Float>(
         &self,
@@ -131,39 +116,40 @@ pub trait Model: Send + Sync + Copy + Default + 'static {
         _lc: &mut [T],
         _lp: &mut [T],
     ) {
+        panic!(
+            "model `{}` sets HAND_VJP but does not implement drift_vjp_point",
+            Self::SPEC.name
+        )
     }
 
-    /// The vector–Jacobian product of [`Model::project_point`] at the unprojected state `u`:
+    /// The vector–Jacobian product of [`Model::project`] at the unprojected state `u`:
     /// `lam ← (∂P/∂u)ᵀ lam`. Only called when [`Model::HAND_VJP`] and [`Model::PROJECTS`] are
-    /// set; the default (identity) leaves `lam` as it is.
-    fn project_vjp_point<T: Float>(&self, _u: &[T], _lam: &mut [T]) {}
-
-    /// The quantity each node sends through the connectome to form coupling input `k`
-    /// (`[batch, nodes]`), from its own state `x` and parameters `p`. The default is the state
-    /// variable `SPEC.coupling[k].var` itself; a model overrides this only for inputs whose
-    /// [`CouplingSpec::sends`] is set (the engine may skip the call for the others).
-    fn coupled<B: Backend>(
-        &self,
-        k: usize,
-        x: &[Tensor<B, 2>],
-        _p: &[Tensor<B, 2>],
-    ) -> Tensor<B, 2> {
-        x[Self::SPEC.coupling[k].var].clone()
-    }
-
-    /// [`Model::coupled`] for one node.
-    #[inline(always)]
-    fn coupled_point<T: Float>(&self, k: usize, x: &[T], _p: &[T]) -> T {
-        x[Self::SPEC.coupling[k].var]
+    /// set.
+    ///
+    /// # Panics
+    /// By default: a projecting model that sets `HAND_VJP` must implement it.
+    fn project_vjp_point<T: Float>(&self, _u: &[T], _lam: &mut [T]) {
+        panic!(
+            "model `{}` sets HAND_VJP and PROJECTS but does not implement project_vjp_point",
+            Self::SPEC.name
+        )
     }
 }
 
-/// The object-safe face of a [`Model`] for one backend, which the engine holds as
-/// `Box<dyn Dynamics<B>>`. Every [`Model`] implements it.
+/// The object-safe face of a [`Model`] on tensors of one backend, which the tensor engine holds
+/// as `Box<dyn Dynamics<B>>`. Every [`Model`] implements it by running its one generic
+/// definition on [`Tx`] expressions.
+///
+/// # Shapes
+/// - state: one `[batch, nodes]` tensor per state variable;
+/// - coupling: one entry per [`CouplingSpec`], `None` when that input is off (it then counts as
+///   zero and its terms fold away), otherwise `[batch, nodes]`;
+/// - parameters: one tensor per [`ParamSpec`], each broadcastable to `[batch, nodes]` (`[1, 1]`
+///   for a global value, `[batch, 1]` per simulation, `[1, nodes]` per region, `[batch, nodes]`).
 pub trait Dynamics<B: Backend>: Send + Sync {
     /// The static description of the model.
     fn spec(&self) -> &'static ModelSpec;
-    /// See [`Model::drift`].
+    /// `d state / dt`, one tensor per state variable, each `[batch, nodes]`.
     fn drift(
         &self,
         x: &[Tensor<B, 2>],
@@ -178,6 +164,10 @@ pub trait Dynamics<B: Backend>: Send + Sync {
     fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2>;
 }
 
+fn txs<B: Backend>(t: &[Tensor<B, 2>]) -> Vec<Tx<B>> {
+    t.iter().map(|t| Tx::new(t.clone())).collect()
+}
+
 impl<B: Backend, M: Model> Dynamics<B> for M {
     fn spec(&self) -> &'static ModelSpec {
         M::SPEC
@@ -188,21 +178,37 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
         c: &[Option<Tensor<B, 2>>],
         p: &[Tensor<B, 2>],
     ) -> Vec<Tensor<B, 2>> {
-        Model::drift(self, x, c, p)
+        let shape = x[0].dims();
+        let device = x[0].device();
+        real::scope(|| {
+            let xs = txs(x);
+            let cs: Vec<Tx<B>> = c
+                .iter()
+                .map(|c| c.as_ref().map_or(Tx::constant(0.0), |t| Tx::new(t.clone())))
+                .collect();
+            let mut dx = vec![Tx::constant(0.0); xs.len()];
+            Model::drift(self, &xs, &cs, &txs(p), &mut dx);
+            dx.into_iter().map(|d| d.tensor(shape, &device)).collect()
+        })
     }
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        Model::project(self, x)
+        if !M::PROJECTS {
+            return x;
+        }
+        let shape = x[0].dims();
+        let device = x[0].device();
+        real::scope(|| {
+            let mut xs = txs(&x);
+            Model::project(self, &mut xs);
+            xs.into_iter().map(|v| v.tensor(shape, &device)).collect()
+        })
     }
     fn has_projection(&self) -> bool {
         M::PROJECTS
     }
     fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
-        Model::coupled(self, k, x, p)
+        let shape = x[0].dims();
+        let device = x[0].device();
+        real::scope(|| Model::coupled(self, k, &txs(x), &txs(p)).tensor(shape, &device))
     }
-}
-
-/// Converts an `f64` constant into the number type of a point model.
-#[inline(always)]
-pub(crate) fn k<T: Float>(v: f64) -> T {
-    T::from(v).expect("constant representable in the float type")
 }

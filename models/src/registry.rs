@@ -1,5 +1,5 @@
-//! The list of models, looked up by name. Adding a model is one module plus one line in
-//! [`registry!`](crate::registry) below.
+//! The list of models, looked up by name. Adding a model is its file in `mass/` plus one line in
+//! the [`registry!`](crate::registry) invocation of `mass/mod.rs`.
 
 use burn::prelude::Backend;
 
@@ -25,41 +25,42 @@ pub trait ModelVisitor {
     fn visit<M: Model>(self, model: M) -> Self::Output;
 }
 
+/// Declares the model modules of a folder and the catalogue over them, in catalogue order: each
+/// entry `module::Type` is a `pub mod module;` beside the invocation and a model in
+/// [`catalogue`] and [`visit`]. Invoked once, in `mass/mod.rs`; adding a model is its file and
+/// one line there.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! registry {
-    ($($ty:path),* $(,)?) => {
+    ($($module:ident :: $ty:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
         /// Every model's static description, in catalogue order.
-        pub fn catalogue() -> Vec<&'static ModelSpec> {
-            vec![$(<$ty as Model>::SPEC),*]
+        pub fn catalogue() -> Vec<&'static $crate::ModelSpec> {
+            vec![$(<$module::$ty as $crate::Model>::SPEC),*]
         }
 
-        /// Runs `visitor` with the model called `name`.
-        pub fn visit<V: ModelVisitor>(name: &str, visitor: V) -> Result<V::Output, UnknownModel> {
+        /// Runs `visitor` with the model called `name`, if there is one.
+        pub fn visit<V: $crate::ModelVisitor>(name: &str, visitor: V) -> Option<V::Output> {
             $(
-                if <$ty as Model>::SPEC.name == name {
-                    return Ok(visitor.visit(<$ty>::default()));
+                if <$module::$ty as $crate::Model>::SPEC.name == name {
+                    return Some(visitor.visit(<$module::$ty>::default()));
                 }
             )*
-            Err(unknown(name))
+            None
         }
     };
 }
 
-registry![
-    crate::mpr::Mpr,
-    crate::jansen_rit::JansenRit,
-    crate::wilson_cowan::WilsonCowan,
-    crate::wong_wang::WongWang,
-    crate::wong_wang_ei::WongWangEi,
-    crate::hopf::Hopf,
-    crate::fhn::FitzHughNagumo,
-    crate::generic2d::Generic2d,
-    crate::kuramoto::Kuramoto,
-    crate::epileptor::Epileptor,
-    crate::bvep::Bvep,
-    crate::larter_breakspear::LarterBreakspear,
-    crate::coombes_byrne::CoombesByrne,
-    crate::linear::Linear,
-];
+/// Every model's static description, in catalogue order.
+pub fn catalogue() -> Vec<&'static ModelSpec> {
+    crate::mass::catalogue()
+}
+
+/// Runs `visitor` with the model called `name`.
+pub fn visit<V: ModelVisitor>(name: &str, visitor: V) -> Result<V::Output, UnknownModel> {
+    crate::mass::visit(name, visitor).ok_or_else(|| unknown(name))
+}
 
 fn unknown(name: &str) -> UnknownModel {
     UnknownModel {

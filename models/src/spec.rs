@@ -188,3 +188,88 @@ impl ModelSpec {
         self.state.iter().map(|v| v.initial).collect()
     }
 }
+
+/// Declares a model's parameters once: a struct with one named field per parameter (generic over
+/// the number type, so equations read `p.tau` instead of `p[0]`), the [`ParamSpec`] table in the
+/// same order, and the conversions between them.
+///
+/// ```
+/// neurodiff_models::params! {
+///     /// Parameters of a leaky node.
+///     pub struct Params, const PARAMS {
+///         /// damping coefficient
+///         gamma = -10.0, "1/ms", [-100.0, 0.0];
+///         /// input
+///         I = 0.0, "1/ms", [-10.0, 10.0];
+///     }
+/// }
+/// let p = Params::from_slice(&[-2.0, 0.5]);
+/// assert_eq!((p.gamma, p.I), (-2.0, 0.5));
+/// assert_eq!(PARAMS[1].name, "I");
+/// assert_eq!(Params::index().I, 1);
+/// ```
+///
+/// Each parameter is `name = default, "unit", [lower, upper];` with its one-line meaning as a
+/// doc comment.
+#[macro_export]
+macro_rules! params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident, const $table:ident {
+            $(
+                #[doc = $doc:literal]
+                $p:ident = $default:expr, $unit:literal, [$lo:expr, $hi:expr];
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[allow(non_snake_case)]
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        $vis struct $name<R> {
+            $(
+                #[doc = $doc]
+                pub $p: R,
+            )*
+        }
+
+        /// The parameter table, in the order the engine passes the values.
+        $vis const $table: &[$crate::ParamSpec] = &[
+            $($crate::ParamSpec::new(stringify!($p), $default, $unit, $lo, $hi, $doc.trim_ascii()),)*
+        ];
+
+        impl<R: Copy> $name<R> {
+            /// The parameters from the slice the engine passes (one value per entry of the
+            /// table, in its order).
+            ///
+            /// # Panics
+            /// If the slice has another length.
+            #[inline(always)]
+            #[allow(non_snake_case)]
+            pub fn from_slice(p: &[R]) -> Self {
+                let [$($p),*] = p else {
+                    panic!(
+                        "{}: expected {} parameters, got {}",
+                        stringify!($name),
+                        $table.len(),
+                        p.len()
+                    )
+                };
+                Self { $($p: *$p),* }
+            }
+        }
+
+        impl $name<usize> {
+            /// Each parameter's position in the table (for gradients indexed by parameter).
+            #[allow(unused_assignments)]
+            pub fn index() -> Self {
+                let mut i = 0usize;
+                Self {
+                    $($p: {
+                        i += 1;
+                        i - 1
+                    }),*
+                }
+            }
+        }
+    };
+}

@@ -50,6 +50,9 @@ fn expected_models_are_registered() {
         ("larter_breakspear", 3, "ms"),
         ("coombes_byrne", 4, "ms"),
         ("linear", 1, "ms"),
+        ("vdp", 2, "ms"),
+        ("threshold_linear", 2, "ms"),
+        ("lorenz", 3, "ms"),
     ];
     let names: Vec<&str> = catalogue().iter().map(|s| s.name).collect();
     assert_eq!(names.len(), expected.len(), "{names:?}");
@@ -158,7 +161,7 @@ impl ModelVisitor for DefaultFinite {
     }
 }
 
-/// `drift_point::<f32>` (the fused CPU kernel) agrees with `drift_point::<f64>` to single
+/// `drift::<f32>` (the fused CPU kernel) agrees with `drift::<f64>` to single
 /// precision, relative to the size of each variable's drift over the sample.
 struct F32Check;
 impl ModelVisitor for F32Check {
@@ -178,7 +181,7 @@ impl ModelVisitor for F32Check {
                 let c: Vec<f32> = s.c.iter().map(|c| c.as_ref().unwrap()[i] as f32).collect();
                 let p: Vec<f32> = s.p.iter().map(|q| q.at(b, n) as f32).collect();
                 let mut dx = vec![f32::NAN; x.len()];
-                m.drift_point(&x, &c, &p, &mut dx);
+                m.drift(&x, &c, &p, &mut dx);
                 got.push(dx);
             }
         }

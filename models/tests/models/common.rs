@@ -1,12 +1,12 @@
 //! Shared test machinery: a small deterministic RNG, random admissible samples, the tensor-vs-point
 //! and gradient-vs-finite-difference checks, and a single-node RK4 integrator over
-//! `drift_point::<f64>`.
+//! `drift::<f64>`.
 
 #![allow(dead_code)]
 
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::{Backend, Tensor, TensorData};
-use neurodiff_models::{Model, ModelSpec};
+use neurodiff_models::{Dynamics, Model, ModelSpec};
 
 /// The `f64` CPU backend the oracle comparisons run on.
 pub type B = NdArray<f64>;
@@ -180,7 +180,7 @@ pub fn point_drift<M: Model>(m: M, s: &Sample, b: usize, n: usize) -> Vec<f64> {
             .collect();
     let p: Vec<f64> = s.p.iter().map(|p| p.at(b, n)).collect();
     let mut dx = vec![f64::NAN; x.len()];
-    m.drift_point(&x, &c, &p, &mut dx);
+    m.drift(&x, &c, &p, &mut dx);
     dx
 }
 
@@ -210,9 +210,9 @@ fn coupling_patterns(n: usize) -> Vec<Vec<bool>> {
 }
 
 /// Tensor `drift` (on `NdArray<f64>`, batch 3 × 4 nodes, mixed parameter shapes) against
-/// `drift_point::<f64>`, for several coupling patterns; also `coupled` against
-/// `coupled_point` (and, for inputs that send the plain variable, against `x[var]`), and
-/// `project` against `project_point`.
+/// `drift::<f64>`, for several coupling patterns; also `coupled` against
+/// the scalar `coupled` (and, for inputs that send the plain variable, against `x[var]`), and
+/// `project` against the scalar `project`.
 pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
     let spec = M::SPEC;
     let mut rng = Rng::new(seed);
@@ -222,7 +222,7 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
     {
         let s = sample(spec, &mut rng, 3, 4, ov, &pat, 1.0);
         let (x, c, p) = tensors::<B>(&s);
-        let dx = m.drift(&x, &c, &p);
+        let dx = Dynamics::<B>::drift(&m, &x, &c, &p);
         assert_eq!(dx.len(), spec.n_vars(), "{}: drift length", spec.name);
         let got: Vec<Vec<f64>> = dx
             .into_iter()
@@ -252,13 +252,13 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
         }
         // What each node sends through the connectome.
         for (kk, cs) in spec.coupling.iter().enumerate() {
-            let sent = values(m.coupled(kk, &x, &p));
+            let sent = values(Dynamics::<B>::coupled(&m, kk, &x, &p));
             for b in 0..3 {
                 for n in 0..4 {
                     let i = b * 4 + n;
                     let xi: Vec<f64> = s.x.iter().map(|v| v[i]).collect();
                     let pi: Vec<f64> = s.p.iter().map(|q| q.at(b, n)).collect();
-                    let want = m.coupled_point(kk, &xi, &pi);
+                    let want = m.coupled(kk, &xi, &pi);
                     assert_close(
                         &format!("{}: coupled({kk}) at {i}", spec.name),
                         sent[i],
@@ -298,10 +298,13 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
         1.0,
     );
     let (x, _, _) = tensors::<B>(&s);
-    let projected: Vec<Vec<f64>> = m.project(x).into_iter().map(values).collect();
+    let projected: Vec<Vec<f64>> = Dynamics::<B>::project(&m, x)
+        .into_iter()
+        .map(values)
+        .collect();
     for i in 0..12 {
         let mut xi: Vec<f64> = s.x.iter().map(|v| v[i]).collect();
-        m.project_point(&mut xi);
+        m.project(&mut xi);
         for v in 0..spec.n_vars() {
             assert_eq!(
                 projected[v][i], xi[v],
@@ -349,7 +352,7 @@ pub fn check_gradients<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
     let x: Vec<_> = x.into_iter().map(|t| t.require_grad()).collect();
     let c: Vec<_> = c.into_iter().map(|t| t.map(|t| t.require_grad())).collect();
     let p: Vec<_> = p.into_iter().map(|t| t.require_grad()).collect();
-    let dx = m.drift(&x, &c, &p);
+    let dx = Dynamics::<Ad>::drift(&m, &x, &c, &p);
     let mut loss: Option<Tensor<Ad, 1>> = None;
     for (v, d) in dx.into_iter().enumerate() {
         let term = (d * tensor::<Ad>(&w[v], [batch, nodes])).sum();
@@ -433,7 +436,7 @@ pub fn params(spec: &ModelSpec, set: &[(&str, f64)]) -> Vec<f64> {
 }
 
 /// Integrates one uncoupled node (coupling inputs `c`, constant) with classical RK4 over
-/// `drift_point::<f64>`, projecting after each step, and calls `observe(t, x)` after every step.
+/// `drift::<f64>`, projecting after each step, and calls `observe(t, x)` after every step.
 pub fn rk4<M: Model>(
     m: M,
     x0: &[f64],
@@ -448,23 +451,23 @@ pub fn rk4<M: Model>(
     let (mut k1, mut k2, mut k3, mut k4) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut tmp = vec![0.0; n];
     for step in 0..steps {
-        m.drift_point(&x, c, p, &mut k1);
+        m.drift(&x, c, p, &mut k1);
         for i in 0..n {
             tmp[i] = x[i] + 0.5 * dt * k1[i];
         }
-        m.drift_point(&tmp, c, p, &mut k2);
+        m.drift(&tmp, c, p, &mut k2);
         for i in 0..n {
             tmp[i] = x[i] + 0.5 * dt * k2[i];
         }
-        m.drift_point(&tmp, c, p, &mut k3);
+        m.drift(&tmp, c, p, &mut k3);
         for i in 0..n {
             tmp[i] = x[i] + dt * k3[i];
         }
-        m.drift_point(&tmp, c, p, &mut k4);
+        m.drift(&tmp, c, p, &mut k4);
         for i in 0..n {
             x[i] += dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
         }
-        m.project_point(&mut x);
+        m.project(&mut x);
         observe((step + 1) as f64 * dt, &x);
     }
     x
@@ -517,7 +520,7 @@ pub fn trace<M: Model>(
     (t, y)
 }
 
-/// Numerical Jacobian of `drift_point::<f64>` at `x` (central differences), row-major
+/// Numerical Jacobian of `drift::<f64>` at `x` (central differences), row-major
 /// `J[i][j] = d(dx_i)/d(x_j)`.
 pub fn jacobian<M: Model>(m: M, x: &[f64], c: &[f64], p: &[f64]) -> Vec<Vec<f64>> {
     let n = x.len();
@@ -529,8 +532,8 @@ pub fn jacobian<M: Model>(m: M, x: &[f64], c: &[f64], p: &[f64]) -> Vec<Vec<f64>
         xp[j] += h;
         let mut xm = x.to_vec();
         xm[j] -= h;
-        m.drift_point(&xp, c, p, &mut fp);
-        m.drift_point(&xm, c, p, &mut fm);
+        m.drift(&xp, c, p, &mut fp);
+        m.drift(&xm, c, p, &mut fm);
         for i in 0..n {
             jac[i][j] = (fp[i] - fm[i]) / (2.0 * h);
         }
@@ -563,6 +566,29 @@ pub fn bisect(mut f: impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
 pub fn drift_at<M: Model>(m: M, x: &[f64], p: &[f64]) -> Vec<f64> {
     let c = vec![0.0; M::SPEC.coupling.len()];
     let mut dx = vec![f64::NAN; x.len()];
-    m.drift_point(x, &c, p, &mut dx);
+    m.drift(x, &c, p, &mut dx);
     dx
+}
+
+/// Integrates one uncoupled node with Heun's method (Euler predictor, trapezoidal corrector:
+/// the engine's default integrator) over `drift::<f64>`, projecting after each stage, and
+/// returns the final state.
+pub fn heun<M: Model>(m: M, x0: &[f64], p: &[f64], dt: f64, steps: usize) -> Vec<f64> {
+    let n = x0.len();
+    let c = vec![0.0; M::SPEC.coupling.len()];
+    let mut x = x0.to_vec();
+    let (mut k1, mut k2, mut pred) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    for _ in 0..steps {
+        m.drift(&x, &c, p, &mut k1);
+        for i in 0..n {
+            pred[i] = x[i] + dt * k1[i];
+        }
+        m.project(&mut pred);
+        m.drift(&pred, &c, p, &mut k2);
+        for i in 0..n {
+            x[i] += 0.5 * dt * (k1[i] + k2[i]);
+        }
+        m.project(&mut x);
+    }
+    x
 }

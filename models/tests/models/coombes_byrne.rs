@@ -70,7 +70,7 @@ fn without_synapses_it_is_mpr() {
         let (delta, eta) = (rng.uniform(0.1, 3.0), rng.uniform(-10.0, 10.0));
         let p = params(CoombesByrne::SPEC, &[("Delta", delta), ("eta", eta)]);
         let mut d_cb = [0.0; 4];
-        M.drift_point(&[r, v, 0.0, 0.0], &[c], &p, &mut d_cb);
+        M.drift(&[r, v, 0.0, 0.0], &[c], &p, &mut d_cb);
         let p_mpr = params(
             Mpr::SPEC,
             &[
@@ -83,7 +83,7 @@ fn without_synapses_it_is_mpr() {
             ],
         );
         let mut d_mpr = [0.0; 2];
-        Mpr.drift_point(&[r, v], &[c, 0.0], &p_mpr, &mut d_mpr);
+        Mpr.drift(&[r, v], &[c, 0.0], &p_mpr, &mut d_mpr);
         for i in 0..2 {
             assert!(
                 (d_cb[i] - d_mpr[i]).abs() < 1e-12 * (1.0 + d_mpr[i].abs()),

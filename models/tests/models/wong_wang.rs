@@ -1,7 +1,7 @@
 //! Reduced Wong–Wang: the fixed point, and the removable singularity of the transfer function.
 
 use burn::prelude::Tensor;
-use neurodiff_models::{Model, WongWang};
+use neurodiff_models::{Dynamics, Model, WongWang};
 
 use crate::common::{bisect, drift_at, params, tensor, trace, values, Ad, B};
 
@@ -74,7 +74,7 @@ fn transfer_function_is_smooth_through_its_singularity() {
         // f32: relative error well below the 1e-4 that 1 - exp(-d y) alone would cost here.
         let p32: Vec<f32> = p.iter().map(|&v| v as f32).collect();
         let mut d32 = [0f32];
-        M.drift_point(&[0f32], &[0f32], &p32, &mut d32);
+        Model::drift(&M, &[0f32], &[0f32], &p32, &mut d32);
         assert!(
             ((d32[0] as f64) - want).abs() < 2e-5 * want,
             "f32 at d y = {dy}: {} vs {want}",
@@ -87,7 +87,7 @@ fn transfer_function_is_smooth_through_its_singularity() {
     let mut ps: Vec<Tensor<Ad, 2>> = base.iter().map(|&v| tensor::<Ad>(&[v], [1, 1])).collect();
     ps[7] = ps[7].clone().require_grad();
     let x = [tensor::<Ad>(&[0.0], [1, 1])];
-    let dx = M.drift(&x, &[None], &ps);
+    let dx = Dynamics::<Ad>::drift(&M, &x, &[None], &ps);
     let grads = dx[0].clone().sum().backward();
     let g = values::<B>(ps[7].grad(&grads).unwrap())[0];
     assert!(

@@ -32,12 +32,31 @@
 //! connectivity emerges from structurally and dynamically shaped slow linear fluctuations*,
 //! J. Neurosci. 33(27):11239–11252; Wong & Wang (2006), J. Neurosci. 26(4):1314–1328.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::util::ww_rate;
+use crate::{k, Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::util::{ww_rate, ww_rate_point};
-use crate::Model;
+crate::params! {
+    /// Wong–Wang parameters.
+    pub struct Params, const PARAMS {
+        /// gain of the input-rate function
+        a = 0.27, "kHz/nA", [1e-3, 10.0];
+        /// threshold of the input-rate function
+        b = 0.108, "kHz", [0.0, 10.0];
+        /// curvature of the input-rate function
+        d = 154.0, "ms", [1e-3, 1000.0];
+        /// kinetic parameter
+        gamma = 0.641, "1", [0.0, 10.0];
+        /// NMDA decay time constant
+        tau_s = 100.0, "ms", [1e-3, 1000.0];
+        /// local excitatory recurrence
+        w = 0.6, "1", [0.0, 10.0];
+        /// NMDA synaptic coupling
+        J_N = 0.2609, "nA", [0.0, 10.0];
+        /// effective external input
+        I_o = 0.33, "nA", [-10.0, 10.0];
+    }
+}
 
 /// The reduced Wong–Wang model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,44 +75,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         (0.0, 1.0),
         "NMDA gating variable",
     )],
-    params: &[
-        ParamSpec::new(
-            "a",
-            0.27,
-            "kHz/nA",
-            1e-3,
-            10.0,
-            "gain of the input-rate function",
-        ),
-        ParamSpec::new(
-            "b",
-            0.108,
-            "kHz",
-            0.0,
-            10.0,
-            "threshold of the input-rate function",
-        ),
-        ParamSpec::new(
-            "d",
-            154.0,
-            "ms",
-            1e-3,
-            1000.0,
-            "curvature of the input-rate function",
-        ),
-        ParamSpec::new("gamma", 0.641, "1", 0.0, 10.0, "kinetic parameter"),
-        ParamSpec::new(
-            "tau_s",
-            100.0,
-            "ms",
-            1e-3,
-            1000.0,
-            "NMDA decay time constant",
-        ),
-        ParamSpec::new("w", 0.6, "1", 0.0, 10.0, "local excitatory recurrence"),
-        ParamSpec::new("J_N", 0.2609, "nA", 0.0, 10.0, "NMDA synaptic coupling"),
-        ParamSpec::new("I_o", 0.33, "nA", -10.0, 10.0, "effective external input"),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -110,46 +92,26 @@ impl Model for WongWang {
     const SPEC: &'static ModelSpec = &SPEC;
     const PROJECTS: bool = true;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [s] = x else {
-            panic!("wong_wang: expected 1 state variable")
-        };
-        let [a, b, d, gamma, tau_s, w, j_n, i_o] = p else {
-            panic!("wong_wang: expected 8 parameters")
-        };
-        let [c] = c else {
-            panic!("wong_wang: expected 1 coupling input")
-        };
-        let mut current = w.clone() * j_n.clone() * s.clone() + i_o.clone();
-        if let Some(c) = c {
-            current = current + j_n.clone() * c.clone();
-        }
-        let h = ww_rate(a.clone() * current - b.clone(), d.clone());
-        let ds = (s.clone().neg() + 1.0) * gamma.clone() * h - s.clone() / tau_s.clone();
-        vec![ds]
-    }
-
-    fn project<B: Backend>(&self, mut x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        x[0] = x[0].clone().clamp(0.0, 1.0);
-        x
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let s = x[0];
-        let (a, b, d, gamma, tau_s, w, j_n, i_o) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+        let Params {
+            a,
+            b,
+            d,
+            gamma,
+            tau_s,
+            w,
+            J_N: j_n,
+            I_o: i_o,
+        } = Params::from_slice(p);
         let current = w * j_n * s + i_o + j_n * c[0];
-        let h = ww_rate_point(a * current - b, d);
-        dx[0] = -s / tau_s + (T::one() - s) * gamma * h;
+        let h = ww_rate(a * current - b, d);
+        dx[0] = -s / tau_s + (k::<R>(1.0) - s) * gamma * h;
     }
 
     #[inline(always)]
-    fn project_point<T: Float>(&self, x: &mut [T]) {
-        x[0] = x[0].max(T::zero()).min(T::one());
+    fn project<R: Real>(&self, x: &mut [R]) {
+        x[0] = x[0].max(k::<R>(0.0)).min(k::<R>(1.0));
     }
 }

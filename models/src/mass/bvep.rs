@@ -31,11 +31,20 @@
 //! epileptogenicity in a personalized large-scale brain model of epilepsy spread*, NeuroImage
 //! 217:116839; Proix et al. (2014), J. Neurosci. 34:15009–15021.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{k, Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::{k, Model};
+crate::params! {
+    /// BVEP's parameters.
+    pub struct Params, const PARAMS {
+        /// time scale of the slow variable
+        tau0 = 10.0, "ms", [1e-2, 1e5];
+        /// input current of the fast subsystem
+        I1 = 3.1, "1", [-10.0, 10.0];
+        /// excitability
+        x0 = -3.5, "1", [-10.0, 5.0];
+    }
+}
 
 /// The 2D Epileptor (BVEP).
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,25 +66,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         ),
         VarSpec::new("z", "a.u.", 3.5, (2.0, 6.0), "slow permittivity variable"),
     ],
-    params: &[
-        ParamSpec::new(
-            "tau0",
-            10.0,
-            "ms",
-            1e-2,
-            1e5,
-            "time scale of the slow variable",
-        ),
-        ParamSpec::new(
-            "I1",
-            3.1,
-            "1",
-            -10.0,
-            10.0,
-            "input current of the fast subsystem",
-        ),
-        ParamSpec::new("x0", -3.5, "1", -10.0, 5.0, "excitability"),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -91,36 +82,12 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for Bvep {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [xs, z] = x else {
-            panic!("bvep: expected 2 state variables")
-        };
-        let [tau0, i1, x0] = p else {
-            panic!("bvep: expected 3 parameters")
-        };
-        let [c] = c else {
-            panic!("bvep: expected 1 coupling input")
-        };
-        let x2 = xs.clone() * xs.clone();
-        let dx = i1.clone() - x2.clone() * xs.clone() - x2 * 2.0 - z.clone() + 1.0;
-        let mut hz = (xs.clone() - x0.clone()) * 4.0 - z.clone();
-        if let Some(c) = c {
-            hz = hz - c.clone();
-        }
-        vec![dx, hz / tau0.clone()]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (xs, z) = (x[0], x[1]);
-        let (tau0, i1, x0) = (p[0], p[1], p[2]);
+        let Params { tau0, I1: i1, x0 } = Params::from_slice(p);
         let x2 = xs * xs;
-        dx[0] = T::one() - xs * x2 - k::<T>(2.0) * x2 - z + i1;
-        dx[1] = (k::<T>(4.0) * (xs - x0) - z - c[0]) / tau0;
+        dx[0] = k::<R>(1.0) - xs * x2 - k::<R>(2.0) * x2 - z + i1;
+        dx[1] = (k::<R>(4.0) * (xs - x0) - z - c[0]) / tau0;
     }
 }

@@ -18,12 +18,31 @@
 //! Phys. Rev. X 5:021028. Parameter names and defaults follow vbjax 0.0.19 (`mpr_default_theta`)
 //! and TVB's `MontbrioPazoRoxin`.
 
-use burn::prelude::{Backend, Tensor};
 use num_traits::Float;
 use std::f64::consts::PI;
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::{k, Model};
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{k, Model, Real};
+
+crate::params! {
+    /// MPR's parameters.
+    pub struct Params, const PARAMS {
+        /// membrane time constant
+        tau = 1.0, "ms", [1e-3, 100.0];
+        /// external input current
+        I = 0.0, "mV", [-100.0, 100.0];
+        /// half-width of the Lorentzian distribution of excitabilities
+        Delta = 1.0, "mV", [1e-6, 100.0];
+        /// recurrent synaptic weight
+        J = 15.0, "mV ms", [-100.0, 100.0];
+        /// mean excitability
+        eta = -5.0, "mV", [-100.0, 100.0];
+        /// gain of the network input formed from r
+        cr = 1.0, "1", [-100.0, 100.0];
+        /// gain of the network input formed from V
+        cv = 0.0, "1", [-100.0, 100.0];
+    }
+}
 
 /// The MPR model (unit struct: all its numbers are parameters).
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,64 +70,7 @@ pub const SPEC: ModelSpec = ModelSpec {
             doc: "mean membrane potential",
         },
     ],
-    params: &[
-        ParamSpec {
-            name: "tau",
-            default: 1.0,
-            unit: "ms",
-            lower: 1e-3,
-            upper: 100.0,
-            doc: "membrane time constant",
-        },
-        ParamSpec {
-            name: "I",
-            default: 0.0,
-            unit: "mV",
-            lower: -100.0,
-            upper: 100.0,
-            doc: "external input current",
-        },
-        ParamSpec {
-            name: "Delta",
-            default: 1.0,
-            unit: "mV",
-            lower: 1e-6,
-            upper: 100.0,
-            doc: "half-width of the Lorentzian distribution of excitabilities",
-        },
-        ParamSpec {
-            name: "J",
-            default: 15.0,
-            unit: "mV ms",
-            lower: -100.0,
-            upper: 100.0,
-            doc: "recurrent synaptic weight",
-        },
-        ParamSpec {
-            name: "eta",
-            default: -5.0,
-            unit: "mV",
-            lower: -100.0,
-            upper: 100.0,
-            doc: "mean excitability",
-        },
-        ParamSpec {
-            name: "cr",
-            default: 1.0,
-            unit: "1",
-            lower: -100.0,
-            upper: 100.0,
-            doc: "gain of the network input formed from r",
-        },
-        ParamSpec {
-            name: "cv",
-            default: 0.0,
-            unit: "1",
-            lower: -100.0,
-            upper: 100.0,
-            doc: "gain of the network input formed from V",
-        },
-    ],
+    params: PARAMS,
     coupling: &[
         CouplingSpec {
             name: "c_r",
@@ -134,57 +96,29 @@ impl Model for Mpr {
     const SPEC: &'static ModelSpec = &SPEC;
     const PROJECTS: bool = true;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [r, v] = x else {
-            panic!("mpr: expected 2 state variables")
-        };
-        let [tau, i_ext, delta, j, eta, cr, cv] = p else {
-            panic!("mpr: expected 7 parameters")
-        };
-        let [c_r, c_v] = c else {
-            panic!("mpr: expected 2 coupling inputs")
-        };
-        let r = r.clone().clamp_min(0.0);
-        let inv_tau = tau.clone().recip();
-        let dr = (delta.clone() * inv_tau.clone() * (1.0 / PI) + r.clone() * v.clone() * 2.0)
-            * inv_tau.clone();
-        let pi_tau_r = tau.clone() * r.clone() * PI;
-        let mut input = v.clone() * v.clone() + eta.clone() + i_ext.clone()
-            - pi_tau_r.clone() * pi_tau_r
-            + j.clone() * tau.clone() * r;
-        if let Some(c_r) = c_r {
-            input = input + cr.clone() * c_r.clone();
-        }
-        if let Some(c_v) = c_v {
-            input = input + cv.clone() * c_v.clone();
-        }
-        vec![dr, input * inv_tau]
-    }
-
-    fn project<B: Backend>(&self, mut x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        x[0] = x[0].clone().clamp_min(0.0);
-        x
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
-        let (r, v) = (x[0].max(T::zero()), x[1]);
-        let (tau, i_ext, delta, j, eta, cr, cv) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
+    #[allow(non_snake_case)]
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
+        let Params {
+            tau,
+            I,
+            Delta,
+            J,
+            eta,
+            cr,
+            cv,
+        } = Params::from_slice(p);
+        let (r, v) = (x[0].max(k(0.0)), x[1]);
         let inv_tau = tau.recip();
-        dx[0] = (delta * inv_tau * k::<T>(1.0 / PI) + k::<T>(2.0) * r * v) * inv_tau;
-        let pi_tau_r = k::<T>(PI) * tau * r;
-        dx[1] = (v * v + eta + j * tau * r + i_ext + cr * c[0] + cv * c[1] - pi_tau_r * pi_tau_r)
-            * inv_tau;
+        dx[0] = (Delta * inv_tau * k(1.0 / PI) + k::<R>(2.0) * r * v) * inv_tau;
+        let pi_tau_r = k::<R>(PI) * tau * r;
+        dx[1] =
+            (v * v + eta + J * tau * r + I + cr * c[0] + cv * c[1] - pi_tau_r * pi_tau_r) * inv_tau;
     }
 
     #[inline(always)]
-    fn project_point<T: Float>(&self, x: &mut [T]) {
-        x[0] = x[0].max(T::zero());
+    fn project<R: Real>(&self, x: &mut [R]) {
+        x[0] = x[0].max(k(0.0));
     }
 
     const HAND_VJP: bool = true;
@@ -203,13 +137,22 @@ impl Model for Mpr {
         // r⁺ = max(r, 0) passes the derivative on where r ≥ 0 (ties to r, as `max` does).
         let on = x[0] >= T::zero();
         let (r, v) = (if on { x[0] } else { T::zero() }, x[1]);
-        let (tau, i_ext, delta, j, eta, cr, cv) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
+        let Params {
+            tau,
+            I: i_ext,
+            Delta: delta,
+            J: j,
+            eta,
+            cr,
+            cv,
+        } = Params::from_slice(p);
+        let ix = Params::index();
         let (a, b) = (ld[0], ld[1]);
         let inv_tau = tau.recip();
         let two = k::<T>(2.0);
         let pi = k::<T>(PI);
         let pi_tau_r = pi * tau * r;
-        // dx0 = δ/(π τ²) + 2 r v / τ;  dx1 = q / τ with q the bracket of drift_point.
+        // dx0 = δ/(π τ²) + 2 r v / τ;  dx1 = q / τ with q the bracket of drift.
         let q = v * v + eta + j * tau * r + i_ext + cr * c[0] + cv * c[1] - pi_tau_r * pi_tau_r;
         let b_inv = b * inv_tau;
         if on {
@@ -222,13 +165,13 @@ impl Model for Mpr {
         // ∂/∂τ: dx0 = (δ/π) τ⁻² + 2 r v τ⁻¹; dx1 = q τ⁻¹ with ∂q/∂τ = j r − 2 π r (π τ r).
         let d0_tau = -two * delta * k::<T>(1.0 / PI) * inv2 * inv_tau - two * r * v * inv2;
         let d1_tau = (j * r - two * pi * r * pi_tau_r) * inv_tau - q * inv2;
-        lp[0] = lp[0] + a * d0_tau + b * d1_tau;
-        lp[1] = lp[1] + b_inv;
-        lp[2] = lp[2] + a * inv2 * k::<T>(1.0 / PI);
-        lp[3] = lp[3] + b * r;
-        lp[4] = lp[4] + b_inv;
-        lp[5] = lp[5] + c[0] * b_inv;
-        lp[6] = lp[6] + c[1] * b_inv;
+        lp[ix.tau] = lp[ix.tau] + a * d0_tau + b * d1_tau;
+        lp[ix.I] = lp[ix.I] + b_inv;
+        lp[ix.Delta] = lp[ix.Delta] + a * inv2 * k::<T>(1.0 / PI);
+        lp[ix.J] = lp[ix.J] + b * r;
+        lp[ix.eta] = lp[ix.eta] + b_inv;
+        lp[ix.cr] = lp[ix.cr] + c[0] * b_inv;
+        lp[ix.cv] = lp[ix.cv] + c[1] * b_inv;
     }
 
     #[inline(always)]

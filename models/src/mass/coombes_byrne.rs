@@ -34,12 +34,26 @@
 //! Coombes & Byrne (2019), *Next generation neural mass models*, in *Nonlinear Dynamics in
 //! Computational Neuroscience*, Springer, pp. 1–16; Montbrió, Pazó & Roxin (2015).
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
 use std::f64::consts::PI;
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::{k, Model};
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{k, Model, Real};
+
+crate::params! {
+    /// Coombes–Byrne parameters.
+    pub struct Params, const PARAMS {
+        /// half-width of the excitability distribution
+        Delta = 0.5, "1", [0.0, 100.0];
+        /// rate of the alpha-function synapse
+        alpha = 0.95, "1/ms", [1e-3, 100.0];
+        /// synaptic reversal potential
+        v_syn = -10.0, "1", [-100.0, 100.0];
+        /// local coupling strength
+        k = 1.0, "1", [0.0, 100.0];
+        /// centre of the excitability distribution
+        eta = 20.0, "1", [-100.0, 100.0];
+    }
+}
 
 /// The Coombes–Byrne model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,41 +71,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         VarSpec::new("g", "a.u.", 1.5, (1.0, 2.0), "synaptic conductance"),
         VarSpec::new("q", "a.u.", 0.0, (-0.5, 0.7), "scaled rate of change of g"),
     ],
-    params: &[
-        ParamSpec::new(
-            "Delta",
-            0.5,
-            "1",
-            0.0,
-            100.0,
-            "half-width of the excitability distribution",
-        ),
-        ParamSpec::new(
-            "alpha",
-            0.95,
-            "1/ms",
-            1e-3,
-            100.0,
-            "rate of the alpha-function synapse",
-        ),
-        ParamSpec::new(
-            "v_syn",
-            -10.0,
-            "1",
-            -100.0,
-            100.0,
-            "synaptic reversal potential",
-        ),
-        ParamSpec::new("k", 1.0, "1", 0.0, 100.0, "local coupling strength"),
-        ParamSpec::new(
-            "eta",
-            20.0,
-            "1",
-            -100.0,
-            100.0,
-            "centre of the excitability distribution",
-        ),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -108,45 +88,18 @@ impl Model for CoombesByrne {
     const SPEC: &'static ModelSpec = &SPEC;
     const PROJECTS: bool = true;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [r, v, g, q] = x else {
-            panic!("coombes_byrne: expected 4 state variables")
-        };
-        let [delta, alpha, v_syn, kk, eta] = p else {
-            panic!("coombes_byrne: expected 5 parameters")
-        };
-        let [c] = c else {
-            panic!("coombes_byrne: expected 1 coupling input")
-        };
-        let dr = delta.clone() * (1.0 / PI) + r.clone() * v.clone() * 2.0 - g.clone() * r.clone();
-        let pi_r = r.clone() * PI;
-        let mut dv = v.clone() * v.clone() - pi_r.clone() * pi_r.clone()
-            + eta.clone()
-            + (v_syn.clone() - v.clone()) * g.clone();
-        if let Some(c) = c {
-            dv = dv + c.clone();
-        }
-        let dg = alpha.clone() * q.clone();
-        let dq = alpha.clone() * (kk.clone() * pi_r - g.clone() - q.clone() * 2.0);
-        vec![dr, dv, dg, dq]
-    }
-
-    fn project<B: Backend>(&self, mut x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        x[0] = x[0].clone().clamp_min(0.0);
-        x
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (r, v, g, q) = (x[0], x[1], x[2], x[3]);
-        let (delta, alpha, v_syn, kk, eta) = (p[0], p[1], p[2], p[3], p[4]);
-        let pi = k::<T>(PI);
-        let two = k::<T>(2.0);
+        let Params {
+            Delta: delta,
+            alpha,
+            v_syn,
+            k: kk,
+            eta,
+        } = Params::from_slice(p);
+        let pi = k::<R>(PI);
+        let two = k::<R>(2.0);
         dx[0] = delta / pi + two * v * r - g * r;
         dx[1] = v * v - pi * pi * r * r + eta + (v_syn - v) * g + c[0];
         dx[2] = alpha * q;
@@ -154,7 +107,7 @@ impl Model for CoombesByrne {
     }
 
     #[inline(always)]
-    fn project_point<T: Float>(&self, x: &mut [T]) {
-        x[0] = x[0].max(T::zero());
+    fn project<R: Real>(&self, x: &mut [R]) {
+        x[0] = x[0].max(k::<R>(0.0));
     }
 }

@@ -51,11 +51,48 @@
 //! coupling across brain regions determines seizure recruitment in partial epilepsy*,
 //! J. Neurosci. 34:15009–15021.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{k, Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::{k, Model};
+crate::params! {
+    /// Epileptor parameters.
+    pub struct Params, const PARAMS {
+        /// cubic coefficient of x1
+        a = 1.0, "1", [-10.0, 10.0];
+        /// quadratic coefficient of x1
+        b = 3.0, "1", [-10.0, 10.0];
+        /// constant term of y1
+        c = 1.0, "1", [-10.0, 10.0];
+        /// quadratic coefficient of y1
+        d = 5.0, "1", [-10.0, 20.0];
+        /// time scale of z (1/tau0)
+        r = 0.00035, "1/ms", [0.0, 1.0];
+        /// coupling of x1 into z
+        s = 4.0, "1", [0.0, 20.0];
+        /// epileptogenicity
+        x0 = -1.6, "1", [-5.0, 1.0];
+        /// input to population 1
+        Iext = 3.1, "1", [-10.0, 10.0];
+        /// linear coefficient of f1 for x1 >= 0
+        slope = 0.0, "1", [-20.0, 20.0];
+        /// input to population 2
+        Iext2 = 0.45, "1", [-10.0, 10.0];
+        /// time scale of y2
+        tau = 10.0, "1", [1e-2, 1000.0];
+        /// slope of the y2 nullcline
+        aa = 6.0, "1", [-20.0, 20.0];
+        /// coupling of g into x2
+        bb = 2.0, "1", [-20.0, 20.0];
+        /// gain of the network input into x1
+        Kvf = 0.0, "1", [-10.0, 10.0];
+        /// gain of the network input into x2
+        Kf = 0.0, "1", [-10.0, 10.0];
+        /// gain of the network input into z
+        Ks = 0.0, "1", [-10.0, 10.0];
+        /// time scaling of the whole system
+        tt = 1.0, "1", [1e-3, 100.0];
+    }
+}
 
 /// The six-dimensional Epileptor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,60 +136,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         ),
         VarSpec::new("g", "a.u.", 0.0, (-1.0, 1.0), "low-pass filter of x1"),
     ],
-    params: &[
-        ParamSpec::new("a", 1.0, "1", -10.0, 10.0, "cubic coefficient of x1"),
-        ParamSpec::new("b", 3.0, "1", -10.0, 10.0, "quadratic coefficient of x1"),
-        ParamSpec::new("c", 1.0, "1", -10.0, 10.0, "constant term of y1"),
-        ParamSpec::new("d", 5.0, "1", -10.0, 20.0, "quadratic coefficient of y1"),
-        ParamSpec::new("r", 0.00035, "1/ms", 0.0, 1.0, "time scale of z (1/tau0)"),
-        ParamSpec::new("s", 4.0, "1", 0.0, 20.0, "coupling of x1 into z"),
-        ParamSpec::new("x0", -1.6, "1", -5.0, 1.0, "epileptogenicity"),
-        ParamSpec::new("Iext", 3.1, "1", -10.0, 10.0, "input to population 1"),
-        ParamSpec::new(
-            "slope",
-            0.0,
-            "1",
-            -20.0,
-            20.0,
-            "linear coefficient of f1 for x1 >= 0",
-        ),
-        ParamSpec::new("Iext2", 0.45, "1", -10.0, 10.0, "input to population 2"),
-        ParamSpec::new("tau", 10.0, "1", 1e-2, 1000.0, "time scale of y2"),
-        ParamSpec::new("aa", 6.0, "1", -20.0, 20.0, "slope of the y2 nullcline"),
-        ParamSpec::new("bb", 2.0, "1", -20.0, 20.0, "coupling of g into x2"),
-        ParamSpec::new(
-            "Kvf",
-            0.0,
-            "1",
-            -10.0,
-            10.0,
-            "gain of the network input into x1",
-        ),
-        ParamSpec::new(
-            "Kf",
-            0.0,
-            "1",
-            -10.0,
-            10.0,
-            "gain of the network input into x2",
-        ),
-        ParamSpec::new(
-            "Ks",
-            0.0,
-            "1",
-            -10.0,
-            10.0,
-            "gain of the network input into z",
-        ),
-        ParamSpec::new(
-            "tt",
-            1.0,
-            "1",
-            1e-3,
-            100.0,
-            "time scaling of the whole system",
-        ),
-    ],
+    params: PARAMS,
     coupling: &[
         CouplingSpec {
             name: "c1",
@@ -177,84 +161,45 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for Epileptor {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [x1, y1, z, x2, y2, g] = x else {
-            panic!("epileptor: expected 6 state variables")
-        };
-        let [a, b, cc, d, r, s, x0, iext, slope, iext2, tau, aa, bb, kvf, kf, ks, tt] = p else {
-            panic!("epileptor: expected 17 parameters")
-        };
-        let [c1, c2] = c else {
-            panic!("epileptor: expected 2 coupling inputs")
-        };
-        // Population 1.
-        let neg = x1.clone().lower_elem(0.0);
-        let f_neg = b.clone() * x1.clone() - a.clone() * x1.clone() * x1.clone();
-        let z4 = z.clone() - 4.0;
-        let f_pos = slope.clone() - x2.clone() + z4.clone() * z4 * 0.6;
-        let f1 = f_pos.mask_where(neg, f_neg);
-        let mut in1 = y1.clone() - z.clone() + iext.clone() + f1 * x1.clone();
-        if let Some(c1) = c1 {
-            in1 = in1 + kvf.clone() * c1.clone();
-        }
-        let dx1 = tt.clone() * in1;
-        let dy1 = tt.clone() * (cc.clone() - d.clone() * x1.clone() * x1.clone() - y1.clone());
-        // Slow permittivity variable: the -0.1 z⁷ term only acts for z < 0.
-        let zn = z.clone().clamp_max(0.0);
-        let zn2 = zn.clone() * zn.clone();
-        let zn7 = zn2.clone() * zn2.clone() * zn2 * zn;
-        let mut hz = s.clone() * (x1.clone() - x0.clone()) - zn7 * 0.1 - z.clone();
-        if let Some(c1) = c1 {
-            hz = hz + ks.clone() * c1.clone();
-        }
-        let dz = tt.clone() * r.clone() * hz;
-        // Population 2.
-        let mut in2 = y2.clone().neg() + x2.clone() - x2.clone() * x2.clone() * x2.clone()
-            + iext2.clone()
-            + bb.clone() * g.clone()
-            - (z.clone() - 3.5) * 0.3;
-        if let Some(c2) = c2 {
-            in2 = in2 + kf.clone() * c2.clone();
-        }
-        let dx2 = tt.clone() * in2;
-        let dy2 = tt.clone() * (aa.clone() * (x2.clone() + 0.25).clamp_min(0.0) - y2.clone())
-            / tau.clone();
-        // Filter.
-        let dg = tt.clone() * (g.clone() - x1.clone() * 0.1) * -0.01;
-        vec![dx1, dy1, dz, dx2, dy2, dg]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (x1, y1, z, x2, y2, g) = (x[0], x[1], x[2], x[3], x[4], x[5]);
-        let (a, b, cc, d, r, s, x0, iext, slope) =
-            (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]);
-        let (iext2, tau, aa, bb, kvf, kf, ks, tt) =
-            (p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16]);
-        let zero = T::zero();
-        let f1 = if x1 < zero {
-            -a * x1 * x1 + b * x1
-        } else {
-            let z4 = z - k(4.0);
-            slope - x2 + k::<T>(0.6) * z4 * z4
-        };
+        let Params {
+            a,
+            b,
+            c: cc,
+            d,
+            r,
+            s,
+            x0,
+            Iext: iext,
+            slope,
+            Iext2: iext2,
+            tau,
+            aa,
+            bb,
+            Kvf: kvf,
+            Kf: kf,
+            Ks: ks,
+            tt,
+        } = Params::from_slice(p);
+
+        let zero = k::<R>(0.0);
+        let z4 = z - k(4.0);
+        let f1 = R::select(
+            x1.lt(zero),
+            -a * x1 * x1 + b * x1,
+            slope - x2 + k::<R>(0.6) * z4 * z4,
+        );
         dx[0] = tt * (y1 - z + iext + kvf * c[0] + f1 * x1);
         dx[1] = tt * (cc - d * x1 * x1 - y1);
-        let z7 = if z < zero { z.powi(7) } else { zero };
-        dx[2] = tt * r * (s * (x1 - x0) - k::<T>(0.1) * z7 - z + ks * c[0]);
+        // The -0.1 z⁷ term only acts for z < 0.
+        let z7 = z.min(zero).powi(7);
+        dx[2] = tt * r * (s * (x1 - x0) - k::<R>(0.1) * z7 - z + ks * c[0]);
         dx[3] = tt
-            * (-y2 + x2 - x2 * x2 * x2 + iext2 + bb * g - k::<T>(0.3) * (z - k(3.5)) + kf * c[1]);
-        let f2 = if x2 < k(-0.25) {
-            zero
-        } else {
-            aa * (x2 + k(0.25))
-        };
+            * (-y2 + x2 - x2 * x2 * x2 + iext2 + bb * g - k::<R>(0.3) * (z - k(3.5)) + kf * c[1]);
+        let f2 = aa * (x2 + k(0.25)).max(zero);
         dx[4] = tt * (-y2 + f2) / tau;
-        dx[5] = tt * (-k::<T>(0.01) * (g - k::<T>(0.1) * x1));
+        dx[5] = tt * (-k::<R>(0.01) * (g - k::<R>(0.1) * x1));
     }
 }

@@ -36,11 +36,38 @@
 //! Sanz-Leon, Knock, Spiegler & Jirsa (2015), *Mathematical framework for large-scale brain
 //! network modeling in The Virtual Brain*, NeuroImage 111:385–430; FitzHugh (1961).
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::Model;
+crate::params! {
+    /// Generic 2D oscillator parameters.
+    pub struct Params, const PARAMS {
+        /// time-scale ratio between V and W
+        tau = 1.0, "1", [1e-3, 100.0];
+        /// baseline shift of the cubic nullcline
+        I = 0.0, "1", [-100.0, 100.0];
+        /// vertical shift of the W nullcline
+        a = -2.0, "1", [-100.0, 100.0];
+        /// linear slope of the W nullcline
+        b = -10.0, "1", [-100.0, 100.0];
+        /// parabolic term of the W nullcline
+        c = 0.0, "1", [-100.0, 100.0];
+        /// temporal scale factor
+        d = 0.02, "1/ms", [1e-6, 10.0];
+        /// quadratic term of the V nullcline
+        e = 3.0, "1", [-100.0, 100.0];
+        /// cubic term of the V nullcline
+        f = 1.0, "1", [-100.0, 100.0];
+        /// linear term of the V nullcline
+        g = 0.0, "1", [-100.0, 100.0];
+        /// feedback from W to V
+        alpha = 1.0, "1", [-100.0, 100.0];
+        /// feedback from W to itself
+        beta = 1.0, "1", [-100.0, 100.0];
+        /// scaling of the (network) input
+        gamma = 1.0, "1", [-10.0, 10.0];
+    }
+}
 
 /// TVB's generic 2D oscillator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,83 +89,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         ),
         VarSpec::new("W", "a.u.", 0.0, (-6.0, 6.0), "slow recovery variable"),
     ],
-    params: &[
-        ParamSpec::new(
-            "tau",
-            1.0,
-            "1",
-            1e-3,
-            100.0,
-            "time-scale ratio between V and W",
-        ),
-        ParamSpec::new(
-            "I",
-            0.0,
-            "1",
-            -100.0,
-            100.0,
-            "baseline shift of the cubic nullcline",
-        ),
-        ParamSpec::new(
-            "a",
-            -2.0,
-            "1",
-            -100.0,
-            100.0,
-            "vertical shift of the W nullcline",
-        ),
-        ParamSpec::new(
-            "b",
-            -10.0,
-            "1",
-            -100.0,
-            100.0,
-            "linear slope of the W nullcline",
-        ),
-        ParamSpec::new(
-            "c",
-            0.0,
-            "1",
-            -100.0,
-            100.0,
-            "parabolic term of the W nullcline",
-        ),
-        ParamSpec::new("d", 0.02, "1/ms", 1e-6, 10.0, "temporal scale factor"),
-        ParamSpec::new(
-            "e",
-            3.0,
-            "1",
-            -100.0,
-            100.0,
-            "quadratic term of the V nullcline",
-        ),
-        ParamSpec::new(
-            "f",
-            1.0,
-            "1",
-            -100.0,
-            100.0,
-            "cubic term of the V nullcline",
-        ),
-        ParamSpec::new(
-            "g",
-            0.0,
-            "1",
-            -100.0,
-            100.0,
-            "linear term of the V nullcline",
-        ),
-        ParamSpec::new("alpha", 1.0, "1", -100.0, 100.0, "feedback from W to V"),
-        ParamSpec::new("beta", 1.0, "1", -100.0, 100.0, "feedback from W to itself"),
-        ParamSpec::new(
-            "gamma",
-            1.0,
-            "1",
-            -10.0,
-            10.0,
-            "scaling of the (network) input",
-        ),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c_V",
         var: 0,
@@ -154,43 +105,24 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for Generic2d {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [v, w] = x else {
-            panic!("generic2d: expected 2 state variables")
-        };
-        let [tau, i_ext, a, b, cq, d, e, f, g, alpha, beta, gamma] = p else {
-            panic!("generic2d: expected 12 parameters")
-        };
-        let [c] = c else {
-            panic!("generic2d: expected 1 coupling input")
-        };
-        let v2 = v.clone() * v.clone();
-        let mut input = i_ext.clone();
-        if let Some(c) = c {
-            input = input + c.clone();
-        }
-        let dv = d.clone()
-            * tau.clone()
-            * (alpha.clone() * w.clone() - f.clone() * v2.clone() * v.clone()
-                + e.clone() * v2.clone()
-                + g.clone() * v.clone()
-                + gamma.clone() * input);
-        let dw = d.clone()
-            * (a.clone() + b.clone() * v.clone() + cq.clone() * v2 - beta.clone() * w.clone())
-            / tau.clone();
-        vec![dv, dw]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (v, w) = (x[0], x[1]);
-        let (tau, i_ext, a, b, cq, d, e, f) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
-        let (g, alpha, beta, gamma) = (p[8], p[9], p[10], p[11]);
+        let Params {
+            tau,
+            I: i_ext,
+            a,
+            b,
+            c: cq,
+            d,
+            e,
+            f,
+            g,
+            alpha,
+            beta,
+            gamma,
+        } = Params::from_slice(p);
+
         let v2 = v * v;
         dx[0] = d * tau * (alpha * w - f * v2 * v + e * v2 + g * v + gamma * (i_ext + c[0]));
         dx[1] = d * (a + b * v + cq * v2 - beta * w) / tau;

@@ -47,12 +47,51 @@
 //! Deco, Ponce-Alvarez, Hagmann, Romani, Mantini & Corbetta (2014), *How local
 //! excitation–inhibition ratio impacts the whole brain dynamics*, J. Neurosci. 34(23):7886–7898.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::util::ww_rate;
+use crate::{k, Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::util::{ww_rate, ww_rate_point};
-use crate::Model;
+crate::params! {
+    /// Wong–Wang E–I parameters.
+    pub struct Params, const PARAMS {
+        /// excitatory gain
+        a_e = 310.0, "n/C", [1.0, 2000.0];
+        /// excitatory threshold
+        b_e = 125.0, "Hz", [0.0, 1000.0];
+        /// excitatory curvature
+        d_e = 0.16, "s", [1e-4, 10.0];
+        /// excitatory kinetic parameter
+        gamma_e = 0.641e-3, "1", [0.0, 0.1];
+        /// NMDA decay time constant
+        tau_e = 100.0, "ms", [1e-2, 1000.0];
+        /// excitatory recurrence
+        w_p = 1.4, "1", [0.0, 10.0];
+        /// NMDA coupling
+        J_N = 0.15, "nA", [0.0, 10.0];
+        /// scaling of the external input to E
+        W_e = 1.0, "1", [0.0, 10.0];
+        /// inhibitory gain
+        a_i = 615.0, "n/C", [1.0, 2000.0];
+        /// inhibitory threshold
+        b_i = 177.0, "Hz", [0.0, 1000.0];
+        /// inhibitory curvature
+        d_i = 0.087, "s", [1e-4, 10.0];
+        /// inhibitory kinetic parameter
+        gamma_i = 1e-3, "1", [0.0, 0.1];
+        /// GABA decay time constant
+        tau_i = 10.0, "ms", [1e-2, 1000.0];
+        /// local inhibitory coupling
+        J_i = 1.0, "nA", [0.0, 10.0];
+        /// scaling of the external input to I
+        W_i = 0.7, "1", [0.0, 10.0];
+        /// effective external input
+        I_o = 0.382, "nA", [-10.0, 10.0];
+        /// external stimulus to E
+        I_ext = 0.0, "nA", [-10.0, 10.0];
+        /// fraction of the network input reaching I
+        lamda = 0.0, "1", [0.0, 1.0];
+    }
+}
 
 /// The Wong–Wang excitatory–inhibitory model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,75 +119,7 @@ pub const SPEC: ModelSpec = ModelSpec {
             "inhibitory (GABA) gating variable",
         ),
     ],
-    params: &[
-        ParamSpec::new("a_e", 310.0, "n/C", 1.0, 2000.0, "excitatory gain"),
-        ParamSpec::new("b_e", 125.0, "Hz", 0.0, 1000.0, "excitatory threshold"),
-        ParamSpec::new("d_e", 0.16, "s", 1e-4, 10.0, "excitatory curvature"),
-        ParamSpec::new(
-            "gamma_e",
-            0.641e-3,
-            "1",
-            0.0,
-            0.1,
-            "excitatory kinetic parameter",
-        ),
-        ParamSpec::new(
-            "tau_e",
-            100.0,
-            "ms",
-            1e-2,
-            1000.0,
-            "NMDA decay time constant",
-        ),
-        ParamSpec::new("w_p", 1.4, "1", 0.0, 10.0, "excitatory recurrence"),
-        ParamSpec::new("J_N", 0.15, "nA", 0.0, 10.0, "NMDA coupling"),
-        ParamSpec::new(
-            "W_e",
-            1.0,
-            "1",
-            0.0,
-            10.0,
-            "scaling of the external input to E",
-        ),
-        ParamSpec::new("a_i", 615.0, "n/C", 1.0, 2000.0, "inhibitory gain"),
-        ParamSpec::new("b_i", 177.0, "Hz", 0.0, 1000.0, "inhibitory threshold"),
-        ParamSpec::new("d_i", 0.087, "s", 1e-4, 10.0, "inhibitory curvature"),
-        ParamSpec::new(
-            "gamma_i",
-            1e-3,
-            "1",
-            0.0,
-            0.1,
-            "inhibitory kinetic parameter",
-        ),
-        ParamSpec::new(
-            "tau_i",
-            10.0,
-            "ms",
-            1e-2,
-            1000.0,
-            "GABA decay time constant",
-        ),
-        ParamSpec::new("J_i", 1.0, "nA", 0.0, 10.0, "local inhibitory coupling"),
-        ParamSpec::new(
-            "W_i",
-            0.7,
-            "1",
-            0.0,
-            10.0,
-            "scaling of the external input to I",
-        ),
-        ParamSpec::new("I_o", 0.382, "nA", -10.0, 10.0, "effective external input"),
-        ParamSpec::new("I_ext", 0.0, "nA", -10.0, 10.0, "external stimulus to E"),
-        ParamSpec::new(
-            "lamda",
-            0.0,
-            "1",
-            0.0,
-            1.0,
-            "fraction of the network input reaching I",
-        ),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -165,64 +136,43 @@ impl Model for WongWangEi {
     const SPEC: &'static ModelSpec = &SPEC;
     const PROJECTS: bool = true;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [s_e, s_i] = x else {
-            panic!("wong_wang_ei: expected 2 state variables")
-        };
-        let [a_e, b_e, d_e, gamma_e, tau_e, w_p, j_n, w_e, a_i, b_i, d_i, gamma_i, tau_i, j_i, w_i, i_o, i_ext, lamda] =
-            p
-        else {
-            panic!("wong_wang_ei: expected 18 parameters")
-        };
-        let [c] = c else {
-            panic!("wong_wang_ei: expected 1 coupling input")
-        };
-        let jn_se = j_n.clone() * s_e.clone();
-        let mut cur_e = w_e.clone() * i_o.clone() + w_p.clone() * jn_se.clone()
-            - j_i.clone() * s_i.clone()
-            + i_ext.clone();
-        let mut cur_i = w_i.clone() * i_o.clone() + jn_se - s_i.clone();
-        if let Some(c) = c {
-            let cc = j_n.clone() * c.clone();
-            cur_e = cur_e + cc.clone();
-            cur_i = cur_i + lamda.clone() * cc;
-        }
-        let h_e = ww_rate(a_e.clone() * cur_e - b_e.clone(), d_e.clone());
-        let h_i = ww_rate(a_i.clone() * cur_i - b_i.clone(), d_i.clone());
-        let ds_e = (s_e.clone().neg() + 1.0) * gamma_e.clone() * h_e - s_e.clone() / tau_e.clone();
-        let ds_i = gamma_i.clone() * h_i - s_i.clone() / tau_i.clone();
-        vec![ds_e, ds_i]
-    }
-
-    fn project<B: Backend>(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        x.into_iter().map(|v| v.clamp(0.0, 1.0)).collect()
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (s_e, s_i) = (x[0], x[1]);
-        let (a_e, b_e, d_e, gamma_e, tau_e, w_p, j_n, w_e, a_i) =
-            (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]);
-        let (b_i, d_i, gamma_i, tau_i, j_i, w_i, i_o, i_ext, lamda) =
-            (p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17]);
+        let Params {
+            a_e,
+            b_e,
+            d_e,
+            gamma_e,
+            tau_e,
+            w_p,
+            J_N: j_n,
+            W_e: w_e,
+            a_i,
+            b_i,
+            d_i,
+            gamma_i,
+            tau_i,
+            J_i: j_i,
+            W_i: w_i,
+            I_o: i_o,
+            I_ext: i_ext,
+            lamda,
+        } = Params::from_slice(p);
+
         let cc = j_n * c[0];
         let jn_se = j_n * s_e;
         let cur_e = w_e * i_o + w_p * jn_se - j_i * s_i + i_ext + cc;
         let cur_i = w_i * i_o + jn_se - s_i + lamda * cc;
-        let h_e = ww_rate_point(a_e * cur_e - b_e, d_e);
-        let h_i = ww_rate_point(a_i * cur_i - b_i, d_i);
-        dx[0] = -s_e / tau_e + (T::one() - s_e) * gamma_e * h_e;
+        let h_e = ww_rate(a_e * cur_e - b_e, d_e);
+        let h_i = ww_rate(a_i * cur_i - b_i, d_i);
+        dx[0] = -s_e / tau_e + (k::<R>(1.0) - s_e) * gamma_e * h_e;
         dx[1] = -s_i / tau_i + gamma_i * h_i;
     }
 
     #[inline(always)]
-    fn project_point<T: Float>(&self, x: &mut [T]) {
-        x[0] = x[0].max(T::zero()).min(T::one());
-        x[1] = x[1].max(T::zero()).min(T::one());
+    fn project<R: Real>(&self, x: &mut [R]) {
+        x[0] = x[0].max(k::<R>(0.0)).min(k::<R>(1.0));
+        x[1] = x[1].max(k::<R>(0.0)).min(k::<R>(1.0));
     }
 }

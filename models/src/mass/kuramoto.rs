@@ -22,11 +22,16 @@
 //! Lecture Notes in Physics 39:420; Cabral, Hugues, Sporns & Deco (2011), *Role of local network
 //! oscillations in resting-state functional connectivity*, NeuroImage 57(1):130–139.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::Model;
+crate::params! {
+    /// Kuramoto parameters.
+    pub struct Params, const PARAMS {
+        /// natural angular frequency
+        omega = 0.251_327_412_287_183_46, "rad/ms", [-10.0, 10.0];
+    }
+}
 
 /// The Kuramoto phase oscillator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,14 +50,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         (0.0, std::f64::consts::TAU),
         "phase",
     )],
-    params: &[ParamSpec::new(
-        "omega",
-        0.251_327_412_287_183_46,
-        "rad/ms",
-        -10.0,
-        10.0,
-        "natural angular frequency",
-    )],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -69,32 +67,8 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for Kuramoto {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [theta] = x else {
-            panic!("kuramoto: expected 1 state variable")
-        };
-        let [omega] = p else {
-            panic!("kuramoto: expected 1 parameter")
-        };
-        let [c] = c else {
-            panic!("kuramoto: expected 1 coupling input")
-        };
-        // The phase itself does not enter; `zeros_like` gives the output its [batch, nodes]
-        // shape when omega is a broadcast [1, 1] or [batch, 1] tensor.
-        let mut d = theta.zeros_like() + omega.clone();
-        if let Some(c) = c {
-            d = d + c.clone();
-        }
-        vec![d]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, _x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
-        dx[0] = p[0] + c[0];
+    fn drift<R: Real>(&self, _x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
+        dx[0] = Params::from_slice(p).omega + c[0];
     }
 }

@@ -26,11 +26,22 @@
 //! FitzHugh (1961), *Impulses and physiological states in theoretical models of nerve membrane*,
 //! Biophys. J. 1:445–466; Nagumo, Arimoto & Yoshizawa (1962), Proc. IRE 50:2061–2070.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{k, Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::{k, Model};
+crate::params! {
+    /// FitzHugh–Nagumo parameters.
+    pub struct Params, const PARAMS {
+        /// offset of the recovery nullcline
+        a = 0.7, "1", [-10.0, 10.0];
+        /// slope factor of the recovery nullcline
+        b = 0.8, "1", [0.0, 10.0];
+        /// recovery time scale
+        tau = 12.5, "ms", [1e-2, 1000.0];
+        /// external input current
+        I = 0.0, "1", [-10.0, 10.0];
+    }
+}
 
 /// The FitzHugh–Nagumo model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,26 +63,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         ),
         VarSpec::new("w", "a.u.", -0.6, (-1.0, 2.0), "slow recovery variable"),
     ],
-    params: &[
-        ParamSpec::new(
-            "a",
-            0.7,
-            "1",
-            -10.0,
-            10.0,
-            "offset of the recovery nullcline",
-        ),
-        ParamSpec::new(
-            "b",
-            0.8,
-            "1",
-            0.0,
-            10.0,
-            "slope factor of the recovery nullcline",
-        ),
-        ParamSpec::new("tau", 12.5, "ms", 1e-2, 1000.0, "recovery time scale"),
-        ParamSpec::new("I", 0.0, "1", -10.0, 10.0, "external input current"),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -87,34 +79,15 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for FitzHughNagumo {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [v, w] = x else {
-            panic!("fhn: expected 2 state variables")
-        };
-        let [a, b, tau, i_ext] = p else {
-            panic!("fhn: expected 4 parameters")
-        };
-        let [c] = c else {
-            panic!("fhn: expected 1 coupling input")
-        };
-        let mut dv =
-            v.clone() - v.clone() * v.clone() * v.clone() * (1.0 / 3.0) - w.clone() + i_ext.clone();
-        if let Some(c) = c {
-            dv = dv + c.clone();
-        }
-        let dw = (v.clone() + a.clone() - b.clone() * w.clone()) / tau.clone();
-        vec![dv, dw]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (v, w) = (x[0], x[1]);
-        let (a, b, tau, i_ext) = (p[0], p[1], p[2], p[3]);
+        let Params {
+            a,
+            b,
+            tau,
+            I: i_ext,
+        } = Params::from_slice(p);
         dx[0] = v - v * v * v * k(1.0 / 3.0) - w + i_ext + c[0];
         dx[1] = (v + a - b * w) / tau;
     }

@@ -47,11 +47,40 @@
 //! Jansen & Rit (1995), *Electroencephalogram and visual evoked potential generation in a
 //! mathematical model of coupled cortical columns*, Biol. Cybern. 73:357–366.
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{k, Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::{k, Model};
+crate::params! {
+    /// Jansen–Rit parameters.
+    pub struct Params, const PARAMS {
+        /// maximal excitatory post-synaptic potential
+        A = 3.25, "mV", [0.1, 50.0];
+        /// maximal inhibitory post-synaptic potential
+        B = 22.0, "mV", [0.1, 200.0];
+        /// excitatory synaptic rate constant
+        a = 0.1, "1/ms", [1e-3, 1.0];
+        /// inhibitory synaptic rate constant
+        b = 0.05, "1/ms", [1e-3, 1.0];
+        /// potential of half-maximal firing
+        v0 = 6.0, "mV", [-20.0, 20.0];
+        /// half the maximal firing rate
+        nu_max = 0.0025, "1/ms", [1e-5, 0.1];
+        /// steepness of the sigmoid
+        r = 0.56, "1/mV", [0.01, 5.0];
+        /// average number of synaptic contacts
+        J = 135.0, "1", [1.0, 2000.0];
+        /// fraction of J: pyramidal to excitatory interneurons
+        a_1 = 1.0, "1", [0.0, 5.0];
+        /// fraction of J: excitatory interneurons to pyramidal
+        a_2 = 0.8, "1", [0.0, 5.0];
+        /// fraction of J: pyramidal to inhibitory interneurons
+        a_3 = 0.25, "1", [0.0, 5.0];
+        /// fraction of J: inhibitory interneurons to pyramidal
+        a_4 = 0.25, "1", [0.0, 5.0];
+        /// mean external input rate (p)
+        mu = 0.22, "1/ms", [-1.0, 2.0];
+    }
+}
 
 /// The Jansen–Rit model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,105 +136,7 @@ pub const SPEC: ModelSpec = ModelSpec {
             doc: "time derivative of y2",
         },
     ],
-    params: &[
-        ParamSpec::new(
-            "A",
-            3.25,
-            "mV",
-            0.1,
-            50.0,
-            "maximal excitatory post-synaptic potential",
-        ),
-        ParamSpec::new(
-            "B",
-            22.0,
-            "mV",
-            0.1,
-            200.0,
-            "maximal inhibitory post-synaptic potential",
-        ),
-        ParamSpec::new(
-            "a",
-            0.1,
-            "1/ms",
-            1e-3,
-            1.0,
-            "excitatory synaptic rate constant",
-        ),
-        ParamSpec::new(
-            "b",
-            0.05,
-            "1/ms",
-            1e-3,
-            1.0,
-            "inhibitory synaptic rate constant",
-        ),
-        ParamSpec::new(
-            "v0",
-            6.0,
-            "mV",
-            -20.0,
-            20.0,
-            "potential of half-maximal firing",
-        ),
-        ParamSpec::new(
-            "nu_max",
-            0.0025,
-            "1/ms",
-            1e-5,
-            0.1,
-            "half the maximal firing rate",
-        ),
-        ParamSpec::new("r", 0.56, "1/mV", 0.01, 5.0, "steepness of the sigmoid"),
-        ParamSpec::new(
-            "J",
-            135.0,
-            "1",
-            1.0,
-            2000.0,
-            "average number of synaptic contacts",
-        ),
-        ParamSpec::new(
-            "a_1",
-            1.0,
-            "1",
-            0.0,
-            5.0,
-            "fraction of J: pyramidal to excitatory interneurons",
-        ),
-        ParamSpec::new(
-            "a_2",
-            0.8,
-            "1",
-            0.0,
-            5.0,
-            "fraction of J: excitatory interneurons to pyramidal",
-        ),
-        ParamSpec::new(
-            "a_3",
-            0.25,
-            "1",
-            0.0,
-            5.0,
-            "fraction of J: pyramidal to inhibitory interneurons",
-        ),
-        ParamSpec::new(
-            "a_4",
-            0.25,
-            "1",
-            0.0,
-            5.0,
-            "fraction of J: inhibitory interneurons to pyramidal",
-        ),
-        ParamSpec::new(
-            "mu",
-            0.22,
-            "1/ms",
-            -1.0,
-            2.0,
-            "mean external input rate (p)",
-        ),
-    ],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 1,
@@ -218,71 +149,37 @@ pub const SPEC: ModelSpec = ModelSpec {
     citation: "Jansen & Rit (1995) Biol. Cybern. 73:357-366",
 };
 
-/// `2 nu_max / (1 + exp(r (v0 - v)))`, written as `nu_max (1 + tanh(r (v - v0) / 2))`, which is
-/// the same function but cannot overflow and differentiates cleanly everywhere.
-fn sigm<B: Backend>(
-    v: Tensor<B, 2>,
-    nu_max: &Tensor<B, 2>,
-    r: &Tensor<B, 2>,
-    v0: &Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    nu_max.clone() * ((r.clone() * (v - v0.clone()) * 0.5).tanh() + 1.0)
-}
-
 #[inline(always)]
-fn sigm_point<T: Float>(v: T, nu_max: T, r: T, v0: T) -> T {
-    nu_max * (T::one() + (r * (v - v0) * k(0.5)).tanh())
+fn sigm<R: Real>(v: R, nu_max: R, r: R, v0: R) -> R {
+    nu_max * (k::<R>(1.0) + (r * (v - v0) * k(0.5)).tanh())
 }
 
 impl Model for JansenRit {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [y0, y1, y2, y3, y4, y5] = x else {
-            panic!("jansen_rit: expected 6 state variables")
-        };
-        let [a_big, b_big, a, b, v0, nu_max, r, j, a_1, a_2, a_3, a_4, mu] = p else {
-            panic!("jansen_rit: expected 13 parameters")
-        };
-        let [c] = c else {
-            panic!("jansen_rit: expected 1 coupling input")
-        };
-        let s_pyr = sigm(y1.clone() - y2.clone(), nu_max, r, v0);
-        let j_y0 = j.clone() * y0.clone();
-        let s_exc = sigm(a_1.clone() * j_y0.clone(), nu_max, r, v0);
-        let s_inh = sigm(a_3.clone() * j_y0, nu_max, r, v0);
-        let mut input = mu.clone() + a_2.clone() * j.clone() * s_exc;
-        if let Some(c) = c {
-            input = input + c.clone();
-        }
-        let aa = a.clone() * a.clone();
-        let bb = b.clone() * b.clone();
-        let dy3 = a_big.clone() * a.clone() * s_pyr
-            - a.clone() * y3.clone() * 2.0
-            - aa.clone() * y0.clone();
-        let dy4 =
-            a_big.clone() * a.clone() * input - a.clone() * y4.clone() * 2.0 - aa * y1.clone();
-        let dy5 = b_big.clone() * b.clone() * a_4.clone() * j.clone() * s_inh
-            - b.clone() * y5.clone() * 2.0
-            - bb * y2.clone();
-        vec![y3.clone(), y4.clone(), y5.clone(), dy3, dy4, dy5]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
         let (y0, y1, y2, y3, y4, y5) = (x[0], x[1], x[2], x[3], x[4], x[5]);
-        let (a_big, b_big, a, b, v0, nu_max, r, j) =
-            (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
-        let (a_1, a_2, a_3, a_4, mu) = (p[8], p[9], p[10], p[11], p[12]);
-        let two = k::<T>(2.0);
-        let s_pyr = sigm_point(y1 - y2, nu_max, r, v0);
-        let s_exc = sigm_point(a_1 * j * y0, nu_max, r, v0);
-        let s_inh = sigm_point(a_3 * j * y0, nu_max, r, v0);
+        let Params {
+            A: a_big,
+            B: b_big,
+            a,
+            b,
+            v0,
+            nu_max,
+            r,
+            J: j,
+            a_1,
+            a_2,
+            a_3,
+            a_4,
+            mu,
+        } = Params::from_slice(p);
+
+        let two = k::<R>(2.0);
+        let s_pyr = sigm(y1 - y2, nu_max, r, v0);
+        let s_exc = sigm(a_1 * j * y0, nu_max, r, v0);
+        let s_inh = sigm(a_3 * j * y0, nu_max, r, v0);
         dx[0] = y3;
         dx[1] = y4;
         dx[2] = y5;
@@ -291,17 +188,8 @@ impl Model for JansenRit {
         dx[5] = b_big * b * a_4 * j * s_inh - two * b * y5 - b * b * y2;
     }
 
-    fn coupled<B: Backend>(
-        &self,
-        _k: usize,
-        x: &[Tensor<B, 2>],
-        _p: &[Tensor<B, 2>],
-    ) -> Tensor<B, 2> {
-        x[1].clone() - x[2].clone()
-    }
-
     #[inline(always)]
-    fn coupled_point<T: Float>(&self, _k: usize, x: &[T], _p: &[T]) -> T {
+    fn coupled<R: Real>(&self, _k: usize, x: &[R], _p: &[R]) -> R {
         x[1] - x[2]
     }
 }

@@ -31,11 +31,20 @@
 //! metastability and its dynamical cortical core*, Sci. Rep. 7:3095; Kuznetsov, *Elements of
 //! applied bifurcation theory*.
 
-use burn::prelude::{Backend, Tensor};
 use num_traits::Float;
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::Model;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{Model, Real};
+
+crate::params! {
+    /// Hopf's parameters.
+    pub struct Params, const PARAMS {
+        /// bifurcation parameter
+        a = -0.02, "1/s", [-10.0, 10.0];
+        /// angular frequency
+        omega = 0.314_159_265_358_979_3, "rad/s", [0.0, 1000.0];
+    }
+}
 
 /// The Hopf normal form.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,17 +66,7 @@ pub const SPEC: ModelSpec = ModelSpec {
         ),
         VarSpec::new("y", "a.u.", 0.0, (-1.0, 1.0), "imaginary part"),
     ],
-    params: &[
-        ParamSpec::new("a", -0.02, "1/s", -10.0, 10.0, "bifurcation parameter"),
-        ParamSpec::new(
-            "omega",
-            0.314_159_265_358_979_3,
-            "rad/s",
-            0.0,
-            1000.0,
-            "angular frequency",
-        ),
-    ],
+    params: PARAMS,
     coupling: &[
         CouplingSpec {
             name: "c_x",
@@ -92,37 +91,10 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for Hopf {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [xs, ys] = x else {
-            panic!("hopf: expected 2 state variables")
-        };
-        let [a, omega] = p else {
-            panic!("hopf: expected 2 parameters")
-        };
-        let [c_x, c_y] = c else {
-            panic!("hopf: expected 2 coupling inputs")
-        };
-        let g = a.clone() - xs.clone() * xs.clone() - ys.clone() * ys.clone();
-        let mut dx = g.clone() * xs.clone() - omega.clone() * ys.clone();
-        let mut dy = g * ys.clone() + omega.clone() * xs.clone();
-        if let Some(c) = c_x {
-            dx = dx + c.clone();
-        }
-        if let Some(c) = c_y {
-            dy = dy + c.clone();
-        }
-        vec![dx, dy]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
+        let Params { a, omega } = Params::from_slice(p);
         let (xs, ys) = (x[0], x[1]);
-        let (a, omega) = (p[0], p[1]);
         let g = a - xs * xs - ys * ys;
         dx[0] = g * xs - omega * ys + c[0];
         dx[1] = g * ys + omega * xs + c[1];
@@ -142,7 +114,8 @@ impl Model for Hopf {
         lp: &mut [T],
     ) {
         let (xs, ys) = (x[0], x[1]);
-        let (a, omega) = (p[0], p[1]);
+        let Params { a, omega } = Params::from_slice(p);
+        let ix = Params::index();
         let (la, lb) = (ld[0], ld[1]);
         let g = a - xs * xs - ys * ys;
         let two = T::one() + T::one();
@@ -151,7 +124,7 @@ impl Model for Hopf {
         lx[1] = lx[1] - la * (xy2 + omega) + lb * (g - two * ys * ys);
         lc[0] = lc[0] + la;
         lc[1] = lc[1] + lb;
-        lp[0] = lp[0] + la * xs + lb * ys;
-        lp[1] = lp[1] + lb * xs - la * ys;
+        lp[ix.a] = lp[ix.a] + la * xs + lb * ys;
+        lp[ix.omega] = lp[ix.omega] + lb * xs - la * ys;
     }
 }

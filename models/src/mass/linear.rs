@@ -18,11 +18,16 @@
 //!
 //! Sanz-Leon, Knock, Spiegler & Jirsa (2015), NeuroImage 111:385–430 (TVB `Linear`).
 
-use burn::prelude::{Backend, Tensor};
-use num_traits::Float;
+use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, VarSpec};
+use crate::{Model, Real};
 
-use crate::spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
-use crate::Model;
+crate::params! {
+    /// The linear node's parameters.
+    pub struct Params, const PARAMS {
+        /// damping coefficient
+        gamma = -10.0, "1/ms", [-100.0, 0.0];
+    }
+}
 
 /// The linear model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,14 +40,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     time_unit: "ms",
     default_dt: 0.01,
     state: &[VarSpec::new("x", "a.u.", 0.0, (-1.0, 1.0), "activity")],
-    params: &[ParamSpec::new(
-        "gamma",
-        -10.0,
-        "1/ms",
-        -100.0,
-        0.0,
-        "damping coefficient",
-    )],
+    params: PARAMS,
     coupling: &[CouplingSpec {
         name: "c",
         var: 0,
@@ -58,30 +56,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 impl Model for Linear {
     const SPEC: &'static ModelSpec = &SPEC;
 
-    fn drift<B: Backend>(
-        &self,
-        x: &[Tensor<B, 2>],
-        c: &[Option<Tensor<B, 2>>],
-        p: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 2>> {
-        let [xs] = x else {
-            panic!("linear: expected 1 state variable")
-        };
-        let [gamma] = p else {
-            panic!("linear: expected 1 parameter")
-        };
-        let [c] = c else {
-            panic!("linear: expected 1 coupling input")
-        };
-        let mut d = gamma.clone() * xs.clone();
-        if let Some(c) = c {
-            d = d + c.clone();
-        }
-        vec![d]
-    }
-
     #[inline(always)]
-    fn drift_point<T: Float>(&self, x: &[T], c: &[T], p: &[T], dx: &mut [T]) {
-        dx[0] = p[0] * x[0] + c[0];
+    fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {
+        let Params { gamma } = Params::from_slice(p);
+        dx[0] = gamma * x[0] + c[0];
     }
 }

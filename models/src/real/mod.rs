@@ -1,0 +1,9 @@
+//! The number type every equation is written over: [`Real`], with one implementation for every
+//! `num_traits::Float` (`f32`, `f64`, the engine's dual numbers) and one for Burn tensors
+//! ([`Tx`], a `Copy` handle to a tensor expression in a scoped arena).
+
+mod scalar;
+mod tensor;
+
+pub use scalar::{k, Real, EXP_MAX};
+pub use tensor::{scope, Tx, TxMask};

@@ -1,0 +1,420 @@
+//! [`Tx`]: a [`Real`] over Burn tensors, so that one generic equation also runs on every
+//! backend and differentiates under `Autodiff<B>`.
+//!
+//! A `Tx<B>` is either a constant (`f64`, folded into scalar operations) or a `Copy` handle to a
+//! `[batch, nodes]`-broadcastable tensor kept in an arena that lives for one [`scope`] on the
+//! current thread. Handles from another scope (or thread) are detected and refused with a panic
+//! naming the mistake: an expression never outlives the call that built it.
+//!
+//! Folding: `c ∘ c` is computed on the host; `t + 0`, `t − 0`, `t · 1`, `t / 1` are `t`;
+//! `t · 0` and `0 · t` are the constant 0 (so a switched-off coupling input, passed as the
+//! constant 0, removes its whole term, as the hand-written tensor code did); other mixed
+//! operations are Burn's scalar operations (`add_scalar`, `mul_scalar`, …).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::prelude::{Backend, Bool, Tensor};
+use burn::tensor::{Element, TensorCreationOptions};
+
+use super::scalar::Real;
+
+/// One scope's tensors on this thread.
+struct Arena {
+    id: u64,
+    slots: Vec<Box<dyn Any>>,
+}
+
+static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static ARENA: RefCell<Arena> = const { RefCell::new(Arena { id: 0, slots: Vec::new() }) };
+}
+
+/// Runs `f` with a fresh arena for tensor expressions ([`Tx`]); the arena and every tensor in it
+/// are dropped when `f` returns. Scopes nest (the outer arena is restored afterwards). Take the
+/// tensors out with [`Tx::tensor`] inside `f`.
+pub fn scope<T>(f: impl FnOnce() -> T) -> T {
+    let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
+    let outer = ARENA.with(|a| {
+        std::mem::replace(
+            &mut *a.borrow_mut(),
+            Arena {
+                id,
+                slots: Vec::new(),
+            },
+        )
+    });
+    struct Restore(Option<Arena>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                ARENA.with(|a| *a.borrow_mut() = outer);
+            }
+        }
+    }
+    let _restore = Restore(Some(outer));
+    f()
+}
+
+fn push(value: Box<dyn Any>) -> Handle {
+    ARENA.with(|a| {
+        let mut a = a.borrow_mut();
+        assert!(
+            a.id != 0,
+            "a tensor expression (Tx) was built outside `real::scope`"
+        );
+        a.slots.push(value);
+        Handle {
+            scope: a.id,
+            slot: (a.slots.len() - 1) as u32,
+        }
+    })
+}
+
+fn get<T: Clone + 'static>(h: Handle) -> T {
+    ARENA.with(|a| {
+        let a = a.borrow();
+        assert!(
+            a.id == h.scope,
+            "a tensor expression (Tx) was used outside the `real::scope` that built it"
+        );
+        a.slots[h.slot as usize]
+            .downcast_ref::<T>()
+            .expect("tensor expression of another backend or rank")
+            .clone()
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Handle {
+    scope: u64,
+    slot: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Repr {
+    Const(f64),
+    Tensor(Handle),
+}
+
+/// A tensor expression: a constant or a handle to a `[batch, nodes]`-broadcastable tensor in the
+/// current [`scope`]. See the module documentation.
+pub struct Tx<B: Backend> {
+    repr: Repr,
+    _b: PhantomData<fn() -> B>,
+}
+
+impl<B: Backend> Clone for Tx<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for Tx<B> {}
+
+impl<B: Backend> std::fmt::Debug for Tx<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.repr {
+            Repr::Const(c) => write!(f, "Tx::Const({c})"),
+            Repr::Tensor(h) => write!(f, "Tx::Tensor(#{})", h.slot),
+        }
+    }
+}
+
+/// The result of comparing [`Tx`]s: a constant or a handle to a boolean tensor.
+pub struct TxMask<B: Backend> {
+    repr: MaskRepr,
+    _b: PhantomData<fn() -> B>,
+}
+
+#[derive(Clone, Copy)]
+enum MaskRepr {
+    Const(bool),
+    Tensor(Handle),
+}
+
+impl<B: Backend> Clone for TxMask<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for TxMask<B> {}
+
+type T2<B> = Tensor<B, 2>;
+
+fn opts<B: Backend>(device: &B::Device) -> TensorCreationOptions<B> {
+    (device, <B::FloatElem as Element>::dtype()).into()
+}
+
+impl<B: Backend> Tx<B> {
+    /// A tensor into the current scope.
+    pub fn new(t: T2<B>) -> Self {
+        Self::wrap(Repr::Tensor(push(Box::new(t))))
+    }
+
+    /// A constant.
+    pub fn constant(v: f64) -> Self {
+        Self::wrap(Repr::Const(v))
+    }
+
+    fn wrap(repr: Repr) -> Self {
+        Self {
+            repr,
+            _b: PhantomData,
+        }
+    }
+
+    /// The constant, if this is one.
+    pub fn as_const(self) -> Option<f64> {
+        match self.repr {
+            Repr::Const(c) => Some(c),
+            Repr::Tensor(_) => None,
+        }
+    }
+
+    /// The tensor, expanded to `shape` if it is smaller (broadcast) or a constant.
+    pub fn tensor(self, shape: [usize; 2], device: &B::Device) -> T2<B> {
+        match self.repr {
+            Repr::Const(c) => Tensor::full(shape, c, opts::<B>(device)),
+            Repr::Tensor(h) => {
+                let t: T2<B> = get(h);
+                if t.dims() == shape {
+                    t
+                } else {
+                    t.expand(shape)
+                }
+            }
+        }
+    }
+
+    fn t(h: Handle) -> T2<B> {
+        get(h)
+    }
+
+    fn unary(self, c: impl FnOnce(f64) -> f64, t: impl FnOnce(T2<B>) -> T2<B>) -> Self {
+        match self.repr {
+            Repr::Const(v) => Self::constant(c(v)),
+            Repr::Tensor(h) => Self::new(t(Self::t(h))),
+        }
+    }
+}
+
+impl<B: Backend> TxMask<B> {
+    fn wrap(repr: MaskRepr) -> Self {
+        Self {
+            repr,
+            _b: PhantomData,
+        }
+    }
+}
+
+impl<B: Backend> Add for Tx<B> {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => Self::constant(a + b),
+            (Repr::Tensor(_), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(_)) if c == 0.0 => {
+                if self.as_const().is_some() {
+                    o
+                } else {
+                    self
+                }
+            }
+            (Repr::Tensor(a), Repr::Const(c)) => Self::new(Self::t(a).add_scalar(c)),
+            (Repr::Const(c), Repr::Tensor(b)) => Self::new(Self::t(b).add_scalar(c)),
+            (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a) + Self::t(b)),
+        }
+    }
+}
+
+impl<B: Backend> Sub for Tx<B> {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => Self::constant(a - b),
+            (Repr::Tensor(_), Repr::Const(c)) if c == 0.0 => self,
+            (Repr::Tensor(a), Repr::Const(c)) => Self::new(Self::t(a).sub_scalar(c)),
+            (Repr::Const(c), Repr::Tensor(b)) if c == 0.0 => Self::new(Self::t(b).neg()),
+            (Repr::Const(c), Repr::Tensor(b)) => Self::new(Self::t(b).neg().add_scalar(c)),
+            (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a) - Self::t(b)),
+        }
+    }
+}
+
+impl<B: Backend> Mul for Tx<B> {
+    type Output = Self;
+    fn mul(self, o: Self) -> Self {
+        match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => Self::constant(a * b),
+            (Repr::Tensor(_), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(_)) if c == 0.0 => {
+                Self::constant(0.0)
+            }
+            (Repr::Tensor(_), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(_)) if c == 1.0 => {
+                if self.as_const().is_some() {
+                    o
+                } else {
+                    self
+                }
+            }
+            (Repr::Tensor(a), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(a)) => {
+                Self::new(Self::t(a).mul_scalar(c))
+            }
+            (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a) * Self::t(b)),
+        }
+    }
+}
+
+impl<B: Backend> Div for Tx<B> {
+    type Output = Self;
+    fn div(self, o: Self) -> Self {
+        match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => Self::constant(a / b),
+            (Repr::Tensor(_), Repr::Const(c)) if c == 1.0 => self,
+            (Repr::Tensor(a), Repr::Const(c)) => Self::new(Self::t(a).div_scalar(c)),
+            (Repr::Const(c), Repr::Tensor(_)) if c == 0.0 => Self::constant(0.0),
+            (Repr::Const(c), Repr::Tensor(b)) if c == 1.0 => Self::new(Self::t(b).recip()),
+            (Repr::Const(c), Repr::Tensor(b)) => Self::new(Self::t(b).recip().mul_scalar(c)),
+            (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a) / Self::t(b)),
+        }
+    }
+}
+
+impl<B: Backend> Neg for Tx<B> {
+    type Output = Self;
+    fn neg(self) -> Self {
+        self.unary(|v| -v, |t| t.neg())
+    }
+}
+
+impl<B: Backend> Tx<B> {
+    fn cmp(
+        self,
+        o: Self,
+        cc: impl FnOnce(f64, f64) -> bool,
+        tc: impl FnOnce(T2<B>, f64) -> Tensor<B, 2, Bool>,
+        ct: impl FnOnce(f64, T2<B>) -> Tensor<B, 2, Bool>,
+        tt: impl FnOnce(T2<B>, T2<B>) -> Tensor<B, 2, Bool>,
+    ) -> TxMask<B> {
+        let m = match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => return TxMask::wrap(MaskRepr::Const(cc(a, b))),
+            (Repr::Tensor(a), Repr::Const(c)) => tc(Self::t(a), c),
+            (Repr::Const(c), Repr::Tensor(b)) => ct(c, Self::t(b)),
+            (Repr::Tensor(a), Repr::Tensor(b)) => tt(Self::t(a), Self::t(b)),
+        };
+        TxMask::wrap(MaskRepr::Tensor(push(Box::new(m))))
+    }
+}
+
+impl<B: Backend> Real for Tx<B> {
+    type Mask = TxMask<B>;
+
+    fn cst(v: f64) -> Self {
+        Self::constant(v)
+    }
+    fn exp(self) -> Self {
+        self.unary(f64::exp, |t| t.exp())
+    }
+    fn ln(self) -> Self {
+        self.unary(f64::ln, |t| t.log())
+    }
+    fn sqrt(self) -> Self {
+        self.unary(f64::sqrt, |t| t.sqrt())
+    }
+    fn tanh(self) -> Self {
+        self.unary(f64::tanh, |t| t.tanh())
+    }
+    fn sin(self) -> Self {
+        self.unary(f64::sin, |t| t.sin())
+    }
+    fn cos(self) -> Self {
+        self.unary(f64::cos, |t| t.cos())
+    }
+    fn abs(self) -> Self {
+        self.unary(f64::abs, |t| t.abs())
+    }
+    fn recip(self) -> Self {
+        self.unary(f64::recip, |t| t.recip())
+    }
+    fn powi(self, n: i32) -> Self {
+        match n {
+            1 => self,
+            2 => self * self,
+            _ => self.unary(|v| v.powi(n), |t| t.powi_scalar(n)),
+        }
+    }
+    fn max(self, o: Self) -> Self {
+        match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => Self::constant(a.max(b)),
+            (Repr::Tensor(a), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(a)) => {
+                Self::new(Self::t(a).clamp_min(c))
+            }
+            (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a).max_pair(Self::t(b))),
+        }
+    }
+    fn min(self, o: Self) -> Self {
+        match (self.repr, o.repr) {
+            (Repr::Const(a), Repr::Const(b)) => Self::constant(a.min(b)),
+            (Repr::Tensor(a), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(a)) => {
+                Self::new(Self::t(a).clamp_max(c))
+            }
+            (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a).min_pair(Self::t(b))),
+        }
+    }
+    fn lt(self, o: Self) -> TxMask<B> {
+        self.cmp(
+            o,
+            |a, b| a < b,
+            |t, c| t.lower_elem(c),
+            |c, t| t.greater_elem(c),
+            |a, b| a.lower(b),
+        )
+    }
+    fn gt(self, o: Self) -> TxMask<B> {
+        self.cmp(
+            o,
+            |a, b| a > b,
+            |t, c| t.greater_elem(c),
+            |c, t| t.lower_elem(c),
+            |a, b| a.greater(b),
+        )
+    }
+    fn select(mask: TxMask<B>, a: Self, b: Self) -> Self {
+        let m = match mask.repr {
+            MaskRepr::Const(true) => return a,
+            MaskRepr::Const(false) => return b,
+            MaskRepr::Tensor(h) => get::<Tensor<B, 2, Bool>>(h),
+        };
+        let shape = m.dims();
+        let device = m.device();
+        let out = match (a.repr, b.repr) {
+            (_, Repr::Tensor(_)) => {
+                let bt = b.tensor(shape, &device);
+                match a.repr {
+                    Repr::Const(c) => bt.mask_fill(m, c),
+                    Repr::Tensor(_) => bt.mask_where(m, a.tensor(shape, &device)),
+                }
+            }
+            (Repr::Tensor(_), Repr::Const(c)) => {
+                a.tensor(shape, &device).mask_fill(m.bool_not(), c)
+            }
+            (Repr::Const(ca), Repr::Const(cb)) => {
+                Tensor::full(shape, cb, opts::<B>(&device)).mask_fill(m, ca)
+            }
+        };
+        Self::new(out)
+    }
+    fn spike(self, slope: f64) -> Self {
+        match self.repr {
+            Repr::Const(v) => Self::constant(if v > 0.0 { 1.0 } else { 0.0 }),
+            Repr::Tensor(h) => {
+                let x = Self::t(h);
+                let h = x.clone().greater_elem(0.0).float();
+                let s = (x.clone() * slope) / (x.abs() * slope + 1.0) * 0.5 + 0.5;
+                Self::new(h + (s.clone() - s.detach()))
+            }
+        }
+    }
+}
