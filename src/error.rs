@@ -80,6 +80,20 @@ pub enum Error {
         value: f32,
     },
 
+    /// An optimiser or transform setting that `neurodiff-optim` refused (its message names the
+    /// parameter or setting).
+    #[error(transparent)]
+    Optim(neurodiff_optim::Error),
+
+    /// Another error with advice on what to change.
+    #[error("{error}\n  hint: {hint}")]
+    Hint {
+        /// The error.
+        error: Box<Error>,
+        /// What to try.
+        hint: String,
+    },
+
     /// A backend was asked for that this build does not include or this machine cannot run.
     #[error("backend `{name}`: {message}")]
     Backend {

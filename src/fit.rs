@@ -304,8 +304,8 @@ impl FitProblem {
                 ));
             }
             if let Some(v) = f.init {
-                b.check(&f.name, v)
-                    .map_err(|e| Error::param(&f.name, e.to_string()))?;
+                // The optimiser's error already names the parameter.
+                b.check(&f.name, v).map_err(Error::Optim)?;
             }
             if self.fixed.iter().any(|(n, _)| n == &f.name) {
                 return Err(Error::param(

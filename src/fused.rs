@@ -3,7 +3,7 @@
 //! It runs the same network, integrators, monitor and noise streams as the tensor engine
 //! ([`crate::sim`]), but each step is one pass over plain arrays: the coupling is a matrix
 //! product (`matrixmultiply`), and each node's right-hand side is the model's
-//! [`Model::drift_point`](neurodiff_models::Model::drift_point), inlined. Batch elements are
+//! [`Model::drift`](neurodiff_models::Model::drift), inlined. Batch elements are
 //! independent, so the batch is split across threads, each running whole chunks of steps.
 //!
 //! The tensor engine dispatches dozens of tensor operations per step (~0.4 µs each on CPU),
@@ -13,7 +13,8 @@
 //! floating-point tolerance.
 //!
 //! Supported: every model, every coupling function, conduction delays, held or per-stage
-//! coupling, every integrator, both monitors, both noise modes with the host noise source. Only
+//! coupling, every integrator, every monitor (raw, temporal mean, and BOLD, whose haemodynamics
+//! run on the host from the temporal means), both noise modes with the host noise source. Only
 //! device noise is not (reported by [`supports`]; such runs use the tensor engine).
 //!
 //! Delayed coupling keeps, per sent quantity, a ring buffer of what each node contributed to the
@@ -37,6 +38,7 @@ use crate::network::{
     check_speed, delay_steps, lengths_for_delays, resolve_inputs, sent_quantities, NetworkConfig,
 };
 use crate::noise::{draw, stream, NoiseMode, NoiseSource};
+use crate::observe::bold::BoldStream;
 use crate::params::ParamTable;
 use crate::sim::Run;
 use crate::sparse::{count_nonzero, Csr};
@@ -142,13 +144,14 @@ impl std::str::FromStr for Engine {
     }
 }
 
+/// The most state variables (and coupling inputs) per node the fused engine and its adjoint hold
+/// in their per-node scratch arrays; [`setup`] refuses larger models with an error.
+pub const MAX_VARS: usize = 16;
+
 /// Why a run cannot use the fused engine, or `None` if it can.
 pub fn supports(run: &Run) -> Option<&'static str> {
     if !run.noise.is_off() && run.noise.source != NoiseSource::Host {
         return Some("the fused engine draws host noise only");
-    }
-    if run.monitor.bold.is_some() {
-        return Some("the fused engine does not integrate BOLD; use the tensor engine");
     }
     None
 }
@@ -187,7 +190,43 @@ impl FusedRun<'_> {
 /// Runs a simulation on the fused engine in float type `T`. `on_samples(first, k, values)`
 /// receives each chunk's `k` samples `[k, batch, vars, nodes]`; `on_progress` the number of
 /// steps done. Returns the final state `[batch, vars, nodes]`.
+///
+/// A BOLD monitor runs as the neural run's temporal means ([`crate::sim::neural_run`]) fed to
+/// the host haemodynamics ([`BoldStream`]), which emits the BOLD samples `[k, batch, 1, nodes]`
+/// where the tensor engine's monitor takes them.
 pub fn simulate_fused<T: Real>(
+    fr: &FusedRun<'_>,
+    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+    on_progress: &mut dyn FnMut(usize),
+) -> Result<Vec<f32>> {
+    let Some(b) = &fr.run.monitor.bold else {
+        return simulate_neural::<T>(fr, on_samples, on_progress);
+    };
+    let spec = neurodiff_models::find(&fr.network.model)?;
+    fr.run.validate(spec.n_vars())?;
+    let neural = crate::sim::neural_run(fr.run, b);
+    let inner = FusedRun {
+        run: &neural,
+        ..*fr
+    };
+    let mut stream = BoldStream::new(fr.run, b, fr.batch, fr.connectome.n, spec.time_unit);
+    let bn = fr.batch * fr.connectome.n;
+    let mut emitted = 0;
+    let mut through = |_first: usize, k: usize, means: Vec<f32>| -> Result<()> {
+        let y = stream.push(&means, k)?;
+        if y.is_empty() {
+            return Ok(());
+        }
+        let count = y.len() / bn;
+        on_samples(emitted, count, y)?;
+        emitted += count;
+        Ok(())
+    };
+    simulate_neural::<T>(&inner, &mut through, on_progress)
+}
+
+/// [`simulate_fused`] for a run without BOLD.
+fn simulate_neural<T: Real>(
     fr: &FusedRun<'_>,
     on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
@@ -248,7 +287,7 @@ pub(crate) struct Ctx<T> {
     pub(crate) delayed: bool,
     pub(crate) hold: bool,
     /// Distinct sent quantities: the coupling input defining each, and whether it is a custom
-    /// expression ([`Model::coupled_point`]) rather than a plain variable.
+    /// expression ([`Model::coupled`](neurodiff_models::Model::coupled)) rather than a plain variable.
     pub(crate) sources: Vec<(usize, bool)>,
     /// For each coupling input: index into `sources`, or `None` if off.
     pub(crate) input_src: Vec<Option<usize>>,
@@ -330,6 +369,28 @@ pub(crate) fn setup<M: Model, T: Real>(
     run.validate(spec.n_vars())?;
     if let Some(why) = supports(run) {
         return Err(Error::setting("engine", why));
+    }
+    if run.monitor.bold.is_some() {
+        return Err(Error::setting(
+            "monitor",
+            "internal: a BOLD run reaches the fused engine's stepping only as its neural run \
+             (see simulate_fused)",
+        ));
+    }
+    if spec.n_vars() > MAX_VARS || spec.coupling.len() > MAX_VARS {
+        return Err(Error::setting(
+            "engine",
+            format!(
+                "model `{}` has {} state variables and {} coupling inputs; the fused engine \
+                 holds at most {MAX_VARS} of each per node (use --engine tensor)",
+                spec.name,
+                spec.n_vars(),
+                spec.coupling.len()
+            ),
+        ));
+    }
+    if fr.batch == 0 {
+        return Err(Error::setting("batch", "must be at least 1"));
     }
     let net = fr.network;
     let conn = fr.connectome;
@@ -832,13 +893,13 @@ pub(crate) fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T])
     if !M::PROJECTS {
         return;
     }
-    let mut buf = [T::zero(); 16];
+    let mut buf = [T::zero(); MAX_VARS];
     for row in x.chunks_exact_mut(nv * n) {
         for i in 0..n {
             for v in 0..nv {
                 buf[v] = row[v * n + i];
             }
-            m.project_point(&mut buf[..nv]);
+            m.project(&mut buf[..nv]);
             for v in 0..nv {
                 row[v * n + i] = buf[v];
             }
@@ -858,7 +919,7 @@ pub(crate) fn sent_and_pre<M: Model, T: Real>(
     let (n, nv, pm) = (ctx.n, ctx.nv, ctx.pm);
     let r = w.rows.len();
     let x = if from_xi { &w.xi } else { &w.x };
-    let mut xs = [T::zero(); 16];
+    let mut xs = [T::zero(); MAX_VARS];
     for (si, &(k, custom)) in ctx.sources.iter().enumerate() {
         let var = M::SPEC.coupling[k].var;
         for lb in 0..r {
@@ -869,7 +930,7 @@ pub(crate) fn sent_and_pre<M: Model, T: Real>(
                     for v in 0..nv {
                         xs[v] = xrow[v * n + j];
                     }
-                    m.coupled_point(k, &xs[..nv], &ctx.node_params(b, j)[..pm])
+                    m.coupled(k, &xs[..nv], &ctx.node_params(b, j)[..pm])
                 } else {
                     xrow[var * n + j]
                 };
@@ -1006,9 +1067,9 @@ pub(crate) fn drift<M: Model, T: Real>(
 ) {
     let (n, nv, pm) = (ctx.n, ctx.nv, ctx.pm);
     let nin = ctx.input_src.len();
-    let mut xs = [T::zero(); 16];
-    let mut cs = [T::zero(); 16];
-    let mut ds = [T::zero(); 16];
+    let mut xs = [T::zero(); MAX_VARS];
+    let mut cs = [T::zero(); MAX_VARS];
+    let mut ds = [T::zero(); MAX_VARS];
     for lb in 0..r {
         let xrow = &x[lb * nv * n..(lb + 1) * nv * n];
         let orow = &mut out[lb * nv * n..(lb + 1) * nv * n];
@@ -1020,7 +1081,7 @@ pub(crate) fn drift<M: Model, T: Real>(
             for (k, c) in cs.iter_mut().take(nin).enumerate() {
                 *c = cin[(k * r + lb) * n + i];
             }
-            m.drift_point(&xs[..nv], &cs[..nin], &p[..pm], &mut ds[..nv]);
+            m.drift(&xs[..nv], &cs[..nin], &p[..pm], &mut ds[..nv]);
             for v in 0..nv {
                 orow[v * n + i] = ds[v];
             }

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ndarray::ArrayD;
 use ndarray_npy::ReadNpyExt;
@@ -145,18 +146,44 @@ pub fn parse_text_matrix(text: &str, path: &Path) -> Result<Array> {
     })
 }
 
+/// The temporary files of the [`AtomicFile`]s now open in this process, removed by the
+/// interrupt handler ([`remove_partials_on_interrupt`]).
+static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn partials() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PARTIALS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Installs a handler for Ctrl-C (SIGINT), SIGTERM and SIGHUP that removes the temporary files
+/// of every unfinished [`AtomicFile`] and exits with status 130, so that an interrupted run
+/// leaves nothing behind. Call it once, from a program's `main` (the library never installs
+/// signal handlers by itself).
+pub fn remove_partials_on_interrupt() -> Result<()> {
+    ctrlc::set_handler(|| {
+        for p in partials().drain(..) {
+            let _ = std::fs::remove_file(p);
+        }
+        eprintln!("interrupted: unfinished output files removed");
+        std::process::exit(130);
+    })
+    .map_err(|e| Error::setting("signals", format!("cannot install the interrupt handler: {e}")))
+}
+
 /// A file written under a temporary name and moved into place by [`AtomicFile::commit`]. If it
-/// is dropped without being committed (an error, a panic, an interrupted run), the temporary
-/// file is removed and nothing appears at the destination.
+/// is dropped without being committed (an error, a panic, a failed final rename), the temporary
+/// file is removed and nothing appears at the destination; an interrupted process removes it too
+/// when [`remove_partials_on_interrupt`] was installed.
 pub struct AtomicFile {
     dest: PathBuf,
     tmp: PathBuf,
     writer: Option<BufWriter<File>>,
+    committed: bool,
 }
 
 impl AtomicFile {
     /// Creates the temporary file beside `dest` (its folder must exist).
     pub fn create(dest: &Path) -> Result<Self> {
+        check_output_path(dest, None)?;
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -175,11 +202,19 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
         let tmp = dir.join(format!(".{name}.{}.partial", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        partials().push(tmp.clone());
+        let file = match File::create(&tmp) {
+            Ok(f) => f,
+            Err(e) => {
+                partials().retain(|p| p != &tmp);
+                return Err(Error::io(&tmp, e));
+            }
+        };
         Ok(Self {
             dest: dest.to_path_buf(),
             tmp,
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            committed: false,
         })
     }
 
@@ -197,16 +232,77 @@ impl AtomicFile {
             .map_err(|e| Error::io(&self.dest, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.dest, e))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        self.committed = true;
+        Ok(())
     }
 }
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        drop(self.writer.take());
+        if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }
+        partials().retain(|p| p != &self.tmp);
     }
+}
+
+/// Checks, before any work is done, that `path` can name an output file: not an existing folder,
+/// not ending in a path separator, and (when `extension` is given) ending in `.extension`.
+pub fn check_output_path(path: &Path, extension: Option<&str>) -> Result<()> {
+    let text = path.as_os_str().to_string_lossy();
+    if text.is_empty() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(Error::setting(
+            "out",
+            format!("`{text}` names a folder; give a file name (e.g. {text}sim.npy)"),
+        ));
+    }
+    if path.is_dir() {
+        return Err(Error::setting(
+            "out",
+            format!("`{text}` is an existing folder; give a file name inside it"),
+        ));
+    }
+    if let Some(ext) = extension {
+        if path.extension().and_then(|e| e.to_str()) != Some(ext) {
+            return Err(Error::setting(
+                "out",
+                format!("`{text}` must end in .{ext} (the file is written in that format)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Free space in bytes on the file system holding `dir` (for the up-front check that an output
+/// fits), or `None` where it cannot be asked.
+pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Memory the kernel reports as available for new allocations (`MemAvailable`), in bytes, or
+/// `None` where it cannot be read.
+pub fn available_memory_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }
 
 /// The 128-byte-aligned header of a version-1.0 `.npy` file of little-endian `f32` in C order.

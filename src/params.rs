@@ -157,6 +157,12 @@ impl ParamTable {
             })?;
             values[k] = v.clone();
         }
+        if batch == Some(0) {
+            return Err(Error::setting(
+                "batch",
+                "must be at least 1 (the number of simulations run together)",
+            ));
+        }
         let mut found: Option<(usize, &str)> = batch.map(|b| (b, "--batch"));
         for (s, v) in specs.iter().zip(&values) {
             let rows = match v {

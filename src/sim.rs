@@ -46,6 +46,22 @@ pub struct BoldMonitor {
     pub params: BoldParams,
 }
 
+/// The neural run behind a run whose monitor observes BOLD through `b`: a temporal mean of the
+/// driving variable, one per BOLD step, from the first step on (the haemodynamics integrate
+/// through the transient). Engines that integrate the haemodynamics on the host (the fused
+/// engine, its adjoint) run this and feed the means to [`crate::observe::bold::BoldStream`].
+pub fn neural_run(run: &Run, b: &BoldMonitor) -> Run {
+    let mut r = run.clone();
+    r.monitor = Monitor {
+        every: b.every,
+        mean: true,
+        transient: 0,
+        vars: vec![b.var],
+        bold: None,
+    };
+    r
+}
+
 /// The settings of a run (everything except network, parameters and initial state).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {

@@ -303,3 +303,147 @@ fn sparse_flag_switches_coupling_sums() {
         &["maybe", "auto, on, off"],
     );
 }
+
+/// Mistakes a new user makes, each refused before anything is simulated, with no file left.
+#[test]
+fn mistakes_are_refused_before_simulating() {
+    let dir = tmpdir("mistakes");
+    let s = "simulate";
+    assert_clean_failure(&dir, &[s, "--batch", "0"], &["batch", "at least 1"]);
+    assert_clean_failure(
+        &dir,
+        &[s, "--duration", "5", "--sample-every", "100000"],
+        &["sample-every", "no sample would be recorded"],
+    );
+    // A 6.4 TB output and a batch of 10⁸ are refused up front (in well under a second).
+    let started = std::time::Instant::now();
+    assert_clean_failure(
+        &dir,
+        &[s, "--duration", "1e7", "--dt", "0.001", "--sample-every", "1"],
+        &["output would be", "TB", "--force"],
+    );
+    assert_clean_failure(
+        &dir,
+        &[s, "--batch", "100000000"],
+        &["memory", "batch 100000000", "--force"],
+    );
+    assert!(started.elapsed().as_secs_f64() < 30.0);
+    // Output paths that cannot be a .npy file.
+    std::fs::create_dir_all(dir.join("adir")).unwrap();
+    for (out, needle) in [
+        ("adir", "existing folder"),
+        ("adir/", "names a folder"),
+        ("x.txt", ".npy"),
+    ] {
+        let o = run_in(&dir, &[s, "--duration", "1e6", "--out", out, "-q"]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "--out {out} should fail");
+        assert!(err.contains(needle), "--out {out}: expected `{needle}` in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!dir.join("x.txt").exists() && !dir.join("x.json").exists());
+    assert_eq!(std::fs::read_dir(dir.join("adir")).unwrap().count(), 0);
+}
+
+/// An error whose cause is already in its message is printed once, and a parameter error
+/// names the parameter once.
+#[test]
+fn errors_are_not_doubled() {
+    let dir = tmpdir("doubled");
+    let o = run_in(&dir, &["simulate", "--connectome", "missing.npy", "-q"]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(!err.contains("caused by"), "cause printed twice: {err}");
+    let o = run_in(
+        &dir,
+        &["fit", "--fit", "G=0,3", "--init", "G=5", "--iterations", "1", "-q"],
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.matches("`G`").count(), 1, "{err}");
+}
+
+/// A run killed with SIGTERM while writing removes its partial output.
+#[test]
+fn interrupted_run_leaves_no_partial_file() {
+    let dir = tmpdir("interrupt");
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let mut child = bin()
+        .current_dir(&dir)
+        .args(["simulate", "--duration", "1e6", "--sample-every", "1", "--out", "out/sim.npy", "-q"])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let partial = loop {
+        let found = std::fs::read_dir(dir.join("out"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+        if let Some(f) = found {
+            break f.path();
+        }
+        assert!(t0.elapsed().as_secs() < 60, "no partial file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!partial.exists(), "{} left behind", partial.display());
+    assert_eq!(std::fs::read_dir(dir.join("out")).unwrap().count(), 0);
+}
+
+/// Without a terminal, progress comes as plain lines; the sidecar names the element type; a
+/// Hopf BOLD run samples at the TR (0.72 s), adjusting dt to divide it, and says so.
+#[test]
+fn plain_progress_dtype_and_exact_sample_period() {
+    let dir = tmpdir("progress");
+    let o = run_in(&dir, &["simulate", "--duration", "200", "--out", "out/sim.npy"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("progress: 100%"), "{err}");
+    let side = sidecar(&dir.join("out/sim.json"));
+    assert_eq!(side["dtype"], "float32");
+
+    let o = run_in(
+        &dir,
+        &["simulate", "--model", "hopf", "--monitor", "bold", "--duration", "30", "--out", "out/h.npy"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("dt 0.1 s shortened"), "{}", stderr(&o));
+    let side = sidecar(&dir.join("out/h.json"));
+    let step = side["sample_times"]["step"].as_f64().unwrap();
+    assert!((step - 0.72).abs() < 1e-9, "sample period {step}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("every 0.72 s"), "{stdout}");
+}
+
+/// A diverging run on TVB's raw weights points at --normalize max.
+#[test]
+fn divergence_on_raw_tvb_weights_hints_normalisation() {
+    let dir = tmpdir("tvbhint");
+    assert_clean_failure(
+        &dir,
+        &["simulate", "--connectome", "tvb76", "--duration", "100"],
+        &["diverged", "--normalize max"],
+    );
+}
+
+/// A target BOLD too short to estimate an FC from is refused.
+#[test]
+fn fit_refuses_a_few_frames_of_bold() {
+    let dir = tmpdir("fewframes");
+    let data: Vec<f64> = (0..80 * 3).map(|i| (i as f64 * 0.37).sin()).collect();
+    write_npy(&dir.join("short.npy"), &[80, 3], &data);
+    let o = run_in(
+        &dir,
+        &["fit", "--target-bold", "short.npy", "--iterations", "1", "--out-dir", "fit", "-q"],
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success(), "should fail");
+    assert!(err.contains("at least 20 frames") && err.contains("short.npy"), "{err}");
+    assert!(!dir.join("fit").join("fit.json").exists());
+}

@@ -214,3 +214,29 @@ fn adjoint_and_autodiff_gradients_take_the_same_fit() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("delays"), "{}", stderr(&o));
 }
+
+/// `--resume` alone continues a fit started with non-default settings; a flag that disagrees
+/// with the saved fit is named.
+#[test]
+fn resume_alone_takes_the_saved_settings() {
+    let d = tmpdir("resume-alone");
+    let o = fit(&d, &["--iterations", "1", "--seed", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = |extra: &[&str]| {
+        let mut args = vec!["fit", "-q", "--out-dir", "out", "--resume"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+            .current_dir(&d)
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let o = again(&["--iterations", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hist = std::fs::read_to_string(d.join("out/history.csv")).unwrap();
+    assert_eq!(hist.lines().count(), 1 + 2 * 2, "{hist}");
+    let o = again(&["--iterations", "3", "--seed", "8"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("noise") && err.contains("saved"), "{err}");
+}

@@ -163,3 +163,34 @@ fn fused_reports_divergence_like_the_tensor_engine() {
         (a, b) => panic!("expected two divergence errors, got {a} and {b}"),
     }
 }
+
+/// The fused engine observes BOLD (its haemodynamics on the host, from the temporal means of
+/// the driving variable) where and as the tensor engine does, transient included.
+#[test]
+fn fused_bold_matches_tensor_engine() {
+    use neurodiff::observe::bold::BoldParams;
+    use neurodiff::sim::BoldMonitor;
+    let conn = Connectome::load("hcp80", None).unwrap();
+    let t = table(&conn, &given());
+    let mut r = run(6000, Integrator::Heun, 0.02, 3, 1000);
+    r.monitor.transient = 1300;
+    r.monitor.vars = vec![0];
+    r.monitor.bold = Some(BoldMonitor {
+        var: 0,
+        every: 100,
+        step_s: 100.0 * r.dt * 1e-3,
+        params: BoldParams::default(),
+    });
+    let a = run_fused::<f64>(&conn, &t, &r, 1).unwrap();
+    let b = run_tensor::<Nd64>(&conn, &t, &r).unwrap();
+    assert_eq!(a.len(), r.n_samples() * t.batch * conn.n);
+    assert!(a.iter().any(|&v| v.abs() > 1e-6), "BOLD never left rest");
+    let diff = rel_diff(&b, &a);
+    assert!(diff < 1e-5, "f64: fused vs tensor BOLD differ by {diff}");
+    // In f32 the fused engine keeps the haemodynamics in f64 (only the neural run is f32), while
+    // the f32 tensor engine integrates them in f32, where the BOLD signal (a difference of
+    // quantities near 1) loses most of its digits this close to rest: compare with f64.
+    let a32 = run_fused::<f32>(&conn, &t, &r, 2).unwrap();
+    let diff32 = rel_diff(&b, &a32);
+    assert!(diff32 < 1e-3, "f32 fused vs f64 tensor BOLD differ by {diff32}");
+}

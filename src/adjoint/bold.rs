@@ -25,20 +25,9 @@ use crate::dual::Dual;
 use crate::error::{Error, Result};
 use crate::fused::{FusedRun, Real};
 use crate::observe::bold::{signal_point, step_point};
-use crate::sim::{BoldMonitor, Monitor, Run};
+use crate::sim::BoldMonitor;
 
-/// The neural run the adjoint differentiates when `run` observes BOLD through `b`.
-pub(super) fn neural_run(run: &Run, b: &BoldMonitor) -> Run {
-    let mut r = run.clone();
-    r.monitor = Monitor {
-        every: b.every,
-        mean: true,
-        transient: 0,
-        vars: vec![b.var],
-        bold: None,
-    };
-    r
-}
+pub(super) use crate::sim::neural_run;
 
 /// The haemodynamic layer of one run: where each sample reads the BOLD state.
 struct Layer<'a> {
@@ -50,8 +39,7 @@ struct Layer<'a> {
     time_unit: &'static str,
 }
 
-const REST: [f64; 4] = [0.0, 1.0, 1.0, 1.0];
-const NAMES: [&str; 4] = ["s", "f", "v", "q"];
+use crate::observe::bold::{NAMES, REST};
 
 impl Layer<'_> {
     /// BOLD samples `[samples, batch, 1, nodes]` from the means `x` `[m, batch, 1, nodes]`.

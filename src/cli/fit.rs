@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::prelude::Backend;
-use clap::Args;
+use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -144,7 +144,8 @@ pub struct FitArgs {
     /// Output folder: fit.json, history.csv, fc_sim.npy, fit.png, state.json. [default: out/fit]
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
-    /// Continue the fit saved in the output folder (same settings; --iterations may be larger).
+    /// Continue the fit saved in the output folder: alone (with --iterations, --out-dir), it
+    /// takes the saved fit's settings; other flags must agree with them.
     #[arg(long)]
     resume: bool,
     /// No progress bar and no per-iteration lines.
@@ -244,6 +245,9 @@ fn parse_bounds(s: &str) -> Result<(String, f64, f64)> {
     }
 }
 
+/// The fewest BOLD frames a target FC is computed from.
+const MIN_FRAMES: usize = 20;
+
 /// Pearson correlation matrix of the rows of a `regions × frames` array.
 fn fc_of_rows(a: &Array) -> Vec<f64> {
     let (n, t) = (a.shape[0], a.shape[1]);
@@ -325,12 +329,13 @@ impl FitSettings {
             }
             (None, Some(p)) => {
                 let arr = read_npy(&p)?;
-                if arr.ndim() != 2 || arr.shape[0] != n || arr.shape[1] < 3 {
+                if arr.ndim() != 2 || arr.shape[0] != n || arr.shape[1] < MIN_FRAMES {
                     return Err(Error::data(
                         &p,
                         format!(
                             "target BOLD must be regions × frames with {n} regions and at \
-                             least 3 frames, found shape {:?}",
+                             least {MIN_FRAMES} frames (an FC from T frames has rank at most \
+                             T − 1 and is mostly noise for small T), found shape {:?}",
                             arr.shape
                         ),
                     ));
@@ -702,6 +707,102 @@ struct Saved {
     settings: FitSettings,
     state: FitState,
     wall_time_s: f64,
+    /// The command line that started the fit (absent in fits saved by older versions), so that
+    /// `--resume` alone continues it.
+    #[serde(default)]
+    argv: Option<Vec<String>>,
+}
+
+/// Just the command line of a saved fit.
+#[derive(Deserialize)]
+struct SavedArgv {
+    #[serde(default)]
+    argv: Option<Vec<String>>,
+}
+
+/// Flags that may differ between a fit and its resumption, with whether they take a value.
+const SESSION_FLAGS: [(&str, bool); 5] = [
+    ("--resume", false),
+    ("--iterations", true),
+    ("--out-dir", true),
+    ("--quiet", false),
+    ("-q", false),
+];
+
+/// `argv` without the program, the subcommand and the session flags, and those session flags.
+fn split_session(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut rest, mut session) = (Vec::new(), Vec::new());
+    let mut it = argv.iter().skip(2);
+    while let Some(a) = it.next() {
+        let name = a.split('=').next().unwrap_or(a);
+        match SESSION_FLAGS.iter().find(|(f, _)| *f == name) {
+            Some((_, takes)) => {
+                session.push(a.clone());
+                if *takes && !a.contains('=') {
+                    if let Some(v) = it.next() {
+                        session.push(v.clone());
+                    }
+                }
+            }
+            None => rest.push(a.clone()),
+        }
+    }
+    (rest, session)
+}
+
+/// For `--resume` given with no other setting: the saved fit's own command line, with this
+/// one's `--iterations`, `--out-dir` and `--quiet`. Otherwise the arguments as they are (the
+/// settings are then compared with the saved ones, and any difference is named).
+fn resume_args(now: FitArgs) -> Result<FitArgs> {
+    let argv: Vec<String> = std::env::args().collect();
+    let (rest, session) = split_session(&argv);
+    if !rest.is_empty() || argv.get(1).map(String::as_str) != Some("fit") {
+        return Ok(now);
+    }
+    let out_dir = now.out_dir.clone().unwrap_or_else(|| PathBuf::from("out/fit"));
+    let path = out_dir.join("state.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(now);
+    };
+    let saved: SavedArgv = serde_json::from_str(&text)
+        .map_err(|e| Error::data(&path, format!("not a saved fit: {e}")))?;
+    let Some(saved_argv) = saved.argv else {
+        return Ok(now);
+    };
+    let (saved_rest, _) = split_session(&saved_argv);
+    let mut merged = vec![argv[0].clone(), "fit".to_string()];
+    merged.extend(saved_rest);
+    merged.extend(session);
+    super::Cli::try_parse_from(&merged)
+        .map_err(|e| {
+            Error::data(
+                &path,
+                format!("the saved command line no longer parses: {}", e.to_string().trim()),
+            )
+        })?
+        .into_fit()
+        .ok_or_else(|| Error::data(&path, "the saved command line is not a fit"))
+}
+
+/// The top-level settings that differ between two fits, with both values.
+fn differences(saved: &FitSettings, now: &FitSettings) -> String {
+    let (a, b) = (
+        serde_json::to_value(saved).expect("serialisable"),
+        serde_json::to_value(now).expect("serialisable"),
+    );
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return String::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            format!(
+                "{k} (saved {v}, now {})",
+                b.get(k).map_or("none".into(), |x| x.to_string())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 struct FitTask {
@@ -738,9 +839,10 @@ impl BackendTask for FitTask {
                 return Err(Error::setting(
                     "resume",
                     format!(
-                        "the saved fit in {} has other settings; resume with the same settings \
-                         (only --iterations may change)",
-                        state_path.display()
+                        "the saved fit in {} has other settings: {}; resume with `--resume` \
+                         alone (and --iterations), or with the same settings",
+                        state_path.display(),
+                        differences(&saved.settings, s)
                     ),
                 ));
             }
@@ -783,6 +885,7 @@ impl BackendTask for FitTask {
                     settings: s.clone(),
                     state: st.clone(),
                     wall_time_s: wall,
+                    argv: Some(std::env::args().collect()),
                 })
                 .expect("serialisable"),
             )?;
@@ -917,6 +1020,11 @@ impl BackendTask for FitTask {
 }
 
 pub fn run(args: FitArgs) -> Result<()> {
+    let args = if args.resume {
+        resume_args(args)?
+    } else {
+        args
+    };
     let (settings, target_fc, iterations, out_dir) = FitSettings::resolve(&args)?;
     let backend = settings.backend;
     with_backend(

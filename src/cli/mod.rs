@@ -30,6 +30,16 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+impl Cli {
+    /// The fit arguments, if this is a `fit` command line.
+    fn into_fit(self) -> Option<fit::FitArgs> {
+        match self.command {
+            Command::Fit(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use burn::prelude::{Backend, Tensor, TensorData};
@@ -14,7 +15,9 @@ use neurodiff::connectome::{Connectome, Normalization};
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::{self, Engine, FusedRun};
 use neurodiff::integrate::Integrator;
-use neurodiff::io::{read_npy, AtomicFile, NpyStream};
+use neurodiff::io::{
+    available_memory_bytes, check_output_path, free_disk_bytes, read_npy, AtomicFile, NpyStream,
+};
 use neurodiff::models::ModelSpec;
 use neurodiff::network::{param_specs, resolve_inputs, Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
@@ -138,6 +141,9 @@ pub struct SimulateArgs {
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Run even if the output is estimated not to fit on its disk or the run not in memory.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The config file: the same settings as the flags.
@@ -278,6 +284,39 @@ pub struct Settings {
     pub threads: usize,
     pub out: PathBuf,
     pub time_unit: &'static str,
+    /// Run despite the up-front size estimates.
+    pub force: bool,
+    /// What was adjusted or rounded, said to the user and kept in the sidecar.
+    pub notes: Vec<String>,
+}
+
+/// Whether `step` divides `period` to within rounding.
+fn divides(period: f64, step: f64) -> bool {
+    let k = (period / step).round();
+    k >= 1.0 && (k * step - period).abs() <= 1e-9 * period.abs().max(step)
+}
+
+/// A number as a person writes it: at most 10 significant digits, no float noise
+/// (0.7000000000000001 prints as 0.7).
+pub fn fmt_num(x: f64) -> String {
+    let s = format!("{}", (x * 1e10).round() / 1e10);
+    if s.contains('e') || s.len() > 16 {
+        format!("{x:.6e}")
+    } else {
+        s
+    }
+}
+
+/// Bytes in a human unit.
+fn fmt_bytes(b: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
 }
 
 fn parse_or<T: std::str::FromStr<Err = Error>>(v: Option<String>, default: T) -> Result<T> {
@@ -303,7 +342,8 @@ impl Settings {
             let value = ParamValue::parse(&name, v)?;
             given_params.push((name, value));
         }
-        let dt = a.dt.or(cfg.dt).unwrap_or(spec.default_dt);
+        let dt_given = a.dt.or(cfg.dt);
+        let mut dt = dt_given.unwrap_or(spec.default_dt);
         let (default_duration, default_period) = if spec.time_unit == "ms" {
             (3000.0, 1.0)
         } else {
@@ -371,13 +411,29 @@ impl Settings {
             ));
         }
         let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
-        let bold_every = ((1e-3 / to_s / dt).round() as usize).max(1);
         let default_period = if monitor == "bold" {
             0.72 / to_s
         } else {
             default_period
         };
-        let sample_every = a.sample_every.or(cfg.sample_every).unwrap_or_else(|| {
+        let mut notes = Vec::new();
+        let given_every = a.sample_every.or(cfg.sample_every);
+        if given_every.is_none() && dt_given.is_none() && !divides(default_period, dt) {
+            // The model's default step does not divide the default sampling period (Hopf's 0.1 s
+            // and a 0.72 s TR): shorten it to the next step that does.
+            let k = (default_period / dt).ceil();
+            let new_dt = default_period / k;
+            notes.push(format!(
+                "dt {} {u} shortened to {} {u} so that {k} steps make the {} {u} sample period",
+                fmt_num(dt),
+                fmt_num(new_dt),
+                fmt_num(default_period),
+                u = spec.time_unit,
+            ));
+            dt = new_dt;
+        }
+        let bold_every = ((1e-3 / to_s / dt).round() as usize).max(1);
+        let sample_every = given_every.unwrap_or_else(|| {
             let k = ((default_period / dt).round() as usize).max(1);
             if monitor == "bold" {
                 (k / bold_every).max(1) * bold_every
@@ -385,6 +441,22 @@ impl Settings {
                 k
             }
         });
+        if given_every.is_none() && !divides(default_period, sample_every as f64 * dt) {
+            notes.push(format!(
+                "sampling every {} {u} ({sample_every} steps of {} {u}), not every {} {u}: \
+                 the step does not divide it (give --dt or --sample-every to choose)",
+                fmt_num(sample_every as f64 * dt),
+                fmt_num(dt),
+                fmt_num(default_period),
+                u = spec.time_unit,
+            ));
+        }
+        if a.batch.or(cfg.batch) == Some(0) {
+            return Err(Error::setting(
+                "batch",
+                "must be at least 1 (the number of simulations run together)",
+            ));
+        }
         Ok(Self {
             model: model.clone(),
             connectome: a
@@ -435,6 +507,8 @@ impl Settings {
                 .or(cfg.out)
                 .unwrap_or_else(|| PathBuf::from("out/sim.npy")),
             time_unit: spec.time_unit,
+            force: a.force,
+            notes,
         })
     }
 
@@ -507,6 +581,8 @@ struct SimTask {
 
 #[derive(Serialize)]
 struct Sidecar<'a> {
+    /// Element type of the `.npy` (always `float32`, whatever the backend computed in).
+    dtype: &'a str,
     neurodiff_version: &'a str,
     burn_version: &'a str,
     command: Vec<String>,
@@ -623,13 +699,33 @@ impl BackendTask for SimTask {
             s.record.len()
         };
         let shape = [n_samples, batch, n_rec, nodes];
-        if let Some(dir) = s.out.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if n_samples == 0 {
+            return Err(Error::setting(
+                "sample-every",
+                format!(
+                    "no sample would be recorded: the run has {} steps after the transient and \
+                     one sample is kept every {} steps; shorten --sample-every or lengthen \
+                     --duration",
+                    steps - transient,
+                    s.sample_every
+                ),
+            ));
+        }
+        check_output_path(&s.out, Some("npy"))?;
+        let out_dir = match s.out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+        check_sizes(s, &shape, batch, nodes, nv, &run, &out_dir)?;
+        for note in &s.notes {
+            if !self.quiet {
+                eprintln!("note: {note}");
             }
         }
         let mut out = NpyStream::create(&s.out, &shape)?;
-        let bar = if self.quiet {
+        let plain = Progress::new(steps, !self.quiet && !std::io::stderr().is_terminal());
+        let bar = if self.quiet || plain.on {
             ProgressBar::hidden()
         } else {
             let b = ProgressBar::new(steps as u64);
@@ -642,7 +738,7 @@ impl BackendTask for SimTask {
             b
         };
         // The final state, [batch, vars, nodes] on the host.
-        let final_state: Vec<f32> = if engine == Engine::Fused {
+        let result: Result<Vec<f32>> = if engine == Engine::Fused {
             let fr = FusedRun {
                 connectome: &conn,
                 network: &s.network,
@@ -654,11 +750,14 @@ impl BackendTask for SimTask {
                 threads: s.threads,
             };
             let mut write = |_first: usize, _k: usize, v: Vec<f32>| out.write(&v);
-            let mut progress = |done: usize| bar.set_position(done as u64);
+            let mut progress = |done: usize| {
+                bar.set_position(done as u64);
+                plain.at(done);
+            };
             if kind == BackendKind::Ndarray64 {
-                fused::simulate_fused::<f64>(&fr, &mut write, &mut progress)?
+                fused::simulate_fused::<f64>(&fr, &mut write, &mut progress)
             } else {
-                fused::simulate_fused::<f32>(&fr, &mut write, &mut progress)?
+                fused::simulate_fused::<f32>(&fr, &mut write, &mut progress)
             }
         } else {
             let net = Network::<B>::build(&s.network, &conn, s.dt, &device)?;
@@ -685,10 +784,14 @@ impl BackendTask for SimTask {
                 x0,
                 &run,
                 |samples| out.write(&to_host(samples.values)),
-                |done| bar.set_position(done as u64),
+                |done| {
+                    bar.set_position(done as u64);
+                    plain.at(done);
+                },
             )?;
-            to_host(Tensor::stack::<3>(fin, 1))
+            Ok(to_host(Tensor::stack::<3>(fin, 1)))
         };
+        let final_state = result.map_err(|e| divergence_hint(e, &conn, s.normalize))?;
         bar.finish_and_clear();
         let wall = started.elapsed().as_secs_f64();
 
@@ -700,6 +803,7 @@ impl BackendTask for SimTask {
             );
         }
         let json = Sidecar {
+            dtype: "float32",
             neurodiff_version: env!("CARGO_PKG_VERSION"),
             burn_version: "0.21.0",
             command: std::env::args().collect(),
@@ -747,7 +851,7 @@ impl BackendTask for SimTask {
             println!(
                 "simulated {} {} of {} on {} ({nodes} nodes), batch {batch}: {steps} {} steps \
                  in {wall:.2} s ({:.0} steps/s) on {} ({} engine, {} coupling)",
-                s.duration + s.transient,
+                fmt_num(s.duration + s.transient),
                 spec.time_unit,
                 spec.name,
                 conn.source,
@@ -769,7 +873,7 @@ impl BackendTask for SimTask {
                 shape[1],
                 shape[2],
                 shape[3],
-                s.sample_every as f64 * s.dt,
+                fmt_num(s.sample_every as f64 * s.dt),
                 spec.time_unit
             );
             println!(
@@ -796,4 +900,123 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let settings = Settings::resolve(args)?;
     let backend = settings.backend;
     with_backend(backend, SimTask { settings, quiet })?
+}
+
+/// Plain progress lines on stderr (every 10 % of the steps) for when it is not a terminal
+/// (cluster jobs, `> log 2>&1`), where the progress bar would print nothing.
+struct Progress {
+    on: bool,
+    total: usize,
+    next: std::cell::Cell<usize>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(total: usize, on: bool) -> Self {
+        Self {
+            on,
+            total: total.max(1),
+            next: std::cell::Cell::new(1),
+            started: Instant::now(),
+        }
+    }
+
+    fn at(&self, done: usize) {
+        if !self.on {
+            return;
+        }
+        while self.next.get() <= 10 && done * 10 >= self.next.get() * self.total {
+            let pct = self.next.get() * 10;
+            let el = self.started.elapsed().as_secs_f64();
+            let left = el * (self.total as f64 / done.max(1) as f64 - 1.0);
+            eprintln!(
+                "progress: {pct:3}% ({done}/{} steps), {el:.1} s elapsed, ~{left:.0} s left",
+                self.total
+            );
+            self.next.set(self.next.get() + 1);
+        }
+    }
+}
+
+/// Refuses, before anything is simulated, an output larger than the free space on its disk or
+/// a run whose state is estimated not to fit in the available memory (`--force` overrides).
+fn check_sizes(
+    s: &Settings,
+    shape: &[usize; 4],
+    batch: usize,
+    nodes: usize,
+    nv: usize,
+    run: &Run,
+    out_dir: &Path,
+) -> Result<()> {
+    if s.force {
+        return Ok(());
+    }
+    let out_bytes = shape.iter().map(|&d| d as f64).product::<f64>() * 4.0;
+    if let Some(free) = free_disk_bytes(out_dir) {
+        if out_bytes > free as f64 {
+            return Err(Error::setting(
+                "out",
+                format!(
+                    "the output would be {} ({} samples × batch {} × {} variables × {} nodes × 4 \
+                     bytes) but {} has {} free; sample less often (--sample-every), record fewer \
+                     variables (--record) or shorten the run (--force runs anyway)",
+                    fmt_bytes(out_bytes),
+                    shape[0],
+                    shape[1],
+                    shape[2],
+                    shape[3],
+                    out_dir.display(),
+                    fmt_bytes(free as f64)
+                ),
+            ));
+        }
+    }
+    // The state of one step with its integrator stages and coupling sums (~16 copies of
+    // [batch, vars, nodes] in f64, generous for every engine) plus one chunk of samples.
+    let state = (batch * nv * nodes) as f64 * 8.0 * 16.0;
+    let chunk_samples =
+        (run.chunk / run.monitor.every.max(1) + 1) as f64 * (batch * shape[2] * nodes) as f64 * 8.0;
+    let need = state + chunk_samples;
+    if let Some(avail) = available_memory_bytes() {
+        if need > avail as f64 {
+            return Err(Error::setting(
+                "batch",
+                format!(
+                    "the run needs about {} of memory (batch {batch} × {nv} variables × {nodes} \
+                     nodes) but {} is available; use a smaller batch or split the sweep \
+                     (--force runs anyway)",
+                    fmt_bytes(need),
+                    fmt_bytes(avail as f64)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds to a divergence the likely cause when the connectome's weights are not normalised and
+/// large (TVB's raw weights reach 3 with in-strengths near 70).
+fn divergence_hint(e: Error, conn: &Connectome, normalize: Normalization) -> Error {
+    if !matches!(e, Error::Diverged { .. }) || normalize != Normalization::None {
+        return e;
+    }
+    let n = conn.n;
+    let max_w = conn.weights.iter().fold(0f64, |a, &w| a.max(w.abs()));
+    let max_in = (0..n)
+        .map(|i| conn.weights[i * n..(i + 1) * n].iter().sum::<f64>())
+        .fold(0f64, f64::max);
+    if max_w <= 1.0 {
+        return e;
+    }
+    Error::Hint {
+        error: Box::new(e),
+        hint: format!(
+            "the connectome {} is not normalised (weights up to {}, in-strengths up to {}); \
+             try --normalize max, or a smaller G",
+            conn.source,
+            fmt_num(max_w),
+            fmt_num(max_in)
+        ),
+    }
 }
