@@ -32,8 +32,8 @@
 //! (reported by [`supports`]): conduction delays, RK4, device noise.
 //!
 //! Tested against the tensor engine's checkpointed autodiff ([`crate::grad::value_and_grad`])
-//! and against finite differences (`tests/adjoint.rs`), and sparse against dense
-//! (`tests/sparse.rs`).
+//! and against finite differences (`tests/integration/adjoint.rs`), and sparse against dense
+//! (`tests/integration/sparse.rs`).
 
 mod bold;
 

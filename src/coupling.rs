@@ -14,7 +14,7 @@
 //! | `sigmoidal` | `cmin + (cmax − cmin) / (1 + exp(−G (Σ_j W_ij s_j − midpoint) / sigma))` | `G`, `cpl_cmin`, `cpl_cmax`, `cpl_midpoint`, `cpl_sigma` |
 //!
 //! These match TVB's `Linear` (with `b = 0`), `Difference`, `Kuramoto`, `SigmoidalJansenRit`
-//! and `Sigmoidal` (TVB's `a` is our `G`; checked against TVB in `tests/tvb.rs`). The coupling's
+//! and `Sigmoidal` (TVB's `a` is our `G`; checked against TVB in `tests/integration/tvb.rs`). The coupling's
 //! own parameters carry a `cpl_` prefix so they never clash with a model's (Jansen–Rit has its
 //! own `r`).
 //!

@@ -84,7 +84,7 @@ pub enum LossKind {
 }
 
 /// How a fit takes its gradients. Both give the same gradient of the same loss (the engines are
-/// tested against each other in `tests/adjoint.rs`), up to floating-point rounding.
+/// tested against each other in `tests/integration/adjoint.rs`), up to floating-point rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GradientEngine {

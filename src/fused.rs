@@ -9,7 +9,7 @@
 //! The tensor engine dispatches dozens of tensor operations per step (~0.4 µs each on CPU),
 //! which dominates at small batch sizes; this engine removes that overhead. It has no tape;
 //! gradients on it come from its hand-written discrete adjoint ([`crate::adjoint`]). It is
-//! tested against the tensor engine (`tests/fused.rs`): same noise, same result to
+//! tested against the tensor engine (`tests/integration/fused.rs`): same noise, same result to
 //! floating-point tolerance.
 //!
 //! Supported: every model, every coupling function, conduction delays, held or per-stage

@@ -13,7 +13,7 @@
 //! is back-propagated, giving `dL/d carry_c` (handed to the previous chunk) and this chunk's
 //! share of `dL/d params` (accumulated). Memory grows like `T/K` boundary states plus one
 //! chunk's tape of `K` steps, instead of a tape of all `T` steps; the result equals the
-//! full-tape gradient up to floating-point rounding (`tests/grad.rs`).
+//! full-tape gradient up to floating-point rounding (`tests/integration/grad.rs`).
 
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::backend::AutodiffBackend;

@@ -166,7 +166,12 @@ pub fn remove_partials_on_interrupt() -> Result<()> {
         eprintln!("interrupted: unfinished output files removed");
         std::process::exit(130);
     })
-    .map_err(|e| Error::setting("signals", format!("cannot install the interrupt handler: {e}")))
+    .map_err(|e| {
+        Error::setting(
+            "signals",
+            format!("cannot install the interrupt handler: {e}"),
+        )
+    })
 }
 
 /// A file written under a temporary name and moved into place by [`AtomicFile::commit`]. If it

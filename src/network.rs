@@ -346,7 +346,7 @@ impl<B: Backend> Network<B> {
         let [batch, _] = x0[0].dims();
         // Tiled with `cat`, not `repeat_dim`: Burn 0.21's autodiff backward of `repeat_dim`
         // sums the incoming gradient as if the copies were interleaved while the forward tiles
-        // them, mixing nodes' gradients (caught by `tests/delays.rs`).
+        // them, mixing nodes' gradients (caught by `tests/integration/delays.rs`).
         self.sources
             .iter()
             .map(|&k| {

@@ -15,7 +15,7 @@
 //! - fused CPU engine ([`crate::fused`]): a loop over each target's incoming edges.
 //!
 //! The result is the same sum in another order: equal to the dense result up to floating-point
-//! rounding (`tests/sparse.rs`). Memory for the weights drops from `N²` to about `nnz` numbers
+//! rounding (`tests/integration/sparse.rs`). Memory for the weights drops from `N²` to about `nnz` numbers
 //! plus two indices per edge, and time per sum from `N²` to `nnz` operations, but each sparse
 //! operation costs more than a dense multiply-add, so sparse only pays off below some density.
 //!

@@ -759,7 +759,10 @@ fn resume_args(now: FitArgs) -> Result<FitArgs> {
     if !rest.is_empty() || argv.get(1).map(String::as_str) != Some("fit") {
         return Ok(now);
     }
-    let out_dir = now.out_dir.clone().unwrap_or_else(|| PathBuf::from("out/fit"));
+    let out_dir = now
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out/fit"));
     let path = out_dir.join("state.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(now);
@@ -777,7 +780,10 @@ fn resume_args(now: FitArgs) -> Result<FitArgs> {
         .map_err(|e| {
             Error::data(
                 &path,
-                format!("the saved command line no longer parses: {}", e.to_string().trim()),
+                format!(
+                    "the saved command line no longer parses: {}",
+                    e.to_string().trim()
+                ),
             )
         })?
         .into_fit()

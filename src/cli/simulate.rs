@@ -1,8 +1,8 @@
 //! `neurodiff simulate`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::{Backend, Tensor, TensorData};

@@ -626,7 +626,12 @@ impl BoldStream {
         for c in 0..k {
             self.emit_due(&mut out);
             for (idx, st) in self.state.iter_mut().enumerate() {
-                *st = step_point(*st, means[c * bn + idx] as f64, self.b.step_s, &self.b.params);
+                *st = step_point(
+                    *st,
+                    means[c * bn + idx] as f64,
+                    self.b.step_s,
+                    &self.b.params,
+                );
                 if let Some(v) = st.iter().position(|v| !v.is_finite()) {
                     let step = (self.taken + 1) * self.b.every;
                     return Err(Error::Diverged {

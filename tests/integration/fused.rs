@@ -2,10 +2,8 @@
 //! streams, same integrators and monitors, so the same trajectories to floating-point tolerance;
 //! and its result does not depend on how the batch is split across threads.
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::{Backend, Tensor};
-use common::*;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::FusedRun;
@@ -192,5 +190,8 @@ fn fused_bold_matches_tensor_engine() {
     // quantities near 1) loses most of its digits this close to rest: compare with f64.
     let a32 = run_fused::<f32>(&conn, &t, &r, 2).unwrap();
     let diff32 = rel_diff(&b, &a32);
-    assert!(diff32 < 1e-3, "f32 fused vs f64 tensor BOLD differ by {diff32}");
+    assert!(
+        diff32 < 1e-3,
+        "f32 fused vs f64 tensor BOLD differ by {diff32}"
+    );
 }

@@ -10,11 +10,9 @@
 //! `n → n + 1` reads what source `j` sent at step `n − d_ij`, `d_ij = rint(L_ij / (speed dt))`.
 //! Before the first step the history holds the initial value.
 
-mod common;
-
+use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
-use common::*;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::{FusedRun, Real};

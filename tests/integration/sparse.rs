@@ -2,11 +2,9 @@
 //! engine in f64 and f32, fused engine), with and without delays, for every coupling kind, and
 //! the same gradients under `Autodiff<NdArray<f64>>` and from the fused engine's adjoint.
 
-mod common;
-
+use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor};
-use common::*;
 use neurodiff::adjoint::{value_and_grad_fused_in, GradOptions};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;

@@ -319,7 +319,15 @@ fn mistakes_are_refused_before_simulating() {
     let started = std::time::Instant::now();
     assert_clean_failure(
         &dir,
-        &[s, "--duration", "1e7", "--dt", "0.001", "--sample-every", "1"],
+        &[
+            s,
+            "--duration",
+            "1e7",
+            "--dt",
+            "0.001",
+            "--sample-every",
+            "1",
+        ],
         &["output would be", "TB", "--force"],
     );
     assert_clean_failure(
@@ -338,7 +346,10 @@ fn mistakes_are_refused_before_simulating() {
         let o = run_in(&dir, &[s, "--duration", "1e6", "--out", out, "-q"]);
         let err = stderr(&o);
         assert!(!o.status.success(), "--out {out} should fail");
-        assert!(err.contains(needle), "--out {out}: expected `{needle}` in: {err}");
+        assert!(
+            err.contains(needle),
+            "--out {out}: expected `{needle}` in: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!dir.join("x.txt").exists() && !dir.join("x.json").exists());
@@ -356,7 +367,16 @@ fn errors_are_not_doubled() {
     assert!(!err.contains("caused by"), "cause printed twice: {err}");
     let o = run_in(
         &dir,
-        &["fit", "--fit", "G=0,3", "--init", "G=5", "--iterations", "1", "-q"],
+        &[
+            "fit",
+            "--fit",
+            "G=0,3",
+            "--init",
+            "G=5",
+            "--iterations",
+            "1",
+            "-q",
+        ],
     );
     let err = stderr(&o);
     assert!(!o.status.success());
@@ -370,7 +390,16 @@ fn interrupted_run_leaves_no_partial_file() {
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let mut child = bin()
         .current_dir(&dir)
-        .args(["simulate", "--duration", "1e6", "--sample-every", "1", "--out", "out/sim.npy", "-q"])
+        .args([
+            "simulate",
+            "--duration",
+            "1e6",
+            "--sample-every",
+            "1",
+            "--out",
+            "out/sim.npy",
+            "-q",
+        ])
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
@@ -401,7 +430,10 @@ fn interrupted_run_leaves_no_partial_file() {
 #[test]
 fn plain_progress_dtype_and_exact_sample_period() {
     let dir = tmpdir("progress");
-    let o = run_in(&dir, &["simulate", "--duration", "200", "--out", "out/sim.npy"]);
+    let o = run_in(
+        &dir,
+        &["simulate", "--duration", "200", "--out", "out/sim.npy"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("progress: 100%"), "{err}");
@@ -410,7 +442,17 @@ fn plain_progress_dtype_and_exact_sample_period() {
 
     let o = run_in(
         &dir,
-        &["simulate", "--model", "hopf", "--monitor", "bold", "--duration", "30", "--out", "out/h.npy"],
+        &[
+            "simulate",
+            "--model",
+            "hopf",
+            "--monitor",
+            "bold",
+            "--duration",
+            "30",
+            "--out",
+            "out/h.npy",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("dt 0.1 s shortened"), "{}", stderr(&o));
@@ -440,10 +482,22 @@ fn fit_refuses_a_few_frames_of_bold() {
     write_npy(&dir.join("short.npy"), &[80, 3], &data);
     let o = run_in(
         &dir,
-        &["fit", "--target-bold", "short.npy", "--iterations", "1", "--out-dir", "fit", "-q"],
+        &[
+            "fit",
+            "--target-bold",
+            "short.npy",
+            "--iterations",
+            "1",
+            "--out-dir",
+            "fit",
+            "-q",
+        ],
     );
     let err = stderr(&o);
     assert!(!o.status.success(), "should fail");
-    assert!(err.contains("at least 20 frames") && err.contains("short.npy"), "{err}");
+    assert!(
+        err.contains("at least 20 frames") && err.contains("short.npy"),
+        "{err}"
+    );
     assert!(!dir.join("fit").join("fit.json").exists());
 }

@@ -2,10 +2,8 @@
 //! linear ODE with a known solution, the analytic MPR fixed point, batch = separate runs,
 //! seeded noise, agreement between backends, and divergence reports.
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::{Backend, Tensor};
-use common::*;
 use neurodiff::integrate::{Integrator, VectorField};
 use neurodiff::params::ParamValue;
 use neurodiff::sim::{simulate_collect, Run};
@@ -211,7 +209,7 @@ fn noise_increments_have_the_right_variance<B: Backend>() {
     let noise = r.noise.chunk::<B>(0, 200, 4, 80, 0.04, &d);
     let mut incs = Vec::new();
     for s in 0..200 {
-        let x0 = vec![Tensor::<B, 2>::zeros([4, 80], &d); 2];
+        let x0 = vec![Tensor::<B, 2>::zeros([4, 80], neurodiff::float_opts::<B>(&d)); 2];
         let x1 = Integrator::Euler.step(&Zero, x0, 0.04, noise.step(s));
         incs.extend(neurodiff::sim::to_host(x1[1].clone()));
     }

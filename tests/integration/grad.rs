@@ -2,12 +2,10 @@
 //! (f32 and f64), against central finite differences of the loss (deterministic runs, f64), and
 //! across chunk lengths and monitors that straddle chunk boundaries.
 
-mod common;
-
+use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
 use burn::tensor::backend::AutodiffBackend;
-use common::*;
 use neurodiff::grad::{value_and_grad, value_and_grad_full, ValueAndGrad};
 use neurodiff::integrate::Integrator;
 use neurodiff::network::Network;

@@ -4,11 +4,9 @@
 //! quantities, held coupling), Jansen–Rit with its sigmoidal coupling and custom sent quantity,
 //! Wilson–Cowan with a temporal-mean monitor; global, per-batch and per-region parameters.
 
-mod common;
-
+use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
-use common::*;
 use neurodiff::adjoint::{
     fc_corr_loss, value_and_grad_fused_in, FusedValueAndGrad, GradOptions, HostLoss,
 };

@@ -12,11 +12,9 @@
 //!
 //! Failures are collected over all models and reported together.
 
-mod common;
-
+use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
-use common::*;
 use neurodiff::connectome::{Connectome, Normalization};
 use neurodiff::fused::{simulate_fused, supports, FusedRun};
 use neurodiff::grad::{value_and_grad, value_and_grad_full};

@@ -1,0 +1,17 @@
+//! The integration tests of the `neurodiff` crate, as one test binary: each binary compiles and
+//! links the generic engine again, so one binary with a module per topic builds much faster than
+//! one per file.
+
+#[macro_use]
+mod common;
+
+mod adjoint;
+mod catalogue_engine;
+mod cli;
+mod delays;
+mod engine;
+mod fit;
+mod fused;
+mod grad;
+mod sparse;
+mod tvb;
