@@ -952,26 +952,6 @@ fn check_sizes(
     if s.force {
         return Ok(());
     }
-    let out_bytes = shape.iter().map(|&d| d as f64).product::<f64>() * 4.0;
-    if let Some(free) = free_disk_bytes(out_dir) {
-        if out_bytes > free as f64 {
-            return Err(Error::setting(
-                "out",
-                format!(
-                    "the output would be {} ({} samples × batch {} × {} variables × {} nodes × 4 \
-                     bytes) but {} has {} free; sample less often (--sample-every), record fewer \
-                     variables (--record) or shorten the run (--force runs anyway)",
-                    fmt_bytes(out_bytes),
-                    shape[0],
-                    shape[1],
-                    shape[2],
-                    shape[3],
-                    out_dir.display(),
-                    fmt_bytes(free as f64)
-                ),
-            ));
-        }
-    }
     // The state of one step with its integrator stages and coupling sums (~16 copies of
     // [batch, vars, nodes] in f64, generous for every engine) plus one chunk of samples.
     let state = (batch * nv * nodes) as f64 * 8.0 * 16.0;
@@ -988,6 +968,26 @@ fn check_sizes(
                      (--force runs anyway)",
                     fmt_bytes(need),
                     fmt_bytes(avail as f64)
+                ),
+            ));
+        }
+    }
+    let out_bytes = shape.iter().map(|&d| d as f64).product::<f64>() * 4.0;
+    if let Some(free) = free_disk_bytes(out_dir) {
+        if out_bytes > free as f64 {
+            return Err(Error::setting(
+                "out",
+                format!(
+                    "the output would be {} ({} samples × batch {} × {} variables × {} nodes × 4 \
+                     bytes) but {} has {} free; sample less often (--sample-every), record fewer \
+                     variables (--record) or shorten the run (--force runs anyway)",
+                    fmt_bytes(out_bytes),
+                    shape[0],
+                    shape[1],
+                    shape[2],
+                    shape[3],
+                    out_dir.display(),
+                    fmt_bytes(free as f64)
                 ),
             ));
         }

@@ -399,6 +399,8 @@ fn interrupted_run_leaves_no_partial_file() {
             "--out",
             "out/sim.npy",
             "-q",
+            // Killed long before its (large) output could fill the disk.
+            "--force",
         ])
         .spawn()
         .unwrap();
