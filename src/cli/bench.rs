@@ -380,15 +380,7 @@ fn proc_status_kb(key: &str) -> Option<f64> {
 
 /// Memory the system can still give, in MB (`MemAvailable`).
 fn available_mb() -> Option<f64> {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("MemAvailable:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse::<f64>()
-        .ok()
-        .map(|kb| kb / 1024.0)
+    neurodiff::io::available_memory_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// A rough upper estimate of a sparse_coupling configuration's peak memory in MB: the dense
