@@ -5,25 +5,20 @@
 //! bench is the quick library-level form of it (2,000 steps).
 use std::time::Instant;
 
-use burn::backend::NdArray;
-use burn::prelude::Tensor;
+use neurodiff::backend::BackendKind;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fused::{simulate_fused, FusedRun};
 use neurodiff::integrate::Integrator;
-use neurodiff::network::{param_specs, Network, NetworkConfig};
+use neurodiff::network::{param_specs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{default_chunk, simulate, Monitor, Run};
-
-type B = NdArray<f32>;
+use neurodiff::problem::{simulate, Engine, Problem};
+use neurodiff::sim::{default_chunk, Monitor, Run};
 
 fn main() -> neurodiff::Result<()> {
     let steps = 2000;
     let conn = Connectome::load("hcp80", None)?;
     let n = conn.n;
-    let net_cfg = NetworkConfig::new("mpr");
-    let device = Default::default();
     for b in [1usize, 16, 256] {
         let g = if b == 1 {
             ParamValue::Scalar(0.1)
@@ -59,32 +54,19 @@ fn main() -> neurodiff::Result<()> {
             .iter()
             .flat_map(|&v| std::iter::repeat_n(v, n))
             .collect();
-        for engine in ["fused", "tensor"] {
+        let problem = Problem::new(conn.clone(), NetworkConfig::new("mpr"), table, run)?
+            .with_initial_state(1, x0)?;
+        for engine in [Engine::Fused, Engine::Tensor] {
             let mut times = Vec::new();
             for _ in 0..3 {
                 let t0 = Instant::now();
-                if engine == "fused" {
-                    let fr = FusedRun {
-                        connectome: &conn,
-                        network: &net_cfg,
-                        params: &table,
-                        x0: &x0,
-                        x0_rows: 1,
-                        batch: b,
-                        run: &run,
-                        threads: 0,
-                    };
-                    simulate_fused::<f32>(&fr, &mut |_, _, _| Ok(()), &mut |_| {})?;
-                } else {
-                    let net = Network::<B>::build(&net_cfg, &conn, run.dt, &device)?;
-                    let params = table.tensors::<B>(&device);
-                    let opts = || neurodiff::float_opts::<B>(&device);
-                    let x = vec![
-                        Tensor::full([b, n], 0.1, opts()),
-                        Tensor::full([b, n], -2.0, opts()),
-                    ];
-                    simulate(&net, &params, x, &run, |_| Ok(()), |_| {})?;
-                }
+                simulate(
+                    &problem,
+                    BackendKind::Ndarray,
+                    engine,
+                    &mut |_| Ok(()),
+                    &mut |_| {},
+                )?;
                 times.push(t0.elapsed().as_secs_f64());
             }
             times.sort_by(f64::total_cmp);

@@ -9,9 +9,9 @@
 //! one core of a laptop-class CPU; `neurodiff fit` is the full tool (resume, figures, files).
 use std::time::Instant;
 
-use burn::backend::{Autodiff, NdArray};
+use neurodiff::backend::BackendKind;
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome};
-use neurodiff::fit::{fit, FitProblem, FreeParam, GradientEngine, LossKind, Optimizer};
+use neurodiff::fit::{fit_on, FitProblem, FreeParam, GradientEngine, LossKind, Optimizer};
 use neurodiff::integrate::Integrator;
 use neurodiff::network::NetworkConfig;
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
@@ -80,21 +80,26 @@ fn main() -> neurodiff::Result<()> {
         seed: 7,
     };
     let started = Instant::now();
-    let device = Default::default();
     let state = problem.initial_state()?;
-    let state = fit::<Autodiff<NdArray<f32>>>(&problem, state, iterations, &device, |_, rep| {
-        let best = rep.corr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        println!(
-            "iteration {:3}  {:6.1} s  loss {:?}  best corr {best:.4}",
-            rep.iteration,
-            started.elapsed().as_secs_f64(),
-            rep.loss
-                .iter()
-                .map(|l| (l * 1e4).round() / 1e4)
-                .collect::<Vec<_>>()
-        );
-        Ok(())
-    })?;
+    let state = fit_on(
+        BackendKind::Ndarray,
+        &problem,
+        state,
+        iterations,
+        &mut |_, rep| {
+            let best = rep.corr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            println!(
+                "iteration {:3}  {:6.1} s  loss {:?}  best corr {best:.4}",
+                rep.iteration,
+                started.elapsed().as_secs_f64(),
+                rep.loss
+                    .iter()
+                    .map(|l| (l * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>()
+            );
+            Ok(())
+        },
+    )?;
     let best = state.best.expect("at least one iteration");
     println!(
         "best corr(FC_sim, FC_emp) = {:.4} with G = {:.4}, a = {:.4} (restart {}, iteration {}), {:.1} s",

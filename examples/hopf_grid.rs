@@ -9,13 +9,14 @@
 //! set-up as `neurodiff fit`'s default (TR 0.72 s = 7 Heun steps, σ = 0.02, 60 s transient,
 //! seed 1), all grid points in one batch on the fused CPU engine. Prints `G a corr` per point
 //! and the best point.
+use neurodiff::backend::BackendKind;
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome};
 use neurodiff::fit::fc_corr;
-use neurodiff::fused::{simulate_fused, FusedRun};
 use neurodiff::integrate::Integrator;
 use neurodiff::network::{param_specs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
+use neurodiff::problem::{simulate, Engine, Problem};
 use neurodiff::sim::{Monitor, Run};
 use neurodiff::{Error, Result};
 
@@ -100,25 +101,17 @@ fn main() -> Result<()> {
             bold: None,
         },
     };
-    let x0 = vec![0.0; 2 * n];
-    let net = NetworkConfig::new("hopf");
-    let fr = FusedRun {
-        connectome: &conn,
-        network: &net,
-        params: &table,
-        x0: &x0,
-        x0_rows: 1,
-        batch: b,
-        run: &run,
-        threads: 0,
-    };
+    let problem = Problem::new(conn, NetworkConfig::new("hopf"), table, run)?
+        .with_initial_state(1, vec![0.0; 2 * n])?;
     let mut out: Vec<f32> = Vec::new();
     let t0 = std::time::Instant::now();
     // A diverging grid point stops the run with its step, node and variable.
-    simulate_fused::<f32>(
-        &fr,
-        &mut |_, _, v| {
-            out.extend(v);
+    simulate(
+        &problem,
+        BackendKind::Ndarray,
+        Engine::Fused,
+        &mut |v| {
+            out.extend_from_slice(v);
             Ok(())
         },
         &mut |_| {},
@@ -141,7 +134,7 @@ fn main() -> Result<()> {
     }
     eprintln!(
         "{b} grid points × {} steps in {seconds:.1} s; best corr(FC_sim, FC_emp) = {:.4} at G = {:.4}, a = {:.4}",
-        run.steps, best.0, best.1, best.2
+        problem.run.steps, best.0, best.1, best.2
     );
     Ok(())
 }

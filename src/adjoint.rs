@@ -97,29 +97,6 @@ pub struct FusedValueAndGrad {
     pub shape: [usize; 4],
 }
 
-/// Why the adjoint cannot differentiate a run, or `None` if it can.
-pub fn supports(fr: &FusedRun<'_>) -> Option<&'static str> {
-    let neural;
-    let run = match &fr.run.monitor.bold {
-        // The BOLD layer runs on the host (see `bold`): what matters is the neural run.
-        Some(b) => {
-            neural = bold::neural_run(fr.run, b);
-            &neural
-        }
-        None => fr.run,
-    };
-    if let Some(why) = crate::fused::supports(run) {
-        return Some(why);
-    }
-    if fr.network.speed.is_some() {
-        return Some("the fused adjoint does not support conduction delays");
-    }
-    if fr.run.integrator == Integrator::Rk4 {
-        return Some("the fused adjoint supports the euler and heun integrators only");
-    }
-    None
-}
-
 /// [`value_and_grad_fused`] in `f64` (`double`) or `f32`, chosen at run time. Not generic, so it
 /// is compiled once, in this crate: callers in other crates (the command-line tool, tests,
 /// examples) link to it instead of compiling the adjoint of every model again.
@@ -130,10 +107,15 @@ pub fn value_and_grad_fused_in(
     loss: &HostLoss<'_>,
 ) -> Result<FusedValueAndGrad> {
     if double {
-        value_and_grad_fused::<f64>(fr, opts, loss)
-    } else {
-        value_and_grad_fused::<f32>(fr, opts, loss)
+        #[cfg(feature = "ndarray64")]
+        return value_and_grad_fused::<f64>(fr, opts, loss);
+        #[cfg(not(feature = "ndarray64"))]
+        return Err(crate::backend::missing(
+            crate::backend::BackendKind::Ndarray64,
+            "ndarray64",
+        ));
     }
+    value_and_grad_fused::<f32>(fr, opts, loss)
 }
 
 /// Value and gradient of `loss(samples)` with respect to the parameters of `fr.params`, by the
@@ -144,8 +126,8 @@ pub fn value_and_grad_fused<T: Real>(
     opts: &GradOptions,
     loss: &HostLoss<'_>,
 ) -> Result<FusedValueAndGrad> {
-    if let Some(why) = supports(fr) {
-        return Err(Error::setting("gradient", why));
+    if let Some(why) = crate::problem::adjoint_unsupported(fr.network, fr.run) {
+        return Err(why.into());
     }
     if opts.chunk == 0 {
         return Err(Error::setting("chunk", "must be at least 1"));

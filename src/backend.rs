@@ -22,35 +22,9 @@ pub enum BackendKind {
     Cuda,
 }
 
-impl std::str::FromStr for BackendKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "ndarray" => Ok(Self::Ndarray),
-            "ndarray64" => Ok(Self::Ndarray64),
-            "flex" => Ok(Self::Flex),
-            "wgpu" => Ok(Self::Wgpu),
-            "cuda" => Ok(Self::Cuda),
-            _ => Err(Error::setting(
-                "backend",
-                format!("`{s}` is not one of: ndarray, ndarray64, flex, wgpu, cuda"),
-            )),
-        }
-    }
-}
+crate::choice!(BackendKind, "backend", [Ndarray => "ndarray", Ndarray64 => "ndarray64", Flex => "flex", Wgpu => "wgpu", Cuda => "cuda"]);
 
 impl BackendKind {
-    /// Name as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ndarray => "ndarray",
-            Self::Ndarray64 => "ndarray64",
-            Self::Flex => "flex",
-            Self::Wgpu => "wgpu",
-            Self::Cuda => "cuda",
-        }
-    }
-
     /// Whether the backend runs on the CPU.
     pub fn is_cpu(self) -> bool {
         matches!(self, Self::Ndarray | Self::Ndarray64 | Self::Flex)
@@ -66,11 +40,22 @@ impl BackendKind {
         }
     }
 
+    /// An error naming the feature to rebuild with if this build lacks the backend.
+    pub fn ensure_compiled(self) -> Result<()> {
+        if Self::available().contains(&self) {
+            Ok(())
+        } else {
+            Err(missing(self, self.name()))
+        }
+    }
+
     /// Backends compiled into this build.
     pub fn available() -> Vec<BackendKind> {
         let mut v = Vec::new();
         if cfg!(feature = "ndarray") {
             v.push(Self::Ndarray);
+        }
+        if cfg!(feature = "ndarray64") {
             v.push(Self::Ndarray64);
         }
         if cfg!(feature = "flex") {
@@ -94,7 +79,7 @@ pub trait BackendTask {
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output;
 }
 
-fn missing(kind: BackendKind, feature: &str) -> Error {
+pub(crate) fn missing(kind: BackendKind, feature: &str) -> Error {
     Error::Backend {
         name: kind.name().into(),
         message: format!(
@@ -122,12 +107,12 @@ pub fn with_backend<T: BackendTask>(kind: BackendKind, task: T) -> Result<T::Out
             Err(missing(kind, "ndarray"))
         }
         BackendKind::Ndarray64 => {
-            #[cfg(feature = "ndarray")]
+            #[cfg(feature = "ndarray64")]
             {
                 return Ok(task.run::<burn::backend::NdArray<f64>>(kind, Default::default()));
             }
             #[allow(unreachable_code)]
-            Err(missing(kind, "ndarray"))
+            Err(missing(kind, "ndarray64"))
         }
         BackendKind::Flex => {
             #[cfg(feature = "flex")]

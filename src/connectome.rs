@@ -6,20 +6,32 @@
 //! (vbjax's `sc @ x`). The same holds for `lengths[i][j]` (mm). Symmetric matrices (most DTI
 //! connectomes, including the bundled HCP one) are unaffected by the choice.
 
+mod edges;
+
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+
+pub use edges::EdgeList;
 
 use crate::error::{Error, Result};
 use crate::io::{parse_npy, parse_text_matrix, read_matrix, Array};
+use crate::sparse::{count_nonzero, Csr};
 
-/// A structural connectome: `n × n` weights (and optionally tract lengths), row-major.
+/// A structural connectome: `n × n` weights (and optionally tract lengths), row-major, or an
+/// edge list kept sparse ([`Connectome::edges`]; see [`EdgeList`] for the file format).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connectome {
     /// Number of regions.
     pub n: usize,
-    /// Weights, `weights[i * n + j]` = from `j` onto `i` (see the module documentation).
+    /// Weights, `weights[i * n + j]` = from `j` onto `i` (see the module documentation). Empty
+    /// for a connectome loaded from an edge list (see [`Connectome::edges`]).
     pub weights: Vec<f64>,
-    /// Tract lengths in mm, same layout, if known.
+    /// Tract lengths in mm, same layout, if known (`None` for an edge list, whose lengths are
+    /// per edge).
     pub lengths: Option<Vec<f64>>,
+    /// The connectome as an edge list, when it was given as one: it is never made dense unless a
+    /// dense engine path asks for it ([`Connectome::to_dense`]).
+    pub edges: Option<EdgeList>,
     /// Region labels, if known.
     pub labels: Option<Vec<String>>,
     /// Where it came from (a path or a bundled name).
@@ -37,19 +49,7 @@ pub enum Normalization {
     Max,
 }
 
-impl std::str::FromStr for Normalization {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Self::None),
-            "max" => Ok(Self::Max),
-            _ => Err(Error::setting(
-                "normalize",
-                format!("`{s}` is not one of: none, max"),
-            )),
-        }
-    }
-}
+crate::choice!(Normalization, "normalize", [None => "none", Max => "max"]);
 
 /// Connectomes shipped inside the binary (their files are also under `data/` in the repository,
 /// with provenance in `data/README.md`).
@@ -106,9 +106,19 @@ impl Connectome {
                 Some(parse_labels(TVB76_CENTRES)),
                 "bundled:tvb76",
             )?,
-            path => Self::load_path(Path::new(path))?,
+            path => match edges::edge_list_path(path) {
+                Some(p) => Self::load_edges(p)?,
+                None => Self::load_path(Path::new(path))?,
+            },
         };
         if let Some(lp) = lengths {
+            if c.edges.is_some() {
+                return Err(Error::data(
+                    lp,
+                    "an edge list carries its tract lengths as a fourth column (source, target, \
+                     weight, length); --lengths is for matrices",
+                ));
+            }
             let l = read_matrix(lp)?;
             let expect = vec![c.n, c.n];
             if l.shape != expect {
@@ -124,6 +134,118 @@ impl Connectome {
             c.lengths = Some(l.data);
         }
         Ok(c)
+    }
+
+    /// Loads an edge list (see [`EdgeList`]), kept sparse.
+    fn load_edges(path: &Path) -> Result<Self> {
+        let (n, el) = edges::read(path)?;
+        Ok(Self::from_edges(n, el, &path.display().to_string()))
+    }
+
+    /// A connectome from its edges (kept sparse).
+    pub fn from_edges(n: usize, edges: EdgeList, source: &str) -> Self {
+        Self {
+            n,
+            weights: Vec::new(),
+            lengths: None,
+            edges: Some(edges),
+            labels: None,
+            source: source.to_string(),
+        }
+    }
+
+    /// Whether the connectome is held as an edge list (no dense matrix).
+    pub fn is_edge_list(&self) -> bool {
+        self.edges.is_some()
+    }
+
+    /// Number of nonzero weights.
+    pub fn nnz(&self) -> usize {
+        match &self.edges {
+            Some(e) => e.csr.nnz(),
+            None => count_nonzero(&self.weights),
+        }
+    }
+
+    /// The nonzero weights by target row.
+    pub fn csr(&self) -> Cow<'_, Csr> {
+        match &self.edges {
+            Some(e) => Cow::Borrowed(&e.csr),
+            None => Cow::Owned(Csr::from_dense(self.n, &self.weights)),
+        }
+    }
+
+    /// The tract length of each edge of [`Connectome::csr`], in the same order, if known.
+    pub fn edge_lengths(&self) -> Option<Cow<'_, [f64]>> {
+        match &self.edges {
+            Some(e) => e.lengths.as_deref().map(Cow::Borrowed),
+            None => {
+                let l = self.lengths.as_ref()?;
+                let n = self.n;
+                Some(Cow::Owned(
+                    self.csr().pairs().map(|(i, j)| l[i * n + j]).collect(),
+                ))
+            }
+        }
+    }
+
+    /// In-strengths `Σ_j W_ij`.
+    pub fn row_sums(&self) -> Vec<f64> {
+        match &self.edges {
+            Some(e) => e.csr.rowsum(),
+            None => self
+                .weights
+                .chunks_exact(self.n)
+                .map(|r| r.iter().sum())
+                .collect(),
+        }
+    }
+
+    /// The largest weight.
+    pub fn max_weight(&self) -> f64 {
+        let w = match &self.edges {
+            Some(e) => &e.csr.weight,
+            None => &self.weights,
+        };
+        w.iter().cloned().fold(0.0, f64::max)
+    }
+
+    /// The same connectome as dense matrices. An edge list too large for that (more than
+    /// 2 GB of weights) is refused with the advice to keep it sparse.
+    pub fn to_dense(&self) -> Result<Cow<'_, Connectome>> {
+        let Some(e) = &self.edges else {
+            return Ok(Cow::Borrowed(self));
+        };
+        let n = self.n;
+        let bytes = (n as f64).powi(2) * 8.0;
+        if bytes > 2e9 {
+            return Err(Error::setting(
+                "sparse",
+                format!(
+                    "connectome {} ({n} regions, {} edges) would take {:.1} GB as a dense \
+                     matrix; run it with sparse coupling (--sparse auto or on)",
+                    self.source,
+                    e.csr.nnz(),
+                    bytes / 1e9
+                ),
+            ));
+        }
+        let mut w = vec![0.0; n * n];
+        let mut l = e.lengths.as_ref().map(|_| vec![0.0; n * n]);
+        for (k, (i, j)) in e.csr.pairs().enumerate() {
+            w[i * n + j] = e.csr.weight[k];
+            if let (Some(l), Some(src)) = (&mut l, &e.lengths) {
+                l[i * n + j] = src[k];
+            }
+        }
+        Ok(Cow::Owned(Self {
+            n,
+            weights: w,
+            lengths: l,
+            edges: None,
+            labels: self.labels.clone(),
+            source: self.source.clone(),
+        }))
     }
 
     fn load_path(path: &Path) -> Result<Self> {
@@ -220,6 +342,7 @@ impl Connectome {
             n,
             weights: weights.data,
             lengths,
+            edges: None,
             labels,
             source: source.display().to_string(),
         })
@@ -230,9 +353,12 @@ impl Connectome {
         match how {
             Normalization::None => {}
             Normalization::Max => {
-                let m = self.weights.iter().cloned().fold(0.0, f64::max);
+                let m = self.max_weight();
                 if m > 0.0 {
                     self.weights.iter_mut().for_each(|w| *w /= m);
+                    if let Some(e) = &mut self.edges {
+                        e.csr.weight.iter_mut().for_each(|w| *w /= m);
+                    }
                 }
             }
         }
@@ -250,10 +376,21 @@ impl Connectome {
             }
             out
         };
+        if let Some(e) = &self.edges {
+            return Self {
+                n: m,
+                weights: Vec::new(),
+                lengths: None,
+                edges: Some(edges::subset(e, idx)),
+                labels: None,
+                source: format!("{} (subset of {} regions)", self.source, m),
+            };
+        }
         Self {
             n: m,
             weights: pick(&self.weights),
             lengths: self.lengths.as_ref().map(pick),
+            edges: None,
             labels: self
                 .labels
                 .as_ref()
@@ -264,6 +401,19 @@ impl Connectome {
 
     /// Whether the weights are symmetric.
     pub fn is_symmetric(&self) -> bool {
+        if let Some(e) = &self.edges {
+            let mut fwd: Vec<(usize, usize, u64)> = e
+                .csr
+                .pairs()
+                .zip(&e.csr.weight)
+                .map(|((i, j), w)| (i, j, w.to_bits()))
+                .collect();
+            let mut rev: Vec<(usize, usize, u64)> =
+                fwd.iter().map(|&(i, j, w)| (j, i, w)).collect();
+            fwd.sort_unstable();
+            rev.sort_unstable();
+            return fwd == rev;
+        }
         let n = self.n;
         (0..n).all(|i| (0..i).all(|j| self.weights[i * n + j] == self.weights[j * n + i]))
     }

@@ -94,6 +94,11 @@ pub enum Error {
         hint: String,
     },
 
+    /// An engine was asked for something it cannot do (see
+    /// [`crate::problem::Problem::capabilities`]).
+    #[error(transparent)]
+    Unsupported(#[from] crate::problem::Unsupported),
+
     /// A backend was asked for that this build does not include or this machine cannot run.
     #[error("backend `{name}`: {message}")]
     Backend {

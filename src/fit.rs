@@ -22,14 +22,13 @@ use neurodiff_optim::{fc_corr_loss, fc_mse, Adam, AdamConfig, Bounds, Polyak};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::adjoint::{value_and_grad_fused_in, GradOptions};
+use crate::adjoint::GradOptions;
 use crate::connectome::Connectome;
 use crate::error::{Error, Result};
-use crate::fused::FusedRun;
-use crate::grad::value_and_grad;
-use crate::network::{Network, NetworkConfig};
+use crate::network::{param_specs, NetworkConfig};
 use crate::observe::fc;
 use crate::params::{ParamTable, ParamValue};
+use crate::problem::{value_and_grad_on, Gradient, Loss, Problem, Unsupported};
 use crate::sim::Run;
 
 /// A parameter to fit.
@@ -83,36 +82,7 @@ pub enum LossKind {
     },
 }
 
-/// How a fit takes its gradients. Both give the same gradient of the same loss (the engines are
-/// tested against each other in `tests/integration/adjoint.rs`), up to floating-point rounding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GradientEngine {
-    /// `adjoint` when it supports the fit (see [`FitProblem::adjoint_unsupported`]), else
-    /// `autodiff`.
-    #[default]
-    Auto,
-    /// The fused CPU engine's discrete adjoint ([`crate::adjoint`]): many times faster on the
-    /// CPU; no conduction delays, no BOLD, Euler or Heun, the `corr` loss.
-    Adjoint,
-    /// Burn's autodiff through the tensor engine ([`crate::grad`]): everything, on any backend.
-    Autodiff,
-}
-
-impl std::str::FromStr for GradientEngine {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "adjoint" => Ok(Self::Adjoint),
-            "autodiff" => Ok(Self::Autodiff),
-            _ => Err(Error::setting(
-                "gradient",
-                format!("`{s}` is not one of: auto, adjoint, autodiff"),
-            )),
-        }
-    }
-}
+pub use crate::problem::Gradient as GradientEngine;
 
 /// Everything that defines a fit.
 #[derive(Debug, Clone)]
@@ -209,38 +179,17 @@ impl FreeParam {
 
 impl FitProblem {
     /// Why the fused adjoint cannot take this fit's gradients, or `None` if it can.
-    pub fn adjoint_unsupported(&self) -> Option<String> {
-        if self.loss != LossKind::Corr {
-            return Some("the fused adjoint supports the corr loss only".into());
+    pub fn adjoint_unsupported(&self) -> Option<Unsupported> {
+        crate::problem::adjoint_unsupported(&self.network, &self.run)
+            .or_else(|| self.fc_loss().adjoint_unsupported(&self.run))
+    }
+
+    /// The fit's loss as the façade's [`Loss`].
+    pub fn fc_loss(&self) -> Loss {
+        Loss::Fc {
+            target: self.target_fc.clone(),
+            kind: self.loss,
         }
-        if self.run.monitor.vars.len() != 1 {
-            return Some("the fit records one variable".into());
-        }
-        let n = self.connectome.n;
-        let spec = neurodiff_models::find(&self.network.model).ok()?;
-        let coupling = self
-            .network
-            .coupling
-            .unwrap_or_else(|| spec.coupling_function.into());
-        let table = ParamTable::new(
-            &crate::network::param_specs(spec, coupling),
-            &[],
-            n,
-            Some(1),
-        )
-        .ok()?;
-        let x0 = vec![0.0; spec.state.len() * n];
-        let fr = FusedRun {
-            connectome: &self.connectome,
-            network: &self.network,
-            params: &table,
-            x0: &x0,
-            x0_rows: 1,
-            batch: 1,
-            run: &self.run,
-            threads: 1,
-        };
-        crate::adjoint::supports(&fr).map(String::from)
     }
 
     /// Checks the problem: target size and values, parameter names, bounds, starting values,
@@ -430,6 +379,45 @@ pub fn fc_loss<B: Backend>(y: Tensor<B, 4>, target: &Tensor<B, 2>, kind: LossKin
     }
 }
 
+/// [`fit`] on the backend `backend` chosen at run time (with Burn's autodiff over it). Not
+/// generic: the fitter is compiled once, in this crate, for every backend of the build.
+pub fn fit_on(
+    backend: crate::backend::BackendKind,
+    problem: &FitProblem,
+    state: FitState,
+    iterations: usize,
+    on_iteration: &mut dyn FnMut(&FitState, &IterationReport) -> Result<()>,
+) -> Result<FitState> {
+    use crate::backend::{with_backend, BackendKind, BackendTask};
+    struct Task<'a> {
+        problem: &'a FitProblem,
+        state: FitState,
+        iterations: usize,
+        on_iteration: &'a mut dyn FnMut(&FitState, &IterationReport) -> Result<()>,
+    }
+    impl BackendTask for Task<'_> {
+        type Output = Result<FitState>;
+        fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Result<FitState> {
+            fit::<burn::backend::Autodiff<B>>(
+                self.problem,
+                self.state,
+                self.iterations,
+                &device,
+                self.on_iteration,
+            )
+        }
+    }
+    with_backend(
+        backend,
+        Task {
+            problem,
+            state,
+            iterations,
+            on_iteration,
+        },
+    )?
+}
+
 /// Runs iterations until `state.iteration == iterations`, calling `on_iteration` after each
 /// (with the updated state: save it there to be able to resume).
 pub fn fit<B: AutodiffBackend>(
@@ -442,15 +430,12 @@ pub fn fit<B: AutodiffBackend>(
     problem.validate()?;
     let n = problem.connectome.n;
     let r = problem.restarts;
-    let dt = problem.run.dt;
-    let net = Network::<B>::build(&problem.network, &problem.connectome, dt, device)?;
-    let net_in =
-        Network::<B::InnerBackend>::build(&problem.network, &problem.connectome, dt, device)?;
-    let specs = net_in.param_specs();
-    let target: Tensor<B, 2> = Tensor::from_data(
-        TensorData::new(problem.target_fc.clone(), [n, n]),
-        crate::float_opts::<B>(device),
-    );
+    let spec = neurodiff_models::find(&problem.network.model)?;
+    let coupling = problem
+        .network
+        .coupling
+        .unwrap_or_else(|| spec.coupling_function.into());
+    let specs = param_specs(spec, coupling);
     let bounds: Vec<Bounds> = problem
         .free
         .iter()
@@ -473,15 +458,19 @@ pub fn fit<B: AutodiffBackend>(
         ),
         _ => None,
     };
-    let loss_kind = problem.loss;
-    let loss = |y: Tensor<B, 4>| fc_loss(y, &target, loss_kind);
-    let use_adjoint = match problem.gradient {
-        GradientEngine::Autodiff => false,
-        GradientEngine::Auto => problem.adjoint_unsupported().is_none(),
-        GradientEngine::Adjoint => match problem.adjoint_unsupported() {
-            None => true,
-            Some(why) => return Err(Error::setting("gradient", why)),
+    let loss = problem.fc_loss();
+    // Checked once here so that a refused `--gradient adjoint` fails before the first iteration.
+    let gradient = match problem.gradient {
+        Gradient::Autodiff => Gradient::Autodiff,
+        g => match (g, problem.adjoint_unsupported()) {
+            (_, None) => Gradient::Adjoint,
+            (Gradient::Auto, Some(_)) => Gradient::Autodiff,
+            (_, Some(why)) => return Err(why.into()),
         },
+    };
+    let opts = GradOptions {
+        chunk: problem.chunk,
+        wrt: Some(problem.free.iter().map(|f| f.name.clone()).collect()),
     };
     // Each free parameter's position in the parameter table.
     let free_index: Vec<usize> = problem
@@ -494,14 +483,6 @@ pub fn fit<B: AutodiffBackend>(
                 .expect("validated")
         })
         .collect();
-    // The initial state as the tensor engine's `initial_state`: each variable at its initial
-    // value on every node, `[1, vars, nodes]`.
-    let x0_host: Vec<f64> = neurodiff_models::find(&problem.network.model)?
-        .state
-        .iter()
-        .flat_map(|v| std::iter::repeat_n(v.initial, n))
-        .collect();
-
     while state.iteration < iterations {
         let theta = problem.values(&state.z)?;
         // Parameter table: fixed values, then the free ones as [R, 1] or [R, n].
@@ -520,30 +501,36 @@ pub fn fit<B: AutodiffBackend>(
             ));
         }
         let table = ParamTable::new(&specs, &given, n, Some(r))?;
-        let (losses, fcs, grads) = if use_adjoint {
-            evaluate_adjoint::<B::InnerBackend>(problem, &table, &x0_host, device)?
-        } else {
-            let params = table.tensors::<B::InnerBackend>(device);
-            let x0 = net_in.initial_state(r, device);
-            let vg = value_and_grad(
-                &net,
-                &net_in,
-                &params,
-                x0,
-                &problem.run,
-                problem.chunk,
-                &loss,
-            )?;
-            let losses: Vec<f64> = to_host64(vg.loss);
-            // Simulated FC per restart.
-            let [t, _, _, _] = vg.outputs.dims();
-            let fcs = to_host64(fc(vg.outputs.swap_dims(0, 1).reshape([r, t, n])));
-            let grads: Vec<Vec<f64>> = free_index
-                .iter()
-                .map(|&k| to_host64(vg.grads[k].clone()))
-                .collect();
-            (losses, fcs, grads)
-        };
+        let sim = Problem::new(
+            problem.connectome.clone(),
+            problem.network.clone(),
+            table,
+            problem.run.clone(),
+        )?;
+        let vg = value_and_grad_on::<B>(&sim, &loss, gradient, &opts, device)?;
+        // Simulated FC per restart.
+        let t = vg.shape[0];
+        let y: Tensor<B::InnerBackend, 4> = Tensor::from_data(
+            TensorData::new(vg.outputs, vg.shape),
+            crate::float_opts::<B::InnerBackend>(device),
+        );
+        let fcs = to_host64(fc(y.swap_dims(0, 1).reshape([r, t, n])));
+        let losses = vg.loss;
+        let grads = free_index
+            .iter()
+            .zip(&problem.free)
+            .map(|(&k, f)| {
+                vg.grads[k]
+                    .as_ref()
+                    .map(|g| g.values.clone())
+                    .ok_or_else(|| {
+                        Error::setting(
+                            "fit",
+                            format!("internal: no gradient was returned for `{}`", f.name),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let corr: Vec<f64> = (0..r)
             .map(|k| fc_corr(&fcs[k * n * n..(k + 1) * n * n], &problem.target_fc, n))
             .collect();
@@ -665,77 +652,6 @@ pub fn fit<B: AutodiffBackend>(
         on_iteration(&state, &report)?;
     }
     Ok(state)
-}
-
-/// Loss per restart, simulated FC per restart, gradient of each free parameter.
-type Evaluation = (Vec<f64>, Vec<f64>, Vec<Vec<f64>>);
-
-/// Loss per restart, simulated FC per restart (`[R, n, n]`) and the gradient of each free
-/// parameter (`[R, size]`), by the fused engine's adjoint in `B`'s float precision.
-fn evaluate_adjoint<B: Backend>(
-    problem: &FitProblem,
-    table: &ParamTable,
-    x0: &[f64],
-    device: &B::Device,
-) -> Result<Evaluation> {
-    let n = problem.connectome.n;
-    let r = problem.restarts;
-    let fr = FusedRun {
-        connectome: &problem.connectome,
-        network: &problem.network,
-        params: table,
-        x0,
-        x0_rows: 1,
-        batch: r,
-        run: &problem.run,
-        threads: 0,
-    };
-    let target = &problem.target_fc;
-    let loss = |y: &[f64], shape: [usize; 4]| -> Result<(Vec<f64>, Vec<f64>)> {
-        if shape[0] < 2 {
-            return Err(Error::setting(
-                "duration",
-                format!("FC needs at least 2 samples, the run records {}", shape[0]),
-            ));
-        }
-        Ok(crate::adjoint::fc_corr_loss(y, shape, 0, target))
-    };
-    let opts = GradOptions {
-        chunk: problem.chunk,
-        wrt: Some(problem.free.iter().map(|f| f.name.clone()).collect()),
-    };
-    let double = std::mem::size_of::<B::FloatElem>() == 8;
-    let vg = value_and_grad_fused_in(double, &fr, &opts, &loss)?;
-    let [t, _, _, _] = vg.shape;
-    let y: Tensor<B, 4> = Tensor::from_data(
-        TensorData::new(vg.outputs, vg.shape),
-        crate::float_opts::<B>(device),
-    );
-    let fcs = to_host64(fc(y.swap_dims(0, 1).reshape([r, t, n])));
-    let specs = &table.specs;
-    let grads = problem
-        .free
-        .iter()
-        .map(|f| {
-            let k = specs
-                .iter()
-                .position(|s| s.name == f.name)
-                .expect("validated");
-            vg.grads[k]
-                .as_ref()
-                .map(|g| g.values.clone())
-                .ok_or_else(|| {
-                    Error::setting(
-                        "fit",
-                        format!(
-                            "internal: the adjoint returned no gradient for `{}`",
-                            f.name
-                        ),
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((vg.loss, fcs, grads))
 }
 
 fn to_host64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {

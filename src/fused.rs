@@ -35,13 +35,13 @@ use crate::coupling::{point, CouplingKind};
 use crate::error::{Error, Result};
 use crate::integrate::Integrator;
 use crate::network::{
-    check_speed, delay_steps, lengths_for_delays, resolve_inputs, sent_quantities, NetworkConfig,
+    check_speed, delay_steps, edge_lengths_for_delays, resolve_inputs, sent_quantities,
+    NetworkConfig,
 };
-use crate::noise::{draw, stream, NoiseMode, NoiseSource};
+use crate::noise::{draw, stream, NoiseMode};
 use crate::observe::bold::BoldStream;
 use crate::params::ParamTable;
 use crate::sim::Run;
-use crate::sparse::{count_nonzero, Csr};
 
 /// Float types the fused engine runs in.
 pub trait Real: Float + Send + Sync + std::fmt::Debug + 'static {
@@ -116,45 +116,11 @@ impl Real for f64 {
     }
 }
 
-/// Which engine runs a forward simulation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// The fused engine on CPU backends when it supports the run, else the tensor engine.
-    #[default]
-    Auto,
-    /// Burn tensors on the chosen backend.
-    Tensor,
-    /// The fused CPU engine (an error if it does not support the run).
-    Fused,
-}
-
-impl std::str::FromStr for Engine {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "tensor" => Ok(Self::Tensor),
-            "fused" => Ok(Self::Fused),
-            _ => Err(Error::setting(
-                "engine",
-                format!("`{s}` is not one of: auto, tensor, fused"),
-            )),
-        }
-    }
-}
+pub use crate::problem::Engine;
 
 /// The most state variables (and coupling inputs) per node the fused engine and its adjoint hold
 /// in their per-node scratch arrays; [`setup`] refuses larger models with an error.
 pub const MAX_VARS: usize = 16;
-
-/// Why a run cannot use the fused engine, or `None` if it can.
-pub fn supports(run: &Run) -> Option<&'static str> {
-    if !run.noise.is_off() && run.noise.source != NoiseSource::Host {
-        return Some("the fused engine draws host noise only");
-    }
-    None
-}
 
 /// Everything a fused run needs besides the model.
 pub struct FusedRun<'a> {
@@ -209,7 +175,7 @@ pub fn simulate_fused<T: Real>(
         run: &neural,
         ..*fr
     };
-    let mut stream = BoldStream::new(fr.run, b, fr.batch, fr.connectome.n, spec.time_unit);
+    let mut stream = BoldStream::new(fr.run, b, fr.batch, fr.connectome.n, spec.time_unit.name());
     let bn = fr.batch * fr.connectome.n;
     let mut emitted = 0;
     let mut through = |_first: usize, k: usize, means: Vec<f32>| -> Result<()> {
@@ -367,8 +333,8 @@ pub(crate) fn setup<M: Model, T: Real>(
     let spec = M::SPEC;
     let run = fr.run;
     run.validate(spec.n_vars())?;
-    if let Some(why) = supports(run) {
-        return Err(Error::setting("engine", why));
+    if let Some(why) = crate::problem::fused_unsupported(run) {
+        return Err(why.into());
     }
     if run.monitor.bold.is_some() {
         return Err(Error::setting(
@@ -408,19 +374,23 @@ pub(crate) fn setup<M: Model, T: Real>(
         .iter()
         .map(|&k| (k, spec.coupling[k].sends.is_some()))
         .collect();
-    let nnz = count_nonzero(&conn.weights);
-    let sparse = net.sparse.is_sparse(n, nnz);
+    let sparse = net.sparse.is_sparse(n, conn.nnz());
+    // The nonzero weights by target (an edge list as given; nothing n × n when sparse).
+    let csr = conn.csr();
     let mut rowsum = vec![T::zero(); n];
-    for (i, row) in conn.weights.chunks_exact(n).enumerate() {
-        rowsum[i] = row.iter().fold(T::zero(), |a, &w| a + T::of(w));
+    for (i, r) in rowsum.iter_mut().enumerate() {
+        *r = csr.weight[csr.start[i]..csr.start[i + 1]]
+            .iter()
+            .fold(T::zero(), |a, &w| a + T::of(w));
     }
     let wt = if sparse {
         Vec::new()
     } else {
+        let dense = conn.to_dense()?;
         let mut wt = vec![T::zero(); n * n];
         for i in 0..n {
             for j in 0..n {
-                wt[j * n + i] = T::of(conn.weights[i * n + j]);
+                wt[j * n + i] = T::of(dense.weights[i * n + j]);
             }
         }
         wt
@@ -428,25 +398,26 @@ pub(crate) fn setup<M: Model, T: Real>(
     let lengths = match net.speed {
         Some(speed) => {
             check_speed(speed)?;
-            Some((lengths_for_delays(conn)?, speed))
+            Some((edge_lengths_for_delays(conn)?, speed))
         }
         None => None,
     };
     let (edge_start, edges, horizon) = if sparse || lengths.is_some() {
-        let csr = Csr::from_dense(n, &conn.weights);
         let edges: Vec<Edge<T>> = csr
-            .pairs()
+            .source
+            .iter()
             .zip(&csr.weight)
-            .map(|((i, j), &w)| Edge {
-                source: j as u32,
-                delay: lengths.map_or(0, |(l, speed)| {
-                    u32::try_from(delay_steps(l[i * n + j], speed, run.dt)).unwrap_or(u32::MAX)
+            .enumerate()
+            .map(|(k, (&j, &w))| Edge {
+                source: j,
+                delay: lengths.as_ref().map_or(0, |(l, speed)| {
+                    u32::try_from(delay_steps(l[k], *speed, run.dt)).unwrap_or(u32::MAX)
                 }),
                 weight: T::of(w),
             })
             .collect();
         let horizon = edges.iter().map(|e| e.delay as usize).max().unwrap_or(0) + 1;
-        (csr.start, edges, horizon)
+        (csr.start.clone(), edges, horizon)
     } else {
         (Vec::new(), Vec::new(), 1)
     };
@@ -563,7 +534,7 @@ pub(crate) fn diverged<M: Model>(b: Blowup, dt: f64) -> Error {
     Error::Diverged {
         step: b.step,
         time: b.step as f64 * dt,
-        time_unit: M::SPEC.time_unit,
+        time_unit: M::SPEC.time_unit.name(),
         var: M::SPEC.state[b.var].name.to_string(),
         node: b.node,
         batch: b.batch,
@@ -1004,6 +975,7 @@ pub(crate) fn inputs<M: Model, T: Real>(
                 Some(si) => {
                     let p0 = pre_at(ctx, r, si, 0, lb);
                     let p1 = pre_at(ctx, r, si, 1, lb);
+                    #[allow(clippy::needless_range_loop)] // i indexes five arrays
                     for i in 0..n {
                         let sums = [w.sums[p0 + i], w.sums[p1 + i]];
                         let s_i = w.sent[(si * r + lb) * n + i];

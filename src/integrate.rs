@@ -11,8 +11,6 @@
 
 use burn::prelude::{Backend, Tensor};
 
-use crate::error::{Error, Result};
-
 /// A right-hand side over the whole network state, plus the projection after each stage.
 pub trait VectorField<B: Backend> {
     /// `d x / dt` for a state given as one `[batch, nodes]` tensor per variable.
@@ -34,20 +32,7 @@ pub enum Integrator {
     Rk4,
 }
 
-impl std::str::FromStr for Integrator {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "euler" => Ok(Self::Euler),
-            "heun" => Ok(Self::Heun),
-            "rk4" => Ok(Self::Rk4),
-            _ => Err(Error::setting(
-                "integrator",
-                format!("`{s}` is not one of: euler, heun, rk4"),
-            )),
-        }
-    }
-}
+crate::choice!(Integrator, "integrator", [Euler => "euler", Heun => "heun", Rk4 => "rk4"]);
 
 impl Integrator {
     /// Order of convergence for ODEs.
@@ -56,15 +41,6 @@ impl Integrator {
             Self::Euler => 1,
             Self::Heun => 2,
             Self::Rk4 => 4,
-        }
-    }
-
-    /// Name as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Euler => "euler",
-            Self::Heun => "heun",
-            Self::Rk4 => "rk4",
         }
     }
 

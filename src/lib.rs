@@ -14,7 +14,44 @@
 //! - [`fused`]: the fused CPU engine for forward runs; [`adjoint`]: its discrete adjoint for
 //!   gradients ([`grad`] differentiates the tensor engine through Burn's autodiff).
 //!
+//! - [`problem`]: the façade — a resolved [`problem::Problem`] and the entry points
+//!   [`problem::simulate`] and [`problem::value_and_grad`] with the engine as a parameter.
+//!
 //! Models live in the `neurodiff-models` crate (re-exported as [`models`]).
+
+/// One way to declare a choice: its names on the command line and in config files, listed in
+/// errors. `choice!(Type, "setting", [Variant => "name", ...])` implements `FromStr` (an error
+/// naming the setting and every admissible name), `name()` and `NAMES`.
+#[macro_export]
+macro_rules! choice {
+    ($ty:ty, $setting:literal, [$($variant:ident => $name:literal),+ $(,)?]) => {
+        impl $ty {
+            /// The admissible names, in order.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+            /// The name as written on the command line.
+            pub fn name(&self) -> &'static str {
+                match self { $(Self::$variant => $name),+ }
+            }
+        }
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                match s {
+                    $($name => Ok(Self::$variant),)+
+                    _ => Err($crate::Error::setting(
+                        $setting,
+                        format!("`{s}` is not one of: {}", Self::NAMES.join(", ")),
+                    )),
+                }
+            }
+        }
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
 
 pub mod adjoint;
 pub mod backend;
@@ -32,6 +69,7 @@ pub mod noise;
 pub mod observe;
 pub mod params;
 pub mod plot;
+pub mod problem;
 pub mod sim;
 pub mod sparse;
 

@@ -34,7 +34,7 @@ use crate::connectome::Connectome;
 use crate::coupling::{CouplingKind, SparseWeights};
 use crate::error::{Error, Result};
 use crate::integrate::VectorField;
-use crate::sparse::{count_nonzero, Csr, SparseMode};
+use crate::sparse::SparseMode;
 
 /// How to build a network (besides the connectome).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -90,7 +90,7 @@ impl Delays {
 
 /// Checks that a conduction speed is positive.
 pub(crate) fn check_speed(speed: f64) -> Result<()> {
-    if !(speed > 0.0) || speed.is_nan() {
+    if speed.is_nan() || speed <= 0.0 {
         return Err(Error::setting(
             "speed",
             format!("conduction speed must be positive, got {speed}"),
@@ -106,16 +106,30 @@ pub fn delay_steps(length: f64, speed: f64, dt: f64) -> usize {
 
 /// The tract lengths of `connectome`, or the error that delays need them.
 pub(crate) fn lengths_for_delays(connectome: &Connectome) -> Result<&[f64]> {
-    connectome.lengths.as_deref().ok_or_else(|| {
-        Error::setting(
-            "speed",
-            format!(
-                "delays need tract lengths, and connectome {} has none (give them with \
-                 --lengths)",
-                connectome.source
-            ),
-        )
-    })
+    connectome
+        .lengths
+        .as_deref()
+        .ok_or_else(|| no_lengths(connectome))
+}
+
+/// The tract length of each edge of [`Connectome::csr`], for delays.
+pub(crate) fn edge_lengths_for_delays(
+    connectome: &Connectome,
+) -> Result<std::borrow::Cow<'_, [f64]>> {
+    connectome
+        .edge_lengths()
+        .ok_or_else(|| no_lengths(connectome))
+}
+
+fn no_lengths(connectome: &Connectome) -> Error {
+    Error::setting(
+        "speed",
+        format!(
+            "delays need tract lengths, and connectome {} has none (give them with --lengths, \
+             or as the fourth column of an edge list)",
+            connectome.source
+        ),
+    )
 }
 
 /// The coupling weights as the tensor engine keeps them.
@@ -173,25 +187,27 @@ impl<B: Backend> Network<B> {
         let n = connectome.n;
         let opts = || crate::float_opts::<B>(device);
         let (sources, input_src) = sent_quantities(spec, &inputs_on);
-        let lengths = match cfg.speed {
+        let speed = match cfg.speed {
             None => None,
             Some(speed) => {
                 check_speed(speed)?;
-                Some((lengths_for_delays(connectome)?, speed))
+                Some(speed)
             }
         };
-        let sparse = cfg.sparse.is_sparse(n, count_nonzero(&connectome.weights));
+        let sparse = cfg.sparse.is_sparse(n, connectome.nnz());
         let idx = |v: Vec<i64>| {
             let len = v.len();
             Tensor::<B, 2, Int>::from_data(TensorData::new(v, [1, len]), device)
         };
         let (weights, rowsum, delays) = if sparse {
-            let csr = Csr::from_dense(n, &connectome.weights);
+            // An edge list stays sparse: nothing here is n × n.
+            let csr = connectome.csr();
+            let lengths = match speed {
+                None => None,
+                Some(s) => Some((edge_lengths_for_delays(connectome)?, s)),
+            };
             let delays = lengths.map(|(l, speed)| {
-                let steps: Vec<usize> = csr
-                    .pairs()
-                    .map(|(i, j)| delay_steps(l[i * n + j], speed, dt))
-                    .collect();
+                let steps: Vec<usize> = l.iter().map(|&len| delay_steps(len, speed, dt)).collect();
                 let h = steps.iter().copied().max().unwrap_or(0) + 1;
                 let base = steps
                     .iter()
@@ -206,6 +222,12 @@ impl<B: Backend> Network<B> {
             let w = SparseWeights::new(&csr, device);
             (Weights::Sparse(w), csr.rowsum(), delays)
         } else {
+            let dense = connectome.to_dense()?;
+            let connectome: &Connectome = &dense;
+            let lengths = match speed {
+                None => None,
+                Some(s) => Some((lengths_for_delays(connectome)?, s)),
+            };
             let mut wt = vec![0f64; n * n];
             let mut rowsum = vec![0f64; n];
             for i in 0..n {
@@ -458,7 +480,9 @@ impl<B: Backend> Network<B> {
                 let placeholder = Tensor::empty([1], crate::float_opts::<B>(&device));
                 let owned = std::mem::replace(hist, placeholder);
                 let at = slot * n * batch;
-                *hist = owned.slice_assign([at..at + n * batch], batch_inner(s.clone(), batch, n));
+                #[allow(clippy::single_range_in_vec_init)] // one range per dimension
+                let range = [at..at + n * batch];
+                *hist = owned.slice_assign(range, batch_inner(s.clone(), batch, n));
                 let delayed = hist.clone().select(0, idx.clone()).reshape([batch, reads]);
                 match &self.weights {
                     Weights::Dense { w3, .. } => self.coupling.apply_delayed(

@@ -25,8 +25,6 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::error::{Error, Result};
-
 /// How noise is laid out over nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,20 +38,7 @@ pub enum NoiseMode {
     None,
 }
 
-impl std::str::FromStr for NoiseMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "independent" => Ok(Self::Independent),
-            "shared" => Ok(Self::Shared),
-            "none" => Ok(Self::None),
-            _ => Err(Error::setting(
-                "noise-mode",
-                format!("`{s}` is not one of: independent, shared, none"),
-            )),
-        }
-    }
-}
+crate::choice!(NoiseMode, "noise-mode", [Independent => "independent", Shared => "shared", None => "none"]);
 
 /// Where noise is generated (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,19 +50,7 @@ pub enum NoiseSource {
     Device,
 }
 
-impl std::str::FromStr for NoiseSource {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "host" => Ok(Self::Host),
-            "device" => Ok(Self::Device),
-            _ => Err(Error::setting(
-                "noise-source",
-                format!("`{s}` is not one of: host, device"),
-            )),
-        }
-    }
-}
+crate::choice!(NoiseSource, "noise-source", [Host => "host", Device => "device"]);
 
 /// The noise of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -9,6 +9,7 @@ use crate::integrate::Integrator;
 use crate::network::Network;
 use crate::noise::{ChunkNoise, Noise};
 use crate::observe::bold::{bold_signal, bold_step, BoldParams, BoldState};
+use neurodiff_models::TimeUnit;
 
 /// What is kept of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -44,6 +45,35 @@ pub struct BoldMonitor {
     pub step_s: f64,
     /// Haemodynamic parameters.
     pub params: BoldParams,
+}
+
+impl BoldMonitor {
+    /// BOLD driven by state variable `var` of a model whose unit of time is `unit`, stepped with
+    /// `dt`: one haemodynamic step per about `step_s` seconds, a whole number of neural steps
+    /// (at least one; when `period` is given, at most `period` and dividing it, so that BOLD
+    /// steps tile the sample period), with the default haemodynamic parameters.
+    pub fn for_model(
+        unit: TimeUnit,
+        dt: f64,
+        var: usize,
+        step_s: f64,
+        period: Option<usize>,
+    ) -> Self {
+        let mut every = ((step_s / unit.seconds() / dt).round() as usize).max(1);
+        if let Some(p) = period {
+            let p = p.max(1);
+            every = (1..=every.min(p))
+                .rev()
+                .find(|k| p.is_multiple_of(*k))
+                .unwrap_or(1);
+        }
+        Self {
+            var,
+            every,
+            step_s: every as f64 * dt * unit.seconds(),
+            params: BoldParams::default(),
+        }
+    }
 }
 
 /// The neural run behind a run whose monitor observes BOLD through `b`: a temporal mean of the
@@ -478,7 +508,7 @@ pub(crate) fn locate_divergence<B: Backend>(
                 return Error::Diverged {
                     step,
                     time: step as f64 * run.dt,
-                    time_unit: spec.time_unit,
+                    time_unit: spec.time_unit.name(),
                     var: spec.state[v].name.to_string(),
                     node: idx % nodes,
                     batch: idx / nodes,
@@ -491,7 +521,7 @@ pub(crate) fn locate_divergence<B: Backend>(
     Error::Diverged {
         step: start + len,
         time: (start + len) as f64 * run.dt,
-        time_unit: spec.time_unit,
+        time_unit: spec.time_unit.name(),
         var: "?".into(),
         node: 0,
         batch: 0,

@@ -30,8 +30,6 @@
 //! would gain from sparse sums at higher densities too (up to about 10 % from 300 nodes): use
 //! [`SparseMode::On`] there. Sparse always takes less memory.
 
-use crate::error::{Error, Result};
-
 /// Smallest network for which [`SparseMode::Auto`] considers sparse coupling.
 pub const AUTO_MIN_NODES: usize = 1000;
 
@@ -65,31 +63,9 @@ pub enum SparseMode {
     Off,
 }
 
-impl std::str::FromStr for SparseMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "on" => Ok(Self::On),
-            "off" => Ok(Self::Off),
-            _ => Err(Error::setting(
-                "sparse",
-                format!("`{s}` is not one of: auto, on, off"),
-            )),
-        }
-    }
-}
+crate::choice!(SparseMode, "sparse", [Auto => "auto", On => "on", Off => "off"]);
 
 impl SparseMode {
-    /// Name as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::On => "on",
-            Self::Off => "off",
-        }
-    }
-
     /// Whether a network of `n` nodes with `nnz` nonzero weights uses sparse coupling.
     pub fn is_sparse(self, n: usize, nnz: usize) -> bool {
         match self {

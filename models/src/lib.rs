@@ -50,7 +50,7 @@ pub use mass::{
 };
 pub use real::{k, Real};
 pub use registry::{catalogue, dynamics, find, visit, ModelVisitor, UnknownModel};
-pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, VarSpec};
+pub use spec::{CouplingFunction, CouplingSpec, ModelSpec, ParamSpec, TimeUnit, VarSpec};
 
 use burn::prelude::{Backend, Tensor};
 use num_traits::Float;

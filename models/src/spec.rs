@@ -132,6 +132,62 @@ impl CouplingFunction {
     }
 }
 
+/// The unit of time of a model's equations; `dt` and durations are given in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeUnit {
+    /// Milliseconds (most neural masses).
+    Ms,
+    /// Seconds (e.g. `hopf`, fitted to BOLD).
+    S,
+}
+
+impl TimeUnit {
+    /// The symbol: `ms` or `s`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ms => "ms",
+            Self::S => "s",
+        }
+    }
+
+    /// One unit in seconds.
+    pub const fn seconds(self) -> f64 {
+        match self {
+            Self::Ms => 1e-3,
+            Self::S => 1.0,
+        }
+    }
+
+    /// A default simulated duration in this unit: 3 s of milliseconds-scale dynamics, 60 s of
+    /// seconds-scale ones.
+    pub const fn default_duration(self) -> f64 {
+        match self {
+            Self::Ms => 3000.0,
+            Self::S => 60.0,
+        }
+    }
+
+    /// A default sampling period in this unit (1 ms, 0.1 s).
+    pub const fn default_sample_period(self) -> f64 {
+        match self {
+            Self::Ms => 1.0,
+            Self::S => 0.1,
+        }
+    }
+}
+
+impl std::fmt::Display for TimeUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq<&str> for TimeUnit {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 /// Everything static about a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelSpec {
@@ -139,8 +195,8 @@ pub struct ModelSpec {
     pub name: &'static str,
     /// Human-readable title.
     pub title: &'static str,
-    /// Unit of time of the equations (`ms` or `s`); `dt` and durations are in this unit.
-    pub time_unit: &'static str,
+    /// Unit of time of the equations; `dt` and durations are in this unit.
+    pub time_unit: TimeUnit,
     /// A sensible integration step, in `time_unit`.
     pub default_dt: f64,
     /// State variables, in the order of the state list.

@@ -146,7 +146,7 @@ pub(super) fn value_and_grad_bold<T: Real>(
             .map(|k| (m.transient + m.every * (k + 1)) / b.every)
             .collect(),
         dt: run.dt,
-        time_unit: spec.time_unit,
+        time_unit: spec.time_unit.name(),
     };
     let neural = neural_run(run, b);
     let inner = FusedRun {

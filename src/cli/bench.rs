@@ -10,34 +10,37 @@
 //!   nodes at 1% and 5% density), dense against sparse coupling, each configuration in a fresh
 //!   process so that `peak_rss_mb` is its own peak memory.
 //! - `delays`: MPR on `hcp80` with conduction delays (3 and 10 mm/ms) against none.
+//! - `edge_list`: a 100,000-region connectome at 0.1 % density loaded from an edge list and run
+//!   sparse in a fresh process: load time and memory (the dense matrix would take 80 GB).
 //!
 //! In the last two, `us_per_step` excludes set-up: it is `(t(steps) − t(1 step)) / (steps − 1)`
 //! with medians over the repetitions, and `setup_seconds` is `t(1 step)` (building the network
 //! and its weights, the connectome being given).
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use burn::prelude::{Backend, Tensor};
 use clap::Args;
 use serde_json::json;
 
-use neurodiff::adjoint;
-use neurodiff::backend::{with_backend, BackendKind, BackendTask};
+use neurodiff::adjoint::GradOptions;
+use neurodiff::backend::BackendKind;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fused::{self, Engine, FusedRun};
+use neurodiff::fit::LossKind;
 use neurodiff::integrate::Integrator;
-use neurodiff::network::{param_specs, Network, NetworkConfig};
+use neurodiff::network::{param_specs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{default_chunk, simulate, Monitor, Run};
-use neurodiff::sparse::{count_nonzero, density as density_of, SparseMode};
+use neurodiff::problem::{simulate, value_and_grad, Engine, Gradient, Loss, Problem};
+use neurodiff::sim::{default_chunk, Monitor, Run};
+use neurodiff::sparse::{density as density_of, SparseMode};
 use neurodiff::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, or all of them.
+    /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list, or all.
     /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
     case: Option<String>,
@@ -66,6 +69,9 @@ pub struct BenchArgs {
     /// process (how the case measures each configuration's peak memory).
     #[arg(long, hide = true)]
     sparse_child: Option<String>,
+    /// Internal: load and run one edge list file (edge_list case) in this process.
+    #[arg(long, hide = true)]
+    edges_child: Option<PathBuf>,
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -130,118 +136,98 @@ fn forward_run(batch: usize, steps: usize, source: NoiseSource) -> Run {
     }
 }
 
-struct Forward<'a> {
-    args: &'a BenchArgs,
+/// MPR on `conn` from the benchmark initial state, as a façade [`Problem`].
+fn mpr_problem(
     conn: Connectome,
-    engines: Vec<Engine>,
+    net: &NetworkConfig,
+    table: ParamTable,
+    run: Run,
+    threads: usize,
+) -> Result<Problem> {
+    let x0 = bench_x0(conn.n);
+    let mut p = Problem::new(conn, net.clone(), table, run)?.with_initial_state(1, x0)?;
+    p.threads = threads;
+    Ok(p)
 }
 
-impl BackendTask for Forward<'_> {
-    type Output = Result<()>;
+/// Wall time of a forward run of `p` with `run` (the final state is read back to the host inside
+/// the timed region, which synchronises GPU backends).
+fn time_run(p: &mut Problem, run: Run, kind: BackendKind, engine: Engine) -> Result<f64> {
+    p.run = run;
+    let t0 = Instant::now();
+    simulate(p, kind, engine, &mut |_| Ok(()), &mut |_| {})?;
+    Ok(t0.elapsed().as_secs_f64())
+}
 
-    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Result<()> {
-        let a = self.args;
-        let steps = a.steps.unwrap_or(10_000);
-        let conn = &self.conn;
-        let nodes = conn.n;
-        let batches = if a.batch.is_empty() {
-            if kind.is_cpu() {
-                vec![1, 16, 256]
-            } else {
-                vec![1, 16, 256, 4096, 16384]
-            }
+/// The mpr_forward case.
+fn forward_case(a: &BenchArgs, kind: BackendKind, engines: &[Engine]) -> Result<()> {
+    let steps = a.steps.unwrap_or(10_000);
+    let conn = Connectome::load("hcp80", None)?;
+    let nodes = conn.n;
+    let batches = if a.batch.is_empty() {
+        if kind.is_cpu() {
+            vec![1, 16, 256]
         } else {
-            a.batch.clone()
-        };
-        let device_name = if kind.is_cpu() { "cpu" } else { "gpu" };
-        for &b in &batches {
-            let given = vec![(
-                "G".to_string(),
-                if b == 1 {
-                    ParamValue::Scalar(0.1)
-                } else {
-                    ParamValue::parse("G", &format!("linspace(0.1,1.0,{b})"))?
-                },
-            )];
-            let table = ParamTable::new(
-                &param_specs(neurodiff::models::find("mpr")?, CouplingKind::Linear),
-                &given,
-                nodes,
-                None,
-            )?;
-            for &engine in &self.engines {
-                let run = forward_run(b, steps, kind.default_noise_source());
-                let mut times = Vec::new();
-                // One untimed warm-up (kernel compilation on GPUs, page faults on CPUs).
-                for rep in 0..=a.repeats {
-                    let warm = rep == 0;
-                    let mut r = run.clone();
-                    if warm {
-                        r.steps = r.chunk.min(steps).max(1);
-                        r.monitor.every = r.steps;
-                    }
-                    let t0 = Instant::now();
-                    match engine {
-                        Engine::Fused => {
-                            let x0: Vec<f64> = [0.1f64, -2.0]
-                                .iter()
-                                .flat_map(|&v| std::iter::repeat_n(v, nodes))
-                                .collect();
-                            let fr = FusedRun {
-                                connectome: conn,
-                                network: &NetworkConfig::new("mpr"),
-                                params: &table,
-                                x0: &x0,
-                                x0_rows: 1,
-                                batch: b,
-                                run: &r,
-                                threads: a.threads,
-                            };
-                            fused::simulate_fused::<f32>(&fr, &mut |_, _, _| Ok(()), &mut |_| {})?;
-                        }
-                        _ => {
-                            let net = Network::<B>::build(
-                                &NetworkConfig::new("mpr"),
-                                conn,
-                                0.01,
-                                &device,
-                            )?;
-                            let params = table.tensors::<B>(&device);
-                            let x0 = vec![
-                                Tensor::full([b, nodes], 0.1, neurodiff::float_opts::<B>(&device)),
-                                Tensor::full([b, nodes], -2.0, neurodiff::float_opts::<B>(&device)),
-                            ];
-                            let fin = simulate(&net, &params, x0, &r, |_| Ok(()), |_| {})?;
-                            // Synchronise inside the timed region.
-                            let _ = neurodiff::sim::to_host(fin[0].clone());
-                        }
-                    }
-                    if !warm {
-                        times.push(t0.elapsed().as_secs_f64());
-                    }
-                }
-                let t = median(times);
-                println!(
-                    "{}",
-                    json!({
-                        "tool": "neurodiff",
-                        "device": device_name,
-                        "backend": kind.name(),
-                        "engine": if engine == Engine::Fused { "fused" } else { "tensor" },
-                        "case": "mpr_forward",
-                        "nodes": nodes,
-                        "batch": b,
-                        "steps": steps,
-                        "seconds": t,
-                        "us_per_step": t / steps as f64 * 1e6,
-                        "node_steps_per_s": (b * nodes * steps) as f64 / t,
-                        "peak_rss_mb": peak_rss_mb(),
-                    })
-                );
-            }
+            vec![1, 16, 256, 4096, 16384]
         }
-        Ok(())
+    } else {
+        a.batch.clone()
+    };
+    let device_name = if kind.is_cpu() { "cpu" } else { "gpu" };
+    for &b in &batches {
+        let given = vec![(
+            "G".to_string(),
+            if b == 1 {
+                ParamValue::Scalar(0.1)
+            } else {
+                ParamValue::parse("G", &format!("linspace(0.1,1.0,{b})"))?
+            },
+        )];
+        let table = ParamTable::new(
+            &param_specs(neurodiff::models::find("mpr")?, CouplingKind::Linear),
+            &given,
+            nodes,
+            None,
+        )?;
+        let run = forward_run(b, steps, kind.default_noise_source());
+        let net = NetworkConfig::new("mpr");
+        let mut p = mpr_problem(conn.clone(), &net, table, run.clone(), a.threads)?;
+        for &engine in engines {
+            let mut times = Vec::new();
+            // One untimed warm-up (kernel compilation on GPUs, page faults on CPUs).
+            for rep in 0..=a.repeats {
+                let warm = rep == 0;
+                let mut r = run.clone();
+                if warm {
+                    r.steps = r.chunk.min(steps).max(1);
+                    r.monitor.every = r.steps;
+                }
+                let t = time_run(&mut p, r, kind, engine)?;
+                if !warm {
+                    times.push(t);
+                }
+            }
+            let t = median(times);
+            println!(
+                "{}",
+                json!({
+                    "tool": "neurodiff",
+                    "device": device_name,
+                    "backend": kind.name(),
+                    "engine": engine_name(engine),
+                    "case": "mpr_forward",
+                    "nodes": nodes,
+                    "batch": b,
+                    "steps": steps,
+                    "seconds": t,
+                    "us_per_step": t / steps as f64 * 1e6,
+                    "node_steps_per_s": (b * nodes * steps) as f64 / t,
+                    "peak_rss_mb": peak_rss_mb(),
+                })
+            );
+        }
     }
+    Ok(())
 }
 
 /// The steps, medians and memory of one timed configuration.
@@ -254,70 +240,38 @@ struct Timing {
     us_per_step: f64,
 }
 
-/// Times a forward run of `net` (MPR, stochastic Heun as in mpr_forward) on one engine: an
-/// untimed warm-up, then `repeats` runs of one step and of `steps` steps.
-struct Timed<'a> {
-    conn: &'a Connectome,
-    net: &'a NetworkConfig,
-    table: &'a ParamTable,
+/// Times a forward run of MPR (stochastic Heun as in mpr_forward) on one engine: an untimed
+/// warm-up, then `repeats` runs of one step and of `steps` steps.
+#[allow(clippy::too_many_arguments)]
+fn timed(
+    conn: Connectome,
+    net: &NetworkConfig,
+    table: ParamTable,
     batch: usize,
     steps: usize,
     repeats: usize,
     threads: usize,
+    kind: BackendKind,
     engine: Engine,
-}
-
-impl BackendTask for Timed<'_> {
-    type Output = Result<Timing>;
-
-    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Result<Timing> {
-        let (b, nodes) = (self.batch, self.conn.n);
-        let once = |steps: usize| -> Result<f64> {
-            let mut r = forward_run(b, steps, kind.default_noise_source());
-            r.chunk = r.chunk.min(steps);
-            r.monitor.every = steps;
-            let t0 = Instant::now();
-            if self.engine == Engine::Fused {
-                let x0: Vec<f64> = [0.1f64, -2.0]
-                    .iter()
-                    .flat_map(|&v| std::iter::repeat_n(v, nodes))
-                    .collect();
-                let fr = FusedRun {
-                    connectome: self.conn,
-                    network: self.net,
-                    params: self.table,
-                    x0: &x0,
-                    x0_rows: 1,
-                    batch: b,
-                    run: &r,
-                    threads: self.threads,
-                };
-                fused::simulate_fused::<f32>(&fr, &mut |_, _, _| Ok(()), &mut |_| {})?;
-            } else {
-                let net = Network::<B>::build(self.net, self.conn, r.dt, &device)?;
-                let params = self.table.tensors::<B>(&device);
-                let opts = || neurodiff::float_opts::<B>(&device);
-                let x0 = vec![
-                    Tensor::full([b, nodes], 0.1, opts()),
-                    Tensor::full([b, nodes], -2.0, opts()),
-                ];
-                let fin = simulate(&net, &params, x0, &r, |_| Ok(()), |_| {})?;
-                // Synchronise inside the timed region.
-                let _ = neurodiff::sim::to_host(fin[0].clone());
-            }
-            Ok(t0.elapsed().as_secs_f64())
-        };
-        once(1)?;
-        let steps = self.steps.max(2);
-        let reps = self.repeats.max(1);
-        let setup_seconds = median((0..reps).map(|_| once(1)).collect::<Result<_>>()?);
-        let seconds = median((0..reps).map(|_| once(steps)).collect::<Result<_>>()?);
-        Ok(Timing {
-            seconds,
-            setup_seconds,
-            us_per_step: (seconds - setup_seconds).max(0.0) / (steps - 1) as f64 * 1e6,
-        })
-    }
+) -> Result<Timing> {
+    let run_of = |steps: usize| {
+        let mut r = forward_run(batch, steps, kind.default_noise_source());
+        r.chunk = r.chunk.min(steps);
+        r.monitor.every = steps;
+        r
+    };
+    let mut p = mpr_problem(conn, net, table, run_of(1), threads)?;
+    let mut once = |steps: usize| time_run(&mut p, run_of(steps), kind, engine);
+    once(1)?;
+    let steps = steps.max(2);
+    let reps = repeats.max(1);
+    let setup_seconds = median((0..reps).map(|_| once(1)).collect::<Result<_>>()?);
+    let seconds = median((0..reps).map(|_| once(steps)).collect::<Result<_>>()?);
+    Ok(Timing {
+        seconds,
+        setup_seconds,
+        us_per_step: (seconds - setup_seconds).max(0.0) / (steps - 1) as f64 * 1e6,
+    })
 }
 
 /// Parameters of MPR with linear coupling at `G` (one batch element, or a sweep of `batch`).
@@ -507,7 +461,7 @@ fn sparse_child(args: &BenchArgs, spec: &str) -> Result<()> {
     let n: usize = n.parse().map_err(|_| bad())?;
     let density: f64 = density.parse().map_err(|_| bad())?;
     let conn = random_connectome(n, density, 7)?;
-    let nnz = count_nonzero(&conn.weights);
+    let nnz = conn.nnz();
     let conn_rss = rss_mb();
     let steps = args
         .steps
@@ -521,19 +475,17 @@ fn sparse_child(args: &BenchArgs, spec: &str) -> Result<()> {
     };
     let table = mpr_table(n, 1, 0.5)?;
     let kind: BackendKind = args.backend.parse()?;
-    let t = with_backend(
+    let t = timed(
+        conn,
+        &net,
+        table,
+        1,
+        steps,
+        repeats,
+        args.threads,
         kind,
-        Timed {
-            conn: &conn,
-            net: &net,
-            table: &table,
-            batch: 1,
-            steps,
-            repeats,
-            threads: args.threads,
-            engine,
-        },
-    )??;
+        engine,
+    )?;
     println!(
         "{}",
         json!({
@@ -578,19 +530,17 @@ fn delays_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
                     speed,
                     ..NetworkConfig::new("mpr")
                 };
-                let t = with_backend(
+                let t = timed(
+                    conn.clone(),
+                    &net,
+                    table.clone(),
+                    b,
+                    steps,
+                    repeats,
+                    args.threads,
                     kind,
-                    Timed {
-                        conn: &conn,
-                        net: &net,
-                        table: &table,
-                        batch: b,
-                        steps,
-                        repeats,
-                        threads: args.threads,
-                        engine,
-                    },
-                )??;
+                    engine,
+                )?;
                 let horizon = speed.map(|v| {
                     neurodiff::network::Delays::from_lengths(
                         conn.lengths.as_ref().expect("hcp80 has lengths"),
@@ -611,7 +561,7 @@ fn delays_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
                         "batch": b,
                         "speed_mm_per_ms": speed,
                         "horizon_steps": horizon.transpose()?,
-                        "density": density_of(conn.n, count_nonzero(&conn.weights)),
+                        "density": density_of(conn.n, conn.nnz()),
                         "mode": "dense",
                         "steps": steps,
                         "seconds": t.seconds,
@@ -647,11 +597,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(spec) = &args.sparse_child {
         return sparse_child(&args, spec);
     }
+    if let Some(path) = &args.edges_child {
+        return edges_child(&args, path);
+    }
     let all = [
         "mpr_forward",
         "mpr_fc_gradient",
         "sparse_coupling",
         "delays",
+        "edge_list",
     ];
     let cases: Vec<&str> = match args.case.as_deref() {
         None => vec!["mpr_forward", "mpr_fc_gradient"],
@@ -674,16 +628,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if case == "delays" {
             delays_case(&args, &engines)?;
         }
+        if case == "edge_list" {
+            edge_list_case(&args)?;
+        }
         if case == "mpr_forward" {
-            let conn = Connectome::load("hcp80", None)?;
-            with_backend(
-                kind,
-                Forward {
-                    args: &args,
-                    conn,
-                    engines: engines.clone(),
-                },
-            )??;
+            forward_case(&args, kind, &engines)?;
         }
     }
     Ok(())
@@ -759,23 +708,36 @@ fn gradient_child(a: &BenchArgs, spec: &str) -> Result<()> {
         nodes,
         None,
     )?;
+    let gradient = match engine {
+        "fused-adjoint" => Gradient::Adjoint,
+        "burn-autodiff" => Gradient::Autodiff,
+        e => return Err(Error::setting("child", format!("unknown engine `{e}`"))),
+    };
     let cfg = NetworkConfig::new("mpr");
+    let mut p = mpr_problem(conn, &cfg, table, gradient_run(steps), a.threads)?;
+    let target = Loss::Fc {
+        target: emp,
+        kind: LossKind::Corr,
+    };
+    let opts = GradOptions {
+        chunk: a.grad_chunk,
+        wrt: Some(vec!["G".into(), "eta".into()]),
+    };
     let mut times = Vec::new();
     let mut grads = Vec::new();
     let mut loss = f64::NAN;
     for rep in 0..=a.repeats {
         let warm = rep == 0;
-        let run = gradient_run(if warm { steps.min(1000) } else { steps });
+        p.run = gradient_run(if warm { steps.min(1000) } else { steps });
         let t0 = Instant::now();
-        let (l, g) =
-            match engine {
-                "fused-adjoint" => gradient_fused(&conn, &cfg, &table, &run, a, &emp)?,
-                #[cfg(feature = "ndarray")]
-                "burn-autodiff" => gradient_burn::<
-                    burn::backend::Autodiff<burn::backend::NdArray<f32>>,
-                >(&conn, &cfg, &table, &run, a, &emp)?,
-                e => return Err(Error::setting("child", format!("unknown engine `{e}`"))),
-            };
+        let g = value_and_grad(&p, &target, gradient, &opts, BackendKind::Ndarray)?;
+        let pick = |name: &str| {
+            p.params
+                .index(name)
+                .and_then(|k| g.grads[k].as_ref())
+                .map_or(f64::NAN, |p| p.values[0])
+        };
+        let (l, g) = (g.loss[0], vec![pick("G"), pick("eta")]);
         if !warm {
             times.push(t0.elapsed().as_secs_f64());
             loss = l;
@@ -813,90 +775,114 @@ fn bench_x0(nodes: usize) -> Vec<f64> {
         .collect()
 }
 
-fn gradient_fused(
-    conn: &Connectome,
-    cfg: &NetworkConfig,
-    table: &ParamTable,
-    run: &Run,
-    a: &BenchArgs,
-    emp: &[f64],
-) -> Result<(f64, Vec<f64>)> {
-    let x0 = bench_x0(conn.n);
-    let fr = FusedRun {
-        connectome: conn,
-        network: cfg,
-        params: table,
-        x0: &x0,
-        x0_rows: 1,
-        batch: 1,
-        run,
-        threads: a.threads,
+/// The edge_list case: a random connectome of `--nodes` regions [default: 100000] at `--density`
+/// [default: 0.001] written as an edge list `.npy` (`[edges, 3]`, float32), then loaded and run
+/// in a fresh process (10 steps of MPR, fused engine, sparse coupling), reporting the load time,
+/// the memory after loading and the peak memory. The dense matrix would take 8 n² bytes.
+fn edge_list_case(args: &BenchArgs) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    let nodes = if args.nodes.is_empty() {
+        vec![100_000]
+    } else {
+        args.nodes.clone()
     };
-    let loss = |y: &[f64], shape: [usize; 4]| Ok(adjoint::fc_corr_loss(y, shape, 0, emp));
-    let g = adjoint::value_and_grad_fused_in(
-        false,
-        &fr,
-        &adjoint::GradOptions {
-            chunk: a.grad_chunk,
-            wrt: Some(vec!["G".into(), "eta".into()]),
-        },
-        &loss,
-    )?;
-    let pick = |name: &str| {
-        table
-            .index(name)
-            .and_then(|k| g.grads[k].as_ref())
-            .map_or(f64::NAN, |p| p.values[0])
+    let densities = if args.density.is_empty() {
+        vec![0.001]
+    } else {
+        args.density.clone()
     };
-    Ok((g.loss[0], vec![pick("G"), pick("eta")]))
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    for &n in &nodes {
+        for &density in &densities {
+            let k = ((density * n as f64).round() as usize).clamp(1, n - 1);
+            let path = std::env::temp_dir().join(format!(
+                "neurodiff-bench-{}-{n}.edges.npy",
+                std::process::id()
+            ));
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
+            let mut out = neurodiff::io::NpyStream::create(&path, &[n * k, 3])?;
+            let mut rows = Vec::with_capacity(3 * k);
+            for i in 0..n {
+                rows.clear();
+                for j in rand::seq::index::sample(&mut rng, n - 1, k) {
+                    let j = if j >= i { j + 1 } else { j };
+                    let w = (1.0 - rng.random::<f64>()) * 2.0 / k as f64;
+                    rows.extend([j as f32, i as f32, w as f32]);
+                }
+                out.write(&rows)?;
+            }
+            out.finish()?;
+            let file_mb = std::fs::metadata(&path).map_or(f64::NAN, |m| m.len() as f64 / 1e6);
+            let mut cmd = Command::new(&exe);
+            cmd.args(["bench", "--case", "edge_list", "--threads"])
+                .arg(args.threads.to_string())
+                .arg("--edges-child")
+                .arg(&path);
+            let res = cmd.output().map_err(|e| Error::io(&exe, e));
+            let _ = std::fs::remove_file(&path);
+            let out = res?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && !stdout.trim().is_empty() {
+                let mut v: serde_json::Value = serde_json::from_str(stdout.trim())
+                    .map_err(|e| Error::setting("bench", e.to_string()))?;
+                v["file_mb"] = json!(file_mb);
+                v["dense_matrix_mb"] = json!(8.0 * (n as f64).powi(2) / 1e6);
+                println!("{v}");
+            } else {
+                println!(
+                    "{}",
+                    json!({
+                        "tool": "neurodiff", "case": "edge_list", "nodes": n,
+                        "error": format!("{} ({})", out.status,
+                            String::from_utf8_lossy(&out.stderr).trim()),
+                    })
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
-#[cfg(feature = "ndarray")]
-fn gradient_burn<B: burn::tensor::backend::AutodiffBackend>(
-    conn: &Connectome,
-    cfg: &NetworkConfig,
-    table: &ParamTable,
-    run: &Run,
-    a: &BenchArgs,
-    emp: &[f64],
-) -> Result<(f64, Vec<f64>)> {
-    use burn::prelude::TensorData;
-    let device = Default::default();
-    let n = conn.n;
-    let net = Network::<B>::build(cfg, conn, run.dt, &device)?;
-    let net_in = Network::<B::InnerBackend>::build(cfg, conn, run.dt, &device)?;
-    let params = table.tensors::<B::InnerBackend>(&device);
-    let x0: Vec<Tensor<B::InnerBackend, 2>> = [0.1, -2.0]
-        .iter()
-        .map(|&v| Tensor::full([1, n], v, neurodiff::float_opts::<B::InnerBackend>(&device)))
-        .collect();
-    let e = Tensor::<B, 2>::from_data(
-        TensorData::new(emp.to_vec(), [n, n]),
-        neurodiff::float_opts::<B>(&device),
+/// One edge_list configuration, in this process.
+fn edges_child(args: &BenchArgs, path: &std::path::Path) -> Result<()> {
+    let before = rss_mb();
+    let t0 = Instant::now();
+    let conn = Connectome::load(&format!("edges:{}", path.display()), None)?;
+    let load_seconds = t0.elapsed().as_secs_f64();
+    let load_rss = rss_mb();
+    let (n, nnz) = (conn.n, conn.nnz());
+    let steps = 10;
+    let mut run = forward_run(1, steps, NoiseSource::Host);
+    run.monitor.every = steps;
+    let table = mpr_table(n, 1, 0.5)?;
+    let mut p = mpr_problem(
+        conn,
+        &NetworkConfig::new("mpr"),
+        table,
+        run.clone(),
+        args.threads,
+    )?;
+    let sparse = p.is_sparse();
+    let t = time_run(&mut p, run, BackendKind::Ndarray, Engine::Fused)?;
+    println!(
+        "{}",
+        json!({
+            "tool": "neurodiff",
+            "device": "cpu",
+            "engine": "fused",
+            "case": "edge_list",
+            "nodes": n,
+            "edges": nnz,
+            "density": density_of(n, nnz),
+            "sparse_coupling": sparse,
+            "load_seconds": load_seconds,
+            "rss_before_load_mb": before,
+            "rss_after_load_mb": load_rss,
+            "steps": steps,
+            "seconds": t,
+            "us_per_step": t / steps as f64 * 1e6,
+            "peak_rss_mb": peak_rss_mb(),
+        })
     );
-    let loss = move |y: Tensor<B, 4>| {
-        let [t, r, _, n] = y.dims();
-        let x = y.swap_dims(0, 1).reshape([r, t, n]);
-        neurodiff_optim::fc_corr_loss(neurodiff::observe::fc(x), e.clone())
-            .expect("FC shapes are checked by construction")
-    };
-    let g = neurodiff::grad::value_and_grad(&net, &net_in, &params, x0, run, a.grad_chunk, &loss)?;
-    let host = |t: Tensor<B::InnerBackend, 2>| -> f64 {
-        t.into_data()
-            .convert::<f64>()
-            .into_vec::<f64>()
-            .map_or(f64::NAN, |v| v[0])
-    };
-    let l = g
-        .loss
-        .into_data()
-        .convert::<f64>()
-        .into_vec::<f64>()
-        .map_or(f64::NAN, |v| v[0]);
-    let pick = |name: &str| {
-        table
-            .index(name)
-            .map_or(f64::NAN, |k| host(g.grads[k].clone()))
-    };
-    Ok((l, vec![pick("G"), pick("eta")]))
+    Ok(())
 }

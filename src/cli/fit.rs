@@ -5,22 +5,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::backend::Autodiff;
-use burn::prelude::Backend;
 use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use neurodiff::backend::{with_backend, BackendKind, BackendTask};
+use neurodiff::backend::BackendKind;
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome, Normalization};
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fit::{fit, FitProblem, FitState, FreeParam, GradientEngine, LossKind, Optimizer};
+use neurodiff::fit::{
+    fit_on, FitProblem, FitState, FreeParam, GradientEngine, LossKind, Optimizer,
+};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{read_npy, write_npy_f32, write_text, Array};
-use neurodiff::models::ModelSpec;
+use neurodiff::models::{ModelSpec, TimeUnit};
 use neurodiff::network::NetworkConfig;
 use neurodiff::noise::{Noise, NoiseMode};
-use neurodiff::observe::bold::BoldParams;
 use neurodiff::params::ParamValue;
 use neurodiff::sim::{BoldMonitor, Monitor, Run};
 use neurodiff::{Error, Result};
@@ -38,8 +37,8 @@ pub struct FitArgs {
     /// Model name (see `neurodiff models`). [default: hopf]
     #[arg(long)]
     model: Option<String>,
-    /// Connectome: a bundled name (hcp80, tvb76), a TVB folder, or a matrix file. [default:
-    /// hcp80]
+    /// Connectome: a bundled name (hcp80, tvb76), a TVB folder, a matrix file, or an edge list
+    /// (`edges:FILE`, `*.edges.csv`, `*.edges.npy`). [default: hcp80]
     #[arg(long, value_name = "NAME|PATH")]
     connectome: Option<String>,
     /// Tract lengths in mm, overriding those of the connectome.
@@ -360,12 +359,11 @@ impl FitSettings {
             }
         };
         // Time.
-        let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
-        let tr_model = tr / to_s;
+        let tr_model = tr / spec.time_unit.seconds();
         let dt = match a.dt.or(cfg.dt) {
             Some(dt) => {
                 let k = tr_model / dt;
-                if !(dt > 0.0) || (k - k.round()).abs() > 1e-6 * k.max(1.0) {
+                if dt.is_nan() || dt <= 0.0 || (k - k.round()).abs() > 1e-6 * k.max(1.0) {
                     return Err(Error::setting(
                         "dt",
                         format!(
@@ -383,7 +381,10 @@ impl FitSettings {
             .duration
             .or(cfg.duration)
             .unwrap_or(frames as f64 * tr_model);
-        let transient = a.transient.or(cfg.transient).unwrap_or(60.0 / to_s);
+        let transient = a
+            .transient
+            .or(cfg.transient)
+            .unwrap_or(60.0 / spec.time_unit.seconds());
         // Free and fixed parameters.
         let inits: BTreeMap<String, f64> = a
             .init
@@ -482,7 +483,11 @@ impl FitSettings {
             hold_coupling: false,
             sparse: neurodiff::sparse::SparseMode::Auto,
         };
-        let default_sigma = if spec.time_unit == "s" { 0.02 } else { 0.01 };
+        let default_sigma = if spec.time_unit == TimeUnit::S {
+            0.02
+        } else {
+            0.01
+        };
         let sigma = match (a.noise.clone(), cfg.noise) {
             (Some(t), _) => parse_noise(spec, &t)?,
             (None, Some(v)) => parse_noise(spec, &v.to_string())?,
@@ -502,7 +507,7 @@ impl FitSettings {
             source: BackendKind::Ndarray.default_noise_source(),
         };
         let observe = a.observe.clone().or(cfg.observe).unwrap_or_else(|| {
-            if spec.time_unit == "s" {
+            if spec.time_unit == TimeUnit::S {
                 "raw".into()
             } else {
                 "bold".into()
@@ -607,7 +612,7 @@ impl FitSettings {
                 dt,
                 duration,
                 transient,
-                time_unit: spec.time_unit.into(),
+                time_unit: spec.time_unit.name().into(),
                 integrator,
                 noise,
                 observe,
@@ -629,28 +634,16 @@ impl FitSettings {
         let spec = neurodiff::models::find(&self.model)?;
         let mut conn = Connectome::load(&self.connectome, self.lengths.as_deref())?;
         conn.normalize(self.normalize);
-        let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
-        let every = ((self.tr / to_s) / self.dt).round() as usize;
+        let every = ((self.tr / spec.time_unit.seconds()) / self.dt).round() as usize;
         let transient = (self.transient / self.dt).round() as usize;
         let steps = transient + ((self.duration / self.dt).round() as usize);
         let var = spec.var_index(&self.record).expect("checked");
-        let bold = (self.observe == "bold").then(|| {
-            // One haemodynamic Heun step per 10 ms: Heun's error there is ~1e-4 of the BOLD
-            // response's peak (observe::bold), and the adjoint keeps one mean of the driving
-            // variable per BOLD step, so a coarser step keeps long fits in memory.
-            let k = ((1e-2 / to_s / self.dt).round() as usize).clamp(1, every);
-            // The BOLD step must divide the TR in steps.
-            let k = (1..=k)
-                .rev()
-                .find(|k| every.is_multiple_of(*k))
-                .unwrap_or(1);
-            BoldMonitor {
-                var,
-                every: k,
-                step_s: k as f64 * self.dt * to_s,
-                params: BoldParams::default(),
-            }
-        });
+        // One haemodynamic Heun step per 10 ms: Heun's error there is ~1e-4 of the BOLD
+        // response's peak (observe::bold), and the adjoint keeps one mean of the driving
+        // variable per BOLD step, so a coarser step keeps long fits in memory. The BOLD step
+        // divides the TR in steps.
+        let bold = (self.observe == "bold")
+            .then(|| BoldMonitor::for_model(spec.time_unit, self.dt, var, 1e-2, Some(every)));
         Ok(FitProblem {
             network: self.network.clone(),
             connectome: conn,
@@ -820,10 +813,8 @@ struct FitTask {
     quiet: bool,
 }
 
-impl BackendTask for FitTask {
-    type Output = Result<()>;
-
-    fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Result<()> {
+impl FitTask {
+    fn run(self) -> Result<()> {
         let s = &self.settings;
         let problem = s.problem(self.target_fc.clone())?;
         problem.validate()?;
@@ -876,47 +867,53 @@ impl BackendTask for FitTask {
             (GradientEngine::Autodiff, _) => "autodiff".to_string(),
             (GradientEngine::Adjoint, _) | (GradientEngine::Auto, None) => "adjoint".to_string(),
             (GradientEngine::Auto, Some(why)) => {
-                format!("autodiff ({why})")
+                format!("autodiff (the adjoint does not support {})", why.feature)
             }
         };
         if !quiet {
             println!("gradients: {gradient_used}");
         }
-        let state = fit::<Autodiff<B>>(&problem, state, self.iterations, &device, |st, rep| {
-            let best = st.best.as_ref().expect("set after an iteration");
-            let wall = wall_before + started.elapsed().as_secs_f64();
-            write_text(
-                &state_path,
-                &serde_json::to_string(&Saved {
-                    settings: s.clone(),
-                    state: st.clone(),
-                    wall_time_s: wall,
-                    argv: Some(std::env::args().collect()),
-                })
-                .expect("serialisable"),
-            )?;
-            let mean_loss = rep.loss.iter().sum::<f64>() / rep.loss.len() as f64;
-            bar.set_position(st.iteration as u64);
-            bar.set_message(format!("best corr {:.4}", best.corr));
-            if !quiet {
-                bar.println(format!(
-                    "iteration {:>4}  mean loss {mean_loss:.4}  best corr(FC) {:.4}  ({})",
-                    rep.iteration,
-                    best.corr,
-                    names
-                        .iter()
-                        .zip(&best.values)
-                        .map(|(n, v)| if v.len() == 1 {
-                            format!("{n} = {:.4}", v[0])
-                        } else {
-                            format!("{n}: mean {:.4}", v.iter().sum::<f64>() / v.len() as f64)
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            Ok(())
-        })?;
+        let state = fit_on(
+            s.backend,
+            &problem,
+            state,
+            self.iterations,
+            &mut |st, rep| {
+                let best = st.best.as_ref().expect("set after an iteration");
+                let wall = wall_before + started.elapsed().as_secs_f64();
+                write_text(
+                    &state_path,
+                    &serde_json::to_string(&Saved {
+                        settings: s.clone(),
+                        state: st.clone(),
+                        wall_time_s: wall,
+                        argv: Some(std::env::args().collect()),
+                    })
+                    .expect("serialisable"),
+                )?;
+                let mean_loss = rep.loss.iter().sum::<f64>() / rep.loss.len() as f64;
+                bar.set_position(st.iteration as u64);
+                bar.set_message(format!("best corr {:.4}", best.corr));
+                if !quiet {
+                    bar.println(format!(
+                        "iteration {:>4}  mean loss {mean_loss:.4}  best corr(FC) {:.4}  ({})",
+                        rep.iteration,
+                        best.corr,
+                        names
+                            .iter()
+                            .zip(&best.values)
+                            .map(|(n, v)| if v.len() == 1 {
+                                format!("{n} = {:.4}", v[0])
+                            } else {
+                                format!("{n}: mean {:.4}", v.iter().sum::<f64>() / v.len() as f64)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                Ok(())
+            },
+        )?;
         bar.finish_and_clear();
         let wall = wall_before + started.elapsed().as_secs_f64();
         let best = state.best.clone().ok_or_else(|| {
@@ -1033,15 +1030,14 @@ pub fn run(args: FitArgs) -> Result<()> {
     };
     let (settings, target_fc, iterations, out_dir) = FitSettings::resolve(&args)?;
     let backend = settings.backend;
-    with_backend(
-        backend,
-        FitTask {
-            settings,
-            target_fc,
-            iterations,
-            out_dir,
-            resume: args.resume,
-            quiet: args.quiet,
-        },
-    )?
+    backend.ensure_compiled()?;
+    FitTask {
+        settings,
+        target_fc,
+        iterations,
+        out_dir,
+        resume: args.resume,
+        quiet: args.quiet,
+    }
+    .run()
 }

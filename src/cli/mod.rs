@@ -17,6 +17,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Simulate a network of neural masses on a connectome (by default MPR on the bundled HCP
     /// 80-region connectome) and write the samples to .npy with a JSON sidecar.

@@ -5,26 +5,24 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::prelude::{Backend, Tensor, TensorData};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use neurodiff::backend::{with_backend, BackendKind, BackendTask};
+use neurodiff::backend::BackendKind;
 use neurodiff::connectome::{Connectome, Normalization};
 use neurodiff::coupling::CouplingKind;
-use neurodiff::fused::{self, Engine, FusedRun};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{
     available_memory_bytes, check_output_path, free_disk_bytes, read_npy, AtomicFile, NpyStream,
 };
 use neurodiff::models::ModelSpec;
-use neurodiff::network::{param_specs, resolve_inputs, Network, NetworkConfig};
+use neurodiff::network::{param_specs, resolve_inputs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
-use neurodiff::observe::bold::BoldParams;
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{default_chunk, simulate, to_host, BoldMonitor, Monitor, Run};
-use neurodiff::sparse::{count_nonzero, SparseMode};
+use neurodiff::problem::{simulate, Engine, Problem};
+use neurodiff::sim::{default_chunk, BoldMonitor, Monitor, Run};
+use neurodiff::sparse::SparseMode;
 use neurodiff::{Error, Result};
 
 /// Flags of `neurodiff simulate`. Every flag can also be given in the `--config` TOML file
@@ -37,8 +35,9 @@ pub struct SimulateArgs {
     /// Model name (see `neurodiff models`). [default: mpr]
     #[arg(long)]
     model: Option<String>,
-    /// Connectome: a bundled name (hcp80, tvb76), a TVB folder, or a matrix file (.npy or text),
-    /// W[target][source]. [default: hcp80]
+    /// Connectome: a bundled name (hcp80, tvb76), a TVB folder, a matrix file (.npy or text),
+    /// W[target][source], or an edge list kept sparse (`edges:FILE`, or FILE named `*.edges.csv`
+    /// / `*.edges.npy`: rows `source, target, weight[, length]`, 0-based). [default: hcp80]
     #[arg(long, value_name = "NAME|PATH")]
     connectome: Option<String>,
     /// Tract lengths in mm (.npy or text), overriding those that come with the connectome.
@@ -290,6 +289,9 @@ pub struct Settings {
     pub notes: Vec<String>,
 }
 
+/// Length of a haemodynamic step of `--monitor bold`, in seconds.
+const BOLD_STEP_S: f64 = 1e-3;
+
 /// Whether `step` divides `period` to within rounding.
 fn divides(period: f64, step: f64) -> bool {
     let k = (period / step).round();
@@ -344,11 +346,10 @@ impl Settings {
         }
         let dt_given = a.dt.or(cfg.dt);
         let mut dt = dt_given.unwrap_or(spec.default_dt);
-        let (default_duration, default_period) = if spec.time_unit == "ms" {
-            (3000.0, 1.0)
-        } else {
-            (60.0, 0.1)
-        };
+        let (default_duration, default_period) = (
+            spec.time_unit.default_duration(),
+            spec.time_unit.default_sample_period(),
+        );
         let duration = a.duration.or(cfg.duration).unwrap_or(default_duration);
         let transient = a.transient.or(cfg.transient).unwrap_or(0.0);
         for (name, v) in [("duration", duration), ("transient", transient)] {
@@ -410,7 +411,7 @@ impl Settings {
                 format!("`{monitor}` is not one of: raw, mean, bold"),
             ));
         }
-        let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
+        let to_s = spec.time_unit.seconds();
         let default_period = if monitor == "bold" {
             0.72 / to_s
         } else {
@@ -432,7 +433,7 @@ impl Settings {
             ));
             dt = new_dt;
         }
-        let bold_every = ((1e-3 / to_s / dt).round() as usize).max(1);
+        let bold_every = BoldMonitor::for_model(spec.time_unit, dt, 0, BOLD_STEP_S, None).every;
         let sample_every = given_every.unwrap_or_else(|| {
             let k = ((default_period / dt).round() as usize).max(1);
             if monitor == "bold" {
@@ -506,7 +507,7 @@ impl Settings {
                 .out
                 .or(cfg.out)
                 .unwrap_or_else(|| PathBuf::from("out/sim.npy")),
-            time_unit: spec.time_unit,
+            time_unit: spec.time_unit.name(),
             force: a.force,
             notes,
         })
@@ -619,10 +620,8 @@ struct ConnectomeInfo {
     convention: &'static str,
 }
 
-impl BackendTask for SimTask {
-    type Output = Result<()>;
-
-    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Result<()> {
+impl SimTask {
+    fn run(self, kind: BackendKind) -> Result<()> {
         let s = &self.settings;
         let started = Instant::now();
         let mut conn = Connectome::load(&s.connectome, s.lengths.as_deref())?;
@@ -669,29 +668,14 @@ impl BackendTask for SimTask {
                 transient,
                 vars: s.record.clone(),
                 bold: (s.monitor == "bold").then(|| {
-                    let to_s = if spec.time_unit == "ms" { 1e-3 } else { 1.0 };
-                    let every = ((1e-3 / to_s / s.dt).round() as usize).max(1);
-                    BoldMonitor {
-                        var: s.record[0],
-                        every,
-                        step_s: every as f64 * s.dt * to_s,
-                        params: BoldParams::default(),
-                    }
+                    BoldMonitor::for_model(spec.time_unit, s.dt, s.record[0], BOLD_STEP_S, None)
                 }),
             },
         };
-        run.validate(nv)?;
-        let fused_ok = fused::supports(&run);
-        let engine = match (s.engine, fused_ok) {
-            (Engine::Fused, Some(why)) => return Err(Error::setting("engine", why)),
-            (Engine::Fused, None) => Engine::Fused,
-            (Engine::Auto, None) if kind.is_cpu() => Engine::Fused,
-            _ => Engine::Tensor,
-        };
-        let sparse = s
-            .network
-            .sparse
-            .is_sparse(nodes, count_nonzero(&conn.weights));
+        let problem =
+            Problem::new(conn, s.network.clone(), table, run)?.with_initial_state(rows, x0_host)?;
+        let (conn, table, run) = (&problem.connectome, &problem.params, &problem.run);
+        let engine = problem.engine_for(kind, s.engine)?;
         let n_samples = run.n_samples();
         let n_rec = if s.monitor == "bold" {
             1
@@ -717,7 +701,7 @@ impl BackendTask for SimTask {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-        check_sizes(s, &shape, batch, nodes, nv, &run, &out_dir)?;
+        check_sizes(s, &shape, batch, nodes, nv, run, &out_dir)?;
         for note in &s.notes {
             if !self.quiet {
                 eprintln!("note: {note}");
@@ -738,60 +722,12 @@ impl BackendTask for SimTask {
             b
         };
         // The final state, [batch, vars, nodes] on the host.
-        let result: Result<Vec<f32>> = if engine == Engine::Fused {
-            let fr = FusedRun {
-                connectome: &conn,
-                network: &s.network,
-                params: &table,
-                x0: &x0_host,
-                x0_rows: rows,
-                batch,
-                run: &run,
-                threads: s.threads,
-            };
-            let mut write = |_first: usize, _k: usize, v: Vec<f32>| out.write(&v);
-            let mut progress = |done: usize| {
-                bar.set_position(done as u64);
-                plain.at(done);
-            };
-            if kind == BackendKind::Ndarray64 {
-                fused::simulate_fused::<f64>(&fr, &mut write, &mut progress)
-            } else {
-                fused::simulate_fused::<f32>(&fr, &mut write, &mut progress)
-            }
-        } else {
-            let net = Network::<B>::build(&s.network, &conn, s.dt, &device)?;
-            let x0_all: Tensor<B, 3> = Tensor::from_data(
-                TensorData::new(
-                    x0_host.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                    [rows, nv, nodes],
-                ),
-                neurodiff::float_opts::<B>(&device),
-            );
-            let x0: Vec<Tensor<B, 2>> = (0..nv)
-                .map(|v| {
-                    x0_all
-                        .clone()
-                        .narrow(1, v, 1)
-                        .reshape([rows, nodes])
-                        .expand([batch, nodes])
-                })
-                .collect();
-            let params = table.tensors::<B>(&device);
-            let fin = simulate(
-                &net,
-                &params,
-                x0,
-                &run,
-                |samples| out.write(&to_host(samples.values)),
-                |done| {
-                    bar.set_position(done as u64);
-                    plain.at(done);
-                },
-            )?;
-            Ok(to_host(Tensor::stack::<3>(fin, 1)))
-        };
-        let final_state = result.map_err(|e| divergence_hint(e, &conn, s.normalize))?;
+        let result = simulate(&problem, kind, engine, &mut |v| out.write(v), &mut |done| {
+            bar.set_position(done as u64);
+            plain.at(done);
+        });
+        let done = result.map_err(|e| divergence_hint(e, conn, s.normalize))?;
+        let (final_state, sparse) = (done.final_state, done.sparse);
         bar.finish_and_clear();
         let wall = started.elapsed().as_secs_f64();
 
@@ -821,7 +757,7 @@ impl BackendTask for SimTask {
                 note: "sample k is the state (or mean over the window) after \
                        transient + sample_every*(k+1) steps",
             },
-            time_unit: spec.time_unit,
+            time_unit: spec.time_unit.name(),
             model: spec.name,
             connectome: ConnectomeInfo {
                 source: conn.source.clone(),
@@ -899,7 +835,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let quiet = args.quiet;
     let settings = Settings::resolve(args)?;
     let backend = settings.backend;
-    with_backend(backend, SimTask { settings, quiet })?
+    backend.ensure_compiled()?;
+    SimTask { settings, quiet }.run(backend)
 }
 
 /// Plain progress lines on stderr (every 10 % of the steps) for when it is not a terminal
@@ -1001,11 +938,8 @@ fn divergence_hint(e: Error, conn: &Connectome, normalize: Normalization) -> Err
     if !matches!(e, Error::Diverged { .. }) || normalize != Normalization::None {
         return e;
     }
-    let n = conn.n;
-    let max_w = conn.weights.iter().fold(0f64, |a, &w| a.max(w.abs()));
-    let max_in = (0..n)
-        .map(|i| conn.weights[i * n..(i + 1) * n].iter().sum::<f64>())
-        .fold(0f64, f64::max);
+    let max_w = conn.max_weight();
+    let max_in = conn.row_sums().into_iter().fold(0f64, f64::max);
     if max_w <= 1.0 {
         return e;
     }

@@ -264,6 +264,101 @@ pub fn signal_point<F: num_traits::Float>(y: [F; 4], p: &BoldParams) -> F {
     ((one - q) * c(p.k1()) + (one - q / v) * c(p.k2()) + (one - v) * c(p.k3())) * c(p.v0)
 }
 
+/// The haemodynamic state at rest: `s = 0`, `f = v = q = 1`.
+pub const REST: [f64; 4] = [0.0, 1.0, 1.0, 1.0];
+/// Names of the haemodynamic state variables, for error messages.
+pub const NAMES: [&str; 4] = ["s", "f", "v", "q"];
+
+/// The BOLD monitor on the host, fed chunk by chunk with the means of the driving variable (one
+/// per BOLD step, see [`crate::sim::neural_run`]): integrates the haemodynamics in `f64` with the
+/// same equations and operation order as the tensor engine ([`step_point`]) and emits BOLD
+/// samples where the tensor engine's monitor takes them (sample `k` after
+/// `transient + every · (k + 1)` neural steps reads the state after that many steps divided by
+/// the BOLD step). Memory: one haemodynamic state per batch element and node.
+pub struct BoldStream {
+    b: crate::sim::BoldMonitor,
+    /// For each sample, the BOLD steps taken when it is read.
+    at: Vec<usize>,
+    next: usize,
+    taken: usize,
+    state: Vec<[f64; 4]>,
+    batch: usize,
+    nodes: usize,
+    dt: f64,
+    time_unit: &'static str,
+}
+
+impl BoldStream {
+    /// A stream for `run` (whose monitor observes BOLD through `b`) over `batch × nodes`.
+    pub fn new(
+        run: &crate::sim::Run,
+        b: &crate::sim::BoldMonitor,
+        batch: usize,
+        nodes: usize,
+        time_unit: &'static str,
+    ) -> Self {
+        let m = &run.monitor;
+        Self {
+            b: b.clone(),
+            at: (0..run.n_samples())
+                .map(|k| (m.transient + m.every * (k + 1)) / b.every)
+                .collect(),
+            next: 0,
+            taken: 0,
+            state: vec![REST; batch * nodes],
+            batch,
+            nodes,
+            dt: run.dt,
+            time_unit,
+        }
+    }
+
+    /// Takes `k` means `[k, batch, 1, nodes]` and returns the BOLD samples that fell due,
+    /// `[samples, batch, 1, nodes]` (possibly none).
+    pub fn push(&mut self, means: &[f32], k: usize) -> Result<Vec<f32>> {
+        let bn = self.batch * self.nodes;
+        debug_assert_eq!(means.len(), k * bn);
+        let mut out = Vec::new();
+        for c in 0..k {
+            self.emit_due(&mut out);
+            for (idx, st) in self.state.iter_mut().enumerate() {
+                *st = step_point(
+                    *st,
+                    means[c * bn + idx] as f64,
+                    self.b.step_s,
+                    &self.b.params,
+                );
+                if let Some(v) = st.iter().position(|v| !v.is_finite()) {
+                    let step = (self.taken + 1) * self.b.every;
+                    return Err(Error::Diverged {
+                        step,
+                        time: step as f64 * self.dt,
+                        time_unit: self.time_unit,
+                        var: format!("BOLD {}", NAMES[v]),
+                        node: idx % self.nodes,
+                        batch: idx / self.nodes,
+                        value: st[v] as f32,
+                    });
+                }
+            }
+            self.taken += 1;
+        }
+        self.emit_due(&mut out);
+        Ok(out)
+    }
+
+    fn emit_due(&mut self, out: &mut Vec<f32>) {
+        while self.next < self.at.len() && self.at[self.next] == self.taken {
+            out.extend(
+                self.state
+                    .iter()
+                    .map(|st| signal_point(*st, &self.b.params) as f32),
+            );
+            self.next += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,100 +660,5 @@ mod tests {
         }
         .validate()
         .is_err());
-    }
-}
-
-/// The haemodynamic state at rest: `s = 0`, `f = v = q = 1`.
-pub const REST: [f64; 4] = [0.0, 1.0, 1.0, 1.0];
-/// Names of the haemodynamic state variables, for error messages.
-pub const NAMES: [&str; 4] = ["s", "f", "v", "q"];
-
-/// The BOLD monitor on the host, fed chunk by chunk with the means of the driving variable (one
-/// per BOLD step, see [`crate::sim::neural_run`]): integrates the haemodynamics in `f64` with the
-/// same equations and operation order as the tensor engine ([`step_point`]) and emits BOLD
-/// samples where the tensor engine's monitor takes them (sample `k` after
-/// `transient + every · (k + 1)` neural steps reads the state after that many steps divided by
-/// the BOLD step). Memory: one haemodynamic state per batch element and node.
-pub struct BoldStream {
-    b: crate::sim::BoldMonitor,
-    /// For each sample, the BOLD steps taken when it is read.
-    at: Vec<usize>,
-    next: usize,
-    taken: usize,
-    state: Vec<[f64; 4]>,
-    batch: usize,
-    nodes: usize,
-    dt: f64,
-    time_unit: &'static str,
-}
-
-impl BoldStream {
-    /// A stream for `run` (whose monitor observes BOLD through `b`) over `batch × nodes`.
-    pub fn new(
-        run: &crate::sim::Run,
-        b: &crate::sim::BoldMonitor,
-        batch: usize,
-        nodes: usize,
-        time_unit: &'static str,
-    ) -> Self {
-        let m = &run.monitor;
-        Self {
-            b: b.clone(),
-            at: (0..run.n_samples())
-                .map(|k| (m.transient + m.every * (k + 1)) / b.every)
-                .collect(),
-            next: 0,
-            taken: 0,
-            state: vec![REST; batch * nodes],
-            batch,
-            nodes,
-            dt: run.dt,
-            time_unit,
-        }
-    }
-
-    /// Takes `k` means `[k, batch, 1, nodes]` and returns the BOLD samples that fell due,
-    /// `[samples, batch, 1, nodes]` (possibly none).
-    pub fn push(&mut self, means: &[f32], k: usize) -> Result<Vec<f32>> {
-        let bn = self.batch * self.nodes;
-        debug_assert_eq!(means.len(), k * bn);
-        let mut out = Vec::new();
-        for c in 0..k {
-            self.emit_due(&mut out);
-            for (idx, st) in self.state.iter_mut().enumerate() {
-                *st = step_point(
-                    *st,
-                    means[c * bn + idx] as f64,
-                    self.b.step_s,
-                    &self.b.params,
-                );
-                if let Some(v) = st.iter().position(|v| !v.is_finite()) {
-                    let step = (self.taken + 1) * self.b.every;
-                    return Err(Error::Diverged {
-                        step,
-                        time: step as f64 * self.dt,
-                        time_unit: self.time_unit,
-                        var: format!("BOLD {}", NAMES[v]),
-                        node: idx % self.nodes,
-                        batch: idx / self.nodes,
-                        value: st[v] as f32,
-                    });
-                }
-            }
-            self.taken += 1;
-        }
-        self.emit_due(&mut out);
-        Ok(out)
-    }
-
-    fn emit_due(&mut self, out: &mut Vec<f32>) {
-        while self.next < self.at.len() && self.at[self.next] == self.taken {
-            out.extend(
-                self.state
-                    .iter()
-                    .map(|st| signal_point(*st, &self.b.params) as f32),
-            );
-            self.next += 1;
-        }
     }
 }

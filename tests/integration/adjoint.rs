@@ -63,6 +63,7 @@ fn host_loss(kind: Loss) -> Box<HostLoss<'static>> {
             let w = weights(shape);
             let mut l = vec![0.0; b];
             let mut g = vec![0.0; y.len()];
+            #[allow(clippy::needless_range_loop)]
             for k in 0..t {
                 for bb in 0..b {
                     for q in 0..v * n {

@@ -16,13 +16,14 @@ use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
 use neurodiff::connectome::{Connectome, Normalization};
-use neurodiff::fused::{simulate_fused, supports, FusedRun};
+use neurodiff::fused::{simulate_fused, FusedRun};
 use neurodiff::grad::{value_and_grad, value_and_grad_full};
 use neurodiff::integrate::Integrator;
 use neurodiff::models::ModelSpec;
 use neurodiff::network::{Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
+use neurodiff::problem::fused_unsupported;
 use neurodiff::sim::{simulate, Monitor, Run};
 
 const REGIONS: [usize; 5] = [0, 5, 11, 40, 45];
@@ -463,7 +464,7 @@ fn every_model_tensor_engine_equals_fused_engine() {
             };
             let (specs, p) = defaults(&cfg, &conn);
             let run = run_for(spec, 10, (0..nv).collect());
-            if let Some(why) = supports(&run) {
+            if let Some(why) = fused_unsupported(&run) {
                 println!("{}: fused engine skipped: {why}", spec.name);
                 continue;
             }

@@ -1,53 +1,17 @@
 //! The `neurodiff` binary as a user meets it: the default run, config files, and bad input
 //! (each a clear error naming the problem, a non-zero exit, and no output file left behind).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+use crate::common::{stderr, tmpdir, write_npy};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_neurodiff"))
 }
 
-/// A fresh empty folder for one test.
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("neurodiff-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn run_in(dir: &Path, args: &[&str]) -> Output {
     bin().current_dir(dir).args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Writes a little-endian f64 .npy file.
-fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
-    let dims = shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let dims = if shape.len() == 1 {
-        format!("{dims},")
-    } else {
-        dims
-    };
-    let mut dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({dims}), }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(dict.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// Asserts that a run failed with a message containing every needle and left no file in `out`.

@@ -1,15 +1,10 @@
 //! `neurodiff fit` as a user meets it: outputs, exact resumption after an interruption, and bad
 //! input (each a clear error naming the problem, a non-zero exit, and no output file left).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("neurodiff-fit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use crate::common::{stderr, tmpdir, write_npy};
 
 /// A small, fast fit of the default problem (Hopf G and a on the bundled HCP data).
 fn fit(dir: &Path, extra: &[&str]) -> Output {
@@ -31,27 +26,6 @@ fn fit(dir: &Path, extra: &[&str]) -> Output {
         .args(&args)
         .output()
         .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Writes a little-endian f64 .npy matrix.
-fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f64]) {
-    let mut dict =
-        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(dict.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -125,7 +99,7 @@ fn assert_clean_failure(name: &str, extra: &[&str], needles: &[&str], setup: imp
 #[test]
 fn target_fc_of_the_wrong_size() {
     assert_clean_failure("size", &["--target-fc", "fc.npy"], &["target", "80"], |d| {
-        write_npy(&d.join("fc.npy"), 10, 10, &[0.5; 100])
+        write_npy(&d.join("fc.npy"), &[10, 10], &[0.5; 100])
     });
 }
 
@@ -138,7 +112,7 @@ fn non_finite_target_fc() {
         |d| {
             let mut m = vec![0.1; 80 * 80];
             m[3 * 80 + 7] = f64::NAN;
-            write_npy(&d.join("fc.npy"), 80, 80, &m);
+            write_npy(&d.join("fc.npy"), &[80, 80], &m);
         },
     );
 }

@@ -54,7 +54,7 @@ pub struct Bvep;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "bvep",
     title: "2D Epileptor (BVEP)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
     state: &[
         VarSpec::new(

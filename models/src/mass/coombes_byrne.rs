@@ -63,7 +63,7 @@ pub struct CoombesByrne;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "coombes_byrne",
     title: "Coombes–Byrne next-generation neural mass",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.005,
     state: &[
         VarSpec::new("r", "a.u.", 0.5, (0.0, 6.0), "population firing rate"),

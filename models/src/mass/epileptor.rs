@@ -102,7 +102,7 @@ pub struct Epileptor;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "epileptor",
     title: "Epileptor (Jirsa 2014)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
     state: &[
         VarSpec::new(

@@ -51,7 +51,7 @@ pub struct FitzHughNagumo;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "fhn",
     title: "FitzHugh–Nagumo oscillator",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
     state: &[
         VarSpec::new(

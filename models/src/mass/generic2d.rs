@@ -77,7 +77,7 @@ pub struct Generic2d;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "generic2d",
     title: "Generic 2D oscillator (TVB)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[
         VarSpec::new(

@@ -54,7 +54,7 @@ pub struct Hopf;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "hopf",
     title: "Hopf / Stuart–Landau normal form (BOLD time scale)",
-    time_unit: "s",
+    time_unit: crate::TimeUnit::S,
     default_dt: 0.1,
     state: &[
         VarSpec::new(

@@ -90,7 +90,7 @@ pub struct JansenRit;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "jansen_rit",
     title: "Jansen–Rit cortical column",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[
         VarSpec {

@@ -41,7 +41,7 @@ pub struct Kuramoto;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "kuramoto",
     title: "Kuramoto phase oscillator",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[VarSpec::new(
         "theta",

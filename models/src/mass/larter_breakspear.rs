@@ -132,7 +132,7 @@ pub struct LarterBreakspear;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "larter_breakspear",
     title: "Larter–Breakspear",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
     state: &[
         VarSpec::new(

@@ -37,7 +37,7 @@ pub struct Linear;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "linear",
     title: "Linear (leaky) node",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.01,
     state: &[VarSpec::new("x", "a.u.", 0.0, (-1.0, 1.0), "activity")],
     params: PARAMS,

@@ -59,7 +59,7 @@ pub struct Lorenz;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "lorenz",
     title: "Lorenz system (1963), chaotic test fixture",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.01,
     state: &[
         VarSpec::new(

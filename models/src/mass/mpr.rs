@@ -52,7 +52,7 @@ pub struct Mpr;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "mpr",
     title: "Montbrió–Pazó–Roxin QIF mean field",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.01,
     state: &[
         VarSpec {

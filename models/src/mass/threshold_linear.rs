@@ -95,7 +95,7 @@ pub struct ThresholdLinear;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "threshold_linear",
     title: "Threshold-linear E–I rate model (Chaudhuri et al. 2015)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[
         VarSpec::new(

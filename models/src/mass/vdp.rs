@@ -53,7 +53,7 @@ pub struct VanDerPol;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "vdp",
     title: "Van der Pol oscillator (Liénard form)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
     state: &[
         VarSpec::new(

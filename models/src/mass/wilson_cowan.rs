@@ -104,7 +104,7 @@ pub struct WilsonCowan;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "wilson_cowan",
     title: "Wilson–Cowan E/I populations",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[
         VarSpec::new("E", "1", 0.1, (0.0, 1.0), "excitatory population activity"),

@@ -66,7 +66,7 @@ pub struct WongWang;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "wong_wang",
     title: "Reduced Wong–Wang (Deco 2013)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[VarSpec::new(
         "S",

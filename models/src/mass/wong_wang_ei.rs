@@ -101,7 +101,7 @@ pub struct WongWangEi;
 pub const SPEC: ModelSpec = ModelSpec {
     name: "wong_wang_ei",
     title: "Wong–Wang excitatory–inhibitory (Deco 2014)",
-    time_unit: "ms",
+    time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
     state: &[
         VarSpec::new(

@@ -216,7 +216,7 @@ impl<B: Backend> Add for Tx<B> {
     fn add(self, o: Self) -> Self {
         match (self.repr, o.repr) {
             (Repr::Const(a), Repr::Const(b)) => Self::constant(a + b),
-            (Repr::Tensor(_), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(_)) if c == 0.0 => {
+            (Repr::Tensor(_), Repr::Const(0.0)) | (Repr::Const(0.0), Repr::Tensor(_)) => {
                 if self.as_const().is_some() {
                     o
                 } else {
@@ -235,9 +235,9 @@ impl<B: Backend> Sub for Tx<B> {
     fn sub(self, o: Self) -> Self {
         match (self.repr, o.repr) {
             (Repr::Const(a), Repr::Const(b)) => Self::constant(a - b),
-            (Repr::Tensor(_), Repr::Const(c)) if c == 0.0 => self,
+            (Repr::Tensor(_), Repr::Const(0.0)) => self,
             (Repr::Tensor(a), Repr::Const(c)) => Self::new(Self::t(a).sub_scalar(c)),
-            (Repr::Const(c), Repr::Tensor(b)) if c == 0.0 => Self::new(Self::t(b).neg()),
+            (Repr::Const(0.0), Repr::Tensor(b)) => Self::new(Self::t(b).neg()),
             (Repr::Const(c), Repr::Tensor(b)) => Self::new(Self::t(b).neg().add_scalar(c)),
             (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a) - Self::t(b)),
         }
@@ -249,10 +249,10 @@ impl<B: Backend> Mul for Tx<B> {
     fn mul(self, o: Self) -> Self {
         match (self.repr, o.repr) {
             (Repr::Const(a), Repr::Const(b)) => Self::constant(a * b),
-            (Repr::Tensor(_), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(_)) if c == 0.0 => {
+            (Repr::Tensor(_), Repr::Const(0.0)) | (Repr::Const(0.0), Repr::Tensor(_)) => {
                 Self::constant(0.0)
             }
-            (Repr::Tensor(_), Repr::Const(c)) | (Repr::Const(c), Repr::Tensor(_)) if c == 1.0 => {
+            (Repr::Tensor(_), Repr::Const(1.0)) | (Repr::Const(1.0), Repr::Tensor(_)) => {
                 if self.as_const().is_some() {
                     o
                 } else {
@@ -272,10 +272,10 @@ impl<B: Backend> Div for Tx<B> {
     fn div(self, o: Self) -> Self {
         match (self.repr, o.repr) {
             (Repr::Const(a), Repr::Const(b)) => Self::constant(a / b),
-            (Repr::Tensor(_), Repr::Const(c)) if c == 1.0 => self,
+            (Repr::Tensor(_), Repr::Const(1.0)) => self,
             (Repr::Tensor(a), Repr::Const(c)) => Self::new(Self::t(a).div_scalar(c)),
-            (Repr::Const(c), Repr::Tensor(_)) if c == 0.0 => Self::constant(0.0),
-            (Repr::Const(c), Repr::Tensor(b)) if c == 1.0 => Self::new(Self::t(b).recip()),
+            (Repr::Const(0.0), Repr::Tensor(_)) => Self::constant(0.0),
+            (Repr::Const(1.0), Repr::Tensor(b)) => Self::new(Self::t(b).recip()),
             (Repr::Const(c), Repr::Tensor(b)) => Self::new(Self::t(b).recip().mul_scalar(c)),
             (Repr::Tensor(a), Repr::Tensor(b)) => Self::new(Self::t(a) / Self::t(b)),
         }

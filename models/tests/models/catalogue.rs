@@ -58,7 +58,7 @@ fn expected_models_are_registered() {
     assert_eq!(names.len(), expected.len(), "{names:?}");
     for (name, n, unit) in expected {
         let s = find(name).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((s.n_vars(), s.time_unit), (n, unit), "{name}");
+        assert_eq!((s.n_vars(), s.time_unit.name()), (n, unit), "{name}");
     }
 }
 
