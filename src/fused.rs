@@ -762,6 +762,7 @@ fn chunk<M: Model, T: Real>(
                 add_noise(&mut w.x, zs);
                 project::<M, T>(m, nv, n, &mut w.x);
             }
+            Integrator::ExpEuler => unreachable!("refused by problem::fused_unsupported"),
             Integrator::Rk4 => {
                 let half = dt * T::of(0.5);
                 stage(m, ctx, w, Stage::X, Out::D1);

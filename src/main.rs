@@ -1,5 +1,6 @@
 //! The `neurodiff` command-line tool.
 
+mod bench;
 mod cli;
 
 use std::error::Error as _;

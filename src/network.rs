@@ -596,9 +596,10 @@ pub struct Field<'a, B: Backend> {
     held: Option<Vec<Option<Tensor<B, 2>>>>,
 }
 
-impl<B: Backend> VectorField<B> for Field<'_, B> {
-    fn eval(&self, x: &[Tensor<B, 2>]) -> Vec<Tensor<B, 2>> {
-        let c = match &self.held {
+impl<B: Backend> Field<'_, B> {
+    /// The coupling inputs at state `x` (held ones as held).
+    fn coupling_inputs(&self, x: &[Tensor<B, 2>]) -> Vec<Option<Tensor<B, 2>>> {
+        match &self.held {
             Some(c) => c.clone(),
             None => {
                 let per_source = self
@@ -612,8 +613,20 @@ impl<B: Backend> VectorField<B> for Field<'_, B> {
                     .collect();
                 self.net.per_input(per_source)
             }
-        };
+        }
+    }
+}
+
+impl<B: Backend> VectorField<B> for Field<'_, B> {
+    fn eval(&self, x: &[Tensor<B, 2>]) -> Vec<Tensor<B, 2>> {
+        let c = self.coupling_inputs(x);
         self.net.model.drift(x, &c, self.model_p)
+    }
+
+    fn eval_linear(&self, x: &[Tensor<B, 2>]) -> (Vec<Tensor<B, 2>>, Option<Vec<Tensor<B, 2>>>) {
+        let c = self.coupling_inputs(x);
+        let a = self.net.model.linear(x, &c, self.model_p);
+        (self.net.model.drift(x, &c, self.model_p), a)
     }
 
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {

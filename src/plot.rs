@@ -49,12 +49,13 @@ pub fn fit_figure(
     // The image format is taken from the extension, so the temporary file keeps `.png`.
     let tmp = path.with_extension("partial.png");
     {
-        let root = BitMapBackend::new(&tmp, (1500, 520)).into_drawing_area();
+        let root = BitMapBackend::new(&tmp, (1640, 540)).into_drawing_area();
         let err = draw_err(path);
         root.fill(&WHITE).map_err(&err)?;
         let root = root.titled(title, ("sans-serif", 22)).map_err(&err)?;
-        let panels = root.split_evenly((1, 3));
-        // Loss curves.
+        // Loss | empirical FC | simulated FC | colour bar.
+        let panels = root.split_by_breakpoints([520, 1030, 1540], [] as [u32; 0]);
+        // Loss curves, one per restart, on whole-number iterations.
         let iters = history.iter().map(|h| h.iteration).max().unwrap_or(0) + 1;
         let (lo, hi) = history
             .iter()
@@ -62,41 +63,72 @@ pub fn fit_figure(
                 (a.min(h.loss), b.max(h.loss))
             });
         let pad = ((hi - lo) * 0.05).max(1e-6);
+        let last = iters.max(2) as i64 - 1;
         let mut chart = ChartBuilder::on(&panels[0])
             .margin(15)
             .caption("loss per restart", ("sans-serif", 18))
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(0f64..(iters.max(2) - 1) as f64, (lo - pad)..(hi + pad))
+            .build_cartesian_2d(0i64..last, (lo - pad)..(hi + pad))
             .map_err(&err)?;
         chart
             .configure_mesh()
             .x_desc("iteration")
             .y_desc("loss")
+            .x_labels((last as usize + 1).min(10))
+            .x_label_formatter(&|v| format!("{v}"))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(&err)?;
         for r in 0..restarts {
             let color = Palette99::pick(r);
-            chart
+            let series = chart
                 .draw_series(LineSeries::new(
                     history
                         .iter()
                         .filter(|h| h.restart == r)
-                        .map(|h| (h.iteration as f64, h.loss)),
+                        .map(|h| (h.iteration as i64, h.loss)),
                     color.stroke_width(2),
                 ))
                 .map_err(&err)?;
+            // A legend entry per restart (up to 10; more would cover the curves).
+            if restarts <= 10 {
+                series.label(format!("restart {r}")).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            }
         }
-        // FC matrices.
-        for (panel, (m, name)) in panels[1..]
+        if restarts <= 10 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+        }
+        // FC matrices: row i (target region) drawn from the top, column j (source region).
+        for (panel, (m, name)) in panels[1..3]
             .iter()
             .zip([(fc_emp, "empirical FC"), (fc_sim, "simulated FC (best)")])
         {
             let mut c = ChartBuilder::on(panel)
                 .margin(15)
                 .caption(name, ("sans-serif", 18))
+                .x_label_area_size(35)
+                .y_label_area_size(40)
                 .build_cartesian_2d(0..n, 0..n)
+                .map_err(&err)?;
+            c.configure_mesh()
+                .disable_mesh()
+                .x_desc("region")
+                .y_desc("region")
+                .x_labels(6)
+                .y_labels(6)
+                .y_label_formatter(&|v| format!("{}", n - v))
+                .label_style(("sans-serif", 12))
+                .draw()
                 .map_err(&err)?;
             c.draw_series((0..n).flat_map(|i| {
                 (0..n).map(move |j| {
@@ -108,6 +140,29 @@ pub fn fit_figure(
             }))
             .map_err(&err)?;
         }
+        // Colour bar of the FC panels (Pearson correlation, −1 … 1).
+        let mut bar = ChartBuilder::on(&panels[3])
+            .margin_top(60)
+            .margin_bottom(50)
+            .margin_right(15)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..1.0, -1.0..1.0)
+            .map_err(&err)?;
+        bar.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_desc("correlation")
+            .y_labels(5)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        let levels = 100;
+        bar.draw_series((0..levels).map(|k| {
+            let y0 = -1.0 + 2.0 * k as f64 / levels as f64;
+            let y1 = y0 + 2.0 / levels as f64;
+            Rectangle::new([(0.0, y0), (1.0, y1)], diverging(0.5 * (y0 + y1)).filled())
+        }))
+        .map_err(&err)?;
         root.present().map_err(&err)?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

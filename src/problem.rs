@@ -115,6 +115,13 @@ impl std::error::Error for Unsupported {}
 /// Why the fused engine cannot run `run`, or `None` if it can. The one list of what the fused
 /// forward lacks ([`Problem::capabilities`] and the engine's own guard read it).
 pub fn fused_unsupported(run: &Run) -> Option<Unsupported> {
+    if run.integrator == Integrator::ExpEuler {
+        return Some(Unsupported::new(
+            "fused",
+            "the exp_euler integrator",
+            "use --engine tensor (the default picks it)",
+        ));
+    }
     if !run.noise.is_off() && run.noise.source != NoiseSource::Host {
         return Some(Unsupported::new(
             "fused",
@@ -139,7 +146,7 @@ pub fn adjoint_unsupported(network: &NetworkConfig, run: &Run) -> Option<Unsuppo
     };
     if let Some(mut u) = fused_unsupported(run) {
         u.engine = "adjoint";
-        u.hint = "use --gradient autodiff, or draw the noise on the host".into();
+        u.hint = "use --gradient autodiff (Burn's autodiff through the tensor engine)".into();
         return Some(u);
     }
     if network.speed.is_some() {

@@ -76,6 +76,18 @@ pub trait Model: Send + Sync + Copy + Default + 'static {
     /// parameters `p`.
     fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]);
 
+    /// Whether [`Model::linear`] gives the drift's diagonal linear part (exponential
+    /// integrators use it; without it exponential Euler is Euler).
+    const LINEAR: bool = false;
+
+    /// The diagonal linear part of the drift, for exponential integrators: writes `a[v]` such
+    /// that `dx_v/dt = a_v x_v + b_v` where neither `a_v` nor `b_v` depends on `x_v` (a gating
+    /// variable `dm/dt = (m∞(V) − m)/τ(V)` has `a = −1/τ(V)`). Exponential Euler then advances
+    /// each such variable exactly for `a` and `b` frozen over the step, which keeps stiff gates
+    /// stable at any step. Only called when [`Model::LINEAR`] is set; entries left untouched
+    /// are 0 (that variable is stepped by Euler).
+    fn linear<R: Real>(&self, _x: &[R], _c: &[R], _p: &[R], _a: &mut [R]) {}
+
     /// Maps a state back onto the admissible set after each integration stage (e.g. firing
     /// rates stay non-negative), in place. The default leaves the state as it is.
     fn project<R: Real>(&self, _x: &mut [R]) {}
@@ -156,6 +168,14 @@ pub trait Dynamics<B: Backend>: Send + Sync {
         c: &[Option<Tensor<B, 2>>],
         p: &[Tensor<B, 2>],
     ) -> Vec<Tensor<B, 2>>;
+    /// See [`Model::linear`]: the diagonal linear part, one tensor per variable, or `None` when
+    /// the model has none ([`Model::LINEAR`] unset).
+    fn linear(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Option<Vec<Tensor<B, 2>>>;
     /// See [`Model::project`].
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>>;
     /// See [`Model::PROJECTS`].
@@ -190,6 +210,28 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
             Model::drift(self, &xs, &cs, &txs(p), &mut dx);
             dx.into_iter().map(|d| d.tensor(shape, &device)).collect()
         })
+    }
+    fn linear(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+    ) -> Option<Vec<Tensor<B, 2>>> {
+        if !M::LINEAR {
+            return None;
+        }
+        let shape = x[0].dims();
+        let device = x[0].device();
+        Some(real::scope(|| {
+            let xs = txs(x);
+            let cs: Vec<Tx<B>> = c
+                .iter()
+                .map(|c| c.as_ref().map_or(Tx::constant(0.0), |t| Tx::new(t.clone())))
+                .collect();
+            let mut a = vec![Tx::constant(0.0); xs.len()];
+            Model::linear(self, &xs, &cs, &txs(p), &mut a);
+            a.into_iter().map(|v| v.tensor(shape, &device)).collect()
+        }))
     }
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
         if !M::PROJECTS {

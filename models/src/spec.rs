@@ -199,6 +199,10 @@ pub struct ModelSpec {
     pub time_unit: TimeUnit,
     /// A sensible integration step, in `time_unit`.
     pub default_dt: f64,
+    /// The sampling period `simulate` uses by default, in `time_unit`, when the unit's default
+    /// ([`TimeUnit::default_sample_period`]) would not resolve the model's dynamics (`None`: the
+    /// unit's default).
+    pub sample_period: Option<f64>,
     /// State variables, in the order of the state list.
     pub state: &'static [VarSpec],
     /// Parameters, in the order of the parameter list the right-hand side receives.
@@ -219,6 +223,12 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The sampling period `simulate` uses by default, in [`ModelSpec::time_unit`].
+    pub fn default_sample_period(&self) -> f64 {
+        self.sample_period
+            .unwrap_or(self.time_unit.default_sample_period())
+    }
+
     /// Number of state variables.
     pub fn n_vars(&self) -> usize {
         self.state.len()

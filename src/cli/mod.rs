@@ -1,6 +1,5 @@
 //! Command-line interface: argument definitions and dispatch.
 
-mod bench;
 mod fit;
 mod models;
 mod simulate;
@@ -28,7 +27,7 @@ enum Command {
     /// List the models with their state variables and parameters.
     Models(models::ModelsArgs),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
-    Bench(bench::BenchArgs),
+    Bench(crate::bench::BenchArgs),
 }
 
 impl Cli {
@@ -47,6 +46,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Simulate(a) => simulate::run(*a),
         Command::Fit(a) => fit::run(*a),
         Command::Models(a) => models::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => crate::bench::run(a),
     }
 }

@@ -35,7 +35,7 @@ pub fn run(args: ModelsArgs) -> Result<()> {
         println!("  state variables:");
         println!(
             "    {:<10} {:<8} {:>10}  {:<22} meaning",
-            "name", "unit", "initial", "range"
+            "name", "unit", "initial", "typical range"
         );
         for v in s.state {
             println!(
@@ -47,6 +47,10 @@ pub fn run(args: ModelsArgs) -> Result<()> {
                 v.doc
             );
         }
+        println!(
+            "    (typical range: where --initial-state random draws from; not a bound on the \
+             state)"
+        );
         println!("  coupling inputs:");
         for c in s.coupling {
             println!(

@@ -64,7 +64,8 @@ pub struct SimulateArgs {
     /// [default: 0]
     #[arg(long, allow_negative_numbers = true)]
     transient: Option<f64>,
-    /// Integrator: euler, heun or rk4 (deterministic only). [default: heun]
+    /// Integrator: euler, heun, rk4 (deterministic only) or exp_euler (exponential Euler on the
+    /// linear part of models that give one, e.g. `linear`; tensor engine). [default: heun]
     #[arg(long)]
     integrator: Option<String>,
     /// Additive noise amplitude: one sigma for every state variable, or per variable as
@@ -348,7 +349,7 @@ impl Settings {
         let mut dt = dt_given.unwrap_or(spec.default_dt);
         let (default_duration, default_period) = (
             spec.time_unit.default_duration(),
-            spec.time_unit.default_sample_period(),
+            spec.default_sample_period(),
         );
         let duration = a.duration.or(cfg.duration).unwrap_or(default_duration);
         let transient = a.transient.or(cfg.transient).unwrap_or(0.0);

@@ -185,9 +185,60 @@ fn models_lists_the_catalogue() {
     let o = bin().args(["models"]).output().unwrap();
     assert!(o.status.success());
     let s = String::from_utf8_lossy(&o.stdout);
-    for needle in ["mpr", "eta", "Delta", "kHz", "G"] {
+    for needle in [
+        "mpr",
+        "eta",
+        "Delta",
+        "kHz",
+        "G",
+        "not a bound",
+        "unwrapped",
+    ] {
         assert!(s.contains(needle), "missing {needle} in:\n{s}");
     }
+}
+
+/// `simulate`'s default sampling resolves the model's oscillation: Coombes–Byrne at its defaults
+/// oscillates with a period of about 2 ms, which 1 ms sampling would alias; the default must give
+/// at least 10 samples per period (counted from the zero crossings of r − mean(r) in the output).
+#[test]
+fn default_sampling_resolves_coombes_byrne() {
+    let dir = tmpdir("cb-sampling");
+    let o = run_in(
+        &dir,
+        &[
+            "simulate",
+            "-q",
+            "--model",
+            "coombes_byrne",
+            "--duration",
+            "60",
+            "--record",
+            "r",
+            "--out",
+            "cb.npy",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cb.json")).unwrap()).unwrap();
+    let step = side["sample_times"]["step"].as_f64().unwrap();
+    let y = read_npy_f32(&dir.join("cb.npy"));
+    let n = 80;
+    let t = y.len() / n;
+    // Node 0's rate after the first 10 ms.
+    let r: Vec<f64> = (t / 6..t).map(|k| y[k * n] as f64).collect();
+    let mean = r.iter().sum::<f64>() / r.len() as f64;
+    let ups = r.windows(2).filter(|w| w[0] < mean && w[1] >= mean).count();
+    assert!(
+        ups >= 5,
+        "no oscillation to resolve: {ups} upward crossings"
+    );
+    let samples_per_period = r.len() as f64 / ups as f64;
+    assert!(
+        samples_per_period >= 10.0,
+        "{samples_per_period:.1} samples per period at a {step} ms sampling step"
+    );
 }
 
 /// The f32 samples of a `.npy` file written by `simulate`.

@@ -314,3 +314,56 @@ fn divergence_names_step_node_and_variable() {
         "{msg}"
     );
 }
+
+/// Exponential Euler follows the linear model's exact solution `x(t) = x(0) e^{γt}` at any step
+/// (here `γ dt = −5`, where Euler's factor `1 + γ dt = −4` would blow up), and the façade runs
+/// it on the tensor engine: the fused engine refuses it with a typed reason.
+#[test]
+fn exponential_euler_is_exact_on_the_linear_model() {
+    use neurodiff::backend::BackendKind;
+    use neurodiff::problem::{simulate_collect, Engine, Problem, RunSpec};
+    let conn = neurodiff::connectome::Connectome::load("hcp80", None)
+        .unwrap()
+        .subset(&[0, 1, 2]);
+    let (gamma, dt, steps) = (-10.0, 0.5, 4usize);
+    let x0 = [1.0, -0.5, 2.0];
+    for (scheme, exact) in [(Integrator::ExpEuler, true), (Integrator::Euler, false)] {
+        let p = Problem::builder("linear", conn.clone())
+            .param("gamma", gamma)
+            .param("G", 0.0)
+            .run(RunSpec {
+                dt: Some(dt),
+                duration: dt * steps as f64,
+                integrator: scheme,
+                sample_every: 1,
+                ..RunSpec::default()
+            })
+            .build()
+            .unwrap()
+            .with_initial_state(1, x0.to_vec())
+            .unwrap();
+        let caps = p.capabilities();
+        assert_eq!(caps.fused.is_err(), scheme == Integrator::ExpEuler);
+        let (y, shape, done) = simulate_collect(&p, BackendKind::Ndarray64, Engine::Auto).unwrap();
+        assert_eq!(shape, [steps, 1, 1, 3]);
+        if scheme == Integrator::ExpEuler {
+            assert_eq!(done.engine, Engine::Tensor);
+        }
+        let worst = (0..steps)
+            .flat_map(|k| (0..3).map(move |i| (k, i)))
+            .map(|(k, i)| {
+                let want = x0[i] * (gamma * dt * (k + 1) as f64).exp();
+                (y[k * 3 + i] as f64 - want).abs() / x0[i].abs()
+            })
+            .fold(0.0, f64::max);
+        if exact {
+            // f32 output: relative error at f32 rounding.
+            assert!(worst < 1e-6, "exp_euler: worst relative error {worst:e}");
+        } else {
+            assert!(
+                worst > 1.0,
+                "euler at γdt = −5 should be far off: {worst:e}"
+            );
+        }
+    }
+}

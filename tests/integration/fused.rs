@@ -81,6 +81,12 @@ fn fused_matches_tensor_engine_for_every_integrator_and_monitor() {
     let conn = Connectome::load("hcp80", None).unwrap();
     let t = table(&conn, &given());
     for integrator in Integrator::ALL {
+        if integrator == Integrator::ExpEuler {
+            // The fused engine refuses it (typed, see the façade tests); nothing to compare.
+            let r = run(10, integrator, 0.0, 5, 5);
+            assert!(run_fused::<f32>(&conn, &t, &r, 1).is_err());
+            continue;
+        }
         for (sigma, mode, mean, transient) in [
             (0.0, NoiseMode::None, false, 0),
             (0.02, NoiseMode::Independent, false, 150),

@@ -56,6 +56,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "2D Epileptor (BVEP)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "x",

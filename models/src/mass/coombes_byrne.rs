@@ -28,6 +28,10 @@
 //! (`[-10, 10]`) excludes its own default, the admissible bounds here do not. As in TVB, `r` is
 //! kept non-negative by the projection.
 //!
+//! At the defaults the population oscillates fast (about 470 Hz reading time as ms: a period of
+//! about 2 ms): `simulate` samples it every 0.1 ms by default (`sample_period`), not every 1 ms,
+//! which would alias it.
+//!
 //! **Coupling.** One input `c` formed from the other nodes' `r` and added to `dV/dt`, as in TVB;
 //! normally linear coupling `c_i = G Σ_j W_ij r_j`.
 //!
@@ -65,6 +69,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Coombes–Byrne next-generation neural mass",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.005,
+    sample_period: Some(0.1),
     state: &[
         VarSpec::new("r", "a.u.", 0.5, (0.0, 6.0), "population firing rate"),
         VarSpec::new("V", "a.u.", 0.0, (-10.0, 10.0), "mean membrane potential"),

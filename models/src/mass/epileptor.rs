@@ -104,6 +104,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Epileptor (Jirsa 2014)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "x1",

@@ -53,6 +53,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "FitzHugh–Nagumo oscillator",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "v",

@@ -79,6 +79,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Generic 2D oscillator (TVB)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "V",

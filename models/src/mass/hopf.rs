@@ -56,6 +56,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Hopf / Stuart–Landau normal form (BOLD time scale)",
     time_unit: crate::TimeUnit::S,
     default_dt: 0.1,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "x",

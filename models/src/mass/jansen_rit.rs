@@ -92,6 +92,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Jansen–Rit cortical column",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[
         VarSpec {
             name: "y0",

@@ -43,12 +43,13 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Kuramoto phase oscillator",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[VarSpec::new(
         "theta",
         "rad",
         0.0,
         (0.0, std::f64::consts::TAU),
-        "phase",
+        "phase, unwrapped (read it as θ mod 2π)",
     )],
     params: PARAMS,
     coupling: &[CouplingSpec {

@@ -134,6 +134,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Larter–Breakspear",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "V",

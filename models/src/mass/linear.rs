@@ -3,7 +3,8 @@
 //! ```text
 //! dx/dt = gamma x + c
 //! ```
-//! An uncoupled node relaxes as `x(t) = x(0) e^{gamma t}`. A network is stable when `gamma` is
+//! An uncoupled node relaxes as `x(t) = x(0) e^{gamma t}`. Its linear part is `gamma`
+//! ([`Model::linear`]), so exponential Euler follows that solution exactly at any step. A network is stable when `gamma` is
 //! more negative than the largest real part of the eigenvalues of the coupling matrix `G W`
 //! (for non-negative weights, at most `G` times the largest in-strength).
 //!
@@ -39,6 +40,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Linear (leaky) node",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.01,
+    sample_period: None,
     state: &[VarSpec::new("x", "a.u.", 0.0, (-1.0, 1.0), "activity")],
     params: PARAMS,
     coupling: &[CouplingSpec {
@@ -55,6 +57,12 @@ pub const SPEC: ModelSpec = ModelSpec {
 
 impl Model for Linear {
     const SPEC: &'static ModelSpec = &SPEC;
+    const LINEAR: bool = true;
+
+    #[inline(always)]
+    fn linear<R: Real>(&self, _x: &[R], _c: &[R], p: &[R], a: &mut [R]) {
+        a[0] = Params::from_slice(p).gamma;
+    }
 
     #[inline(always)]
     fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {

@@ -61,6 +61,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Lorenz system (1963), chaotic test fixture",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.01,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "x",

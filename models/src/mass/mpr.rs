@@ -54,6 +54,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Montbrió–Pazó–Roxin QIF mean field",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.01,
+    sample_period: None,
     state: &[
         VarSpec {
             name: "r",

@@ -97,6 +97,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Threshold-linear E–I rate model (Chaudhuri et al. 2015)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "E",

@@ -55,6 +55,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Van der Pol oscillator (Liénard form)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.05,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "x",

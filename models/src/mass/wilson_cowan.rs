@@ -106,6 +106,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Wilson–Cowan E/I populations",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[
         VarSpec::new("E", "1", 0.1, (0.0, 1.0), "excitatory population activity"),
         VarSpec::new("I", "1", 0.1, (0.0, 1.0), "inhibitory population activity"),

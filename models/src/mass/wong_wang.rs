@@ -68,6 +68,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Reduced Wong–Wang (Deco 2013)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[VarSpec::new(
         "S",
         "1",

@@ -103,6 +103,7 @@ pub const SPEC: ModelSpec = ModelSpec {
     title: "Wong–Wang excitatory–inhibitory (Deco 2014)",
     time_unit: crate::TimeUnit::Ms,
     default_dt: 0.1,
+    sample_period: None,
     state: &[
         VarSpec::new(
             "S_e",
