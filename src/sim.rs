@@ -11,6 +11,21 @@ use crate::noise::{ChunkNoise, Noise};
 use crate::observe::bold::{bold_signal, bold_step, BoldParams, BoldState};
 use neurodiff_models::TimeUnit;
 
+/// The kinds of monitor, as chosen on the command line (`--monitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorKind {
+    /// The state at each sample.
+    #[default]
+    Raw,
+    /// The temporal mean over each sample period.
+    Mean,
+    /// The BOLD signal of the first recorded variable.
+    Bold,
+}
+
+crate::choice!(MonitorKind, "monitor", [Raw => "raw", Mean => "mean", Bold => "bold"]);
+
 /// What is kept of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Monitor {

@@ -21,7 +21,7 @@ use neurodiff::network::{param_specs, resolve_inputs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::problem::{simulate, Engine, Problem};
-use neurodiff::sim::{default_chunk, BoldMonitor, Monitor, Run};
+use neurodiff::sim::{default_chunk, BoldMonitor, Monitor, MonitorKind, Run};
 use neurodiff::sparse::SparseMode;
 use neurodiff::{Error, Result};
 
@@ -276,7 +276,7 @@ pub struct Settings {
     pub seed: u64,
     pub initial_state: Option<String>,
     pub sample_every: usize,
-    pub monitor: String,
+    pub monitor: MonitorKind,
     pub record: Vec<usize>,
     pub chunk: Option<usize>,
     pub backend: BackendKind,
@@ -405,15 +405,9 @@ impl Settings {
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
-        let monitor = a.monitor.or(cfg.monitor).unwrap_or_else(|| "raw".into());
-        if !["raw", "mean", "bold"].contains(&monitor.as_str()) {
-            return Err(Error::setting(
-                "monitor",
-                format!("`{monitor}` is not one of: raw, mean, bold"),
-            ));
-        }
+        let monitor = parse_or(a.monitor.or(cfg.monitor), MonitorKind::Raw)?;
         let to_s = spec.time_unit.seconds();
-        let default_period = if monitor == "bold" {
+        let default_period = if monitor == MonitorKind::Bold {
             0.72 / to_s
         } else {
             default_period
@@ -437,7 +431,7 @@ impl Settings {
         let bold_every = BoldMonitor::for_model(spec.time_unit, dt, 0, BOLD_STEP_S, None).every;
         let sample_every = given_every.unwrap_or_else(|| {
             let k = ((default_period / dt).round() as usize).max(1);
-            if monitor == "bold" {
+            if monitor == MonitorKind::Bold {
                 (k / bold_every).max(1) * bold_every
             } else {
                 k
@@ -665,10 +659,10 @@ impl SimTask {
             chunk: s.chunk.unwrap_or_else(|| default_chunk(batch, nodes, nv)),
             monitor: Monitor {
                 every: s.sample_every,
-                mean: s.monitor == "mean",
+                mean: s.monitor == MonitorKind::Mean,
                 transient,
                 vars: s.record.clone(),
-                bold: (s.monitor == "bold").then(|| {
+                bold: (s.monitor == MonitorKind::Bold).then(|| {
                     BoldMonitor::for_model(spec.time_unit, s.dt, s.record[0], BOLD_STEP_S, None)
                 }),
             },
@@ -678,7 +672,7 @@ impl SimTask {
         let (conn, table, run) = (&problem.connectome, &problem.params, &problem.run);
         let engine = problem.engine_for(kind, s.engine)?;
         let n_samples = run.n_samples();
-        let n_rec = if s.monitor == "bold" {
+        let n_rec = if s.monitor == MonitorKind::Bold {
             1
         } else {
             s.record.len()
@@ -747,7 +741,7 @@ impl SimTask {
             output: s.out.display().to_string(),
             shape,
             axes: ["sample", "batch", "variable", "node"],
-            variables: if s.monitor == "bold" {
+            variables: if s.monitor == MonitorKind::Bold {
                 vec!["bold"]
             } else {
                 s.record.iter().map(|&v| spec.state[v].name).collect()
