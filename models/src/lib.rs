@@ -184,6 +184,23 @@ pub trait Dynamics<B: Backend>: Send + Sync {
     fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2>;
 }
 
+/// The key of a keyed tensor scope ([`real::scope_keyed`]): the model, the backend, which
+/// function (`what`) and the pattern of absent coupling inputs, which are what decide the
+/// operations a call runs.
+fn scope_key<M: 'static, B: 'static>(what: u64, c: &[Option<Tensor<B, 2>>]) -> u64
+where
+    B: Backend,
+{
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::any::TypeId::of::<(M, B)>().hash(&mut h);
+    what.hash(&mut h);
+    for (i, ci) in c.iter().enumerate() {
+        (i, ci.is_some()).hash(&mut h);
+    }
+    h.finish()
+}
+
 fn txs<B: Backend>(t: &[Tensor<B, 2>]) -> Vec<Tx<B>> {
     t.iter().map(|t| Tx::new(t.clone())).collect()
 }
@@ -200,7 +217,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
     ) -> Vec<Tensor<B, 2>> {
         let shape = x[0].dims();
         let device = x[0].device();
-        real::scope(|| {
+        real::scope_keyed(scope_key::<M, B>(0, c), || {
             let xs = txs(x);
             let cs: Vec<Tx<B>> = c
                 .iter()
@@ -222,7 +239,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
         }
         let shape = x[0].dims();
         let device = x[0].device();
-        Some(real::scope(|| {
+        Some(real::scope_keyed(scope_key::<M, B>(1, c), || {
             let xs = txs(x);
             let cs: Vec<Tx<B>> = c
                 .iter()
@@ -239,7 +256,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
         }
         let shape = x[0].dims();
         let device = x[0].device();
-        real::scope(|| {
+        real::scope_keyed(scope_key::<M, B>(2, &[]), || {
             let mut xs = txs(&x);
             Model::project(self, &mut xs);
             xs.into_iter().map(|v| v.tensor(shape, &device)).collect()
@@ -251,6 +268,8 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
     fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
         let shape = x[0].dims();
         let device = x[0].device();
-        real::scope(|| Model::coupled(self, k, &txs(x), &txs(p)).tensor(shape, &device))
+        real::scope_keyed(scope_key::<M, B>(3 + k as u64, &[]), || {
+            Model::coupled(self, k, &txs(x), &txs(p)).tensor(shape, &device)
+        })
     }
 }

@@ -25,38 +25,74 @@ use super::scalar::Real;
 /// One scope's tensors on this thread.
 struct Arena {
     id: u64,
-    slots: Vec<Box<dyn Any>>,
+    /// The values; a slot is emptied when its last read moves the tensor out.
+    slots: Vec<Option<Box<dyn Any>>>,
+    /// Reads per slot: counted in a recording scope, counted down in a replaying one.
+    reads: Vec<u32>,
+    /// Whether `reads` holds the remaining reads of a replay (from an earlier scope with the
+    /// same key), so that a last read moves the tensor instead of cloning it.
+    replay: bool,
 }
 
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static ARENA: RefCell<Arena> = const { RefCell::new(Arena { id: 0, slots: Vec::new() }) };
+    static ARENA: RefCell<Arena> = const {
+        RefCell::new(Arena { id: 0, slots: Vec::new(), reads: Vec::new(), replay: false })
+    };
+    /// Per key of [`scope_keyed`]: the reads per slot that its first scope recorded.
+    static READS: RefCell<std::collections::HashMap<u64, Vec<u32>>> =
+        RefCell::new(std::collections::HashMap::new());
 }
 
 /// Runs `f` with a fresh arena for tensor expressions ([`Tx`]); the arena and every tensor in it
 /// are dropped when `f` returns. Scopes nest (the outer arena is restored afterwards). Take the
 /// tensors out with [`Tx::tensor`] inside `f`.
 pub fn scope<T>(f: impl FnOnce() -> T) -> T {
+    scope_with(None, f)
+}
+
+/// [`scope`] for a computation that runs the same operations every time it is called with the
+/// same `key` (a model's drift for one pattern of present coupling inputs, on one backend): the
+/// first scope counts how often each intermediate tensor is read, and later ones move each
+/// tensor out of the arena at its last read instead of cloning it, so that the backend can
+/// reuse a uniquely held buffer in place (as hand-written tensor code does).
+///
+/// The operations may depend only on which inputs are constants (that is what folding looks
+/// at), never on tensor values; the key must tell apart every such pattern.
+pub fn scope_keyed<T>(key: u64, f: impl FnOnce() -> T) -> T {
+    scope_with(Some(key), f)
+}
+
+fn scope_with<T>(key: Option<u64>, f: impl FnOnce() -> T) -> T {
     let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
+    let known = key.and_then(|k| READS.with(|r| r.borrow().get(&k).cloned()));
+    let replay = known.is_some();
     let outer = ARENA.with(|a| {
         std::mem::replace(
             &mut *a.borrow_mut(),
             Arena {
                 id,
                 slots: Vec::new(),
+                reads: known.unwrap_or_default(),
+                replay,
             },
         )
     });
-    struct Restore(Option<Arena>);
+    struct Restore(Option<Arena>, Option<u64>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(outer) = self.0.take() {
-                ARENA.with(|a| *a.borrow_mut() = outer);
+                let inner = ARENA.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer));
+                if let (Some(k), false) = (self.1, self.2) {
+                    if !std::thread::panicking() {
+                        READS.with(|r| r.borrow_mut().insert(k, inner.reads));
+                    }
+                }
             }
         }
     }
-    let _restore = Restore(Some(outer));
+    let _restore = Restore(Some(outer), key, replay);
     f()
 }
 
@@ -67,25 +103,52 @@ fn push(value: Box<dyn Any>) -> Handle {
             a.id != 0,
             "a tensor expression (Tx) was built outside `real::scope`"
         );
-        a.slots.push(value);
+        a.slots.push(Some(value));
+        let slot = a.slots.len() - 1;
+        if !a.replay {
+            a.reads.push(0);
+        }
+        assert!(
+            slot < a.reads.len(),
+            "a keyed tensor scope ran other operations than the first time with its key"
+        );
         Handle {
             scope: a.id,
-            slot: (a.slots.len() - 1) as u32,
+            slot: slot as u32,
         }
     })
 }
 
 fn get<T: Clone + 'static>(h: Handle) -> T {
     ARENA.with(|a| {
-        let a = a.borrow();
+        let mut a = a.borrow_mut();
         assert!(
             a.id == h.scope,
             "a tensor expression (Tx) was used outside the `real::scope` that built it"
         );
-        a.slots[h.slot as usize]
-            .downcast_ref::<T>()
-            .expect("tensor expression of another backend or rank")
-            .clone()
+        let s = h.slot as usize;
+        let last = if a.replay {
+            let r = &mut a.reads[s];
+            *r = r.saturating_sub(1);
+            *r == 0
+        } else {
+            a.reads[s] += 1;
+            false
+        };
+        let slot = &mut a.slots[s];
+        if last {
+            let b = slot
+                .take()
+                .expect("a keyed tensor scope read a value more often than the first time");
+            *b.downcast::<T>()
+                .expect("tensor expression of another backend or rank")
+        } else {
+            slot.as_ref()
+                .expect("a keyed tensor scope read a value more often than the first time")
+                .downcast_ref::<T>()
+                .expect("tensor expression of another backend or rank")
+                .clone()
+        }
     })
 }
 
