@@ -187,10 +187,7 @@ pub trait Dynamics<B: Backend>: Send + Sync {
 /// The key of a keyed tensor scope ([`real::scope_keyed`]): the model, the backend, which
 /// function (`what`) and the pattern of absent coupling inputs, which are what decide the
 /// operations a call runs.
-fn scope_key<M: 'static, B: 'static>(what: u64, c: &[Option<Tensor<B, 2>>]) -> u64
-where
-    B: Backend,
-{
+fn scope_key<M: 'static, B: Backend>(what: u64, c: &[Option<Tensor<B, 2>>]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::any::TypeId::of::<(M, B)>().hash(&mut h);
