@@ -295,14 +295,13 @@ fn mpr_table(nodes: usize, batch: usize, g: f64) -> Result<ParamTable> {
 /// A random connectome: every node receives `max(1, round(density · n))` connections from
 /// distinct other nodes, with weights uniform in (0, 2/k] (in-strengths about 1).
 pub fn random_connectome(n: usize, density: f64, seed: u64) -> Result<Connectome> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let k = ((density * n as f64).round() as usize).clamp(1, n - 1);
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut w = vec![0.0; n * n];
     for i in 0..n {
-        for j in rand::seq::index::sample(&mut rng, n - 1, k) {
-            let j = if j >= i { j + 1 } else { j };
-            w[i * n + j] = (1.0 - rng.random::<f64>()) * 2.0 / k as f64;
+        for (j, wij) in random_inputs(&mut rng, n, i, k) {
+            w[i * n + j] = wij;
         }
     }
     Connectome::from_arrays(
@@ -314,6 +313,24 @@ pub fn random_connectome(n: usize, density: f64, seed: u64) -> Result<Connectome
         None,
         &format!("random({n}, {density})"),
     )
+}
+
+/// The `k` inputs of node `i` of a random connectome of `n` nodes: distinct sources other than
+/// `i`, each with a weight uniform in (0, 2/k] (in-strengths about 1).
+fn random_inputs(
+    rng: &mut rand_xoshiro::Xoshiro256PlusPlus,
+    n: usize,
+    i: usize,
+    k: usize,
+) -> Vec<(usize, f64)> {
+    use rand::Rng;
+    rand::seq::index::sample(rng, n - 1, k)
+        .into_iter()
+        .map(|j| {
+            let j = if j >= i { j + 1 } else { j };
+            (j, (1.0 - rng.random::<f64>()) * 2.0 / k as f64)
+        })
+        .collect()
 }
 
 /// Resident memory of this process now (`VmRSS`) in MB.
@@ -780,7 +797,7 @@ fn bench_x0(nodes: usize) -> Vec<f64> {
 /// in a fresh process (10 steps of MPR, fused engine, sparse coupling), reporting the load time,
 /// the memory after loading and the peak memory. The dense matrix would take 8 n² bytes.
 fn edge_list_case(args: &BenchArgs) -> Result<()> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let nodes = if args.nodes.is_empty() {
         vec![100_000]
     } else {
@@ -804,9 +821,7 @@ fn edge_list_case(args: &BenchArgs) -> Result<()> {
             let mut rows = Vec::with_capacity(3 * k);
             for i in 0..n {
                 rows.clear();
-                for j in rand::seq::index::sample(&mut rng, n - 1, k) {
-                    let j = if j >= i { j + 1 } else { j };
-                    let w = (1.0 - rng.random::<f64>()) * 2.0 / k as f64;
+                for (j, w) in random_inputs(&mut rng, n, i, k) {
                     rows.extend([j as f32, i as f32, w as f32]);
                 }
                 out.write(&rows)?;

@@ -179,11 +179,16 @@ impl Connectome {
     pub fn edge_lengths(&self) -> Option<Cow<'_, [f64]>> {
         match &self.edges {
             Some(e) => e.lengths.as_deref().map(Cow::Borrowed),
+            // The nonzero weights row by row are the edges of `csr()`, in its order.
             None => {
                 let l = self.lengths.as_ref()?;
-                let n = self.n;
                 Some(Cow::Owned(
-                    self.csr().pairs().map(|(i, j)| l[i * n + j]).collect(),
+                    self.weights
+                        .iter()
+                        .zip(l)
+                        .filter(|(&w, _)| w != 0.0)
+                        .map(|(_, &len)| len)
+                        .collect(),
                 ))
             }
         }

@@ -375,14 +375,17 @@ pub(crate) fn setup<M: Model, T: Real>(
         .map(|&k| (k, spec.coupling[k].sends.is_some()))
         .collect();
     let sparse = net.sparse.is_sparse(n, conn.nnz());
-    // The nonzero weights by target (an edge list as given; nothing n × n when sparse).
-    let csr = conn.csr();
-    let mut rowsum = vec![T::zero(); n];
-    for (i, r) in rowsum.iter_mut().enumerate() {
-        *r = csr.weight[csr.start[i]..csr.start[i + 1]]
-            .iter()
-            .fold(T::zero(), |a, &w| a + T::of(w));
-    }
+    // In-strengths in `T`, over each target's row: the dense row, or an edge list's stored
+    // weights (the zeros a dense row adds do not change the sum).
+    let row = |i: usize| -> &[f64] {
+        match &conn.edges {
+            Some(e) => &e.csr.weight[e.csr.start[i]..e.csr.start[i + 1]],
+            None => &conn.weights[i * n..(i + 1) * n],
+        }
+    };
+    let rowsum: Vec<T> = (0..n)
+        .map(|i| row(i).iter().fold(T::zero(), |a, &w| a + T::of(w)))
+        .collect();
     let wt = if sparse {
         Vec::new()
     } else {
@@ -403,6 +406,8 @@ pub(crate) fn setup<M: Model, T: Real>(
         None => None,
     };
     let (edge_start, edges, horizon) = if sparse || lengths.is_some() {
+        // The nonzero weights by target (an edge list as given; nothing n × n when sparse).
+        let csr = conn.csr();
         let edges: Vec<Edge<T>> = csr
             .source
             .iter()
