@@ -9,11 +9,12 @@ use neurodiff::backend::BackendKind;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::integrate::Integrator;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::{param_specs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::problem::{simulate, Engine, Problem};
-use neurodiff::sim::{default_chunk, Monitor, Run};
+use neurodiff::sim::{default_chunk, Run};
 
 fn main() -> neurodiff::Result<()> {
     let steps = 2000;

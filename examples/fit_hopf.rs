@@ -13,9 +13,10 @@ use neurodiff::backend::BackendKind;
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome};
 use neurodiff::fit::{fit_on, FitProblem, FreeParam, GradientEngine, LossKind, Optimizer};
 use neurodiff::integrate::Integrator;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::NetworkConfig;
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
-use neurodiff::sim::{Monitor, Run};
+use neurodiff::sim::Run;
 
 fn main() -> neurodiff::Result<()> {
     let arg = |i: usize, name: &str, d: usize| -> neurodiff::Result<usize> {

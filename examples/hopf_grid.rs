@@ -13,11 +13,12 @@ use neurodiff::backend::BackendKind;
 use neurodiff::connectome::{bundled_fc_hcp80, Connectome};
 use neurodiff::fit::fc_corr;
 use neurodiff::integrate::Integrator;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::{param_specs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::problem::{simulate, Engine, Problem};
-use neurodiff::sim::{Monitor, Run};
+use neurodiff::sim::Run;
 use neurodiff::{Error, Result};
 
 /// Pearson correlation matrix of the rows of `xs` (regions × time).

@@ -24,17 +24,18 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::json;
 
-use neurodiff::adjoint::GradOptions;
 use neurodiff::backend::BackendKind;
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fit::LossKind;
+use neurodiff::fused::GradOptions;
 use neurodiff::integrate::Integrator;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::{param_specs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::problem::{simulate, value_and_grad, Engine, Gradient, Loss, Problem};
-use neurodiff::sim::{default_chunk, Monitor, Run};
+use neurodiff::sim::{default_chunk, Run};
 use neurodiff::sparse::{density as density_of, SparseMode};
 use neurodiff::{Error, Result};
 

@@ -9,7 +9,7 @@
 //!   the same at every iteration (common random numbers), so the objective is deterministic.
 //! - Each iteration simulates, computes FC of the monitored signal (a neural variable, or BOLD)
 //!   and the loss against the target FC, and takes the gradient by chunked checkpointing: the
-//!   fused engine's hand-written adjoint ([`crate::adjoint`]) where it supports the run, else
+//!   fused engine's hand-written adjoint ([`crate::fused`]) where it supports the run, else
 //!   Burn's autodiff through the tensor engine ([`crate::grad`]); see [`GradientEngine`]. The
 //!   optimiser (Polyak-normalised, its loss-annealed variant, or Adam)
 //!   steps in the unbounded space.
@@ -22,9 +22,9 @@ use neurodiff_optim::{fc_corr_loss, fc_mse, Adam, AdamConfig, Bounds, Polyak};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::adjoint::GradOptions;
 use crate::connectome::Connectome;
 use crate::error::{Error, Result};
+use crate::fused::GradOptions;
 use crate::network::{param_specs, NetworkConfig};
 use crate::observe::fc;
 use crate::params::{ParamTable, ParamValue};
@@ -182,6 +182,13 @@ impl FitProblem {
     pub fn adjoint_unsupported(&self) -> Option<Unsupported> {
         crate::problem::adjoint_unsupported(&self.network, &self.run)
             .or_else(|| self.fc_loss().adjoint_unsupported(&self.run))
+    }
+
+    /// The gradient method this fit uses: [`FitProblem::gradient`] resolved by the façade's
+    /// rule ([`crate::problem::choose_gradient`]); an error if the adjoint was asked for and
+    /// cannot take it.
+    pub fn gradient_method(&self) -> Result<Gradient> {
+        crate::problem::choose_gradient(self.gradient, self.adjoint_unsupported())
     }
 
     /// The fit's loss as the façade's [`Loss`].
@@ -459,15 +466,8 @@ pub fn fit<B: AutodiffBackend>(
         _ => None,
     };
     let loss = problem.fc_loss();
-    // Checked once here so that a refused `--gradient adjoint` fails before the first iteration.
-    let gradient = match problem.gradient {
-        Gradient::Autodiff => Gradient::Autodiff,
-        g => match (g, problem.adjoint_unsupported()) {
-            (_, None) => Gradient::Adjoint,
-            (Gradient::Auto, Some(_)) => Gradient::Autodiff,
-            (_, Some(why)) => return Err(why.into()),
-        },
-    };
+    // Decided once here so that a refused `--gradient adjoint` fails before the first iteration.
+    let gradient = problem.gradient_method()?;
     let opts = GradOptions {
         chunk: problem.chunk,
         wrt: Some(problem.free.iter().map(|f| f.name.clone()).collect()),
@@ -483,6 +483,7 @@ pub fn fit<B: AutodiffBackend>(
                 .expect("validated")
         })
         .collect();
+    let mut sim: Option<Problem> = None;
     while state.iteration < iterations {
         let theta = problem.values(&state.z)?;
         // Parameter table: fixed values, then the free ones as [R, 1] or [R, n].
@@ -501,13 +502,21 @@ pub fn fit<B: AutodiffBackend>(
             ));
         }
         let table = ParamTable::new(&specs, &given, n, Some(r))?;
-        let sim = Problem::new(
-            problem.connectome.clone(),
-            problem.network.clone(),
-            table,
-            problem.run.clone(),
-        )?;
-        let vg = value_and_grad_on::<B>(&sim, &loss, gradient, &opts, device)?;
+        // The simulation is built (and its connectome copied) once; later iterations only put
+        // in the new parameter table, which `ParamTable::new` has checked.
+        let sim = match &mut sim {
+            Some(sim) => {
+                sim.params = table;
+                &*sim
+            }
+            None => &*sim.insert(Problem::new(
+                problem.connectome.clone(),
+                problem.network.clone(),
+                table,
+                problem.run.clone(),
+            )?),
+        };
+        let vg = value_and_grad_on::<B>(sim, &loss, gradient, &opts, device)?;
         // Simulated FC per restart.
         let t = vg.shape[0];
         let y: Tensor<B::InnerBackend, 4> = Tensor::from_data(

@@ -53,17 +53,16 @@ macro_rules! choice {
     };
 }
 
-pub mod adjoint;
 pub mod backend;
 pub mod connectome;
 pub mod coupling;
-pub mod dual;
 pub mod error;
 pub mod fit;
 pub mod fused;
 pub mod grad;
 pub mod integrate;
 pub mod io;
+pub mod monitor;
 pub mod network;
 pub mod noise;
 pub mod observe;

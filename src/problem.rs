@@ -32,17 +32,18 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
 use neurodiff_models::ModelSpec;
 
-use crate::adjoint::{GradOptions, ParamGrad};
 use crate::backend::{with_backend, BackendKind, BackendTask};
 use crate::connectome::Connectome;
 use crate::coupling::CouplingKind;
 use crate::error::{Error, Result};
 use crate::fused::FusedRun;
+use crate::fused::{GradOptions, ParamGrad};
 use crate::integrate::Integrator;
+use crate::monitor::Monitor;
 use crate::network::{param_specs, resolve_inputs, Network, NetworkConfig};
 use crate::noise::{Noise, NoiseMode, NoiseSource};
 use crate::params::{ParamTable, ParamValue};
-use crate::sim::{default_chunk, Monitor, Run};
+use crate::sim::{default_chunk, Run};
 
 /// Which engine runs a forward simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -65,7 +66,7 @@ pub enum Gradient {
     /// `adjoint` when it supports the problem and loss, else `autodiff`.
     #[default]
     Auto,
-    /// The fused CPU engine's discrete adjoint ([`crate::adjoint`]): many times faster on the
+    /// The fused CPU engine's discrete adjoint ([`crate::fused`]): many times faster on the
     /// CPU; no conduction delays, Euler or Heun, the `corr` loss.
     Adjoint,
     /// Burn's autodiff through the tensor engine ([`crate::grad`]): everything, on any backend.
@@ -132,6 +133,18 @@ pub fn fused_unsupported(run: &Run) -> Option<Unsupported> {
     None
 }
 
+/// The gradient method asked for (`gradient`) given why the adjoint cannot take this problem's
+/// gradients (`why`, `None` if it can): `Auto` takes the adjoint where it can, autodiff
+/// elsewhere; `Adjoint` where it cannot is the typed refusal. The one rule, used by
+/// [`Problem::gradient_for`] and the fitter.
+pub fn choose_gradient(gradient: Gradient, why: Option<Unsupported>) -> Result<Gradient> {
+    match (gradient, why) {
+        (Gradient::Autodiff, _) | (Gradient::Auto, Some(_)) => Ok(Gradient::Autodiff),
+        (Gradient::Adjoint | Gradient::Auto, None) => Ok(Gradient::Adjoint),
+        (Gradient::Adjoint, Some(u)) => Err(u.into()),
+    }
+}
+
 /// Why the fused adjoint cannot differentiate `run` on `network`, or `None` if it can (the loss
 /// is checked by [`value_and_grad`]). The one list of what the adjoint lacks.
 pub fn adjoint_unsupported(network: &NetworkConfig, run: &Run) -> Option<Unsupported> {
@@ -139,7 +152,7 @@ pub fn adjoint_unsupported(network: &NetworkConfig, run: &Run) -> Option<Unsuppo
     let run = match &run.monitor.bold {
         // The BOLD layer runs on the host: what matters is the neural run.
         Some(b) => {
-            neural = crate::sim::neural_run(run, b);
+            neural = crate::monitor::neural_run(run, b);
             &neural
         }
         None => run,
@@ -156,10 +169,10 @@ pub fn adjoint_unsupported(network: &NetworkConfig, run: &Run) -> Option<Unsuppo
             "use --gradient autodiff (the tensor engine differentiates through delays)",
         ));
     }
-    if run.integrator == Integrator::Rk4 {
+    if !matches!(run.integrator, Integrator::Euler | Integrator::Heun) {
         return Some(Unsupported::new(
             "adjoint",
-            "the rk4 integrator (euler and heun only)",
+            format!("the {} integrator (euler and heun only)", run.integrator),
             "use --integrator heun, or --gradient autodiff",
         ));
     }
@@ -499,11 +512,7 @@ impl Problem {
             .adjoint
             .err()
             .or_else(|| loss.adjoint_unsupported(&self.run));
-        match (gradient, why) {
-            (Gradient::Autodiff, _) | (Gradient::Auto, Some(_)) => Ok(Gradient::Autodiff),
-            (Gradient::Adjoint | Gradient::Auto, None) => Ok(Gradient::Adjoint),
-            (Gradient::Adjoint, Some(u)) => Err(u.into()),
-        }
+        choose_gradient(gradient, why)
     }
 
     /// The fused engine's view of this problem.
@@ -809,11 +818,10 @@ pub fn value_and_grad_on<B: AutodiffBackend>(
     if gradient == Gradient::Adjoint {
         let Loss::Fc { target, .. } = loss;
         let host = |y: &[f64], shape: [usize; 4]| -> Result<(Vec<f64>, Vec<f64>)> {
-            Ok(crate::adjoint::fc_corr_loss(y, shape, 0, target))
+            Ok(crate::fused::fc_corr_loss(y, shape, 0, target))
         };
         let double = std::mem::size_of::<B::FloatElem>() == 8;
-        let vg =
-            crate::adjoint::value_and_grad_fused_in(double, &problem.fused_run(), opts, &host)?;
+        let vg = crate::fused::value_and_grad_fused_in(double, &problem.fused_run(), opts, &host)?;
         return Ok(Gradients {
             loss: vg.loss,
             grads: vg.grads,

@@ -6,106 +6,9 @@ use burn::tensor::ElementConversion;
 
 use crate::error::{Error, Result};
 use crate::integrate::Integrator;
+use crate::monitor::{Monitor, Observe};
 use crate::network::Network;
 use crate::noise::{ChunkNoise, Noise};
-use crate::observe::bold::{bold_signal, bold_step, BoldParams, BoldState};
-use neurodiff_models::TimeUnit;
-
-/// The kinds of monitor, as chosen on the command line (`--monitor`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MonitorKind {
-    /// The state at each sample.
-    #[default]
-    Raw,
-    /// The temporal mean over each sample period.
-    Mean,
-    /// The BOLD signal of the first recorded variable.
-    Bold,
-}
-
-crate::choice!(MonitorKind, "monitor", [Raw => "raw", Mean => "mean", Bold => "bold"]);
-
-/// What is kept of a run.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Monitor {
-    /// Keep one sample every this many steps.
-    pub every: usize,
-    /// `false`: the state at the sample step; `true`: the mean over the `every` steps that end
-    /// there (a temporal average).
-    pub mean: bool,
-    /// Steps run before the first window starts; nothing from them is kept.
-    pub transient: usize,
-    /// Indices of the state variables kept, in order (ignored with `bold`).
-    pub vars: Vec<usize>,
-    /// Keep the BOLD signal driven by a neural variable instead of the state.
-    #[serde(default)]
-    pub bold: Option<BoldMonitor>,
-}
-
-/// The BOLD signal as the monitor's output: Balloon–Windkessel haemodynamics
-/// ([`crate::observe::bold`]) driven by one neural variable, integrated alongside the model
-/// (through the transient too) and carried across chunks with the state.
-///
-/// Every `every` neural steps the BOLD state takes one Heun step of `step_s` seconds with the
-/// mean of the neural variable over those steps as input. A sample is the BOLD signal
-/// `[batch, 1, nodes]`; the monitor's `every` must be a multiple of this `every`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BoldMonitor {
-    /// The neural variable driving the haemodynamics (e.g. MPR's `r`).
-    pub var: usize,
-    /// Neural steps per BOLD step.
-    pub every: usize,
-    /// Length of a BOLD step in seconds (`every · dt` converted from the model's time unit).
-    pub step_s: f64,
-    /// Haemodynamic parameters.
-    pub params: BoldParams,
-}
-
-impl BoldMonitor {
-    /// BOLD driven by state variable `var` of a model whose unit of time is `unit`, stepped with
-    /// `dt`: one haemodynamic step per about `step_s` seconds, a whole number of neural steps
-    /// (at least one; when `period` is given, at most `period` and dividing it, so that BOLD
-    /// steps tile the sample period), with the default haemodynamic parameters.
-    pub fn for_model(
-        unit: TimeUnit,
-        dt: f64,
-        var: usize,
-        step_s: f64,
-        period: Option<usize>,
-    ) -> Self {
-        let mut every = ((step_s / unit.seconds() / dt).round() as usize).max(1);
-        if let Some(p) = period {
-            let p = p.max(1);
-            every = (1..=every.min(p))
-                .rev()
-                .find(|k| p.is_multiple_of(*k))
-                .unwrap_or(1);
-        }
-        Self {
-            var,
-            every,
-            step_s: every as f64 * dt * unit.seconds(),
-            params: BoldParams::default(),
-        }
-    }
-}
-
-/// The neural run behind a run whose monitor observes BOLD through `b`: a temporal mean of the
-/// driving variable, one per BOLD step, from the first step on (the haemodynamics integrate
-/// through the transient). Engines that integrate the haemodynamics on the host (the fused
-/// engine, its adjoint) run this and feed the means to [`crate::observe::bold::BoldStream`].
-pub fn neural_run(run: &Run, b: &BoldMonitor) -> Run {
-    let mut r = run.clone();
-    r.monitor = Monitor {
-        every: b.every,
-        mean: true,
-        transient: 0,
-        vars: vec![b.var],
-        bold: None,
-    };
-    r
-}
 
 /// The settings of a run (everything except network, parameters and initial state).
 #[derive(Debug, Clone, PartialEq)]
@@ -228,20 +131,16 @@ pub struct ChunkSamples<B: Backend> {
 pub struct Carry<B: Backend> {
     /// The model state, one `[batch, nodes]` tensor per variable.
     pub x: Vec<Tensor<B, 2>>,
-    /// Running sum of the recorded variables over the current monitor window (mean monitor).
-    pub acc: Option<Vec<Tensor<B, 2>>>,
+    /// The monitor's carry ([`crate::monitor::Observe::n_state`] tensors `[batch, nodes]`).
+    pub mon: Vec<Tensor<B, 2>>,
     /// Delay history per sent quantity, flat `[H, nodes, batch]` (empty without delays; see
     /// [`crate::network`]).
     pub hist: Vec<Tensor<B, 1>>,
-    /// BOLD state `[s, f, v, q]` (empty without a BOLD monitor).
-    pub bold: Vec<Tensor<B, 2>>,
-    /// Running sum of the BOLD input over the current BOLD step.
-    pub bold_acc: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Carry<B> {
     /// The carry at the start of a run: the state, the network's initial delay history, and
-    /// the resting BOLD state if the run monitors BOLD.
+    /// the monitor's initial carry.
     pub fn start(
         net: &Network<B>,
         x0: Vec<Tensor<B, 2>>,
@@ -249,36 +148,20 @@ impl<B: Backend> Carry<B> {
         run: &Run,
     ) -> Self {
         let hist = net.initial_history(&x0, params);
-        let bold = match &run.monitor.bold {
-            Some(_) => {
-                let [batch, nodes] = x0[0].dims();
-                let r = BoldState::<B>::rest(batch, nodes, &x0[0].device());
-                vec![r.s, r.f, r.v, r.q]
-            }
-            None => Vec::new(),
-        };
-        Self {
-            x: x0,
-            acc: None,
-            hist,
-            bold,
-            bold_acc: None,
-        }
+        let mon =
+            crate::monitor::tensor::init(&run.monitor.observer(), x0[0].dims(), &x0[0].device());
+        Self { x: x0, mon, hist }
     }
 
-    /// All tensors, in a fixed order (state, accumulator, history, BOLD, BOLD accumulator); each
-    /// history as `[1, H · nodes · batch]`.
+    /// All tensors, in a fixed order (state, monitor, history); each history as
+    /// `[1, H · nodes · batch]`.
     pub fn tensors(&self) -> Vec<Tensor<B, 2>> {
         let mut v = self.x.clone();
-        if let Some(a) = &self.acc {
-            v.extend(a.iter().cloned());
-        }
+        v.extend(self.mon.iter().cloned());
         v.extend(self.hist.iter().map(|h| {
             let [len] = h.dims();
             h.clone().reshape([1, len])
         }));
-        v.extend(self.bold.iter().cloned());
-        v.extend(self.bold_acc.iter().cloned());
         v
     }
 
@@ -287,10 +170,7 @@ impl<B: Backend> Carry<B> {
     pub fn with_tensors<C: Backend>(&self, t: Vec<Tensor<C, 2>>) -> Carry<C> {
         let mut it = t.into_iter();
         let x = it.by_ref().take(self.x.len()).collect();
-        let acc = self
-            .acc
-            .as_ref()
-            .map(|a| it.by_ref().take(a.len()).collect());
+        let mon = it.by_ref().take(self.mon.len()).collect();
         let hist = it
             .by_ref()
             .take(self.hist.len())
@@ -299,15 +179,7 @@ impl<B: Backend> Carry<B> {
                 h.reshape([len])
             })
             .collect();
-        let bold = it.by_ref().take(self.bold.len()).collect();
-        let bold_acc = self.bold_acc.as_ref().map(|_| it.next().expect("layout"));
-        Carry {
-            x,
-            acc,
-            hist,
-            bold,
-            bold_acc,
-        }
+        Carry { x, mon, hist }
     }
 }
 
@@ -325,44 +197,22 @@ pub fn run_chunk<B: Backend>(
     run: &Run,
 ) -> (Carry<B>, Option<ChunkSamples<B>>) {
     let m = &run.monitor;
+    let obs = m.observer();
     let mut samples = Vec::new();
     let mut first = None;
     for s in 0..len {
         let n = start + s + 1; // steps taken after this one
         carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
-        if let Some(b) = &m.bold {
-            advance_bold(&mut carry, b, n);
+        if m.records(n) {
+            crate::monitor::tensor::record(&obs, n, &carry.x, &mut carry.mon);
         }
-        if n <= m.transient {
-            continue;
-        }
-        if m.mean && m.bold.is_none() {
-            carry.acc = Some(match carry.acc.take() {
-                None => m.vars.iter().map(|&v| carry.x[v].clone()).collect(),
-                Some(acc) => acc
-                    .into_iter()
-                    .zip(&m.vars)
-                    .map(|(a, &v)| a + carry.x[v].clone())
-                    .collect(),
-            });
-        }
-        if (n - m.transient).is_multiple_of(m.every) {
-            let k = (n - m.transient) / m.every - 1;
+        if let Some(k) = m.due(n) {
             first.get_or_insert(k);
-            let kept: Vec<Tensor<B, 2>> = if let Some(b) = &m.bold {
-                vec![bold_signal(&bold_state(&carry.bold), &b.params)]
-            } else if m.mean {
-                carry
-                    .acc
-                    .take()
-                    .expect("accumulator filled above")
-                    .into_iter()
-                    .map(|a| a / m.every as f64)
-                    .collect()
-            } else {
-                m.vars.iter().map(|&v| carry.x[v].clone()).collect()
-            };
-            samples.push(Tensor::stack::<3>(kept, 1));
+            samples.push(crate::monitor::tensor::sample(
+                &obs,
+                &carry.x,
+                &mut carry.mon,
+            ));
         }
     }
     let samples = first.map(|first| ChunkSamples {
@@ -370,33 +220,6 @@ pub fn run_chunk<B: Backend>(
         values: Tensor::stack(samples, 0),
     });
     (carry, samples)
-}
-
-/// The BOLD state as the observation module's struct.
-fn bold_state<B: Backend>(b: &[Tensor<B, 2>]) -> BoldState<B> {
-    BoldState {
-        s: b[0].clone(),
-        f: b[1].clone(),
-        v: b[2].clone(),
-        q: b[3].clone(),
-    }
-}
-
-/// Adds the driving variable of step `n` (1-based count) to the BOLD accumulator, and advances
-/// the BOLD state when a BOLD step is complete.
-fn advance_bold<B: Backend>(carry: &mut Carry<B>, b: &BoldMonitor, n: usize) {
-    let x = carry.x[b.var].clone();
-    let sum = match carry.bold_acc.take() {
-        None => x,
-        Some(a) => a + x,
-    };
-    if n.is_multiple_of(b.every) {
-        let input = sum / b.every as f64;
-        let next = bold_step(bold_state(&carry.bold), &input, b.step_s, &b.params);
-        carry.bold = vec![next.s, next.f, next.v, next.q];
-    } else {
-        carry.bold_acc = Some(sum);
-    }
 }
 
 /// One integration step (step index `step`, 0-based) from `carry`, returning the new state and
@@ -447,7 +270,7 @@ pub fn simulate<B: Backend>(
             .chunk::<B>(start, len, batch, nodes, run.dt, &device);
         let before = carry.clone();
         let (next, samples) = run_chunk(net, params, carry, &noise, start, len, run);
-        if !all_finite(&next.x) {
+        if !all_finite(&next.x) || !(next.mon.is_empty() || all_finite(&next.mon)) {
             return Err(locate_divergence(
                 net, params, before, &noise, start, len, run,
             ));
@@ -513,18 +336,29 @@ pub(crate) fn locate_divergence<B: Backend>(
     run: &Run,
 ) -> Error {
     let spec = net.spec();
+    let (m, obs) = (&run.monitor, run.monitor.observer());
     for s in 0..len {
+        let n = start + s + 1;
         carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
-        for (v, xv) in carry.x.iter().enumerate() {
+        if m.records(n) {
+            crate::monitor::tensor::record(&obs, n, &carry.x, &mut carry.mon);
+        }
+        if m.due(n).is_some() {
+            crate::monitor::tensor::sample(&obs, &carry.x, &mut carry.mon);
+        }
+        let nv = carry.x.len();
+        for (v, xv) in carry.x.iter().chain(&carry.mon).enumerate() {
             let [_, nodes] = xv.dims();
             let host = to_host(xv.clone());
             if let Some(idx) = host.iter().position(|x| !x.is_finite()) {
-                let step = start + s + 1;
                 return Error::Diverged {
-                    step,
-                    time: step as f64 * run.dt,
+                    step: n,
+                    time: n as f64 * run.dt,
                     time_unit: spec.time_unit.name(),
-                    var: spec.state[v].name.to_string(),
+                    var: match spec.state.get(v) {
+                        Some(var) => var.name.to_string(),
+                        None => obs.state_name(v - nv),
+                    },
                     node: idx % nodes,
                     batch: idx / nodes,
                     value: host[idx],

@@ -65,7 +65,13 @@ use real::Tx;
 /// Slices: `x` has one entry per state variable, `c` one per coupling input (the constant 0 when
 /// that input is switched off), `p` one per parameter, in the order of [`Model::SPEC`]. Read `p`
 /// by name through the model's parameter struct (see [`params!`]).
-pub trait Model: Send + Sync + Copy + Default + 'static {
+///
+/// A model may carry data (a table, a morphology, a parsed description): the engines hold it by
+/// reference (`&M`, shared by the fused engine's threads) or boxed, never copy it. Only the
+/// name registry ([`registry!`](crate::registry), the catalogue the command line looks up)
+/// needs `Default`, to build its entries without data; a model built from data is run by
+/// handing it to a [`ModelVisitor`] directly.
+pub trait Model: Send + Sync + 'static {
     /// The static description of the model.
     const SPEC: &'static ModelSpec;
 

@@ -18,10 +18,11 @@ use neurodiff::fit::{
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{read_npy, write_npy_f32, write_text, Array};
 use neurodiff::models::{ModelSpec, TimeUnit};
+use neurodiff::monitor::{BoldMonitor, Monitor, MonitorKind};
 use neurodiff::network::NetworkConfig;
 use neurodiff::noise::{Noise, NoiseMode};
 use neurodiff::params::ParamValue;
-use neurodiff::sim::{BoldMonitor, Monitor, Run};
+use neurodiff::sim::Run;
 use neurodiff::{Error, Result};
 
 use super::simulate::{parse_noise, read_config, split_assignment, toml_param};
@@ -212,7 +213,7 @@ struct FitSettings {
     time_unit: String,
     integrator: Integrator,
     noise: Noise,
-    observe: String,
+    observe: MonitorKind,
     record: String,
     restarts: usize,
     optimizer: Optimizer,
@@ -506,19 +507,19 @@ impl FitSettings {
             seed,
             source: BackendKind::Ndarray.default_noise_source(),
         };
-        let observe = a.observe.clone().or(cfg.observe).unwrap_or_else(|| {
-            if spec.time_unit == TimeUnit::S {
-                "raw".into()
-            } else {
-                "bold".into()
-            }
-        });
-        if observe != "raw" && observe != "bold" {
-            return Err(Error::setting(
-                "observe",
-                format!("`{observe}` is not one of: raw, bold"),
-            ));
-        }
+        let observe = match a.observe.clone().or(cfg.observe) {
+            Some(o) => match o.parse::<MonitorKind>() {
+                Ok(MonitorKind::Mean) | Err(_) => {
+                    return Err(Error::setting(
+                        "observe",
+                        format!("`{o}` is not one of: raw, bold"),
+                    ))
+                }
+                Ok(kind) => kind,
+            },
+            None if spec.time_unit == TimeUnit::S => MonitorKind::Raw,
+            None => MonitorKind::Bold,
+        };
         let record = a
             .record
             .clone()
@@ -642,7 +643,7 @@ impl FitSettings {
         // response's peak (observe::bold), and the adjoint keeps one mean of the driving
         // variable per BOLD step, so a coarser step keeps long fits in memory. The BOLD step
         // divides the TR in steps.
-        let bold = (self.observe == "bold")
+        let bold = (self.observe == MonitorKind::Bold)
             .then(|| BoldMonitor::for_model(spec.time_unit, self.dt, var, 1e-2, Some(every)));
         Ok(FitProblem {
             network: self.network.clone(),
@@ -863,12 +864,11 @@ impl FitTask {
         };
         let names: Vec<String> = s.free.iter().map(|f| f.name.clone()).collect();
         let quiet = self.quiet;
-        let gradient_used = match (problem.gradient, problem.adjoint_unsupported()) {
-            (GradientEngine::Autodiff, _) => "autodiff".to_string(),
-            (GradientEngine::Adjoint, _) | (GradientEngine::Auto, None) => "adjoint".to_string(),
-            (GradientEngine::Auto, Some(why)) => {
+        let gradient_used = match (problem.gradient_method()?, problem.adjoint_unsupported()) {
+            (GradientEngine::Autodiff, Some(why)) if problem.gradient == GradientEngine::Auto => {
                 format!("autodiff (the adjoint does not support {})", why.feature)
             }
+            (g, _) => g.to_string(),
         };
         if !quiet {
             println!("gradients: {gradient_used}");

@@ -17,11 +17,12 @@ use neurodiff::io::{
     available_memory_bytes, check_output_path, free_disk_bytes, read_npy, AtomicFile, NpyStream,
 };
 use neurodiff::models::ModelSpec;
+use neurodiff::monitor::{BoldMonitor, Monitor, MonitorKind};
 use neurodiff::network::{param_specs, resolve_inputs, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::problem::{simulate, Engine, Problem};
-use neurodiff::sim::{default_chunk, BoldMonitor, Monitor, MonitorKind, Run};
+use neurodiff::sim::{default_chunk, Run};
 use neurodiff::sparse::SparseMode;
 use neurodiff::{Error, Result};
 
@@ -64,7 +65,7 @@ pub struct SimulateArgs {
     /// [default: 0]
     #[arg(long, allow_negative_numbers = true)]
     transient: Option<f64>,
-    /// Integrator: euler, heun, rk4 (deterministic only) or exp_euler (exponential Euler on the
+    /// Integrator: euler, heun, rk3 or rk4 (deterministic only) or exp_euler (exponential Euler on the
     /// linear part of models that give one, e.g. `linear`; tensor engine). [default: heun]
     #[arg(long)]
     integrator: Option<String>,

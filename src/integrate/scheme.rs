@@ -41,6 +41,17 @@ pub const HEUN: Tableau = Tableau {
     order: 2,
 };
 
+/// Kutta's third-order method (1901): stages at `t`, `t + dt/2`, `t + dt`, the last from
+/// `x + dt (−k₁ + 2 k₂)`.
+pub const RK3: Tableau = Tableau {
+    a: &[&[], &[0.5], &[-1.0, 2.0]],
+    b: &[1.0, 4.0, 1.0],
+    scale: 1.0 / 6.0,
+    noise_in_stages: false,
+    project_stages: false,
+    order: 3,
+};
+
 /// The classical fourth-order Runge–Kutta method.
 pub const RK4: Tableau = Tableau {
     a: &[&[], &[0.5], &[0.0, 0.5], &[0.0, 0.0, 1.0]],
@@ -60,6 +71,8 @@ pub enum Integrator {
     /// Heun (stochastic Heun with additive noise), order 2 for ODEs.
     #[default]
     Heun,
+    /// Kutta's third-order Runge–Kutta, ODEs only.
+    Rk3,
     /// Classical fourth-order Runge–Kutta, ODEs only.
     Rk4,
     /// Exponential Euler on the drift's diagonal linear part (Euler where a model has none),
@@ -68,18 +81,25 @@ pub enum Integrator {
 }
 
 crate::choice!(Integrator, "integrator", [
-    Euler => "euler", Heun => "heun", Rk4 => "rk4", ExpEuler => "exp_euler",
+    Euler => "euler", Heun => "heun", Rk3 => "rk3", Rk4 => "rk4", ExpEuler => "exp_euler",
 ]);
 
 impl Integrator {
     /// All schemes (the convergence-order and engine-agreement tests iterate over them).
-    pub const ALL: [Integrator; 4] = [Self::Euler, Self::Heun, Self::Rk4, Self::ExpEuler];
+    pub const ALL: [Integrator; 5] = [
+        Self::Euler,
+        Self::Heun,
+        Self::Rk3,
+        Self::Rk4,
+        Self::ExpEuler,
+    ];
 
     /// The explicit Runge–Kutta tableau, or `None` for exponential Euler.
     pub fn tableau(self) -> Option<&'static Tableau> {
         match self {
             Self::Euler => Some(&EULER),
             Self::Heun => Some(&HEUN),
+            Self::Rk3 => Some(&RK3),
             Self::Rk4 => Some(&RK4),
             Self::ExpEuler => None,
         }

@@ -32,6 +32,7 @@
 //! physiological range).
 
 use burn::prelude::{Backend, Tensor};
+use neurodiff_models::real::{self, k, Real, Tx};
 
 use crate::error::{Error, Result};
 
@@ -161,18 +162,51 @@ impl<B: Backend> BoldState<B> {
         }
     }
 
-    /// `self + h · d`, field by field.
-    fn axpy(&self, d: &Self, h: f64) -> Self {
-        Self {
-            s: self.s.clone() + d.s.clone() * h,
-            f: self.f.clone() + d.f.clone() * h,
-            v: self.v.clone() + d.v.clone() * h,
-            q: self.q.clone() + d.q.clone() * h,
-        }
+    fn txs(&self) -> [Tx<B>; 4] {
+        [&self.s, &self.f, &self.v, &self.q].map(|t| Tx::new(t.clone()))
+    }
+
+    fn from_txs(y: [Tx<B>; 4], shape: [usize; 2], device: &B::Device) -> Self {
+        let [s, f, v, q] = y.map(|t| t.tensor(shape, device));
+        Self { s, f, v, q }
     }
 }
 
-/// The time derivative of the haemodynamic state (per second) under the input `x`.
+/// The time derivative of `y = [s, f, v, q]` (per second) under the input `x`, for one region
+/// on any [`Real`] (`f32`/`f64` in the fused engine and the adjoint, dual numbers for the
+/// adjoint's Jacobians, tensor expressions for the tensor engine): the one description of the
+/// haemodynamics.
+pub fn drift<R: Real>(y: [R; 4], x: R, p: &BoldParams) -> [R; 4] {
+    let [s, f, v, q] = y;
+    // v^(1/α) and (1 − E0)^(1/f), through exp/log (see the module documentation).
+    let v_pow = (v.ln() / k(p.alpha)).exp();
+    let extracted = k::<R>(1.0) - (k::<R>((1.0 - p.e0).ln()) / f).exp();
+    [
+        x - s / k(p.tau_s) - (f - k(1.0)) / k(p.tau_f),
+        s,
+        (f - v_pow) / k(p.tau_o),
+        (f * extracted / k(p.e0) - v_pow * q / v) / k(p.tau_o),
+    ]
+}
+
+/// One Heun step of `dt_s` seconds with the input `x` held constant over the step:
+/// `y~ = y + dt f(y)`, `y' = y + dt/2 (f(y) + f(y~))` (as vbjax's `heun_step`).
+pub fn heun_step<R: Real>(y: [R; 4], x: R, dt_s: f64, p: &BoldParams) -> [R; 4] {
+    let d1 = drift(y, x, p);
+    let predicted: [R; 4] = std::array::from_fn(|c| y[c] + d1[c] * k(dt_s));
+    let d2 = drift(predicted, x, p);
+    std::array::from_fn(|c| y[c] + (d1[c] + d2[c]) * k(0.5 * dt_s))
+}
+
+/// The BOLD signal `V0 (k1 (1 − q) + k2 (1 − q/v) + k3 (1 − v))` (percent signal change; 0 at
+/// rest) of one region.
+pub fn signal<R: Real>(y: [R; 4], p: &BoldParams) -> R {
+    let [_, _, v, q] = y;
+    let one = k::<R>(1.0);
+    ((one - q) * k(p.k1()) + (one - q / v) * k(p.k2()) + (one - v) * k(p.k3())) * k(p.v0)
+}
+
+/// [`drift`] on tensors.
 ///
 /// # Shapes
 /// `state` fields and `x`: `[batch, nodes]` (`x` may also broadcast, e.g. `[batch, 1]`). The
@@ -182,26 +216,14 @@ pub fn bold_drift<B: Backend>(
     x: &Tensor<B, 2>,
     p: &BoldParams,
 ) -> BoldState<B> {
-    let BoldState { s, f, v, q } = state;
-    // v^(1/α) and (1 − E0)^(1/f), through exp/log (see the module documentation).
-    let v_pow = (v.clone().log() / p.alpha).exp();
-    let extracted = (f.clone().recip() * (1.0 - p.e0).ln())
-        .exp()
-        .neg()
-        .add_scalar(1.0);
-    let ds = x.clone() - s.clone() / p.tau_s - f.clone().sub_scalar(1.0) / p.tau_f;
-    let dv = (f.clone() - v_pow.clone()) / p.tau_o;
-    let dq = (f.clone() * extracted / p.e0 - v_pow * q.clone() / v.clone()) / p.tau_o;
-    BoldState {
-        s: ds,
-        f: s.clone(),
-        v: dv,
-        q: dq,
-    }
+    let (shape, device) = (state.s.dims(), state.s.device());
+    real::scope(|| {
+        let d = drift(state.txs(), Tx::new(x.clone()), p);
+        BoldState::from_txs(d, shape, &device)
+    })
 }
 
-/// One Heun step of `dt_s` seconds with the input `x` held constant over the step:
-/// `y~ = y + dt f(y)`, `y' = y + dt/2 (f(y) + f(y~))` (as vbjax's `heun_step`).
+/// [`heun_step`] on tensors.
 ///
 /// # Shapes
 /// As [`bold_drift`].
@@ -211,153 +233,26 @@ pub fn bold_step<B: Backend>(
     dt_s: f64,
     p: &BoldParams,
 ) -> BoldState<B> {
-    let d1 = bold_drift(&state, x, p);
-    let predicted = state.axpy(&d1, dt_s);
-    let d2 = bold_drift(&predicted, x, p);
-    drop(predicted);
-    let mean = d1.axpy(&d2, 1.0);
-    state.axpy(&mean, 0.5 * dt_s)
+    let (shape, device) = (state.s.dims(), state.s.device());
+    real::scope(|| {
+        let y = heun_step(state.txs(), Tx::new(x.clone()), dt_s, p);
+        BoldState::from_txs(y, shape, &device)
+    })
 }
 
-/// The BOLD signal `V0 (k1 (1 − q) + k2 (1 − q/v) + k3 (1 − v))` (percent signal change; 0 at
-/// rest).
+/// [`signal`] on tensors.
 ///
 /// # Shapes
 /// `state` fields: `[batch, nodes]` → `[batch, nodes]`.
 pub fn bold_signal<B: Backend>(state: &BoldState<B>, p: &BoldParams) -> Tensor<B, 2> {
-    let one_minus_q = state.q.clone().neg().add_scalar(1.0);
-    let one_minus_q_over_v = (state.q.clone() / state.v.clone()).neg().add_scalar(1.0);
-    let one_minus_v = state.v.clone().neg().add_scalar(1.0);
-    (one_minus_q * p.k1() + one_minus_q_over_v * p.k2() + one_minus_v * p.k3()) * p.v0
-}
-
-/// The same equations as [`bold_drift`] for one region, on any float type (the fused adjoint
-/// evaluates them on `f64` and on dual numbers for their Jacobian): the time derivative of
-/// `y = [s, f, v, q]` (per second) under the input `x`.
-pub fn drift_point<F: num_traits::Float>(y: [F; 4], x: F, p: &BoldParams) -> [F; 4] {
-    let c = |v: f64| F::from(v).expect("f64 constant in float type");
-    let [s, f, v, q] = y;
-    let v_pow = (v.ln() / c(p.alpha)).exp();
-    let extracted = F::one() - (c((1.0 - p.e0).ln()) / f).exp();
-    [
-        x - s / c(p.tau_s) - (f - F::one()) / c(p.tau_f),
-        s,
-        (f - v_pow) / c(p.tau_o),
-        (f * extracted / c(p.e0) - v_pow * q / v) / c(p.tau_o),
-    ]
-}
-
-/// One Heun step of `dt_s` seconds for one region, as [`bold_step`].
-pub fn step_point<F: num_traits::Float>(y: [F; 4], x: F, dt_s: F, p: &BoldParams) -> [F; 4] {
-    let d1 = drift_point(y, x, p);
-    let predicted: [F; 4] = std::array::from_fn(|k| y[k] + d1[k] * dt_s);
-    let d2 = drift_point(predicted, x, p);
-    let h = dt_s * F::from(0.5).expect("0.5 in float type");
-    std::array::from_fn(|k| y[k] + (d1[k] + d2[k]) * h)
-}
-
-/// The BOLD signal of one region, as [`bold_signal`].
-pub fn signal_point<F: num_traits::Float>(y: [F; 4], p: &BoldParams) -> F {
-    let c = |v: f64| F::from(v).expect("f64 constant in float type");
-    let [_, _, v, q] = y;
-    let one = F::one();
-    ((one - q) * c(p.k1()) + (one - q / v) * c(p.k2()) + (one - v) * c(p.k3())) * c(p.v0)
+    let (shape, device) = (state.s.dims(), state.s.device());
+    real::scope(|| signal(state.txs(), p).tensor(shape, &device))
 }
 
 /// The haemodynamic state at rest: `s = 0`, `f = v = q = 1`.
 pub const REST: [f64; 4] = [0.0, 1.0, 1.0, 1.0];
 /// Names of the haemodynamic state variables, for error messages.
 pub const NAMES: [&str; 4] = ["s", "f", "v", "q"];
-
-/// The BOLD monitor on the host, fed chunk by chunk with the means of the driving variable (one
-/// per BOLD step, see [`crate::sim::neural_run`]): integrates the haemodynamics in `f64` with the
-/// same equations and operation order as the tensor engine ([`step_point`]) and emits BOLD
-/// samples where the tensor engine's monitor takes them (sample `k` after
-/// `transient + every · (k + 1)` neural steps reads the state after that many steps divided by
-/// the BOLD step). Memory: one haemodynamic state per batch element and node.
-pub struct BoldStream {
-    b: crate::sim::BoldMonitor,
-    /// For each sample, the BOLD steps taken when it is read.
-    at: Vec<usize>,
-    next: usize,
-    taken: usize,
-    state: Vec<[f64; 4]>,
-    batch: usize,
-    nodes: usize,
-    dt: f64,
-    time_unit: &'static str,
-}
-
-impl BoldStream {
-    /// A stream for `run` (whose monitor observes BOLD through `b`) over `batch × nodes`.
-    pub fn new(
-        run: &crate::sim::Run,
-        b: &crate::sim::BoldMonitor,
-        batch: usize,
-        nodes: usize,
-        time_unit: &'static str,
-    ) -> Self {
-        let m = &run.monitor;
-        Self {
-            b: b.clone(),
-            at: (0..run.n_samples())
-                .map(|k| (m.transient + m.every * (k + 1)) / b.every)
-                .collect(),
-            next: 0,
-            taken: 0,
-            state: vec![REST; batch * nodes],
-            batch,
-            nodes,
-            dt: run.dt,
-            time_unit,
-        }
-    }
-
-    /// Takes `k` means `[k, batch, 1, nodes]` and returns the BOLD samples that fell due,
-    /// `[samples, batch, 1, nodes]` (possibly none).
-    pub fn push(&mut self, means: &[f32], k: usize) -> Result<Vec<f32>> {
-        let bn = self.batch * self.nodes;
-        debug_assert_eq!(means.len(), k * bn);
-        let mut out = Vec::new();
-        for c in 0..k {
-            self.emit_due(&mut out);
-            for (idx, st) in self.state.iter_mut().enumerate() {
-                *st = step_point(
-                    *st,
-                    means[c * bn + idx] as f64,
-                    self.b.step_s,
-                    &self.b.params,
-                );
-                if let Some(v) = st.iter().position(|v| !v.is_finite()) {
-                    let step = (self.taken + 1) * self.b.every;
-                    return Err(Error::Diverged {
-                        step,
-                        time: step as f64 * self.dt,
-                        time_unit: self.time_unit,
-                        var: format!("BOLD {}", NAMES[v]),
-                        node: idx % self.nodes,
-                        batch: idx / self.nodes,
-                        value: st[v] as f32,
-                    });
-                }
-            }
-            self.taken += 1;
-        }
-        self.emit_due(&mut out);
-        Ok(out)
-    }
-
-    fn emit_due(&mut self, out: &mut Vec<f32>) {
-        while self.next < self.at.len() && self.at[self.next] == self.taken {
-            out.extend(
-                self.state
-                    .iter()
-                    .map(|st| signal_point(*st, &self.b.params) as f32),
-            );
-            self.next += 1;
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,11 +7,11 @@
 use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor, TensorData};
-use neurodiff::adjoint::{
-    fc_corr_loss, value_and_grad_fused_in, FusedValueAndGrad, GradOptions, HostLoss,
-};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
+use neurodiff::fused::{
+    fc_corr_loss, value_and_grad_fused_in, FusedValueAndGrad, GradOptions, HostLoss,
+};
 use neurodiff::fused::{FusedRun, Real};
 use neurodiff::grad::value_and_grad;
 use neurodiff::integrate::Integrator;
@@ -398,7 +398,7 @@ fn mpr_bold_fc_loss_matches_burn_and_finite_differences() {
     let bold_run = |sigma: f64| {
         let mut r = run_r(2000, Integrator::Heun, sigma, 6, 50);
         r.monitor.transient = 335;
-        r.monitor.bold = Some(neurodiff::sim::BoldMonitor {
+        r.monitor.bold = Some(neurodiff::monitor::BoldMonitor {
             var: 0,
             every: 10,
             step_s: 0.05,

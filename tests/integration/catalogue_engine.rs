@@ -20,11 +20,12 @@ use neurodiff::fused::{simulate_fused, FusedRun};
 use neurodiff::grad::{value_and_grad, value_and_grad_full};
 use neurodiff::integrate::Integrator;
 use neurodiff::models::ModelSpec;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::{Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
 use neurodiff::problem::fused_unsupported;
-use neurodiff::sim::{simulate, Monitor, Run};
+use neurodiff::sim::{simulate, Run};
 
 const REGIONS: [usize; 5] = [0, 5, 11, 40, 45];
 const STEPS: usize = 200;

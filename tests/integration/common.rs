@@ -7,10 +7,11 @@ use std::process::Output;
 use burn::prelude::{Backend, Tensor, TensorData};
 use neurodiff::connectome::Connectome;
 use neurodiff::integrate::Integrator;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::Network;
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{simulate_collect, Monitor, Run};
+use neurodiff::sim::{simulate_collect, Run};
 
 pub type Nd = burn::backend::NdArray<f32>;
 pub type Nd64 = burn::backend::NdArray<f64>;

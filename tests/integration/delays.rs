@@ -19,10 +19,11 @@ use neurodiff::fused::{FusedRun, Real};
 use neurodiff::grad::{value_and_grad, value_and_grad_full};
 use neurodiff::integrate::Integrator;
 use neurodiff::io::Array;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::{param_specs, Delays, Network, NetworkConfig};
 use neurodiff::noise::{Noise, NoiseMode, NoiseSource};
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{simulate, Monitor, Run};
+use neurodiff::sim::{simulate, Run};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.

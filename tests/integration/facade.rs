@@ -3,10 +3,10 @@
 //! finite differences.
 
 use crate::common::*;
-use neurodiff::adjoint::GradOptions;
 use neurodiff::backend::BackendKind;
 use neurodiff::connectome::Connectome;
 use neurodiff::fit::LossKind;
+use neurodiff::fused::GradOptions;
 use neurodiff::integrate::Integrator;
 use neurodiff::network::NetworkConfig;
 use neurodiff::noise::NoiseSource;
@@ -284,6 +284,40 @@ fn value_and_grad_methods_agree_with_finite_differences() {
         assert!(
             (b - fd).abs() < 1e-4 * fd.abs().max(1e-3),
             "autodiff {b} vs FD {fd}"
+        );
+    }
+}
+
+/// A monitor whose own carry diverges (haemodynamics driven far outside their range while the
+/// neural state stays finite) stops the run and names the monitor's variable, in both engines.
+#[test]
+fn a_diverging_monitor_is_reported_by_name() {
+    use neurodiff::monitor::BoldMonitor;
+    // gamma = 0 and no coupling: x stays at -1e4, a drive BOLD's flow cannot follow.
+    let mut p = Problem::builder("linear", conn12())
+        .param("gamma", 0.0)
+        .param("G", 0.0)
+        .run(RunSpec {
+            dt: Some(0.1),
+            duration: 2000.0,
+            sample_every: 100,
+            ..RunSpec::default()
+        })
+        .build()
+        .unwrap()
+        .with_initial_state(1, vec![-1e4; 12])
+        .unwrap();
+    let unit = p.spec().time_unit;
+    p.run.monitor.bold = Some(BoldMonitor::for_model(unit, 0.1, 0, 0.01, Some(100)));
+    for engine in [Engine::Tensor, Engine::Fused] {
+        let e = match simulate_collect(&p, BackendKind::Ndarray, engine) {
+            Ok((_, shape, _)) => panic!("{engine:?}: ran to the end ({shape:?} samples)"),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Diverged { .. }) && msg.contains("BOLD"),
+            "{engine:?}: {msg}"
         );
     }
 }

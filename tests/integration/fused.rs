@@ -172,8 +172,8 @@ fn fused_reports_divergence_like_the_tensor_engine() {
 /// the driving variable) where and as the tensor engine does, transient included.
 #[test]
 fn fused_bold_matches_tensor_engine() {
+    use neurodiff::monitor::BoldMonitor;
     use neurodiff::observe::bold::BoldParams;
-    use neurodiff::sim::BoldMonitor;
     let conn = Connectome::load("hcp80", None).unwrap();
     let t = table(&conn, &given());
     let mut r = run(6000, Integrator::Heun, 0.02, 3, 1000);

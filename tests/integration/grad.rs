@@ -222,8 +222,8 @@ fn batch_elements_get_their_own_gradients() {
 
 #[test]
 fn chunked_equals_full_tape_through_bold() {
+    use neurodiff::monitor::BoldMonitor;
     use neurodiff::observe::bold::BoldParams;
-    use neurodiff::sim::BoldMonitor;
     type B = Autodiff<Nd64>;
     let c = case::<B>(&[
         ("G", ParamValue::Batch(vec![0.5, 0.9])),

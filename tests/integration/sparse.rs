@@ -5,9 +5,9 @@
 use crate::common::*;
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Tensor};
-use neurodiff::adjoint::{value_and_grad_fused_in, GradOptions};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
+use neurodiff::fused::{value_and_grad_fused_in, GradOptions};
 use neurodiff::fused::{FusedRun, Real};
 use neurodiff::grad::value_and_grad_full;
 use neurodiff::integrate::Integrator;

@@ -27,10 +27,11 @@ use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fused::{simulate_fused, FusedRun, Real};
 use neurodiff::integrate::Integrator;
+use neurodiff::monitor::Monitor;
 use neurodiff::network::{param_specs, Delays, Network, NetworkConfig};
 use neurodiff::noise::Noise;
 use neurodiff::params::{ParamTable, ParamValue};
-use neurodiff::sim::{simulate, Monitor, Run};
+use neurodiff::sim::{simulate, Run};
 
 type Nd64 = burn::backend::NdArray<f64>;
 type Nd32 = burn::backend::NdArray<f32>;

@@ -23,7 +23,7 @@ fn drift_vanishes_at_the_fixed_point() {
     for x0 in [-3.5, -2.5, -1.6] {
         let p = params(Bvep::SPEC, &[("x0", x0)]);
         let x = fixed_point(&p);
-        let dx = drift_at(M, &x, &p);
+        let dx = drift_at(&M, &x, &p);
         assert!(dx.iter().all(|d| d.abs() < 1e-13), "x0 = {x0}: {dx:?}");
     }
 }
@@ -42,13 +42,21 @@ fn critical_excitability() {
     for (dx0, stable) in [(-0.05, true), (0.05, false)] {
         let p = params(Bvep::SPEC, &[("x0", x0c + dx0)]);
         let x = fixed_point(&p);
-        let j = jacobian(M, &x, &[0.0], &p);
+        let j = jacobian(&M, &x, &[0.0], &p);
         assert_eq!(j[0][0] + j[1][1] < 0.0, stable, "x0 = {}", x0c + dx0);
     }
     let rest = params(Bvep::SPEC, &[("x0", -2.3)]);
-    let (_, x) = trace(M, &Bvep::SPEC.initial(), &rest, 0.05, 100_000, 10_000, 0);
+    let (_, x) = trace(&M, &Bvep::SPEC.initial(), &rest, 0.05, 100_000, 10_000, 0);
     assert!(peak_to_peak(&x) < 1e-9 && (x[0] - fixed_point(&rest)[0]).abs() < 1e-8);
     let seizing = params(Bvep::SPEC, &[("x0", -1.8)]);
-    let (_, x) = trace(M, &Bvep::SPEC.initial(), &seizing, 0.05, 100_000, 10_000, 0);
+    let (_, x) = trace(
+        &M,
+        &Bvep::SPEC.initial(),
+        &seizing,
+        0.05,
+        100_000,
+        10_000,
+        0,
+    );
     assert!(peak_to_peak(&x) > 1.0, "{}", peak_to_peak(&x));
 }

@@ -133,7 +133,7 @@ struct DriftCheck;
 impl ModelVisitor for DriftCheck {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
-        common::check_drift_matches_point(m, 17, overrides(M::SPEC.name));
+        common::check_drift_matches_point(&m, 17, overrides(M::SPEC.name));
     }
 }
 
@@ -141,7 +141,7 @@ struct GradCheck;
 impl ModelVisitor for GradCheck {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
-        common::check_gradients(m, 29, overrides(M::SPEC.name));
+        common::check_gradients(&m, 29, overrides(M::SPEC.name));
     }
 }
 
@@ -152,7 +152,7 @@ impl ModelVisitor for DefaultFinite {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
         let s = M::SPEC;
-        let dx = common::drift_at(m, &s.initial(), &s.defaults());
+        let dx = common::drift_at(&m, &s.initial(), &s.defaults());
         assert!(
             dx.iter().all(|v| v.is_finite()),
             "{}: non-finite drift at defaults: {dx:?}",
@@ -176,7 +176,7 @@ impl ModelVisitor for F32Check {
         for b in 0..8 {
             for n in 0..8 {
                 let i = b * 8 + n;
-                want.push(common::point_drift(m, &s, b, n));
+                want.push(common::point_drift(&m, &s, b, n));
                 let x: Vec<f32> = s.x.iter().map(|v| v[i] as f32).collect();
                 let c: Vec<f32> = s.c.iter().map(|c| c.as_ref().unwrap()[i] as f32).collect();
                 let p: Vec<f32> = s.p.iter().map(|q| q.at(b, n) as f32).collect();

@@ -171,7 +171,7 @@ pub fn tensors<BB: Backend>(s: &Sample) -> Tensors<BB> {
 }
 
 /// The point oracle at batch element `b`, node `n` of the sample.
-pub fn point_drift<M: Model>(m: M, s: &Sample, b: usize, n: usize) -> Vec<f64> {
+pub fn point_drift<M: Model>(m: &M, s: &Sample, b: usize, n: usize) -> Vec<f64> {
     let i = b * s.nodes + n;
     let x: Vec<f64> = s.x.iter().map(|v| v[i]).collect();
     let c: Vec<f64> =
@@ -213,7 +213,7 @@ fn coupling_patterns(n: usize) -> Vec<Vec<bool>> {
 /// `drift::<f64>`, for several coupling patterns; also `coupled` against
 /// the scalar `coupled` (and, for inputs that send the plain variable, against `x[var]`), and
 /// `project` against the scalar `project`.
-pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
+pub fn check_drift_matches_point<M: Model>(m: &M, seed: u64, ov: Overrides<'_>) {
     let spec = M::SPEC;
     let mut rng = Rng::new(seed);
     for (trial, pat) in coupling_patterns(spec.coupling.len())
@@ -222,7 +222,7 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
     {
         let s = sample(spec, &mut rng, 3, 4, ov, &pat, 1.0);
         let (x, c, p) = tensors::<B>(&s);
-        let dx = Dynamics::<B>::drift(&m, &x, &c, &p);
+        let dx = Dynamics::<B>::drift(m, &x, &c, &p);
         assert_eq!(dx.len(), spec.n_vars(), "{}: drift length", spec.name);
         let got: Vec<Vec<f64>> = dx
             .into_iter()
@@ -252,7 +252,7 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
         }
         // What each node sends through the connectome.
         for (kk, cs) in spec.coupling.iter().enumerate() {
-            let sent = values(Dynamics::<B>::coupled(&m, kk, &x, &p));
+            let sent = values(Dynamics::<B>::coupled(m, kk, &x, &p));
             for b in 0..3 {
                 for n in 0..4 {
                     let i = b * 4 + n;
@@ -298,7 +298,7 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
         1.0,
     );
     let (x, _, _) = tensors::<B>(&s);
-    let projected: Vec<Vec<f64>> = Dynamics::<B>::project(&m, x)
+    let projected: Vec<Vec<f64>> = Dynamics::<B>::project(m, x)
         .into_iter()
         .map(values)
         .collect();
@@ -321,7 +321,7 @@ pub fn check_drift_matches_point<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
 /// `L(s_plus) - L(s_minus)` for `L = Σ_v Σ_{b,n} w[v][b,n] · dx_v[b,n]` from the point oracle,
 /// differenced term by term (terms that do not change contribute exactly zero, so the
 /// cancellation error scales with the changed terms only, not with all of `L`).
-fn loss_diff<M: Model>(m: M, sp: &Sample, sm: &Sample, w: &[Vec<f64>]) -> f64 {
+fn loss_diff<M: Model>(m: &M, sp: &Sample, sm: &Sample, w: &[Vec<f64>]) -> f64 {
     let mut l = 0.0;
     for b in 0..sp.batch {
         for n in 0..sp.nodes {
@@ -338,7 +338,7 @@ fn loss_diff<M: Model>(m: M, sp: &Sample, sm: &Sample, w: &[Vec<f64>]) -> f64 {
 /// Gradient of `L = Σ w · drift` (random weights) with respect to every parameter entry, state
 /// entry and coupling entry, by `Autodiff<NdArray<f64>>` on the tensor drift, against central
 /// finite differences of the point oracle.
-pub fn check_gradients<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
+pub fn check_gradients<M: Model>(m: &M, seed: u64, ov: Overrides<'_>) {
     let spec = M::SPEC;
     let mut rng = Rng::new(seed);
     let (batch, nodes) = (2, 3);
@@ -352,7 +352,7 @@ pub fn check_gradients<M: Model>(m: M, seed: u64, ov: Overrides<'_>) {
     let x: Vec<_> = x.into_iter().map(|t| t.require_grad()).collect();
     let c: Vec<_> = c.into_iter().map(|t| t.map(|t| t.require_grad())).collect();
     let p: Vec<_> = p.into_iter().map(|t| t.require_grad()).collect();
-    let dx = Dynamics::<Ad>::drift(&m, &x, &c, &p);
+    let dx = Dynamics::<Ad>::drift(m, &x, &c, &p);
     let mut loss: Option<Tensor<Ad, 1>> = None;
     for (v, d) in dx.into_iter().enumerate() {
         let term = (d * tensor::<Ad>(&w[v], [batch, nodes])).sum();
@@ -438,7 +438,7 @@ pub fn params(spec: &ModelSpec, set: &[(&str, f64)]) -> Vec<f64> {
 /// Integrates one uncoupled node (coupling inputs `c`, constant) with classical RK4 over
 /// `drift::<f64>`, projecting after each step, and calls `observe(t, x)` after every step.
 pub fn rk4<M: Model>(
-    m: M,
+    m: &M,
     x0: &[f64],
     c: &[f64],
     p: &[f64],
@@ -498,7 +498,7 @@ pub fn peak_to_peak(y: &[f64]) -> f64 {
 /// Integrates one node and returns the time points and the trajectory of variable `var` after
 /// `transient` steps.
 pub fn trace<M: Model>(
-    m: M,
+    m: &M,
     x0: &[f64],
     p: &[f64],
     dt: f64,
@@ -522,7 +522,7 @@ pub fn trace<M: Model>(
 
 /// Numerical Jacobian of `drift::<f64>` at `x` (central differences), row-major
 /// `J[i][j] = d(dx_i)/d(x_j)`.
-pub fn jacobian<M: Model>(m: M, x: &[f64], c: &[f64], p: &[f64]) -> Vec<Vec<f64>> {
+pub fn jacobian<M: Model>(m: &M, x: &[f64], c: &[f64], p: &[f64]) -> Vec<Vec<f64>> {
     let n = x.len();
     let mut jac = vec![vec![0.0; n]; n];
     let (mut fp, mut fm) = (vec![0.0; n], vec![0.0; n]);
@@ -563,7 +563,7 @@ pub fn bisect(mut f: impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
 }
 
 /// The drift at `x`, uncoupled.
-pub fn drift_at<M: Model>(m: M, x: &[f64], p: &[f64]) -> Vec<f64> {
+pub fn drift_at<M: Model>(m: &M, x: &[f64], p: &[f64]) -> Vec<f64> {
     let c = vec![0.0; M::SPEC.coupling.len()];
     let mut dx = vec![f64::NAN; x.len()];
     m.drift(x, &c, p, &mut dx);
@@ -573,7 +573,7 @@ pub fn drift_at<M: Model>(m: M, x: &[f64], p: &[f64]) -> Vec<f64> {
 /// Integrates one uncoupled node with Heun's method (Euler predictor, trapezoidal corrector:
 /// the engine's default integrator) over `drift::<f64>`, projecting after each stage, and
 /// returns the final state.
-pub fn heun<M: Model>(m: M, x0: &[f64], p: &[f64], dt: f64, steps: usize) -> Vec<f64> {
+pub fn heun<M: Model>(m: &M, x0: &[f64], p: &[f64], dt: f64, steps: usize) -> Vec<f64> {
     let n = x0.len();
     let c = vec![0.0; M::SPEC.coupling.len()];
     let mut x = x0.to_vec();

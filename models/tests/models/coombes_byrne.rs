@@ -45,7 +45,7 @@ fn drift_vanishes_at_the_fixed_points() {
         let fps = fixed_points(&p);
         assert!(!fps.is_empty(), "{set:?}");
         for x in fps {
-            let dx = drift_at(M, &x, &p);
+            let dx = drift_at(&M, &x, &p);
             let scale = x[1].abs().max(PI * x[0]).powi(2).max(1.0);
             assert!(
                 dx.iter().all(|d| d.abs() < 1e-12 * scale),

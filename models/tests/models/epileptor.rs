@@ -48,12 +48,12 @@ fn healthy_node_rests_at_the_interictal_fixed_point() {
     let fps = fixed_points(&p);
     assert!(!fps.is_empty());
     for x in &fps {
-        let dx = drift_at(M, x, &p);
+        let dx = drift_at(&M, x, &p);
         assert!(dx.iter().all(|d| d.abs() < 1e-12), "{dx:?} at {x:?}");
     }
     // 20 000 time units (7 slow time constants 1/r) from the default initial state.
     let end = rk4(
-        M,
+        &M,
         &Epileptor::SPEC.initial(),
         &[0.0, 0.0],
         &p,
@@ -75,8 +75,8 @@ fn healthy_node_rests_at_the_interictal_fixed_point() {
 fn default_node_has_recurrent_seizures() {
     let p = Epileptor::SPEC.defaults();
     let dt = 0.05;
-    let (_, x1) = trace(M, &Epileptor::SPEC.initial(), &p, dt, 0, 400_000, 0);
-    let (_, z) = trace(M, &Epileptor::SPEC.initial(), &p, dt, 0, 400_000, 2);
+    let (_, x1) = trace(&M, &Epileptor::SPEC.initial(), &p, dt, 0, 400_000, 0);
+    let (_, z) = trace(&M, &Epileptor::SPEC.initial(), &p, dt, 0, 400_000, 2);
     // Count seizure onsets: upward crossings of x1 = 0 separated by at least 500 time units.
     let mut onsets = Vec::new();
     for i in 1..x1.len() {

@@ -21,12 +21,12 @@ fn fixed_point(p: &[f64]) -> [f64; 2] {
 fn resting_state() {
     let p = FitzHughNagumo::SPEC.defaults();
     let x = fixed_point(&p);
-    assert!(drift_at(M, &x, &p).iter().all(|d| d.abs() < 1e-14));
+    assert!(drift_at(&M, &x, &p).iter().all(|d| d.abs() < 1e-14));
     assert!(
         (x[0] + 1.20).abs() < 0.01 && (x[1] + 0.62).abs() < 0.01,
         "{x:?}"
     );
-    let (_, v) = trace(M, &[0.0, 0.0], &p, 0.05, 100_000, 1, 0);
+    let (_, v) = trace(&M, &[0.0, 0.0], &p, 0.05, 100_000, 1, 0);
     assert!((v[0] - x[0]).abs() < 1e-8);
 }
 
@@ -44,15 +44,15 @@ fn hopf_bifurcation_in_the_input() {
     for (di, stable) in [(-0.01, true), (0.01, false)] {
         let p = params(FitzHughNagumo::SPEC, &[("I", i_h + di)]);
         let x = fixed_point(&p);
-        let j = jacobian(M, &x, &[0.0], &p);
+        let j = jacobian(&M, &x, &[0.0], &p);
         let trace_j = j[0][0] + j[1][1];
         assert_eq!(trace_j < 0.0, stable, "I = {}: trace {trace_j}", i_h + di);
     }
     // Well below and above: rest, and large periodic spikes.
     let rest = params(FitzHughNagumo::SPEC, &[("I", 0.0)]);
-    let (_, v) = trace(M, &[0.0, 0.0], &rest, 0.05, 100_000, 10_000, 0);
+    let (_, v) = trace(&M, &[0.0, 0.0], &rest, 0.05, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) < 1e-9);
     let firing = params(FitzHughNagumo::SPEC, &[("I", 0.5)]);
-    let (_, v) = trace(M, &[0.0, 0.0], &firing, 0.05, 100_000, 10_000, 0);
+    let (_, v) = trace(&M, &[0.0, 0.0], &firing, 0.05, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) > 3.0, "{}", peak_to_peak(&v));
 }

@@ -21,18 +21,21 @@ fn fixed_point(p: &[f64]) -> [f64; 2] {
 fn excitable_configuration_and_its_limit_cycle() {
     let p = Generic2d::SPEC.defaults();
     let x = fixed_point(&p);
-    assert!(drift_at(M, &x, &p).iter().all(|d| d.abs() < 1e-15), "{x:?}");
-    let (_, v) = trace(M, &[1.0, 0.0], &p, 0.1, 100_000, 10_000, 0);
+    assert!(
+        drift_at(&M, &x, &p).iter().all(|d| d.abs() < 1e-15),
+        "{x:?}"
+    );
+    let (_, v) = trace(&M, &[1.0, 0.0], &p, 0.1, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) < 1e-9 && (v[0] - x[0]).abs() < 1e-8);
 
     let p = params(Generic2d::SPEC, &[("a", 2.0)]);
     let x = fixed_point(&p);
-    let j = jacobian(M, &x, &[0.0], &p);
+    let j = jacobian(&M, &x, &[0.0], &p);
     assert!(
         j[0][0] + j[1][1] > 0.0,
         "the fixed point should be unstable"
     );
-    let (_, v) = trace(M, &[1.0, 0.0], &p, 0.1, 100_000, 10_000, 0);
+    let (_, v) = trace(&M, &[1.0, 0.0], &p, 0.1, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) > 0.5, "{}", peak_to_peak(&v));
 }
 
@@ -43,8 +46,8 @@ fn excitable_configuration_and_its_limit_cycle() {
 fn sanz_leon_configuration_rings_at_10_hz() {
     let p = params(Generic2d::SPEC, &[("a", -0.5)]);
     let x = fixed_point(&p);
-    assert!(drift_at(M, &x, &p).iter().all(|d| d.abs() < 1e-15));
-    let j = jacobian(M, &x, &[0.0], &p);
+    assert!(drift_at(&M, &x, &p).iter().all(|d| d.abs() < 1e-15));
+    let j = jacobian(&M, &x, &[0.0], &p);
     let tr = j[0][0] + j[1][1];
     let det = j[0][0] * j[1][1] - j[0][1] * j[1][0];
     assert!(tr < 0.0 && det - tr * tr / 4.0 > 0.0, "not a stable focus");

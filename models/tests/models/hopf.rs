@@ -22,7 +22,7 @@ fn uncoupled_node_follows_the_closed_form() {
         let dt = 0.001;
         let steps = 10_000; // 10 s
         let mut max_err: f64 = 0.0;
-        rk4(M, &[rho0, 0.0], &[0.0, 0.0], &p, dt, steps, |t, x| {
+        rk4(&M, &[rho0, 0.0], &[0.0, 0.0], &p, dt, steps, |t, x| {
             let e = (2.0 * a * t).exp();
             let u = a * rho0 * rho0 * e / (a + rho0 * rho0 * (e - 1.0));
             let rho = u.sqrt();
@@ -39,9 +39,9 @@ fn uncoupled_node_follows_the_closed_form() {
 fn bifurcation_at_zero() {
     for a in [-0.05, -0.01, 0.01, 0.05, 0.5] {
         let p = params(Hopf::SPEC, &[("a", a)]);
-        assert_eq!(drift_at(M, &[0.0, 0.0], &p), vec![0.0, 0.0]);
-        let (t, x) = trace(M, &[0.3, 0.0], &p, 0.01, 200_000, 20_000, 0);
-        let (_, y) = trace(M, &[0.3, 0.0], &p, 0.01, 200_000, 20_000, 1);
+        assert_eq!(drift_at(&M, &[0.0, 0.0], &p), vec![0.0, 0.0]);
+        let (t, x) = trace(&M, &[0.3, 0.0], &p, 0.01, 200_000, 20_000, 0);
+        let (_, y) = trace(&M, &[0.3, 0.0], &p, 0.01, 200_000, 20_000, 1);
         let rho = (x.last().unwrap().powi(2) + y.last().unwrap().powi(2)).sqrt();
         if a < 0.0 {
             assert!(rho < 1e-3, "a = {a}: radius {rho}");

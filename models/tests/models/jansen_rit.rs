@@ -48,7 +48,7 @@ fn drift_vanishes_at_the_fixed_points() {
         let fps = fixed_points(&p);
         assert!(!fps.is_empty(), "mu = {mu}: no fixed point found");
         for x in fps {
-            let dx = drift_at(M, &x, &p);
+            let dx = drift_at(&M, &x, &p);
             // Compared with the size of the terms that cancel, e.g. a² y1 (mV/ms²).
             let scale = p[2] * p[2] * x[1].abs().max(x[2].abs()).max(1.0);
             for (i, d) in dx.iter().enumerate() {
@@ -71,7 +71,7 @@ fn default_parameters_give_the_alpha_rhythm() {
     let (mut t, mut v) = (Vec::new(), Vec::new());
     // 2 s of transient, then 2 s recorded.
     rk4(
-        M,
+        &M,
         &JansenRit::SPEC.initial(),
         &c,
         &p,
@@ -99,7 +99,7 @@ fn default_parameters_give_the_alpha_rhythm() {
 fn no_rhythm_outside_the_oscillatory_input_range() {
     for mu in [0.05, 0.4] {
         let p = p_of(&[("mu", mu)]);
-        let (_, y1) = trace(M, &JansenRit::SPEC.initial(), &p, 0.1, 100_000, 10_000, 1);
+        let (_, y1) = trace(&M, &JansenRit::SPEC.initial(), &p, 0.1, 100_000, 10_000, 1);
         assert!(
             peak_to_peak(&y1) < 1e-6,
             "mu = {mu}: still oscillating ({})",

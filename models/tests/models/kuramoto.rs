@@ -11,7 +11,7 @@ fn single_node_turns_at_omega() {
     for (omega, c) in [(0.25, 0.0), (1.0, 0.0), (0.5, -0.2)] {
         let p = params(Kuramoto::SPEC, &[("omega", omega)]);
         let (dt, steps) = (0.1, 10_000);
-        let end = rk4(M, &[0.3], &[c], &p, dt, steps, |_, _| {});
+        let end = rk4(&M, &[0.3], &[c], &p, dt, steps, |_, _| {});
         let t = dt * steps as f64;
         assert!(
             (end[0] - (0.3 + (omega + c) * t)).abs() < 1e-9 * t,

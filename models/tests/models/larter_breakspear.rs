@@ -62,7 +62,7 @@ fn drift_vanishes_at_the_fixed_point() {
         let fps = fixed_points(&p);
         assert!(!fps.is_empty(), "{set:?}");
         for x in fps {
-            let dx = drift_at(M, &x, &p);
+            let dx = drift_at(&M, &x, &p);
             assert!(
                 dx.iter().all(|d| d.abs() < 1e-13),
                 "{set:?}: {dx:?} at {x:?}"
@@ -77,7 +77,7 @@ fn drift_vanishes_at_the_fixed_point() {
 fn oscillations_appear_as_d_v_grows() {
     let rest = params(LarterBreakspear::SPEC, &[("C", 0.0), ("d_V", 0.5)]);
     let (_, v) = trace(
-        M,
+        &M,
         &LarterBreakspear::SPEC.initial(),
         &rest,
         0.05,
@@ -92,7 +92,7 @@ fn oscillations_appear_as_d_v_grows() {
     for d_v in [0.6, 0.65] {
         let p = params(LarterBreakspear::SPEC, &[("C", 0.0), ("d_V", d_v)]);
         let (_, v) = trace(
-            M,
+            &M,
             &LarterBreakspear::SPEC.initial(),
             &p,
             0.05,

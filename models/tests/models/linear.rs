@@ -15,7 +15,7 @@ fn relaxes_exponentially() {
         let mut max_err: f64 = 0.0;
         // x(t) = x* + (x0 - x*) e^{gamma t}, x* = -c / gamma.
         let xs = -c / gamma;
-        rk4(M, &[x0], &[c], &p, dt, 5_000, |t, x| {
+        rk4(&M, &[x0], &[c], &p, dt, 5_000, |t, x| {
             let want = xs + (x0 - xs) * (gamma * t).exp();
             max_err = max_err.max((x[0] - want).abs());
         });

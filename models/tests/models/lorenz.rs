@@ -45,11 +45,11 @@ fn fixed_points_make_the_drift_vanish() {
         (3.0, 99.96, 0.5),
     ] {
         let p = lorenz(sigma, rho, beta);
-        assert_eq!(drift_at(M, &[0.0; 3], &p), vec![0.0; 3]);
+        assert_eq!(drift_at(&M, &[0.0; 3], &p), vec![0.0; 3]);
         if rho > 1.0 {
             let q = (beta * (rho - 1.0)).sqrt();
             for s in [1.0, -1.0] {
-                let d = drift_at(M, &[s * q, s * q, rho - 1.0], &p);
+                let d = drift_at(&M, &[s * q, s * q, rho - 1.0], &p);
                 let scale = q * rho;
                 assert!(
                     d.iter().all(|v| v.abs() < 1e-13 * scale),
@@ -67,7 +67,7 @@ fn fixed_points_make_the_drift_vanish() {
 fn origin_attracts_below_rho_one() {
     for rho in [0.2, 0.5, 0.9] {
         let p = lorenz(10.0, rho, 8.0 / 3.0);
-        let cp = char_poly(&jacobian(M, &[0.0; 3], &[0.0], &p));
+        let cp = char_poly(&jacobian(&M, &[0.0; 3], &[0.0], &p));
         assert!(hurwitz_stable(cp), "rho = {rho}: {cp:?}");
         // The polynomial is (λ + beta)(λ² + (sigma + 1) λ + sigma (1 - rho)).
         let b = 8.0 / 3.0;
@@ -92,7 +92,7 @@ fn origin_attracts_below_rho_one() {
                 .iter()
                 .map(|v| rng.uniform(v.range.0, v.range.1))
                 .collect();
-            let x = rk4(M, &x0, &[0.0], &p, 0.01, 40_000, |_, _| {});
+            let x = rk4(&M, &x0, &[0.0], &p, 0.01, 40_000, |_, _| {});
             assert!(
                 x.iter().all(|v| v.abs() < 1e-8),
                 "rho = {rho}: {x0:?} -> {x:?}"
@@ -100,7 +100,7 @@ fn origin_attracts_below_rho_one() {
         }
     }
     let p = lorenz(10.0, 1.5, 8.0 / 3.0);
-    let cp = char_poly(&jacobian(M, &[0.0; 3], &[0.0], &p));
+    let cp = char_poly(&jacobian(&M, &[0.0; 3], &[0.0], &p));
     assert!(
         cp.2 < 0.0,
         "rho = 1.5: the origin should be a saddle ({cp:?})"
@@ -123,7 +123,7 @@ fn c_pm_lose_stability_at_rho_h() {
         let p = lorenz(sigma, rho, beta);
         let q = (beta * (rho - 1.0)).sqrt();
         for s in [1.0, -1.0] {
-            let cp = char_poly(&jacobian(M, &[s * q, s * q, rho - 1.0], &[0.0], &p));
+            let cp = char_poly(&jacobian(&M, &[s * q, s * q, rho - 1.0], &[0.0], &p));
             assert_eq!(hurwitz_stable(cp), stable, "rho = {rho}, C{s}: {cp:?}");
         }
     }
@@ -141,18 +141,26 @@ fn chaotic_attractor_is_bounded() {
     let mut last_x = 1.0;
     let mut late_z = (f64::INFINITY, f64::NEG_INFINITY);
     let steps = 200_000; // 1000 time units
-    let a = rk4(M, &Lorenz::SPEC.initial(), &[0.0], &p, dt, steps, |t, x| {
-        zmax = zmax.max(x[2].abs());
-        xmax = xmax.max(x[0].abs());
-        ymax = ymax.max(x[1].abs());
-        if t > 500.0 {
-            if x[0] * last_x < 0.0 {
-                sign_changes += 1;
+    let a = rk4(
+        &M,
+        &Lorenz::SPEC.initial(),
+        &[0.0],
+        &p,
+        dt,
+        steps,
+        |t, x| {
+            zmax = zmax.max(x[2].abs());
+            xmax = xmax.max(x[0].abs());
+            ymax = ymax.max(x[1].abs());
+            if t > 500.0 {
+                if x[0] * last_x < 0.0 {
+                    sign_changes += 1;
+                }
+                late_z = (late_z.0.min(x[2]), late_z.1.max(x[2]));
             }
-            late_z = (late_z.0.min(x[2]), late_z.1.max(x[2]));
-        }
-        last_x = x[0];
-    });
+            last_x = x[0];
+        },
+    );
     assert!(a.iter().all(|v| v.is_finite()));
     assert!(
         zmax < 60.0 && xmax < 30.0 && ymax < 40.0,
@@ -166,8 +174,8 @@ fn chaotic_attractor_is_bounded() {
     let mut x1 = x0.clone();
     x1[0] += 1e-9;
     let steps = 10_000;
-    let a = rk4(M, &x0, &[0.0], &p, dt, steps, |_, _| {});
-    let b = rk4(M, &x1, &[0.0], &p, dt, steps, |_, _| {});
+    let a = rk4(&M, &x0, &[0.0], &p, dt, steps, |_, _| {});
+    let b = rk4(&M, &x1, &[0.0], &p, dt, steps, |_, _| {});
     assert!(
         (a[0] - b[0]).abs().max((a[2] - b[2]).abs()) > 1.0,
         "{a:?} vs {b:?}"
@@ -192,7 +200,7 @@ fn divergence_is_constant() {
             .map(|v| rng.uniform(v.range.0, v.range.1))
             .collect();
         let c = [rng.uniform(-5.0, 5.0)];
-        let j = jacobian(M, &x, &c, &p);
+        let j = jacobian(&M, &x, &c, &p);
         let div = j[0][0] + j[1][1] + j[2][2];
         let want = -(sigma + 1.0 + beta);
         assert!(
@@ -268,9 +276,9 @@ fn heun_at_the_default_step_is_accurate() {
     let p = s.defaults();
     let x0 = [-4.0, -6.0, 20.0];
     let dt = s.default_dt;
-    let want = rk4(M, &x0, &[0.0], &p, dt / 20.0, 2_000, |_, _| {});
+    let want = rk4(&M, &x0, &[0.0], &p, dt / 20.0, 2_000, |_, _| {});
     let err = |h: f64| {
-        let got = heun(M, &x0, &p, h, (1.0 / h).round() as usize);
+        let got = heun(&M, &x0, &p, h, (1.0 / h).round() as usize);
         (0..3).map(|i| (got[i] - want[i]).abs()).fold(0.0, f64::max)
     };
     let (e1, e2) = (err(dt), err(dt / 2.0));

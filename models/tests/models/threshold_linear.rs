@@ -107,7 +107,7 @@ fn fixed_point_of_the_linear_regime() {
         }
         let (ce, ci) = currents(&x, &p, 0.0);
         assert!(ce > 0.0 && ci > 0.0);
-        let d = drift_at(M, &x, &p);
+        let d = drift_at(&M, &x, &p);
         assert!(
             d.iter().all(|v| v.abs() < 1e-12 * x[1].max(1.0)),
             "{x:?}: drift {d:?}"
@@ -127,7 +127,7 @@ fn stability_from_the_jacobian() {
     let q = Params::from_slice(&p[..]);
     assert!(q.beta_E * q.w_EE > 1.0);
     let (x, _) = linear_fixed_point(&p, 0.0);
-    let jn = jacobian(M, &x, &[0.0], &p);
+    let jn = jacobian(&M, &x, &[0.0], &p);
     let ja = linear_jacobian(&p, 0.0);
     for r in 0..2 {
         for c in 0..2 {
@@ -145,7 +145,7 @@ fn stability_from_the_jacobian() {
         (l1 + 0.4848).abs() < 1e-3 && (l2 + 0.0239).abs() < 1e-3,
         "{l1} {l2}"
     );
-    let end = rk4(M, &[20.0, 40.0], &[0.0], &p, 0.1, 10_000, |_, _| {});
+    let end = rk4(&M, &[20.0, 40.0], &[0.0], &p, 0.1, 10_000, |_, _| {});
     assert!(
         (end[0] - x[0]).abs() < 1e-6 && (end[1] - x[1]).abs() < 1e-6,
         "{end:?}"
@@ -167,7 +167,7 @@ fn stability_from_the_jacobian() {
         assert_eq!(re < 0.0, stable, "tau_I = {tau_i}: Re λ = {re}");
         if simulate {
             let start = [x[0] + 0.5, x[1]];
-            let end = rk4(M, &start, &[0.0], &p, 0.1, 10_000, |_, _| {});
+            let end = rk4(&M, &start, &[0.0], &p, 0.1, 10_000, |_, _| {});
             let dist = (end[0] - x[0]).hypot(end[1] - x[1]);
             if stable {
                 assert!(dist < 0.01, "tau_I = {tau_i}: {dist}");
@@ -208,11 +208,11 @@ fn network_input_destabilises_at_the_analytic_gain() {
 #[test]
 fn zero_drive_gives_the_zero_fixed_point() {
     let p = params(ThresholdLinear::SPEC, &[("I_E", 0.0), ("I_I", 0.0)]);
-    assert_eq!(drift_at(M, &[0.0, 0.0], &p), vec![0.0, 0.0]);
+    assert_eq!(drift_at(&M, &[0.0, 0.0], &p), vec![0.0, 0.0]);
     let (x, _) = linear_fixed_point(&p, 0.0);
     assert!(x[0].abs() < 1e-12 && x[1].abs() < 1e-12);
     for x0 in [[5.0, 5.0], [20.0, 3.0], [1.0, 40.0], [50.0, 0.0]] {
-        let end = rk4(M, &x0, &[0.0], &p, 0.1, 20_000, |_, _| {});
+        let end = rk4(&M, &x0, &[0.0], &p, 0.1, 20_000, |_, _| {});
         assert!(end.iter().all(|v| v.abs() < 1e-6), "{x0:?} -> {end:?}");
     }
 }
@@ -223,11 +223,11 @@ fn zero_drive_gives_the_zero_fixed_point() {
 fn rectified_currents_leave_pure_decay() {
     let p = params(ThresholdLinear::SPEC, &[("I_E", -2000.0), ("I_I", -2000.0)]);
     let q = Params::from_slice(&p[..]);
-    let d = drift_at(M, &[5.0, 80.0], &p);
+    let d = drift_at(&M, &[5.0, 80.0], &p);
     assert_eq!(d, vec![-5.0 / q.tau_E, -80.0 / q.tau_I]);
     let x0 = [40.0, 90.0];
     let mut max_err: f64 = 0.0;
-    rk4(M, &x0, &[0.0], &p, 0.1, 2_000, |t, x| {
+    rk4(&M, &x0, &[0.0], &p, 0.1, 2_000, |t, x| {
         let want = [x0[0] * (-t / q.tau_E).exp(), x0[1] * (-t / q.tau_I).exp()];
         max_err = max_err
             .max((x[0] - want[0]).abs())
@@ -271,9 +271,9 @@ fn heun_at_the_default_step_is_accurate() {
     let p = s.defaults();
     let x0 = [25.0, 20.0];
     let dt = s.default_dt;
-    let want = rk4(M, &x0, &[0.0], &p, dt / 20.0, 40_000, |_, _| {});
+    let want = rk4(&M, &x0, &[0.0], &p, dt / 20.0, 40_000, |_, _| {});
     let err = |h: f64| {
-        let got = heun(M, &x0, &p, h, (200.0 / h).round() as usize);
+        let got = heun(&M, &x0, &p, h, (200.0 / h).round() as usize);
         (got[0] - want[0]).abs().max((got[1] - want[1]).abs())
     };
     let (e1, e2) = (err(dt), err(dt / 2.0));

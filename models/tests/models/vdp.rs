@@ -19,7 +19,7 @@ const AIRY_A1: f64 = 2.338_107_410_459_767;
 fn cycle(mu: f64, dt: f64, transient: f64, window: f64) -> (f64, f64, f64) {
     let p = params(VanDerPol::SPEC, &[("mu", mu)]);
     let (t, x) = trace(
-        M,
+        &M,
         &[2.0, -2.0 / 3.0],
         &p,
         dt,
@@ -41,7 +41,7 @@ fn cycle(mu: f64, dt: f64, transient: f64, window: f64) -> (f64, f64, f64) {
 fn origin_is_the_only_fixed_point_and_is_unstable() {
     for mu in [0.1, 1.0, 1.9, 2.5, 10.0] {
         let p = params(VanDerPol::SPEC, &[("mu", mu)]);
-        assert_eq!(drift_at(M, &[0.0, 0.0], &p), vec![0.0, 0.0], "mu = {mu}");
+        assert_eq!(drift_at(&M, &[0.0, 0.0], &p), vec![0.0, 0.0], "mu = {mu}");
         // Nowhere else on a grid over the state range (spacing 0.05) does the drift vanish.
         for i in -50..=50 {
             for j in -60..=60 {
@@ -49,7 +49,7 @@ fn origin_is_the_only_fixed_point_and_is_unstable() {
                     continue;
                 }
                 let x = [0.05 * i as f64, 0.05 * j as f64];
-                let d = drift_at(M, &x, &p);
+                let d = drift_at(&M, &x, &p);
                 assert!(
                     d[0].abs().max(d[1].abs()) > 1e-4,
                     "mu = {mu}: drift {d:?} at {x:?}"
@@ -57,7 +57,7 @@ fn origin_is_the_only_fixed_point_and_is_unstable() {
             }
         }
 
-        let j = jacobian(M, &[0.0, 0.0], &[0.0, 0.0], &p);
+        let j = jacobian(&M, &[0.0, 0.0], &[0.0, 0.0], &p);
         let want = [[mu, -mu], [1.0 / mu, 0.0]];
         for r in 0..2 {
             for c in 0..2 {
@@ -100,7 +100,7 @@ fn origin_is_the_only_fixed_point_and_is_unstable() {
 fn small_mu_limit_cycle_has_amplitude_two_and_period_two_pi() {
     let mu = 0.1;
     let p = params(VanDerPol::SPEC, &[("mu", mu)]);
-    let (t, x) = trace(M, &[1e-3, 0.0], &p, 0.01, 40_000, 10_000, 0);
+    let (t, x) = trace(&M, &[1e-3, 0.0], &p, 0.01, 40_000, 10_000, 0);
     let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let min = x.iter().cloned().fold(f64::INFINITY, f64::min);
     assert!(
@@ -169,7 +169,7 @@ fn heun_at_the_default_step_tracks_the_cycle() {
     let dt = s.default_dt;
     let steps = (20.0 / dt).round() as usize;
     let want = rk4(
-        M,
+        &M,
         &s.initial(),
         &[0.0, 0.0],
         &p,
@@ -178,7 +178,7 @@ fn heun_at_the_default_step_tracks_the_cycle() {
         |_, _| {},
     );
     let err = |h: f64| {
-        let got = heun(M, &s.initial(), &p, h, (20.0 / h).round() as usize);
+        let got = heun(&M, &s.initial(), &p, h, (20.0 / h).round() as usize);
         (got[0] - want[0]).abs().max((got[1] - want[1]).abs())
     };
     let (e1, e2) = (err(dt), err(dt / 2.0));

@@ -32,7 +32,7 @@ fn origin_is_a_fixed_point_with_shifted_sigmoids() {
         ] {
             p[spec.param_index(name).unwrap()] = v;
         }
-        let dx = drift_at(M, &[0.0, 0.0], &p);
+        let dx = drift_at(&M, &[0.0, 0.0], &p);
         assert!(dx.iter().all(|d| d.abs() < 1e-15), "{dx:?}");
     }
 }
@@ -59,7 +59,7 @@ fn wilson_cowan_1972_rest_and_limit_cycle() {
         let mut set = base.to_vec();
         set.push(("P", p_ext));
         let p = params(WilsonCowan::SPEC, &set);
-        trace(M, &[0.1, 0.05], &p, 0.1, 50_000, 20_000, 0)
+        trace(&M, &[0.1, 0.05], &p, 0.1, 50_000, 20_000, 0)
     };
     let (_, e_rest) = run(0.0);
     assert!(e_rest.iter().all(|e| e.abs() < 1e-9), "P = 0 does not rest");
@@ -99,7 +99,15 @@ fn sanz_leon_configuration_oscillates_near_20_hz() {
         ("shift", 0.0),
     ];
     let p = params(WilsonCowan::SPEC, &set);
-    let (t, e) = trace(M, &WilsonCowan::SPEC.initial(), &p, 0.05, 40_000, 40_000, 0);
+    let (t, e) = trace(
+        &M,
+        &WilsonCowan::SPEC.initial(),
+        &p,
+        0.05,
+        40_000,
+        40_000,
+        0,
+    );
     let f_hz = frequency(&t, &e).expect("an oscillation") * 1000.0;
     assert!((17.0..=24.0).contains(&f_hz), "frequency {f_hz} Hz");
 }

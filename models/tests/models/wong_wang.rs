@@ -22,7 +22,7 @@ fn drift_vanishes_at_the_fixed_point_which_attracts() {
         let (a, b, d, gamma, tau_s, w, j_n) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
         let f = |s: f64| s / tau_s - (1.0 - s) * gamma * h(a * (w * j_n * s + i_o) - b, d);
         let s_star = bisect(f, 0.0, 1.0);
-        let dx = drift_at(M, &[s_star], &p);
+        let dx = drift_at(&M, &[s_star], &p);
         assert!(
             dx[0].abs() < 1e-14,
             "I_o = {i_o}: dS/dt = {} at S = {s_star}",
@@ -30,7 +30,7 @@ fn drift_vanishes_at_the_fixed_point_which_attracts() {
         );
         // Monostable at these inputs: the node relaxes to it from both ends.
         for s0 in [0.01, 0.95] {
-            let (_, s) = trace(M, &[s0], &p, 0.1, 50_000, 1, 0);
+            let (_, s) = trace(&M, &[s0], &p, 0.1, 50_000, 1, 0);
             assert!(
                 (s[0] - s_star).abs() < 1e-8,
                 "I_o = {i_o}: from {s0} to {}",
@@ -48,7 +48,7 @@ fn transfer_function_is_smooth_through_its_singularity() {
     let spec = WongWang::SPEC;
     let (a, b, d, gamma) = (0.27, 0.108, 154.0, 0.641);
     let base = params(spec, &[("I_o", b / a)]);
-    let dx = drift_at(M, &[0.0], &base);
+    let dx = drift_at(&M, &[0.0], &base);
     assert!(
         (dx[0] - gamma / d).abs() < 1e-15,
         "{} vs {}",
@@ -63,7 +63,7 @@ fn transfer_function_is_smooth_through_its_singularity() {
     ] {
         let y = dy / d;
         let p = params(spec, &[("I_o", (b + y) / a)]);
-        let got = drift_at(M, &[0.0], &p)[0];
+        let got = drift_at(&M, &[0.0], &p)[0];
         // y is recomputed from the parameters, as the model does.
         let y_model = a * p[7] - b;
         let want = gamma * h(y_model, d);

@@ -15,10 +15,10 @@ fn isolated_node_settles_at_about_3_hz() {
     let spec = WongWangEi::SPEC;
     let p = spec.defaults();
     let (tau_e, gamma_e) = (p[4], p[3]);
-    let (_, se) = trace(M, &spec.initial(), &p, 0.1, 100_000, 1, 0);
-    let (_, si) = trace(M, &spec.initial(), &p, 0.1, 100_000, 1, 1);
+    let (_, se) = trace(&M, &spec.initial(), &p, 0.1, 100_000, 1, 0);
+    let (_, si) = trace(&M, &spec.initial(), &p, 0.1, 100_000, 1, 1);
     let x = [se[0], si[0]];
-    let dx = drift_at(M, &x, &p);
+    let dx = drift_at(&M, &x, &p);
     // Converged: the drift vanishes (relative to the decay terms S / tau).
     assert!(
         dx[0].abs() < 1e-12 * x[0] / tau_e && dx[1].abs() < 1e-12 * x[1] / p[12],
@@ -38,7 +38,7 @@ fn inhibition_lowers_and_input_raises_the_rate() {
     let spec = WongWangEi::SPEC;
     let rate = |set: &[(&str, f64)]| {
         let p = crate::common::params(spec, set);
-        let (_, se) = trace(M, &spec.initial(), &p, 0.1, 100_000, 1, 0);
+        let (_, se) = trace(&M, &spec.initial(), &p, 0.1, 100_000, 1, 0);
         se[0] / (p[4] * (1.0 - se[0]) * p[3])
     };
     let r0 = rate(&[]);

@@ -1,7 +1,7 @@
 //! Gradients on the fused CPU engine: a hand-written discrete adjoint (reverse mode) of its time
 //! stepping, with chunked checkpointing.
 //!
-//! 1. **Forward**: the fused engine's own stepping ([`crate::fused`]), keeping the state at the
+//! 1. **Forward**: the fused engine's own stepping ([`super::engine`]), keeping the state at the
 //!    start of every chunk of `K` steps and the monitor's samples.
 //! 2. **Loss**: the caller's loss on the host returns its value per batch element and
 //!    `dL/d samples` ([`HostLoss`]; [`fc_corr_loss`] is the FC-correlation loss with its
@@ -13,7 +13,7 @@
 //!    the sent quantities and the coupling, and accumulating `dL/d params`.
 //!
 //! The local Jacobians (drift, sent quantity, projection, coupling `pre`/`post`) come from
-//! forward-mode dual numbers ([`crate::dual`]) through the generic point functions, so every
+//! forward-mode dual numbers ([`super::dual`]) through the generic point functions, so every
 //! model of the catalogue and every coupling function is differentiated from the same source the
 //! fused engine integrates. A model may supply hand-written vector-Jacobian products of its drift
 //! and projection instead ([`Model::HAND_VJP`]: MPR and Hopf do, several times faster than the
@@ -29,7 +29,7 @@
 //! (stochastic) Heun with additive host noise, held or per-stage coupling, every state monitor
 //! (sub-sampled or temporal mean, transient) and the BOLD monitor (the haemodynamics on the
 //! host, between the neural adjoint and the loss: see the `bold` submodule). Not supported
-//! (reported by [`supports`]): conduction delays, RK4, device noise.
+//! (reported by [`crate::problem::Problem::capabilities`]): conduction delays, RK4, device noise.
 //!
 //! Tested against the tensor engine's checkpointed autodiff ([`crate::grad::value_and_grad`])
 //! and against finite differences (`tests/integration/adjoint.rs`), and sparse against dense
@@ -39,13 +39,13 @@ mod bold;
 
 use neurodiff_models::{Model, ModelVisitor};
 
-use crate::coupling::{point, CouplingKind};
-use crate::dual::Dual;
-use crate::error::{Error, Result};
-use crate::fused::{
+use super::dual::Dual;
+use super::engine::{
     add_noise, chunk_dispatch, diverged, drift, fill_noise, inputs, pre_at, project, setup, Blowup,
     Ctx, FusedRun, Real, Stage, Worker,
 };
+use crate::coupling::{point, CouplingKind};
+use crate::error::{Error, Result};
 use crate::integrate::Integrator;
 use crate::params::ParamValue;
 
@@ -144,7 +144,7 @@ pub fn value_and_grad_fused<T: Real>(
     impl<T: Real> ModelVisitor for V<'_, '_, T> {
         type Output = Result<FusedValueAndGrad>;
         fn visit<M: Model>(self, m: M) -> Self::Output {
-            run_model::<M, T>(m, self.fr, self.opts, self.loss)
+            run_model::<M, T>(&m, self.fr, self.opts, self.loss)
         }
     }
     neurodiff_models::visit(
@@ -208,7 +208,7 @@ impl Dirs {
 }
 
 fn run_model<M: Model, T: Real>(
-    m: M,
+    m: &M,
     fr: &FusedRun<'_>,
     opts: &GradOptions,
     loss: &HostLoss<'_>,
@@ -273,11 +273,11 @@ fn run_model<M: Model, T: Real>(
         }
     }
     if let Some(b) = first {
-        return Err(diverged::<M>(b, run.dt));
+        return Err(diverged::<M, T>(&ctx, b, run.dt));
     }
 
     // 2. The loss and its gradient with respect to the samples.
-    let nrec = ctx.monitor_vars.len();
+    let nrec = ctx.monitor.vars.len();
     let ns = per_worker[0].1.len();
     let shape = [ns, batch, nrec, n];
     let mut outputs = Vec::with_capacity(ns * batch * nrec * n);
@@ -395,7 +395,7 @@ struct Backward<'a, T> {
 }
 
 fn backward_dispatch<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     job: &Backward<'_, T>,
     w: &mut Worker<T>,
     bounds: Vec<Vec<T>>,
@@ -413,7 +413,7 @@ fn backward_dispatch<M: Model, T: Real, const N: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn backward_avx2<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     job: &Backward<'_, T>,
     w: &mut Worker<T>,
     bounds: Vec<Vec<T>>,
@@ -495,7 +495,7 @@ fn vjp<T: Real, const N: usize>(
 
 #[inline(always)]
 fn backward<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     job: &Backward<'_, T>,
     w: &mut Worker<T>,
     bounds: Vec<Vec<T>>,
@@ -614,7 +614,7 @@ fn backward<M: Model, T: Real, const N: usize>(
 /// [`record`] compiled for AVX2 and FMA when the processor has them (for the recording thread
 /// of a pipelined sweep; the sweep itself runs inside [`backward_avx2`]).
 fn record_dispatch<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     tape: &mut Tape<T>,
@@ -634,7 +634,7 @@ fn record_dispatch<M: Model, T: Real>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn record_avx2<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     tape: &mut Tape<T>,
@@ -648,7 +648,7 @@ unsafe fn record_avx2<M: Model, T: Real>(
 /// operations are those of the fused engine's step, in the same order.
 #[inline(always)]
 fn record<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     tape: &mut Tape<T>,
@@ -675,17 +675,17 @@ fn record<M: Model, T: Real>(
         tape.x[s * s_len..(s + 1) * s_len].copy_from_slice(&w.x);
         inputs(m, ctx, w, Stage::X, Some(step));
         save(w, tape, 0, s);
-        drift(m, ctx, w.rows.start, r, &w.x, &w.cin, &mut w.d1);
+        drift(m, ctx, w.rows.start, r, &w.x, &w.cin, &mut w.d[0]);
         match ctx.integrator {
             Integrator::Euler => {
                 w.x.iter_mut()
-                    .zip(&w.d1)
+                    .zip(&w.d[0])
                     .for_each(|(x, &d)| *x = *x + d * dt);
                 add_noise(&mut w.x, zs);
             }
             _ => {
                 w.xi.iter_mut()
-                    .zip(w.x.iter().zip(&w.d1))
+                    .zip(w.x.iter().zip(&w.d[0]))
                     .for_each(|(xi, (&x, &d))| *xi = x + d * dt);
                 add_noise(&mut w.xi, zs);
                 tape.u1[s * s_len..(s + 1) * s_len].copy_from_slice(&w.xi);
@@ -695,10 +695,10 @@ fn record<M: Model, T: Real>(
                     inputs(m, ctx, w, Stage::Xi, None);
                 }
                 save(w, tape, 1, s);
-                drift(m, ctx, w.rows.start, r, &w.xi, &w.cin, &mut w.d2);
+                drift(m, ctx, w.rows.start, r, &w.xi, &w.cin, &mut w.d[1]);
                 let h = dt * T::of(0.5);
                 w.x.iter_mut()
-                    .zip(w.d1.iter().zip(&w.d2))
+                    .zip(w.d[0].iter().zip(&w.d[1]))
                     .for_each(|(x, (&a, &b))| *x = *x + (a + b) * h);
                 add_noise(&mut w.x, zs);
             }
@@ -720,14 +720,14 @@ fn add_sample_grad<T: Real>(
     let ctx = job.ctx;
     let (n, nv) = (ctx.n, ctx.nv);
     let [ns, batch, nrec, _] = job.shape;
-    if done <= ctx.transient {
+    if done <= ctx.monitor.transient {
         return;
     }
-    let t = done - ctx.transient;
-    let (k, scale) = if ctx.mean {
-        ((t - 1) / ctx.every, 1.0 / ctx.every as f64)
-    } else if t.is_multiple_of(ctx.every) {
-        (t / ctx.every - 1, 1.0)
+    let t = done - ctx.monitor.transient;
+    let (k, scale) = if ctx.monitor.mean {
+        ((t - 1) / ctx.monitor.every, 1.0 / ctx.monitor.every as f64)
+    } else if t.is_multiple_of(ctx.monitor.every) {
+        (t / ctx.monitor.every - 1, 1.0)
     } else {
         return;
     };
@@ -735,7 +735,7 @@ fn add_sample_grad<T: Real>(
         return;
     }
     for lb in 0..r {
-        for (ri, &v) in ctx.monitor_vars.iter().enumerate() {
+        for (ri, &v) in ctx.monitor.vars.iter().enumerate() {
             let src = &job.dy[((k * batch + b0 + lb) * nrec + ri) * n..][..n];
             let dst = &mut lam[(lb * nv + v) * n..][..n];
             for (l, &d) in dst.iter_mut().zip(src) {
@@ -748,7 +748,7 @@ fn add_sample_grad<T: Real>(
 /// `λ ← (∂P/∂u)ᵀ λ` at the unprojected state `u`, node by node.
 #[inline(always)]
 fn project_adjoint<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     r: usize,
     u: &[T],
@@ -799,7 +799,7 @@ fn project_adjoint<M: Model, T: Real, const N: usize>(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn drift_adjoint<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     b0: usize,
     r: usize,
@@ -934,7 +934,7 @@ fn matmul_w<T: Real>(ctx: &Ctx<T>, r: usize, wmat: &[T], a: &[T], out: &mut [T])
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn coupling_adjoint<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     b0: usize,
     r: usize,
@@ -1132,7 +1132,7 @@ fn coupling_adjoint<M: Model, T: Real, const N: usize>(
 /// One step backwards: `bf.lam` holds `dL/d x_{s+1}` and becomes `dL/d x_s`.
 #[inline(always)]
 fn step_adjoint<M: Model, T: Real, const N: usize>(
-    m: M,
+    m: &M,
     job: &Backward<'_, T>,
     w: &Worker<T>,
     tape: &Tape<T>,

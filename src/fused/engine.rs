@@ -1,28 +1,4 @@
-//! The fused CPU engine: forward simulation without a tensor framework in the inner loop.
-//!
-//! It runs the same network, integrators, monitor and noise streams as the tensor engine
-//! ([`crate::sim`]), but each step is one pass over plain arrays: the coupling is a matrix
-//! product (`matrixmultiply`), and each node's right-hand side is the model's
-//! [`Model::drift`](neurodiff_models::Model::drift), inlined. Batch elements are
-//! independent, so the batch is split across threads, each running whole chunks of steps.
-//!
-//! The tensor engine dispatches dozens of tensor operations per step (~0.4 µs each on CPU),
-//! which dominates at small batch sizes; this engine removes that overhead. It has no tape;
-//! gradients on it come from its hand-written discrete adjoint ([`crate::adjoint`]). It is
-//! tested against the tensor engine (`tests/integration/fused.rs`): same noise, same result to
-//! floating-point tolerance.
-//!
-//! Supported: every model, every coupling function, conduction delays, held or per-stage
-//! coupling, every integrator, every monitor (raw, temporal mean, and BOLD, whose haemodynamics
-//! run on the host from the temporal means), both noise modes with the host noise source. Only
-//! device noise is not (reported by [`supports`]; such runs use the tensor engine).
-//!
-//! Delayed coupling keeps, per sent quantity, a ring buffer of what each node contributed to the
-//! sums over the last `H` steps, and sums over the connectome's nonzero entries only (a
-//! compressed sparse row list of `(target, source, weight, delay)`).
-//!
-//! Sparse coupling ([`NetworkConfig::sparse`], see [`crate::sparse`]) uses the same edge list for
-//! the undelayed sums too, instead of the dense `Wᵀ` (which is then not built).
+//! The forward stepping of the fused engine (see the module above).
 
 use std::ops::Range;
 
@@ -33,13 +9,13 @@ use neurodiff_models::{Model, ModelVisitor};
 use crate::connectome::Connectome;
 use crate::coupling::{point, CouplingKind};
 use crate::error::{Error, Result};
-use crate::integrate::Integrator;
+use crate::integrate::{Integrator, Tableau};
+use crate::monitor::{Monitor, Observe, Observer};
 use crate::network::{
     check_speed, delay_steps, edge_lengths_for_delays, resolve_inputs, sent_quantities,
     NetworkConfig,
 };
 use crate::noise::{draw, stream, NoiseMode};
-use crate::observe::bold::BoldStream;
 use crate::params::ParamTable;
 use crate::sim::Run;
 
@@ -116,8 +92,6 @@ impl Real for f64 {
     }
 }
 
-pub use crate::problem::Engine;
-
 /// The most state variables (and coupling inputs) per node the fused engine and its adjoint hold
 /// in their per-node scratch arrays; [`setup`] refuses larger models with an error.
 pub const MAX_VARS: usize = 16;
@@ -154,45 +128,9 @@ impl FusedRun<'_> {
 }
 
 /// Runs a simulation on the fused engine in float type `T`. `on_samples(first, k, values)`
-/// receives each chunk's `k` samples `[k, batch, vars, nodes]`; `on_progress` the number of
-/// steps done. Returns the final state `[batch, vars, nodes]`.
-///
-/// A BOLD monitor runs as the neural run's temporal means ([`crate::sim::neural_run`]) fed to
-/// the host haemodynamics ([`BoldStream`]), which emits the BOLD samples `[k, batch, 1, nodes]`
-/// where the tensor engine's monitor takes them.
+/// receives each chunk's `k` samples `[k, batch, vars, nodes]` (`vars` is 1 for BOLD);
+/// `on_progress` the number of steps done. Returns the final state `[batch, vars, nodes]`.
 pub fn simulate_fused<T: Real>(
-    fr: &FusedRun<'_>,
-    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
-    on_progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
-    let Some(b) = &fr.run.monitor.bold else {
-        return simulate_neural::<T>(fr, on_samples, on_progress);
-    };
-    let spec = neurodiff_models::find(&fr.network.model)?;
-    fr.run.validate(spec.n_vars())?;
-    let neural = crate::sim::neural_run(fr.run, b);
-    let inner = FusedRun {
-        run: &neural,
-        ..*fr
-    };
-    let mut stream = BoldStream::new(fr.run, b, fr.batch, fr.connectome.n, spec.time_unit.name());
-    let bn = fr.batch * fr.connectome.n;
-    let mut emitted = 0;
-    let mut through = |_first: usize, k: usize, means: Vec<f32>| -> Result<()> {
-        let y = stream.push(&means, k)?;
-        if y.is_empty() {
-            return Ok(());
-        }
-        let count = y.len() / bn;
-        on_samples(emitted, count, y)?;
-        emitted += count;
-        Ok(())
-    };
-    simulate_neural::<T>(&inner, &mut through, on_progress)
-}
-
-/// [`simulate_fused`] for a run without BOLD.
-fn simulate_neural<T: Real>(
     fr: &FusedRun<'_>,
     on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
@@ -206,7 +144,7 @@ fn simulate_neural<T: Real>(
     impl<T: Real> ModelVisitor for V<'_, '_, T> {
         type Output = Result<Vec<f32>>;
         fn visit<M: Model>(self, m: M) -> Self::Output {
-            run_model::<M, T>(m, self.fr, self.on_samples, self.on_progress)
+            run_model::<M, T>(&m, self.fr, self.on_samples, self.on_progress)
         }
     }
     neurodiff_models::visit(
@@ -266,10 +204,9 @@ pub(crate) struct Ctx<T> {
     pub(crate) noisy: Vec<(usize, f32)>,
     pub(crate) seed: u64,
     pub(crate) shared_noise: bool,
-    pub(crate) monitor_vars: Vec<usize>,
-    pub(crate) every: usize,
-    pub(crate) transient: usize,
-    pub(crate) mean: bool,
+    /// The monitor's settings (schedule) and the observer it runs.
+    pub(crate) monitor: Monitor,
+    pub(crate) obs: Observer,
 }
 
 impl<T: Real> Ctx<T> {
@@ -285,10 +222,8 @@ impl<T: Real> Ctx<T> {
 pub(crate) struct Worker<T> {
     pub(crate) rows: Range<usize>,
     pub(crate) x: Vec<T>,
-    pub(crate) d1: Vec<T>,
-    pub(crate) d2: Vec<T>,
-    pub(crate) d3: Vec<T>,
-    pub(crate) d4: Vec<T>,
+    /// Each stage's drift, one buffer per stage of the scheme's tableau.
+    pub(crate) d: Vec<Vec<T>>,
     pub(crate) xi: Vec<T>,
     /// Sent quantity per source: `[sources][r][n]`.
     pub(crate) sent: Vec<T>,
@@ -305,8 +240,9 @@ pub(crate) struct Worker<T> {
     /// One delayed sum per batch row, while it is accumulated over a target's edges.
     pub(crate) row_acc: Vec<T>,
     pub(crate) z: Vec<T>,
-    pub(crate) acc: Vec<T>,
-    pub(crate) acc_on: bool,
+    /// The monitor's carry, `[r][n_state][n]`, in `f64` whatever `T` (the BOLD signal is a
+    /// difference of quantities near 1, which `f32` would leave with few digits near rest).
+    pub(crate) mon: Vec<f64>,
 }
 
 /// The samples a worker took during a chunk (`(index, values)`), or where it blew up.
@@ -326,7 +262,7 @@ pub(crate) struct Blowup {
 ///
 /// A worker gets at least `rows_per_thread` rows (fewer threads for small batches).
 pub(crate) fn setup<M: Model, T: Real>(
-    m: M,
+    m: &M,
     fr: &FusedRun<'_>,
     rows_per_thread: usize,
 ) -> Result<(Ctx<T>, Vec<Worker<T>>)> {
@@ -335,13 +271,6 @@ pub(crate) fn setup<M: Model, T: Real>(
     run.validate(spec.n_vars())?;
     if let Some(why) = crate::problem::fused_unsupported(run) {
         return Err(why.into());
-    }
-    if run.monitor.bold.is_some() {
-        return Err(Error::setting(
-            "monitor",
-            "internal: a BOLD run reaches the fused engine's stepping only as its neural run \
-             (see simulate_fused)",
-        ));
     }
     if spec.n_vars() > MAX_VARS || spec.coupling.len() > MAX_VARS {
         return Err(Error::setting(
@@ -352,6 +281,18 @@ pub(crate) fn setup<M: Model, T: Real>(
                 spec.name,
                 spec.n_vars(),
                 spec.coupling.len()
+            ),
+        ));
+    }
+    let obs = run.monitor.observer();
+    if obs.n_state() > MAX_VARS || obs.n_out() > MAX_VARS {
+        return Err(Error::setting(
+            "monitor",
+            format!(
+                "the fused engine keeps at most {MAX_VARS} numbers per node in a monitor; \
+                 this one keeps {} and samples {} (use --engine tensor)",
+                obs.n_state(),
+                obs.n_out()
             ),
         ));
     }
@@ -467,12 +408,16 @@ pub(crate) fn setup<M: Model, T: Real>(
         noisy,
         seed: run.noise.seed,
         shared_noise: run.noise.mode == NoiseMode::Shared,
-        monitor_vars: run.monitor.vars.clone(),
-        every: run.monitor.every,
-        transient: run.monitor.transient,
-        mean: run.monitor.mean,
+        monitor: run.monitor.clone(),
+        obs: run.monitor.observer(),
     };
 
+    let stages = run
+        .integrator
+        .tableau()
+        .expect("refused by problem::fused_unsupported")
+        .b
+        .len();
     let threads = fr
         .max_threads()
         .min(batch.div_ceil(rows_per_thread.max(1)))
@@ -495,10 +440,7 @@ pub(crate) fn setup<M: Model, T: Real>(
             let mut w = Worker {
                 rows,
                 x,
-                d1: buf(),
-                d2: buf(),
-                d3: buf(),
-                d4: buf(),
+                d: (0..stages).map(|_| buf()).collect(),
                 xi: buf(),
                 sent: vec![T::zero(); ns * r * n],
                 pre: vec![T::zero(); ns * 2 * r * n],
@@ -514,9 +456,9 @@ pub(crate) fn setup<M: Model, T: Real>(
                 ],
                 row_acc: vec![T::zero(); r],
                 z: buf(),
-                acc: vec![T::zero(); r * ctx.monitor_vars.len() * n],
-                acc_on: false,
+                mon: vec![0.0; r * ctx.obs.n_state() * n],
             };
+            init_monitor(&ctx, &mut w);
             if ctx.delayed {
                 // Constant initial history: the initial state's contribution at every slot.
                 sent_and_pre(m, &ctx, &mut w, false);
@@ -535,12 +477,16 @@ pub(crate) fn setup<M: Model, T: Real>(
 }
 
 /// The error for a blow-up.
-pub(crate) fn diverged<M: Model>(b: Blowup, dt: f64) -> Error {
+pub(crate) fn diverged<M: Model, T>(ctx: &Ctx<T>, b: Blowup, dt: f64) -> Error {
+    let nv = M::SPEC.n_vars();
     Error::Diverged {
         step: b.step,
         time: b.step as f64 * dt,
         time_unit: M::SPEC.time_unit.name(),
-        var: M::SPEC.state[b.var].name.to_string(),
+        var: match M::SPEC.state.get(b.var) {
+            Some(v) => v.name.to_string(),
+            None => ctx.obs.state_name(b.var - nv),
+        },
         node: b.node,
         batch: b.batch,
         value: b.value,
@@ -548,7 +494,7 @@ pub(crate) fn diverged<M: Model>(b: Blowup, dt: f64) -> Error {
 }
 
 fn run_model<M: Model, T: Real>(
-    m: M,
+    m: &M,
     fr: &FusedRun<'_>,
     on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
@@ -557,7 +503,7 @@ fn run_model<M: Model, T: Real>(
     // worker of several rows shares each pass over the weights between them.
     let (ctx, mut workers) = setup::<M, T>(m, fr, 8)?;
     let (run, batch, n, nv) = (fr.run, fr.batch, ctx.n, ctx.nv);
-    let nrec = ctx.monitor_vars.len();
+    let nrec = ctx.obs.n_out();
     let mut start = 0;
     while start < run.steps {
         let len = run.chunk.min(run.steps - start);
@@ -588,7 +534,7 @@ fn run_model<M: Model, T: Real>(
             }
         }
         if let Some(b) = first {
-            return Err(diverged::<M>(b, run.dt));
+            return Err(diverged::<M, T>(&ctx, b, run.dt));
         }
         // Interleave the workers' samples into [k, batch, vars, nodes].
         let ks: Vec<usize> = per_worker[0].iter().map(|(k, _)| *k).collect();
@@ -649,7 +595,7 @@ fn hist_store<T: Real>(
 /// Runs [`chunk`] compiled for AVX2 and FMA when the processor has them (chosen at run time, as
 /// XLA does), else for the baseline instruction set.
 pub(crate) fn chunk_dispatch<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     start: usize,
@@ -668,7 +614,7 @@ pub(crate) fn chunk_dispatch<M: Model, T: Real>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn chunk_avx2<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     start: usize,
@@ -692,46 +638,109 @@ pub(crate) enum Stage {
     Xi,
 }
 
-/// `out = f(state)`: the coupling inputs (unless held) then the drift.
+/// `d[out] = f(state)`: the coupling inputs (unless held) then the drift.
 #[inline(always)]
-fn stage<M: Model, T: Real>(m: M, ctx: &Ctx<T>, w: &mut Worker<T>, which: Stage, out: Out) {
+fn stage<M: Model, T: Real>(m: &M, ctx: &Ctx<T>, w: &mut Worker<T>, which: Stage, out: usize) {
     if !ctx.hold {
         inputs(m, ctx, w, which, None);
     }
     let r = w.rows.len();
-    let (x, o) = match (which, out) {
-        (Stage::X, Out::D1) => (&w.x, &mut w.d1),
-        (Stage::Xi, Out::D2) => (&w.xi, &mut w.d2),
-        (Stage::Xi, Out::D3) => (&w.xi, &mut w.d3),
-        (Stage::Xi, Out::D4) => (&w.xi, &mut w.d4),
-        (Stage::X, _) | (Stage::Xi, Out::D1) => unreachable!("stage/output pairing"),
+    let x = match which {
+        Stage::X => &w.x,
+        Stage::Xi => &w.xi,
     };
-    drift(m, ctx, w.rows.start, r, x, &w.cin, o);
+    drift(m, ctx, w.rows.start, r, x, &w.cin, &mut w.d[out]);
 }
 
-/// Which derivative buffer a stage writes.
-#[derive(Clone, Copy)]
-enum Out {
-    D1,
-    D2,
-    D3,
-    D4,
+/// `out = base + (Σ_j c_j d_j) h` over the terms `(j, c_j)` (`base` is `out` itself when
+/// `None`), with weights of 1 not multiplied, as the tensor engine's tableau interpreter
+/// computes it (so Heun's `x + (k₁ + k₂) h` and Euler's `x + k₁ dt` are the hand-written
+/// operations). One pass for up to two terms.
+#[inline(always)]
+fn combine<T: Real>(out: &mut [T], base: Option<&[T]>, d: &[Vec<T>], terms: &[(usize, f64)], h: T) {
+    let term = |(j, c): (usize, f64), k: usize| {
+        if c == 1.0 {
+            d[j][k]
+        } else {
+            d[j][k] * T::of(c)
+        }
+    };
+    let len = out.len();
+    match (terms, base) {
+        ([t0], None) => (0..len).for_each(|k| out[k] = out[k] + term(*t0, k) * h),
+        ([t0], Some(b)) => (0..len).for_each(|k| out[k] = b[k] + term(*t0, k) * h),
+        ([t0, t1], None) => {
+            (0..len).for_each(|k| out[k] = out[k] + (term(*t0, k) + term(*t1, k)) * h)
+        }
+        ([t0, t1], Some(b)) => {
+            (0..len).for_each(|k| out[k] = b[k] + (term(*t0, k) + term(*t1, k)) * h)
+        }
+        _ => (0..len).for_each(|k| {
+            let sum = terms[1..]
+                .iter()
+                .fold(term(terms[0], k), |acc, &t| acc + term(t, k));
+            out[k] = base.map_or(out[k], |b| b[k]) + sum * h;
+        }),
+    }
+}
+
+/// One step of the explicit Runge–Kutta scheme `t` (its tableau: stages, weights, where the
+/// noise and the projection enter), from `w.x` to `w.x`: the fused engine's one interpretation
+/// of the schemes of [`crate::integrate`].
+#[inline(always)]
+fn rk_step<M: Model, T: Real>(
+    m: &M,
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    t: &Tableau,
+    zs: Option<&[T]>,
+) {
+    let (n, nv, dt) = (ctx.n, ctx.nv, ctx.dt);
+    let nonzero = |c: &[f64]| -> Vec<(usize, f64)> {
+        c.iter()
+            .enumerate()
+            .filter(|(_, &c)| c != 0.0)
+            .map(|(j, &c)| (j, c))
+            .collect()
+    };
+    stage(m, ctx, w, Stage::X, 0);
+    for (i, a) in t.a.iter().enumerate().skip(1) {
+        let terms = nonzero(a);
+        // One nonzero coefficient (every classical scheme): `x + k_j (a_j dt)`.
+        let (terms, h) = match terms[..] {
+            [(j, c)] => (vec![(j, 1.0)], T::of(c) * dt),
+            _ => (terms, dt),
+        };
+        combine(&mut w.xi, Some(&w.x), &w.d, &terms, h);
+        if t.noise_in_stages {
+            add_noise(&mut w.xi, zs);
+        }
+        if t.project_stages {
+            project::<M, T>(m, nv, n, &mut w.xi);
+        }
+        stage(m, ctx, w, Stage::Xi, i);
+    }
+    combine(&mut w.x, None, &w.d, &nonzero(t.b), dt * T::of(t.scale));
+    add_noise(&mut w.x, zs);
+    project::<M, T>(m, nv, n, &mut w.x);
 }
 
 /// Runs steps `start..start + len` for one worker's rows.
 #[inline(always)]
 fn chunk<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     start: usize,
     len: usize,
 ) -> ChunkResult<T> {
     let (n, nv) = (ctx.n, ctx.nv);
-    let r = w.rows.len();
     let mut samples = Vec::new();
     let noisy = !ctx.noisy.is_empty();
-    let dt = ctx.dt;
+    let tableau = ctx
+        .integrator
+        .tableau()
+        .expect("refused by problem::fused_unsupported");
     for s in 0..len {
         let step = start + s;
         if noisy {
@@ -743,55 +752,7 @@ fn chunk<M: Model, T: Real>(
         // Taken out of the worker for the step so the stages can borrow the worker mutably.
         let z = std::mem::take(&mut w.z);
         let zs = if noisy { Some(&z[..]) } else { None };
-        match ctx.integrator {
-            Integrator::Euler => {
-                stage(m, ctx, w, Stage::X, Out::D1);
-                w.x.iter_mut()
-                    .zip(&w.d1)
-                    .for_each(|(x, &d)| *x = *x + d * dt);
-                add_noise(&mut w.x, zs);
-                project::<M, T>(m, nv, n, &mut w.x);
-            }
-            Integrator::Heun => {
-                stage(m, ctx, w, Stage::X, Out::D1);
-                w.xi.iter_mut()
-                    .zip(w.x.iter().zip(&w.d1))
-                    .for_each(|(xi, (&x, &d))| *xi = x + d * dt);
-                add_noise(&mut w.xi, zs);
-                project::<M, T>(m, nv, n, &mut w.xi);
-                stage(m, ctx, w, Stage::Xi, Out::D2);
-                let h = dt * T::of(0.5);
-                w.x.iter_mut()
-                    .zip(w.d1.iter().zip(&w.d2))
-                    .for_each(|(x, (&a, &b))| *x = *x + (a + b) * h);
-                add_noise(&mut w.x, zs);
-                project::<M, T>(m, nv, n, &mut w.x);
-            }
-            Integrator::ExpEuler => unreachable!("refused by problem::fused_unsupported"),
-            Integrator::Rk4 => {
-                let half = dt * T::of(0.5);
-                stage(m, ctx, w, Stage::X, Out::D1);
-                for k in 0..w.x.len() {
-                    w.xi[k] = w.x[k] + w.d1[k] * half;
-                }
-                stage(m, ctx, w, Stage::Xi, Out::D2);
-                for k in 0..w.x.len() {
-                    w.xi[k] = w.x[k] + w.d2[k] * half;
-                }
-                stage(m, ctx, w, Stage::Xi, Out::D3);
-                for k in 0..w.x.len() {
-                    w.xi[k] = w.x[k] + w.d3[k] * dt;
-                }
-                stage(m, ctx, w, Stage::Xi, Out::D4);
-                let sixth = dt / T::of(6.0);
-                let two = T::of(2.0);
-                for k in 0..w.x.len() {
-                    w.x[k] = w.x[k] + (w.d1[k] + (w.d2[k] + w.d3[k]) * two + w.d4[k]) * sixth;
-                }
-                add_noise(&mut w.x, zs);
-                project::<M, T>(m, nv, n, &mut w.x);
-            }
-        }
+        rk_step(m, ctx, w, tableau, zs);
         w.z = z;
         if let Some(k) = w.x.iter().position(|v| !v.is_finite()) {
             let lb = k / (nv * n);
@@ -805,43 +766,89 @@ fn chunk<M: Model, T: Real>(
         }
         // Monitor.
         let done = step + 1;
-        if done <= ctx.transient {
-            continue;
+        if ctx.monitor.records(done) && !w.mon.is_empty() {
+            record_monitor(ctx, w, done)?;
         }
-        let nrec = ctx.monitor_vars.len();
-        if ctx.mean {
-            for lb in 0..r {
-                for (ri, &v) in ctx.monitor_vars.iter().enumerate() {
-                    let src = &w.x[(lb * nv + v) * n..(lb * nv + v + 1) * n];
-                    let dst = &mut w.acc[(lb * nrec + ri) * n..(lb * nrec + ri + 1) * n];
-                    if w.acc_on {
-                        dst.iter_mut().zip(src).for_each(|(a, &x)| *a = *a + x);
-                    } else {
-                        dst.copy_from_slice(src);
-                    }
-                }
-            }
-            w.acc_on = true;
-        }
-        if (done - ctx.transient).is_multiple_of(ctx.every) {
-            let k = (done - ctx.transient) / ctx.every - 1;
-            let sample = if ctx.mean {
-                w.acc_on = false;
-                let inv = T::one() / T::of(ctx.every as f64);
-                w.acc.iter().map(|&a| a * inv).collect()
-            } else {
-                let mut v = Vec::with_capacity(r * nrec * n);
-                for lb in 0..r {
-                    for &var in &ctx.monitor_vars {
-                        v.extend_from_slice(&w.x[(lb * nv + var) * n..(lb * nv + var + 1) * n]);
-                    }
-                }
-                v
-            };
-            samples.push((k, sample));
+        if let Some(k) = ctx.monitor.due(done) {
+            samples.push((k, sample_monitor(ctx, w)));
         }
     }
     Ok(samples)
+}
+
+/// Writes the monitor's initial carry for every node of a worker.
+fn init_monitor<T: Real>(ctx: &Ctx<T>, w: &mut Worker<T>) {
+    let (n, ns) = (ctx.n, ctx.obs.n_state());
+    let mut s = [0.0; MAX_VARS];
+    ctx.obs.init(&mut s[..ns]);
+    for (k, chunk) in w.mon.chunks_mut(n).enumerate() {
+        chunk.fill(s[k % ns]);
+    }
+}
+
+/// Runs `f(row, node, state, carry)` on every node of a worker, the node's state and monitor
+/// carry gathered into `f64` arrays (and the carry written back).
+#[inline(always)]
+fn each_node<T: Real>(
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    mut f: impl FnMut(usize, usize, &[f64], &mut [f64]) -> std::result::Result<(), Blowup>,
+) -> std::result::Result<(), Blowup> {
+    let (n, nv, ns) = (ctx.n, ctx.nv, ctx.obs.n_state());
+    let (mut xs, mut s) = ([0.0; MAX_VARS], [0.0; MAX_VARS]);
+    for lb in 0..w.rows.len() {
+        for i in 0..n {
+            for (v, x) in xs[..nv].iter_mut().enumerate() {
+                *x = w.x[(lb * nv + v) * n + i].to_f64().unwrap_or(f64::NAN);
+            }
+            for (j, c) in s[..ns].iter_mut().enumerate() {
+                *c = w.mon[(lb * ns + j) * n + i];
+            }
+            f(lb, i, &xs[..nv], &mut s[..ns])?;
+            for (j, &c) in s[..ns].iter().enumerate() {
+                w.mon[(lb * ns + j) * n + i] = c;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records the state after step `done` into the monitor's carry of every node; a non-finite
+/// carry is a blow-up (named by the observer).
+fn record_monitor<T: Real>(
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    done: usize,
+) -> std::result::Result<(), Blowup> {
+    let (nv, b0) = (ctx.nv, w.rows.start);
+    each_node(ctx, w, |lb, i, x, s| {
+        ctx.obs.record(done, x, s);
+        match s.iter().position(|c| !c.is_finite()) {
+            None => Ok(()),
+            Some(j) => Err(Blowup {
+                step: done,
+                batch: b0 + lb,
+                var: nv + j,
+                node: i,
+                value: s[j] as f32,
+            }),
+        }
+    })
+}
+
+/// One sample `[r][n_out][n]` of every node, resetting what the observer restarts.
+fn sample_monitor<T: Real>(ctx: &Ctx<T>, w: &mut Worker<T>) -> Vec<T> {
+    let (n, no) = (ctx.n, ctx.obs.n_out());
+    let mut out = vec![T::zero(); w.rows.len() * no * n];
+    let mut o = [0.0; MAX_VARS];
+    let _ = each_node(ctx, w, |lb, i, x, s| {
+        ctx.obs.sample(x, s, &mut o[..no]);
+        for (j, &v) in o[..no].iter().enumerate() {
+            out[(lb * no + j) * n + i] = T::of(v);
+        }
+        Ok(())
+    });
+    out
 }
 
 /// The noise increments of one step for a worker's rows, laid out like the state.
@@ -866,7 +873,7 @@ pub(crate) fn fill_noise<T: Real>(ctx: &Ctx<T>, w: &mut Worker<T>, step: usize) 
 }
 
 #[inline(always)]
-pub(crate) fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T]) {
+pub(crate) fn project<M: Model, T: Real>(m: &M, nv: usize, n: usize, x: &mut [T]) {
     if !M::PROJECTS {
         return;
     }
@@ -888,7 +895,7 @@ pub(crate) fn project<M: Model, T: Real>(m: M, nv: usize, n: usize, x: &mut [T])
 /// sums (`w.pre`), from the state buffer `xi` (`true`) or `x`.
 #[inline(always)]
 pub(crate) fn sent_and_pre<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     from_xi: bool,
@@ -926,7 +933,7 @@ pub(crate) fn sent_and_pre<M: Model, T: Real>(
 /// delayed sums read the history, which is first updated with this step's values.
 #[inline(always)]
 pub(crate) fn inputs<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     which: Stage,
@@ -1035,7 +1042,7 @@ pub(crate) fn matmul_rows<T: Real>(ctx: &Ctx<T>, r: usize, a: &[T], out: &mut [T
 /// `out = drift(x, cin)` for `r` rows starting at batch element `b0`.
 #[inline(always)]
 pub(crate) fn drift<M: Model, T: Real>(
-    m: M,
+    m: &M,
     ctx: &Ctx<T>,
     b0: usize,
     r: usize,

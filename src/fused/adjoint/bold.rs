@@ -6,28 +6,28 @@
 //! through the transient), and the BOLD layer sits between those means and the caller's loss on
 //! the host:
 //!
-//! 1. forward: from rest, one Heun step of `step_s` seconds per mean ([`step_point`], the same
-//!    equations and operation order as the tensor engine's [`crate::observe::bold_step`]), and
+//! 1. forward: from rest, one Heun step of `step_s` seconds per mean ([`heun_step`], the one
+//!    description of the haemodynamics that the monitors of both engines also run), and
 //!    the BOLD signal where the monitor samples it (sample `k`, after
 //!    `transient + every · (k + 1)` neural steps, reads the BOLD state after that many steps
-//!    divided by `bold.every` BOLD steps, as [`crate::sim::run_chunk`] does);
+//!    divided by `bold.every` BOLD steps, as the BOLD monitor does);
 //! 2. the caller's loss and its gradient with respect to the BOLD samples;
 //! 3. backward, region by region: the BOLD trajectory is recomputed and swept in reverse,
 //!    the local Jacobians of each Heun step and of the signal by forward-mode dual numbers
-//!    ([`crate::dual`]), giving the gradient with respect to each mean, which the neural adjoint
-//!    takes as its sample gradient.
+//!    ([`crate::fused::dual`]), giving the gradient with respect to each mean, which the
+//!    neural adjoint takes as its sample gradient.
 //!
 //! The haemodynamics run in `f64` whatever the neural float type. Memory: the means
 //! (`steps / bold.every · batch · nodes` values) and one region's trajectory at a time.
 
 use super::{value_and_grad_fused, FusedValueAndGrad, GradOptions, HostLoss};
-use crate::dual::Dual;
 use crate::error::{Error, Result};
-use crate::fused::{FusedRun, Real};
-use crate::observe::bold::{signal_point, step_point};
-use crate::sim::BoldMonitor;
+use crate::fused::dual::Dual;
+use crate::fused::engine::{FusedRun, Real};
+use crate::monitor::BoldMonitor;
+use crate::observe::bold::{heun_step, signal};
 
-pub(super) use crate::sim::neural_run;
+pub(super) use crate::monitor::neural_run;
 
 /// The haemodynamic layer of one run: where each sample reads the BOLD state.
 struct Layer<'a> {
@@ -54,13 +54,13 @@ impl Layer<'_> {
                 let mut k = 0;
                 for j in 0..=m {
                     while k < ns && self.at[k] == j {
-                        y[(k * batch + bb) * n + i] = signal_point(st, p);
+                        y[(k * batch + bb) * n + i] = signal(st, p);
                         k += 1;
                     }
                     if j == m || k == ns {
                         break;
                     }
-                    st = step_point(st, x[(j * batch + bb) * n + i], h, p);
+                    st = heun_step(st, x[(j * batch + bb) * n + i], h, p);
                     if let Some(v) = st.iter().position(|v| !v.is_finite()) {
                         return Err(self.diverged(j + 1, v, i, bb, st[v]));
                     }
@@ -82,7 +82,7 @@ impl Layer<'_> {
             for i in 0..n {
                 let xi = |j: usize| x[(j * batch + bb) * n + i];
                 for j in 0..last {
-                    traj[j + 1] = step_point(traj[j], xi(j), h, p);
+                    traj[j + 1] = heun_step(traj[j], xi(j), h, p);
                 }
                 let mut lam = [0.0; 4];
                 let mut k = ns;
@@ -93,7 +93,7 @@ impl Layer<'_> {
                         if g != 0.0 {
                             let y: [Dual<f64, 4>; 4] =
                                 std::array::from_fn(|c| Dual::var(traj[j][c], c));
-                            let s = signal_point(y, p);
+                            let s = signal(y, p);
                             lam.iter_mut().zip(&s.eps).for_each(|(l, &d)| *l += g * d);
                         }
                     }
@@ -103,7 +103,7 @@ impl Layer<'_> {
                     // traj[j] = step(traj[j - 1], x[j - 1]).
                     let y: [Dual<f64, 5>; 4] =
                         std::array::from_fn(|c| Dual::var(traj[j - 1][c], c));
-                    let out = step_point(y, Dual::var(xi(j - 1), 4), Dual::cst(h), p);
+                    let out = heun_step(y, Dual::var(xi(j - 1), 4), h, p);
                     let g: [f64; 5] =
                         std::array::from_fn(|d| (0..4).map(|o| lam[o] * out[o].eps[d]).sum());
                     dx[((j - 1) * batch + bb) * n + i] = g[4];

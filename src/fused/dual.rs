@@ -3,7 +3,7 @@
 //! [`Model::drift`](neurodiff_models::Model::drift) (and the point couplings) can be
 //! evaluated on them: one evaluation gives the value and `N` directional derivatives.
 //!
-//! The adjoint engine ([`crate::adjoint`]) uses them for the local Jacobians of each node's
+//! The adjoint engine ([`super::adjoint`]) uses them for the local Jacobians of each node's
 //! drift, sent quantity, projection and coupling. Only the value decides comparisons, `max`,
 //! `min` and rounding; `max(a, b)` keeps `a`'s derivative on ties (`clamp_min`'s convention in
 //! Burn: the gradient passes where `x >= min`).
