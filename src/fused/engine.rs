@@ -658,6 +658,39 @@ fn stage<M: Model, T: Real>(m: &M, ctx: &Ctx<T>, w: &mut Worker<T>, which: Stage
 /// operations). One pass for up to two terms.
 #[inline(always)]
 fn combine<T: Real>(out: &mut [T], base: Option<&[T]>, d: &[Vec<T>], terms: &[(usize, f64)], h: T) {
+    // Unit weights, one or two terms (Euler, Heun, every stage input of the classical schemes):
+    // plain zipped passes that the compiler vectorises.
+    if terms.iter().all(|&(_, c)| c == 1.0) {
+        match (terms, base) {
+            ([j], None) => {
+                let a = &d[j.0];
+                out.iter_mut().zip(a).for_each(|(o, &a)| *o = *o + a * h);
+                return;
+            }
+            ([j], Some(b)) => {
+                let a = &d[j.0];
+                out.iter_mut()
+                    .zip(b.iter().zip(a))
+                    .for_each(|(o, (&b, &a))| *o = b + a * h);
+                return;
+            }
+            ([j0, j1], None) => {
+                let (p, q) = (&d[j0.0], &d[j1.0]);
+                out.iter_mut()
+                    .zip(p.iter().zip(q))
+                    .for_each(|(o, (&p, &q))| *o = *o + (p + q) * h);
+                return;
+            }
+            ([j0, j1], Some(b)) => {
+                let (p, q) = (&d[j0.0], &d[j1.0]);
+                out.iter_mut()
+                    .zip(b.iter().zip(p.iter().zip(q)))
+                    .for_each(|(o, (&b, (&p, &q)))| *o = b + (p + q) * h);
+                return;
+            }
+            _ => {}
+        }
+    }
     let term = |(j, c): (usize, f64), k: usize| {
         if c == 1.0 {
             d[j][k]
@@ -665,62 +698,73 @@ fn combine<T: Real>(out: &mut [T], base: Option<&[T]>, d: &[Vec<T>], terms: &[(u
             d[j][k] * T::of(c)
         }
     };
-    let len = out.len();
-    match (terms, base) {
-        ([t0], None) => (0..len).for_each(|k| out[k] = out[k] + term(*t0, k) * h),
-        ([t0], Some(b)) => (0..len).for_each(|k| out[k] = b[k] + term(*t0, k) * h),
-        ([t0, t1], None) => {
-            (0..len).for_each(|k| out[k] = out[k] + (term(*t0, k) + term(*t1, k)) * h)
-        }
-        ([t0, t1], Some(b)) => {
-            (0..len).for_each(|k| out[k] = b[k] + (term(*t0, k) + term(*t1, k)) * h)
-        }
-        _ => (0..len).for_each(|k| {
-            let sum = terms[1..]
-                .iter()
-                .fold(term(terms[0], k), |acc, &t| acc + term(t, k));
-            out[k] = base.map_or(out[k], |b| b[k]) + sum * h;
-        }),
+    for k in 0..out.len() {
+        let sum = terms[1..]
+            .iter()
+            .fold(term(terms[0], k), |acc, &t| acc + term(t, k));
+        out[k] = base.map_or(out[k], |b| b[k]) + sum * h;
     }
 }
 
-/// One step of the explicit Runge–Kutta scheme `t` (its tableau: stages, weights, where the
-/// noise and the projection enter), from `w.x` to `w.x`: the fused engine's one interpretation
-/// of the schemes of [`crate::integrate`].
+/// A tableau prepared for [`rk_step`]: per stage after the first, the nonzero coefficients
+/// and the factor they are multiplied by (`a_j dt` folded into one factor where a stage has a
+/// single coefficient, as the tensor engine does), then the weights and `scale · dt`.
+struct StepPlan<T> {
+    stages: Vec<(Vec<(usize, f64)>, T)>,
+    weights: (Vec<(usize, f64)>, T),
+    noise_in_stages: bool,
+    project_stages: bool,
+}
+
+impl<T: Real> StepPlan<T> {
+    fn new(t: &Tableau, dt: T) -> Self {
+        let nonzero = |c: &[f64]| -> Vec<(usize, f64)> {
+            c.iter()
+                .enumerate()
+                .filter(|(_, &c)| c != 0.0)
+                .map(|(j, &c)| (j, c))
+                .collect()
+        };
+        let stages = t.a[1..]
+            .iter()
+            .map(|a| match nonzero(a)[..] {
+                [(j, c)] => (vec![(j, 1.0)], T::of(c) * dt),
+                ref terms => (terms.to_vec(), dt),
+            })
+            .collect();
+        Self {
+            stages,
+            weights: (nonzero(t.b), dt * T::of(t.scale)),
+            noise_in_stages: t.noise_in_stages,
+            project_stages: t.project_stages,
+        }
+    }
+}
+
+/// One step of an explicit Runge–Kutta scheme (its tableau, prepared as `plan`: stages,
+/// weights, where the noise and the projection enter), from `w.x` to `w.x`: the fused engine's
+/// one interpretation of the schemes of [`crate::integrate`].
 #[inline(always)]
 fn rk_step<M: Model, T: Real>(
     m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
-    t: &Tableau,
+    plan: &StepPlan<T>,
     zs: Option<&[T]>,
 ) {
-    let (n, nv, dt) = (ctx.n, ctx.nv, ctx.dt);
-    let nonzero = |c: &[f64]| -> Vec<(usize, f64)> {
-        c.iter()
-            .enumerate()
-            .filter(|(_, &c)| c != 0.0)
-            .map(|(j, &c)| (j, c))
-            .collect()
-    };
+    let (n, nv) = (ctx.n, ctx.nv);
     stage(m, ctx, w, Stage::X, 0);
-    for (i, a) in t.a.iter().enumerate().skip(1) {
-        let terms = nonzero(a);
-        // One nonzero coefficient (every classical scheme): `x + k_j (a_j dt)`.
-        let (terms, h) = match terms[..] {
-            [(j, c)] => (vec![(j, 1.0)], T::of(c) * dt),
-            _ => (terms, dt),
-        };
-        combine(&mut w.xi, Some(&w.x), &w.d, &terms, h);
-        if t.noise_in_stages {
+    for (i, (terms, h)) in plan.stages.iter().enumerate() {
+        combine(&mut w.xi, Some(&w.x), &w.d, terms, *h);
+        if plan.noise_in_stages {
             add_noise(&mut w.xi, zs);
         }
-        if t.project_stages {
+        if plan.project_stages {
             project::<M, T>(m, nv, n, &mut w.xi);
         }
-        stage(m, ctx, w, Stage::Xi, i);
+        stage(m, ctx, w, Stage::Xi, i + 1);
     }
-    combine(&mut w.x, None, &w.d, &nonzero(t.b), dt * T::of(t.scale));
+    combine(&mut w.x, None, &w.d, &plan.weights.0, plan.weights.1);
     add_noise(&mut w.x, zs);
     project::<M, T>(m, nv, n, &mut w.x);
 }
@@ -737,10 +781,12 @@ fn chunk<M: Model, T: Real>(
     let (n, nv) = (ctx.n, ctx.nv);
     let mut samples = Vec::new();
     let noisy = !ctx.noisy.is_empty();
-    let tableau = ctx
-        .integrator
-        .tableau()
-        .expect("refused by problem::fused_unsupported");
+    let plan = StepPlan::new(
+        ctx.integrator
+            .tableau()
+            .expect("refused by problem::fused_unsupported"),
+        ctx.dt,
+    );
     for s in 0..len {
         let step = start + s;
         if noisy {
@@ -752,7 +798,7 @@ fn chunk<M: Model, T: Real>(
         // Taken out of the worker for the step so the stages can borrow the worker mutably.
         let z = std::mem::take(&mut w.z);
         let zs = if noisy { Some(&z[..]) } else { None };
-        rk_step(m, ctx, w, tableau, zs);
+        rk_step(m, ctx, w, &plan, zs);
         w.z = z;
         if let Some(k) = w.x.iter().position(|v| !v.is_finite()) {
             let lb = k / (nv * n);
