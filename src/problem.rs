@@ -744,11 +744,20 @@ pub struct Gradients {
     pub gradient: Gradient,
 }
 
+/// The longest chunk the autodiff gradient runs in one recorded graph. Burn's autodiff costs
+/// more than linearly in the length of the graph it differentiates (its checkpointer copies
+/// the graph's bookkeeping at each node: 80 % of the instructions at 1,000 steps), so shorter
+/// chunks are faster and smaller: MPR on hcp80, 10,000 steps, 7.0 s and 107 MB at 1,000 steps
+/// per chunk, 2.8 s and 20 MB at 100, 2.3 s and 16 MB at 30 (release build, 2026-12-04). The
+/// result does not depend on the chunking.
+pub const AUTODIFF_MAX_CHUNK: usize = 100;
+
 /// The value of `loss` on `problem`'s samples and its gradient with respect to the parameters
 /// named in `opts.wrt` (all when `None`), by `gradient` (see [`Problem::gradient_for`]), on
 /// `backend`. Batch elements are independent: each gets its own gradient in its rows of
 /// per-batch parameters. Memory is one state per chunk of `opts.chunk` steps plus one chunk's
-/// tape, whatever the length of the run.
+/// tape, whatever the length of the run. Autodiff uses chunks of at most
+/// [`AUTODIFF_MAX_CHUNK`] steps whatever `opts.chunk` says.
 pub fn value_and_grad(
     problem: &Problem,
     loss: &Loss,
@@ -848,7 +857,7 @@ pub fn value_and_grad_on<B: AutodiffBackend>(
         &params,
         p.x0_tensors::<B::InnerBackend>(device),
         &p.run,
-        opts.chunk,
+        opts.chunk.min(AUTODIFF_MAX_CHUNK),
         &tensor_loss,
     )?;
     let shape = vg.outputs.dims();
