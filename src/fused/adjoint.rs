@@ -41,12 +41,13 @@ use neurodiff_models::{Model, ModelVisitor};
 
 use super::dual::Dual;
 use super::engine::{
-    add_noise, chunk_dispatch, diverged, drift, fill_noise, inputs, pre_at, project, setup, Blowup,
-    Ctx, FusedRun, Real, Stage, Worker,
+    add_noise, chunk_dispatch, diverged, drift, earliest, fill_noise, inputs, pre_at, project,
+    setup, Blowup, Ctx, FusedRun, Real, Stage, Worker,
 };
 use crate::coupling::{point, CouplingKind};
 use crate::error::{Error, Result};
 use crate::integrate::Integrator;
+use crate::monitor::Observe;
 use crate::params::ParamValue;
 
 /// A loss on the host: given the samples `[samples, batch, vars, nodes]` (row-major, `f64`) and
@@ -260,24 +261,10 @@ fn run_model<M: Model, T: Real>(
             .map(|h| h.join().expect("adjoint worker panicked"))
             .collect()
     });
-    let mut first: Option<Blowup> = None;
-    let mut per_worker = Vec::with_capacity(fwd.len());
-    for r in fwd {
-        match r {
-            Ok(v) => per_worker.push(v),
-            Err(b) => {
-                if first.as_ref().is_none_or(|f| b.step < f.step) {
-                    first = Some(b);
-                }
-            }
-        }
-    }
-    if let Some(b) = first {
-        return Err(diverged::<M, T>(&ctx, b, run.dt));
-    }
+    let per_worker = earliest(fwd).map_err(|b| diverged::<M, T>(&ctx, b, run.dt))?;
 
     // 2. The loss and its gradient with respect to the samples.
-    let nrec = ctx.monitor.vars.len();
+    let nrec = ctx.obs.n_out();
     let ns = per_worker[0].1.len();
     let shape = [ns, batch, nrec, n];
     let mut outputs = Vec::with_capacity(ns * batch * nrec * n);

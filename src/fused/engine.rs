@@ -476,6 +476,22 @@ pub(crate) fn setup<M: Model, T: Real>(
     Ok((ctx, workers))
 }
 
+/// The workers' results, or the earliest blow-up over all of them.
+pub(crate) fn earliest<R>(
+    results: Vec<std::result::Result<R, Blowup>>,
+) -> std::result::Result<Vec<R>, Blowup> {
+    let mut first: Option<Blowup> = None;
+    let mut ok = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(b) if first.as_ref().is_none_or(|f| b.step < f.step) => first = Some(b),
+            Err(_) => {}
+        }
+    }
+    first.map_or(Ok(ok), Err)
+}
+
 /// The error for a blow-up.
 pub(crate) fn diverged<M: Model, T>(ctx: &Ctx<T>, b: Blowup, dt: f64) -> Error {
     let nv = M::SPEC.n_vars();
@@ -520,22 +536,7 @@ fn run_model<M: Model, T: Real>(
                 .map(|h| h.join().expect("fused worker panicked"))
                 .collect()
         });
-        // Report the earliest blow-up over all workers.
-        let mut first: Option<Blowup> = None;
-        let mut per_worker = Vec::with_capacity(results.len());
-        for r in results {
-            match r {
-                Ok(s) => per_worker.push(s),
-                Err(b) => {
-                    if first.as_ref().is_none_or(|f| b.step < f.step) {
-                        first = Some(b);
-                    }
-                }
-            }
-        }
-        if let Some(b) = first {
-            return Err(diverged::<M, T>(&ctx, b, run.dt));
-        }
+        let per_worker = earliest(results).map_err(|b| diverged::<M, T>(&ctx, b, run.dt))?;
         // Interleave the workers' samples into [k, batch, vars, nodes].
         let ks: Vec<usize> = per_worker[0].iter().map(|(k, _)| *k).collect();
         if let Some(&k0) = ks.first() {
