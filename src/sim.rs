@@ -6,7 +6,7 @@ use burn::tensor::ElementConversion;
 
 use crate::error::{Error, Result};
 use crate::integrate::Integrator;
-use crate::monitor::{Monitor, Observe};
+use crate::monitor::{Monitor, Observe, Observer};
 use crate::network::Network;
 use crate::noise::{ChunkNoise, Noise};
 
@@ -196,23 +196,14 @@ pub fn run_chunk<B: Backend>(
     len: usize,
     run: &Run,
 ) -> (Carry<B>, Option<ChunkSamples<B>>) {
-    let m = &run.monitor;
-    let obs = m.observer();
+    let obs = run.monitor.observer();
     let mut samples = Vec::new();
     let mut first = None;
     for s in 0..len {
-        let n = start + s + 1; // steps taken after this one
-        carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
-        if m.records(n) {
-            crate::monitor::tensor::record(&obs, n, &carry.x, &mut carry.mon);
-        }
-        if let Some(k) = m.due(n) {
+        let z = noise.step(s);
+        if let Some((k, y)) = step_observed(net, params, &mut carry, start + s, z, run, &obs) {
             first.get_or_insert(k);
-            samples.push(crate::monitor::tensor::sample(
-                &obs,
-                &carry.x,
-                &mut carry.mon,
-            ));
+            samples.push(y);
         }
     }
     let samples = first.map(|first| ChunkSamples {
@@ -220,6 +211,29 @@ pub fn run_chunk<B: Backend>(
         values: Tensor::stack(samples, 0),
     });
     (carry, samples)
+}
+
+/// One step (index `step`, 0-based) and the monitor after it: records the new state, and
+/// returns the sample `(k, [batch, n_out, nodes])` if one falls due.
+fn step_observed<B: Backend>(
+    net: &Network<B>,
+    params: &[Tensor<B, 2>],
+    carry: &mut Carry<B>,
+    step_index: usize,
+    z: &[Option<Tensor<B, 2>>],
+    run: &Run,
+    obs: &Observer,
+) -> Option<(usize, Tensor<B, 3>)> {
+    let (m, n) = (&run.monitor, step_index + 1);
+    carry.x = step(net, params, carry, step_index, z, run);
+    if m.records(n) {
+        crate::monitor::tensor::record(obs, n, &carry.x, &mut carry.mon);
+    }
+    let k = m.due(n)?;
+    Some((
+        k,
+        crate::monitor::tensor::sample(obs, &carry.x, &mut carry.mon),
+    ))
 }
 
 /// One integration step (step index `step`, 0-based) from `carry`, returning the new state and
@@ -336,16 +350,10 @@ pub(crate) fn locate_divergence<B: Backend>(
     run: &Run,
 ) -> Error {
     let spec = net.spec();
-    let (m, obs) = (&run.monitor, run.monitor.observer());
+    let obs = run.monitor.observer();
     for s in 0..len {
         let n = start + s + 1;
-        carry.x = step(net, params, &mut carry, start + s, noise.step(s), run);
-        if m.records(n) {
-            crate::monitor::tensor::record(&obs, n, &carry.x, &mut carry.mon);
-        }
-        if m.due(n).is_some() {
-            crate::monitor::tensor::sample(&obs, &carry.x, &mut carry.mon);
-        }
+        step_observed(net, params, &mut carry, start + s, noise.step(s), run, &obs);
         let nv = carry.x.len();
         for (v, xv) in carry.x.iter().chain(&carry.mon).enumerate() {
             let [_, nodes] = xv.dims();

@@ -409,7 +409,7 @@ pub(crate) fn setup<M: Model, T: Real>(
         seed: run.noise.seed,
         shared_noise: run.noise.mode == NoiseMode::Shared,
         monitor: run.monitor.clone(),
-        obs: run.monitor.observer(),
+        obs,
     };
 
     let stages = run
