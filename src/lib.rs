@@ -7,7 +7,7 @@
 //! - [`connectome`]: loading and validating structural connectomes (convention:
 //!   `W[target][source]`).
 //! - [`network`] and [`coupling`]: a model at every node, joined through the connectome.
-//! - [`integrate`]: Euler, (stochastic) Heun and RK4.
+//! - [`integrate`]: Euler, (stochastic) Heun, RK3, RK4 and exponential Euler.
 //! - [`noise`]: seeded, regenerable additive noise.
 //! - [`sim`]: the chunked simulation loop and monitors.
 //! - [`sparse`]: sparse coupling (edge lists) for large sparse connectomes.

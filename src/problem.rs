@@ -169,13 +169,6 @@ pub fn adjoint_unsupported(network: &NetworkConfig, run: &Run) -> Option<Unsuppo
             "use --gradient autodiff (the tensor engine differentiates through delays)",
         ));
     }
-    if !matches!(run.integrator, Integrator::Euler | Integrator::Heun) {
-        return Some(Unsupported::new(
-            "adjoint",
-            format!("the {} integrator (euler and heun only)", run.integrator),
-            "use --integrator heun, or --gradient autodiff",
-        ));
-    }
     None
 }
 

@@ -137,7 +137,7 @@ pub struct FitArgs {
     #[arg(long)]
     backend: Option<String>,
     /// Gradients: adjoint (the fused CPU engine's hand-written adjoint: fast; BOLD included; no
-    /// delays; Euler/Heun, corr loss), autodiff (Burn autodiff through the tensor engine: everything, any
+    /// delays or exp_euler; corr loss), autodiff (Burn autodiff through the tensor engine: everything, any
     /// backend), or auto (adjoint where it applies on a CPU backend). [default: auto]
     #[arg(long)]
     gradient: Option<String>,

@@ -8,7 +8,7 @@
 //!    hand-derived gradient).
 //! 3. **Backward**: for each chunk from the last, the chunk is recomputed from its boundary
 //!    state (its noise regenerated from `(seed, step, batch element)`), storing every step's
-//!    states, Heun stages, coupling sums and inputs; then the steps are swept in reverse,
+//!    stages, coupling sums and inputs; then the steps are swept in reverse,
 //!    carrying the adjoint `λ = dL/dx` through the projection, the integrator, the model's drift,
 //!    the sent quantities and the coupling, and accumulating `dL/d params`.
 //!
@@ -25,11 +25,14 @@
 //! so the re-run overlaps the sweep instead of preceding it.
 //!
 //! Supported: every model and coupling function, dense or sparse coupling sums
-//! ([`crate::sparse`]: the transposed sums then run over the same edge list), Euler and
-//! (stochastic) Heun with additive host noise, held or per-stage coupling, every state monitor
+//! ([`crate::sparse`]: the transposed sums then run over the same edge list), every scheme
+//! with a tableau (Euler and stochastic Heun with additive host noise, RK3 and RK4 without:
+//! the chunk is re-run through the engine's own step, which records each stage, and the sweep
+//! reads the tableau backwards), held or per-stage coupling, every state monitor
 //! (sub-sampled or temporal mean, transient) and the BOLD monitor (the haemodynamics on the
 //! host, between the neural adjoint and the loss: see the `bold` submodule). Not supported
-//! (reported by [`crate::problem::Problem::capabilities`]): conduction delays, RK4, device noise.
+//! (reported by [`crate::problem::Problem::capabilities`]): conduction delays, exponential Euler,
+//! device noise.
 //!
 //! Tested against the tensor engine's checkpointed autodiff ([`crate::grad::value_and_grad`])
 //! and against finite differences (`tests/integration/adjoint.rs`), and sparse against dense
@@ -41,12 +44,12 @@ use neurodiff_models::{Model, ModelVisitor};
 
 use super::dual::Dual;
 use super::engine::{
-    add_noise, chunk_dispatch, diverged, drift, earliest, fill_noise, inputs, pre_at, project,
-    setup, Blowup, Ctx, FusedRun, Real, Stage, Worker,
+    advance, chunk_dispatch, diverged, earliest, pre_at, setup, Blowup, Ctx, FusedRun, Real,
+    StepPlan, StepTape, Worker,
 };
 use crate::coupling::{point, CouplingKind};
 use crate::error::{Error, Result};
-use crate::integrate::Integrator;
+use crate::integrate::Tableau;
 use crate::monitor::Observe;
 use crate::params::ParamValue;
 
@@ -408,21 +411,103 @@ unsafe fn backward_avx2<M: Model, T: Real, const N: usize>(
     backward::<M, T, N>(m, job, w, bounds)
 }
 
-/// The recorded values of one chunk: per step, the state, the Heun stages before and after
-/// projection, and each stage's coupling sums, sent quantities and inputs.
+/// The recorded values of one chunk, per step and per stage of the scheme: the state the stage
+/// read (stage 0: the step's start), its coupling inputs, sums and sent quantities; for a model
+/// that projects, the unprojected result (slot 0) and, for schemes that project their stages,
+/// each stage's unprojected input (slot `i`).
 struct Tape<T> {
-    /// Sizes of a state, the inputs, the sums and the sent quantities of one step.
+    /// Sizes of a state, the inputs, the sums and the sent quantities of one stage.
     s: usize,
     c: usize,
     su: usize,
     se: usize,
-    x: Vec<T>,
-    u1: Vec<T>,
-    xt: Vec<T>,
-    u2: Vec<T>,
-    cin: [Vec<T>; 2],
-    sums: [Vec<T>; 2],
-    sent: [Vec<T>; 2],
+    /// Stages per step, and unprojected states kept per step (0, 1 or `nst`).
+    nst: usize,
+    nu: usize,
+    xs: Vec<T>,
+    us: Vec<T>,
+    cin: Vec<T>,
+    sums: Vec<T>,
+    sent: Vec<T>,
+}
+
+impl<T> Tape<T> {
+    fn xs(&self, s: usize, i: usize) -> &[T] {
+        &self.xs[(s * self.nst + i) * self.s..][..self.s]
+    }
+    fn cin(&self, s: usize, i: usize) -> &[T] {
+        &self.cin[(s * self.nst + i) * self.c..][..self.c]
+    }
+    fn sums(&self, s: usize, i: usize) -> &[T] {
+        &self.sums[(s * self.nst + i) * self.su..][..self.su]
+    }
+    fn sent(&self, s: usize, i: usize) -> &[T] {
+        &self.sent[(s * self.nst + i) * self.se..][..self.se]
+    }
+    /// The unprojected state of slot `i` (empty for a model that does not project).
+    fn u(&self, s: usize, i: usize) -> &[T] {
+        if self.nu == 0 {
+            return &[];
+        }
+        &self.us[(s * self.nu + i) * self.s..][..self.s]
+    }
+}
+
+/// Records step `s` of a chunk on the tape, through the fused engine's own step.
+struct Recorder<'a, T> {
+    tape: &'a mut Tape<T>,
+    s: usize,
+    hold: bool,
+}
+
+impl<T: Real> StepTape<T> for Recorder<'_, T> {
+    #[inline(always)]
+    fn stage(&mut self, w: &Worker<T>, i: usize) {
+        let t = &mut *self.tape;
+        let at = self.s * t.nst + i;
+        let x = if i == 0 { &w.x } else { &w.xi };
+        t.xs[at * t.s..][..t.s].copy_from_slice(x);
+        t.cin[at * t.c..][..t.c].copy_from_slice(&w.cin);
+        // Held inputs are the first stage's for every stage.
+        if i == 0 || !self.hold {
+            t.sums[at * t.su..][..t.su].copy_from_slice(&w.sums[..t.su]);
+            t.sent[at * t.se..][..t.se].copy_from_slice(&w.sent[..t.se]);
+        }
+    }
+
+    #[inline(always)]
+    fn unprojected(&mut self, u: &[T], i: usize) {
+        let t = &mut *self.tape;
+        t.us[(self.s * t.nu + i) * t.s..][..t.s].copy_from_slice(u);
+    }
+}
+
+/// The scheme read backwards: per stage, its weight in the step (`dt · scale · b_i`) and the
+/// earlier stages its input combined (`(j, dt · a_ij)`).
+struct Reverse<T> {
+    weights: Vec<T>,
+    reads: Vec<Vec<(usize, T)>>,
+    project_stages: bool,
+}
+
+impl<T: Real> Reverse<T> {
+    fn new(t: &Tableau, dt: T) -> Self {
+        Self {
+            weights: t.b.iter().map(|&b| dt * T::of(t.scale * b)).collect(),
+            reads: t
+                .a
+                .iter()
+                .map(|a| {
+                    a.iter()
+                        .enumerate()
+                        .filter(|(_, &c)| c != 0.0)
+                        .map(|(j, &c)| (j, dt * T::of(c)))
+                        .collect()
+                })
+                .collect(),
+            project_stages: t.project_stages,
+        }
+    }
 }
 
 /// The adjoint's buffers for one worker.
@@ -430,9 +515,11 @@ struct Buffers<T, const N: usize> {
     lam: Vec<T>,
     lam_new: Vec<T>,
     mu: Vec<T>,
-    lam_d1: Vec<T>,
-    lam_d2: Vec<T>,
-    lam_xt: Vec<T>,
+    /// Adjoint of each stage's drift.
+    lam_k: Vec<Vec<T>>,
+    /// Adjoint of a stage's input.
+    lam_xi: Vec<T>,
+    /// Adjoints of the first stage's coupling inputs and of a later stage's.
     lam_c: [Vec<T>; 2],
     lam_sums: Vec<T>,
     lam_pre: Vec<T>,
@@ -492,7 +579,17 @@ fn backward<M: Model, T: Real, const N: usize>(
     let r = w.rows.len();
     let ns = ctx.sources.len();
     let nin = ctx.input_src.len();
-    let heun = ctx.integrator == Integrator::Heun;
+    let tableau = ctx
+        .integrator
+        .tableau()
+        .expect("refused by problem::adjoint_unsupported");
+    let rev = Reverse::new(tableau, ctx.dt);
+    let nst = tableau.b.len();
+    let nu = match (M::PROJECTS, tableau.project_stages) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => nst,
+    };
     let (s_len, c_len, su_len, se_len) = (r * nv * n, nin * r * n, ns * 2 * r * n, ns * r * n);
     let k = job.k_len.min(job.steps);
     let vec = |len: usize| vec![T::zero(); len];
@@ -501,22 +598,21 @@ fn backward<M: Model, T: Real, const N: usize>(
         c: c_len,
         su: su_len,
         se: se_len,
-        x: vec(k * s_len),
-        u1: vec(if heun { k * s_len } else { 0 }),
-        xt: vec(if heun { k * s_len } else { 0 }),
-        u2: vec(k * s_len),
-        cin: [vec(k * c_len), vec(if heun { k * c_len } else { 0 })],
-        sums: [vec(k * su_len), vec(if heun { k * su_len } else { 0 })],
-        sent: [vec(k * se_len), vec(if heun { k * se_len } else { 0 })],
+        nst,
+        nu,
+        xs: vec(k * nst * s_len),
+        us: vec(k * nu * s_len),
+        cin: vec(k * nst * c_len),
+        sums: vec(k * nst * su_len),
+        sent: vec(k * nst * se_len),
     };
     let width = nv + nin + pt + 4;
     let mut bf = Buffers::<T, N> {
         lam: vec(s_len),
         lam_new: vec(s_len),
         mu: vec(s_len),
-        lam_d1: vec(s_len),
-        lam_d2: vec(s_len),
-        lam_xt: vec(s_len),
+        lam_k: vec![vec(s_len); nst],
+        lam_xi: vec(s_len),
         lam_c: [vec(c_len), vec(c_len)],
         lam_sums: vec(su_len),
         lam_pre: vec(su_len),
@@ -548,7 +644,7 @@ fn backward<M: Model, T: Real, const N: usize>(
         for s in (0..len).rev() {
             let step = start + s;
             add_sample_grad(job, w.rows.start, r, step + 1, &mut bf.lam);
-            step_adjoint(m, job, w, tape, s, &wmat, &mut bf);
+            step_adjoint(m, job, w, tape, s, &wmat, &rev, &mut bf);
         }
         for (a, &v) in g64.iter_mut().zip(&bf.g) {
             *a += v.to_f64().unwrap_or(f64::NAN);
@@ -631,8 +727,8 @@ unsafe fn record_avx2<M: Model, T: Real>(
     record(m, ctx, w, tape, start, len)
 }
 
-/// Re-runs steps `start..start + len` from the state in `w.x`, recording them on the tape. The
-/// operations are those of the fused engine's step, in the same order.
+/// Re-runs steps `start..start + len` from the state in `w.x`, recording them on the tape: the
+/// fused engine's own step ([`advance`]), so the same operations in the same order.
 #[inline(always)]
 fn record<M: Model, T: Real>(
     m: &M,
@@ -642,57 +738,14 @@ fn record<M: Model, T: Real>(
     start: usize,
     len: usize,
 ) {
-    let (n, nv) = (ctx.n, ctx.nv);
-    let r = w.rows.len();
-    let noisy = !ctx.noisy.is_empty();
-    let dt = ctx.dt;
-    let (s_len, c_len, su_len, se_len) = (tape.s, tape.c, tape.su, tape.se);
-    let save = |w: &Worker<T>, tape: &mut Tape<T>, st: usize, s: usize| {
-        tape.cin[st][s * c_len..(s + 1) * c_len].copy_from_slice(&w.cin);
-        tape.sums[st][s * su_len..(s + 1) * su_len].copy_from_slice(&w.sums[..su_len]);
-        tape.sent[st][s * se_len..(s + 1) * se_len].copy_from_slice(&w.sent[..se_len]);
-    };
+    let plan = StepPlan::new(ctx);
     for s in 0..len {
-        let step = start + s;
-        if noisy {
-            fill_noise(ctx, w, step);
-        }
-        let z = std::mem::take(&mut w.z);
-        let zs = if noisy { Some(&z[..]) } else { None };
-        tape.x[s * s_len..(s + 1) * s_len].copy_from_slice(&w.x);
-        inputs(m, ctx, w, Stage::X, Some(step));
-        save(w, tape, 0, s);
-        drift(m, ctx, w.rows.start, r, &w.x, &w.cin, &mut w.d[0]);
-        match ctx.integrator {
-            Integrator::Euler => {
-                w.x.iter_mut()
-                    .zip(&w.d[0])
-                    .for_each(|(x, &d)| *x = *x + d * dt);
-                add_noise(&mut w.x, zs);
-            }
-            _ => {
-                w.xi.iter_mut()
-                    .zip(w.x.iter().zip(&w.d[0]))
-                    .for_each(|(xi, (&x, &d))| *xi = x + d * dt);
-                add_noise(&mut w.xi, zs);
-                tape.u1[s * s_len..(s + 1) * s_len].copy_from_slice(&w.xi);
-                project::<M, T>(m, nv, n, &mut w.xi);
-                tape.xt[s * s_len..(s + 1) * s_len].copy_from_slice(&w.xi);
-                if !ctx.hold {
-                    inputs(m, ctx, w, Stage::Xi, None);
-                }
-                save(w, tape, 1, s);
-                drift(m, ctx, w.rows.start, r, &w.xi, &w.cin, &mut w.d[1]);
-                let h = dt * T::of(0.5);
-                w.x.iter_mut()
-                    .zip(w.d[0].iter().zip(&w.d[1]))
-                    .for_each(|(x, (&a, &b))| *x = *x + (a + b) * h);
-                add_noise(&mut w.x, zs);
-            }
-        }
-        tape.u2[s * s_len..(s + 1) * s_len].copy_from_slice(&w.x);
-        project::<M, T>(m, nv, n, &mut w.x);
-        w.z = z;
+        let mut rec = Recorder {
+            tape: &mut *tape,
+            s,
+            hold: ctx.hold,
+        };
+        advance(m, ctx, w, &plan, start + s, &mut rec);
     }
 }
 
@@ -1116,8 +1169,12 @@ fn coupling_adjoint<M: Model, T: Real, const N: usize>(
     }
 }
 
-/// One step backwards: `bf.lam` holds `dL/d x_{s+1}` and becomes `dL/d x_s`.
+/// One step backwards: `bf.lam` holds `dL/d x_{s+1}` and becomes `dL/d x_s`. The step is
+/// `x_{s+1} = P(x_s + Σ_i w_i k_i)` with `k_i = f(ξ_i)` and `ξ_i = P(x_s + Σ_j a_ij k_j)` (see
+/// [`Reverse`]); the stages are visited last to first, each passing its adjoint to the state
+/// and to the earlier stages its input read.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn step_adjoint<M: Model, T: Real, const N: usize>(
     m: &M,
     job: &Backward<'_, T>,
@@ -1125,105 +1182,90 @@ fn step_adjoint<M: Model, T: Real, const N: usize>(
     tape: &Tape<T>,
     s: usize,
     wmat: &[T],
+    rev: &Reverse<T>,
     bf: &mut Buffers<T, N>,
 ) {
     let ctx = job.ctx;
     let dirs = job.dirs;
     let r = w.rows.len();
     let b0 = w.rows.start;
-    let dt = ctx.dt;
-    let (s_len, c_len, su_len, se_len) = (tape.s, tape.c, tape.su, tape.se);
-    let at = |v: &[T], len: usize| -> std::ops::Range<usize> {
-        debug_assert!(v.len() >= (s + 1) * len);
-        s * len..(s + 1) * len
-    };
-    let x = &tape.x[at(&tape.x, s_len)];
-    // Through the final projection.
+    // Through the final projection: μ = (∂P/∂u)ᵀ λ.
     let mut mu = std::mem::take(&mut bf.mu);
     mu.copy_from_slice(&bf.lam);
-    project_adjoint(m, ctx, r, &tape.u2[at(&tape.u2, s_len)], &mut mu, bf, dirs);
+    project_adjoint(m, ctx, r, tape.u(s, 0), &mut mu, bf, dirs);
     let mut lam_new = std::mem::take(&mut bf.lam_new);
     lam_new.copy_from_slice(&mu);
-    let mut lam_c1 = std::mem::take(&mut bf.lam_c[0]);
-    lam_c1.iter_mut().for_each(|v| *v = T::zero());
-    let mut lam_d1 = std::mem::take(&mut bf.lam_d1);
-    match ctx.integrator {
-        Integrator::Euler => {
-            lam_d1.iter_mut().zip(&mu).for_each(|(d, &u)| *d = u * dt);
-        }
-        _ => {
-            let h = dt * T::of(0.5);
-            let mut lam_d2 = std::mem::take(&mut bf.lam_d2);
-            lam_d2.iter_mut().zip(&mu).for_each(|(d, &u)| *d = u * h);
-            let mut lam_xt = std::mem::take(&mut bf.lam_xt);
-            lam_xt.iter_mut().for_each(|v| *v = T::zero());
-            let xt = &tape.xt[at(&tape.xt, s_len)];
-            let mut lam_c2 = std::mem::take(&mut bf.lam_c[1]);
-            lam_c2.iter_mut().for_each(|v| *v = T::zero());
-            drift_adjoint(
+    let mut lam_k = std::mem::take(&mut bf.lam_k);
+    for (lk, &c) in lam_k.iter_mut().zip(&rev.weights) {
+        lk.iter_mut().zip(&mu).for_each(|(d, &u)| *d = u * c);
+    }
+    let [mut lam_c0, mut lam_ci] = std::mem::take(&mut bf.lam_c);
+    lam_c0.fill(T::zero());
+    let mut lam_xi = std::mem::take(&mut bf.lam_xi);
+    for i in (1..tape.nst).rev() {
+        lam_xi.fill(T::zero());
+        lam_ci.fill(T::zero());
+        let xi = tape.xs(s, i);
+        drift_adjoint(
+            m,
+            ctx,
+            b0,
+            r,
+            xi,
+            tape.cin(s, i),
+            &lam_k[i],
+            &mut lam_xi,
+            &mut lam_ci,
+            bf,
+            dirs,
+        );
+        if ctx.hold {
+            // The inputs are those of the step's start: their adjoints add up.
+            lam_c0
+                .iter_mut()
+                .zip(&lam_ci)
+                .for_each(|(a, &v)| *a = *a + v);
+        } else {
+            coupling_adjoint(
                 m,
                 ctx,
                 b0,
                 r,
-                xt,
-                &tape.cin[1][at(&tape.cin[1], c_len)],
-                &lam_d2,
-                &mut lam_xt,
-                &mut lam_c2,
+                xi,
+                tape.sums(s, i),
+                tape.sent(s, i),
+                &lam_ci,
+                &mut lam_xi,
+                wmat,
                 bf,
                 dirs,
             );
-            if ctx.hold {
-                // The inputs are those of the step's start: their adjoints add up.
-                lam_c1.copy_from_slice(&lam_c2);
-            } else {
-                coupling_adjoint(
-                    m,
-                    ctx,
-                    b0,
-                    r,
-                    xt,
-                    &tape.sums[1][at(&tape.sums[1], su_len)],
-                    &tape.sent[1][at(&tape.sent[1], se_len)],
-                    &lam_c2,
-                    &mut lam_xt,
-                    wmat,
-                    bf,
-                    dirs,
-                );
-            }
-            project_adjoint(
-                m,
-                ctx,
-                r,
-                &tape.u1[at(&tape.u1, s_len)],
-                &mut lam_xt,
-                bf,
-                dirs,
-            );
-            lam_new
+        }
+        if rev.project_stages {
+            project_adjoint(m, ctx, r, tape.u(s, i), &mut lam_xi, bf, dirs);
+        }
+        lam_new
+            .iter_mut()
+            .zip(&lam_xi)
+            .for_each(|(l, &v)| *l = *l + v);
+        for &(j, c) in &rev.reads[i] {
+            lam_k[j]
                 .iter_mut()
-                .zip(&lam_xt)
-                .for_each(|(l, &v)| *l = *l + v);
-            lam_d1
-                .iter_mut()
-                .zip(mu.iter().zip(&lam_xt))
-                .for_each(|(d, (&u, &v))| *d = u * h + v * dt);
-            bf.lam_d2 = lam_d2;
-            bf.lam_xt = lam_xt;
-            bf.lam_c[1] = lam_c2;
+                .zip(&lam_xi)
+                .for_each(|(d, &v)| *d = *d + v * c);
         }
     }
+    let x = tape.xs(s, 0);
     drift_adjoint(
         m,
         ctx,
         b0,
         r,
         x,
-        &tape.cin[0][at(&tape.cin[0], c_len)],
-        &lam_d1,
+        tape.cin(s, 0),
+        &lam_k[0],
         &mut lam_new,
-        &mut lam_c1,
+        &mut lam_c0,
         bf,
         dirs,
     );
@@ -1233,16 +1275,17 @@ fn step_adjoint<M: Model, T: Real, const N: usize>(
         b0,
         r,
         x,
-        &tape.sums[0][at(&tape.sums[0], su_len)],
-        &tape.sent[0][at(&tape.sent[0], se_len)],
-        &lam_c1,
+        tape.sums(s, 0),
+        tape.sent(s, 0),
+        &lam_c0,
         &mut lam_new,
         wmat,
         bf,
         dirs,
     );
-    bf.lam_d1 = lam_d1;
-    bf.lam_c[0] = lam_c1;
+    bf.lam_k = lam_k;
+    bf.lam_xi = lam_xi;
+    bf.lam_c = [lam_c0, lam_ci];
     bf.mu = mu;
     // λ ← λ_new (keep the old buffer as the next step's scratch).
     bf.lam_new = std::mem::replace(&mut bf.lam, lam_new);

@@ -710,7 +710,7 @@ fn combine<T: Real>(out: &mut [T], base: Option<&[T]>, d: &[Vec<T>], terms: &[(u
 /// A tableau prepared for [`rk_step`]: per stage after the first, the nonzero coefficients
 /// and the factor they are multiplied by (`a_j dt` folded into one factor where a stage has a
 /// single coefficient, as the tensor engine does), then the weights and `scale · dt`.
-struct StepPlan<T> {
+pub(crate) struct StepPlan<T> {
     stages: Vec<(Vec<(usize, f64)>, T)>,
     weights: (Vec<(usize, f64)>, T),
     noise_in_stages: bool,
@@ -718,7 +718,17 @@ struct StepPlan<T> {
 }
 
 impl<T: Real> StepPlan<T> {
-    fn new(t: &Tableau, dt: T) -> Self {
+    /// The plan of the run's scheme (the fused engine takes the tableau schemes only).
+    pub(crate) fn new(ctx: &Ctx<T>) -> Self {
+        Self::of(
+            ctx.integrator
+                .tableau()
+                .expect("refused by problem::fused_unsupported"),
+            ctx.dt,
+        )
+    }
+
+    fn of(t: &Tableau, dt: T) -> Self {
         let nonzero = |c: &[f64]| -> Vec<(usize, f64)> {
             c.iter()
                 .enumerate()
@@ -742,32 +752,83 @@ impl<T: Real> StepPlan<T> {
     }
 }
 
+/// What a step shows to whoever records it (the adjoint's tape); the engine's own stepping
+/// passes `()`, which records nothing and compiles away.
+pub(crate) trait StepTape<T> {
+    /// Stage `i` has been evaluated: it read the state `w.x` (stage 0) or `w.xi`, and left its
+    /// coupling inputs, sums and sent quantities in `w.cin`, `w.sums` and `w.sent`.
+    fn stage(&mut self, w: &Worker<T>, i: usize);
+    /// A state about to be projected (only for models that project): the input of stage `i`
+    /// (`i ≥ 1`, schemes that project their stages), or the step's result (`i == 0`).
+    fn unprojected(&mut self, u: &[T], i: usize);
+}
+
+impl<T> StepTape<T> for () {
+    #[inline(always)]
+    fn stage(&mut self, _: &Worker<T>, _: usize) {}
+    #[inline(always)]
+    fn unprojected(&mut self, _: &[T], _: usize) {}
+}
+
 /// One step of an explicit Runge–Kutta scheme (its tableau, prepared as `plan`: stages,
 /// weights, where the noise and the projection enter), from `w.x` to `w.x`: the fused engine's
-/// one interpretation of the schemes of [`crate::integrate`].
+/// one interpretation of the schemes of [`crate::integrate`], which the adjoint also records
+/// through `tape`.
 #[inline(always)]
-fn rk_step<M: Model, T: Real>(
+fn rk_step<M: Model, T: Real, Tp: StepTape<T>>(
     m: &M,
     ctx: &Ctx<T>,
     w: &mut Worker<T>,
     plan: &StepPlan<T>,
     zs: Option<&[T]>,
+    tape: &mut Tp,
 ) {
     let (n, nv) = (ctx.n, ctx.nv);
     stage(m, ctx, w, Stage::X, 0);
+    tape.stage(w, 0);
     for (i, (terms, h)) in plan.stages.iter().enumerate() {
         combine(&mut w.xi, Some(&w.x), &w.d, terms, *h);
         if plan.noise_in_stages {
             add_noise(&mut w.xi, zs);
         }
-        if plan.project_stages {
+        if plan.project_stages && M::PROJECTS {
+            tape.unprojected(&w.xi, i + 1);
             project::<M, T>(m, nv, n, &mut w.xi);
         }
         stage(m, ctx, w, Stage::Xi, i + 1);
+        tape.stage(w, i + 1);
     }
     combine(&mut w.x, None, &w.d, &plan.weights.0, plan.weights.1);
     add_noise(&mut w.x, zs);
-    project::<M, T>(m, nv, n, &mut w.x);
+    if M::PROJECTS {
+        tape.unprojected(&w.x, 0);
+        project::<M, T>(m, nv, n, &mut w.x);
+    }
+}
+
+/// Step `step` of a run for one worker's rows, from `w.x` to `w.x`: its noise, the held
+/// coupling inputs (with delays, the history update), then the scheme's stages.
+#[inline(always)]
+pub(crate) fn advance<M: Model, T: Real, Tp: StepTape<T>>(
+    m: &M,
+    ctx: &Ctx<T>,
+    w: &mut Worker<T>,
+    plan: &StepPlan<T>,
+    step: usize,
+    tape: &mut Tp,
+) {
+    let noisy = !ctx.noisy.is_empty();
+    if noisy {
+        fill_noise(ctx, w, step);
+    }
+    if ctx.hold {
+        inputs(m, ctx, w, Stage::X, Some(step));
+    }
+    // Taken out of the worker for the step so the stages can borrow the worker mutably.
+    let z = std::mem::take(&mut w.z);
+    let zs = if noisy { Some(&z[..]) } else { None };
+    rk_step(m, ctx, w, plan, zs, tape);
+    w.z = z;
 }
 
 /// Runs steps `start..start + len` for one worker's rows.
@@ -781,26 +842,10 @@ fn chunk<M: Model, T: Real>(
 ) -> ChunkResult<T> {
     let (n, nv) = (ctx.n, ctx.nv);
     let mut samples = Vec::new();
-    let noisy = !ctx.noisy.is_empty();
-    let plan = StepPlan::new(
-        ctx.integrator
-            .tableau()
-            .expect("refused by problem::fused_unsupported"),
-        ctx.dt,
-    );
+    let plan = StepPlan::new(ctx);
     for s in 0..len {
         let step = start + s;
-        if noisy {
-            fill_noise(ctx, w, step);
-        }
-        if ctx.hold {
-            inputs(m, ctx, w, Stage::X, Some(step));
-        }
-        // Taken out of the worker for the step so the stages can borrow the worker mutably.
-        let z = std::mem::take(&mut w.z);
-        let zs = if noisy { Some(&z[..]) } else { None };
-        rk_step(m, ctx, w, &plan, zs);
-        w.z = z;
+        advance(m, ctx, w, &plan, step, &mut ());
         if let Some(k) = w.x.iter().position(|v| !v.is_finite()) {
             let lb = k / (nv * n);
             return Err(Blowup {

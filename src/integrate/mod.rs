@@ -8,7 +8,7 @@
 //! - Euler–Maruyama: `x' = P(x + dt f(x) + z)`
 //! - stochastic Heun (vbjax, TVB): `x~ = P(x + dt f(x) + z)`,
 //!   `x' = P(x + dt/2 (f(x) + f(x~)) + z)`
-//! - classical RK4 (deterministic runs only);
+//! - Kutta's RK3 and classical RK4 (deterministic runs only);
 //! - exponential Euler: `x' = P(x + dt φ₁(a dt) f(x) + z)` with `a` the drift's diagonal linear
 //!   part ([`neurodiff_models::Model::linear`]) and `φ₁(z) = (eᶻ − 1)/z`: exact for
 //!   `dx/dt = a x + b` with `a`, `b` frozen over the step (gating variables), Euler where the
@@ -16,12 +16,13 @@
 //!
 //! `P` is the model's projection (identity for most models).
 //!
-//! The tensor engine interprets the tableau ([`Integrator::step`]); the fused CPU engine and its
-//! adjoint have hand-specialised loops for Euler, Heun and RK4 (RK4 and exponential Euler are
-//! typed "unsupported" for the adjoint, exponential Euler for the fused engine: see
+//! The tensor engine interprets the tableau ([`Integrator::step`]), and so do the fused CPU
+//! engine (its one step function) and its adjoint (which records that step and sweeps the
+//! stages backwards). Exponential Euler has no tableau: the tensor engine runs it, the fused
+//! engine and the adjoint refuse it with a typed "unsupported" (see
 //! [`crate::problem::Problem::capabilities`]). A new explicit scheme is a [`Tableau`] constant
-//! and a variant of [`Integrator`]; the convergence-order tests iterate over
-//! [`Integrator::ALL`].
+//! and a variant of [`Integrator`]; the convergence-order, engine-agreement and
+//! adjoint-agreement tests iterate over [`Integrator::ALL`].
 
 mod scheme;
 mod tensor;

@@ -79,7 +79,7 @@ fn capabilities_choose_the_engine_and_name_what_is_missing() {
         other => panic!("expected Unsupported, got {other:?}"),
     }
 
-    // Delays and RK4: the adjoint lacks them, autodiff takes over under Auto.
+    // Delays and exponential Euler: the adjoint lacks them, autodiff takes over under Auto.
     let delayed = Problem::builder("mpr", conn12())
         .network(NetworkConfig {
             speed: Some(5.0),
@@ -98,20 +98,31 @@ fn capabilities_choose_the_engine_and_name_what_is_missing() {
         delayed.gradient_for(&corr, Gradient::Adjoint),
         Err(Error::Unsupported(_))
     ));
-    let rk4 = Problem::builder("mpr", conn12())
+    let exp_euler = Problem::builder("mpr", conn12())
         .run(RunSpec {
-            integrator: Integrator::Rk4,
-            noise_sigma: Vec::new(),
+            integrator: Integrator::ExpEuler,
             ..mpr_noisy()
         })
         .build()
         .unwrap();
-    assert!(rk4
+    assert!(exp_euler
         .capabilities()
         .adjoint
         .unwrap_err()
         .feature
-        .contains("rk4"));
+        .contains("exp_euler"));
+    // Every scheme with a tableau has the adjoint.
+    for integrator in [Integrator::Rk3, Integrator::Rk4] {
+        let p = Problem::builder("mpr", conn12())
+            .run(RunSpec {
+                integrator,
+                noise_sigma: Vec::new(),
+                ..mpr_noisy()
+            })
+            .build()
+            .unwrap();
+        assert_eq!(p.capabilities().adjoint, Ok(()), "{integrator}");
+    }
     // The loss counts too: the adjoint has the corr loss only.
     let mse = Loss::Fc {
         target: vec![0.0; 144],
