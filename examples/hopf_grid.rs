@@ -104,7 +104,7 @@ fn main() -> Result<()> {
     };
     let problem = Problem::new(conn, NetworkConfig::new("hopf"), table, run)?
         .with_initial_state(1, vec![0.0; 2 * n])?;
-    let mut out: Vec<f32> = Vec::new();
+    let mut out: Vec<f64> = Vec::new();
     let t0 = std::time::Instant::now();
     // A diverging grid point stops the run with its step, node and variable.
     simulate(
@@ -121,11 +121,7 @@ fn main() -> Result<()> {
     let mut best = (f64::NEG_INFINITY, 0.0, 0.0);
     for k in 0..b {
         let xs = (0..n)
-            .map(|i| {
-                (0..frames)
-                    .map(|s| out[(s * b + k) * n + i] as f64)
-                    .collect()
-            })
+            .map(|i| (0..frames).map(|s| out[(s * b + k) * n + i]).collect())
             .collect();
         let r = fc_corr(&fc(xs), &emp, n);
         println!("{:.4} {:.4} {:.4}", gs[k], as_[k], r);

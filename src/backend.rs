@@ -4,6 +4,7 @@
 use burn::prelude::Backend;
 
 use crate::error::{Error, Result};
+use crate::io::Dtype;
 use crate::noise::NoiseSource;
 
 /// A backend choice.
@@ -25,6 +26,16 @@ pub enum BackendKind {
 crate::choice!(BackendKind, "backend", [Ndarray => "ndarray", Ndarray64 => "ndarray64", Flex => "flex", Wgpu => "wgpu", Cuda => "cuda"]);
 
 impl BackendKind {
+    /// The float type the backend computes in (and the fused engine with it), as NumPy names
+    /// it: `float64` for `ndarray64`, `float32` for the others. `simulate` writes its output in
+    /// this type.
+    pub fn float_dtype(self) -> Dtype {
+        match self {
+            Self::Ndarray64 => Dtype::F64,
+            _ => Dtype::F32,
+        }
+    }
+
     /// Whether the backend runs on the CPU.
     pub fn is_cpu(self) -> bool {
         matches!(self, Self::Ndarray | Self::Ndarray64 | Self::Flex)

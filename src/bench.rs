@@ -818,7 +818,8 @@ fn edge_list_case(args: &BenchArgs) -> Result<()> {
                 std::process::id()
             ));
             let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
-            let mut out = neurodiff::io::NpyStream::create(&path, &[n * k, 3])?;
+            let mut out =
+                neurodiff::io::NpyStream::create(&path, &[n * k, 3], neurodiff::io::Dtype::F32)?;
             let mut rows = Vec::with_capacity(3 * k);
             for i in 0..n {
                 rows.clear();

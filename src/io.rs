@@ -310,8 +310,66 @@ pub fn available_memory_bytes() -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
-/// The 128-byte-aligned header of a version-1.0 `.npy` file of little-endian `f32` in C order.
-fn npy_header_f32(shape: &[usize]) -> Vec<u8> {
+/// The element type of an `.npy` file this crate writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    /// Little-endian `float32` (`<f4`).
+    F32,
+    /// Little-endian `float64` (`<f8`).
+    F64,
+}
+
+impl Dtype {
+    /// NumPy's name: `float32` or `float64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "float32",
+            Self::F64 => "float64",
+        }
+    }
+
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F64 => 8,
+        }
+    }
+
+    fn descr(self) -> &'static str {
+        match self {
+            Self::F32 => "<f4",
+            Self::F64 => "<f8",
+        }
+    }
+}
+
+/// A value [`NpyStream`] can write: `f32` or `f64`, converted to the file's [`Dtype`].
+pub trait NpyValue: Copy {
+    /// Appends `self` as `dtype`, little-endian.
+    fn put(self, dtype: Dtype, out: &mut Vec<u8>);
+}
+
+impl NpyValue for f32 {
+    fn put(self, dtype: Dtype, out: &mut Vec<u8>) {
+        match dtype {
+            Dtype::F32 => out.extend_from_slice(&self.to_le_bytes()),
+            Dtype::F64 => out.extend_from_slice(&f64::from(self).to_le_bytes()),
+        }
+    }
+}
+
+impl NpyValue for f64 {
+    fn put(self, dtype: Dtype, out: &mut Vec<u8>) {
+        match dtype {
+            Dtype::F32 => out.extend_from_slice(&(self as f32).to_le_bytes()),
+            Dtype::F64 => out.extend_from_slice(&self.to_le_bytes()),
+        }
+    }
+}
+
+/// The 128-byte-aligned header of a version-1.0 `.npy` file of `dtype` in C order.
+fn npy_header(shape: &[usize], dtype: Dtype) -> Vec<u8> {
     let dims = match shape.len() {
         0 => String::new(),
         1 => format!("{},", shape[0]),
@@ -321,7 +379,10 @@ fn npy_header_f32(shape: &[usize]) -> Vec<u8> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({dims}), }}",
+        dtype.descr()
+    );
     // magic (6) + version (2) + length (2) + dict + '\n' must be a multiple of 64.
     let total = 10 + dict.len() + 1;
     dict.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -333,7 +394,7 @@ fn npy_header_f32(shape: &[usize]) -> Vec<u8> {
     out
 }
 
-/// Writes an `f32` `.npy` file piece by piece, so a long simulation's output never has to sit
+/// Writes an `.npy` file (`float32` or `float64`) piece by piece, so a long simulation's output never has to sit
 /// in memory whole. The shape is fixed up front; [`NpyStream::finish`] checks that exactly that
 /// many values were written before the file is moved into place.
 ///
@@ -341,27 +402,29 @@ fn npy_header_f32(shape: &[usize]) -> Vec<u8> {
 /// raw little-endian values, which is all this adds.)
 pub struct NpyStream {
     file: AtomicFile,
+    dtype: Dtype,
     expected: usize,
     written: usize,
 }
 
 impl NpyStream {
-    /// Starts a file of the given shape.
-    pub fn create(dest: &Path, shape: &[usize]) -> Result<Self> {
+    /// Starts a file of the given shape and element type.
+    pub fn create(dest: &Path, shape: &[usize], dtype: Dtype) -> Result<Self> {
         let mut file = AtomicFile::create(dest)?;
-        file.write_all(&npy_header_f32(shape))?;
+        file.write_all(&npy_header(shape, dtype))?;
         Ok(Self {
             file,
+            dtype,
             expected: shape.iter().product(),
             written: 0,
         })
     }
 
-    /// Appends values in C order.
-    pub fn write(&mut self, values: &[f32]) -> Result<()> {
-        let mut bytes = Vec::with_capacity(values.len() * 4);
-        for v in values {
-            bytes.extend_from_slice(&v.to_le_bytes());
+    /// Appends values in C order, converted to the file's type.
+    pub fn write<V: NpyValue>(&mut self, values: &[V]) -> Result<()> {
+        let mut bytes = Vec::with_capacity(values.len() * self.dtype.size());
+        for &v in values {
+            v.put(self.dtype, &mut bytes);
         }
         self.written += values.len();
         self.file.write_all(&bytes)
@@ -384,7 +447,7 @@ impl NpyStream {
 
 /// Writes a whole `f32` array as `.npy`, atomically.
 pub fn write_npy_f32(dest: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
-    let mut s = NpyStream::create(dest, shape)?;
+    let mut s = NpyStream::create(dest, shape, Dtype::F32)?;
     s.write(values)?;
     s.finish()
 }
@@ -413,19 +476,53 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A `float64` stream keeps every digit (1/3 and 1 + 2⁻⁴⁰ are not `f32` values), and an
+    /// `f32` stream stores the nearest `f32`; both read back through `ndarray-npy`.
+    #[test]
+    fn npy_f64_stream_keeps_every_digit() {
+        let dir = std::env::temp_dir().join(format!("nd-io64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let vals = [1.0 / 3.0, 1.0 + 2f64.powi(-40), -2.5, 1e-300];
+        for dtype in [Dtype::F64, Dtype::F32] {
+            let p = dir.join(format!("{}.npy", dtype.name()));
+            let mut s = NpyStream::create(&p, &[2, 2], dtype).unwrap();
+            s.write(&vals[..1]).unwrap();
+            s.write(&vals[1..]).unwrap();
+            s.finish().unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(
+                bytes.len() % 64,
+                (4 * dtype.size()) % 64,
+                "header aligned to 64"
+            );
+            let back = ArrayD::<f64>::read_npy(&bytes[..]);
+            match dtype {
+                Dtype::F64 => assert_eq!(back.unwrap().into_raw_vec_and_offset().0, vals),
+                Dtype::F32 => {
+                    assert!(back.is_err(), "an f32 file is not read as f64");
+                    let a = read_npy(&p).unwrap();
+                    let want: Vec<f64> = vals.iter().map(|&v| v as f32 as f64).collect();
+                    assert_eq!(a.data, want);
+                    assert_ne!(a.data[0], vals[0]);
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn uncommitted_file_leaves_nothing() {
         let dir = std::env::temp_dir().join(format!("nd-io2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("b.npy");
         {
-            let mut s = NpyStream::create(&p, &[4]).unwrap();
-            s.write(&[1.0, 2.0]).unwrap();
+            let mut s = NpyStream::create(&p, &[4], Dtype::F32).unwrap();
+            s.write(&[1.0f32, 2.0]).unwrap();
         }
         assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        let mut s = NpyStream::create(&p, &[4]).unwrap();
-        s.write(&[1.0, 2.0]).unwrap();
+        let mut s = NpyStream::create(&p, &[4], Dtype::F64).unwrap();
+        s.write(&[1.0f64, 2.0]).unwrap();
         assert!(s.finish().is_err());
         assert!(!p.exists());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -543,8 +543,9 @@ impl Problem {
 /// What a forward run reports besides its samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Simulated {
-    /// The final state, `[batch, vars, nodes]` row-major.
-    pub final_state: Vec<f32>,
+    /// The final state, `[batch, vars, nodes]` row-major, in `f64` (exact: the engine's own
+    /// float type, widened).
+    pub final_state: Vec<f64>,
     /// The engine that ran.
     pub engine: Engine,
     /// Whether the coupling sums ran over the nonzero weights only.
@@ -553,19 +554,21 @@ pub struct Simulated {
 
 /// Runs `problem` forward on `backend` with `engine` (see [`Problem::engine_for`]).
 /// `on_samples` receives the samples chunk by chunk (`[k, batch, recorded, nodes]` row-major,
-/// each chunk checked to be finite first), `on_progress` the number of steps done.
+/// each chunk checked to be finite first), in `f64` whatever the backend's float type (exact:
+/// see [`BackendKind::float_dtype`] for what the backend computed in), `on_progress` the
+/// number of steps done.
 pub fn simulate(
     problem: &Problem,
     backend: BackendKind,
     engine: Engine,
-    on_samples: &mut dyn FnMut(&[f32]) -> Result<()>,
+    on_samples: &mut dyn FnMut(&[f64]) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<Simulated> {
     let engine = problem.engine_for(backend, engine)?;
     let sparse = problem.is_sparse();
     let final_state = if engine == Engine::Fused {
         let fr = problem.fused_run();
-        let mut write = |_first: usize, _k: usize, v: Vec<f32>| on_samples(&v);
+        let mut write = |_first: usize, _k: usize, v: Vec<f64>| on_samples(&v);
         if backend == BackendKind::Ndarray64 {
             fused_f64(&fr, &mut write, on_progress)?
         } else {
@@ -591,18 +594,18 @@ pub fn simulate(
 #[cfg(feature = "ndarray64")]
 fn fused_f64(
     fr: &FusedRun<'_>,
-    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+    on_samples: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
+) -> Result<Vec<f64>> {
     crate::fused::simulate_fused::<f64>(fr, on_samples, on_progress)
 }
 
 #[cfg(not(feature = "ndarray64"))]
 fn fused_f64(
     _: &FusedRun<'_>,
-    _: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+    _: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
     _: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
+) -> Result<Vec<f64>> {
     Err(crate::backend::missing(BackendKind::Ndarray64, "ndarray64"))
 }
 
@@ -612,7 +615,7 @@ pub fn simulate_collect(
     problem: &Problem,
     backend: BackendKind,
     engine: Engine,
-) -> Result<(Vec<f32>, [usize; 4], Simulated)> {
+) -> Result<(Vec<f64>, [usize; 4], Simulated)> {
     let mut out = Vec::new();
     let done = simulate(
         problem,
@@ -629,14 +632,14 @@ pub fn simulate_collect(
 
 struct TensorForward<'a, 'f> {
     problem: &'a Problem,
-    on_samples: &'f mut dyn FnMut(&[f32]) -> Result<()>,
+    on_samples: &'f mut dyn FnMut(&[f64]) -> Result<()>,
     on_progress: &'f mut dyn FnMut(usize),
 }
 
 impl BackendTask for TensorForward<'_, '_> {
-    type Output = Result<Vec<f32>>;
+    type Output = Result<Vec<f64>>;
 
-    fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Result<Vec<f32>> {
+    fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Result<Vec<f64>> {
         let p = self.problem;
         let net = Network::<B>::build(&p.network, &p.connectome, p.run.dt, &device)?;
         let params = p.params.tensors::<B>(&device);
@@ -645,10 +648,10 @@ impl BackendTask for TensorForward<'_, '_> {
             &params,
             p.x0_tensors::<B>(&device),
             &p.run,
-            |samples| (self.on_samples)(&crate::sim::to_host(samples.values)),
+            |samples| (self.on_samples)(&crate::sim::to_host64(samples.values)),
             |done| (self.on_progress)(done),
         )?;
-        Ok(crate::sim::to_host(Tensor::stack::<3>(fin, 1)))
+        Ok(crate::sim::to_host64(Tensor::stack::<3>(fin, 1)))
     }
 }
 

@@ -330,6 +330,14 @@ pub fn all_finite<B: Backend>(x: &[Tensor<B, 2>]) -> bool {
     probe.into_scalar().elem::<f64>().is_finite()
 }
 
+/// Copies a tensor to the host as `f64` (exact for every backend's float).
+pub fn to_host64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .expect("converted to f64")
+}
+
 /// Copies a tensor to the host as `f32`.
 pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data()

@@ -14,7 +14,8 @@ use neurodiff::connectome::{Connectome, Normalization};
 use neurodiff::coupling::CouplingKind;
 use neurodiff::integrate::Integrator;
 use neurodiff::io::{
-    available_memory_bytes, check_output_path, free_disk_bytes, read_npy, AtomicFile, NpyStream,
+    available_memory_bytes, check_output_path, free_disk_bytes, read_npy, AtomicFile, Dtype,
+    NpyStream,
 };
 use neurodiff::models::ModelSpec;
 use neurodiff::monitor::{BoldMonitor, Monitor, MonitorKind};
@@ -578,7 +579,7 @@ struct SimTask {
 
 #[derive(Serialize)]
 struct Sidecar<'a> {
-    /// Element type of the `.npy` (always `float32`, whatever the backend computed in).
+    /// Element type of the `.npy`: the backend's float type (`float64` for `ndarray64`).
     dtype: &'a str,
     neurodiff_version: &'a str,
     burn_version: &'a str,
@@ -697,13 +698,14 @@ impl SimTask {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-        check_sizes(s, &shape, batch, nodes, nv, run, &out_dir)?;
+        let dtype = kind.float_dtype();
+        check_sizes(s, &shape, dtype, batch, nodes, nv, run, &out_dir)?;
         for note in &s.notes {
             if !self.quiet {
                 eprintln!("note: {note}");
             }
         }
-        let mut out = NpyStream::create(&s.out, &shape)?;
+        let mut out = NpyStream::create(&s.out, &shape, dtype)?;
         let plain = Progress::new(steps, !self.quiet && !std::io::stderr().is_terminal());
         let bar = if self.quiet || plain.on {
             ProgressBar::hidden()
@@ -735,7 +737,7 @@ impl SimTask {
             );
         }
         let json = Sidecar {
-            dtype: "float32",
+            dtype: dtype.name(),
             neurodiff_version: env!("CARGO_PKG_VERSION"),
             burn_version: "0.21.0",
             command: std::env::args().collect(),
@@ -817,7 +819,7 @@ impl SimTask {
                     .flat_map(|b| {
                         final_state[(b * nv + v) * nodes..(b * nv + v + 1) * nodes].iter()
                     })
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
                         (a.min(x), b.max(x))
                     });
                 println!("final {:<4} in [{lo:.4}, {hi:.4}] {}", var.name, var.unit);
@@ -873,9 +875,11 @@ impl Progress {
 
 /// Refuses, before anything is simulated, an output larger than the free space on its disk or
 /// a run whose state is estimated not to fit in the available memory (`--force` overrides).
+#[allow(clippy::too_many_arguments)]
 fn check_sizes(
     s: &Settings,
     shape: &[usize; 4],
+    dtype: Dtype,
     batch: usize,
     nodes: usize,
     nv: usize,
@@ -905,13 +909,13 @@ fn check_sizes(
             ));
         }
     }
-    let out_bytes = shape.iter().map(|&d| d as f64).product::<f64>() * 4.0;
+    let out_bytes = shape.iter().map(|&d| d as f64).product::<f64>() * dtype.size() as f64;
     if let Some(free) = free_disk_bytes(out_dir) {
         if out_bytes > free as f64 {
             return Err(Error::setting(
                 "out",
                 format!(
-                    "the output would be {} ({} samples × batch {} × {} variables × {} nodes × 4 \
+                    "the output would be {} ({} samples × batch {} × {} variables × {} nodes × {} \
                      bytes) but {} has {} free; sample less often (--sample-every), record fewer \
                      variables (--record) or shorten the run (--force runs anyway)",
                     fmt_bytes(out_bytes),
@@ -919,6 +923,7 @@ fn check_sizes(
                     shape[1],
                     shape[2],
                     shape[3],
+                    dtype.size(),
                     out_dir.display(),
                     fmt_bytes(free as f64)
                 ),

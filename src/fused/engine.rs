@@ -26,71 +26,55 @@ pub trait Real: Float + Send + Sync + std::fmt::Debug + 'static {
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], rsa: usize, b: &[Self], c: &mut [Self]);
     /// From `f64`.
     fn of(v: f64) -> Self;
-    /// To `f32` (for output).
+    /// To `f32` (for error messages).
     fn as_f32(self) -> f32;
-}
-
-impl Real for f32 {
-    fn gemm(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, b: &[f32], c: &mut [f32]) {
-        assert!(a.len() >= (m - 1) * rsa + k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: the bounds above cover every element the kernel reads or writes.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa as isize,
-                1,
-                b.as_ptr(),
-                n as isize,
-                1,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
-        }
-    }
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-    fn as_f32(self) -> f32 {
-        self
+    /// To `f64` (for output: exact from `f32` and `f64`).
+    #[inline(always)]
+    fn as_f64(self) -> f64 {
+        self.to_f64().unwrap_or(f64::NAN)
     }
 }
 
-impl Real for f64 {
-    fn gemm(m: usize, k: usize, n: usize, a: &[f64], rsa: usize, b: &[f64], c: &mut [f64]) {
-        assert!(a.len() >= (m - 1) * rsa + k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: the bounds above cover every element the kernel reads or writes.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa as isize,
-                1,
-                b.as_ptr(),
-                n as isize,
-                1,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
+/// [`Real`] for a float type, with its `matrixmultiply` kernel.
+macro_rules! real_float {
+    ($t:ty, $gemm:path) => {
+        #[allow(clippy::unnecessary_cast)]
+        impl Real for $t {
+            fn gemm(m: usize, k: usize, n: usize, a: &[$t], rsa: usize, b: &[$t], c: &mut [$t]) {
+                assert!(a.len() >= (m - 1) * rsa + k && b.len() >= k * n && c.len() >= m * n);
+                let (rsa, n_) = (rsa as isize, n as isize);
+                // SAFETY: the bounds above cover every element the kernel reads or writes.
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rsa,
+                        1,
+                        b.as_ptr(),
+                        n_,
+                        1,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n_,
+                        1,
+                    )
+                }
+            }
+            fn of(v: f64) -> Self {
+                v as $t
+            }
+            fn as_f32(self) -> f32 {
+                self as f32
+            }
         }
-    }
-    fn of(v: f64) -> Self {
-        v
-    }
-    fn as_f32(self) -> f32 {
-        self as f32
-    }
+    };
 }
+
+real_float!(f32, matrixmultiply::sgemm);
+real_float!(f64, matrixmultiply::dgemm);
 
 /// The most state variables (and coupling inputs) per node the fused engine and its adjoint hold
 /// in their per-node scratch arrays; [`setup`] refuses larger models with an error.
@@ -128,21 +112,22 @@ impl FusedRun<'_> {
 }
 
 /// Runs a simulation on the fused engine in float type `T`. `on_samples(first, k, values)`
-/// receives each chunk's `k` samples `[k, batch, vars, nodes]` (`vars` is 1 for BOLD);
-/// `on_progress` the number of steps done. Returns the final state `[batch, vars, nodes]`.
+/// receives each chunk's `k` samples `[k, batch, vars, nodes]` (`vars` is 1 for BOLD), as
+/// `f64` whatever `T` (exact); `on_progress` the number of steps done. Returns the final state
+/// `[batch, vars, nodes]`.
 pub fn simulate_fused<T: Real>(
     fr: &FusedRun<'_>,
-    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+    on_samples: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
+) -> Result<Vec<f64>> {
     struct V<'a, 'b, T> {
         fr: &'a FusedRun<'a>,
-        on_samples: &'b mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+        on_samples: &'b mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
         on_progress: &'b mut dyn FnMut(usize),
         _t: std::marker::PhantomData<T>,
     }
     impl<T: Real> ModelVisitor for V<'_, '_, T> {
-        type Output = Result<Vec<f32>>;
+        type Output = Result<Vec<f64>>;
         fn visit<M: Model>(self, m: M) -> Self::Output {
             run_model::<M, T>(&m, self.fr, self.on_samples, self.on_progress)
         }
@@ -512,9 +497,9 @@ pub(crate) fn diverged<M: Model, T>(ctx: &Ctx<T>, b: Blowup, dt: f64) -> Error {
 fn run_model<M: Model, T: Real>(
     m: &M,
     fr: &FusedRun<'_>,
-    on_samples: &mut dyn FnMut(usize, usize, Vec<f32>) -> Result<()>,
+    on_samples: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
+) -> Result<Vec<f64>> {
     // Small batches are not worth a thread each: the workers meet after every chunk, and a
     // worker of several rows shares each pass over the weights between them.
     let (ctx, mut workers) = setup::<M, T>(m, fr, 8)?;
@@ -544,7 +529,7 @@ fn run_model<M: Model, T: Real>(
             for si in 0..ks.len() {
                 for samples in &per_worker {
                     debug_assert_eq!(samples[si].0, ks[si]);
-                    out.extend(samples[si].1.iter().map(|v| v.as_f32()));
+                    out.extend(samples[si].1.iter().map(|v| v.as_f64()));
                 }
             }
             on_samples(k0, ks.len(), out)?;
@@ -554,7 +539,7 @@ fn run_model<M: Model, T: Real>(
     }
     let mut fin = Vec::with_capacity(batch * nv * n);
     for w in &workers {
-        fin.extend(w.x.iter().map(|v| v.as_f32()));
+        fin.extend(w.x.iter().map(|v| v.as_f64()));
     }
     Ok(fin)
 }

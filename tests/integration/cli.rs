@@ -480,6 +480,52 @@ fn plain_progress_dtype_and_exact_sample_period() {
     assert!(stdout.contains("every 0.72 s"), "{stdout}");
 }
 
+/// `--backend ndarray64` writes what it computed: a `float64` `.npy` (header `<f8`, values that
+/// are not `f32` numbers) and says so in the sidecar; the default writes `float32`. The two
+/// runs are the same simulation in two precisions.
+#[test]
+fn ndarray64_writes_float64() {
+    let dir = tmpdir("f64out");
+    let args = |backend: &'static str, out: &'static str| {
+        vec![
+            "simulate",
+            "--duration",
+            "30",
+            "--backend",
+            backend,
+            "--out",
+            out,
+        ]
+    };
+    let o = run_in(&dir, &args("ndarray64", "out/d.npy"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_in(&dir, &args("ndarray", "out/s.npy"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sidecar(&dir.join("out/d.json"))["dtype"], "float64");
+    assert_eq!(sidecar(&dir.join("out/s.json"))["dtype"], "float32");
+    let raw = std::fs::read(dir.join("out/d.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&raw[..128]).contains("'<f8'"));
+    let d = neurodiff::io::read_npy(&dir.join("out/d.npy")).unwrap();
+    let s = read_npy_f32(&dir.join("out/s.npy"));
+    assert_eq!(d.data.len(), s.len());
+    let not_f32 = d.data.iter().filter(|&&v| v as f32 as f64 != v).count();
+    assert!(
+        not_f32 > d.data.len() / 2,
+        "{not_f32} of {} values carry f64 digits",
+        d.data.len()
+    );
+    let scale = d.data.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let diff = d
+        .data
+        .iter()
+        .zip(&s)
+        .fold(0f64, |m, (&a, &b)| m.max((a - b as f64).abs()));
+    assert!(
+        diff < 1e-3 * scale,
+        "f32 and f64 runs differ by {diff} (scale {scale})"
+    );
+}
+
 /// A diverging run on TVB's raw weights points at --normalize max.
 #[test]
 fn divergence_on_raw_tvb_weights_hints_normalisation() {

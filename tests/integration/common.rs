@@ -102,20 +102,21 @@ pub fn tensor2<B: Backend>(v: Vec<f32>, rows: usize, cols: usize, d: &B::Device)
 }
 
 /// Largest absolute difference relative to the largest magnitude.
-pub fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
+pub fn rel_diff<T: Copy + Into<f64>>(a: &[T], b: &[T]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = a
         .iter()
-        .fold(0f64, |m, &x| m.max((x as f64).abs()))
+        .fold(0f64, |m, &x| m.max(x.into().abs()))
         .max(1e-12);
     a.iter()
         .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .map(|(&x, &y)| (x.into() - y.into()).abs())
         .fold(0.0, f64::max)
         / scale
 }
 
-/// Runs the fused engine in float type `T`, returning every sample (`f32`) in order.
+/// Runs the fused engine in float type `T`, returning every sample in order, rounded to `f32`
+/// (what the tensor engine's helpers return).
 pub fn fused_samples<T: neurodiff::fused::Real>(
     fr: &neurodiff::fused::FusedRun<'_>,
 ) -> neurodiff::Result<Vec<f32>> {
@@ -123,7 +124,7 @@ pub fn fused_samples<T: neurodiff::fused::Real>(
     neurodiff::fused::simulate_fused::<T>(
         fr,
         &mut |_, _, v| {
-            out.extend(v);
+            out.extend(v.into_iter().map(|x| x as f32));
             Ok(())
         },
         &mut |_| {},
