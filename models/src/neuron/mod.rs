@@ -7,6 +7,7 @@
 //! | `hh`   | Hodgkin–Huxley 1952 squid axon          | `V, m, h, n`   | µA/cm²    |
 //! | `adex` | adaptive exponential IF (Brette & Gerstner 2005) | `V, w, r` | pA  |
 //! | `lif`  | leaky integrate-and-fire                | `V, r`         | pA        |
+//! | `stn`  | subthalamic neuron (Terman et al. 2002, Rubin & Terman 2004) with `I_H` | `V, h, n, r, Ca, q` | µA/cm² |
 //!
 //! ## How an engine uses a neuron
 //! With state `x` (`x[V]` in mV), current `I` and parameters `p`, one step of length `dt` (ms)
@@ -46,4 +47,5 @@ crate::neurons! {
     hh::HodgkinHuxley,
     adex::AdEx,
     lif::Lif,
+    stn::Stn,
 }

@@ -19,6 +19,7 @@ mod neuron;
 mod neuron_adex;
 mod neuron_hh;
 mod neuron_lif;
+mod neuron_stn;
 mod real;
 mod threshold_linear;
 mod vdp;

@@ -4,7 +4,7 @@
 //! `neuron_adex`, `neuron_lif`) use.
 
 use neurodiff_models::neuron::{
-    self, adex::AdEx, hh::HodgkinHuxley, lif::Lif, Neuron, NeuronError, V,
+    self, adex::AdEx, hh::HodgkinHuxley, lif::Lif, stn::Stn, Neuron, NeuronError, V,
 };
 use neurodiff_models::real::{scope, Tx};
 
@@ -140,10 +140,10 @@ pub fn params<N: Neuron>(set: &[(&str, f64)]) -> Vec<f64> {
 #[test]
 fn catalogue_and_specs_are_consistent() {
     let names: Vec<&str> = neuron::catalogue().iter().map(|s| s.name).collect();
-    assert_eq!(names, ["hh", "adex", "lif"]);
+    assert_eq!(names, ["hh", "adex", "lif", "stn"]);
     assert!(neuron::find("adex").is_ok());
     let err = neuron::find("izhikevich").unwrap_err();
-    assert!(err.to_string().contains("hh, adex, lif"), "{err}");
+    assert!(err.to_string().contains("hh, adex, lif, stn"), "{err}");
 
     struct Check;
     impl neuron::NeuronVisitor for Check {
@@ -154,7 +154,11 @@ fn catalogue_and_specs_are_consistent() {
             assert_eq!(s.state[V].unit, "mV");
             assert_eq!(s.time_unit.name(), "ms");
             assert_eq!(s.input.name, "I");
-            let want_unit = if s.name == "hh" { "µA/cm²" } else { "pA" };
+            let want_unit = if matches!(s.name, "hh" | "stn") {
+                "µA/cm²"
+            } else {
+                "pA"
+            };
             assert_eq!(s.input.unit, want_unit, "{}", s.name);
             assert!(s.surrogate_slope > 0.0 && s.default_dt > 0.0);
             for q in s.params {
@@ -218,6 +222,10 @@ fn validate_refuses_bad_parameters() {
         .validate(&params::<HodgkinHuxley>(&[("E_K", 60.0)]))
         .unwrap_err();
     assert!(e.to_string().contains("E_K"), "{e}");
+    let e = Stn
+        .validate(&params::<Stn>(&[("sigma_b", 0.0)]))
+        .unwrap_err();
+    assert!(e.to_string().contains("sigma_b"), "{e}");
 }
 
 /// The spike is an upward crossing with the exact value 0 or 1: below → above is 1; below →
@@ -404,14 +412,16 @@ fn tensor_side_matches_f64() {
     tensor_matches_f64::<HodgkinHuxley>(1);
     tensor_matches_f64::<AdEx>(2);
     tensor_matches_f64::<Lif>(3);
+    tensor_matches_f64::<Stn>(4);
 }
 
 /// The drift stays finite in `f32` far outside the usual range (the exponential of AdEx and
-/// the rates of HH go through `exp_safe`), and for AdEx beyond `V_peak` (overshoot) it is the
+/// the rates of HH and STN go through `exp_safe`; STN's `α_q` at its singular point −154.9 mV),
+/// and for AdEx beyond `V_peak` (overshoot) it is the
 /// drift at `V_peak`.
 #[test]
 fn drift_is_finite_in_f32_far_out() {
-    for v in [-500.0f32, -100.0, 0.0, 60.0, 500.0, 1e6] {
+    for v in [-500.0f32, -154.9, -100.0, 0.0, 60.0, 500.0, 1e6] {
         let ph: Vec<f32> = HodgkinHuxley::SPEC
             .defaults()
             .iter()
@@ -420,6 +430,14 @@ fn drift_is_finite_in_f32_far_out() {
         let mut dx = [f32::NAN; 4];
         HodgkinHuxley.drift(&[v, 0.5, 0.5, 0.5], 10.0, &ph, &mut dx);
         assert!(dx.iter().all(|d| d.is_finite()), "hh at {v}: {dx:?}");
+
+        let ps: Vec<f32> = params::<Stn>(&[("g_H", 2.0)])
+            .iter()
+            .map(|&q| q as f32)
+            .collect();
+        let mut dx = [f32::NAN; 6];
+        Stn.drift(&[v, 0.5, 0.5, 0.5, 0.1, 0.5], 10.0, &ps, &mut dx);
+        assert!(dx.iter().all(|d| d.is_finite()), "stn at {v}: {dx:?}");
 
         let pa: Vec<f32> = AdEx::SPEC.defaults().iter().map(|&q| q as f32).collect();
         let mut dx = [f32::NAN; 3];
