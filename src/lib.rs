@@ -71,6 +71,7 @@ pub mod plot;
 pub mod problem;
 pub mod sim;
 pub mod sparse;
+pub mod spiking;
 
 pub use error::{Error, Result};
 pub use neurodiff_models as models;

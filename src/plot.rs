@@ -167,3 +167,88 @@ pub fn fit_figure(
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
+
+/// The figure of a spiking circuit: a raster (neuron id against time, populations in colour;
+/// at most ~60,000 spikes drawn, evenly thinned) above the population rates per bin.
+/// `spikes` is `[id, time_ms]` pairs flattened, `rates` `[bins][populations]` flattened,
+/// `first_ids[k]` the first global id of population `k`.
+#[allow(clippy::too_many_arguments)]
+pub fn circuit_figure(
+    path: &Path,
+    spikes: &[f64],
+    n_neurons: usize,
+    first_ids: &[usize],
+    names: &[String],
+    rates: &[f64],
+    bin_ms: f64,
+    duration_ms: f64,
+) -> Result<()> {
+    ensure_font();
+    let tmp = path.with_extension("partial.png");
+    let np = names.len();
+    let pop_of = |id: usize| first_ids.iter().rposition(|&f| id >= f).unwrap_or(0);
+    {
+        let root = BitMapBackend::new(&tmp, (1200, 900)).into_drawing_area();
+        let err = draw_err(path);
+        root.fill(&WHITE).map_err(&err)?;
+        let (top, bottom) = root.split_vertically(560);
+        let mut raster = ChartBuilder::on(&top)
+            .margin(15)
+            .caption("spikes", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..duration_ms, 0.0..n_neurons.max(1) as f64)
+            .map_err(&err)?;
+        raster
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("time (ms)")
+            .y_desc("neuron")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        let n_spikes = spikes.len() / 2;
+        let stride = n_spikes.div_ceil(60_000).max(1);
+        raster
+            .draw_series((0..n_spikes).step_by(stride).map(|s| {
+                let (id, t) = (spikes[2 * s], spikes[2 * s + 1]);
+                let c = Palette99::pick(pop_of(id as usize));
+                Rectangle::new([(t, id), (t + duration_ms / 1200.0, id + 1.0)], c.filled())
+            }))
+            .map_err(&err)?;
+        let bins = rates.len() / np.max(1);
+        let hi = rates.iter().copied().fold(1.0f64, f64::max) * 1.05;
+        let mut rc = ChartBuilder::on(&bottom)
+            .margin(15)
+            .caption("population rates", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..duration_ms, 0.0..hi)
+            .map_err(&err)?;
+        rc.configure_mesh()
+            .x_desc("time (ms)")
+            .y_desc("rate (Hz)")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        for (k, name) in names.iter().enumerate() {
+            let color = Palette99::pick(k);
+            rc.draw_series(LineSeries::new(
+                (0..bins).map(|b| ((b as f64 + 0.5) * bin_ms, rates[b * np + k])),
+                color.stroke_width(1),
+            ))
+            .map_err(&err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        }
+        rc.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,7 +1,9 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod circuit;
 mod fit;
 mod models;
+mod neuron;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,12 @@ enum Command {
     Fit(Box<fit::FitArgs>),
     /// List the models with their state variables and parameters.
     Models(models::ModelsArgs),
+    /// Simulate single spiking neurons under a current step, one cell per current (an f–I
+    /// curve in one run): voltage traces to .npy, spike times and rates to a .json sidecar.
+    Neuron(neuron::NeuronArgs),
+    /// Simulate a spiking STN–GPe–GPi circuit (or one from a TOML file): spikes, rates, LFP
+    /// proxy, circuit.json and circuit.png, with rates and ISI CV per population.
+    Circuit(Box<circuit::CircuitArgs>),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
     Bench(crate::bench::BenchArgs),
 }
@@ -46,6 +54,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Simulate(a) => simulate::run(*a),
         Command::Fit(a) => fit::run(*a),
         Command::Models(a) => models::run(a),
+        Command::Neuron(a) => neuron::run(a),
+        Command::Circuit(a) => circuit::run(*a),
         Command::Bench(a) => crate::bench::run(a),
     }
 }

@@ -1,0 +1,310 @@
+//! `neurodiff circuit`: a spiking STN–GPe–GPi circuit (or any circuit from a TOML file) on the
+//! fused CPU spiking engine; writes spikes, population rates, the LFP proxy, `circuit.json`
+//! and `circuit.png`, and prints rates and ISI CV per population.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::json;
+
+use neurodiff::io::{write_text, Dtype, NpyStream};
+use neurodiff::spiking::{isi_cv, Circuit, Dbs, Engine, Record, Recorder, BYTES_PER_SYNAPSE};
+use neurodiff::{Error, Result};
+
+use super::simulate::{read_config, split_assignment};
+
+/// Flags of `neurodiff circuit`.
+#[derive(Debug, Args)]
+pub struct CircuitArgs {
+    /// Circuit TOML file (populations, projections, dt_ms, seed, dbs; see README). The
+    /// flags below apply on top. [default: the healthy STN–GPe–GPi circuit]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// STN size (the population named `stn`). [default: 1000]
+    #[arg(long)]
+    n_stn: Option<usize>,
+    /// GPe size (the population named `gpe`). [default: 2000]
+    #[arg(long)]
+    n_gpe: Option<usize>,
+    /// GPi size (the population named `gpi`). [default: 1500]
+    #[arg(long)]
+    n_gpi: Option<usize>,
+    /// Simulated time, ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000.0)]
+    duration: f64,
+    /// Start of the window over which rates and CV are measured, ms (the initial transient is
+    /// simulated and written but not measured).
+    #[arg(long, value_name = "MS", default_value_t = 200.0)]
+    transient: f64,
+    /// Integration step, ms. [default: the circuit's, 0.025]
+    #[arg(long, value_name = "MS")]
+    dt: Option<f64>,
+    /// Deep brain stimulation of the STN: FREQ (Hz), AMP (µA/cm²), WIDTH (ms), and optionally
+    /// ON, OFF (ms).
+    #[arg(long, value_name = "FREQ,AMP,WIDTH[,ON,OFF]", allow_hyphen_values = true)]
+    dbs: Option<String>,
+    /// Neuron parameter of a population, POP.NAME=VALUE (e.g. gpe.C=45). Repeatable.
+    #[arg(long = "param", value_name = "POP.NAME=VALUE", allow_hyphen_values = true)]
+    params: Vec<String>,
+    /// Seed of connectivity, heterogeneity, initial state and noise. [default: 42]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Rate bin width, ms.
+    #[arg(long, value_name = "MS", default_value_t = 1.0)]
+    bin: f64,
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "out/circuit")]
+    out_dir: PathBuf,
+    /// No figure.
+    #[arg(long)]
+    no_plot: bool,
+    /// No progress and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_dbs(text: &str) -> Result<Dbs> {
+    let v: Vec<f64> = text
+        .split(',')
+        .map(|s| {
+            s.trim().parse::<f64>().map_err(|_| {
+                Error::setting("dbs", format!("`{s}` is not a number (FREQ,AMP,WIDTH[,ON,OFF])"))
+            })
+        })
+        .collect::<Result<_>>()?;
+    if !(v.len() == 3 || v.len() == 5) {
+        return Err(Error::setting(
+            "dbs",
+            format!("expected FREQ,AMP,WIDTH or FREQ,AMP,WIDTH,ON,OFF, got {} values", v.len()),
+        ));
+    }
+    Ok(Dbs {
+        population: "stn".into(),
+        freq_hz: v[0],
+        amplitude: v[1],
+        width_ms: v[2],
+        on_ms: v.get(3).copied().unwrap_or(0.0),
+        off_ms: v.get(4).copied(),
+    })
+}
+
+/// The circuit the flags describe.
+fn resolve(a: &CircuitArgs) -> Result<Circuit> {
+    let mut c = match &a.config {
+        Some(path) => read_config::<Circuit>(path)?,
+        None => Circuit::default_stn_gpe_gpi(
+            a.n_stn.unwrap_or(1000),
+            a.n_gpe.unwrap_or(2000),
+            a.n_gpi.unwrap_or(1500),
+        ),
+    };
+    for (name, n) in [("stn", a.n_stn), ("gpe", a.n_gpe), ("gpi", a.n_gpi)] {
+        if let Some(n) = n {
+            let k = c.population_index(name).ok_or_else(|| {
+                Error::setting(
+                    format!("n-{name}"),
+                    format!("the circuit has no population `{name}`"),
+                )
+            })?;
+            c.populations[k].n = n;
+        }
+    }
+    for text in &a.params {
+        let (key, value) = split_assignment(text)?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| Error::param(&key, format!("`{value}` is not a number")))?;
+        c.set_param(&key, v)?;
+    }
+    if let Some(s) = a.seed {
+        c.seed = s;
+    }
+    if let Some(dt) = a.dt {
+        c.dt_ms = dt;
+    }
+    if let Some(text) = &a.dbs {
+        c.dbs = Some(parse_dbs(text)?);
+    }
+    Ok(c)
+}
+
+/// Per population: (rate Hz, mean ISI CV over neurons with ≥ 3 spikes, their number) in the
+/// window `[from, to)` ms.
+fn metrics(
+    engine: &Engine,
+    spikes: &[(u32, u32)],
+    dt: f64,
+    from: f64,
+    to: f64,
+) -> Vec<(f64, Option<f64>, usize)> {
+    let mut trains: Vec<Vec<f64>> = vec![Vec::new(); engine.n_neurons()];
+    for &(id, s) in spikes {
+        let t = (s as f64 + 1.0) * dt;
+        if t >= from && t < to {
+            trains[id as usize].push(t);
+        }
+    }
+    (0..engine.n_populations())
+        .map(|k| {
+            let (_, n, off) = engine.population(k);
+            let trains = &trains[off..off + n];
+            let count: usize = trains.iter().map(Vec::len).sum();
+            let rate = count as f64 / (n as f64 * (to - from) / 1000.0);
+            let cvs: Vec<f64> = trains.iter().filter_map(|t| isi_cv(t)).collect();
+            let cv = (!cvs.is_empty()).then(|| cvs.iter().sum::<f64>() / cvs.len() as f64);
+            (rate, cv, cvs.len())
+        })
+        .collect()
+}
+
+fn write_npy(path: &Path, shape: &[usize], values: &[f64]) -> Result<()> {
+    let mut s = NpyStream::create(path, shape, Dtype::F64)?;
+    s.write(values)?;
+    s.finish()
+}
+
+/// Runs `neurodiff circuit`.
+pub fn run(a: CircuitArgs) -> Result<()> {
+    let c = resolve(&a)?;
+    if !(a.duration.is_finite() && a.duration > 0.0) {
+        return Err(Error::setting("duration", format!("must be positive, got {}", a.duration)));
+    }
+    if !(a.transient >= 0.0 && a.transient < a.duration) {
+        return Err(Error::setting(
+            "transient",
+            format!("must lie in [0, duration), got {}", a.transient),
+        ));
+    }
+    let bin_steps = (a.bin / c.dt_ms).round() as usize;
+    if !(a.bin.is_finite() && bin_steps >= 1) {
+        return Err(Error::setting("bin", format!("must be at least dt, got {}", a.bin)));
+    }
+    let t_build = Instant::now();
+    let mut engine = Engine::new(&c)?;
+    let build_s = t_build.elapsed().as_secs_f64();
+    let steps = (a.duration / c.dt_ms).round() as u64;
+    let lfp_every = (1.0 / c.dt_ms).round().max(1.0) as usize;
+    let mut rec = Recorder::new(
+        Record {
+            spikes: true,
+            rate_bin_steps: bin_steps,
+            v_neurons: Vec::new(),
+            sample_every: lfp_every,
+            lfp: true,
+        },
+        &engine,
+    );
+    let show = !a.quiet && std::io::stderr().is_terminal();
+    let mut progress = |done: u64, total: u64| {
+        if show {
+            eprint!("\r{done}/{total} steps");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let t0 = Instant::now();
+    engine.run(steps, &mut rec, &mut progress)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let ms_per_step = 1000.0 * wall / steps as f64;
+
+    let dt = c.dt_ms;
+    let m = metrics(&engine, &rec.spikes, dt, a.transient, a.duration);
+    let np = engine.n_populations();
+    let mut pops = serde_json::Map::new();
+    for (k, (rate, cv, with_cv)) in m.iter().enumerate() {
+        let (name, n, off) = engine.population(k);
+        pops.insert(
+            name.to_string(),
+            json!({
+                "neuron": c.populations[k].neuron,
+                "n": n,
+                "first_id": off,
+                "rate_hz": rate,
+                "cv": cv,
+                "cv_neurons": with_cv,
+            }),
+        );
+    }
+    let synapses: BTreeMap<String, usize> = c
+        .projections
+        .iter()
+        .zip(engine.synapse_counts())
+        .map(|(p, n)| (p.label(), n))
+        .collect();
+    let total_syn: usize = synapses.values().sum();
+    let rates = rec.rates_hz(dt);
+    let n_samples = rec.lfp.len() / np.max(1);
+    let summary = json!({
+        "circuit": c,
+        "duration_ms": a.duration,
+        "transient_ms": a.transient,
+        "steps": steps,
+        "metrics_window_ms": [a.transient, a.duration],
+        "populations": pops,
+        "synapses": synapses,
+        "synapses_total": total_syn,
+        "bytes_per_synapse": BYTES_PER_SYNAPSE,
+        "synapse_memory_bytes": engine.synapse_bytes(),
+        "rate_bin_ms": bin_steps as f64 * dt,
+        "lfp_sample_ms": lfp_every as f64 * dt,
+        "outputs": {
+            "spikes.npy": "[n_spikes, 2]: global neuron id, spike time (ms, end of its step)",
+            "rates.npy": "[bins, populations]: population rate (Hz) per bin",
+            "lfp.npy": "[samples, populations]: population mean V (mV), LFP proxy",
+        },
+        "build_s": build_s,
+        "wall_time_s": wall,
+        "ms_per_step": ms_per_step,
+        "beta_power": "not computed: neurodiff::observe::spectra is not in this build",
+    });
+
+    std::fs::create_dir_all(&a.out_dir).map_err(|e| Error::io(&a.out_dir, e))?;
+    let mut flat = Vec::with_capacity(rec.spikes.len() * 2);
+    for &(id, s) in &rec.spikes {
+        flat.push(id as f64);
+        flat.push((s as f64 + 1.0) * dt);
+    }
+    write_npy(&a.out_dir.join("spikes.npy"), &[rec.spikes.len(), 2], &flat)?;
+    let rate_flat: Vec<f64> = rates.iter().flatten().copied().collect();
+    write_npy(&a.out_dir.join("rates.npy"), &[rates.len(), np], &rate_flat)?;
+    write_npy(&a.out_dir.join("lfp.npy"), &[n_samples, np], &rec.lfp)?;
+    let json_path = a.out_dir.join("circuit.json");
+    let text = serde_json::to_string_pretty(&summary)
+        .map_err(|e| Error::data(&json_path, e.to_string()))?;
+    write_text(&json_path, &text)?;
+    if !a.no_plot {
+        let names: Vec<String> = (0..np).map(|k| engine.population(k).0.to_string()).collect();
+        let bounds: Vec<usize> = (0..np).map(|k| engine.population(k).2).collect();
+        neurodiff::plot::circuit_figure(
+            &a.out_dir.join("circuit.png"),
+            &flat,
+            engine.n_neurons(),
+            &bounds,
+            &names,
+            &rate_flat,
+            bin_steps as f64 * dt,
+            a.duration,
+        )?;
+    }
+    if !a.quiet {
+        println!(
+            "{} neurons, {total_syn} synapses, {steps} steps of {dt} ms in {wall:.2} s \
+             ({ms_per_step:.4} ms/step; build {build_s:.2} s)",
+            engine.n_neurons()
+        );
+        for (k, (rate, cv, _)) in m.iter().enumerate() {
+            let cv = cv.map_or("–".to_string(), |v| format!("{v:.3}"));
+            println!(
+                "{:>5}: rate {rate:7.2} Hz   ISI CV {cv}",
+                engine.population(k).0
+            );
+        }
+        println!("wrote {}", a.out_dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! A spiking circuit as data: populations of point neurons, projections between them, the
+//! background drive and deep brain stimulation, with `serde` (TOML or JSON) and one
+//! [`Circuit::validate`] that names whatever is wrong.
+//!
+//! Units follow the target neuron's input (see [`neurodiff_models::neuron`]): currents (`current`,
+//! the OU `mu` and `sigma`, the DBS amplitude) are in the population's input unit, pA for
+//! AdEx/LIF and µA/cm² for HH/STN; a projection's `weight` is a conductance in the matching
+//! unit, **nS** onto AdEx/LIF (nS · mV = pA) and **mS/cm²** onto HH/STN (mS/cm² · mV =
+//! µA/cm²). Times are in ms, potentials in mV.
+
+use std::collections::BTreeMap;
+
+use neurodiff_models::neuron::{self, NeuronSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A group of neurons of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Population {
+    /// Name (used by projections, `--param POP.NAME=VALUE` and the outputs).
+    pub name: String,
+    /// Neuron model name (`hh`, `adex`, `lif`, `stn`; see `neurodiff_models::neuron`).
+    pub neuron: String,
+    /// Number of neurons.
+    pub n: usize,
+    /// Parameter values that replace the model's defaults, by name.
+    #[serde(default)]
+    pub params: BTreeMap<String, f64>,
+    /// Per-neuron heterogeneity: for each named parameter a relative spread `cv`; neuron `i`
+    /// gets `p (1 + cv z_i)` (`|p|` for negative `p`, so the spread is `cv |p|`), `z_i` a
+    /// standard normal clipped to ±3 drawn from the seed, then clipped to the parameter's
+    /// bounds.
+    #[serde(default)]
+    pub heterogeneity: BTreeMap<String, f64>,
+    /// Constant input current, in the neuron's input unit (pA or µA/cm²).
+    #[serde(default)]
+    pub current: f64,
+    /// Ornstein–Uhlenbeck background current, if any.
+    #[serde(default)]
+    pub ou: Option<Ou>,
+    /// Half-width (mV) of a uniform spread of the initial `V` around the rest state (so that
+    /// pacemakers do not all start in phase). 0: every neuron starts at rest.
+    #[serde(default)]
+    pub v_spread_mv: f64,
+}
+
+/// An Ornstein–Uhlenbeck current `dI = (mu − I)/tau dt + sigma sqrt(2/tau) dW`: stationary mean
+/// `mu` and standard deviation `sigma` (the population's input unit), correlation time `tau`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ou {
+    /// Correlation time, ms.
+    pub tau_ms: f64,
+    /// Stationary mean.
+    pub mu: f64,
+    /// Stationary standard deviation.
+    pub sigma: f64,
+}
+
+/// Synapses from every neuron of `pre` to every neuron of `post` with probability `p_connect`:
+/// conductance-based, exponentially decaying, with one delay for the projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Projection {
+    /// Presynaptic population.
+    pub pre: String,
+    /// Postsynaptic population.
+    pub post: String,
+    /// Probability of each (pre, post) pair being connected.
+    pub p_connect: f64,
+    /// Mean peak conductance per synapse: nS onto AdEx/LIF, mS/cm² onto HH/STN.
+    pub weight: f64,
+    /// Coefficient of variation of the weights (normal, clipped at 0).
+    #[serde(default)]
+    pub weight_cv: f64,
+    /// Conduction plus synaptic delay, ms (rounded to steps).
+    pub delay_ms: f64,
+    /// Decay time constant of the conductance, ms.
+    pub tau_decay_ms: f64,
+    /// Reversal potential, mV.
+    pub e_rev_mv: f64,
+}
+
+impl Projection {
+    /// `pre→post`, how errors name a projection.
+    pub fn label(&self) -> String {
+        format!("{}→{}", self.pre, self.post)
+    }
+}
+
+/// Deep brain stimulation: monophasic rectangular current pulses into one population.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dbs {
+    /// Stimulated population.
+    pub population: String,
+    /// Pulse frequency, Hz.
+    pub freq_hz: f64,
+    /// Pulse amplitude, in the population's input unit.
+    pub amplitude: f64,
+    /// Pulse width, ms.
+    pub width_ms: f64,
+    /// Stimulation starts here (the first pulse's onset), ms.
+    #[serde(default)]
+    pub on_ms: f64,
+    /// Stimulation stops here, ms (none: never).
+    #[serde(default)]
+    pub off_ms: Option<f64>,
+}
+
+impl Dbs {
+    /// The stimulation current at time `t` (ms): `amplitude` inside a pulse, else 0.
+    pub fn current(&self, t: f64) -> f64 {
+        if t < self.on_ms || self.off_ms.is_some_and(|off| t >= off) {
+            return 0.0;
+        }
+        let period = 1000.0 / self.freq_hz;
+        if (t - self.on_ms).rem_euclid(period) < self.width_ms {
+            self.amplitude
+        } else {
+            0.0
+        }
+    }
+}
+
+fn default_dt() -> f64 {
+    0.025
+}
+
+/// A whole circuit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Circuit {
+    /// The populations, in order (global neuron ids run through them in this order).
+    pub populations: Vec<Population>,
+    /// The projections.
+    #[serde(default)]
+    pub projections: Vec<Projection>,
+    /// Integration step, ms.
+    #[serde(default = "default_dt")]
+    pub dt_ms: f64,
+    /// Seed of connectivity, heterogeneity, initial state and noise.
+    #[serde(default)]
+    pub seed: u64,
+    /// Deep brain stimulation, if any.
+    #[serde(default)]
+    pub dbs: Option<Dbs>,
+}
+
+impl Circuit {
+    /// The STN–GPe–GPi circuit of issue 13 with `n_stn`, `n_gpe`, `n_gpi` neurons, dt 0.025 ms,
+    /// seed 42.
+    ///
+    /// Connectivity (probability and delay) is the issue's table. Synapses: glutamatergic
+    /// (STN→GPe, STN→GPi) with `E_rev = 0 mV` and `τ_decay = 3 ms` (the AMPA-type synapse of the
+    /// JAX implementation the issue cites, and of Terman et al. 2002's STN→GP synapse class);
+    /// GABAergic (GPe→STN, GPe→GPi) with `E_rev = −80 mV` (Terman et al. 2002's `v_syn` of the
+    /// GPe→STN synapse is −85 mV; −80 mV is the GABA_A reversal used by Lindahl et al. 2013
+    /// and Kumaravelu et al. 2016) and `τ_decay = 8 ms` (GABA_A-type decay of pallidal IPSCs,
+    /// ~5–12 ms). Weights (CV 0.2, as the JAX implementation's ±20 %) are **tuned here** for
+    /// plausible rates with the neuron parameters below, not taken from a publication.
+    ///
+    /// Neurons: STN is the `stn` model (Terman et al. 2002 / Rubin & Terman 2004) with a
+    /// constant bias and OU background; GPe and GPi are `adex` cells with a parameter set
+    /// **tuned here** to pacemake (GPe irregularly, through a strong OU background; GPi more
+    /// regularly), 10 % heterogeneity of `E_L`... see the population entries.
+    pub fn default_stn_gpe_gpi(n_stn: usize, n_gpe: usize, n_gpi: usize) -> Self {
+        let adex = |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        // Small pallidal cells: C 40 pF, g_L 1 nS (τ_m 40 ms), fast adaptation.
+        let pallidal = adex(&[
+            ("C", 40.0),
+            ("g_L", 1.0),
+            ("E_L", -55.0),
+            ("V_T", -54.0),
+            ("Delta_T", 1.7),
+            ("tau_w", 20.0),
+            ("a", 2.5),
+            ("b", 70.0),
+            ("V_reset", -60.0),
+            ("V_peak", 15.0),
+            ("t_ref", 1.0),
+        ]);
+        let spread = |pairs: &[(&str, f64)]| adex(pairs);
+        Circuit {
+            populations: vec![
+                Population {
+                    name: "stn".into(),
+                    neuron: "stn".into(),
+                    n: n_stn,
+                    params: BTreeMap::new(),
+                    heterogeneity: spread(&[("g_L", 0.05)]),
+                    current: 1.0,
+                    ou: Some(Ou {
+                        tau_ms: 5.0,
+                        mu: 0.0,
+                        sigma: 1.0,
+                    }),
+                    v_spread_mv: 5.0,
+                },
+                Population {
+                    name: "gpe".into(),
+                    neuron: "adex".into(),
+                    n: n_gpe,
+                    params: pallidal.clone(),
+                    heterogeneity: spread(&[("b", 0.1), ("C", 0.1)]),
+                    current: 12.0,
+                    ou: Some(Ou {
+                        tau_ms: 10.0,
+                        mu: 0.0,
+                        sigma: 20.0,
+                    }),
+                    v_spread_mv: 5.0,
+                },
+                Population {
+                    name: "gpi".into(),
+                    neuron: "adex".into(),
+                    n: n_gpi,
+                    params: pallidal,
+                    heterogeneity: spread(&[("C", 0.05)]),
+                    current: 30.0,
+                    ou: Some(Ou {
+                        tau_ms: 10.0,
+                        mu: 0.0,
+                        sigma: 3.0,
+                    }),
+                    v_spread_mv: 5.0,
+                },
+            ],
+            projections: vec![
+                proj("stn", "gpe", 0.15, 0.1, 5.0, 3.0, 0.0),
+                proj("gpe", "stn", 0.07, 0.005, 8.0, 8.0, -80.0),
+                proj("stn", "gpi", 0.30, 0.1, 5.0, 3.0, 0.0),
+                proj("gpe", "gpi", 0.05, 0.1, 5.0, 8.0, -80.0),
+            ],
+            dt_ms: 0.025,
+            seed: 42,
+            dbs: None,
+        }
+    }
+
+    /// The index of the population called `name`.
+    pub fn population_index(&self, name: &str) -> Option<usize> {
+        self.populations.iter().position(|p| p.name == name)
+    }
+
+    /// Total number of neurons.
+    pub fn n_neurons(&self) -> usize {
+        self.populations.iter().map(|p| p.n).sum()
+    }
+
+    /// The expected number of synapses, `Σ p_connect n_pre n_post`.
+    pub fn expected_synapses(&self) -> f64 {
+        self.projections
+            .iter()
+            .map(|pr| {
+                let n = |name: &str| {
+                    self.population_index(name)
+                        .map(|i| self.populations[i].n as f64)
+                        .unwrap_or(0.0)
+                };
+                pr.p_connect * n(&pr.pre) * n(&pr.post)
+            })
+            .sum()
+    }
+
+    /// Delay of a projection in steps: `round(delay_ms / dt_ms)` (at least 1 after
+    /// [`Circuit::validate`]).
+    pub fn delay_steps(&self, pr: &Projection) -> usize {
+        (pr.delay_ms / self.dt_ms).round() as usize
+    }
+
+    /// Sets `POP.NAME=VALUE`: a neuron parameter of a population (checked against the model
+    /// by [`Circuit::validate`]).
+    ///
+    /// # Errors
+    /// A [`Error::Param`] when `POP` is not a population or the text is not `POP.NAME`.
+    pub fn set_param(&mut self, key: &str, value: f64) -> Result<()> {
+        let (pop, name) = key.split_once('.').ok_or_else(|| {
+            Error::param(
+                key,
+                "expected POP.NAME (e.g. gpe.C), a population and a parameter",
+            )
+        })?;
+        let known = self.population_names();
+        let p = self
+            .populations
+            .iter_mut()
+            .find(|p| p.name == pop)
+            .ok_or_else(|| {
+                Error::param(key, format!("no population `{pop}` (populations: {known})"))
+            })?;
+        p.params.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    fn population_names(&self) -> String {
+        self.populations
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The neuron spec of population `i` (after [`Circuit::validate`] it exists).
+    pub fn spec(&self, i: usize) -> Result<&'static NeuronSpec> {
+        let p = &self.populations[i];
+        neuron::find(&p.neuron).map_err(|e| {
+            Error::setting(
+                format!("populations.{}.neuron", p.name),
+                format!("`{}` is not a neuron model (known: {})", e.name, e.known),
+            )
+        })
+    }
+
+    /// The parameter vector of population `i` before heterogeneity: the model's defaults with
+    /// the population's overrides.
+    pub fn base_params(&self, i: usize) -> Result<Vec<f64>> {
+        let spec = self.spec(i)?;
+        let pop = &self.populations[i];
+        let mut p = spec.defaults();
+        for (name, &v) in &pop.params {
+            let j = spec.param_index(name).ok_or_else(|| unknown_param(pop, spec, name))?;
+            p[j] = v;
+        }
+        Ok(p)
+    }
+
+    /// Checks everything that does not need the connectivity: names, sizes, probabilities,
+    /// signs, the step against the smallest delay, the neuron parameters (each population's,
+    /// before heterogeneity) and the background and stimulation settings.
+    ///
+    /// # Errors
+    /// The first problem found, naming the population, projection or parameter.
+    pub fn validate(&self) -> Result<()> {
+        let finite_pos = |name: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::setting(name, format!("must be positive, got {v}")));
+            }
+            Ok(())
+        };
+        finite_pos("dt_ms", self.dt_ms)?;
+        if self.populations.is_empty() {
+            return Err(Error::setting("populations", "the circuit has no population"));
+        }
+        for (i, pop) in self.populations.iter().enumerate() {
+            let key = |k: &str| format!("populations.{}.{k}", pop.name);
+            if pop.name.is_empty() || pop.name.contains('.') {
+                return Err(Error::setting(
+                    "populations.name",
+                    format!("`{}`: a name must be non-empty without `.`", pop.name),
+                ));
+            }
+            if self.populations[..i].iter().any(|q| q.name == pop.name) {
+                return Err(Error::setting(
+                    key("name"),
+                    "two populations have this name",
+                ));
+            }
+            if pop.n == 0 {
+                return Err(Error::setting(key("n"), "a population needs at least 1 neuron"));
+            }
+            if pop.n > u32::MAX as usize {
+                return Err(Error::setting(key("n"), "at most 2^32 − 1 neurons"));
+            }
+            let spec = self.spec(i)?;
+            let p = self.base_params(i)?;
+            neuron::visit(&pop.neuron, CheckParams(&p)).unwrap_or(Ok(())).map_err(|e| {
+                Error::param(format!("{}.{}", pop.name, param_of(&e)), e.to_string())
+            })?;
+            for (name, &cv) in &pop.heterogeneity {
+                if spec.param_index(name).is_none() {
+                    return Err(unknown_param(pop, spec, name));
+                }
+                if !(cv.is_finite() && cv >= 0.0) {
+                    return Err(Error::param(
+                        format!("{}.{name}", pop.name),
+                        format!("heterogeneity must be a relative spread ≥ 0, got {cv}"),
+                    ));
+                }
+            }
+            if !pop.current.is_finite() {
+                return Err(Error::setting(key("current"), "must be finite"));
+            }
+            if !(pop.v_spread_mv.is_finite() && pop.v_spread_mv >= 0.0) {
+                return Err(Error::setting(key("v_spread_mv"), "must be ≥ 0"));
+            }
+            if let Some(ou) = &pop.ou {
+                finite_pos(&key("ou.tau_ms"), ou.tau_ms)?;
+                if !(ou.sigma.is_finite() && ou.sigma >= 0.0) {
+                    return Err(Error::setting(key("ou.sigma"), "must be ≥ 0"));
+                }
+                if !ou.mu.is_finite() {
+                    return Err(Error::setting(key("ou.mu"), "must be finite"));
+                }
+            }
+        }
+        let names = self.population_names();
+        let mut min_delay = f64::INFINITY;
+        for pr in &self.projections {
+            let label = pr.label();
+            let key = |k: &str| format!("projection {label}: {k}");
+            for end in [&pr.pre, &pr.post] {
+                if self.population_index(end).is_none() {
+                    return Err(Error::setting(
+                        format!("projection {label}"),
+                        format!("no population `{end}` (populations: {names})"),
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(&pr.p_connect) {
+                return Err(Error::setting(
+                    key("p_connect"),
+                    format!("{} is not a probability in [0, 1]", pr.p_connect),
+                ));
+            }
+            for (name, v) in [
+                ("weight", pr.weight),
+                ("weight_cv", pr.weight_cv),
+                ("delay_ms", pr.delay_ms),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::setting(
+                        key(name),
+                        format!("must be ≥ 0 (a conductance, spread or delay), got {v}"),
+                    ));
+                }
+            }
+            if !(pr.tau_decay_ms.is_finite() && pr.tau_decay_ms > 0.0) {
+                return Err(Error::setting(
+                    key("tau_decay_ms"),
+                    format!("must be positive, got {}", pr.tau_decay_ms),
+                ));
+            }
+            if !pr.e_rev_mv.is_finite() {
+                return Err(Error::setting(key("e_rev_mv"), "must be finite"));
+            }
+            min_delay = min_delay.min(pr.delay_ms);
+        }
+        if self.dt_ms > min_delay {
+            return Err(Error::setting(
+                "dt_ms",
+                format!(
+                    "dt = {} ms is larger than the smallest delay, {min_delay} ms: a spike must \
+                     arrive at least one step after it is emitted",
+                    self.dt_ms
+                ),
+            ));
+        }
+        if let Some(d) = &self.dbs {
+            if self.population_index(&d.population).is_none() {
+                return Err(Error::setting(
+                    "dbs.population",
+                    format!("no population `{}` (populations: {names})", d.population),
+                ));
+            }
+            finite_pos("dbs.freq_hz", d.freq_hz)?;
+            finite_pos("dbs.width_ms", d.width_ms)?;
+            if d.width_ms >= 1000.0 / d.freq_hz {
+                return Err(Error::setting(
+                    "dbs.width_ms",
+                    format!(
+                        "a pulse of {} ms does not fit in the period {} ms of {} Hz",
+                        d.width_ms,
+                        1000.0 / d.freq_hz,
+                        d.freq_hz
+                    ),
+                ));
+            }
+            if !d.amplitude.is_finite() || !d.on_ms.is_finite() {
+                return Err(Error::setting("dbs", "amplitude and on_ms must be finite"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn proj(pre: &str, post: &str, p: f64, w: f64, delay: f64, tau: f64, e: f64) -> Projection {
+    Projection {
+        pre: pre.into(),
+        post: post.into(),
+        p_connect: p,
+        weight: w,
+        weight_cv: 0.2,
+        delay_ms: delay,
+        tau_decay_ms: tau,
+        e_rev_mv: e,
+    }
+}
+
+fn unknown_param(pop: &Population, spec: &NeuronSpec, name: &str) -> Error {
+    let known: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+    Error::param(
+        format!("{}.{name}", pop.name),
+        format!(
+            "the `{}` neuron of population `{}` has no parameter `{name}` (it has: {})",
+            spec.name,
+            pop.name,
+            known.join(", ")
+        ),
+    )
+}
+
+fn param_of(e: &neuron::NeuronError) -> &str {
+    match e {
+        neuron::NeuronError::OutOfBounds { name, .. } => name,
+        _ => "params",
+    }
+}
+
+/// Runs the neuron's own `validate` on a parameter vector.
+pub(crate) struct CheckParams<'a>(pub &'a [f64]);
+
+impl neuron::NeuronVisitor for CheckParams<'_> {
+    type Output = std::result::Result<(), neuron::NeuronError>;
+    fn visit<N: neuron::Neuron>(self, n: N) -> Self::Output {
+        n.validate(self.0)
+    }
+}

@@ -1,0 +1,155 @@
+//! Monitors of a spiking run, filled after every step by [`Recorder::observe`]: spike lists
+//! (global neuron id, step), population rates per bin, `V` of chosen neurons and an LFP proxy
+//! (each population's mean `V`) on a sampling schedule.
+
+use super::engine::Engine;
+
+/// What to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Keep every spike as (global neuron id, step).
+    pub spikes: bool,
+    /// Width of a rate bin, in steps (0: no rates).
+    pub rate_bin_steps: usize,
+    /// Global ids of the neurons whose `V` is sampled.
+    pub v_neurons: Vec<usize>,
+    /// Keep one `V`/LFP sample every this many steps (≥ 1).
+    pub sample_every: usize,
+    /// Sample each population's mean `V` (the LFP proxy).
+    pub lfp: bool,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Self {
+            spikes: true,
+            rate_bin_steps: 40,
+            v_neurons: Vec::new(),
+            sample_every: 40,
+            lfp: true,
+        }
+    }
+}
+
+/// What a run recorded.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// The settings.
+    pub record: Record,
+    /// Spikes as (global neuron id, step index `s`: the spike happened in step `s`, at
+    /// `(s + 1) dt`).
+    pub spikes: Vec<(u32, u32)>,
+    /// Spike counts `[bin][population]` of completed bins.
+    pub counts: Vec<Vec<u32>>,
+    current: Vec<u32>,
+    in_bin: usize,
+    /// `V` samples, `[sample][v_neurons]`.
+    pub v: Vec<f64>,
+    /// Mean `V` per population, `[sample][population]`.
+    pub lfp: Vec<f64>,
+    /// Number of steps observed.
+    pub steps: u64,
+    sizes: Vec<usize>,
+}
+
+impl Recorder {
+    /// An empty recorder for a circuit of these population sizes.
+    pub fn new(record: Record, engine: &Engine) -> Self {
+        let sizes = (0..engine.n_populations())
+            .map(|k| engine.population(k).1)
+            .collect::<Vec<_>>();
+        Self {
+            record,
+            spikes: Vec::new(),
+            counts: Vec::new(),
+            current: vec![0; sizes.len()],
+            in_bin: 0,
+            v: Vec::new(),
+            lfp: Vec::new(),
+            steps: 0,
+            sizes,
+        }
+    }
+
+    /// Records the step the engine just took.
+    pub fn observe(&mut self, e: &Engine) {
+        let s = self.steps;
+        for k in 0..self.sizes.len() {
+            let spiked = e.spiked(k);
+            self.current[k] += spiked.len() as u32;
+            if self.record.spikes {
+                let off = e.population(k).2 as u32;
+                self.spikes
+                    .extend(spiked.iter().map(|&i| (off + i, s as u32)));
+            }
+        }
+        if self.record.rate_bin_steps > 0 {
+            self.in_bin += 1;
+            if self.in_bin == self.record.rate_bin_steps {
+                self.counts.push(std::mem::replace(
+                    &mut self.current,
+                    vec![0; self.sizes.len()],
+                ));
+                self.in_bin = 0;
+            }
+        }
+        let every = self.record.sample_every.max(1) as u64;
+        if (s + 1) % every == 0 {
+            for &g in &self.record.v_neurons {
+                let (k, i) = locate(e, g);
+                self.v.push(e.state(k, i)[0]);
+            }
+            if self.record.lfp {
+                for k in 0..self.sizes.len() {
+                    let n = self.sizes[k] as f64;
+                    self.lfp.push(e.voltages(k).sum::<f64>() / n);
+                }
+            }
+        }
+        self.steps += 1;
+    }
+
+    /// Population rates (Hz) per completed bin, `[bin][population]`, for a step of `dt` ms.
+    pub fn rates_hz(&self, dt: f64) -> Vec<Vec<f64>> {
+        let width_s = self.record.rate_bin_steps as f64 * dt / 1000.0;
+        self.counts
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .zip(&self.sizes)
+                    .map(|(&n, &size)| n as f64 / (size as f64 * width_s))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Population and index of global neuron id `g`.
+///
+/// # Panics
+/// If `g` is not a neuron of the circuit.
+pub fn locate(e: &Engine, g: usize) -> (usize, usize) {
+    for k in 0..e.n_populations() {
+        let (_, n, off) = e.population(k);
+        if g >= off && g < off + n {
+            return (k, g - off);
+        }
+    }
+    panic!("neuron {g} is not in the circuit ({} neurons)", e.n_neurons());
+}
+
+/// ISI coefficient of variation of one spike train (times in any unit): the standard deviation
+/// of the intervals over their mean; `None` with fewer than three spikes (two intervals).
+pub fn isi_cv(times: &[f64]) -> Option<f64> {
+    if times.len() < 3 {
+        return None;
+    }
+    let isi: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let n = isi.len() as f64;
+    let mean = isi.iter().sum::<f64>() / n;
+    if mean <= 0.0 {
+        return None;
+    }
+    let var = isi.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some(var.sqrt() / mean)
+}
