@@ -204,6 +204,8 @@ pub fn circuit_figure(
             .disable_mesh()
             .x_desc("time (ms)")
             .y_desc("neuron")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(&err)?;
@@ -217,7 +219,16 @@ pub fn circuit_figure(
             }))
             .map_err(&err)?;
         let bins = rates.len() / np.max(1);
-        let hi = rates.iter().copied().fold(1.0f64, f64::max) * 1.05;
+        // The axis spans the 99.5th percentile of the rates after the first tenth of the run
+        // (the initial transient would flatten everything else).
+        let mut sorted: Vec<f64> = rates[(bins / 10) * np..].to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let hi = sorted
+            .get((sorted.len() as f64 * 0.995) as usize)
+            .copied()
+            .unwrap_or(1.0)
+            .max(1.0)
+            * 1.2;
         let mut rc = ChartBuilder::on(&bottom)
             .margin(15)
             .caption("population rates", ("sans-serif", 18))
@@ -228,6 +239,8 @@ pub fn circuit_figure(
         rc.configure_mesh()
             .x_desc("time (ms)")
             .y_desc("rate (Hz)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(&err)?;
@@ -239,7 +252,9 @@ pub fn circuit_figure(
             ))
             .map_err(&err)?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
         }
         rc.configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)

@@ -36,18 +36,27 @@ pub struct CircuitArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000.0)]
     duration: f64,
     /// Start of the window over which rates and CV are measured, ms (the initial transient is
-    /// simulated and written but not measured).
-    #[arg(long, value_name = "MS", default_value_t = 200.0)]
-    transient: f64,
+    /// simulated and written but not measured). [default: a fifth of the duration, at most
+    /// 200 ms]
+    #[arg(long, value_name = "MS")]
+    transient: Option<f64>,
     /// Integration step, ms. [default: the circuit's, 0.025]
     #[arg(long, value_name = "MS")]
     dt: Option<f64>,
     /// Deep brain stimulation of the STN: FREQ (Hz), AMP (µA/cm²), WIDTH (ms), and optionally
     /// ON, OFF (ms).
-    #[arg(long, value_name = "FREQ,AMP,WIDTH[,ON,OFF]", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "FREQ,AMP,WIDTH[,ON,OFF]",
+        allow_hyphen_values = true
+    )]
     dbs: Option<String>,
     /// Neuron parameter of a population, POP.NAME=VALUE (e.g. gpe.C=45). Repeatable.
-    #[arg(long = "param", value_name = "POP.NAME=VALUE", allow_hyphen_values = true)]
+    #[arg(
+        long = "param",
+        value_name = "POP.NAME=VALUE",
+        allow_hyphen_values = true
+    )]
     params: Vec<String>,
     /// Seed of connectivity, heterogeneity, initial state and noise. [default: 42]
     #[arg(long)]
@@ -71,14 +80,20 @@ fn parse_dbs(text: &str) -> Result<Dbs> {
         .split(',')
         .map(|s| {
             s.trim().parse::<f64>().map_err(|_| {
-                Error::setting("dbs", format!("`{s}` is not a number (FREQ,AMP,WIDTH[,ON,OFF])"))
+                Error::setting(
+                    "dbs",
+                    format!("`{s}` is not a number (FREQ,AMP,WIDTH[,ON,OFF])"),
+                )
             })
         })
         .collect::<Result<_>>()?;
     if !(v.len() == 3 || v.len() == 5) {
         return Err(Error::setting(
             "dbs",
-            format!("expected FREQ,AMP,WIDTH or FREQ,AMP,WIDTH,ON,OFF, got {} values", v.len()),
+            format!(
+                "expected FREQ,AMP,WIDTH or FREQ,AMP,WIDTH,ON,OFF, got {} values",
+                v.len()
+            ),
         ));
     }
     Ok(Dbs {
@@ -170,18 +185,25 @@ fn write_npy(path: &Path, shape: &[usize], values: &[f64]) -> Result<()> {
 /// Runs `neurodiff circuit`.
 pub fn run(a: CircuitArgs) -> Result<()> {
     let c = resolve(&a)?;
+    let transient = a.transient.unwrap_or((a.duration / 5.0).min(200.0));
     if !(a.duration.is_finite() && a.duration > 0.0) {
-        return Err(Error::setting("duration", format!("must be positive, got {}", a.duration)));
+        return Err(Error::setting(
+            "duration",
+            format!("must be positive, got {}", a.duration),
+        ));
     }
-    if !(a.transient >= 0.0 && a.transient < a.duration) {
+    if !(transient >= 0.0 && transient < a.duration) {
         return Err(Error::setting(
             "transient",
-            format!("must lie in [0, duration), got {}", a.transient),
+            format!("must lie in [0, duration), got {transient}"),
         ));
     }
     let bin_steps = (a.bin / c.dt_ms).round() as usize;
     if !(a.bin.is_finite() && bin_steps >= 1) {
-        return Err(Error::setting("bin", format!("must be at least dt, got {}", a.bin)));
+        return Err(Error::setting(
+            "bin",
+            format!("must be at least dt, got {}", a.bin),
+        ));
     }
     let t_build = Instant::now();
     let mut engine = Engine::new(&c)?;
@@ -213,7 +235,7 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     let ms_per_step = 1000.0 * wall / steps as f64;
 
     let dt = c.dt_ms;
-    let m = metrics(&engine, &rec.spikes, dt, a.transient, a.duration);
+    let m = metrics(&engine, &rec.spikes, dt, transient, a.duration);
     let np = engine.n_populations();
     let mut pops = serde_json::Map::new();
     for (k, (rate, cv, with_cv)) in m.iter().enumerate() {
@@ -242,9 +264,9 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     let summary = json!({
         "circuit": c,
         "duration_ms": a.duration,
-        "transient_ms": a.transient,
+        "transient_ms": transient,
         "steps": steps,
-        "metrics_window_ms": [a.transient, a.duration],
+        "metrics_window_ms": [transient, a.duration],
         "populations": pops,
         "synapses": synapses,
         "synapses_total": total_syn,
@@ -278,7 +300,9 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         .map_err(|e| Error::data(&json_path, e.to_string()))?;
     write_text(&json_path, &text)?;
     if !a.no_plot {
-        let names: Vec<String> = (0..np).map(|k| engine.population(k).0.to_string()).collect();
+        let names: Vec<String> = (0..np)
+            .map(|k| engine.population(k).0.to_string())
+            .collect();
         let bounds: Vec<usize> = (0..np).map(|k| engine.population(k).2).collect();
         neurodiff::plot::circuit_figure(
             &a.out_dir.join("circuit.png"),

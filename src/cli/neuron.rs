@@ -27,7 +27,12 @@ pub struct NeuronArgs {
     params: Vec<String>,
     /// Step current, one cell per value: a value, a list a,b,c or linspace(a,b,n); pA for
     /// adex/lif, µA/cm² for hh/stn.
-    #[arg(long, value_name = "AMP", default_value = "0", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "AMP",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
     current: String,
     /// The current is on from this time, ms.
     #[arg(long, value_name = "MS", default_value_t = 0.0)]
@@ -212,8 +217,8 @@ pub fn run(a: NeuronArgs) -> Result<()> {
     }
     let mut npy = NpyStream::create(&a.out, &[samples, n], Dtype::F64)?;
     npy.write(&rec.v)?;
-    let text = serde_json::to_string_pretty(&sidecar)
-        .map_err(|e| Error::data(&json, e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&sidecar).map_err(|e| Error::data(&json, e.to_string()))?;
     write_text(&json, &text)?;
     npy.finish()?;
     if !a.quiet {

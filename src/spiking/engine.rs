@@ -256,7 +256,10 @@ impl Engine {
             if nv > MAX_VARS {
                 return Err(Error::setting(
                     format!("populations.{}.neuron", pop.name),
-                    format!("`{}` has {nv} state variables, at most {MAX_VARS}", spec.name),
+                    format!(
+                        "`{}` has {nv} state variables, at most {MAX_VARS}",
+                        spec.name
+                    ),
                 ));
             }
             let base = c.base_params(k)?;
@@ -347,10 +350,12 @@ impl Engine {
                 g: vec![0.0; n_post],
             });
         }
-        let dbs = c
-            .dbs
-            .as_ref()
-            .map(|d| (c.population_index(&d.population).expect("validated"), d.clone()));
+        let dbs = c.dbs.as_ref().map(|d| {
+            (
+                c.population_index(&d.population).expect("validated"),
+                d.clone(),
+            )
+        });
         Ok(Self {
             dt: c.dt_ms,
             step: 0,

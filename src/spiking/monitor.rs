@@ -135,7 +135,10 @@ pub fn locate(e: &Engine, g: usize) -> (usize, usize) {
             return (k, g - off);
         }
     }
-    panic!("neuron {g} is not in the circuit ({} neurons)", e.n_neurons());
+    panic!(
+        "neuron {g} is not in the circuit ({} neurons)",
+        e.n_neurons()
+    );
 }
 
 /// ISI coefficient of variation of one spike train (times in any unit): the standard deviation

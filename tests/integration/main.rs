@@ -16,4 +16,5 @@ mod fit;
 mod fused;
 mod grad;
 mod sparse;
+mod spiking;
 mod tvb;

@@ -1,0 +1,505 @@
+//! Spiking circuits (`neurodiff::spiking`, `neurodiff neuron`, `neurodiff circuit`): the
+//! conductance waveform of a single spike against its closed form, delays exact to a step,
+//! seeded reproducibility, connection counts against the binomial law, single-cell rates
+//! against Hodgkin–Huxley's known f–I point and the LIF's analytic period, and bad input.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use neurodiff::spiking::{Circuit, Engine, Population, Projection, Synapses};
+
+use crate::common::{stderr, tmpdir};
+
+/// A LIF population with a constant current (pA) and the given refractory period.
+fn lif(name: &str, n: usize, current: f64, t_ref: f64) -> Population {
+    Population {
+        name: name.into(),
+        neuron: "lif".into(),
+        n,
+        params: BTreeMap::from([("t_ref".to_string(), t_ref)]),
+        heterogeneity: BTreeMap::new(),
+        current,
+        ou: None,
+        v_spread_mv: 0.0,
+    }
+}
+
+fn projection(pre: &str, post: &str, p: f64, w: f64, delay: f64, tau: f64) -> Projection {
+    Projection {
+        pre: pre.into(),
+        post: post.into(),
+        p_connect: p,
+        weight: w,
+        weight_cv: 0.0,
+        delay_ms: delay,
+        tau_decay_ms: tau,
+        e_rev_mv: 0.0,
+    }
+}
+
+/// LIF defaults (NEST): τ_m 10 ms, C 250 pF, E_L −70, V_th −55 mV, V_reset −70 mV. The time
+/// from rest to the threshold under current `i` (pA): `τ ln(RI / (RI − 15))`, `R = τ/C`.
+fn lif_time_to_threshold(i: f64) -> f64 {
+    let ri = i * 10.0 / 250.0;
+    10.0 * (ri / (ri - 15.0)).ln()
+}
+
+/// One presynaptic LIF that fires once (1000 pA: threshold at 4.70 ms; refractory 100 ms) onto
+/// one postsynaptic cell through each of `delays` (one projection each, p = 1).
+fn one_spike_circuit(dt: f64, w: f64, tau: f64, delays: &[f64]) -> Circuit {
+    Circuit {
+        populations: vec![lif("pre", 1, 1000.0, 100.0), lif("post", 1, 0.0, 2.0)],
+        projections: delays
+            .iter()
+            .map(|&d| projection("pre", "post", 1.0, w, d, tau))
+            .collect(),
+        dt_ms: dt,
+        seed: 1,
+        dbs: None,
+    }
+}
+
+/// Steps `steps` times; returns the step index of each presynaptic spike and, per projection,
+/// the conductance after every step (the value the step used: g at `s dt`).
+fn drive(engine: &mut Engine, steps: usize, n_proj: usize) -> (Vec<usize>, Vec<Vec<f64>>) {
+    let mut spikes = Vec::new();
+    let mut g = vec![Vec::with_capacity(steps); n_proj];
+    for s in 0..steps {
+        engine.step().unwrap();
+        if !engine.spiked(0).is_empty() {
+            spikes.push(s);
+        }
+        for (k, gk) in g.iter_mut().enumerate() {
+            gk.push(engine.conductance(k, 0));
+        }
+    }
+    (spikes, g)
+}
+
+/// A single presynaptic spike at `t_s` gives `g(t) = w e^{−(t − t_s − d)/τ}` from exactly
+/// `t_s + d` on and 0 before, at every step boundary; the spike itself comes when the
+/// analytic LIF trajectory reaches the threshold.
+#[test]
+fn single_spike_gives_the_analytic_conductance() {
+    let (dt, w, tau, delay) = (0.1, 0.5, 3.0, 2.0);
+    let mut e = Engine::new(&one_spike_circuit(dt, w, tau, &[delay])).unwrap();
+    let (spikes, g) = drive(&mut e, 600, 1);
+    assert_eq!(
+        spikes.len(),
+        1,
+        "one presynaptic spike in 60 ms: {spikes:?}"
+    );
+    let t_s = (spikes[0] + 1) as f64 * dt;
+    let t_star = lif_time_to_threshold(1000.0);
+    assert!(
+        t_s >= t_star && t_s < t_star + dt + 1e-9,
+        "spike at {t_s} ms, threshold reached at {t_star} ms"
+    );
+    let mut checked = 0;
+    for (s, &gs) in g[0].iter().enumerate() {
+        let t = s as f64 * dt;
+        let lag = t - t_s - delay;
+        if lag < -1e-9 {
+            assert_eq!(
+                gs,
+                0.0,
+                "g = {gs} at t = {t} ms, before the arrival at {}",
+                t_s + delay
+            );
+        } else {
+            let want = w * (-lag / tau).exp();
+            assert!(
+                (gs - want).abs() <= 1e-12 * w,
+                "t = {t} ms: g = {gs}, analytic {want}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 300,
+        "the waveform was checked over {checked} steps"
+    );
+}
+
+/// Each projection's first nonzero conductance comes exactly `round(delay/dt)` steps after the
+/// step following the spike, for delays of one step, odd step counts and many steps.
+#[test]
+fn delays_are_exact_to_a_step() {
+    let dt = 0.05;
+    let delays = [0.05, 0.35, 1.25, 4.0, 7.95];
+    let mut e = Engine::new(&one_spike_circuit(dt, 1.0, 5.0, &delays)).unwrap();
+    let (spikes, g) = drive(&mut e, 400, delays.len());
+    assert_eq!(spikes.len(), 1);
+    for (k, &d) in delays.iter().enumerate() {
+        let d_steps = (d / dt).round() as usize;
+        assert_eq!(e.delay_steps(k), d_steps);
+        let first = g[k].iter().position(|&v| v != 0.0).unwrap();
+        assert_eq!(
+            first,
+            spikes[0] + 1 + d_steps,
+            "delay {d} ms: arrival at step {first}, spike in step {}",
+            spikes[0]
+        );
+        assert_eq!(g[k][first], 1.0, "the whole weight arrives at once");
+    }
+}
+
+/// Spikes of a small default circuit for 100 ms.
+fn circuit_spikes(seed: u64) -> Vec<(u32, u32)> {
+    let mut c = Circuit::default_stn_gpe_gpi(40, 80, 60);
+    c.seed = seed;
+    let mut e = Engine::new(&c).unwrap();
+    let mut rec = neurodiff::spiking::Recorder::new(Default::default(), &e);
+    e.run(4000, &mut rec, &mut |_, _| {}).unwrap();
+    rec.spikes
+}
+
+/// The same seed gives the same spikes (neuron and step); another seed other spikes.
+#[test]
+fn same_seed_same_spikes() {
+    let a = circuit_spikes(7);
+    let b = circuit_spikes(7);
+    let c = circuit_spikes(8);
+    assert!(a.len() > 100, "the circuit is active: {} spikes", a.len());
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+/// Connection counts lie within 4σ of the binomial mean `p n_pre n_post`; targets are distinct,
+/// ascending and in range; p = 1 connects every pair, p = 0 none; the weights have the mean
+/// and spread asked for; other seeds or projection indices give other connectivity.
+#[test]
+fn connection_counts_follow_p_connect() {
+    let (n_pre, n_post) = (400usize, 300usize);
+    for &p in &[0.0, 0.01, 0.07, 0.15, 0.3, 0.9, 1.0] {
+        let mut pr = projection("a", "b", p, 2.0, 1.0, 3.0);
+        pr.weight_cv = 0.2;
+        let s = Synapses::generate(&pr, 0, 42, n_pre, n_post);
+        let pairs = (n_pre * n_post) as f64;
+        let (mean, sd) = (p * pairs, (pairs * p * (1.0 - p)).sqrt());
+        let n = s.len() as f64;
+        assert!(
+            (n - mean).abs() <= 4.0 * sd + 1e-9,
+            "p = {p}: {n} synapses, expected {mean} ± {sd}"
+        );
+        assert_eq!(s.offsets.len(), n_pre + 1);
+        for i in 0..n_pre {
+            let (t, _) = s.row(i);
+            assert!(
+                t.windows(2).all(|w| w[0] < w[1]),
+                "row {i} not strictly ascending"
+            );
+            assert!(t.iter().all(|&j| (j as usize) < n_post));
+        }
+        if n > 1000.0 {
+            let m = s.weights.iter().map(|&w| w as f64).sum::<f64>() / n;
+            let var = s
+                .weights
+                .iter()
+                .map(|&w| (w as f64 - m).powi(2))
+                .sum::<f64>()
+                / n;
+            assert!(
+                (m - 2.0).abs() < 4.0 * 0.4 / n.sqrt(),
+                "p = {p}: mean weight {m}"
+            );
+            assert!(
+                (var.sqrt() - 0.4).abs() < 0.02,
+                "p = {p}: weight sd {}",
+                var.sqrt()
+            );
+        }
+        assert!(s.bytes() <= 8 * s.len() + 8 * (n_pre + 1));
+    }
+    let pr = projection("a", "b", 0.2, 1.0, 1.0, 3.0);
+    let a = Synapses::generate(&pr, 0, 42, n_pre, n_post);
+    assert_eq!(a, Synapses::generate(&pr, 0, 42, n_pre, n_post));
+    assert_ne!(
+        a.targets,
+        Synapses::generate(&pr, 0, 43, n_pre, n_post).targets
+    );
+    assert_ne!(
+        a.targets,
+        Synapses::generate(&pr, 1, 42, n_pre, n_post).targets
+    );
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    bin().current_dir(dir).args(args).output().unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn spike_times(cell: &serde_json::Value) -> Vec<f64> {
+    cell["spike_times_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// `neurodiff neuron --model hh`: silent at 0 µA/cm², ~68 Hz at 10 µA/cm² (the classic
+/// repetitive-firing regime; the models tests measured 67.5 Hz by exponential Euler at
+/// 0.025 ms), a `[samples, cells]` float64 trace that starts near rest (−65 mV).
+#[test]
+fn neuron_command_hh_f_i() {
+    let dir = tmpdir("spiking-hh");
+    let o = run_in(
+        &dir,
+        &[
+            "neuron",
+            "--model",
+            "hh",
+            "--current",
+            "0,10",
+            "--duration",
+            "500",
+            "--dt",
+            "0.025",
+            "--out",
+            "out/hh.npy",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side = json(&dir.join("out/hh.json"));
+    let cells = side["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2);
+    assert_eq!(cells[0]["current"], 0.0);
+    assert!(
+        spike_times(&cells[0]).is_empty(),
+        "fires at 0: {:?}",
+        cells[0]
+    );
+    let r = cells[1]["rate_hz"].as_f64().unwrap();
+    assert!((62.0..=74.0).contains(&r), "HH at 10 µA/cm²: {r} Hz");
+    // Regular firing after onset: the late interspike intervals give ~68 Hz.
+    let t = spike_times(&cells[1]);
+    let late: Vec<f64> = t.iter().copied().filter(|&x| x > 100.0).collect();
+    let f = 1000.0 * (late.len() - 1) as f64 / (late[late.len() - 1] - late[0]);
+    assert!((64.0..=72.0).contains(&f), "HH interspike rate {f} Hz");
+    let npy = std::fs::read(dir.join("out/hh.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..128]);
+    assert!(header.contains("'shape': (20000, 2)"), "{header}");
+    assert!(header.contains("<f8"), "{header}");
+    let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    let v0 = f64::from_le_bytes(npy[10 + hlen..18 + hlen].try_into().unwrap());
+    assert!((v0 + 65.0).abs() < 0.1, "first sample {v0} mV");
+}
+
+/// `neurodiff neuron --model lif`: the interspike interval equals the analytic period
+/// `t_ref + τ ln((E_L + RI − V_reset)/(E_L + RI − V_th))` within a step, and the rate counts
+/// the spikes in [start, stop) over its length; below the rheobase (375 pA) it is silent.
+#[test]
+fn neuron_command_lif_matches_the_analytic_rate() {
+    let dir = tmpdir("spiking-lif");
+    let dt = 0.01;
+    let o = run_in(
+        &dir,
+        &[
+            "neuron",
+            "--model",
+            "lif",
+            "--current",
+            "300,500,800",
+            "--start",
+            "100",
+            "--stop",
+            "900",
+            "--duration",
+            "1000",
+            "--dt",
+            "0.01",
+            "--out",
+            "out/lif.npy",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side = json(&dir.join("out/lif.json"));
+    let cells = side["cells"].as_array().unwrap();
+    assert!(spike_times(&cells[0]).is_empty());
+    for (cell, i) in cells[1..].iter().zip([500.0, 800.0]) {
+        let period = 2.0 + lif_time_to_threshold(i);
+        let t = spike_times(cell);
+        assert!(
+            t.iter().all(|&x| x >= 100.0 && x <= 900.0 + dt),
+            "outside the step: {t:?}"
+        );
+        let isi = (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64;
+        assert!(
+            (isi - period).abs() <= 1.5 * dt,
+            "I = {i} pA: interval {isi} ms, analytic {period} ms"
+        );
+        let in_window = t.iter().filter(|&&x| x < 900.0).count();
+        let r = cell["rate_hz"].as_f64().unwrap();
+        assert!((r - in_window as f64 / 0.8).abs() < 1e-9, "rate {r}");
+        assert!(
+            (r - 1000.0 / period).abs() < 1.0 / 0.8 + 0.5,
+            "rate {r} Hz, analytic {}",
+            1000.0 / period
+        );
+    }
+}
+
+/// A small circuit file with one projection whose settings are `proj` (TOML key = value lines).
+fn circuit_toml(n_a: usize, proj: &str, extra: &str) -> String {
+    format!(
+        "dt_ms = 0.025\nseed = 1\n{extra}\n\
+         [[populations]]\nname = \"a\"\nneuron = \"lif\"\nn = {n_a}\ncurrent = 500.0\n\
+         [[populations]]\nname = \"b\"\nneuron = \"adex\"\nn = 10\n\
+         [[projections]]\npre = \"a\"\npost = \"b\"\n{proj}\n"
+    )
+}
+
+const GOOD_PROJ: &str =
+    "p_connect = 0.5\nweight = 1.0\ndelay_ms = 1.0\ntau_decay_ms = 3.0\ne_rev_mv = 0.0";
+
+/// Runs `args` in a fresh folder and asserts a clean failure naming the problem and no file
+/// left in the output folder.
+fn assert_fails(dir: &Path, args: &[&str], needles: &[&str]) {
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = run_in(dir, args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} should fail");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: expected `{n}` in: {err}");
+    }
+    if out.exists() {
+        let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left files: {left:?}");
+    }
+}
+
+/// Bad circuits and cells: a clear error naming the projection, population or parameter, and
+/// no output file. The good file runs.
+#[test]
+fn bad_input_fails_cleanly() {
+    let dir = tmpdir("spiking-bad");
+    let cases: [(&str, String, &[&str]); 6] = [
+        (
+            "p",
+            circuit_toml(
+                5,
+                &GOOD_PROJ.replace("p_connect = 0.5", "p_connect = 1.5"),
+                "",
+            ),
+            &["a→b", "p_connect", "1.5"],
+        ),
+        (
+            "delay",
+            circuit_toml(
+                5,
+                &GOOD_PROJ.replace("delay_ms = 1.0", "delay_ms = -2.0"),
+                "",
+            ),
+            &["a→b", "delay_ms", "-2"],
+        ),
+        (
+            "weight",
+            circuit_toml(5, &GOOD_PROJ.replace("weight = 1.0", "weight = -1.0"), ""),
+            &["a→b", "weight"],
+        ),
+        (
+            "size",
+            circuit_toml(0, GOOD_PROJ, ""),
+            &["populations.a.n", "at least 1"],
+        ),
+        (
+            "dt",
+            circuit_toml(
+                5,
+                &GOOD_PROJ.replace("delay_ms = 1.0", "delay_ms = 0.01"),
+                "",
+            ),
+            &["dt", "smallest delay", "0.01"],
+        ),
+        (
+            "param",
+            circuit_toml(5, GOOD_PROJ, "")
+                .replace("current = 500.0", "current = 500.0\nparams = { tau = 3.0 }"),
+            &["a.tau", "no parameter `tau`", "tau_m"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let file = format!("{name}.toml");
+        std::fs::write(dir.join(&file), text).unwrap();
+        assert_fails(
+            &dir,
+            &[
+                "circuit",
+                "--config",
+                &file,
+                "--duration",
+                "5",
+                "--out-dir",
+                "out",
+                "-q",
+            ],
+            needles,
+        );
+    }
+    std::fs::write(dir.join("good.toml"), circuit_toml(5, GOOD_PROJ, "")).unwrap();
+    // Flags: an unknown parameter, a population that is not there, dt above the delay.
+    let base = [
+        "circuit",
+        "--config",
+        "good.toml",
+        "--duration",
+        "5",
+        "--out-dir",
+        "out",
+        "-q",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_fails(
+        &dir,
+        &with(&["--param", "b.foo=1"]),
+        &["b.foo", "`adex`", "V_peak"],
+    );
+    assert_fails(&dir, &with(&["--param", "zz.C=1"]), &["no population `zz`"]);
+    assert_fails(&dir, &with(&["--dt", "2"]), &["smallest delay"]);
+    assert_fails(&dir, &with(&["--param", "b.C=-5"]), &["b.C", "outside"]);
+    let o = run_in(&dir, &base);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "spikes.npy",
+        "rates.npy",
+        "lfp.npy",
+        "circuit.json",
+        "circuit.png",
+    ] {
+        assert!(dir.join("out").join(f).exists(), "{f} missing");
+    }
+    // The neuron command: an unknown parameter or model, and a bad window, write nothing.
+    let neuron = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = vec!["neuron", "--out", "out/n.npy", "--duration", "10", "-q"];
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_fails(
+        &dir,
+        &neuron(&["--model", "hh", "--param", "g_X=1"]),
+        &["g_X", "g_Na"],
+    );
+    assert_fails(&dir, &neuron(&["--model", "izh"]), &["izh", "hh"]);
+    assert_fails(
+        &dir,
+        &neuron(&["--model", "lif", "--start", "20"]),
+        &["start"],
+    );
+}
