@@ -252,27 +252,43 @@ fn calcium_currents<R: Real>(v: R, r: R, g: &Gates<R>, p: &Params<R>) -> (R, R) 
     (i_t, i_ca)
 }
 
+/// The linear part for gate values `g`.
+#[inline(always)]
+fn linear_at<R: Real>(q: &Params<R>, g: &Gates<R>, a: &mut [R]) {
+    a[1] = -g.h_rate;
+    a[2] = -g.n_rate;
+    a[3] = -g.r_rate;
+    a[4] = -(q.epsilon * q.k_Ca);
+    a[5] = -(g.alpha_q + g.beta_q);
+}
+
+/// The drift for gate values `g` already computed at `x[0]`.
+#[inline(always)]
+fn drift_at<R: Real>(x: &[R], i_ext: R, q: &Params<R>, g: &Gates<R>, dx: &mut [R]) {
+    let (v, h, n, r, ca, qh) = (x[0], x[1], x[2], x[3], x[4], x[5]);
+    let n2 = n * n;
+    let i_l = q.g_L * (v - q.E_L);
+    let i_k = q.g_K * n2 * n2 * (v - q.E_K);
+    let i_na = q.g_Na * g.m_inf * g.m_inf * g.m_inf * h * (v - q.E_Na);
+    let (i_t, i_ca) = calcium_currents(v, r, g, q);
+    let i_ahp = q.g_AHP * (v - q.E_K) * ca / (ca + q.k1);
+    let i_h = q.g_H * qh * (v - q.E_H);
+    dx[0] = (i_ext - i_l - i_k - i_na - i_t - i_ca - i_ahp - i_h) / q.C_m;
+    dx[1] = (g.h_inf - h) * g.h_rate;
+    dx[2] = (g.n_inf - n) * g.n_rate;
+    dx[3] = (g.r_inf - r) * g.r_rate;
+    dx[4] = q.epsilon * (-i_ca - i_t - q.k_Ca * ca);
+    dx[5] = g.alpha_q * (k::<R>(1.0) - qh) - g.beta_q * qh;
+    }
+
 impl Neuron for Stn {
     const SPEC: &'static NeuronSpec = &SPEC;
 
     #[inline(always)]
     fn drift<R: Real>(&self, x: &[R], i_ext: R, p: &[R], dx: &mut [R]) {
         let q = Params::from_slice(p);
-        let (v, h, n, r, ca, qh) = (x[0], x[1], x[2], x[3], x[4], x[5]);
-        let g = gates(v, &q);
-        let n2 = n * n;
-        let i_l = q.g_L * (v - q.E_L);
-        let i_k = q.g_K * n2 * n2 * (v - q.E_K);
-        let i_na = q.g_Na * g.m_inf * g.m_inf * g.m_inf * h * (v - q.E_Na);
-        let (i_t, i_ca) = calcium_currents(v, r, &g, &q);
-        let i_ahp = q.g_AHP * (v - q.E_K) * ca / (ca + q.k1);
-        let i_h = q.g_H * qh * (v - q.E_H);
-        dx[0] = (i_ext - i_l - i_k - i_na - i_t - i_ca - i_ahp - i_h) / q.C_m;
-        dx[1] = (g.h_inf - h) * g.h_rate;
-        dx[2] = (g.n_inf - n) * g.n_rate;
-        dx[3] = (g.r_inf - r) * g.r_rate;
-        dx[4] = q.epsilon * (-i_ca - i_t - q.k_Ca * ca);
-        dx[5] = g.alpha_q * (k::<R>(1.0) - qh) - g.beta_q * qh;
+        let g = gates(x[0], &q);
+        drift_at(x, i_ext, &q, &g, dx);
     }
 
     const LINEAR: bool = true;
@@ -282,11 +298,16 @@ impl Neuron for Stn {
     fn linear<R: Real>(&self, x: &[R], _i_ext: R, p: &[R], a: &mut [R]) {
         let q = Params::from_slice(p);
         let g = gates(x[0], &q);
-        a[1] = -g.h_rate;
-        a[2] = -g.n_rate;
-        a[3] = -g.r_rate;
-        a[4] = -(q.epsilon * q.k_Ca);
-        a[5] = -(g.alpha_q + g.beta_q);
+        linear_at(&q, &g, a);
+    }
+
+    /// Gates computed once for both.
+    #[inline(always)]
+    fn drift_linear<R: Real>(&self, x: &[R], i_ext: R, p: &[R], dx: &mut [R], a: &mut [R]) {
+        let q = Params::from_slice(p);
+        let g = gates(x[0], &q);
+        drift_at(x, i_ext, &q, &g, dx);
+        linear_at(&q, &g, a);
     }
 
     /// `V = −60 mV`, the gates at their steady state there, `Ca` where its inflow balances

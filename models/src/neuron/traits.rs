@@ -168,6 +168,18 @@ pub trait Neuron: Send + Sync + 'static {
     /// variable is stepped by Euler). Only called when [`Neuron::LINEAR`] is set.
     fn linear<R: Real>(&self, _x: &[R], _i_ext: R, _p: &[R], _a: &mut [R]) {}
 
+    /// [`Neuron::drift`] into `dx` and, when [`Neuron::LINEAR`] is set, [`Neuron::linear`]
+    /// into `a` (entries it leaves untouched keep their value: the caller zeroes them), in one
+    /// call. A neuron whose drift and linear part share costly terms (voltage-dependent rate
+    /// functions) overrides it to compute them once; the result must equal the two calls.
+    #[inline(always)]
+    fn drift_linear<R: Real>(&self, x: &[R], i_ext: R, p: &[R], dx: &mut [R], a: &mut [R]) {
+        self.drift(x, i_ext, p, dx);
+        if Self::LINEAR {
+            self.linear(x, i_ext, p, a);
+        }
+    }
+
     /// Writes the resting state for parameters `p` into `x` (e.g. Hodgkin–Huxley: `V = −65 mV`
     /// with the gates at their steady state; AdEx: `V = E_L`, `w = 0`).
     fn rest<R: Real>(&self, p: &[R], x: &mut [R]);

@@ -120,6 +120,33 @@ pub fn isis(spikes: &[f64]) -> Vec<f64> {
     spikes.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+/// `Neuron::drift_linear` (one call, overridden where drift and linear part share terms) gives
+/// exactly `drift` and `linear` at random states around rest.
+fn drift_linear_equals_drift_and_linear<N: Neuron + Default>() {
+    let n = N::default();
+    let p = N::SPEC.defaults();
+    let nv = N::SPEC.n_vars();
+    let mut rng = Rng::new(5);
+    for _ in 0..200 {
+        let mut x = vec![0.0; nv];
+        n.rest(&p, &mut x);
+        x[V] = rng.uniform(-90.0, 40.0);
+        for v in x.iter_mut().skip(1) {
+            *v *= rng.uniform(0.5, 1.5);
+        }
+        let i = rng.uniform(-10.0, 50.0);
+        let (mut f, mut a) = (vec![0.0; nv], vec![0.0; nv]);
+        n.drift(&x, i, &p, &mut f);
+        if N::LINEAR {
+            n.linear(&x, i, &p, &mut a);
+        }
+        let (mut f2, mut a2) = (vec![0.0; nv], vec![0.0; nv]);
+        n.drift_linear(&x, i, &p, &mut f2, &mut a2);
+        assert_eq!(f, f2, "{}: drift at {x:?}", N::SPEC.name);
+        assert_eq!(a, a2, "{}: linear part at {x:?}", N::SPEC.name);
+    }
+}
+
 /// Default parameters with some replaced by name.
 pub fn params<N: Neuron>(set: &[(&str, f64)]) -> Vec<f64> {
     let s = N::SPEC;
@@ -139,6 +166,10 @@ pub fn params<N: Neuron>(set: &[(&str, f64)]) -> Vec<f64> {
 /// defaults.
 #[test]
 fn catalogue_and_specs_are_consistent() {
+    drift_linear_equals_drift_and_linear::<HodgkinHuxley>();
+    drift_linear_equals_drift_and_linear::<AdEx>();
+    drift_linear_equals_drift_and_linear::<Lif>();
+    drift_linear_equals_drift_and_linear::<Stn>();
     let names: Vec<&str> = neuron::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(names, ["hh", "adex", "lif", "stn"]);
     assert!(neuron::find("adex").is_ok());
