@@ -282,7 +282,6 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         "build_s": build_s,
         "wall_time_s": wall,
         "ms_per_step": ms_per_step,
-        "beta_power": "not computed: neurodiff::observe::spectra is not in this build",
     });
 
     std::fs::create_dir_all(&a.out_dir).map_err(|e| Error::io(&a.out_dir, e))?;

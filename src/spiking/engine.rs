@@ -115,13 +115,18 @@ impl<N: Neuron> PopDynamics for Dyn<N> {
     }
 }
 
-/// `(e^{a dt} − 1)/a`, `dt` at `a = 0`.
+/// `(e^{a dt} − 1)/a`, `dt` at `a = 0`: for `|a dt| < 0.01` by its Taylor series
+/// `dt (1 + z/2 + z²/6 + z³/24 + z⁴/120)`, `z = a dt` (relative error below `z⁵/720 < 1.4e-13`),
+/// otherwise `(e^z − 1)/a` (cancellation costs at most ~2 of 16 digits there). Gates, AdEx's
+/// `w` and synaptic conductances mostly have `|z| < 0.01` at dt 0.025 ms; glibc's `expm1` was a
+/// third of the circuit's time.
 #[inline(always)]
-fn phi(a: f64, dt: f64) -> f64 {
-    if a == 0.0 {
-        dt
+pub fn phi(a: f64, dt: f64) -> f64 {
+    let z = a * dt;
+    if z.abs() < 0.01 {
+        dt * (1.0 + z * (0.5 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0)))))
     } else {
-        (a * dt).exp_m1() / a
+        (z.exp() - 1.0) / a
     }
 }
 
@@ -137,11 +142,8 @@ pub fn advance<N: Neuron>(n: &N, s: StepInputs<'_>) -> std::result::Result<(), (
         let p = &s.p[j * np..(j + 1) * np];
         let v0 = x[V];
         let i = s.drive[j] + s.ge[j] - s.g[j] * v0;
-        n.drift(x, i, p, &mut f[..nv]);
         lin[..nv].fill(0.0);
-        if N::LINEAR {
-            n.linear(x, i, p, &mut lin[..nv]);
-        }
+        n.drift_linear(x, i, p, &mut f[..nv], &mut lin[..nv]);
         lin[V] -= s.g[j] * s.inv_c[j];
         for k in 0..nv {
             x[k] += f[k] * phi(lin[k], s.dt);
