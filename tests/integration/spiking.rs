@@ -449,6 +449,29 @@ fn bad_input_fails_cleanly() {
             needles,
         );
     }
+    // A circuit far beyond memory (2·10⁶ onto 2·10⁶ neurons at p = 1: 4·10¹² synapses, 32 TB)
+    // is refused before anything is allocated.
+    let huge = circuit_toml(
+        2_000_000,
+        &GOOD_PROJ.replace("p_connect = 0.5", "p_connect = 1.0"),
+        "",
+    )
+    .replace("n = 10\n", "n = 2000000\n");
+    std::fs::write(dir.join("huge.toml"), huge).unwrap();
+    assert_fails(
+        &dir,
+        &[
+            "circuit",
+            "--config",
+            "huge.toml",
+            "--duration",
+            "5",
+            "--out-dir",
+            "out",
+            "-q",
+        ],
+        &["GB", "synapses", "available"],
+    );
     std::fs::write(dir.join("good.toml"), circuit_toml(5, GOOD_PROJ, "")).unwrap();
     // Flags: an unknown parameter, a population that is not there, dt above the delay.
     let base = [
