@@ -135,7 +135,7 @@ pub fn welch(x: &[f64], fs_hz: f64, segment: usize) -> Result<(Vec<f64>, Vec<f64
         .iter()
         .enumerate()
         .map(|(k, a)| {
-            let unpaired = k == 0 || (l % 2 == 0 && k == l / 2);
+            let unpaired = k == 0 || (l.is_multiple_of(2) && k == l / 2);
             a * scale * if unpaired { 1.0 } else { 2.0 }
         })
         .collect();
@@ -245,9 +245,12 @@ pub fn isi_cv(spike_times: &[f64]) -> Option<f64> {
     Some(var.sqrt() / mean)
 }
 
-/// The spectrum of one signal, computed once, from which band-limited analytic signals are
-/// drawn.
+/// The spectrum of one signal's even extension (the signal followed by itself reversed, so that
+/// its periodic continuation has no jump), computed once, from which band-limited analytic
+/// signals are drawn.
 struct Spectrum {
+    /// Samples of the signal (the spectrum is of its even extension, twice as long).
+    len: usize,
     fs_hz: f64,
     spectrum: Vec<Complex<f64>>,
     inverse: Arc<dyn Fft<f64>>,
@@ -255,14 +258,19 @@ struct Spectrum {
 
 impl Spectrum {
     fn new(x: &[f64], fs_hz: f64) -> Self {
-        let n = x.len();
+        let m = 2 * x.len();
         let mut planner = FftPlanner::<f64>::new();
-        let mut spectrum: Vec<Complex<f64>> = x.iter().map(|&v| Complex::new(v, 0.0)).collect();
-        planner.plan_fft_forward(n).process(&mut spectrum);
+        let mut spectrum: Vec<Complex<f64>> = x
+            .iter()
+            .chain(x.iter().rev())
+            .map(|&v| Complex::new(v, 0.0))
+            .collect();
+        planner.plan_fft_forward(m).process(&mut spectrum);
         Spectrum {
+            len: x.len(),
             fs_hz,
             spectrum,
-            inverse: planner.plan_fft_inverse(n),
+            inverse: planner.plan_fft_inverse(m),
         }
     }
 
@@ -286,6 +294,7 @@ impl Spectrum {
     fn phase_amplitude(&self, name: &str, band: (f64, f64)) -> Result<(Vec<f64>, Vec<f64>)> {
         let n = self.spectrum.len();
         let df = self.fs_hz / n as f64;
+        let len = self.len;
         // Positive frequencies strictly between DC and Nyquist; the rest is zeroed.
         let positive = 1..n.div_ceil(2);
         if !positive
@@ -295,7 +304,7 @@ impl Spectrum {
             return Err(Error::setting(
                 name,
                 format!(
-                    "the band ({}, {}) Hz holds no frequency bin of a {n}-sample signal \
+                    "the band ({}, {}) Hz holds no frequency bin of a {len}-sample signal \
                      (bins every {df} Hz); use a longer signal or a wider band",
                     band.0, band.1
                 ),
@@ -309,22 +318,28 @@ impl Spectrum {
             }
         }
         self.inverse.process(&mut z);
-        Ok(z.iter().map(|c| (c.arg(), c.norm())).unzip())
+        Ok(z[..len].iter().map(|c| (c.arg(), c.norm())).unzip())
     }
 }
 
 /// The analytic signal of `x` band-passed to `band` Hz, as (phase in rad in `[−π, π]`,
 /// amplitude in the unit of `x`), one value per sample.
 ///
-/// The band-pass is applied to the FFT of the whole signal: gain 1 on `[lo, hi]`, raised-cosine
-/// transitions of [`BAND_TRANSITION`] of each edge frequency outside the band (a smooth window,
-/// whose time-domain response decays much faster than a brick wall's), 0 elsewhere; the Hilbert
-/// transform zeroes the negative frequencies (and DC and Nyquist) and doubles the positive
-/// ones. The filter is circular: near both ends the signal wraps around, so trust the output
-/// only a few periods of the band's lowest frequency away from the edges.
+/// The signal is extended by its mirror image (`x[0], …, x[N−1], x[N−1], …, x[0]`, length
+/// `2N`) and the band-pass applied to the FFT of that extension: gain 1 on `[lo, hi]`,
+/// raised-cosine transitions of [`BAND_TRANSITION`] of each edge frequency outside the band (a
+/// smooth window, whose time-domain response decays much faster than a brick wall's), 0
+/// elsewhere; the Hilbert transform zeroes the negative frequencies (and DC and Nyquist) and
+/// doubles the positive ones; the first `N` samples are returned. FFT filtering is circular:
+/// without the mirror image the end of the signal would wrap onto its start through a jump,
+/// whose broadband leakage (e.g. of strong beta into a gamma band) biases amplitude envelopes
+/// near both ends. The mirror image removes the jump but not all edge error: the output is
+/// trustworthy some ten periods of the band's lowest frequency away from the ends (for a
+/// 20 Hz sinusoid in (15, 30) Hz, the amplitude is within 1.7 % beyond 6 periods, 0.4 % beyond
+/// 10 and 0.04 % beyond 20; see the tests).
 ///
 /// For `x = A cos(2πft + θ)` with `f` in the band, the amplitude is `A` and the phase
-/// `2πft + θ` (wrapped).
+/// `2πft + θ` (wrapped), away from the ends.
 ///
 /// # Errors
 /// An empty or non-finite `x`, a sampling rate that is not positive and finite, a band not
@@ -347,8 +362,9 @@ pub fn band_phase_amplitude(
 /// The phase `[−π, π)` is cut into `n_bins` equal bins (18, of 20°, is standard); `P[j]` is the
 /// mean amplitude over the samples whose phase falls in bin `j`, normalised to sum to 1; the
 /// index is `MI = KL(P ‖ uniform) / ln(n_bins) = (ln n_bins − H(P)) / ln n_bins`, in `[0, 1]`:
-/// 0 when the amplitude does not depend on the phase. Every sample is used (see the edge
-/// caveat of [`band_phase_amplitude`]: use signals many phase-band periods long).
+/// 0 when the amplitude does not depend on the phase. Every sample is used, the ends included
+/// (see the edge caveat of [`band_phase_amplitude`]): use signals many phase-band periods long
+/// (in the tests, 4 s of 20 Hz beta phase give an MI within 1.3 % of the ideal signals').
 ///
 /// # Errors
 /// Those of [`band_phase_amplitude`] for each band (named `phase_band` or `amp_band`),
@@ -434,9 +450,7 @@ mod tests {
     }
 
     fn argmax(v: &[f64]) -> usize {
-        (0..v.len())
-            .max_by(|&i, &j| v[i].total_cmp(&v[j]))
-            .unwrap()
+        (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap()
     }
 
     fn rel(a: f64, b: f64) -> f64 {
@@ -561,19 +575,22 @@ mod tests {
         assert_eq!(isi_cv(&[1.0, f64::NAN, 3.0]), None);
     }
 
-    /// A pure in-band sinusoid `A sin(2πft + θ)`: amplitude A and phase `2πft + θ − π/2` away
-    /// from the edges, on a bin and between bins.
+    /// A pure in-band sinusoid `A sin(2πft + θ)`: amplitude A and phase `2πft + θ − π/2` more
+    /// than 1 s (20 periods of 20 Hz) from the ends, on a bin and between bins.
     #[test]
     fn band_phase_amplitude_of_in_band_sinusoid() {
-        let (fs, n, a, theta) = (1000.0, 3000, 1.7, 0.4);
+        let (fs, n, a, theta) = (1000.0, 5000, 1.7, 0.4);
         for f in [20.0, 23.37] {
             let x = sine(a, f, fs, n, theta);
             let (phase, amp) = band_phase_amplitude(&x, fs, (15.0, 30.0)).unwrap();
-            let middle = n / 10..n - n / 10;
-            let amp_err = middle
-                .clone()
-                .map(|k| rel(amp[k], a))
-                .fold(0.0, f64::max);
+            for margin in [300, 500, 1000] {
+                let err = (margin..n - margin)
+                    .map(|k| rel(amp[k], a))
+                    .fold(0.0, f64::max);
+                eprintln!("{f} Hz: amplitude error {err:.2e} beyond {margin} samples");
+            }
+            let middle = 1000..n - 1000;
+            let amp_err = middle.clone().map(|k| rel(amp[k], a)).fold(0.0, f64::max);
             let phase_err = middle
                 .map(|k| {
                     let ideal = 2.0 * PI * f * k as f64 / fs + theta - PI / 2.0;
@@ -632,7 +649,8 @@ mod tests {
     /// depend on the phase of the modulation. fs = 1024 Hz puts the samples at 256 distinct
     /// beta phases (1.4° apart; at 1000 Hz only 50, 7.2° apart, whose uneven share of the
     /// 20° bins moves the MI of a shifted modulation by ~3 %, in the ideal signals as well).
-    /// 4096 samples put 20 and 80 Hz on bins; 3777 do not.
+    /// 4096 samples put 20 and 80 Hz on bins; 3777 do not. The MI uses every sample, so the
+    /// edge error of the analytic signal shows (1.3 % and 0.5 % of the ideal MI).
     #[test]
     fn modulation_index_of_synthetic_pac() {
         let fs = 1024.0;
@@ -694,8 +712,16 @@ mod tests {
         let bp = |f: &[f64], p: &[f64], lo, hi| band_power(f, p, lo, hi).map(|_| ());
         expect(bp(&f, &p[..3], 0.0, 1.0), "psd", "3 PSD values for 4");
         expect(bp(&f[..1], &p[..1], 0.0, 1.0), "freqs", "got 1");
-        expect(bp(&[0.0, 2.0, 1.0, 3.0], &p, 0.0, 1.0), "freqs", "freqs[2] = 1");
-        expect(bp(&f, &[1.0, f64::NAN, 1.0, 1.0], 0.0, 1.0), "psd", "sample 1");
+        expect(
+            bp(&[0.0, 2.0, 1.0, 3.0], &p, 0.0, 1.0),
+            "freqs",
+            "freqs[2] = 1",
+        );
+        expect(
+            bp(&f, &[1.0, f64::NAN, 1.0, 1.0], 0.0, 1.0),
+            "psd",
+            "sample 1",
+        );
         expect(bp(&f, &p, 2.0, 2.0), "lo", "[2, 2]");
         expect(bp(&f, &p, -1.0, 2.0), "lo", "[-1, 2]");
         expect(bp(&f, &p, 1.0, 3.5), "hi", "3.5");
@@ -705,15 +731,31 @@ mod tests {
         expect(bpa(&x, 1000.0, (0.0, 20.0)), "band", "(0, 500)");
         expect(bpa(&x, 1000.0, (20.0, 500.0)), "band", "(20, 500)");
         expect(bpa(&[], 1000.0, (20.0, 30.0)), "x", "empty");
-        expect(bpa(&x[..10], 1000.0, (20.0, 30.0)), "band", "no frequency bin");
+        expect(
+            bpa(&x[..10], 1000.0, (20.0, 30.0)),
+            "band",
+            "no frequency bin",
+        );
 
         let mi = |x: &[f64], pb, ab, bins| modulation_index(x, 1000.0, pb, ab, bins).map(|_| ());
         expect(mi(&x, (15.0, 25.0), (50.0, 110.0), 1), "n_bins", "got 1");
-        expect(mi(&x, (25.0, 15.0), (50.0, 110.0), 18), "phase_band", "(25, 15)");
+        expect(
+            mi(&x, (25.0, 15.0), (50.0, 110.0), 18),
+            "phase_band",
+            "(25, 15)",
+        );
         expect(mi(&x, (15.0, 25.0), (50.0, 600.0), 18), "amp_band", "600");
         expect(mi(&bad, (15.0, 25.0), (50.0, 110.0), 18), "x", "sample 17");
-        expect(mi(&x[..20], (15.0, 25.0), (50.0, 110.0), 18), "phase_band", "no frequency bin");
-        expect(mi(&x[..60], (15.0, 25.0), (50.0, 110.0), 200), "n_bins", "holds no sample");
+        expect(
+            mi(&x[..12], (15.0, 25.0), (50.0, 110.0), 18),
+            "phase_band",
+            "no frequency bin",
+        );
+        expect(
+            mi(&x[..60], (15.0, 25.0), (50.0, 110.0), 200),
+            "n_bins",
+            "holds no sample",
+        );
         expect(
             mi(&vec![0.0; 2000], (15.0, 25.0), (50.0, 110.0), 18),
             "amp_band",
