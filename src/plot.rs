@@ -169,9 +169,11 @@ pub fn fit_figure(
 }
 
 /// The figure of a spiking circuit: a raster (neuron id against time, populations in colour;
-/// at most ~60,000 spikes drawn, evenly thinned) above the population rates per bin.
-/// `spikes` is `[id, time_ms]` pairs flattened, `rates` `[bins][populations]` flattened,
-/// `first_ids[k]` the first global id of population `k`.
+/// at most ~60,000 spikes drawn, evenly thinned) above the population rates per bin and, when
+/// given, each population's power spectrum (`psds[k] = (freqs, psd)`, drawn up to 100 Hz on a
+/// log scale) with the beta band (13–30 Hz) shaded. `spikes` is `[id, time_ms]` pairs
+/// flattened, `rates` `[bins][populations]` flattened, `first_ids[k]` the first global id of
+/// population `k`.
 #[allow(clippy::too_many_arguments)]
 pub fn circuit_figure(
     path: &Path,
@@ -182,6 +184,7 @@ pub fn circuit_figure(
     rates: &[f64],
     bin_ms: f64,
     duration_ms: f64,
+    psds: &[Option<(Vec<f64>, Vec<f64>)>],
 ) -> Result<()> {
     ensure_font();
     let tmp = path.with_extension("partial.png");
@@ -192,6 +195,13 @@ pub fn circuit_figure(
         let err = draw_err(path);
         root.fill(&WHITE).map_err(&err)?;
         let (top, bottom) = root.split_vertically(560);
+        let has_psd = psds.iter().any(Option::is_some);
+        let (bottom, psd_area) = if has_psd {
+            let (l, r) = bottom.split_horizontally(760);
+            (l, Some(r))
+        } else {
+            (bottom, None)
+        };
         let mut raster = ChartBuilder::on(&top)
             .margin(15)
             .caption("spikes", ("sans-serif", 18))
@@ -263,6 +273,56 @@ pub fn circuit_figure(
             .label_font(("sans-serif", 13))
             .draw()
             .map_err(&err)?;
+        if let Some(area) = psd_area {
+            // log10 PSD between 1 and 100 Hz.
+            let points: Vec<Vec<(f64, f64)>> = psds
+                .iter()
+                .map(|p| match p {
+                    Some((f, q)) => f
+                        .iter()
+                        .zip(q)
+                        .filter(|(&f, &q)| f >= 1.0 && f <= 100.0 && q > 0.0)
+                        .map(|(&f, &q)| (f, q.log10()))
+                        .collect(),
+                    None => Vec::new(),
+                })
+                .collect();
+            let (lo, hi) = points
+                .iter()
+                .flatten()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                    (a.min(p.1), b.max(p.1))
+                });
+            let (lo, hi) = if lo.is_finite() {
+                (lo - 0.2, hi + 0.2)
+            } else {
+                (0.0, 1.0)
+            };
+            let mut pc = ChartBuilder::on(&area)
+                .margin(15)
+                .caption("power spectrum (mean V)", ("sans-serif", 18))
+                .x_label_area_size(35)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.0..100.0, lo..hi)
+                .map_err(&err)?;
+            pc.configure_mesh()
+                .x_desc("frequency (Hz)")
+                .y_desc("log10 PSD (mV²/Hz)")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.1}"))
+                .label_style(("sans-serif", 13))
+                .draw()
+                .map_err(&err)?;
+            pc.draw_series(std::iter::once(Rectangle::new(
+                [(13.0, lo), (30.0, hi)],
+                RGBColor(200, 200, 200).mix(0.4).filled(),
+            )))
+            .map_err(&err)?;
+            for (k, pts) in points.into_iter().enumerate() {
+                pc.draw_series(LineSeries::new(pts, Palette99::pick(k).stroke_width(2)))
+                    .map_err(&err)?;
+            }
+        }
         root.present().map_err(&err)?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

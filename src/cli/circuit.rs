@@ -11,7 +11,8 @@ use clap::Args;
 use serde_json::json;
 
 use neurodiff::io::{write_text, Dtype, NpyStream};
-use neurodiff::spiking::{isi_cv, Circuit, Dbs, Engine, Record, Recorder, BYTES_PER_SYNAPSE};
+use neurodiff::observe::spectra::{band_power, isi_cv, modulation_index, welch};
+use neurodiff::spiking::{Circuit, Dbs, Engine, Record, Recorder, BYTES_PER_SYNAPSE};
 use neurodiff::{Error, Result};
 
 use super::simulate::{read_config, split_assignment};
@@ -176,6 +177,24 @@ fn metrics(
         .collect()
 }
 
+/// The beta band, Hz.
+const BETA: (f64, f64) = (13.0, 30.0);
+/// The gamma band of the phase–amplitude coupling, Hz.
+const GAMMA: (f64, f64) = (50.0, 200.0);
+
+/// Power (unit² of `x`) in the beta band of `x` sampled at `fs_hz`, by Welch with segments of
+/// up to 256 samples; `None` when the series is too short or the band does not fit.
+fn beta_power(x: &[f64], fs_hz: f64) -> Option<f64> {
+    let segment = x.len().min(256);
+    let (f, psd) = welch(x, fs_hz, segment).ok()?;
+    band_power(&f, &psd, BETA.0, BETA.1).ok()
+}
+
+/// Column `k` of a row-major `[rows][cols]` table, rows `from..`.
+fn column(table: &[f64], cols: usize, k: usize, from: usize) -> Vec<f64> {
+    table.chunks(cols).skip(from).map(|r| r[k]).collect()
+}
+
 fn write_npy(path: &Path, shape: &[usize], values: &[f64]) -> Result<()> {
     let mut s = NpyStream::create(path, shape, Dtype::F64)?;
     s.write(values)?;
@@ -237,9 +256,25 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     let dt = c.dt_ms;
     let m = metrics(&engine, &rec.spikes, dt, transient, a.duration);
     let np = engine.n_populations();
+    let rates = rec.rates_hz(dt);
+    let rate_flat: Vec<f64> = rates.iter().flatten().copied().collect();
+    // Spectra over the measured window: the LFP proxy (mean V, sampled every 1 ms) and the
+    // population rate (per bin).
+    let lfp_dt = lfp_every as f64 * dt;
+    let lfp_from = (transient / lfp_dt).ceil() as usize;
+    let bin_ms = bin_steps as f64 * dt;
+    let rate_from = (transient / bin_ms).ceil() as usize;
+    let mut betas = Vec::with_capacity(np);
+    let mut psds = Vec::with_capacity(np);
     let mut pops = serde_json::Map::new();
     for (k, (rate, cv, with_cv)) in m.iter().enumerate() {
         let (name, n, off) = engine.population(k);
+        let lfp = column(&rec.lfp, np, k, lfp_from);
+        let beta = beta_power(&lfp, 1000.0 / lfp_dt);
+        psds.push(welch(&lfp, 1000.0 / lfp_dt, lfp.len().min(256)).ok());
+        let beta_rate = beta_power(&column(&rate_flat, np, k, rate_from), 1000.0 / bin_ms);
+        let pac = modulation_index(&lfp, 1000.0 / lfp_dt, BETA, GAMMA, 18).ok();
+        betas.push(beta);
         pops.insert(
             name.to_string(),
             json!({
@@ -249,6 +284,9 @@ pub fn run(a: CircuitArgs) -> Result<()> {
                 "rate_hz": rate,
                 "cv": cv,
                 "cv_neurons": with_cv,
+                "beta_power": beta,
+                "beta_power_rate": beta_rate,
+                "pac_mi": pac,
             }),
         );
     }
@@ -259,7 +297,6 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         .map(|(p, n)| (p.label(), n))
         .collect();
     let total_syn: usize = synapses.values().sum();
-    let rates = rec.rates_hz(dt);
     let n_samples = rec.lfp.len() / np.max(1);
     let summary = json!({
         "circuit": c,
@@ -273,7 +310,16 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         "bytes_per_synapse": BYTES_PER_SYNAPSE,
         "synapse_memory_bytes": engine.synapse_bytes(),
         "rate_bin_ms": bin_steps as f64 * dt,
-        "lfp_sample_ms": lfp_every as f64 * dt,
+        "lfp_sample_ms": lfp_dt,
+        "spectra": {
+            "beta_band_hz": [BETA.0, BETA.1],
+            "beta_power": "Welch PSD (Hann, segments of up to 256 samples, 50 % overlap) of the \
+                           population's mean V (mV², LFP proxy) over the measured window, \
+                           integrated over the beta band",
+            "beta_power_rate": "the same of the population rate per bin (Hz²)",
+            "pac_mi": "Tort's modulation index of the mean V: beta phase × gamma (50–200 Hz) \
+                       amplitude, 18 phase bins",
+        },
         "outputs": {
             "spikes.npy": "[n_spikes, 2]: global neuron id, spike time (ms, end of its step)",
             "rates.npy": "[bins, populations]: population rate (Hz) per bin",
@@ -291,7 +337,6 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         flat.push((s as f64 + 1.0) * dt);
     }
     write_npy(&a.out_dir.join("spikes.npy"), &[rec.spikes.len(), 2], &flat)?;
-    let rate_flat: Vec<f64> = rates.iter().flatten().copied().collect();
     write_npy(&a.out_dir.join("rates.npy"), &[rates.len(), np], &rate_flat)?;
     write_npy(&a.out_dir.join("lfp.npy"), &[n_samples, np], &rec.lfp)?;
     let json_path = a.out_dir.join("circuit.json");
@@ -312,6 +357,7 @@ pub fn run(a: CircuitArgs) -> Result<()> {
             &rate_flat,
             bin_steps as f64 * dt,
             a.duration,
+            &psds,
         )?;
     }
     if !a.quiet {
@@ -322,8 +368,9 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         );
         for (k, (rate, cv, _)) in m.iter().enumerate() {
             let cv = cv.map_or("–".to_string(), |v| format!("{v:.3}"));
+            let beta = betas[k].map_or("–".to_string(), |v| format!("{v:.4}"));
             println!(
-                "{:>5}: rate {rate:7.2} Hz   ISI CV {cv}",
+                "{:>5}: rate {rate:7.2} Hz   ISI CV {cv}   beta power (mean V) {beta} mV²",
                 engine.population(k).0
             );
         }

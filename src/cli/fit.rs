@@ -88,7 +88,8 @@ pub struct FitArgs {
     /// Transient before it, in the model's time unit. [default: 60 s]
     #[arg(long, allow_negative_numbers = true)]
     transient: Option<f64>,
-    /// Integrator: euler or heun. [default: heun]
+    /// Integrator: euler, heun, rk3 or rk4 (deterministic only), or exp_euler (autodiff only).
+    /// [default: heun]
     #[arg(long)]
     integrator: Option<String>,
     /// Noise amplitude (one for all variables, or var=sigma,...). [default: 0.02 for s-unit

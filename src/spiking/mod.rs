@@ -19,4 +19,4 @@ pub mod monitor;
 pub use circuit::{Circuit, Dbs, Ou, Population, Projection};
 pub use connect::Synapses;
 pub use engine::{Engine, BYTES_PER_SYNAPSE};
-pub use monitor::{isi_cv, Record, Recorder};
+pub use monitor::{Record, Recorder};

@@ -140,19 +140,3 @@ pub fn locate(e: &Engine, g: usize) -> (usize, usize) {
         e.n_neurons()
     );
 }
-
-/// ISI coefficient of variation of one spike train (times in any unit): the standard deviation
-/// of the intervals over their mean; `None` with fewer than three spikes (two intervals).
-pub fn isi_cv(times: &[f64]) -> Option<f64> {
-    if times.len() < 3 {
-        return None;
-    }
-    let isi: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let n = isi.len() as f64;
-    let mean = isi.iter().sum::<f64>() / n;
-    if mean <= 0.0 {
-        return None;
-    }
-    let var = isi.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Some(var.sqrt() / mean)
-}

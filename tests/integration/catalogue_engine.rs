@@ -252,7 +252,7 @@ fn every_model_batch_equals_separate_runs() {
             simulate_fused::<f64>(
                 &fr,
                 &mut |_, _, v| {
-                    out.extend(v.into_iter().map(f64::from));
+                    out.extend(v);
                     Ok(())
                 },
                 &mut |_| {},
@@ -484,14 +484,14 @@ fn every_model_tensor_engine_equals_fused_engine() {
             simulate_fused::<f64>(
                 &fr,
                 &mut |_, _, v| {
-                    fused.extend(v.into_iter().map(f64::from));
+                    fused.extend(v);
                     Ok(())
                 },
                 &mut |_| {},
             )
             .unwrap();
             let tensor = tensor_run::<Nd64>(&cfg, &conn, &[p], &x0, &run);
-            // Both in f64; the fused engine's samples come back as f32.
+            // Both engines in f64, and the samples come back in f64.
             let diff = rel64(&tensor, &fused);
             if diff > 1e-6 {
                 failures.push(format!(

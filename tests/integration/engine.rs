@@ -353,7 +353,7 @@ fn exponential_euler_is_exact_on_the_linear_model() {
             .flat_map(|k| (0..3).map(move |i| (k, i)))
             .map(|(k, i)| {
                 let want = x0[i] * (gamma * dt * (k + 1) as f64).exp();
-                (y[k * 3 + i] as f64 - want).abs() / x0[i].abs()
+                (y[k * 3 + i] - want).abs() / x0[i].abs()
             })
             .fold(0.0, f64::max);
         if exact {

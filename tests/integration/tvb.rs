@@ -775,7 +775,7 @@ fn run_fused<T: Real>(case: &Case, m: &Mapped, conn: &Connectome) -> Vec<f64> {
     simulate_fused::<T>(
         &fr,
         &mut |_, _, v| {
-            out.extend(v.into_iter().map(f64::from));
+            out.extend(v);
             Ok(())
         },
         &mut |_| {},
