@@ -281,7 +281,7 @@ pub fn circuit_figure(
                     Some((f, q)) => f
                         .iter()
                         .zip(q)
-                        .filter(|(&f, &q)| f >= 1.0 && f <= 100.0 && q > 0.0)
+                        .filter(|(&f, &q)| (1.0..=100.0).contains(&f) && q > 0.0)
                         .map(|(&f, &q)| (f, q.log10()))
                         .collect(),
                     None => Vec::new(),

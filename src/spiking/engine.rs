@@ -464,12 +464,18 @@ impl Engine {
             let slot = (s % (pr.delay as u64 + 1)) as usize;
             let row = &mut pr.ring[slot * n..(slot + 1) * n];
             let post = &mut self.pops[pr.post];
-            for j in 0..n {
-                let g = pr.g[j] * pr.decay + row[j];
-                row[j] = 0.0;
-                pr.g[j] = g;
-                post.g[j] += g;
-                post.ge[j] += g * pr.e_rev;
+            let (decay, e_rev) = (pr.decay, pr.e_rev);
+            for (((gj, arrival), total), ge) in
+                pr.g.iter_mut()
+                    .zip(row.iter_mut())
+                    .zip(post.g.iter_mut())
+                    .zip(post.ge.iter_mut())
+            {
+                let g = *gj * decay + *arrival;
+                *arrival = 0.0;
+                *gj = g;
+                *total += g;
+                *ge += g * e_rev;
             }
         }
         for (k, pop) in self.pops.iter_mut().enumerate() {

@@ -94,7 +94,7 @@ impl Recorder {
             }
         }
         let every = self.record.sample_every.max(1) as u64;
-        if (s + 1) % every == 0 {
+        if (s + 1).is_multiple_of(every) {
             for &g in &self.record.v_neurons {
                 let (k, i) = locate(e, g);
                 self.v.push(e.state(k, i)[0]);
