@@ -171,8 +171,8 @@ impl Circuit {
     /// strong OU background (τ 10 ms, σ 30 pA) for irregular firing, 10 % heterogeneity of C
     /// and b; GPi: 62 pA and a weak background (σ 5 pA) for regular firing, 5 % heterogeneity
     /// of C. Initial `V` spread ±5 mV around rest. Measured at the 1K–2K–1.5K size, 1 s
-    /// (rates and CV over 200–1000 ms): STN 11.2 Hz (CV 0.17), GPe 52.3 Hz (CV 0.55), GPi
-    /// 63.5 Hz (CV 0.15).
+    /// (rates and CV over 200–1000 ms): STN 11.2 Hz (CV 0.16), GPe 52.3 Hz (CV 0.55), GPi
+    /// 63.5 Hz (CV 0.15); the STN's mean V has a small beta peak near 23 Hz (0.22 mV² in 13–30 Hz).
     pub fn default_stn_gpe_gpi(n_stn: usize, n_gpe: usize, n_gpi: usize) -> Self {
         let map = |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> {
             pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
