@@ -320,9 +320,10 @@ fn mpr_euler_per_batch_and_region_matches_burn() {
 }
 
 /// Every scheme with a tableau (the list the engine-agreement tests iterate over): MPR, which
-/// projects (`r ≥ 0`) and has hand-written VJPs, and Jansen–Rit, differentiated by dual numbers
-/// through its sigmoidal coupling and custom sent quantity; the sweep reads each tableau
-/// backwards, so a wrong weight or stage coefficient shows against autodiff.
+/// projects (`r ≥ 0`) and has hand-written VJPs, Jansen–Rit, differentiated by dual numbers
+/// through its sigmoidal coupling and custom sent quantity, and Hopf with the coupling held over
+/// the step; the sweep reads each tableau backwards, so a wrong weight or stage coefficient
+/// shows against autodiff.
 #[test]
 fn every_tableau_scheme_matches_burn() {
     for integrator in Integrator::ALL {
@@ -355,6 +356,21 @@ fn every_tableau_scheme_matches_burn() {
             Loss::Quad,
         );
         check_against_burn(&s, 45, 1e-8, 1e-4);
+        // Held coupling (TVB's scheme): every later stage's input adjoint adds into the first
+        // stage's inputs.
+        println!("{integrator}: hopf, held coupling");
+        let mut r = run(300, integrator, 0.0, 0, 8);
+        r.dt = 0.05;
+        r.noise.sigma = vec![0.0; 2];
+        let mut s = setup(
+            "hopf",
+            None,
+            &[("G", ParamValue::Batch(vec![0.2, 0.9]))],
+            r,
+            Loss::Quad,
+        );
+        s.cfg.hold_coupling = true;
+        check_against_burn(&s, 50, 1e-8, 1e-4);
     }
 }
 
