@@ -41,7 +41,8 @@ use neurodiff::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list, or all.
+    /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list,
+    /// circuit_forward (spiking STN–GPe–GPi), or all.
     /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
     case: Option<String>,
@@ -94,6 +95,9 @@ pub struct BenchArgs {
     /// Internal: run one mpr_fc_gradient case (`ENGINE:STEPS`) in this process.
     #[arg(long, hide = true)]
     child: Option<String>,
+    /// circuit_forward also runs the 10,000–20,000–15,000 circuit (~104 M synapses, ~1 GB).
+    #[arg(long)]
+    circuit_large: bool,
 }
 
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
@@ -624,6 +628,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "sparse_coupling",
         "delays",
         "edge_list",
+        "circuit_forward",
     ];
     let cases: Vec<&str> = match args.case.as_deref() {
         None => vec!["mpr_forward", "mpr_fc_gradient"],
@@ -652,6 +657,52 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if case == "mpr_forward" {
             forward_case(&args, kind, &engines)?;
         }
+        if case == "circuit_forward" {
+            circuit_case(&args)?;
+        }
+    }
+    Ok(())
+}
+
+/// The circuit_forward case (issue 13): the default STN–GPe–GPi circuit at 100–200–150 and
+/// 1000–2000–1500 neurons (and 10,000–20,000–15,000 with `--circuit-large`), 200 ms at dt
+/// 0.025 ms after 20 ms of warm-up, spikes and rates recorded as `neurodiff circuit` does, one
+/// thread. Sizes run smallest first in this process, so `peak_rss_mb` (the process's peak so
+/// far) is each size's own peak.
+fn circuit_case(args: &BenchArgs) -> Result<()> {
+    use neurodiff::spiking::{Circuit, Engine as Spiking, Record, Recorder};
+    let mut sizes = vec![(100, 200, 150), (1000, 2000, 1500)];
+    if args.circuit_large {
+        sizes.push((10_000, 20_000, 15_000));
+    }
+    for (n_stn, n_gpe, n_gpi) in sizes {
+        let c = Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi);
+        let t0 = std::time::Instant::now();
+        let mut e = Spiking::new(&c)?;
+        let build = t0.elapsed().as_secs_f64();
+        let dt = e.dt();
+        let warm = (20.0 / dt).round() as u64;
+        let steps = (200.0 / dt).round() as u64;
+        let mut rec = Recorder::new(Record::default(), &e);
+        e.run(warm, &mut rec, &mut |_, _| {})?;
+        let mut times = Vec::new();
+        for _ in 0..args.repeats.max(1) {
+            let t = std::time::Instant::now();
+            e.run(steps, &mut rec, &mut |_, _| {})?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let seconds = median(times);
+        let synapses: usize = e.synapse_counts().iter().sum();
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": "neurodiff", "device": "cpu", "backend": "fused-f64", "engine": "spiking",
+                "case": "circuit_forward", "nodes": n_stn + n_gpe + n_gpi, "batch": 1,
+                "steps": steps, "seconds": seconds, "ms_per_step": seconds * 1e3 / steps as f64,
+                "n_stn": n_stn, "n_gpe": n_gpe, "n_gpi": n_gpi, "synapses": synapses,
+                "build_s": build, "peak_rss_mb": peak_rss_mb(),
+            })
+        );
     }
     Ok(())
 }
