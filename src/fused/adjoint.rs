@@ -273,7 +273,7 @@ fn run_model<M: Model, T: Real>(
     let mut outputs = Vec::with_capacity(ns * batch * nrec * n);
     for k in 0..ns {
         for (_, samples) in &per_worker {
-            outputs.extend(samples[k].1.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)));
+            outputs.extend(samples[k].1.iter().map(|v| v.as_f64()));
         }
     }
     let (loss_value, dy) = loss(&outputs, shape)?;
@@ -647,7 +647,7 @@ fn backward<M: Model, T: Real, const N: usize>(
             step_adjoint(m, job, w, tape, s, &wmat, &rev, &mut bf);
         }
         for (a, &v) in g64.iter_mut().zip(&bf.g) {
-            *a += v.to_f64().unwrap_or(f64::NAN);
+            *a += v.as_f64();
         }
         bf.g.iter_mut().for_each(|v| *v = T::zero());
     };

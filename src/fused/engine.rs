@@ -876,7 +876,7 @@ fn each_node<T: Real>(
     for lb in 0..w.rows.len() {
         for i in 0..n {
             for (v, x) in xs[..nv].iter_mut().enumerate() {
-                *x = w.x[(lb * nv + v) * n + i].to_f64().unwrap_or(f64::NAN);
+                *x = w.x[(lb * nv + v) * n + i].as_f64();
             }
             for (j, c) in s[..ns].iter_mut().enumerate() {
                 *c = w.mon[(lb * ns + j) * n + i];
