@@ -98,6 +98,10 @@ pub struct BenchArgs {
     /// circuit_forward also runs the 10,000–20,000–15,000 circuit (~104 M synapses, ~1 GB).
     #[arg(long)]
     circuit_large: bool,
+    /// circuit_forward with AdEx STN cells (GPe's parameters, drive and noise): the network of
+    /// the Brian2 reference figures (`benches/brian2/circuit.py --stn adex`).
+    #[arg(long)]
+    circuit_adex: bool,
 }
 
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
@@ -676,7 +680,18 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
         sizes.push((10_000, 20_000, 15_000));
     }
     for (n_stn, n_gpe, n_gpi) in sizes {
-        let c = Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi);
+        let mut c = Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi);
+        if args.circuit_adex {
+            // The Brian2 reference network: AdEx in all three populations, the STN
+            // with GPe's parameters, drive and noise (benches/brian2/circuit.py --stn adex).
+            let gpe = c.populations[1].clone();
+            let stn = &mut c.populations[0];
+            stn.neuron = gpe.neuron;
+            stn.params = gpe.params;
+            stn.heterogeneity = gpe.heterogeneity;
+            stn.current = gpe.current;
+            stn.ou = gpe.ou;
+        }
         let t0 = std::time::Instant::now();
         let mut e = Spiking::new(&c)?;
         let build = t0.elapsed().as_secs_f64();
@@ -693,6 +708,15 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
         }
         let seconds = median(times);
         let synapses: usize = e.synapse_counts().iter().sum();
+        // Mean rate per population over warm-up and the timed runs (the work done per step
+        // grows with it, so a comparison with another simulator states it).
+        let bins = rec.rates_hz(dt);
+        let rates: serde_json::Map<String, serde_json::Value> = (0..e.n_populations())
+            .map(|k| {
+                let mean = bins.iter().map(|b| b[k]).sum::<f64>() / bins.len().max(1) as f64;
+                (e.population(k).0.to_string(), serde_json::json!(mean))
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
@@ -700,7 +724,8 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
                 "case": "circuit_forward", "nodes": n_stn + n_gpe + n_gpi, "batch": 1,
                 "steps": steps, "seconds": seconds, "ms_per_step": seconds * 1e3 / steps as f64,
                 "n_stn": n_stn, "n_gpe": n_gpe, "n_gpi": n_gpi, "synapses": synapses,
-                "build_s": build, "peak_rss_mb": peak_rss_mb(),
+                "build_s": build, "peak_rss_mb": peak_rss_mb(), "rate_hz": rates,
+                "stn": if args.circuit_adex { "adex" } else { "stn" },
             })
         );
     }
