@@ -26,10 +26,9 @@ pub(crate) fn ww_rate<R: Real>(y: R, d: R) -> R {
     R::select(small, series, direct)
 }
 
-/// The logistic function `1 / (1 + exp(-x))`, written as `(1 + tanh(x / 2)) / 2`: the same
-/// function, but it cannot overflow and its gradient is finite everywhere.
+/// The logistic function `1 / (1 + exp(-x))`: [`Real::logistic`] (a `tanh` on tensors, a
+/// clamped `exp` on numbers).
 #[inline(always)]
 pub(crate) fn logistic<R: Real>(x: R) -> R {
-    let half = k::<R>(0.5);
-    half + half * (half * x).tanh()
+    x.logistic()
 }
