@@ -113,15 +113,20 @@ pub struct Dbs {
 impl Dbs {
     /// The stimulation current at time `t` (ms): `amplitude` inside a pulse, else 0.
     pub fn current(&self, t: f64) -> f64 {
-        if t < self.on_ms || self.off_ms.is_some_and(|off| t >= off) {
-            return 0.0;
-        }
-        let period = 1000.0 / self.freq_hz;
-        if (t - self.on_ms).rem_euclid(period) < self.width_ms {
+        if self.pulse(t) {
             self.amplitude
         } else {
             0.0
         }
+    }
+
+    /// Whether a pulse is on at time `t` (ms).
+    pub fn pulse(&self, t: f64) -> bool {
+        if t < self.on_ms || self.off_ms.is_some_and(|off| t >= off) {
+            return false;
+        }
+        let period = 1000.0 / self.freq_hz;
+        (t - self.on_ms).rem_euclid(period) < self.width_ms
     }
 }
 
@@ -297,7 +302,7 @@ impl Circuit {
         Ok(())
     }
 
-    fn population_names(&self) -> String {
+    pub(crate) fn population_names(&self) -> String {
         self.populations
             .iter()
             .map(|p| p.name.as_str())

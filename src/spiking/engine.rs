@@ -40,77 +40,287 @@
 //! (nS · mV = pA, their input unit), mS/cm² onto HH/STN (mS/cm² · mV = µA/cm²).
 //!
 //! ## Dispatch
-//! Each population holds its neuron as `Box<dyn PopDynamics>`, implemented for every
+//! Each population holds its neuron as `Box<dyn PopDynamics<T>>`, implemented for every
 //! [`Neuron`] by one generic function ([`advance`]): one virtual call per population per step,
 //! the per-neuron loop monomorphised and inlined.
+//!
+//! ## Numbers and derivatives
+//! The engine is generic over its number, [`SpikeNum`]: `f64` (the default, [`Engine::new`]),
+//! or forward-mode dual numbers [`Dual<f64, N>`] ([`Engine::with_seeds`]) that carry the
+//! derivatives of every state, conductance and spike with respect to up to `N` parameters
+//! ([`Seed`]: a neuron parameter of a population, its constant current or OU mean, a
+//! projection's mean weight, the DBS amplitude). Forward mode costs about `N + 1` runs and no
+//! memory that grows with the number of steps. The value part of a dual run is the `f64` run
+//! exactly (the same operations on the values).
+//!
+//! A spike is `Neuron::spike`, exactly 0 or 1 in value. Its derivative is either
+//! - **zero** (`surrogate = false`): the derivative of the run with every spike held at its
+//!   step, which is what a central finite difference with a small step sees (the run is
+//!   piecewise smooth in the parameters, with jumps where a spike moves to another step), or
+//! - **the surrogate** (`surrogate = true`, the default for fitting): the fast-sigmoid
+//!   derivative of [`neurodiff_models::Real::spike`] at each spike that happened, carried into
+//!   every synaptic event it triggers (`g ← g + s w`) and into spike counts. The reset
+//!   (`V ← V − s (V − V_reset)`, `w ← w + s b`) takes the spike's value only, as Zenke & Vogels
+//!   (2021, Neural Comput. 33:899) recommend: through the reset, a spike multiplies `V`'s
+//!   derivative by about `−s′ (V_th − V_reset)` (−7.5 for LIF at slope 1/mV), which made the
+//!   derivatives of a noisy LIF population grow to 1e9 within a second. Neurons that did not
+//!   spike send nothing (propagation stays event-driven), so near-misses contribute through
+//!   their voltage only.
+
+use std::marker::PhantomData;
 
 use neurodiff_models::neuron::{self, Neuron, NeuronError, NeuronSpec, NeuronVisitor, V};
+use num_traits::Float;
 use rand::Rng;
 
 use super::circuit::{Circuit, Dbs, Ou};
 use super::connect::{normal, stream, subseed, tag, Synapses};
 use super::monitor::Recorder;
 use crate::error::{Error, Result};
+use crate::fused::dual::Dual;
+
+/// The number the spiking engine runs in: `f64`, or [`Dual<f64, N>`] carrying derivatives
+/// along `N` directions (one per [`Seed`]).
+pub trait SpikeNum: Float + Send + Sync + std::fmt::Debug + 'static {
+    /// Derivative directions carried (0 for `f64`).
+    const DIRECTIONS: usize;
+    /// `value` with derivative `tangent` along direction `dir` (and 0 along the others).
+    fn seeded(value: f64, dir: usize, tangent: f64) -> Self;
+    /// A constant.
+    #[inline(always)]
+    fn of(value: f64) -> Self {
+        Self::seeded(value, usize::MAX, 0.0)
+    }
+    /// The value.
+    fn value(&self) -> f64;
+    /// The derivative along `dir`.
+    fn tangent(&self, dir: usize) -> f64;
+    /// The value as a constant (derivatives dropped).
+    #[inline(always)]
+    fn detach(self) -> Self {
+        Self::of(self.value())
+    }
+}
+
+impl SpikeNum for f64 {
+    const DIRECTIONS: usize = 0;
+    #[inline(always)]
+    fn seeded(value: f64, _dir: usize, _tangent: f64) -> Self {
+        value
+    }
+    #[inline(always)]
+    fn value(&self) -> f64 {
+        *self
+    }
+    #[inline(always)]
+    fn tangent(&self, _dir: usize) -> f64 {
+        0.0
+    }
+}
+
+impl<const N: usize> SpikeNum for Dual<f64, N> {
+    const DIRECTIONS: usize = N;
+    #[inline(always)]
+    fn seeded(value: f64, dir: usize, tangent: f64) -> Self {
+        let mut d = Dual::cst(value);
+        if dir < N {
+            d.eps[dir] = tangent;
+        }
+        d
+    }
+    #[inline(always)]
+    fn value(&self) -> f64 {
+        self.re
+    }
+    #[inline(always)]
+    fn tangent(&self, dir: usize) -> f64 {
+        self.eps.get(dir).copied().unwrap_or(0.0)
+    }
+}
+
+/// A parameter to differentiate with respect to ([`Engine::with_seeds`]); the derivative is
+/// with respect to the value the [`Circuit`] states.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seed {
+    /// A neuron parameter of a population (`gpe.C`): its base value, around which each
+    /// neuron's heterogeneous value is drawn as `p_i = p (1 + cv z_i)`, so `∂p_i/∂p = p_i / p`
+    /// (exact unless a neuron's value was clipped at a bound).
+    Param {
+        /// Population name.
+        pop: String,
+        /// Parameter name.
+        name: String,
+    },
+    /// The constant current of a population (`gpe.current`).
+    Current {
+        /// Population name.
+        pop: String,
+    },
+    /// The mean of a population's OU current (`gpe.ou_mu`).
+    OuMu {
+        /// Population name.
+        pop: String,
+    },
+    /// The mean weight of projection `index` (in the circuit's order); every synapse's weight
+    /// is proportional to it.
+    Weight {
+        /// Projection index.
+        index: usize,
+    },
+    /// The DBS pulse amplitude.
+    DbsAmplitude,
+}
+
+impl Seed {
+    /// Parses `POP.NAME` (a neuron parameter), `POP.current`, `POP.ou_mu`, `w:PRE->POST`
+    /// (a projection's mean weight) or `dbs.amplitude`, checking names against the circuit.
+    ///
+    /// # Errors
+    /// An unknown population, parameter or projection, naming the known ones.
+    pub fn parse(text: &str, c: &Circuit) -> Result<Self> {
+        let t = text.trim();
+        if t == "dbs.amplitude" {
+            if c.dbs.is_none() {
+                return Err(Error::param(
+                    t,
+                    "the circuit has no DBS (add --dbs FREQ,AMP,WIDTH)",
+                ));
+            }
+            return Ok(Seed::DbsAmplitude);
+        }
+        if let Some(rest) = t.strip_prefix("w:") {
+            let (pre, post) = rest.split_once("->").ok_or_else(|| {
+                Error::param(t, "expected w:PRE->POST (e.g. w:stn->gpe), a projection")
+            })?;
+            let index = c
+                .projections
+                .iter()
+                .position(|p| p.pre == pre.trim() && p.post == post.trim())
+                .ok_or_else(|| {
+                    let known: Vec<String> = c
+                        .projections
+                        .iter()
+                        .map(|p| format!("w:{}->{}", p.pre, p.post))
+                        .collect();
+                    Error::param(
+                        t,
+                        format!("no such projection (projections: {})", known.join(", ")),
+                    )
+                })?;
+            return Ok(Seed::Weight { index });
+        }
+        let (pop, name) = t.split_once('.').ok_or_else(|| {
+            Error::param(
+                t,
+                "expected POP.NAME, POP.current, POP.ou_mu, w:PRE->POST or dbs.amplitude",
+            )
+        })?;
+        let k = c.population_index(pop).ok_or_else(|| {
+            Error::param(
+                t,
+                format!(
+                    "no population `{pop}` (populations: {})",
+                    c.population_names()
+                ),
+            )
+        })?;
+        let pop = pop.to_string();
+        match name {
+            "current" => Ok(Seed::Current { pop }),
+            "ou_mu" => {
+                if c.populations[k].ou.is_none() {
+                    return Err(Error::param(
+                        t,
+                        format!("population `{pop}` has no OU current"),
+                    ));
+                }
+                Ok(Seed::OuMu { pop })
+            }
+            _ => {
+                let spec = c.spec(k)?;
+                if spec.param_index(name).is_none() {
+                    let known: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                    return Err(Error::param(
+                        t,
+                        format!(
+                            "the `{}` neuron has no parameter `{name}` (it has: {}; or current, ou_mu)",
+                            spec.name,
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                Ok(Seed::Param {
+                    pop,
+                    name: name.to_string(),
+                })
+            }
+        }
+    }
+}
 
 /// The largest number of state variables a neuron may have here (the step keeps its scratch
 /// on the stack).
 pub const MAX_VARS: usize = 8;
 
 /// What a population's step needs.
-pub struct StepInputs<'a> {
+pub struct StepInputs<'a, T> {
     /// State, `[n][n_vars]`.
-    pub x: &'a mut [f64],
+    pub x: &'a mut [T],
     /// Parameters, `[n][n_params]`.
-    pub p: &'a [f64],
+    pub p: &'a [T],
     /// External current per neuron (constant + OU + DBS).
-    pub drive: &'a [f64],
+    pub drive: &'a [T],
     /// Total synaptic conductance per neuron, `G = Σ g`.
-    pub g: &'a [f64],
+    pub g: &'a [T],
     /// `GE = Σ g E_rev` per neuron.
-    pub ge: &'a [f64],
+    pub ge: &'a [T],
     /// `1/C` per neuron: the gain of the input current on `dV/dt`.
-    pub inv_c: &'a [f64],
+    pub inv_c: &'a [T],
     /// Step, ms.
     pub dt: f64,
     /// Receives the indices of the neurons that spiked.
     pub spiked: &'a mut Vec<u32>,
+    /// Receives their spikes (1 in value; see the module documentation for the derivative).
+    pub spikes: &'a mut Vec<T>,
+    /// Whether a spike carries the surrogate derivative (else none).
+    pub surrogate: bool,
 }
 
 /// A neuron model behind one virtual call per population and step.
-pub trait PopDynamics: Send + Sync {
+pub trait PopDynamics<T: SpikeNum = f64>: Send + Sync {
     /// The model's spec.
     fn spec(&self) -> &'static NeuronSpec;
     /// [`Neuron::validate`].
     fn validate(&self, p: &[f64]) -> std::result::Result<(), NeuronError>;
     /// [`Neuron::rest`].
-    fn rest(&self, p: &[f64], x: &mut [f64]);
+    fn rest(&self, p: &[T], x: &mut [T]);
     /// `∂(dV/dt)/∂I` at state `x`: `1/C` (in the input unit over the capacitance unit).
-    fn input_gain(&self, p: &[f64], x: &[f64]) -> f64;
+    fn input_gain(&self, p: &[T], x: &[T]) -> T;
     /// Advances every neuron of a population by one step. On a non-finite `V`, returns the
     /// neuron and the value.
-    fn advance(&self, s: StepInputs<'_>) -> std::result::Result<(), (usize, f64)>;
+    fn advance(&self, s: StepInputs<'_, T>) -> std::result::Result<(), (usize, f64)>;
 }
 
 struct Dyn<N: Neuron>(N);
 
-impl<N: Neuron> PopDynamics for Dyn<N> {
+impl<N: Neuron, T: SpikeNum> PopDynamics<T> for Dyn<N> {
     fn spec(&self) -> &'static NeuronSpec {
         N::SPEC
     }
     fn validate(&self, p: &[f64]) -> std::result::Result<(), NeuronError> {
         self.0.validate(p)
     }
-    fn rest(&self, p: &[f64], x: &mut [f64]) {
+    fn rest(&self, p: &[T], x: &mut [T]) {
         self.0.rest(p, x)
     }
-    fn input_gain(&self, p: &[f64], x: &[f64]) -> f64 {
+    fn input_gain(&self, p: &[T], x: &[T]) -> T {
         let nv = x.len();
-        let (mut f0, mut f1) = ([0.0; MAX_VARS], [0.0; MAX_VARS]);
-        self.0.drift(x, 0.0, p, &mut f0[..nv]);
-        self.0.drift(x, 1.0, p, &mut f1[..nv]);
+        let (mut f0, mut f1) = ([T::zero(); MAX_VARS], [T::zero(); MAX_VARS]);
+        self.0.drift(x, T::zero(), p, &mut f0[..nv]);
+        self.0.drift(x, T::one(), p, &mut f1[..nv]);
         f1[V] - f0[V]
     }
-    fn advance(&self, s: StepInputs<'_>) -> std::result::Result<(), (usize, f64)> {
+    fn advance(&self, s: StepInputs<'_, T>) -> std::result::Result<(), (usize, f64)> {
         advance(&self.0, s)
     }
 }
@@ -121,110 +331,131 @@ impl<N: Neuron> PopDynamics for Dyn<N> {
 /// `w` and synaptic conductances mostly have `|z| < 0.01` at dt 0.025 ms; glibc's `expm1` was a
 /// third of the circuit's time.
 #[inline(always)]
-pub fn phi(a: f64, dt: f64) -> f64 {
-    let z = a * dt;
-    if z.abs() < 0.01 {
-        dt * (1.0 + z * (0.5 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0)))))
+pub fn phi<T: SpikeNum>(a: T, dt: f64) -> T {
+    let c = T::of;
+    let z = a * c(dt);
+    if z.value().abs() < 0.01 {
+        c(dt)
+            * (c(1.0)
+                + z * (c(0.5) + z * (c(1.0 / 6.0) + z * (c(1.0 / 24.0) + z * c(1.0 / 120.0)))))
     } else {
-        (z.exp() - 1.0) / a
+        (Float::exp(z) - c(1.0)) / a
     }
 }
 
 /// One exponential-Euler step of every neuron of a population (see the module documentation).
 #[inline(never)]
-pub fn advance<N: Neuron>(n: &N, s: StepInputs<'_>) -> std::result::Result<(), (usize, f64)> {
+pub fn advance<N: Neuron, T: SpikeNum>(
+    n: &N,
+    s: StepInputs<'_, T>,
+) -> std::result::Result<(), (usize, f64)> {
     let nv = N::SPEC.n_vars();
     let np = N::SPEC.params.len();
-    let mut f = [0.0f64; MAX_VARS];
-    let mut lin = [0.0f64; MAX_VARS];
+    let mut f = [T::zero(); MAX_VARS];
+    let mut lin = [T::zero(); MAX_VARS];
     for j in 0..s.g.len() {
         let x = &mut s.x[j * nv..(j + 1) * nv];
         let p = &s.p[j * np..(j + 1) * np];
         let v0 = x[V];
         let i = s.drive[j] + s.ge[j] - s.g[j] * v0;
-        lin[..nv].fill(0.0);
+        lin[..nv].fill(T::zero());
         n.drift_linear(x, i, p, &mut f[..nv], &mut lin[..nv]);
-        lin[V] -= s.g[j] * s.inv_c[j];
+        lin[V] = lin[V] - s.g[j] * s.inv_c[j];
         for k in 0..nv {
-            x[k] += f[k] * phi(lin[k], s.dt);
+            x[k] = x[k] + f[k] * phi(lin[k], s.dt);
         }
         let v1 = x[V];
         if !v1.is_finite() {
-            return Err((j, v1));
+            return Err((j, v1.value()));
         }
-        let spike = n.spike(v0, v1, p);
-        if spike != 0.0 {
+        let mut spike = n.spike(v0, v1, p);
+        if spike.value() != 0.0 {
+            if !s.surrogate {
+                spike = spike.detach();
+            }
             if N::RESETS {
-                n.reset(x, spike, p);
+                // The reset takes the spike's value only (see the module documentation).
+                n.reset(x, spike.detach(), p);
             }
             s.spiked.push(j as u32);
+            s.spikes.push(spike);
         }
     }
     Ok(())
 }
 
-struct Make;
+struct Make<T>(PhantomData<T>);
 
-impl NeuronVisitor for Make {
-    type Output = Box<dyn PopDynamics>;
+impl<T: SpikeNum> NeuronVisitor for Make<T> {
+    type Output = Box<dyn PopDynamics<T>>;
     fn visit<N: Neuron>(self, n: N) -> Self::Output {
         Box::new(Dyn(n))
     }
 }
 
 /// The dynamics of the neuron model called `name`.
-pub fn dynamics(name: &str) -> Option<Box<dyn PopDynamics>> {
-    neuron::visit(name, Make)
+pub fn dynamics<T: SpikeNum>(name: &str) -> Option<Box<dyn PopDynamics<T>>> {
+    neuron::visit(name, Make(PhantomData))
 }
 
 /// One population's state.
-pub(crate) struct Pop {
+pub(crate) struct Pop<T: SpikeNum> {
     pub name: String,
     pub n: usize,
     /// Global id of its first neuron.
     pub offset: usize,
-    pub dynamics: Box<dyn PopDynamics>,
+    pub dynamics: Box<dyn PopDynamics<T>>,
     pub nv: usize,
-    pub x: Vec<f64>,
-    pub p: Vec<f64>,
-    pub inv_c: Vec<f64>,
-    pub current: Vec<f64>,
+    pub x: Vec<T>,
+    pub p: Vec<T>,
+    pub inv_c: Vec<T>,
+    pub current: Vec<T>,
     pub ou: Option<Ou>,
-    pub ou_i: Vec<f64>,
+    /// The OU mean (a [`Seed::OuMu`] makes it carry a derivative).
+    pub ou_mu: T,
+    pub ou_i: Vec<T>,
     pub ou_seed: u64,
-    pub drive: Vec<f64>,
-    pub g: Vec<f64>,
-    pub ge: Vec<f64>,
+    pub drive: Vec<T>,
+    pub g: Vec<T>,
+    pub ge: Vec<T>,
     /// Neurons that spiked in the last step.
     pub spiked: Vec<u32>,
+    /// Their spikes (1 in value, with the derivative of the module documentation).
+    pub spikes: Vec<T>,
 }
 
 /// One projection's state.
-pub(crate) struct Proj {
+pub(crate) struct Proj<T: SpikeNum> {
     pub pre: usize,
     pub post: usize,
     pub syn: Synapses,
     pub delay: usize,
     pub decay: f64,
     pub e_rev: f64,
+    /// Factor on every weight: 1 (a [`Seed::Weight`] gives it the derivative `1/weight`).
+    pub scale: T,
     /// `[delay + 1][n_post]`.
-    pub ring: Vec<f64>,
-    pub g: Vec<f64>,
+    pub ring: Vec<T>,
+    pub g: Vec<T>,
 }
 
-/// A circuit being simulated (see the module documentation).
-pub struct Engine {
+/// A circuit being simulated (see the module documentation), in `f64` or, with derivatives,
+/// in [`Dual`] numbers ([`Engine::with_seeds`]).
+pub struct Engine<T: SpikeNum = f64> {
     dt: f64,
     step: u64,
-    pub(crate) pops: Vec<Pop>,
-    pub(crate) projs: Vec<Proj>,
+    pub(crate) pops: Vec<Pop<T>>,
+    pub(crate) projs: Vec<Proj<T>>,
     dbs: Option<(usize, Dbs)>,
+    /// The DBS amplitude (a [`Seed::DbsAmplitude`] makes it carry a derivative).
+    dbs_amp: T,
+    surrogate: bool,
 }
 
 /// Bytes per synapse of the stored connectivity (`u32` target + `f32` weight).
 pub const BYTES_PER_SYNAPSE: usize = 8;
 
-impl Engine {
+impl Engine<f64> {
     /// Checks the circuit, estimates its memory (refusing one that would not fit in the
     /// memory available), draws heterogeneity, initial states and connectivity from the seed.
     ///
@@ -232,6 +463,34 @@ impl Engine {
     /// Whatever [`Circuit::validate`] finds; a neuron whose drawn parameters are inconsistent
     /// (population, neuron, parameter); a circuit too large for the available memory.
     pub fn new(c: &Circuit) -> Result<Self> {
+        Self::build(c, &[], false)
+    }
+}
+
+impl<T: SpikeNum> Engine<T> {
+    /// As [`Engine::new`], in dual numbers: seed `d` of `seeds` is derivative direction `d`
+    /// (at most `T::DIRECTIONS` seeds). `surrogate` chooses the derivative of a spike (see the
+    /// module documentation).
+    ///
+    /// # Errors
+    /// As [`Engine::new`]; more seeds than directions; a seed naming nothing in the circuit.
+    pub fn with_seeds(c: &Circuit, seeds: &[Seed], surrogate: bool) -> Result<Self> {
+        Self::build(c, seeds, surrogate)
+    }
+
+    fn build(c: &Circuit, seeds: &[Seed], surrogate: bool) -> Result<Self> {
+        if seeds.len() > T::DIRECTIONS {
+            return Err(Error::setting(
+                "seeds",
+                format!(
+                    "{} parameters to differentiate, but the engine carries {} derivative \
+                     directions",
+                    seeds.len(),
+                    T::DIRECTIONS
+                ),
+            ));
+        }
+        let seed_of = |want: &dyn Fn(&Seed) -> bool| seeds.iter().position(want);
         c.validate()?;
         let bytes = estimate_bytes(c);
         if let Some(avail) = crate::io::available_memory_bytes() {
@@ -253,7 +512,7 @@ impl Engine {
         let mut offset = 0;
         for (k, pop) in c.populations.iter().enumerate() {
             let spec = c.spec(k)?;
-            let dynamics = dynamics(&pop.neuron).expect("validated neuron name");
+            let dynamics = dynamics::<T>(&pop.neuron).expect("validated neuron name");
             let (nv, np) = (spec.n_vars(), spec.params.len());
             if nv > MAX_VARS {
                 return Err(Error::setting(
@@ -294,8 +553,23 @@ impl Engine {
                     )
                 })?;
             }
-            let mut x = vec![0.0; pop.n * nv];
-            let mut inv_c = vec![0.0; pop.n];
+            // Parameters in T: a seeded parameter carries ∂p_i/∂p = p_i / p (1 at p = 0).
+            let mut pt: Vec<T> = p.iter().map(|&v| T::of(v)).collect();
+            for (j, ps) in spec.params.iter().enumerate() {
+                let d = seed_of(
+                    &|s: &Seed| matches!(s, Seed::Param { pop: sp, name } if *sp == pop.name && name == ps.name),
+                );
+                if let Some(d) = d {
+                    for i in 0..pop.n {
+                        let v = p[i * np + j];
+                        let dv = if base[j] != 0.0 { v / base[j] } else { 1.0 };
+                        pt[i * np + j] = T::seeded(v, d, dv);
+                    }
+                }
+            }
+            let p = pt;
+            let mut x = vec![T::zero(); pop.n * nv];
+            let mut inv_c = vec![T::zero(); pop.n];
             let init = subseed(c.seed, tag::INIT, k as u64);
             for i in 0..pop.n {
                 let xi = &mut x[i * nv..(i + 1) * nv];
@@ -304,16 +578,28 @@ impl Engine {
                 inv_c[i] = dynamics.input_gain(pi, xi);
                 if pop.v_spread_mv > 0.0 {
                     let u: f64 = stream(init, 0, i).random();
-                    xi[V] += pop.v_spread_mv * (2.0 * u - 1.0);
+                    xi[V] = xi[V] + T::of(pop.v_spread_mv * (2.0 * u - 1.0));
                 }
             }
+            let seeded = |want: &dyn Fn(&Seed) -> bool, value: f64| match seed_of(want) {
+                Some(d) => T::seeded(value, d, 1.0),
+                None => T::of(value),
+            };
+            let ou_mu = seeded(
+                &|s: &Seed| matches!(s, Seed::OuMu { pop: sp } if *sp == pop.name),
+                pop.ou.map_or(0.0, |o| o.mu),
+            );
+            let current = seeded(
+                &|s: &Seed| matches!(s, Seed::Current { pop: sp } if *sp == pop.name),
+                pop.current,
+            );
             let ou_seed = subseed(c.seed, tag::OU, k as u64);
             let ou_i = match &pop.ou {
                 // Start in the stationary distribution.
                 Some(ou) => (0..pop.n)
-                    .map(|i| ou.mu + ou.sigma * normal(&mut stream(ou_seed, u64::MAX, i)))
+                    .map(|i| ou_mu + T::of(ou.sigma * normal(&mut stream(ou_seed, u64::MAX, i))))
                     .collect(),
-                None => vec![0.0; pop.n],
+                None => vec![T::zero(); pop.n],
             };
             pops.push(Pop {
                 name: pop.name.clone(),
@@ -324,14 +610,16 @@ impl Engine {
                 x,
                 p,
                 inv_c,
-                current: vec![pop.current; pop.n],
+                current: vec![current; pop.n],
                 ou: pop.ou,
+                ou_mu,
                 ou_i,
                 ou_seed,
-                drive: vec![0.0; pop.n],
-                g: vec![0.0; pop.n],
-                ge: vec![0.0; pop.n],
+                drive: vec![T::zero(); pop.n],
+                g: vec![T::zero(); pop.n],
+                ge: vec![T::zero(); pop.n],
                 spiked: Vec::new(),
+                spikes: Vec::new(),
             });
             offset += pop.n;
         }
@@ -341,6 +629,18 @@ impl Engine {
             let post = c.population_index(&pr.post).expect("validated");
             let (n_pre, n_post) = (c.populations[pre].n, c.populations[post].n);
             let delay = c.delay_steps(pr).max(1);
+            let scale =
+                match seed_of(&|s: &Seed| matches!(s, Seed::Weight { index } if *index == k)) {
+                    Some(d) if pr.weight != 0.0 => T::seeded(1.0, d, 1.0 / pr.weight),
+                    Some(_) => {
+                        return Err(Error::param(
+                            format!("w:{}->{}", pr.pre, pr.post),
+                            "cannot differentiate with respect to a mean weight of 0 (every \
+                         weight is proportional to it); start from a small positive weight",
+                        ))
+                    }
+                    None => T::one(),
+                };
             projs.push(Proj {
                 pre,
                 post,
@@ -348,8 +648,9 @@ impl Engine {
                 delay,
                 decay: (-c.dt_ms / pr.tau_decay_ms).exp(),
                 e_rev: pr.e_rev_mv,
-                ring: vec![0.0; (delay + 1) * n_post],
-                g: vec![0.0; n_post],
+                scale,
+                ring: vec![T::zero(); (delay + 1) * n_post],
+                g: vec![T::zero(); n_post],
             });
         }
         let dbs = c.dbs.as_ref().map(|d| {
@@ -358,12 +659,28 @@ impl Engine {
                 d.clone(),
             )
         });
+        let dbs_amp = match seed_of(&|s: &Seed| matches!(s, Seed::DbsAmplitude)) {
+            Some(d) => T::seeded(c.dbs.as_ref().map_or(0.0, |d| d.amplitude), d, 1.0),
+            None => T::of(c.dbs.as_ref().map_or(0.0, |d| d.amplitude)),
+        };
+        for (d, s) in seeds.iter().enumerate() {
+            if let Seed::Param { pop, .. } | Seed::Current { pop } | Seed::OuMu { pop } = s {
+                if c.population_index(pop).is_none() {
+                    return Err(Error::param(
+                        format!("seeds[{d}]"),
+                        format!("no population `{pop}`"),
+                    ));
+                }
+            }
+        }
         Ok(Self {
             dt: c.dt_ms,
             step: 0,
             pops,
             projs,
             dbs,
+            dbs_amp,
+            surrogate,
         })
     }
 
@@ -410,26 +727,27 @@ impl Engine {
 
     /// Bytes held by connectivity and delay buffers.
     pub fn synapse_bytes(&self) -> usize {
+        let t = std::mem::size_of::<T>();
         self.projs
             .iter()
-            .map(|p| p.syn.bytes() + p.ring.len() * 8 + p.g.len() * 8)
+            .map(|p| p.syn.bytes() + p.ring.len() * t + p.g.len() * t)
             .sum()
     }
 
     /// The conductance of projection `k` onto postsynaptic neuron `j` now (at the end of the
     /// last step; the value the next step starts from before its arrivals).
-    pub fn conductance(&self, k: usize, j: usize) -> f64 {
+    pub fn conductance(&self, k: usize, j: usize) -> T {
         self.projs[k].g[j]
     }
 
     /// The state of neuron `i` of population `k`.
-    pub fn state(&self, k: usize, i: usize) -> &[f64] {
+    pub fn state(&self, k: usize, i: usize) -> &[T] {
         let p = &self.pops[k];
         &p.x[i * p.nv..(i + 1) * p.nv]
     }
 
     /// The membrane potential of every neuron of population `k`, in order.
-    pub fn voltages(&self, k: usize) -> impl Iterator<Item = f64> + '_ {
+    pub fn voltages(&self, k: usize) -> impl Iterator<Item = T> + '_ {
         let p = &self.pops[k];
         p.x.iter().step_by(p.nv).copied()
     }
@@ -439,13 +757,21 @@ impl Engine {
         &self.pops[k].spiked
     }
 
+    /// Their spikes, in the same order: 1 in value, with the derivative of the module
+    /// documentation (their sum is a differentiable spike count).
+    pub fn spikes(&self, k: usize) -> &[T] {
+        &self.pops[k].spikes
+    }
+
     /// Replaces the constant current of each neuron of population `k` (one value per neuron).
     ///
     /// # Panics
     /// If `values` does not have one value per neuron.
     pub fn set_current(&mut self, k: usize, values: &[f64]) {
         assert_eq!(values.len(), self.pops[k].n, "one current per neuron");
-        self.pops[k].current.copy_from_slice(values);
+        for (c, &v) in self.pops[k].current.iter_mut().zip(values) {
+            *c = T::of(v);
+        }
     }
 
     /// Advances the circuit by one step (see the module documentation).
@@ -456,15 +782,15 @@ impl Engine {
         let s = self.step;
         let t = s as f64 * self.dt;
         for pop in &mut self.pops {
-            pop.g.fill(0.0);
-            pop.ge.fill(0.0);
+            pop.g.fill(T::zero());
+            pop.ge.fill(T::zero());
         }
         for pr in &mut self.projs {
             let n = pr.g.len();
             let slot = (s % (pr.delay as u64 + 1)) as usize;
             let row = &mut pr.ring[slot * n..(slot + 1) * n];
             let post = &mut self.pops[pr.post];
-            let (decay, e_rev) = (pr.decay, pr.e_rev);
+            let (decay, e_rev) = (T::of(pr.decay), T::of(pr.e_rev));
             for (((gj, arrival), total), ge) in
                 pr.g.iter_mut()
                     .zip(row.iter_mut())
@@ -472,21 +798,22 @@ impl Engine {
                     .zip(post.ge.iter_mut())
             {
                 let g = *gj * decay + *arrival;
-                *arrival = 0.0;
+                *arrival = T::zero();
                 *gj = g;
-                *total += g;
-                *ge += g * e_rev;
+                *total = *total + g;
+                *ge = *ge + g * e_rev;
             }
         }
         for (k, pop) in self.pops.iter_mut().enumerate() {
             let dbs = match &self.dbs {
-                Some((target, d)) if *target == k => d.current(t),
-                _ => 0.0,
+                Some((target, d)) if *target == k && d.pulse(t) => self.dbs_amp,
+                _ => T::zero(),
             };
             for j in 0..pop.n {
                 pop.drive[j] = pop.current[j] + pop.ou_i[j] + dbs;
             }
             pop.spiked.clear();
+            pop.spikes.clear();
             let inputs = StepInputs {
                 x: &mut pop.x,
                 p: &pop.p,
@@ -496,6 +823,8 @@ impl Engine {
                 inv_c: &pop.inv_c,
                 dt: self.dt,
                 spiked: &mut pop.spiked,
+                spikes: &mut pop.spikes,
+                surrogate: self.surrogate,
             };
             if let Err((j, value)) = pop.dynamics.advance(inputs) {
                 return Err(Error::setting(
@@ -515,8 +844,9 @@ impl Engine {
                 let e = (-self.dt / ou.tau_ms).exp();
                 let amp = ou.sigma * (1.0 - e * e).sqrt();
                 let mut rng = stream(pop.ou_seed, s, 0);
+                let (mu, et) = (pop.ou_mu, T::of(e));
                 for v in &mut pop.ou_i {
-                    *v = ou.mu + (*v - ou.mu) * e + amp * normal(&mut rng);
+                    *v = mu + (*v - mu) * et + T::of(amp * normal(&mut rng));
                 }
             }
         }
@@ -524,10 +854,21 @@ impl Engine {
             let n = pr.g.len();
             let slot = ((s + 1 + pr.delay as u64) % (pr.delay as u64 + 1)) as usize;
             let row = &mut pr.ring[slot * n..(slot + 1) * n];
-            for &i in &self.pops[pr.pre].spiked {
+            let pre = &self.pops[pr.pre];
+            for (&i, &spike) in pre.spiked.iter().zip(&pre.spikes) {
                 let (targets, weights) = pr.syn.row(i as usize);
-                for (&j, &w) in targets.iter().zip(weights) {
-                    row[j as usize] += w as f64;
+                if T::DIRECTIONS == 0 {
+                    // f64: the spike is 1 and the scale 1 (the weights exactly as stored).
+                    for (&j, &w) in targets.iter().zip(weights) {
+                        let r = &mut row[j as usize];
+                        *r = *r + T::of(w as f64);
+                    }
+                } else {
+                    let a = spike * pr.scale;
+                    for (&j, &w) in targets.iter().zip(weights) {
+                        let r = &mut row[j as usize];
+                        *r = *r + a * T::of(w as f64);
+                    }
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! (global neuron id, step), population rates per bin, `V` of chosen neurons and an LFP proxy
 //! (each population's mean `V`) on a sampling schedule.
 
-use super::engine::Engine;
+use super::engine::{Engine, SpikeNum};
 
 /// What to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +54,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// An empty recorder for a circuit of these population sizes.
-    pub fn new(record: Record, engine: &Engine) -> Self {
+    pub fn new<T: SpikeNum>(record: Record, engine: &Engine<T>) -> Self {
         let sizes = (0..engine.n_populations())
             .map(|k| engine.population(k).1)
             .collect::<Vec<_>>();
@@ -72,7 +72,7 @@ impl Recorder {
     }
 
     /// Records the step the engine just took.
-    pub fn observe(&mut self, e: &Engine) {
+    pub fn observe<T: SpikeNum>(&mut self, e: &Engine<T>) {
         let s = self.steps;
         for k in 0..self.sizes.len() {
             let spiked = e.spiked(k);
@@ -97,12 +97,13 @@ impl Recorder {
         if (s + 1).is_multiple_of(every) {
             for &g in &self.record.v_neurons {
                 let (k, i) = locate(e, g);
-                self.v.push(e.state(k, i)[0]);
+                self.v.push(e.state(k, i)[0].value());
             }
             if self.record.lfp {
                 for k in 0..self.sizes.len() {
                     let n = self.sizes[k] as f64;
-                    self.lfp.push(e.voltages(k).sum::<f64>() / n);
+                    self.lfp
+                        .push(e.voltages(k).map(|v| v.value()).sum::<f64>() / n);
                 }
             }
         }
@@ -128,7 +129,7 @@ impl Recorder {
 ///
 /// # Panics
 /// If `g` is not a neuron of the circuit.
-pub fn locate(e: &Engine, g: usize) -> (usize, usize) {
+pub fn locate<T: SpikeNum>(e: &Engine<T>, g: usize) -> (usize, usize) {
     for k in 0..e.n_populations() {
         let (_, n, off) = e.population(k);
         if g >= off && g < off + n {

@@ -526,3 +526,207 @@ fn bad_input_fails_cleanly() {
         &["start"],
     );
 }
+
+// ---- Gradients through the circuit (forward-mode dual numbers) ----
+
+use neurodiff::fused::dual::Dual;
+use neurodiff::spiking::grad::{evaluate, evaluate_in, Objective};
+use neurodiff::spiking::Seed;
+
+/// The default STN–GPe–GPi circuit at 20–40–30 neurons (the STN the conductance-based cell,
+/// GPe/GPi AdEx with resets), without the GPe → STN projection: feed-forward, so that a
+/// perturbation does not grow exponentially. (The full loop is chaotic: a relative change of
+/// 1e-6 in the STN's current moves a spike by a step after ~3,200 steps, past which no finite
+/// difference resolves the derivative of the run with its spikes held.)
+fn small_circuit() -> Circuit {
+    let mut c = Circuit::default_stn_gpe_gpi(20, 40, 30);
+    c.projections.remove(1);
+    // GPe → GPi weights equal and exact in f32 (weights are stored in f32), so that the
+    // finite difference moves them by exactly its step.
+    c.projections[2].weight = 0.03125;
+    c.projections[2].weight_cv = 0.0;
+    c
+}
+
+fn seeds(c: &Circuit) -> Vec<Seed> {
+    ["stn.current", "w:gpe->gpi", "gpi.C", "gpe.ou_mu"]
+        .iter()
+        .map(|s| Seed::parse(s, c).unwrap())
+        .collect()
+}
+
+/// The circuit with seed `d` moved by `h` (the same parameter a [`Seed`] names).
+fn perturbed(c: &Circuit, d: usize, h: f64) -> Circuit {
+    let mut c = c.clone();
+    match d {
+        0 => c.populations[0].current += h,
+        1 => c.projections[2].weight += h,
+        2 => {
+            let base = c.populations[2].params["C"];
+            c.set_param("gpi.C", base + h).unwrap();
+        }
+        3 => c.populations[1].ou.as_mut().unwrap().mu += h,
+        _ => unreachable!(),
+    }
+    c
+}
+
+#[test]
+fn dual_run_has_the_values_of_the_f64_run() {
+    // The value part of a dual run is the f64 run: the same operations on the values.
+    let c = small_circuit();
+    let mut plain = Engine::new(&c).unwrap();
+    let mut dual = Engine::<Dual<f64, 4>>::with_seeds(&c, &seeds(&c), true).unwrap();
+    for _ in 0..2000 {
+        plain.step().unwrap();
+        dual.step().unwrap();
+        for k in 0..3 {
+            assert_eq!(plain.spiked(k), dual.spiked(k));
+        }
+    }
+    for k in 0..3 {
+        for i in 0..plain.population(k).1 {
+            let (a, b) = (plain.state(k, i), dual.state(k, i));
+            for (x, y) in a.iter().zip(b) {
+                // The same operations up to a few roundings (the dual numbers' division and
+                // powers are not f64's instruction for instruction).
+                assert!(
+                    (x - y.re).abs() <= 1e-12 * x.abs().max(1.0),
+                    "population {k} neuron {i}: {x} vs {}",
+                    y.re
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_holding_spikes_matches_central_differences() {
+    // Without the surrogate, the derivative is that of the run with every spike at its step:
+    // what central differences with a small step see, as long as no spike moves (checked).
+    let c = small_circuit();
+    let obj = Objective {
+        window_ms: (100.0, 260.0),
+        rates: vec![],
+        beta: vec![(0, 1.0), (1, 1.0), (2, 1.0)],
+    };
+    let s = seeds(&c);
+    let ev = evaluate(&c, &s, &obj, false).unwrap();
+    let base = [15.0, 0.03125, 40.0, 1.0];
+    for (d, &scale) in base.iter().enumerate() {
+        // The weight's steps are powers of two (0.03125 ± 2^-27 is exact in f32). AdEx's
+        // exponential makes the run strongly curved near spikes, so the difference is
+        // extrapolated (Richardson: (4 D(h/2) − D(h)) / 3 cancels the h² term).
+        // GPi's C by 1e-9 (a step of 1e-7 already moves a GPi spike).
+        let h = [
+            1e-7 * scale,
+            0.03125 / 4194304.0,
+            1e-9 * scale,
+            1e-7 * scale,
+        ][d];
+        let diff = |h: f64| {
+            let up = evaluate_in::<f64>(&perturbed(&c, d, h), &[], &obj, false).unwrap();
+            let down = evaluate_in::<f64>(&perturbed(&c, d, -h), &[], &obj, false).unwrap();
+            assert_eq!(up.spikes, ev.spikes, "a spike moved at +{h} for seed {d}");
+            assert_eq!(down.spikes, ev.spikes, "a spike moved at -{h} for seed {d}");
+            (up.loss - down.loss) / (2.0 * h)
+        };
+        let (d1, d2) = (diff(h), diff(h / 2.0));
+        let fd = (4.0 * d2 - d1) / 3.0;
+        let g = ev.grad[d];
+        assert!(
+            (g - fd).abs() <= 1e-5 * fd.abs().max(g.abs()) + 1e-9,
+            "seed {d}: forward mode {g:e}, central differences {d1:e} (h), {d2:e} (h/2), \
+             extrapolated {fd:e}"
+        );
+        assert!(
+            fd.abs() > 1e-6,
+            "seed {d}: the loss does not depend on it ({fd:e})"
+        );
+    }
+}
+
+#[test]
+fn surrogate_gives_rates_a_gradient_of_the_right_sign_and_size() {
+    // Rates change by whole spikes: without the surrogate their derivative is exactly 0.
+    // With it, d(rate)/d(current) of a noisy LIF population is positive and of the size of a
+    // finite difference over a step large enough to move many spikes.
+    let mut pop = lif("a", 200, 380.0, 2.0);
+    pop.ou = Some(neurodiff::spiking::Ou {
+        tau_ms: 5.0,
+        mu: 0.0,
+        sigma: 60.0,
+    });
+    pop.heterogeneity = BTreeMap::from([("C".to_string(), 0.1)]);
+    pop.v_spread_mv = 5.0;
+    let c = Circuit {
+        populations: vec![pop],
+        projections: vec![],
+        dt_ms: 0.1,
+        seed: 3,
+        dbs: None,
+    };
+    let obj = Objective {
+        window_ms: (50.0, 1050.0),
+        rates: vec![(0, 100.0)],
+        beta: vec![],
+    };
+    let s = vec![Seed::parse("a.current", &c).unwrap()];
+    let none = evaluate(&c, &s, &obj, false).unwrap();
+    assert_eq!(none.grad[0], 0.0);
+    // dL/dI = 2 (r - r*) / r*^2 dr/dI, so dr/dI = dL/dI r*^2 / (2 (r - r*)).
+    let with = evaluate(&c, &s, &obj, true).unwrap();
+    let r = with.rates_hz[0];
+    let dr = with.grad[0] * 100.0 * 100.0 / (2.0 * (r - 100.0));
+    let h = 10.0;
+    let shifted = |h: f64| {
+        let mut c = c.clone();
+        c.populations[0].current += h;
+        evaluate_in::<f64>(&c, &[], &obj, false).unwrap().rates_hz[0]
+    };
+    let fd = (shifted(h) - shifted(-h)) / (2.0 * h);
+    assert!(fd > 0.0, "more drive, more spikes: {fd}");
+    assert!(
+        dr > 0.0 && dr / fd > 0.25 && dr / fd < 4.0,
+        "rate {r} Hz: surrogate d rate / d current {dr} Hz/pA vs finite difference {fd} Hz/pA"
+    );
+}
+
+#[test]
+fn bad_seeds_and_objectives_are_reported() {
+    let c = small_circuit();
+    for (text, needle) in [
+        ("stn.nope", "has no parameter `nope`"),
+        ("xyz.C", "no population `xyz`"),
+        ("w:stn->stn", "no such projection"),
+        ("dbs.amplitude", "no DBS"),
+        ("current", "expected POP.NAME"),
+    ] {
+        let e = Seed::parse(text, &c).unwrap_err().to_string();
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+    let obj = Objective {
+        window_ms: (100.0, 120.0),
+        rates: vec![],
+        beta: vec![(0, 1.0)],
+    };
+    let e = evaluate(&c, &[], &obj, true).unwrap_err().to_string();
+    assert!(e.contains("window of at least"), "{e}");
+    let obj = Objective {
+        window_ms: (0.0, 100.0),
+        rates: vec![(5, 1.0)],
+        beta: vec![],
+    };
+    let e = evaluate(&c, &[], &obj, true).unwrap_err().to_string();
+    assert!(e.contains("population index 5"), "{e}");
+    let nine: Vec<Seed> = (0..9)
+        .map(|_| Seed::parse("stn.current", &c).unwrap())
+        .collect();
+    let obj = Objective {
+        window_ms: (0.0, 10.0),
+        rates: vec![(0, 1.0)],
+        beta: vec![],
+    };
+    let e = evaluate(&c, &nine, &obj, true).unwrap_err().to_string();
+    assert!(e.contains("at most 8"), "{e}");
+}

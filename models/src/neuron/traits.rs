@@ -188,15 +188,18 @@ pub trait Neuron: Send + Sync + 'static {
     fn threshold<R: Real>(&self, p: &[R]) -> R;
 
     /// The spike emitted during a step in which `V` went from `v_before` to `v_after`: an
-    /// upward crossing of [`Neuron::threshold`] `θ`,
-    /// `s = H(v_after − θ) · H(θ − v_before)`, each factor a [`Real::spike`] with slope
-    /// `SPEC.surrogate_slope`. The value is exactly 0 or 1; under differentiation each factor
-    /// carries the fast-sigmoid surrogate derivative, so `∂s/∂v_after` is nonzero near the
-    /// threshold.
+    /// upward crossing of [`Neuron::threshold`] `θ`, `s = H(v_after − θ) · [v_before < θ]`.
+    /// The value is exactly 0 or 1. Under differentiation the first factor is a
+    /// [`Real::spike`] with slope `SPEC.surrogate_slope` (the fast-sigmoid surrogate, nonzero
+    /// near the threshold) and the second a constant: a surrogate on both factors would cancel
+    /// at every crossing (`∂s/∂v_after ≈ −∂s/∂v_before` when `V` straddles `θ`), so that a
+    /// higher voltage would not make a spike more likely. This is SuperSpike's surrogate of
+    /// `H(V − θ)` after the step (Zenke & Ganguli 2018).
     fn spike<R: Real>(&self, v_before: R, v_after: R, p: &[R]) -> R {
         let theta = self.threshold(p);
         let slope = Self::SPEC.surrogate_slope;
-        (v_after - theta).spike(slope) * (theta - v_before).spike(slope)
+        let armed = R::select(v_before.lt(theta), R::cst(1.0), R::cst(0.0));
+        (v_after - theta).spike(slope) * armed
     }
 
     /// Whether the neuron has a reset (integrate-and-fire types); when unset,
