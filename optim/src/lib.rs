@@ -22,7 +22,9 @@ pub mod adam;
 pub mod error;
 pub mod loss;
 pub mod polyak;
+pub mod sdtw;
 mod tensors;
+pub mod traces;
 pub mod transform;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -31,6 +33,8 @@ pub use loss::{
     fc_corr_loss, fc_mse, upper_triangle, upper_triangle_indices, weighted, PEARSON_EPS,
 };
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
+pub use sdtw::{sdtw_surrogate, SoftDtw};
+pub use traces::{mse, LossGrad, Traces};
 pub use transform::Bounds;
 
 /// Creation options in `B`'s own float type, for tests. Burn 0.21 keys the default float dtype
