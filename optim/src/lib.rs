@@ -23,6 +23,7 @@ pub mod error;
 pub mod loss;
 pub mod polyak;
 pub mod sdtw;
+pub mod stats;
 mod tensors;
 pub mod traces;
 pub mod transform;
@@ -34,6 +35,7 @@ pub use loss::{
 };
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
 pub use sdtw::{sdtw_surrogate, SoftDtw};
+pub use stats::{mse_tensor, Windows, SD_EPS};
 pub use traces::{mse, LossGrad, Traces};
 pub use transform::Bounds;
 
