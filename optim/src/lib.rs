@@ -20,9 +20,11 @@
 
 pub mod adam;
 pub mod error;
+pub mod hmc;
 pub mod loss;
 pub mod polyak;
 pub mod sdtw;
+pub mod smooth;
 pub mod stats;
 mod tensors;
 pub mod traces;
@@ -30,11 +32,13 @@ pub mod transform;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use error::{Error, Result};
+pub use hmc::{hmc, DualAveraging, HmcConfig, HmcResult};
 pub use loss::{
     fc_corr_loss, fc_mse, upper_triangle, upper_triangle_indices, weighted, PEARSON_EPS,
 };
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
 pub use sdtw::{sdtw_surrogate, SoftDtw};
+pub use smooth::Smoothness;
 pub use stats::{mse_tensor, Windows, SD_EPS};
 pub use traces::{mse, LossGrad, Traces};
 pub use transform::Bounds;
