@@ -263,11 +263,11 @@ mod tests {
             .convert::<f64>()
             .into_vec::<f64>()
             .unwrap();
-        for r in 0..2 {
-            assert!((vals[r] - lg.loss[r]).abs() < 1e-13);
+        for (v, l) in vals.iter().zip(&lg.loss) {
+            assert!((v - l).abs() < 1e-13, "{v} vs {l}");
         }
-        for k in 0..10 {
-            assert!((gr[k] - lg.grad[k]).abs() < 1e-13);
+        for (a, b) in gr.iter().zip(&lg.grad) {
+            assert!((a - b).abs() < 1e-13, "{a} vs {b}");
         }
     }
 
