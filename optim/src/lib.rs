@@ -16,7 +16,7 @@
 //! - [`stats`]: windowed mean and s.d. of traces, the normalised MAE between statistics, MSE on
 //!   tensors (host versions with gradients; tensor versions differentiable under autodiff).
 //! - [`smooth`]: the parent–child smoothness regulariser for per-branch parameters.
-//! - [`hmc`]: Hamiltonian Monte Carlo over a log density and its gradient, bounded parameters
+//! - [`mod@hmc`]: Hamiltonian Monte Carlo over a log density and its gradient, bounded parameters
 //!   through the inverse-sigmoid transform (with its log-Jacobian), optional dual averaging.
 //!
 //! ## Conventions
