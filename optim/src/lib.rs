@@ -9,6 +9,15 @@
 //!   parallel restarts.
 //! - [`adam`]: Adam on plain tensors.
 //! - [`loss`]: differentiable losses between batched simulated FC matrices and an empirical FC.
+//! - [`traces`]: host batches of traces `[B, N]` (one target or one per trace) and MSE.
+//! - [`sdtw`]: soft-DTW with a warping penalty (`|x_i − y_j| + λ|i − j|`), its analytic
+//!   gradient, the debiased divergence, and a Burn surrogate that chains the host gradient into
+//!   autodiff.
+//! - [`stats`]: windowed mean and s.d. of traces, the normalised MAE between statistics, MSE on
+//!   tensors (host versions with gradients; tensor versions differentiable under autodiff).
+//! - [`smooth`]: the parent–child smoothness regulariser for per-branch parameters.
+//! - [`mod@hmc`]: Hamiltonian Monte Carlo over a log density and its gradient, bounded parameters
+//!   through the inverse-sigmoid transform (with its log-Jacobian), optional dual averaging.
 //!
 //! ## Conventions
 //! Parameters are lists of tensors whose leading dimension is the restart (batch) index `R`:
@@ -16,21 +25,35 @@
 //! tensors rather than mutating; under `Autodiff` they are meant to run on the inner backend
 //! (detached values and their gradients), after which the caller re-attaches the result.
 //!
+//! The trace losses work on host `f64` slices (`[B, N]` row-major, see [`traces::Traces`]) and
+//! return one loss per row with the gradient `[B, N]`; a simulator whose trace is a Burn tensor
+//! either uses the tensor versions (MSE, windowed statistics) or [`sdtw::sdtw_surrogate`].
+//!
 //! Bad settings and inconsistent shapes are reported as [`Error`]s, not panics.
 
 pub mod adam;
 pub mod error;
+pub mod hmc;
 pub mod loss;
 pub mod polyak;
+pub mod sdtw;
+pub mod smooth;
+pub mod stats;
 mod tensors;
+pub mod traces;
 pub mod transform;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use error::{Error, Result};
+pub use hmc::{hmc, DualAveraging, HmcConfig, HmcResult};
 pub use loss::{
     fc_corr_loss, fc_mse, upper_triangle, upper_triangle_indices, weighted, PEARSON_EPS,
 };
 pub use polyak::{grad_norms, Polyak, BETA_MAX, BETA_MIN};
+pub use sdtw::{sdtw_surrogate, SoftDtw};
+pub use smooth::Smoothness;
+pub use stats::{mse_tensor, Windows, SD_EPS};
+pub use traces::{mse, LossGrad, Traces};
 pub use transform::Bounds;
 
 /// Creation options in `B`'s own float type, for tests. Burn 0.21 keys the default float dtype
