@@ -573,3 +573,69 @@ fn waveform_from_npy_equals_the_step() {
     assert_eq!(ra.trace(0, 0), rb.trace(0, 0));
     assert_eq!(ra.crossings(0, 0, 0.0).len(), 1, "one spike");
 }
+
+/// `neurodiff cell` on the bundled example: the .npy holds what the library computes for the
+/// same file, the sidecar its shape and spike times, and a figure is written; a config with an
+/// unknown channel fails with a clear message and leaves no output.
+#[test]
+fn cli_runs_the_bundled_example() {
+    let dir = tmpdir("cell-cli");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cell/cell.toml");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+        .current_dir(&dir)
+        .args([
+            "cell",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            "out/c.npy",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let arr = neurodiff::io::read_npy(&dir.join("out/c.npy")).unwrap();
+    let r = CellConfig::load(&cfg)
+        .unwrap()
+        .resolve(cfg.parent().unwrap())
+        .unwrap();
+    let want = simulate::<f64>(&r.cell, &r.protocol).unwrap();
+    assert_eq!(arr.shape, vec![want.len(), want.n_probes, want.batch]);
+    assert_eq!(arr.shape, vec![2401, 4, 3]);
+    assert_eq!(arr.data, want.data);
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/c.json")).unwrap()).unwrap();
+    assert_eq!(side["shape"], serde_json::json!([2401, 4, 3]));
+    let spikes = &side["records"][0]["spike_times_ms"];
+    assert_eq!(spikes.as_array().unwrap().len(), 3);
+    // The soma fires after the step's onset at 10 ms in every batch element.
+    for b in 0..3 {
+        let first = spikes[b][0].as_f64().unwrap();
+        assert!(
+            first > 10.0 && first < 20.0,
+            "element {b}: first spike {first} ms"
+        );
+    }
+    assert!(std::fs::metadata(dir.join("out/c.png")).unwrap().len() > 1000);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "duration = 1.0\n[[branches]]\ngroup = \"soma\"\nlength = 20\nradius = 10\n\
+         [[channels]]\nname = \"kdr\"\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+        .current_dir(&dir)
+        .args(["cell", "--config", "bad.toml", "--out", "out/c.npy", "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("unknown channel `kdr`") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!dir.join("out/c.npy").exists());
+}
