@@ -369,7 +369,7 @@ impl Morphology {
                 };
                 (length, radius)
             };
-            if !(length > 0.0) {
+            if length.is_nan() || length <= 0.0 {
                 return Err(err(
                     pts[start].row,
                     format!(

@@ -35,10 +35,11 @@ fn dense_solve(mut m: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
             .unwrap();
         m.swap(c, p);
         b.swap(c, p);
+        let pivot = m[c].clone();
         for r in c + 1..n {
-            let f = m[r][c] / m[c][c];
-            for k in c..n {
-                m[r][k] -= f * m[c][k];
+            let f = m[r][c] / pivot[c];
+            for (x, p) in m[r][c..].iter_mut().zip(&pivot[c..]) {
+                *x -= f * p;
             }
             b[r] -= f * b[c];
         }
