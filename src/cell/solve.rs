@@ -179,6 +179,19 @@ pub fn hines_solve<T: Float>(parent: &[usize], a: &[T], d: &mut [T], rhs: &mut [
     }
 }
 
+/// One channel placement's numbers in the solver's type: parameters `[batch][param]`,
+/// reversal potentials per batch element, temperature factor, gates
+/// `[(j * batch + b) * n_gates + g]` for the placement's `j`-th node.
+struct Ch<T> {
+    kind: ChannelKind,
+    ng: usize,
+    np: usize,
+    params: Vec<T>,
+    rev: Vec<T>,
+    phi: T,
+    gates: Vec<T>,
+}
+
 /// Runs `protocol` on `cell` in number type `T` (`f32` or `f64`) and returns the recordings.
 pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording, CellError> {
     let n = cell.n_nodes();
@@ -269,15 +282,6 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
 
     // Channels: parameters, reversal potentials and temperature factors in T; gates
     // `[(j * batch + b) * n_gates + g]`.
-    struct Ch<T> {
-        kind: ChannelKind,
-        ng: usize,
-        np: usize,
-        params: Vec<T>,
-        rev: Vec<T>,
-        phi: T,
-        gates: Vec<T>,
-    }
     let mut chans: Vec<Ch<T>> = cell
         .channels
         .iter()
@@ -400,16 +404,7 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
                 }
             }
         }
-        if let Some(e) = check_finite(
-            cell,
-            &v,
-            &chans
-                .iter()
-                .map(|c| (&c.gates[..], c.ng, c.kind))
-                .collect::<Vec<_>>(),
-            k + 1,
-            dt,
-        ) {
+        if let Some(e) = check_finite(cell, &v, &chans, k + 1, dt) {
             return Err(e);
         }
         record(&v, &chans, &mut data);
@@ -426,7 +421,7 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
 fn check_finite<T: Float>(
     cell: &Cell,
     v: &[T],
-    gates: &[(&[T], usize, ChannelKind)],
+    chans: &[Ch<T>],
     step: usize,
     dt: f64,
 ) -> Option<CellError> {
@@ -443,7 +438,8 @@ fn check_finite<T: Float>(
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Some(diverged("v".into(), i / nb, i % nb, v[i]));
     }
-    for (ci, (g, ng, kind)) in gates.iter().enumerate() {
+    for (ci, ch) in chans.iter().enumerate() {
+        let (g, ng, kind) = (&ch.gates, ch.ng, ch.kind);
         if let Some(i) = g.iter().position(|x| !x.is_finite()) {
             let (jb, gate) = (i / ng, i % ng);
             let (j, b) = (jb / nb, jb % nb);
