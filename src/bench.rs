@@ -633,6 +633,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "delays",
         "edge_list",
         "circuit_forward",
+        "cell_hh",
     ];
     let cases: Vec<&str> = match args.case.as_deref() {
         None => vec!["mpr_forward", "mpr_fc_gradient"],
@@ -663,6 +664,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         if case == "circuit_forward" {
             circuit_case(&args)?;
+        }
+        if case == "cell_hh" {
+            cell_case(&args)?;
         }
     }
     Ok(())
@@ -728,6 +732,87 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
                 "stn": if args.circuit_adex { "adex" } else { "stn" },
             })
         );
+    }
+    Ok(())
+}
+
+/// The cell_hh case (issue 14, the Jaxley rows' forward part): 8,000 steps of 0.025 ms of (1) a
+/// Hodgkin–Huxley point cell (one compartment, L = diam = 20 µm, NEURON's `hh`) at batch 1 and
+/// 1,000 and (2) a 100-compartment branched cell (an HH soma and three passive dendrites of 33
+/// compartments) at batch 1 and 100, each in f32 and f64, a 0.1 nA step into the soma (the
+/// point cell fires repetitively), the soma's voltage recorded every step. One thread.
+fn cell_case(args: &BenchArgs) -> Result<()> {
+    use neurodiff::cell::{simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe};
+    use neurodiff::cell::{Protocol, Waveform};
+    let branch = |parent: Option<usize>, length: f64, radius: f64, ncomp: usize, group| Branch {
+        name: None,
+        parent,
+        length,
+        radius,
+        ncomp,
+        group,
+    };
+    let build = |dends: bool, batch: usize| -> Result<Cell> {
+        let mut b = vec![branch(None, 20.0, 10.0, 1, Group::Soma)];
+        if dends {
+            for _ in 0..3 {
+                b.push(branch(Some(0), 300.0, 1.0, 33, Group::Basal));
+            }
+        }
+        let pas = |_| Passive { cm: 1.0, ra: 100.0 };
+        let mut cell = Cell::new(Morphology { branches: b }, pas, batch)?;
+        let soma = [Group::Soma];
+        cell.insert_named("hh_na", &soma, &[vec![120.0, 50.0]])?;
+        cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])?;
+        cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])?;
+        cell.insert_named("leak", &[Group::Basal], &[vec![0.1, -65.0]])?;
+        Ok(cell)
+    };
+    let steps = 8000;
+    let protocol = Protocol {
+        dt: 0.025,
+        steps,
+        clamps: vec![Clamp {
+            node: 0,
+            batch: None,
+            waveform: Waveform::Step {
+                amp: 0.1,
+                delay: 0.0,
+                dur: 1e9,
+            },
+        }],
+        probes: vec![Probe::V { node: 0 }],
+        ..Protocol::default()
+    };
+    for (dends, batches) in [(false, [1usize, 1000]), (true, [1, 100])] {
+        for batch in batches {
+            let cell = build(dends, batch)?;
+            for f32_run in [true, false] {
+                let mut times = Vec::new();
+                for _ in 0..args.repeats.max(1) {
+                    let t = std::time::Instant::now();
+                    if f32_run {
+                        simulate::<f32>(&cell, &protocol)?;
+                    } else {
+                        simulate::<f64>(&cell, &protocol)?;
+                    }
+                    times.push(t.elapsed().as_secs_f64());
+                }
+                let seconds = median(times);
+                let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tool": "neurodiff", "device": "cpu",
+                        "backend": if f32_run { "cell-f32" } else { "cell-f64" },
+                        "engine": "cell", "case": "cell_hh", "nodes": comps, "batch": batch,
+                        "steps": steps, "seconds": seconds,
+                        "us_per_step": seconds * 1e6 / steps as f64,
+                        "cell_steps_per_s": (batch * steps) as f64 / seconds,
+                    })
+                );
+            }
+        }
     }
     Ok(())
 }

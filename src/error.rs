@@ -99,6 +99,11 @@ pub enum Error {
     #[error(transparent)]
     Unsupported(#[from] crate::problem::Unsupported),
 
+    /// A multi-compartment cell's morphology, channels, settings or simulation (names the file
+    /// and row, branch, channel, parameter or compartment).
+    #[error(transparent)]
+    Cell(#[from] crate::cell::CellError),
+
     /// A backend was asked for that this build does not include or this machine cannot run.
     #[error("backend `{name}`: {message}")]
     Backend {

@@ -54,6 +54,7 @@ macro_rules! choice {
 }
 
 pub mod backend;
+pub mod cell;
 pub mod connectome;
 pub mod coupling;
 pub mod error;

@@ -327,3 +327,76 @@ pub fn circuit_figure(
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
+
+/// The figure of a multi-compartment cell (`neurodiff cell`): every recorded voltage against
+/// time, one line per record and batch element (at most 40 lines), labelled `label [b]`.
+/// `traces[j]` is `(label, values)`, sampled every `dt` ms from `t = 0`.
+pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Result<()> {
+    ensure_font();
+    let tmp = path.with_extension("partial.png");
+    let traces = &traces[..traces.len().min(40)];
+    let n = traces.iter().map(|t| t.1.len()).max().unwrap_or(1).max(2);
+    let (lo, hi) = traces
+        .iter()
+        .flat_map(|t| t.1.iter())
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    } else {
+        (-80.0, 40.0)
+    };
+    let t_end = (n - 1) as f64 * dt;
+    {
+        let root = BitMapBackend::new(&tmp, (1100, 600)).into_drawing_area();
+        let err = draw_err(path);
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(15)
+            .caption("membrane potential", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..t_end, lo..hi)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (ms)")
+            .y_desc("V (mV)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        // At most ~4000 points per line.
+        let stride = n.div_ceil(4000).max(1);
+        for (k, (label, v)) in traces.iter().enumerate() {
+            let color = Palette99::pick(k);
+            chart
+                .draw_series(LineSeries::new(
+                    v.iter()
+                        .enumerate()
+                        .step_by(stride)
+                        .filter(|(_, x)| x.is_finite())
+                        .map(|(i, &x)| (i as f64 * dt, x)),
+                    color.stroke_width(1),
+                ))
+                .map_err(&err)?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod cell;
 mod circuit;
 mod fit;
 mod models;
@@ -34,6 +35,9 @@ enum Command {
     /// Simulate a spiking STN–GPe–GPi circuit (or one from a TOML file): spikes, rates, LFP
     /// proxy, circuit.json and circuit.png, with rates and ISI CV per population.
     Circuit(Box<circuit::CircuitArgs>),
+    /// Simulate a multi-compartment cell from a TOML file (morphology, channels, stimuli,
+    /// recordings): traces to .npy with a JSON sidecar and a figure.
+    Cell(Box<cell::CellArgs>),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
     Bench(crate::bench::BenchArgs),
 }
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Models(a) => models::run(a),
         Command::Neuron(a) => neuron::run(a),
         Command::Circuit(a) => circuit::run(*a),
+        Command::Cell(a) => cell::run(*a),
         Command::Bench(a) => crate::bench::run(a),
     }
 }

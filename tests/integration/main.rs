@@ -7,6 +7,7 @@ mod common;
 
 mod adjoint;
 mod catalogue_engine;
+mod cell;
 mod cli;
 mod delays;
 mod edges;

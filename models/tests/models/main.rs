@@ -5,6 +5,7 @@ mod common;
 
 mod bvep;
 mod catalogue;
+mod channel;
 mod coombes_byrne;
 mod epileptor;
 mod fhn;

@@ -1,0 +1,253 @@
+//! Channels of multi-compartment cells (`neurodiff_models::channel`): steady states and time
+//! constants, finiteness at the rate functions' removable singularities and at extreme voltages
+//! in `f32`, agreement with the `hh` point neuron where the equations coincide, and NEURON's own
+//! `hh.mod` / Hay et al.'s `Ih.mod` formulas typed in again here (with NEURON's `vtrap`).
+
+use neurodiff_models::channel::{hh_k, hh_na, ih, steady_state, ChannelKind};
+use neurodiff_models::neuron::hh;
+
+/// NEURON's `vtrap(x, y)` from `hh.mod`: `x / (e^{x/y} − 1)`, or `y (1 − x/y/2)` when
+/// `|x/y| < 1e-6`.
+fn nrn_vtrap(x: f64, y: f64) -> f64 {
+    if (x / y).abs() < 1e-6 {
+        y * (1.0 - x / y / 2.0)
+    } else {
+        x / ((x / y).exp() - 1.0)
+    }
+}
+
+/// NEURON `hh.mod`'s `rates(v)` at 6.3 °C: `[minf, mtau, hinf, htau, ninf, ntau]`.
+fn nrn_hh(v: f64) -> [f64; 6] {
+    let am = 0.1 * nrn_vtrap(-(v + 40.0), 10.0);
+    let bm = 4.0 * (-(v + 65.0) / 18.0).exp();
+    let ah = 0.07 * (-(v + 65.0) / 20.0).exp();
+    let bh = 1.0 / ((-(v + 35.0) / 10.0).exp() + 1.0);
+    let an = 0.01 * nrn_vtrap(-(v + 55.0), 10.0);
+    let bn = 0.125 * (-(v + 65.0) / 80.0).exp();
+    [
+        am / (am + bm),
+        1.0 / (am + bm),
+        ah / (ah + bh),
+        1.0 / (ah + bh),
+        an / (an + bn),
+        1.0 / (an + bn),
+    ]
+}
+
+/// Hay et al.'s `Ih.mod` `rates()`: `[mInf, mTau]`.
+fn hay_ih(v: f64) -> [f64; 2] {
+    let v = if v == -154.9 { v + 0.0001 } else { v };
+    let a = 0.001 * 6.43 * (v + 154.9) / (((v + 154.9) / 11.9).exp() - 1.0);
+    let b = 0.001 * 193.0 * (v / 33.1).exp();
+    [a / (a + b), 1.0 / (a + b)]
+}
+
+fn gates(kind: ChannelKind, v: f64) -> (Vec<f64>, Vec<f64>) {
+    let n = kind.n_gates();
+    let p = kind.spec().defaults();
+    let (mut inf, mut tau) = (vec![0.0; n], vec![0.0; n]);
+    kind.gates(v, &p, &mut inf, &mut tau);
+    (inf, tau)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+fn voltages() -> impl Iterator<Item = f64> {
+    (0..=400).map(|i| -120.0 + 0.4 * i as f64 + 0.013)
+}
+
+#[test]
+fn hh_channels_match_neuron_hh_mod() {
+    for v in voltages() {
+        let r = nrn_hh(v);
+        let (na_inf, na_tau) = gates(ChannelKind::HhNa, v);
+        let (k_inf, k_tau) = gates(ChannelKind::HhK, v);
+        let ours = [
+            na_inf[0], na_tau[0], na_inf[1], na_tau[1], k_inf[0], k_tau[0],
+        ];
+        for (j, (a, b)) in ours.iter().zip(r).enumerate() {
+            assert!(rel(*a, b) < 1e-9, "v = {v}: entry {j}: {a} vs NEURON {b}");
+        }
+    }
+}
+
+#[test]
+fn ih_matches_hay_ih_mod() {
+    for v in voltages() {
+        let [inf, tau] = hay_ih(v);
+        let (i, t) = gates(ChannelKind::Ih, v);
+        assert!(rel(i[0], inf) < 1e-9, "v = {v}: mInf {} vs {inf}", i[0]);
+        assert!(rel(t[0], tau) < 1e-9, "v = {v}: mTau {} vs {tau}", t[0]);
+    }
+    // Kole et al. 2006: Ih is mostly closed at rest and opens with hyperpolarisation, slowly
+    // (tens of ms).
+    let (lo, tlo) = gates(ChannelKind::Ih, -100.0);
+    let (hi, _) = gates(ChannelKind::Ih, -40.0);
+    assert!(
+        lo[0] > 0.2 && hi[0] < 0.01,
+        "m∞(−100) = {}, m∞(−40) = {}",
+        lo[0],
+        hi[0]
+    );
+    assert!(tlo[0] > 10.0 && tlo[0] < 200.0, "τ(−100) = {} ms", tlo[0]);
+}
+
+#[test]
+fn hh_channels_agree_with_the_hh_point_neuron() {
+    for v in voltages() {
+        let [am, bm, ah, bh, an, bn] = hh::rates(v);
+        let [am2, bm2, ah2, bh2] = hh_na::rates(v);
+        let [an2, bn2] = hh_k::rates(v);
+        for (a, b) in [
+            (am, am2),
+            (bm, bm2),
+            (ah, ah2),
+            (bh, bh2),
+            (an, an2),
+            (bn, bn2),
+        ] {
+            assert!(rel(b, a) < 1e-9, "v = {v}: {b} vs hh {a}");
+        }
+    }
+    // The currents: g_Na m³ h (V − E_Na) + g_K n⁴ (V − E_K) is the point neuron's, whose drift
+    // with its own leak removed is −(i_Na + i_K)/C_m.
+    let (v, m, h, n) = (-50.0, 0.2, 0.4, 0.5);
+    let na = ChannelKind::HhNa;
+    let kk = ChannelKind::HhK;
+    let i_na =
+        na.conductance(&[m, h], &na.spec().defaults()) * (v - na.reversal(&na.spec().defaults()));
+    let i_k =
+        kk.conductance(&[n], &kk.spec().defaults()) * (v - kk.reversal(&kk.spec().defaults()));
+    let mut p = hh::SPEC.defaults();
+    p[2] = 0.0; // g_L
+    let mut dx = [0.0; 4];
+    use neurodiff_models::neuron::Neuron;
+    hh::HodgkinHuxley.drift(&[v, m, h, n], 0.0, &p, &mut dx);
+    assert!(
+        rel(-(i_na + i_k), dx[0]) < 1e-12,
+        "{} vs {}",
+        -(i_na + i_k),
+        dx[0]
+    );
+}
+
+#[test]
+fn steady_states_and_time_constants() {
+    for &kind in ChannelKind::ALL {
+        let spec = kind.spec();
+        for v in voltages() {
+            let (inf, tau) = gates(kind, v);
+            for g in 0..kind.n_gates() {
+                assert!(
+                    (0.0..=1.0).contains(&inf[g]) && tau[g] > 0.0 && tau[g].is_finite(),
+                    "{} gate {} at {v} mV: inf {} tau {}",
+                    spec.name,
+                    spec.gates[g].name,
+                    inf[g],
+                    tau[g]
+                );
+            }
+        }
+        // The spec's initial gate values are the steady states at −65 mV.
+        let ss = steady_state(kind, -65.0, &spec.defaults());
+        for (g, x) in spec.gates.iter().zip(ss) {
+            assert!(
+                (g.initial - x).abs() < 1e-6,
+                "{}.{}: spec initial {} vs steady state {x}",
+                spec.name,
+                g.name,
+                g.initial
+            );
+        }
+        assert_eq!(
+            spec.params[0].name.chars().next(),
+            Some('g'),
+            "{}",
+            spec.name
+        );
+        assert_eq!(spec.params[1].name, "e", "{}", spec.name);
+        assert!(!spec.citation.is_empty());
+        assert_eq!(ChannelKind::find(spec.name), Some(kind));
+    }
+    // The hh gates at rest are the point neuron's rest state.
+    let na = steady_state(ChannelKind::HhNa, -65.0, &[120.0, 50.0]);
+    let kk = steady_state(ChannelKind::HhK, -65.0, &[36.0, -77.0]);
+    let s = hh::SPEC.state;
+    assert!((na[0] - s[1].initial).abs() < 1e-6 && (na[1] - s[2].initial).abs() < 1e-6);
+    assert!((kk[0] - s[3].initial).abs() < 1e-6);
+}
+
+#[test]
+fn temperature_factor_is_neurons_q10() {
+    let s = ChannelKind::HhNa.spec();
+    assert!((s.temperature_factor(6.3) - 1.0).abs() < 1e-15);
+    assert!((s.temperature_factor(16.3) - 3.0).abs() < 1e-12);
+    assert!((s.temperature_factor(36.3) - 27.0).abs() < 1e-10);
+    assert_eq!(ChannelKind::Ih.spec().temperature_factor(37.0), 1.0);
+}
+
+/// At the removable singularities (−40, −55 mV for hh; −154.9 mV for Ih) the rates are finite
+/// and continuous: the value there lies on the line through its neighbours at ±1e-3 mV.
+#[test]
+fn rate_singularities_are_finite_and_continuous() {
+    let check = |name: &str, f: &dyn Fn(f64) -> f64, v0: f64| {
+        let (a, b, c) = (f(v0 - 1e-3), f(v0), f(v0 + 1e-3));
+        assert!(
+            a.is_finite() && b.is_finite() && c.is_finite(),
+            "{name} at {v0}"
+        );
+        assert!(
+            rel(b, 0.5 * (a + c)) < 1e-6,
+            "{name} at {v0}: {b} vs neighbours' mean {}",
+            0.5 * (a + c)
+        );
+        for dv in [1e-12, 1e-9, 1e-6, 1e-4, 1e-2] {
+            for s in [-1.0, 1.0] {
+                let x = f(v0 + s * dv);
+                assert!(rel(x, b) < 1e-2, "{name} at {v0} + {}: {x} vs {b}", s * dv);
+            }
+        }
+    };
+    check("alpha_m", &|v| hh_na::rates(v)[0], -40.0);
+    check("alpha_n", &|v| hh_k::rates(v)[0], -55.0);
+    check("alpha_ih", &|v| ih::rates(v)[0], -154.9);
+    assert!((hh_na::rates(-40.0f64)[0] - 1.0).abs() < 1e-12);
+    assert!((hh_k::rates(-55.0f64)[0] - 0.1).abs() < 1e-12);
+    assert!((ih::rates(-154.9f64)[0] - 0.001 * 6.43 * 11.9).abs() < 1e-14);
+    // And in f32, the same points and its own rounding neighbourhood.
+    for v in [-40.0f32, -40.000_004, -39.999_996, -55.0, -154.9] {
+        let r = hh_na::rates(v);
+        let q = hh_k::rates(v);
+        let h = ih::rates(v);
+        assert!(r.iter().chain(&q).chain(&h).all(|x| x.is_finite()), "{v}");
+    }
+}
+
+/// No rate, steady state, time constant or conductance overflows in `f32`, however far the
+/// voltage runs away (the guarded exponentials).
+#[test]
+fn f32_is_finite_at_extreme_voltages() {
+    for &kind in ChannelKind::ALL {
+        let p: Vec<f32> = kind.spec().defaults().iter().map(|&x| x as f32).collect();
+        let n = kind.n_gates();
+        for v in [
+            -1e4f32, -3000.0, -1000.0, -500.0, 500.0, 1000.0, 3000.0, 1e4,
+        ] {
+            let (mut inf, mut tau) = (vec![0f32; n], vec![0f32; n]);
+            kind.gates(v, &p, &mut inf, &mut tau);
+            let g = kind.conductance(&inf, &p);
+            assert!(
+                inf.iter().all(|x| x.is_finite()) && g.is_finite(),
+                "{} at {v} mV: inf {inf:?} g {g}",
+                kind.spec().name
+            );
+            assert!(
+                tau.iter().all(|x| !x.is_nan() && *x > 0.0),
+                "{} at {v} mV: tau {tau:?}",
+                kind.spec().name
+            );
+        }
+    }
+}

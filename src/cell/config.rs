@@ -1,0 +1,538 @@
+//! A cell and its protocol as a TOML file (`neurodiff cell --config cell.toml`).
+//!
+//! ```toml
+//! dt = 0.025            # ms
+//! duration = 50.0       # ms
+//! celsius = 6.3         # °C (NEURON's default; scales the hh rates by 3^((celsius − 6.3)/10))
+//! v_init = -65.0        # mV
+//! precision = "f64"     # or "f32"
+//!
+//! # Either an SWC file (relative to this file) …
+//! [morphology]
+//! swc = "cell.swc"
+//! ncomp = 1                 # at least this many compartments per branch
+//! max_comp_length = 20.0    # µm; more compartments where a branch is longer
+//!
+//! # … or branches (µm), parents before children, the root first:
+//! [[branches]]
+//! name = "soma"
+//! group = "soma"            # soma, axon, basal, apical
+//! length = 20.0
+//! radius = 10.0
+//! ncomp = 1
+//! [[branches]]
+//! name = "dend"
+//! parent = 0
+//! group = "basal"
+//! length = 200.0
+//! radius = 1.0
+//! ncomp = 10
+//!
+//! [passive.all]             # or per group: [passive.basal]
+//! cm = 1.0                  # µF/cm²
+//! ra = 100.0                # Ω·cm
+//!
+//! [[channels]]
+//! name = "hh_na"            # hh_na, hh_k, leak, ih
+//! groups = ["soma"]         # default: all
+//! params = { gbar = 120.0 } # mS/cm², mV; a list gives one value per batch element
+//!
+//! [[stimuli]]               # current clamp
+//! branch = "soma"           # name or index
+//! x = 0.5                   # position along the branch, 0–1
+//! amp = 0.1                 # nA (a list: one per batch element)
+//! delay = 5.0               # ms
+//! dur = 40.0                # ms
+//! # waveform = "i.npy"      # instead of amp/delay/dur: nA per step, [steps] or [steps, batch]
+//!
+//! [[record]]
+//! branch = "dend"
+//! x = 0.95
+//! var = "v"                 # or a gate: "hh_na.m"
+//! ```
+//! The batch size is the longest list given (every list has 1 or that many entries).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use neurodiff_models::channel::ChannelKind;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Branch, Cell, CellError, Clamp, Group, Morphology, Passive, Probe, Protocol, Waveform,
+};
+use crate::{Error, Result};
+
+/// Number precision of the solver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// `f32`.
+    F32,
+    /// `f64`.
+    #[default]
+    F64,
+}
+
+/// An SWC morphology.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwcSource {
+    /// The file, relative to the config file.
+    pub swc: PathBuf,
+    /// The least number of compartments per branch.
+    #[serde(default = "one")]
+    pub ncomp: usize,
+    /// The longest compartment, µm.
+    #[serde(default)]
+    pub max_comp_length: Option<f64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One value, or one per batch element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Values {
+    /// The same for every batch element.
+    One(f64),
+    /// One per batch element.
+    Many(Vec<f64>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::One(_) => 1,
+            Values::Many(v) => v.len(),
+        }
+    }
+    fn get(&self, b: usize) -> f64 {
+        match self {
+            Values::One(x) => *x,
+            Values::Many(v) if v.len() == 1 => v[0],
+            Values::Many(v) => v[b],
+        }
+    }
+}
+
+/// A branch by index or name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BranchRef {
+    /// By index.
+    Index(usize),
+    /// By name.
+    Name(String),
+}
+
+/// Passive properties of a group (`all` or a group name); missing entries keep the value of
+/// `all`, then NEURON's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveEntry {
+    /// µF/cm².
+    pub cm: Option<f64>,
+    /// Ω·cm.
+    pub ra: Option<f64>,
+}
+
+/// A channel on some groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelEntry {
+    /// The channel's name.
+    pub name: String,
+    /// The groups (`all` for every branch).
+    #[serde(default = "all")]
+    pub groups: Vec<String>,
+    /// Parameter values by name (the channel's defaults otherwise).
+    #[serde(default)]
+    pub params: BTreeMap<String, Values>,
+}
+
+fn all() -> Vec<String> {
+    vec!["all".into()]
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// A current clamp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StimEntry {
+    /// The branch.
+    pub branch: BranchRef,
+    /// Position along it, 0–1.
+    #[serde(default = "half")]
+    pub x: f64,
+    /// Amplitude, nA.
+    #[serde(default)]
+    pub amp: Option<Values>,
+    /// Onset, ms.
+    #[serde(default)]
+    pub delay: f64,
+    /// Duration, ms (default: to the end).
+    #[serde(default)]
+    pub dur: Option<f64>,
+    /// A `.npy` of nA per step, `[steps]` or `[steps, batch]`, relative to the config file.
+    #[serde(default)]
+    pub waveform: Option<PathBuf>,
+}
+
+/// A recorded quantity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordEntry {
+    /// The branch.
+    pub branch: BranchRef,
+    /// Position along it, 0–1.
+    #[serde(default = "half")]
+    pub x: f64,
+    /// `v` or `channel.gate`.
+    #[serde(default = "v")]
+    pub var: String,
+}
+
+fn v() -> String {
+    "v".into()
+}
+
+fn dt() -> f64 {
+    0.025
+}
+fn celsius() -> f64 {
+    6.3
+}
+fn v_init() -> f64 {
+    -65.0
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellConfig {
+    /// Time step, ms.
+    #[serde(default = "dt")]
+    pub dt: f64,
+    /// Simulated time, ms.
+    pub duration: f64,
+    /// Temperature, °C.
+    #[serde(default = "celsius")]
+    pub celsius: f64,
+    /// Initial voltage, mV.
+    #[serde(default = "v_init")]
+    pub v_init: f64,
+    /// Solver precision.
+    #[serde(default)]
+    pub precision: Precision,
+    /// An SWC morphology (or `branches`).
+    #[serde(default)]
+    pub morphology: Option<SwcSource>,
+    /// Branches (or `morphology`).
+    #[serde(default)]
+    pub branches: Vec<Branch>,
+    /// Passive properties by group.
+    #[serde(default)]
+    pub passive: BTreeMap<String, PassiveEntry>,
+    /// Channels.
+    #[serde(default)]
+    pub channels: Vec<ChannelEntry>,
+    /// Current clamps.
+    #[serde(default)]
+    pub stimuli: Vec<StimEntry>,
+    /// Recordings (default: `v` at the middle of the root).
+    #[serde(default)]
+    pub record: Vec<RecordEntry>,
+}
+
+/// A resolved configuration: the cell, the protocol and a label per probe.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The cell.
+    pub cell: Cell,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// One label per probe (`soma(0.5).v`).
+    pub labels: Vec<String>,
+    /// Whether each probe is a voltage.
+    pub is_voltage: Vec<bool>,
+}
+
+impl CellConfig {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The batch size: the longest list of values given.
+    fn batch(&self) -> Result<usize> {
+        let mut lens: Vec<(String, usize)> = Vec::new();
+        for c in &self.channels {
+            for (p, v) in &c.params {
+                lens.push((format!("channels.{}.{p}", c.name), v.len()));
+            }
+        }
+        for (j, s) in self.stimuli.iter().enumerate() {
+            if let Some(a) = &s.amp {
+                lens.push((format!("stimuli[{j}].amp"), a.len()));
+            }
+        }
+        let b = lens.iter().map(|l| l.1).max().unwrap_or(1).max(1);
+        for (name, l) in lens {
+            if l != 1 && l != b {
+                return Err(Error::setting(
+                    name,
+                    format!("{l} values, but the batch has {b} (give 1 or {b})"),
+                ));
+            }
+        }
+        Ok(b)
+    }
+
+    /// Builds the cell and protocol; relative paths are taken from `base` (the config's
+    /// folder).
+    pub fn resolve(&self, base: &Path) -> Result<Resolved> {
+        if !(self.dt.is_finite() && self.dt > 0.0) {
+            return Err(Error::setting(
+                "dt",
+                format!("must be positive, got {} ms", self.dt),
+            ));
+        }
+        if !(self.duration.is_finite() && self.duration > 0.0) {
+            return Err(Error::setting(
+                "duration",
+                format!("must be positive, got {} ms", self.duration),
+            ));
+        }
+        let steps = (self.duration / self.dt).round() as usize;
+        let batch = self.batch()?;
+        let morphology = match (&self.morphology, self.branches.is_empty()) {
+            (Some(s), true) => {
+                Morphology::from_swc(&base.join(&s.swc), s.ncomp, s.max_comp_length)?
+            }
+            (None, false) => Morphology {
+                branches: self.branches.clone(),
+            },
+            (Some(_), false) => {
+                return Err(Error::setting(
+                    "morphology",
+                    "give either [morphology] swc = … or [[branches]], not both",
+                ))
+            }
+            (None, true) => {
+                return Err(Error::setting(
+                    "morphology",
+                    "no morphology: give [morphology] swc = … or [[branches]]",
+                ))
+            }
+        };
+        for key in self.passive.keys() {
+            if key != "all" && Group::find(key).is_none() {
+                return Err(Error::setting(
+                    format!("passive.{key}"),
+                    "not a group (all, soma, axon, basal, apical)",
+                ));
+            }
+        }
+        let all_p = self.passive.get("all").copied().unwrap_or_default();
+        let passive = |g: Group| {
+            let e = self.passive.get(g.name()).copied().unwrap_or_default();
+            let d = Passive::default();
+            Passive {
+                cm: e.cm.or(all_p.cm).unwrap_or(d.cm),
+                ra: e.ra.or(all_p.ra).unwrap_or(d.ra),
+            }
+        };
+        let mut cell = Cell::new(morphology, passive, batch)?;
+        for (j, ch) in self.channels.iter().enumerate() {
+            let kind = ChannelKind::find(&ch.name).ok_or_else(|| CellError::UnknownChannel {
+                name: ch.name.clone(),
+                context: format!("channels[{j}]"),
+                known: ChannelKind::names(),
+            })?;
+            let spec = kind.spec();
+            let mut groups = Vec::new();
+            for g in &ch.groups {
+                if g == "all" {
+                    groups.extend(Group::ALL);
+                } else {
+                    groups.push(Group::find(g).ok_or_else(|| {
+                        Error::setting(
+                            format!("channels[{j}].groups"),
+                            format!("`{g}` is not a group (all, soma, axon, basal, apical)"),
+                        )
+                    })?);
+                }
+            }
+            for p in ch.params.keys() {
+                if spec.param_index(p).is_none() {
+                    return Err(CellError::Param {
+                        channel: spec.name.into(),
+                        param: p.clone(),
+                        message: format!(
+                            "no such parameter (it has: {})",
+                            spec.params
+                                .iter()
+                                .map(|p| p.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                    .into());
+                }
+            }
+            let rows: Vec<Vec<f64>> = (0..batch)
+                .map(|b| {
+                    spec.params
+                        .iter()
+                        .map(|p| ch.params.get(p.name).map_or(p.default, |v| v.get(b)))
+                        .collect()
+                })
+                .collect();
+            cell.insert(kind, |_, br| groups.contains(&br.group), &rows)?;
+        }
+        let branch_of = |r: &BranchRef, what: &str| -> Result<usize> {
+            match r {
+                BranchRef::Index(i) if *i < cell.morphology.branches.len() => Ok(*i),
+                BranchRef::Index(i) => Err(Error::setting(
+                    what,
+                    format!(
+                        "no branch {i} (the cell has {})",
+                        cell.morphology.branches.len()
+                    ),
+                )),
+                BranchRef::Name(n) => cell
+                    .morphology
+                    .find(n)
+                    .ok_or_else(|| Error::setting(what, format!("no branch named `{n}`"))),
+            }
+        };
+        let mut clamps = Vec::new();
+        for (j, s) in self.stimuli.iter().enumerate() {
+            let what = format!("stimuli[{j}]");
+            let node = cell.node_at(branch_of(&s.branch, &what)?, s.x)?;
+            match (&s.waveform, &s.amp) {
+                (Some(file), None) => {
+                    let path = base.join(file);
+                    let arr = crate::io::read_npy(&path)?;
+                    let (rows, cols) = match arr.shape.as_slice() {
+                        [r] => (*r, 1),
+                        [r, c] if *c == 1 || *c == batch => (*r, *c),
+                        s => {
+                            return Err(Error::data(
+                                &path,
+                                format!("shape {s:?}: expected [steps] or [steps, {batch}]"),
+                            ))
+                        }
+                    };
+                    if rows < steps {
+                        return Err(Error::data(
+                            &path,
+                            format!("{rows} samples for {steps} steps (one per step of dt)"),
+                        ));
+                    }
+                    for col in 0..cols {
+                        clamps.push(Clamp {
+                            node,
+                            batch: (cols > 1).then_some(col),
+                            waveform: Waveform::Samples(
+                                (0..rows).map(|r| arr.data[r * cols + col]).collect(),
+                            ),
+                        });
+                    }
+                }
+                (None, Some(amp)) => {
+                    let dur = s.dur.unwrap_or(self.duration - s.delay);
+                    let many = amp.len() > 1;
+                    for b in 0..if many { batch } else { 1 } {
+                        clamps.push(Clamp {
+                            node,
+                            batch: many.then_some(b),
+                            waveform: Waveform::Step {
+                                amp: amp.get(b),
+                                delay: s.delay,
+                                dur,
+                            },
+                        });
+                    }
+                }
+                _ => {
+                    return Err(Error::setting(
+                        what,
+                        "give either amp (with delay, dur) or waveform, not both",
+                    ))
+                }
+            }
+        }
+        let mut probes = Vec::new();
+        let mut labels = Vec::new();
+        let mut is_voltage = Vec::new();
+        let default_rec = [RecordEntry {
+            branch: BranchRef::Index(0),
+            x: 0.5,
+            var: "v".into(),
+        }];
+        let recs = if self.record.is_empty() {
+            &default_rec[..]
+        } else {
+            &self.record[..]
+        };
+        for (j, r) in recs.iter().enumerate() {
+            let what = format!("record[{j}]");
+            let br = branch_of(&r.branch, &what)?;
+            let node = cell.node_at(br, r.x)?;
+            let label = format!("{}({}).{}", cell.morphology.name(br), r.x, r.var);
+            if r.var == "v" {
+                probes.push(Probe::V { node });
+                is_voltage.push(true);
+            } else {
+                let (cname, gname) = r.var.split_once('.').ok_or_else(|| {
+                    Error::setting(&what, format!("var `{}`: give v or channel.gate", r.var))
+                })?;
+                let found = cell.channels.iter().enumerate().find_map(|(ci, pl)| {
+                    let spec = pl.kind.spec();
+                    let g = spec.gates.iter().position(|g| g.name == gname)?;
+                    (spec.name == cname && pl.nodes.contains(&node)).then_some((ci, g))
+                });
+                let (channel, gate) = found.ok_or_else(|| {
+                    Error::setting(
+                        &what,
+                        format!(
+                            "no channel `{cname}` with a gate `{gname}` at {}",
+                            cell.location(node)
+                        ),
+                    )
+                })?;
+                probes.push(Probe::Gate {
+                    channel,
+                    node,
+                    gate,
+                });
+                is_voltage.push(false);
+            }
+            labels.push(label);
+        }
+        Ok(Resolved {
+            cell,
+            protocol: Protocol {
+                dt: self.dt,
+                steps,
+                celsius: self.celsius,
+                v_init: self.v_init,
+                clamps,
+                probes,
+            },
+            labels,
+            is_voltage,
+        })
+    }
+}

@@ -1,0 +1,412 @@
+//! Multi-compartment cells (issue 14, first slice): morphologies ([`morph`]: branches in code or
+//! TOML, an SWC reader), the compartments and their axial conductances ([`Cell`]), channels
+//! from `neurodiff_models::channel` placed per group, and the solver ([`solve`]): backward Euler
+//! for the voltage with a tree (Hines) solver, exponential Euler for the gates, a batch of
+//! parameter sets and stimuli in one run, in `f32` or `f64`.
+//!
+//! ## Units
+//! Voltage mV, time ms, lengths and radii µm, specific capacitance `C_m` µF/cm², axial
+//! resistivity `R_a` Ω·cm, channel conductances mS/cm² (NEURON's S/cm² × 1000), injected
+//! currents nA. Inside the solver each compartment carries absolute quantities: area cm²,
+//! capacitance µF, conductances mS, currents µA (mS · mV = µA, µF · mV/ms = µA).
+//!
+//! ## Compartments and axial conductances (as NEURON computes them)
+//! A branch of length `L`, radius `a` and `n` compartments is cut into `n` cylinders of length
+//! `Δx = L/n`; each has a node at its centre with area `2π a Δx` and capacitance `C_m · area`.
+//! The resistance of half a compartment is `r½ = R_a (Δx/2) / (π a²)` (with µm converted to cm:
+//! `r½ = 10⁴ R_a Δx / (2π a²)` Ω). Neighbouring centres in a branch are joined by `1/(2 r½)`.
+//! As in NEURON, a branch with children has a node of zero area at its distal end (`x = 1`),
+//! joined to its last centre by `1/r½`; each child's first centre is joined to that node by the
+//! child's own `1/r½`. A zero-area node carries no capacitance and no channel: its equation is
+//! Kirchhoff's law, so where three or more branches meet the currents split as in NEURON's
+//! tree (a star, not a pairwise `1/(r½ + r½')` between every two branches). NEURON's
+//! `ri = 1e-2 R_a (Δx/2) / (π (d/2)²)` MΩ is the same resistance.
+//!
+//! ## Time stepping (NEURON's fixed step with `secondorder = 0`)
+//! Per step of length `dt`, with the gates frozen, each compartment's membrane current is linear
+//! in `V`, so backward Euler is one tree solve:
+//! `(C/dt + Σ_c g_c + Σ_j g_ij) V_i' − Σ_j g_ij V_j' = (C/dt) V_i + Σ_c g_c E_c + I_i(t + dt/2)`,
+//! with `g_c` each channel's conductance times the area and `I_i` the injected current
+//! evaluated at the middle of the step (NEURON evaluates currents at `t + dt/2`). Then each gate
+//! advances by exponential Euler at the new voltage, `x ← x∞(V') + (x − x∞(V')) e^{−dt φ/τ(V')}`
+//! (NEURON's `cnexp`, after the voltage update). At `t = 0` the voltage is `v_init` everywhere and
+//! every gate is at its steady state there (NEURON's `finitialize`).
+
+pub mod config;
+pub mod morph;
+pub mod solve;
+
+use std::path::PathBuf;
+
+use neurodiff_models::channel::ChannelKind;
+
+pub use config::CellConfig;
+pub use morph::{Branch, Group, Morphology};
+pub use solve::{hines_solve, simulate, Clamp, Probe, Protocol, Recording, Waveform};
+
+/// Errors of cells: morphology, channels, settings and the simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum CellError {
+    /// An SWC file is malformed (row 0: the file as a whole).
+    #[error("{}: row {row}: {message}", file.display())]
+    Swc {
+        /// The file.
+        file: PathBuf,
+        /// The row (1-based line number).
+        row: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A branch of a morphology is not acceptable.
+    #[error("branch `{branch}` (index {index}): {message}")]
+    Branch {
+        /// Its name.
+        branch: String,
+        /// Its index.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A channel name is not in the catalogue.
+    #[error("unknown channel `{name}` ({context}); the channels are: {known}")]
+    UnknownChannel {
+        /// The name given.
+        name: String,
+        /// Where it was given.
+        context: String,
+        /// The names there are.
+        known: String,
+    },
+    /// A channel parameter is unknown or out of its bounds.
+    #[error("channel `{channel}`: parameter `{param}`: {message}")]
+    Param {
+        /// The channel.
+        channel: String,
+        /// The parameter.
+        param: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting is not acceptable.
+    #[error("setting `{name}`: {message}")]
+    Setting {
+        /// The key.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A state became NaN or infinite.
+    #[error(
+        "cell simulation diverged at step {step} (t = {time} ms): `{var}` of compartment {node} \
+         ({location}) in batch element {batch} became {value}; try a smaller dt or a weaker \
+         stimulus"
+    )]
+    Diverged {
+        /// The step (1-based count of steps taken).
+        step: usize,
+        /// Its time, ms.
+        time: f64,
+        /// The variable (`v`, or `channel.gate`).
+        var: String,
+        /// The compartment (node index).
+        node: usize,
+        /// Branch and compartment within it.
+        location: String,
+        /// The batch element.
+        batch: usize,
+        /// The value.
+        value: f64,
+    },
+}
+
+impl CellError {
+    /// A [`CellError::Setting`].
+    pub fn setting(name: impl Into<String>, message: impl Into<String>) -> Self {
+        CellError::Setting {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Passive properties of a group.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passive {
+    /// Specific membrane capacitance, µF/cm² (NEURON's default 1).
+    #[serde(default = "default_cm")]
+    pub cm: f64,
+    /// Axial resistivity, Ω·cm (NEURON's default 35.4).
+    #[serde(default = "default_ra")]
+    pub ra: f64,
+}
+
+fn default_cm() -> f64 {
+    1.0
+}
+fn default_ra() -> f64 {
+    35.4
+}
+
+impl Default for Passive {
+    fn default() -> Self {
+        Passive {
+            cm: default_cm(),
+            ra: default_ra(),
+        }
+    }
+}
+
+/// A channel placed on a set of compartments, with its parameters per batch element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// The channel.
+    pub kind: ChannelKind,
+    /// The compartments (node indices) it is on.
+    pub nodes: Vec<usize>,
+    /// Parameters `[batch][param]` flattened (batch-major): one row per batch element, in the
+    /// order of the channel's parameter table.
+    pub params: Vec<f64>,
+}
+
+/// Where a compartment sits: its branch and its index within the branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// The centre of compartment `comp` of branch `branch`.
+    Compartment {
+        /// The branch.
+        branch: usize,
+        /// The compartment within it (0 proximal).
+        comp: usize,
+    },
+    /// The zero-area node at the distal end of branch `branch`, where its children attach.
+    Junction {
+        /// The branch.
+        branch: usize,
+    },
+}
+
+/// A cell ready to simulate: its nodes (parents before children), their areas, capacitances
+/// and axial conductances, and the channels placed on them.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The morphology it was built from.
+    pub morphology: Morphology,
+    /// Each node's parent (`usize::MAX` for the root, node 0); always an earlier node.
+    pub parent: Vec<usize>,
+    /// What each node is.
+    pub kind: Vec<NodeKind>,
+    /// Membrane area, cm² (0 for junctions).
+    pub area: Vec<f64>,
+    /// Capacitance, µF (0 for junctions).
+    pub cap: Vec<f64>,
+    /// Axial conductance to the parent, mS (0 for the root).
+    pub g_axial: Vec<f64>,
+    /// The nodes of each branch's compartments, proximal to distal.
+    pub comps: Vec<Vec<usize>>,
+    /// The channels.
+    pub channels: Vec<Placement>,
+    /// The batch size the placements' parameters are given for.
+    pub batch: usize,
+}
+
+impl Cell {
+    /// Builds the compartments of `morphology` with passive properties `passive(group)`; no
+    /// channels yet (see [`Cell::insert`]), batch size `batch`.
+    pub fn new(
+        morphology: Morphology,
+        passive: impl Fn(Group) -> Passive,
+        batch: usize,
+    ) -> Result<Self, CellError> {
+        morphology.validate()?;
+        if batch == 0 {
+            return Err(CellError::setting("batch", "must be at least 1"));
+        }
+        let nb = morphology.branches.len();
+        let mut has_children = vec![false; nb];
+        for b in &morphology.branches {
+            if let Some(p) = b.parent {
+                has_children[p] = true;
+            }
+        }
+        let mut cell = Cell {
+            parent: Vec::new(),
+            kind: Vec::new(),
+            area: Vec::new(),
+            cap: Vec::new(),
+            g_axial: Vec::new(),
+            comps: vec![Vec::new(); nb],
+            channels: Vec::new(),
+            batch,
+            morphology: Morphology::default(),
+        };
+        let mut junction = vec![usize::MAX; nb];
+        let mut half_g = vec![0.0; nb];
+        for (i, b) in morphology.branches.iter().enumerate() {
+            let pas = passive(b.group);
+            for (what, v) in [("cm", pas.cm), ("ra", pas.ra)] {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(CellError::setting(
+                        format!("passive.{}.{what}", b.group.name()),
+                        format!("must be positive, got {v}"),
+                    ));
+                }
+            }
+            let dx = b.length / b.ncomp as f64;
+            // r½ in Ω: R_a [Ω·cm] · (Δx/2) [µm → 1e-4 cm] / (π a² [µm² → 1e-8 cm²]).
+            let r_half = pas.ra * (0.5 * dx) * 1e4 / (std::f64::consts::PI * b.radius * b.radius);
+            let g_half = 1e3 / r_half; // mS
+            half_g[i] = g_half;
+            let area = 2.0 * std::f64::consts::PI * b.radius * dx * 1e-8; // cm²
+            for c in 0..b.ncomp {
+                let id = cell.parent.len();
+                let (parent, g) = if c > 0 {
+                    (id - 1, 0.5 * g_half)
+                } else if let Some(p) = b.parent {
+                    (junction[p], g_half)
+                } else {
+                    (usize::MAX, 0.0)
+                };
+                cell.parent.push(parent);
+                cell.g_axial.push(g);
+                cell.kind.push(NodeKind::Compartment { branch: i, comp: c });
+                cell.area.push(area);
+                cell.cap.push(pas.cm * area);
+                cell.comps[i].push(id);
+            }
+            if has_children[i] {
+                let id = cell.parent.len();
+                cell.parent.push(id - 1);
+                cell.g_axial.push(g_half);
+                cell.kind.push(NodeKind::Junction { branch: i });
+                cell.area.push(0.0);
+                cell.cap.push(0.0);
+                junction[i] = id;
+            }
+        }
+        cell.morphology = morphology;
+        Ok(cell)
+    }
+
+    /// The number of nodes (compartments and junctions).
+    pub fn n_nodes(&self) -> usize {
+        self.parent.len()
+    }
+
+    /// The node of branch `branch` at position `x ∈ [0, 1]` along it: the compartment whose
+    /// cylinder holds `x` (NEURON's rule for a segment, `x = 1` in the last one).
+    pub fn node_at(&self, branch: usize, x: f64) -> Result<usize, CellError> {
+        let comps = self.comps.get(branch).ok_or_else(|| {
+            CellError::setting(
+                "branch",
+                format!("no branch {branch} (the cell has {})", self.comps.len()),
+            )
+        })?;
+        if !(0.0..=1.0).contains(&x) {
+            return Err(CellError::setting(
+                "x",
+                format!("position along a branch must lie in [0, 1], got {x}"),
+            ));
+        }
+        let n = comps.len();
+        Ok(comps[((x * n as f64) as usize).min(n - 1)])
+    }
+
+    /// Where node `i` is, in words (`soma0 compartment 0`, `basal3 end`).
+    pub fn location(&self, i: usize) -> String {
+        match self.kind[i] {
+            NodeKind::Compartment { branch, comp } => {
+                format!(
+                    "branch `{}` compartment {comp}",
+                    self.morphology.name(branch)
+                )
+            }
+            NodeKind::Junction { branch } => {
+                format!("branch `{}` distal end", self.morphology.name(branch))
+            }
+        }
+    }
+
+    /// Places channel `kind` on every compartment of the branches for which `on(branch)` is
+    /// true, with parameters `params[b]` (a full row per batch element, or one row for all).
+    pub fn insert(
+        &mut self,
+        kind: ChannelKind,
+        on: impl Fn(usize, &Branch) -> bool,
+        params: &[Vec<f64>],
+    ) -> Result<(), CellError> {
+        let spec = kind.spec();
+        if params.len() != 1 && params.len() != self.batch {
+            return Err(CellError::setting(
+                format!("channels.{}", spec.name),
+                format!(
+                    "{} parameter rows for a batch of {} (give 1 or {})",
+                    params.len(),
+                    self.batch,
+                    self.batch
+                ),
+            ));
+        }
+        let mut flat = Vec::with_capacity(self.batch * spec.params.len());
+        for b in 0..self.batch {
+            let row = &params[if params.len() == 1 { 0 } else { b }];
+            if row.len() != spec.params.len() {
+                return Err(CellError::setting(
+                    format!("channels.{}", spec.name),
+                    format!("{} parameters, expected {}", row.len(), spec.params.len()),
+                ));
+            }
+            for (p, &v) in spec.params.iter().zip(row) {
+                if !p.admits(v) {
+                    return Err(CellError::Param {
+                        channel: spec.name.into(),
+                        param: p.name.into(),
+                        message: format!(
+                            "{v} {} (batch element {b}) is outside [{}, {}]",
+                            p.unit, p.lower, p.upper
+                        ),
+                    });
+                }
+            }
+            flat.extend_from_slice(row);
+        }
+        let nodes: Vec<usize> = self
+            .morphology
+            .branches
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| on(*i, b))
+            .flat_map(|(i, _)| self.comps[i].iter().copied())
+            .collect();
+        if !nodes.is_empty() {
+            self.channels.push(Placement {
+                kind,
+                nodes,
+                params: flat,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Cell::insert`] by channel name, on the branches of `groups`.
+    pub fn insert_named(
+        &mut self,
+        name: &str,
+        groups: &[Group],
+        params: &[Vec<f64>],
+    ) -> Result<(), CellError> {
+        let kind = ChannelKind::find(name).ok_or_else(|| CellError::UnknownChannel {
+            name: name.into(),
+            context: format!(
+                "placed on {}",
+                groups
+                    .iter()
+                    .map(|g| g.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            known: ChannelKind::names(),
+        })?;
+        self.insert(kind, |_, b| groups.contains(&b.group), params)
+    }
+}

@@ -1,0 +1,158 @@
+//! `neurodiff cell`: a multi-compartment cell from a TOML file (morphology, channels per group,
+//! parameters, current clamps, recordings, dt, duration): recordings to `.npy` with a JSON
+//! sidecar and a figure of the voltage traces.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use neurodiff::cell::config::{Precision, Resolved};
+use neurodiff::cell::{simulate, CellConfig};
+use neurodiff::io::{check_output_path, write_text, Dtype, NpyStream};
+use neurodiff::{Error, Result};
+
+/// Flags of `neurodiff cell`.
+#[derive(Debug, Args)]
+pub struct CellArgs {
+    /// The cell and protocol, TOML (see README "Multi-compartment cells"; the bundled example
+    /// is data/cell/cell.toml).
+    #[arg(long, value_name = "FILE.toml")]
+    config: PathBuf,
+    /// Recordings, float64 `[samples, records, batch]` (sample k at t = k dt); a .json sidecar
+    /// and a .png figure are written beside it.
+    #[arg(long, short, value_name = "FILE.npy", default_value = "out/cell.npy")]
+    out: PathBuf,
+    /// No figure.
+    #[arg(long)]
+    no_figure: bool,
+    /// No summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Serialize)]
+struct Record {
+    label: String,
+    unit: &'static str,
+    /// Upward crossings of 0 mV per batch element, ms (voltages only).
+    spike_times_ms: Option<Vec<Vec<f64>>>,
+}
+
+#[derive(Serialize)]
+struct Sidecar<'a> {
+    config: &'a CellConfig,
+    shape: [usize; 3],
+    axes: &'static str,
+    sample_times: &'static str,
+    dt_ms: f64,
+    steps: usize,
+    batch: usize,
+    branches: usize,
+    compartments: usize,
+    junctions: usize,
+    records: Vec<Record>,
+    wall_time_s: f64,
+}
+
+/// Runs `neurodiff cell`.
+pub fn run(a: CellArgs) -> Result<()> {
+    check_output_path(&a.out, Some("npy"))?;
+    let cfg = CellConfig::load(&a.config)?;
+    let base = a
+        .config
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let Resolved {
+        cell,
+        protocol,
+        labels,
+        is_voltage,
+    } = cfg.resolve(&base)?;
+    let t0 = Instant::now();
+    let rec = match cfg.precision {
+        Precision::F32 => simulate::<f32>(&cell, &protocol)?,
+        Precision::F64 => simulate::<f64>(&cell, &protocol)?,
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
+    let records: Vec<Record> = labels
+        .iter()
+        .zip(&is_voltage)
+        .enumerate()
+        .map(|(j, (l, &v))| Record {
+            label: l.clone(),
+            unit: if v { "mV" } else { "1" },
+            spike_times_ms: v.then(|| (0..nb).map(|b| rec.crossings(j, b, 0.0)).collect()),
+        })
+        .collect();
+    let junctions = cell.area.iter().filter(|&&x| x == 0.0).count();
+    let sidecar = Sidecar {
+        config: &cfg,
+        shape: [samples, nr, nb],
+        axes: "[sample, record, batch element]",
+        sample_times: "sample k is at t = k dt (k = 0 is the initial state)",
+        dt_ms: protocol.dt,
+        steps: protocol.steps,
+        batch: nb,
+        branches: cell.morphology.branches.len(),
+        compartments: cell.n_nodes() - junctions,
+        junctions,
+        records,
+        wall_time_s: wall,
+    };
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let json = a.out.with_extension("json");
+    let mut npy = NpyStream::create(&a.out, &[samples, nr, nb], Dtype::F64)?;
+    npy.write(&rec.data)?;
+    let text =
+        serde_json::to_string_pretty(&sidecar).map_err(|e| Error::data(&json, e.to_string()))?;
+    write_text(&json, &text)?;
+    npy.finish()?;
+    let png = a.out.with_extension("png");
+    if !a.no_figure {
+        let traces: Vec<(String, Vec<f64>)> = (0..nr)
+            .filter(|&j| is_voltage[j])
+            .flat_map(|j| {
+                let label = &labels[j];
+                let rec = &rec;
+                (0..nb).map(move |b| {
+                    let name = if nb > 1 {
+                        format!("{label} [{b}]")
+                    } else {
+                        label.clone()
+                    };
+                    (name, rec.trace(j, b))
+                })
+            })
+            .collect();
+        neurodiff::plot::cell_figure(&png, &traces, protocol.dt)?;
+    }
+    if !a.quiet {
+        println!(
+            "{} branches, {} compartments, batch {nb}, {} steps of {} ms in {wall:.3} s",
+            sidecar.branches, sidecar.compartments, protocol.steps, protocol.dt
+        );
+        for r in &sidecar.records {
+            if let Some(s) = &r.spike_times_ms {
+                let counts: Vec<usize> = s.iter().map(Vec::len).collect();
+                println!("{}: spikes per batch element {counts:?}", r.label);
+            }
+        }
+        println!(
+            "wrote {}, {}{}",
+            a.out.display(),
+            json.display(),
+            if a.no_figure {
+                String::new()
+            } else {
+                format!(" and {}", png.display())
+            }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,642 @@
+//! Multi-compartment cells (`neurodiff::cell`): the tree solver against a dense solve on random
+//! trees, a passive cable against cable theory (attenuation, input resistance, length
+//! constant), NEURON's traces (`tests/data/neuron/`, made by `make_reference.py` there) for a
+//! single HH compartment and a branched active + passive cell, a batch against separate runs,
+//! waveforms from `.npy`, and bad morphologies, channels and divergence as clear errors.
+
+use std::path::{Path, PathBuf};
+
+use neurodiff::cell::{
+    hines_solve, simulate, Branch, Cell, CellConfig, Clamp, Group, Morphology, Passive, Probe,
+    Protocol, Recording, Waveform,
+};
+use neurodiff::Error;
+use neurodiff_models::channel::ChannelKind;
+
+use crate::common::{tmpdir, write_npy};
+
+/// A small deterministic generator (xorshift64*), uniform in [0, 1).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Gaussian elimination with partial pivoting on a dense `n × n` system.
+fn dense_solve(mut m: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n)
+            .max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))
+            .unwrap();
+        m.swap(c, p);
+        b.swap(c, p);
+        let pivot = m[c].clone();
+        for r in c + 1..n {
+            let f = m[r][c] / pivot[c];
+            for (x, p) in m[r][c..].iter_mut().zip(&pivot[c..]) {
+                *x -= f * p;
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| m[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / m[r][r];
+    }
+    x
+}
+
+#[test]
+fn tree_solver_matches_a_dense_solve_on_random_trees() {
+    let mut rng = Lcg(0x9E37_79B9_7F4A_7C15);
+    let batch = 3;
+    for trial in 0..40 {
+        let n = 1 + (rng.next() * 80.0) as usize;
+        let parent: Vec<usize> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    usize::MAX
+                } else if trial % 2 == 0 {
+                    (rng.next() * i as f64) as usize
+                } else {
+                    // Long chains with a few side branches (cable-like).
+                    if rng.next() < 0.8 {
+                        i - 1
+                    } else {
+                        (rng.next() * i as f64) as usize
+                    }
+                }
+            })
+            .collect();
+        let a: Vec<f64> = (0..n)
+            .map(|i| if i == 0 { 0.0 } else { -0.1 - 5.0 * rng.next() })
+            .collect();
+        // Diagonal: the axial terms plus a positive membrane part (as in the cable step).
+        let mut d = vec![0.0; n * batch];
+        let mut rhs = vec![0.0; n * batch];
+        let mut dense = vec![vec![vec![0.0; n]; n]; batch];
+        for b in 0..batch {
+            for i in 0..n {
+                d[i * batch + b] = 1e-3 + rng.next();
+                rhs[i * batch + b] = rng.next() * 2.0 - 1.0;
+            }
+            for i in 1..n {
+                d[i * batch + b] -= a[i];
+                d[parent[i] * batch + b] -= a[i];
+            }
+            for i in 0..n {
+                dense[b][i][i] = d[i * batch + b];
+            }
+            for i in 1..n {
+                dense[b][i][parent[i]] = a[i];
+                dense[b][parent[i]][i] = a[i];
+            }
+        }
+        let rhs0 = rhs.clone();
+        hines_solve(&parent, &a, &mut d, &mut rhs, batch);
+        for b in 0..batch {
+            let want = dense_solve(
+                dense[b].clone(),
+                (0..n).map(|i| rhs0[i * batch + b]).collect(),
+            );
+            for i in 0..n {
+                let got = rhs[i * batch + b];
+                assert!(
+                    (got - want[i]).abs() <= 1e-10 * (1.0 + want[i].abs()),
+                    "trial {trial}, n {n}, batch {b}, node {i}: tree {got} vs dense {}",
+                    want[i]
+                );
+            }
+        }
+    }
+}
+
+/// One passive cable (sealed ends): radius 1 µm, R_a 100 Ω·cm, leak 0.1 mS/cm² (R_m = 10⁴
+/// Ω·cm²), so λ = √(a R_m / (2 R_a)) = 707.1 µm; a current at x = 0, reversal 0, V from 0.
+fn cable(length: f64, ncomp: usize, amp: f64, dt: f64, steps: usize) -> (Cell, Recording) {
+    let m = Morphology {
+        branches: vec![Branch {
+            name: Some("cable".into()),
+            parent: None,
+            length,
+            radius: 1.0,
+            ncomp,
+            group: Group::Basal,
+        }],
+    };
+    let mut cell = Cell::new(m, |_| Passive { cm: 1.0, ra: 100.0 }, 1).unwrap();
+    cell.insert(ChannelKind::Leak, |_, _| true, &[vec![0.1, 0.0]])
+        .unwrap();
+    let probes = (0..ncomp).map(|i| Probe::V { node: i }).collect();
+    let p = Protocol {
+        dt,
+        steps,
+        celsius: 6.3,
+        v_init: 0.0,
+        clamps: vec![Clamp {
+            node: cell.node_at(0, 0.0).unwrap(),
+            batch: None,
+            waveform: Waveform::Step {
+                amp,
+                delay: 0.0,
+                dur: 1e9,
+            },
+        }],
+        probes,
+    };
+    let r = simulate::<f64>(&cell, &p).unwrap();
+    (cell, r)
+}
+
+const LAMBDA_UM: f64 = 707.106_781_186_547_5; // √(1e-4 cm · 1e4 Ω·cm² / (2 · 100 Ω·cm)) in µm
+
+#[test]
+fn passive_cable_attenuation_matches_cable_theory() {
+    // L = 1000 µm (1.41 λ), Δx = 5 µm; 300 ms of 0.5 ms steps (30 membrane time constants).
+    let (l, n, amp) = (1000.0, 200, 0.1);
+    let (_, r) = cable(l, n, amp, 0.5, 600);
+    let last = r.len() - 1;
+    let v: Vec<f64> = (0..n).map(|i| r.trace(i, 0)[last]).collect();
+    let dx = l / n as f64;
+    let shape = |x: f64| ((l - x) / LAMBDA_UM).cosh() / (l / LAMBDA_UM).cosh();
+    let x0 = 0.5 * dx;
+    for (i, vi) in v.iter().enumerate() {
+        let x = (i as f64 + 0.5) * dx;
+        let want = shape(x) / shape(x0);
+        let got = vi / v[0];
+        assert!(
+            (got - want).abs() < 1e-3,
+            "x = {x} µm: V/V(x0) = {got}, cable theory {want}"
+        );
+    }
+    // Input resistance of a sealed cable: R_in = (R_a / π a²) λ coth(L/λ); V(0) = I R_in.
+    let lam_cm = LAMBDA_UM * 1e-4;
+    let r_in = 100.0 / (std::f64::consts::PI * 1e-8) * lam_cm / (l / LAMBDA_UM).tanh(); // Ω
+    let v0 = amp * r_in * 1e-6; // nA · Ω = 1e-6 mV
+    let v_x0 = v0 * shape(x0);
+    assert!(
+        (v[0] / v_x0 - 1.0).abs() < 5e-3,
+        "V at the first compartment {} mV, cable theory {v_x0} mV",
+        v[0]
+    );
+}
+
+#[test]
+fn length_constant_matches_the_analytic_formula() {
+    // A long cable (10 λ): far from the sealed end V ∝ e^{−x/λ}. Six backward-Euler steps of
+    // 10⁴ ms reach the steady state (each damps the slowest mode by ~10³).
+    let l = 10.0 * LAMBDA_UM;
+    let n = 1000;
+    let (_, r) = cable(l, n, 0.1, 1e4, 6);
+    let last = r.len() - 1;
+    let dx = l / n as f64;
+    let at = |x: f64| {
+        let i = (x / dx - 0.5).round() as usize;
+        ((i as f64 + 0.5) * dx, r.trace(i, 0)[last])
+    };
+    let (x1, v1) = at(LAMBDA_UM);
+    let (x2, v2) = at(4.0 * LAMBDA_UM);
+    let lambda = (x2 - x1) / (v1 / v2).ln();
+    assert!(
+        (lambda / LAMBDA_UM - 1.0).abs() < 1e-3,
+        "measured λ = {lambda} µm, analytic {LAMBDA_UM} µm"
+    );
+}
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/neuron")
+}
+
+/// The cell and protocol of a NEURON reference case, from its JSON.
+fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, usize) {
+    let dir = data_dir();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{case}.json"))).unwrap())
+            .unwrap();
+    let secs = meta["sections"].as_array().unwrap();
+    let names: Vec<String> = secs
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    let branches = secs
+        .iter()
+        .map(|s| Branch {
+            name: Some(s["name"].as_str().unwrap().into()),
+            parent: s["parent"]
+                .as_str()
+                .map(|p| names.iter().position(|n| n == p).unwrap()),
+            length: s["L"].as_f64().unwrap(),
+            radius: s["diam"].as_f64().unwrap() / 2.0,
+            ncomp: s["nseg"].as_u64().unwrap() as usize,
+            group: if s["mech"] == "hh" {
+                Group::Soma
+            } else {
+                Group::Basal
+            },
+        })
+        .collect();
+    let (cm, ra) = (
+        secs[0]["cm"].as_f64().unwrap(),
+        secs[0]["Ra"].as_f64().unwrap(),
+    );
+    let mut cell = Cell::new(Morphology { branches }, |_| Passive { cm, ra }, batch).unwrap();
+    // NEURON's hh: gnabar 0.12, gkbar 0.036, gl 0.0003 S/cm² → mS/cm²; pas g 1e-3 S/cm².
+    let soma = [Group::Soma];
+    cell.insert_named("hh_na", &soma, &[vec![120.0, 50.0]])
+        .unwrap();
+    cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])
+        .unwrap();
+    cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])
+        .unwrap();
+    cell.insert_named("leak", &[Group::Basal], &[vec![1.0, -65.0]])
+        .unwrap();
+    let branch = |name: &str| cell.morphology.find(name).unwrap();
+    let st = &meta["stim"];
+    let clamp = Clamp {
+        node: cell
+            .node_at(
+                branch(st["section"].as_str().unwrap()),
+                st["x"].as_f64().unwrap(),
+            )
+            .unwrap(),
+        batch: None,
+        waveform: Waveform::Step {
+            amp: st["amp_nA"].as_f64().unwrap(),
+            delay: st["delay_ms"].as_f64().unwrap(),
+            dur: st["dur_ms"].as_f64().unwrap(),
+        },
+    };
+    let probes = meta["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| Probe::V {
+            node: cell
+                .node_at(
+                    branch(r["section"].as_str().unwrap()),
+                    r["x"].as_f64().unwrap(),
+                )
+                .unwrap(),
+        })
+        .collect();
+    let dt = meta["dt_ms"].as_f64().unwrap();
+    let steps = (meta["tstop_ms"].as_f64().unwrap() / dt).round() as usize;
+    let p = Protocol {
+        dt,
+        steps,
+        celsius: meta["celsius"].as_f64().unwrap(),
+        v_init: meta["v_init_mV"].as_f64().unwrap(),
+        clamps: vec![clamp],
+        probes,
+    };
+    let arr = neurodiff::io::read_npy(&dir.join(format!("{case}.npy"))).unwrap();
+    let stride = meta["stride"].as_u64().unwrap() as usize;
+    (cell, p, arr.data, arr.shape[1], stride)
+}
+
+/// Compares every recorded voltage with NEURON's: the same spikes (0 mV upward crossings) within
+/// 0.1 ms, and V within 1 mV outside ±1 ms around each spike. Returns (max |ΔV| anywhere, max
+/// |ΔV| outside spikes, max |Δt_spike|).
+fn compare_with_neuron(case: &str, f32_run: bool) -> (f64, f64, f64) {
+    let (cell, p, reference, nrec, stride) = neuron_case(case, 1);
+    let r = if f32_run {
+        simulate::<f32>(&cell, &p).unwrap()
+    } else {
+        simulate::<f64>(&cell, &p).unwrap()
+    };
+    let dt_s = p.dt * stride as f64;
+    let (mut worst_all, mut worst_out, mut worst_t) = (0.0f64, 0.0f64, 0.0f64);
+    for j in 0..nrec {
+        let ours: Vec<f64> = r.trace(j, 0).into_iter().step_by(stride).collect();
+        let theirs: Vec<f64> = (0..reference.len() / nrec)
+            .map(|k| reference[k * nrec + j])
+            .collect();
+        assert_eq!(ours.len(), theirs.len(), "{case} record {j}: sample count");
+        let s_ours = neurodiff::cell::solve::crossings(&ours, dt_s, 0.0);
+        let s_ref = neurodiff::cell::solve::crossings(&theirs, dt_s, 0.0);
+        assert_eq!(
+            s_ours.len(),
+            s_ref.len(),
+            "{case} record {j}: spikes at {s_ours:?} vs NEURON {s_ref:?}"
+        );
+        for (a, b) in s_ours.iter().zip(&s_ref) {
+            worst_t = worst_t.max((a - b).abs());
+            assert!(
+                (a - b).abs() < 0.1,
+                "{case} record {j}: spike at {a} ms vs NEURON {b} ms"
+            );
+        }
+        for (k, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            let t = k as f64 * dt_s;
+            let diff = (a - b).abs();
+            worst_all = worst_all.max(diff);
+            if s_ref.iter().all(|s| (t - s).abs() > 1.0) {
+                worst_out = worst_out.max(diff);
+                assert!(
+                    diff < 1.0,
+                    "{case} record {j} at {t} ms: V {a} vs NEURON {b} mV"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "{case} ({}): max |ΔV| {worst_all:.2e} mV, outside spikes {worst_out:.2e} mV, spike \
+         times {worst_t:.2e} ms",
+        if f32_run { "f32" } else { "f64" }
+    );
+    (worst_all, worst_out, worst_t)
+}
+
+#[test]
+fn single_hh_compartment_matches_neuron() {
+    // The same scheme as NEURON's (backward Euler, gates after the voltage, currents at
+    // t + dt/2), so f64 agrees to round-off, spikes included.
+    let (all, _, _) = compare_with_neuron("hh_single", false);
+    assert!(all < 1e-6, "f64 differs from NEURON by {all} mV");
+    let (_, _, _) = compare_with_neuron("hh_single", true);
+}
+
+#[test]
+fn branched_cell_matches_neuron() {
+    let (all, _, _) = compare_with_neuron("branched", false);
+    assert!(all < 1e-6, "f64 differs from NEURON by {all} mV");
+    let (_, _, _) = compare_with_neuron("branched", true);
+}
+
+#[test]
+fn a_batch_equals_separate_runs() {
+    let (_, base, _, _, _) = neuron_case("branched", 1);
+    let gna = [120.0, 80.0, 160.0];
+    let amps = [0.5, 0.2, 0.8];
+    let mut p = base.clone();
+    p.steps = 800;
+    let build = |rows: &[f64], batch| {
+        let (mut cell, _, _, _, _) = neuron_case("branched", batch);
+        let rows: Vec<Vec<f64>> = rows.iter().map(|&g| vec![g, 50.0]).collect();
+        cell.channels[0].params = rows.concat();
+        cell
+    };
+    let mut pb = p.clone();
+    pb.clamps = (0..3)
+        .map(|b| Clamp {
+            node: p.clamps[0].node,
+            batch: Some(b),
+            waveform: Waveform::Step {
+                amp: amps[b],
+                delay: 5.0,
+                dur: 30.0,
+            },
+        })
+        .collect();
+    pb.probes.push(Probe::Gate {
+        channel: 0,
+        node: 0,
+        gate: 1,
+    });
+    let batched = simulate::<f64>(&build(&gna, 3), &pb).unwrap();
+    for b in 0..3 {
+        let mut ps = pb.clone();
+        ps.clamps = vec![Clamp {
+            batch: None,
+            ..pb.clamps[b].clone()
+        }];
+        let single = simulate::<f64>(&build(&gna[b..b + 1], 1), &ps).unwrap();
+        for j in 0..pb.probes.len() {
+            assert_eq!(
+                batched.trace(j, b),
+                single.trace(j, 0),
+                "element {b}, probe {j}"
+            );
+        }
+    }
+    // The elements differ (the batch is not one run copied).
+    assert_ne!(batched.trace(0, 0), batched.trace(0, 1));
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn swc_soma_sphere_and_compartments() {
+    let swc = "# a soma and one dendrite with a branch point\n\
+               1 1 0 0 0 10 -1\n\
+               2 3 15 0 0 1 1\n\
+               3 3 45 0 0 1 2\n\
+               4 3 45 40 0 0.5 3\n\
+               5 3 45 -30 0 0.5 3\n";
+    let m = Morphology::parse_swc(swc, Path::new("mem.swc"), 1, Some(10.0)).unwrap();
+    assert_eq!(m.branches.len(), 4);
+    let soma = &m.branches[0];
+    assert_eq!(soma.group, Group::Soma);
+    // A cylinder of length 2r and radius r has the sphere's area 4πr².
+    let side = 2.0 * std::f64::consts::PI * soma.radius * soma.length;
+    assert!((side - 4.0 * std::f64::consts::PI * 100.0).abs() < 1e-9);
+    // The first dendrite starts at the soma's surface (x = 10) and ends at 45: 35 µm, 4 comps.
+    let d = &m.branches[1];
+    assert!((d.length - 35.0).abs() < 1e-12 && d.radius == 1.0 && d.ncomp == 4);
+    assert_eq!(d.parent, Some(0));
+    let lens: Vec<f64> = m.branches[2..].iter().map(|b| b.length).collect();
+    assert!(lens.contains(&40.0) && lens.contains(&30.0), "{lens:?}");
+    assert!(m.branches[2..].iter().all(|b| b.parent == Some(1)));
+    // Radius of a child branch: the mean of its segment's end radii (1 and 0.5).
+    assert!(m.branches[2..]
+        .iter()
+        .all(|b| (b.radius - 0.75).abs() < 1e-12));
+    // The compiled cell: a junction node where the two children meet, none elsewhere.
+    let cell = Cell::new(m, |_| Passive::default(), 1).unwrap();
+    let junctions = cell.area.iter().filter(|&&a| a == 0.0).count();
+    assert_eq!(junctions, 2, "soma end and dendrite end");
+    // The soma (20 µm) gets 2 compartments of at most 10 µm too.
+    assert_eq!(cell.n_nodes(), 2 + 4 + 4 + 3 + 2);
+}
+
+#[test]
+fn bad_morphologies_and_channels_are_clear_errors() {
+    let dir = tmpdir("cell-bad");
+    let cases = [
+        (
+            "1 1 0 0 0 10 -1\n2 3 10 0 0 1 1\n3 3 20 0 0 1 7\n",
+            vec!["bad.swc", "row 3", "bad parent index 7"],
+        ),
+        (
+            "1 1 0 0 0 10 -1\n2 3 10 0 0 0 1\n",
+            vec!["bad.swc", "row 2", "zero radius"],
+        ),
+        (
+            "1 1 0 0 0 10 -1\n# comment\n2 9 10 0 0 1 1\n",
+            vec!["bad.swc", "row 3", "type 9"],
+        ),
+        (
+            "1 1 0 0 0 10 -1\n2 3 10 0 1 1\n",
+            vec!["row 2", "7 columns"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let p = write(&dir, "bad.swc", text);
+        let e = Morphology::from_swc(&p, 1, None).unwrap_err().to_string();
+        for n in needles {
+            assert!(e.contains(n), "expected `{n}` in: {e}");
+        }
+    }
+    // Branches in TOML: a parent that is not an earlier branch; a zero radius; an unknown
+    // channel; an unknown parameter.
+    let base = "duration = 1.0\n[[branches]]\nname = \"soma\"\ngroup = \"soma\"\nlength = 20\nradius = 10\n";
+    let toml_cases = [
+        (
+            format!("{base}[[branches]]\nname = \"d\"\ngroup = \"basal\"\nparent = 3\nlength = 20\nradius = 1\n"),
+            vec!["branch `d`", "bad parent index 3"],
+        ),
+        (
+            format!("{base}[[branches]]\nname = \"d\"\ngroup = \"basal\"\nparent = 0\nlength = 20\nradius = 0\n"),
+            vec!["branch `d`", "radius must be positive"],
+        ),
+        (
+            format!("{base}[[channels]]\nname = \"nat\"\n"),
+            vec!["unknown channel `nat`", "hh_na"],
+        ),
+        (
+            format!("{base}[[channels]]\nname = \"hh_na\"\nparams = {{ gnabar = 1.0 }}\n"),
+            vec!["hh_na", "gnabar", "gbar"],
+        ),
+        (
+            format!("{base}[[channels]]\nname = \"hh_na\"\nparams = {{ gbar = -1.0 }}\n"),
+            vec!["hh_na", "gbar", "outside"],
+        ),
+    ];
+    for (text, needles) in toml_cases {
+        let p = write(&dir, "cell.toml", &text);
+        let e = CellConfig::load(&p)
+            .and_then(|c| c.resolve(&dir))
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(e.contains(n), "expected `{n}` in: {e}");
+        }
+    }
+}
+
+#[test]
+fn divergence_names_the_compartment_and_variable() {
+    let (cell, mut p, _, _, _) = neuron_case("branched", 1);
+    p.clamps[0].waveform = Waveform::Step {
+        amp: 1e300, // infinite in f32
+        delay: 0.0,
+        dur: 1e9,
+    };
+    let e = Error::from(simulate::<f32>(&cell, &p).unwrap_err()).to_string();
+    assert!(e.contains("diverged") && e.contains("`v`"), "{e}");
+    assert!(e.contains("branch `soma` compartment 0"), "{e}");
+}
+
+#[test]
+fn waveform_from_npy_equals_the_step() {
+    let dir = tmpdir("cell-waveform");
+    let head = "dt = 0.025\nduration = 20.0\n[[branches]]\nname = \"soma\"\ngroup = \"soma\"\n\
+                length = 20\nradius = 10\n[passive.all]\nra = 100\n\
+                [[channels]]\nname = \"hh_na\"\n[[channels]]\nname = \"hh_k\"\n\
+                [[channels]]\nname = \"leak\"\n";
+    let steps = 800;
+    let wave: Vec<f64> = (0..steps)
+        .map(|k| {
+            let t = (k as f64 + 0.5) * 0.025;
+            if (2.0..12.0).contains(&t) {
+                0.1
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    write_npy(&dir.join("i.npy"), &[steps], &wave);
+    let a = write(
+        &dir,
+        "a.toml",
+        &format!("{head}[[stimuli]]\nbranch = \"soma\"\namp = 0.1\ndelay = 2.0\ndur = 10.0\n"),
+    );
+    let b = write(
+        &dir,
+        "b.toml",
+        &format!("{head}[[stimuli]]\nbranch = 0\nwaveform = \"i.npy\"\n"),
+    );
+    let run = |p: &Path| {
+        let r = CellConfig::load(p).unwrap().resolve(&dir).unwrap();
+        simulate::<f64>(&r.cell, &r.protocol).unwrap()
+    };
+    let (ra, rb) = (run(&a), run(&b));
+    assert_eq!(ra.trace(0, 0), rb.trace(0, 0));
+    assert_eq!(ra.crossings(0, 0, 0.0).len(), 1, "one spike");
+}
+
+/// `neurodiff cell` on the bundled example: the .npy holds what the library computes for the
+/// same file, the sidecar its shape and spike times, and a figure is written; a config with an
+/// unknown channel fails with a clear message and leaves no output.
+#[test]
+fn cli_runs_the_bundled_example() {
+    let dir = tmpdir("cell-cli");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cell/cell.toml");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+        .current_dir(&dir)
+        .args([
+            "cell",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            "out/c.npy",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let arr = neurodiff::io::read_npy(&dir.join("out/c.npy")).unwrap();
+    let r = CellConfig::load(&cfg)
+        .unwrap()
+        .resolve(cfg.parent().unwrap())
+        .unwrap();
+    let want = simulate::<f64>(&r.cell, &r.protocol).unwrap();
+    assert_eq!(arr.shape, vec![want.len(), want.n_probes, want.batch]);
+    assert_eq!(arr.shape, vec![2401, 4, 3]);
+    assert_eq!(arr.data, want.data);
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/c.json")).unwrap()).unwrap();
+    assert_eq!(side["shape"], serde_json::json!([2401, 4, 3]));
+    let spikes = &side["records"][0]["spike_times_ms"];
+    assert_eq!(spikes.as_array().unwrap().len(), 3);
+    // The soma fires after the step's onset at 10 ms in every batch element.
+    for b in 0..3 {
+        let first = spikes[b][0].as_f64().unwrap();
+        assert!(
+            first > 10.0 && first < 20.0,
+            "element {b}: first spike {first} ms"
+        );
+    }
+    assert!(std::fs::metadata(dir.join("out/c.png")).unwrap().len() > 1000);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "duration = 1.0\n[[branches]]\ngroup = \"soma\"\nlength = 20\nradius = 10\n\
+         [[channels]]\nname = \"kdr\"\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+        .current_dir(&dir)
+        .args(["cell", "--config", "bad.toml", "--out", "out/c.npy", "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("unknown channel `kdr`") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!dir.join("out/c.npy").exists());
+}
