@@ -32,6 +32,7 @@
 //! `wong_wang_ei`, `hopf`, `fhn`, `generic2d`, `kuramoto`, `epileptor`, `bvep`,
 //! `larter_breakspear`, `coombes_byrne`, `linear`, `vdp`, `threshold_linear`, `lorenz`.
 
+pub mod latent;
 pub mod mass;
 pub mod neuron;
 pub mod real;

@@ -12,6 +12,7 @@ mod generic2d;
 mod hopf;
 mod jansen_rit;
 mod kuramoto;
+mod latent;
 mod larter_breakspear;
 mod linear;
 mod lorenz;
