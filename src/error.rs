@@ -99,6 +99,10 @@ pub enum Error {
     #[error(transparent)]
     Unsupported(#[from] crate::problem::Unsupported),
 
+    /// A multi-region latent-variable model (`neurodiff latent`) failed or was given bad input.
+    #[error(transparent)]
+    Latent(#[from] crate::latent::LatentError),
+
     /// A backend was asked for that this build does not include or this machine cannot run.
     #[error("backend `{name}`: {message}")]
     Backend {

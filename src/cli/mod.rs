@@ -2,6 +2,7 @@
 
 mod circuit;
 mod fit;
+mod latent;
 mod models;
 mod neuron;
 mod simulate;
@@ -34,6 +35,8 @@ enum Command {
     /// Simulate a spiking STN–GPe–GPi circuit (or one from a TOML file): spikes, rates, LFP
     /// proxy, circuit.json and circuit.png, with rates and ISI CV per population.
     Circuit(Box<circuit::CircuitArgs>),
+    /// Multi-region latent-variable models (GPFA, DLAG): `latent synth`, `latent fit`.
+    Latent(latent::LatentArgs),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
     Bench(crate::bench::BenchArgs),
 }
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Models(a) => models::run(a),
         Command::Neuron(a) => neuron::run(a),
         Command::Circuit(a) => circuit::run(*a),
+        Command::Latent(a) => latent::run(a),
         Command::Bench(a) => crate::bench::run(a),
     }
 }
