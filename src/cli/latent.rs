@@ -11,7 +11,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
 use neurodiff::io::{read_npy, write_text, Dtype, NpyStream};
-use neurodiff::latent::fit::{fit, infer, Method, Spec};
+use neurodiff::latent::fit::{cosmooth, fit, infer, Cosmooth, Method, Spec};
 use neurodiff::latent::synth::{synth, SynthSpec};
 use neurodiff::latent::Data;
 use neurodiff::models::latent::linalg::Mat;
@@ -116,6 +116,13 @@ pub struct FitArgs {
     /// Seed of the train/test split of trials.
     #[arg(long, default_value_t = 0)]
     split_seed: u64,
+    /// Co-smoothing on the held-out trials: fraction of each region's neurons hidden and
+    /// predicted from the others (0 = no co-smoothing).
+    #[arg(long, default_value_t = 0.2)]
+    cosmooth_frac: f64,
+    /// Co-smoothing: number of random held-out-neuron masks averaged (seeded by --split-seed).
+    #[arg(long, default_value_t = 3)]
+    holdout_masks: usize,
     /// Output folder.
     #[arg(long, short, default_value = "out/latent")]
     out: PathBuf,
@@ -235,6 +242,8 @@ struct Report<'a> {
     test_trials: Vec<usize>,
     /// Log-likelihood of the held-out trials per trial (nats), if any.
     test_loglik_per_trial: Option<f64>,
+    /// Held-out-neuron co-smoothing on the held-out trials, if any.
+    cosmooth: Option<Cosmooth>,
     #[serde(flatten)]
     fit: &'a neurodiff::latent::FitResult,
     wall_s_total: f64,
@@ -267,7 +276,10 @@ fn run_fit(a: FitArgs) -> Result<()> {
     test.sort_unstable();
     train.sort_unstable();
     if train.is_empty() {
-        return Err(Error::setting("test-frac", "no training trials left".to_string()));
+        return Err(Error::setting(
+            "test-frac",
+            "no training trials left".to_string(),
+        ));
     }
     let mut spec = Spec::preset(method, a.across, within);
     spec.kernel = a.kernel;
@@ -292,10 +304,25 @@ fn run_fit(a: FitArgs) -> Result<()> {
         let (ll, _, _) = infer(&data.subset(&test), &res.prior, &res.obs, spec.parallel)?;
         Some(ll / test.len() as f64)
     };
+    let cs = if test.is_empty() || a.cosmooth_frac == 0.0 {
+        None
+    } else {
+        Some(cosmooth(
+            &data.subset(&test),
+            &res.prior,
+            &res.obs,
+            a.cosmooth_frac,
+            a.holdout_masks,
+            a.split_seed,
+        )?)
+    };
     let (_, latents, covs) = infer(&data, &res.prior, &res.obs, spec.parallel)?;
     mkdir(&a.out)?;
     let q = covs.first().map_or(0, |c| c.rows);
-    let vals: Vec<f64> = latents.iter().flat_map(|m| m.data.iter().copied()).collect();
+    let vals: Vec<f64> = latents
+        .iter()
+        .flat_map(|m| m.data.iter().copied())
+        .collect();
     write_array(&a.out.join("latents.npy"), &[nt, data.n_bins(), q], &vals)?;
     let cv: Vec<f64> = covs.iter().flat_map(|m| m.data.iter().copied()).collect();
     write_array(&a.out.join("latent_cov.npy"), &[data.n_bins(), q, q], &cv)?;
@@ -308,6 +335,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
         train_trials: train,
         test_trials: test,
         test_loglik_per_trial: test_ll,
+        cosmooth: cs.clone(),
         fit: &res,
         wall_s_total: start.elapsed().as_secs_f64(),
     };
@@ -317,7 +345,11 @@ fn run_fit(a: FitArgs) -> Result<()> {
         println!(
             "{} iterations ({}), log-likelihood {:.6e}, {:.2} s",
             res.iterations,
-            if res.converged { "converged" } else { "not converged" },
+            if res.converged {
+                "converged"
+            } else {
+                "not converged"
+            },
             res.loglik.last().copied().unwrap_or(f64::NAN),
             res.wall_s
         );
@@ -325,13 +357,23 @@ fn run_fit(a: FitArgs) -> Result<()> {
             println!(
                 "  {:?}{}  timescale {:.3} bins{}",
                 p.kind,
-                p.region.map(|r| format!(" ({})", data.names[r])).unwrap_or_default(),
+                p.region
+                    .map(|r| format!(" ({})", data.names[r]))
+                    .unwrap_or_default(),
                 p.timescale,
                 if p.delays.is_empty() {
                     String::new()
                 } else {
                     format!("  delays {:?} bins", p.delays)
                 }
+            );
+        }
+        if let Some(c) = &cs {
+            println!(
+                "  co-smoothing on {} held-out trials: PSTH RMSE {:?}, single-trial RMSE {:?}",
+                report.test_trials.len(),
+                c.psth_rmse,
+                c.single_trial_rmse
             );
         }
         println!("wrote {}", a.out.join("latent.json").display());

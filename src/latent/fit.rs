@@ -183,7 +183,10 @@ fn project(lifted: &Lifted, means: &[Mat], covs: &[Mat], tn: usize) -> (Vec<Mat>
             out
         })
         .collect();
-    let covs = covs.iter().map(|c| lifted.h.mul(c).mul_t(&lifted.h)).collect();
+    let covs = covs
+        .iter()
+        .map(|c| lifted.h.mul(c).mul_t(&lifted.h))
+        .collect();
     (latents, covs)
 }
 
@@ -198,7 +201,11 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
     if kernel_by_name(&spec.kernel, 1.0).is_none() {
         return Err(bad(
             "kernel",
-            format!("`{}` is not one of: {}", spec.kernel, KERNEL_NAMES.join(", ")),
+            format!(
+                "`{}` is not one of: {}",
+                spec.kernel,
+                KERNEL_NAMES.join(", ")
+            ),
         ));
     }
     let within: Vec<usize> = match spec.method {
@@ -387,7 +394,11 @@ fn init_obs(data: &Data, prior: &Prior, spec: &Spec) -> ObsParams {
         }
         let cc = c.mul_t(&c);
         let rdiag = (0..n)
-            .map(|i| (cov[(i, i)] - cc[(i, i)]).max(spec.min_var_frac * cov[(i, i)]).max(1e-9))
+            .map(|i| {
+                (cov[(i, i)] - cc[(i, i)])
+                    .max(spec.min_var_frac * cov[(i, i)])
+                    .max(1e-9)
+            })
             .collect();
         obs.c.push(c);
         obs.d.push(mean);
@@ -587,8 +598,8 @@ pub fn fit(
             obs.d[r] = (0..n).map(|i| cd[(i, qr)]).collect();
             obs.r[r] = (0..n)
                 .map(|i| {
-                    let v = (syy[i] - (0..=qr).map(|a| cd[(i, a)] * syx[(i, a)]).sum::<f64>())
-                        / cnt;
+                    let v =
+                        (syy[i] - (0..=qr).map(|a| cd[(i, a)] * syx[(i, a)]).sum::<f64>()) / cnt;
                     v.max(floors[r][i])
                 })
                 .collect();
@@ -635,8 +646,8 @@ pub fn fit(
                 set_theta(&mut pu, &params, &up, &bounds);
                 let mut pd = prior.clone();
                 set_theta(&mut pd, &params, &dn, &bounds);
-                let g = (objective(&pu, &red.ys, &red.r) - objective(&pd, &red.ys, &red.r))
-                    / (2.0 * h);
+                let g =
+                    (objective(&pu, &red.ys, &red.r) - objective(&pd, &red.ys, &red.r)) / (2.0 * h);
                 if g.is_finite() {
                     g
                 } else {
@@ -648,7 +659,8 @@ pub fn fit(
         if gn > 0.0 {
             let mut a = step;
             for _ in 0..12 {
-                let mut cand: Vec<f64> = th.iter().zip(&grad).map(|(t, g)| t + a * g / gn).collect();
+                let mut cand: Vec<f64> =
+                    th.iter().zip(&grad).map(|(t, g)| t + a * g / gn).collect();
                 clamp_theta(&mut cand, &params, &bounds);
                 let mut pr = prior.clone();
                 set_theta(&mut pr, &params, &cand, &bounds);
@@ -715,5 +727,141 @@ pub fn fit(
         latents,
         latent_covs,
         prior,
+    })
+}
+
+/// Held-out-neuron co-smoothing RMSE per region (the NLB-style evaluation mbrila reports):
+/// averaged over `masks` random masks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cosmooth {
+    /// Fraction of each region's neurons held out per mask.
+    pub frac: f64,
+    /// Number of masks averaged.
+    pub masks: usize,
+    /// Per region, RMSE of the trial-averaged (PSTH) prediction of the held-out neurons, in
+    /// the data's units.
+    pub psth_rmse: Vec<f64>,
+    /// Per region, RMSE of the single-trial prediction.
+    pub single_trial_rmse: Vec<f64>,
+}
+
+/// Co-smoothing on `data` (normally held-out trials) under a fitted model: for each mask, a
+/// fraction `frac` of every region's neurons (at least one, leaving at least as many context
+/// neurons as the region has latents) is hidden; the latents are inferred from the other
+/// neurons of all regions; the hidden neurons are predicted as `C x + d`.
+pub fn cosmooth(
+    data: &Data,
+    prior: &Prior,
+    obs: &ObsParams,
+    frac: f64,
+    masks: usize,
+    seed: u64,
+) -> Result<Cosmooth, LatentError> {
+    use rand::{Rng, SeedableRng};
+    if !(frac > 0.0 && frac < 1.0) || masks == 0 {
+        return Err(bad(
+            "cosmooth-frac",
+            format!("{frac} must be in (0, 1), with at least one mask"),
+        ));
+    }
+    let nr = data.n_regions();
+    let (nt, tn) = (data.n_trials(), data.n_bins());
+    let qs = prior.q_dims();
+    let offs: Vec<usize> = qs
+        .iter()
+        .scan(0, |o, &q| {
+            let v = *o;
+            *o += q;
+            Some(v)
+        })
+        .collect();
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut psth = vec![0.0; nr];
+    let mut single = vec![0.0; nr];
+    for _ in 0..masks {
+        let mut held: Vec<Vec<usize>> = Vec::with_capacity(nr);
+        for r in 0..nr {
+            let n = obs.c[r].rows;
+            let k = ((n as f64 * frac).round() as usize).clamp(1, n.saturating_sub(qs[r]).max(1));
+            if n - k < qs[r] || k >= n {
+                return Err(bad(
+                    "cosmooth-frac",
+                    format!(
+                        "region `{}` has {n} neurons and {} latents: too few to hold any out",
+                        data.names[r], qs[r]
+                    ),
+                ));
+            }
+            let mut idx: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                idx.swap(i, rng.random_range(0..=i));
+            }
+            let mut h = idx[..k].to_vec();
+            h.sort_unstable();
+            held.push(h);
+        }
+        let keep: Vec<Vec<usize>> = (0..nr)
+            .map(|r| {
+                (0..obs.c[r].rows)
+                    .filter(|i| !held[r].contains(i))
+                    .collect()
+            })
+            .collect();
+        let ctx = Data {
+            names: data.names.clone(),
+            regions: (0..nr)
+                .map(|r| {
+                    data.regions[r]
+                        .iter()
+                        .map(|m| Mat::from_fn(tn, keep[r].len(), |t, j| m[(t, keep[r][j])]))
+                        .collect()
+                })
+                .collect(),
+        };
+        let ctx_obs = ObsParams {
+            c: (0..nr)
+                .map(|r| Mat::from_fn(keep[r].len(), qs[r], |i, j| obs.c[r][(keep[r][i], j)]))
+                .collect(),
+            d: (0..nr)
+                .map(|r| keep[r].iter().map(|&i| obs.d[r][i]).collect())
+                .collect(),
+            r: (0..nr)
+                .map(|r| keep[r].iter().map(|&i| obs.r[r][i]).collect())
+                .collect(),
+        };
+        let (_, latents, _) = infer(&ctx, prior, &ctx_obs, false)?;
+        for r in 0..nr {
+            let h = &held[r];
+            let mut se_single = 0.0;
+            let mut mean_pred = vec![0.0; tn * h.len()];
+            let mut mean_true = vec![0.0; tn * h.len()];
+            for (k, lat) in latents.iter().enumerate() {
+                for t in 0..tn {
+                    for (hi, &i) in h.iter().enumerate() {
+                        let pred = obs.d[r][i]
+                            + (0..qs[r])
+                                .map(|j| obs.c[r][(i, j)] * lat[(t, offs[r] + j)])
+                                .sum::<f64>();
+                        let y = data.regions[r][k][(t, i)];
+                        se_single += (pred - y) * (pred - y);
+                        mean_pred[t * h.len() + hi] += pred / nt as f64;
+                        mean_true[t * h.len() + hi] += y / nt as f64;
+                    }
+                }
+            }
+            let se_psth: f64 = mean_pred
+                .iter()
+                .zip(&mean_true)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            psth[r] += (se_psth / mean_pred.len() as f64).sqrt() / masks as f64;
+            single[r] += (se_single / (nt * tn * h.len()) as f64).sqrt() / masks as f64;
+        }
+    }
+    Ok(Cosmooth {
+        frac,
+        masks,
+        psth_rmse: psth,
+        single_trial_rmse: single,
     })
 }

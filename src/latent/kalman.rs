@@ -176,7 +176,11 @@ pub fn smooth(ssm: &Ssm, f: &Filtered) -> Result<Smoothed, LatentError> {
         for (i, m) in means.iter_mut().enumerate() {
             let mf = row(&f.means[i], t);
             let pred = ssm.a.mv(mf);
-            let d: Vec<f64> = row(m, t + 1).iter().zip(&pred).map(|(a, b)| a - b).collect();
+            let d: Vec<f64> = row(m, t + 1)
+                .iter()
+                .zip(&pred)
+                .map(|(a, b)| a - b)
+                .collect();
             let gd = g.mv(&d);
             let ms: Vec<f64> = mf.iter().zip(&gd).map(|(a, b)| a + b).collect();
             set_row(m, t, &ms);
@@ -283,10 +287,7 @@ pub fn filter_parallel(ssm: &Ssm, ys: &[Mat]) -> Result<Filtered, LatentError> {
         let j = ha.t().mul(&sinv_ha).sym();
         for t in 1..tn {
             let b = ys.iter().map(|y| k.mv(row(y, t))).collect();
-            let eta = ys
-                .iter()
-                .map(|y| sinv_ha.t().mv(row(y, t)))
-                .collect();
+            let eta = ys.iter().map(|y| sinv_ha.t().mv(row(y, t))).collect();
             elems.push(FilterElem {
                 a: a.clone(),
                 c: c.clone(),

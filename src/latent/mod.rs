@@ -29,7 +29,7 @@ pub mod kalman;
 pub mod model;
 pub mod synth;
 
-pub use fit::{fit, infer, FitResult, Method, Spec};
+pub use fit::{cosmooth, fit, infer, Cosmooth, FitResult, Method, Spec};
 pub use model::{Data, ObsParams};
 
 /// Errors of the latent-variable models.

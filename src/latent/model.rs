@@ -44,7 +44,10 @@ impl Data {
             }
             let nr = reg[0].cols;
             if nr == 0 {
-                return Err(LatentError::Data(format!("region `{}` has no neurons", names[r])));
+                return Err(LatentError::Data(format!(
+                    "region `{}` has no neurons",
+                    names[r]
+                )));
             }
             for (k, m) in reg.iter().enumerate() {
                 if m.rows != t0 {

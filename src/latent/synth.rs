@@ -141,7 +141,10 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
             k.cov(ta as f64 - tb as f64 + dl[rb] - dl[ra]) + if a == b { 1e-9 } else { 0.0 }
         });
         let l = cholesky(&cov).map_err(|_| {
-            bad("delays", "the joint covariance is not positive definite".into())
+            bad(
+                "delays",
+                "the joint covariance is not positive definite".into(),
+            )
         })?;
         for trial in 0..nt {
             let z = l.mv(&normals(&mut rng, n));
@@ -156,7 +159,12 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
     let lw = cholesky(&Mat::from_fn(tn, tn, |a, b| {
         kw.cov(a as f64 - b as f64) + if a == b { 1e-9 } else { 0.0 }
     }))
-    .map_err(|_| bad("within_timescale", "GP covariance not positive definite".into()))?;
+    .map_err(|_| {
+        bad(
+            "within_timescale",
+            "GP covariance not positive definite".into(),
+        )
+    })?;
     for r in 0..nr {
         for j in 0..spec.within[r] {
             for trial in 0..nt {

@@ -13,10 +13,14 @@ use neurodiff::models::latent::{Kernel, Matern12, Matern32, Matern52, Rbf};
 
 /// A small deterministic pseudo-random sequence (no dependency on the generator under test).
 fn lcg(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -25,7 +29,10 @@ fn lcg(seed: u64, n: usize) -> Vec<f64> {
 fn close(a: &Mat, b: &Mat, tol: f64, what: &str) {
     let scale = a.max_abs().max(b.max_abs()).max(1.0);
     let d = a.sub(b).max_abs();
-    assert!(d <= tol * scale, "{what}: max difference {d:e} (scale {scale})");
+    assert!(
+        d <= tol * scale,
+        "{what}: max difference {d:e} (scale {scale})"
+    );
 }
 
 /// A prior with an AR-lifted across latent (3 regions, delays), a Matérn SDE within latent
@@ -63,13 +70,17 @@ fn parallel_scan_equals_sequential() {
     let prior = mixed_prior();
     let l = prior.lift().unwrap();
     let p = l.h.rows;
-    let r = Mat::from_fn(p, p, |i, j| {
-        if i == j {
-            0.3 + 0.1 * i as f64
-        } else {
-            0.02
-        }
-    });
+    let r = Mat::from_fn(
+        p,
+        p,
+        |i, j| {
+            if i == j {
+                0.3 + 0.1 * i as f64
+            } else {
+                0.02
+            }
+        },
+    );
     let ssm = Ssm {
         a: l.a.clone(),
         q: l.q.clone(),
@@ -161,7 +172,8 @@ impl Dense {
 
 fn gpfa_setup() -> (Dense, Data, Prior, ObsParams) {
     let (n, tn) = (5, 24);
-    let kernels: Vec<Box<dyn Kernel>> = vec![Box::new(Matern32::new(3.0)), Box::new(Matern12::new(5.0))];
+    let kernels: Vec<Box<dyn Kernel>> =
+        vec![Box::new(Matern32::new(3.0)), Box::new(Matern12::new(5.0))];
     let c = Mat::from_vec(n, 2, lcg(1, 2 * n));
     let d = lcg(2, n);
     let r: Vec<f64> = lcg(3, n).iter().map(|v| 0.3 + 0.2 * v.abs()).collect();
@@ -172,7 +184,9 @@ fn gpfa_setup() -> (Dense, Data, Prior, ObsParams) {
         r: r.clone(),
         tn,
     };
-    let trials: Vec<Mat> = (0..2).map(|k| Mat::from_vec(tn, n, lcg(10 + k, tn * n))).collect();
+    let trials: Vec<Mat> = (0..2)
+        .map(|k| Mat::from_vec(tn, n, lcg(10 + k, tn * n)))
+        .collect();
     let data = Data::new(vec!["a".into()], vec![trials]).unwrap();
     let prior = Prior {
         processes: kernels
@@ -214,7 +228,10 @@ fn kalman_matches_dense_gp() {
     let f = filter_parallel(&ssm, &red.ys).unwrap();
     let ll: f64 = f.loglik.iter().sum::<f64>() + red.constant;
     let want: f64 = data.regions[0].iter().map(|y| dense.loglik(y)).sum();
-    assert!((ll - want).abs() < 1e-8 * want.abs(), "reduced {ll} vs dense {want}");
+    assert!(
+        (ll - want).abs() < 1e-8 * want.abs(),
+        "reduced {ll} vs dense {want}"
+    );
     // Directly on the neurons: H = C·Hlat, R = diag(R), y − d.
     let raw = Ssm {
         h: obs.c[0].mul(&l.h),
@@ -227,18 +244,30 @@ fn kalman_matches_dense_gp() {
         .collect();
     let fr = filter(&raw, &centred).unwrap();
     let ll_raw: f64 = fr.loglik.iter().sum();
-    assert!((ll_raw - want).abs() < 1e-8 * want.abs(), "raw {ll_raw} vs dense {want}");
+    assert!(
+        (ll_raw - want).abs() < 1e-8 * want.abs(),
+        "raw {ll_raw} vs dense {want}"
+    );
     let s = smooth_parallel(&ssm, &f).unwrap();
     for (k, y) in data.regions[0].iter().enumerate() {
         let (mean, var) = dense.posterior(y);
-        let got = Mat::from_fn(dense.tn, 2, |t, j| l.h.mv(&s.means[k].data[t * l.a.rows..(t + 1) * l.a.rows])[j]);
+        let got = Mat::from_fn(dense.tn, 2, |t, j| {
+            l.h.mv(&s.means[k].data[t * l.a.rows..(t + 1) * l.a.rows])[j]
+        });
         close(&got, &mean, 1e-8, "smoothed means vs dense GP posterior");
         let gv = Mat::from_fn(dense.tn, 2, |t, j| l.h.mul(&s.covs[t]).mul_t(&l.h)[(j, j)]);
         close(&gv, &var, 1e-8, "smoothed variances vs dense GP posterior");
     }
 }
 
-fn small_synth(seed: u64, trials: usize, bins: usize, delays: Vec<f64>, within: Vec<usize>, snr: f64) -> (Data, neurodiff::latent::synth::Truth) {
+fn small_synth(
+    seed: u64,
+    trials: usize,
+    bins: usize,
+    delays: Vec<f64>,
+    within: Vec<usize>,
+    snr: f64,
+) -> (Data, neurodiff::latent::synth::Truth) {
     let nr = delays.len();
     synth(&SynthSpec {
         trials,
@@ -259,14 +288,23 @@ fn small_synth(seed: u64, trials: usize, bins: usize, delays: Vec<f64>, within: 
 fn em_loglik_increases_monotonically() {
     let (data, _) = small_synth(1, 8, 30, vec![0.0, 1.5], vec![1, 1], 1.0);
     for method in [Method::Dlag, Method::Gpfa] {
-        let within = if method == Method::Dlag { vec![1, 1] } else { vec![] };
+        let within = if method == Method::Dlag {
+            vec![1, 1]
+        } else {
+            vec![]
+        };
         let mut spec = Spec::preset(method, 1, within);
         spec.max_iter = 12;
         spec.tol = 0.0;
         let res = fit(&data, &spec, |_, _| {}).unwrap();
         assert_eq!(res.loglik.len(), 12);
         for w in res.loglik.windows(2) {
-            assert!(w[1] >= w[0] - 1e-9 * w[0].abs(), "{method}: {} then {}", w[0], w[1]);
+            assert!(
+                w[1] >= w[0] - 1e-9 * w[0].abs(),
+                "{method}: {} then {}",
+                w[0],
+                w[1]
+            );
         }
         assert!(res.loglik[11] > res.loglik[0]);
     }
@@ -288,20 +326,29 @@ fn parallel_em_equals_sequential_em() {
 }
 
 /// DLAG recovers a known delay and timescale from synthetic data drawn from the exact GP:
-/// 2 regions × 10 neurons, 40 trials × 50 bins, true delay 2.0 bins, timescale 4 bins,
-/// SNR 1. Tolerances: 0.25 bins on the delay, 20 % on the timescale.
+/// 2 regions × 10 neurons, 40 trials × 50 bins, true delay 1.7 bins (off the ½-bin grid of
+/// the initial search), timescale 4 bins, SNR 1. Tolerances: 0.2 bins on the delay, 15 % on
+/// the timescale.
 #[test]
 fn dlag_recovers_delay_and_timescale() {
-    let (data, truth) = small_synth(3, 40, 50, vec![0.0, 2.0], vec![0, 0], 1.0);
+    let (data, truth) = small_synth(3, 40, 50, vec![0.0, 1.7], vec![0, 0], 1.0);
     let mut spec = Spec::preset(Method::Dlag, 1, vec![0, 0]);
     spec.max_iter = 60;
     spec.ar_order = 5;
     let res = fit(&data, &spec, |_, _| {}).unwrap();
     let p = &res.processes[0];
     let d = p.delays[1];
-    assert!((d - truth.delays[0][1]).abs() < 0.25, "delay {d} vs {}", truth.delays[0][1]);
+    eprintln!(
+        "delay {d} timescale {} after {} iterations",
+        p.timescale, res.iterations
+    );
+    assert!(
+        (d - truth.delays[0][1]).abs() < 0.2,
+        "delay {d} vs {}",
+        truth.delays[0][1]
+    );
     let ell = p.timescale;
-    assert!((ell / 4.0 - 1.0).abs() < 0.2, "timescale {ell} vs 4");
+    assert!((ell / 4.0 - 1.0).abs() < 0.15, "timescale {ell} vs 4");
 }
 
 fn expect_err(r: Result<impl std::fmt::Debug, LatentError>, words: &[&str]) {
@@ -313,13 +360,23 @@ fn expect_err(r: Result<impl std::fmt::Debug, LatentError>, words: &[&str]) {
 
 #[test]
 fn bad_input_is_refused_with_a_clear_error() {
-    let tr = |k: usize, t: usize, n: usize| (0..k).map(|i| Mat::from_vec(t, n, lcg(i as u64, t * n))).collect::<Vec<_>>();
+    let tr = |k: usize, t: usize, n: usize| {
+        (0..k)
+            .map(|i| Mat::from_vec(t, n, lcg(i as u64, t * n)))
+            .collect::<Vec<_>>()
+    };
     expect_err(
-        Data::new(vec!["v1".into(), "v2".into()], vec![tr(3, 10, 4), tr(2, 10, 4)]),
+        Data::new(
+            vec!["v1".into(), "v2".into()],
+            vec![tr(3, 10, 4), tr(2, 10, 4)],
+        ),
         &["v2", "2 trials", "3"],
     );
     expect_err(
-        Data::new(vec!["v1".into(), "v2".into()], vec![tr(3, 10, 4), tr(3, 9, 4)]),
+        Data::new(
+            vec!["v1".into(), "v2".into()],
+            vec![tr(3, 10, 4), tr(3, 9, 4)],
+        ),
         &["v2", "trial 0", "9 time bins"],
     );
     let mut bad = tr(3, 10, 4);
@@ -328,16 +385,118 @@ fn bad_input_is_refused_with_a_clear_error() {
         Data::new(vec!["v1".into()], vec![bad]),
         &["v1", "trial 1", "time bin 4", "neuron 2", "NaN"],
     );
-    let data = Data::new(vec!["v1".into(), "v2".into()], vec![tr(3, 10, 4), tr(3, 10, 2)]).unwrap();
+    let data = Data::new(
+        vec!["v1".into(), "v2".into()],
+        vec![tr(3, 10, 4), tr(3, 10, 2)],
+    )
+    .unwrap();
     expect_err(
         fit(&data, &Spec::preset(Method::Dlag, 2, vec![1, 1]), |_, _| {}),
         &["v2", "2 neurons", "3 latents", "more latents than neurons"],
     );
     let mut spec = Spec::preset(Method::Dlag, 1, vec![0, 0]);
     spec.max_delay = 12.0;
-    expect_err(fit(&data, &spec, |_, _| {}), &["max-delay", "12", "10 bins"]);
+    expect_err(
+        fit(&data, &spec, |_, _| {}),
+        &["max-delay", "12", "10 bins"],
+    );
     expect_err(
         fit(&data, &Spec::preset(Method::Dlag, 1, vec![0]), |_, _| {}),
         &["within", "2 regions"],
     );
+}
+
+/// `neurodiff latent synth` then `latent fit` on a tiny set: the outputs exist with their
+/// shapes, the trace never decreases; a region with other trials fails cleanly, no output.
+#[test]
+fn cli_synth_then_fit() {
+    use std::process::Command;
+    let dir = crate::common::tmpdir("latent-cli");
+    let bin = env!("CARGO_BIN_EXE_neurodiff");
+    let d = dir.to_str().unwrap();
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "synth",
+            "--trials",
+            "6",
+            "--bins",
+            "20",
+            "--neurons",
+            "5,4",
+        ])
+        .args([
+            "--delays",
+            "0,1",
+            "--timescales",
+            "3",
+            "--within",
+            "0,0",
+            "--seed",
+            "1",
+        ])
+        .args(["-o", d])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let out = dir.join("fit");
+    let data = format!("{d}/region0.npy,{d}/region1.npy");
+    let o = Command::new(bin)
+        .args([
+            "latent", "fit", "--method", "dlag", "--data", &data, "--across", "1",
+        ])
+        .args([
+            "--within",
+            "0,0",
+            "--max-iter",
+            "5",
+            "--test-frac",
+            "0.34",
+            "-q",
+        ])
+        .args(["--split-seed", "0", "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("latent.json")).unwrap()).unwrap();
+    let ll: Vec<f64> = json["loglik"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(!ll.is_empty() && ll.len() <= 5);
+    assert!(ll.windows(2).all(|w| w[1] >= w[0] - 1e-9 * w[0].abs()));
+    assert_eq!(json["processes"][0]["delays"].as_array().unwrap().len(), 2);
+    assert_eq!(json["test_trials"].as_array().unwrap().len(), 2);
+    assert!(json["test_loglik_per_trial"].as_f64().unwrap().is_finite());
+    assert!(json["wall_s"].as_f64().is_some());
+    let cs = &json["cosmooth"]["psth_rmse"];
+    assert_eq!(cs.as_array().unwrap().len(), 2);
+    assert!(cs[1].as_f64().unwrap().is_finite());
+    let lat = neurodiff::io::read_npy(&out.join("latents.npy")).unwrap();
+    assert_eq!(lat.shape, vec![6, 20, 2]);
+    let cov = neurodiff::io::read_npy(&out.join("latent_cov.npy")).unwrap();
+    assert_eq!(cov.shape, vec![20, 2, 2]);
+    // A region with 5 trials beside one with 6: refused, naming the file's region.
+    crate::common::write_npy(&dir.join("short.npy"), &[5, 20, 4], &vec![0.5; 5 * 20 * 4]);
+    let out2 = dir.join("fit2");
+    let data = format!("{d}/region0.npy,{d}/short.npy");
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "fit",
+            "--data",
+            &data,
+            "-q",
+            "-o",
+            out2.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = crate::common::stderr(&o);
+    assert!(e.contains("short") && e.contains("5 trials"), "{e}");
+    assert!(!out2.join("latent.json").exists());
 }

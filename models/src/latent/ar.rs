@@ -17,7 +17,7 @@
 //! of `P` consecutive values) is stationary under `(A, Q)` exactly, so the lift reproduces the
 //! kernel exactly at lags `< P` and approximates it (as an order-`P` Markov process) beyond.
 
-use super::linalg::{cholesky, chol_solve, Mat, NotPositiveDefinite};
+use super::linalg::{chol_solve, cholesky, Mat, NotPositiveDefinite};
 use super::Kernel;
 
 /// A lifted linear-Gaussian state-space prior: `s_{t+1} = A s_t + N(0, Q)`, `s_1 ~ N(0, P∞)`,

@@ -2,12 +2,13 @@
 //! hundred rows (state dimensions, latents per region, neurons per region).
 //!
 //! Hand-written rather than `faer` or `nalgebra`: the sizes are tiny (the Kalman state of a
-//! DLAG fit has tens of dimensions), everything needed is Cholesky, LU with partial pivoting,
-//! triangular solves, a symmetric eigensolver (Jacobi, for PCA initialisation) and the matrix
-//! exponential — about 400 lines — while `faer` adds its own compile of a large generic crate
-//! to every clean CI build (measured in the latent notes of `ARCHITECTURE.md`). At these sizes
-//! the time is in the loops over time bins and trials, not in factorisations: a blocked
-//! library gains nothing below ~50×50.
+//! DLAG fit has tens of dimensions) and everything needed is Cholesky, LU with partial
+//! pivoting, triangular solves, a symmetric eigensolver (Jacobi, for PCA initialisation) and
+//! the matrix exponential — about 400 lines. Measured on this 2-core machine (2026-12):
+//! `faer` 0.24.4 alone is a clean release build of 2 min 18 s (one job, 1 min 53 s of CPU) and
+//! pulls in its own dependency tree, for a Cholesky factorisation of a 24 × 24 matrix in
+//! 1.96 µs against 2.29 µs here. At these sizes the time is in the loops over time bins and
+//! trials, not in factorisations, so the dependency would not earn its CI time.
 
 use std::fmt;
 
@@ -174,7 +175,9 @@ impl Mat {
     }
     /// `(self + selfᵀ) / 2`.
     pub fn sym(&self) -> Mat {
-        Mat::from_fn(self.rows, self.cols, |i, j| 0.5 * (self[(i, j)] + self[(j, i)]))
+        Mat::from_fn(self.rows, self.cols, |i, j| {
+            0.5 * (self[(i, j)] + self[(j, i)])
+        })
     }
     /// The largest absolute entry.
     pub fn max_abs(&self) -> f64 {

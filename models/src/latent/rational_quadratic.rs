@@ -33,7 +33,8 @@ impl Kernel for RationalQuadratic {
         "rq"
     }
     fn cov(&self, tau: f64) -> f64 {
-        self.variance * (1.0 + tau * tau / (2.0 * self.alpha * self.ell * self.ell)).powf(-self.alpha)
+        self.variance
+            * (1.0 + tau * tau / (2.0 * self.alpha * self.ell * self.ell)).powf(-self.alpha)
     }
     fn timescale(&self) -> f64 {
         self.ell

@@ -53,8 +53,16 @@ fn kernels_positive_definite_on_a_grid() {
             let (vals, _) = sym_eigen(&g);
             // The RBF Gram matrix is numerically near-singular for long timescales; it must
             // stay non-negative to rounding, the others strictly positive.
-            let tol = if *name == "rbf" || *name == "rq" { -1e-10 } else { 1e-8 };
-            assert!(vals[n - 1] > tol, "{name} ell {ell}: min eigenvalue {}", vals[n - 1]);
+            let tol = if *name == "rbf" || *name == "rq" {
+                -1e-10
+            } else {
+                1e-8
+            };
+            assert!(
+                vals[n - 1] > tol,
+                "{name} ell {ell}: min eigenvalue {}",
+                vals[n - 1]
+            );
             let jit = Mat::from_fn(n, n, |i, j| g[(i, j)] + if i == j { 1e-6 } else { 0.0 });
             assert!(cholesky(&jit).is_ok(), "{name}");
             // Two outputs delayed by 0 and 1.7 bins: a valid multi-output covariance.
