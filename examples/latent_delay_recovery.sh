@@ -26,6 +26,6 @@ print(" ".join(f"{a - b:.6f}" for a, b in zip(best, true)), f"{d['wall_s']:.1f}"
 PY
 )
   echo "seed $seed: errors, wall s, iterations, timescales: $line"
-  for e in $(echo "$line" | cut -d' ' -f1-2); do sq=$(python3 -c "print($sq + $e**2)"); n=$((n + 1)); done
+  for e in $(echo "$line" | cut -d' ' -f1-2); do sq=$(python3 -c "print($sq + ($e)**2)"); n=$((n + 1)); done
 done
 python3 -c "import math; print(f'delay RMSE over {$n} delays: {math.sqrt($sq / $n):.4f} bins')"

@@ -19,6 +19,9 @@
 //! Initialisation: PCA of all neurons for the shared/across loadings, PCA of each region's
 //! residual for its within loadings.
 
+// Regions, trials and latents index several parallel arrays at once: index loops read clearer.
+#![allow(clippy::needless_range_loop)]
+
 use std::time::Instant;
 
 use neurodiff_models::latent::linalg::{chol_solve, cholesky, sym_eigen, Mat};
@@ -677,7 +680,7 @@ pub fn fit(
     }
     let (lifted, s) = last.expect("at least one E-step");
     let (latents, latent_covs) = project(&lifted, &s.means, &s.covs, tn);
-    let mut counters = vec![0usize; 3];
+    let mut counters = [0usize; 3];
     let names_of: Vec<String> = prior
         .processes
         .iter()

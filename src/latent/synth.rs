@@ -9,6 +9,9 @@
 //! variances are scaled so that `tr(C_r C_rᵀ) / tr(R_r) = snr` (the SNR convention of
 //! Gokcen et al. 2022). Everything in bins.
 
+// Regions, trials and latents index several parallel arrays at once: index loops read clearer.
+#![allow(clippy::needless_range_loop)]
+
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
