@@ -103,6 +103,9 @@ pub enum Error {
     /// and row, branch, channel, parameter or compartment).
     #[error(transparent)]
     Cell(#[from] crate::cell::CellError),
+    /// A multi-region latent-variable model (`neurodiff latent`) failed or was given bad input.
+    #[error(transparent)]
+    Latent(#[from] crate::latent::LatentError),
 
     /// A backend was asked for that this build does not include or this machine cannot run.
     #[error("backend `{name}`: {message}")]

@@ -63,6 +63,7 @@ pub mod fused;
 pub mod grad;
 pub mod integrate;
 pub mod io;
+pub mod latent;
 pub mod monitor;
 pub mod network;
 pub mod noise;

@@ -33,6 +33,7 @@
 //! `larter_breakspear`, `coombes_byrne`, `linear`, `vdp`, `threshold_linear`, `lorenz`.
 
 pub mod channel;
+pub mod latent;
 pub mod mass;
 pub mod neuron;
 pub mod real;

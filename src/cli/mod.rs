@@ -3,6 +3,7 @@
 mod cell;
 mod circuit;
 mod fit;
+mod latent;
 mod models;
 mod neuron;
 mod simulate;
@@ -38,6 +39,8 @@ enum Command {
     /// Simulate a multi-compartment cell from a TOML file (morphology, channels, stimuli,
     /// recordings): traces to .npy with a JSON sidecar and a figure.
     Cell(Box<cell::CellArgs>),
+    /// Multi-region latent-variable models (GPFA, DLAG): `latent synth`, `latent fit`.
+    Latent(latent::LatentArgs),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
     Bench(crate::bench::BenchArgs),
 }
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neuron(a) => neuron::run(a),
         Command::Circuit(a) => circuit::run(*a),
         Command::Cell(a) => cell::run(*a),
+        Command::Latent(a) => latent::run(a),
         Command::Bench(a) => crate::bench::run(a),
     }
 }

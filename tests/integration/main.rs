@@ -16,6 +16,7 @@ mod facade;
 mod fit;
 mod fused;
 mod grad;
+mod latent;
 mod sparse;
 mod spiking;
 mod tvb;

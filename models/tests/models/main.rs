@@ -14,6 +14,7 @@ mod hopf;
 mod jansen_rit;
 mod kuramoto;
 mod larter_breakspear;
+mod latent;
 mod linear;
 mod lorenz;
 mod neuron;

@@ -1,0 +1,870 @@
+//! `fit(data, spec)`: GPFA and DLAG by expectation–maximisation on the state-space engine.
+//!
+//! One iteration:
+//! 1. **E-step**: lift the prior ([`Prior::lift`]), reduce the observations to the latent
+//!    space ([`reduce`]), Kalman filter (the log marginal likelihood, recorded in the trace)
+//!    and RTS smoother (sequential or parallel scan, `Spec::parallel`);
+//! 2. **M-step, observations**: `[C_r d_r] = (Σ y x̃ᵀ)(Σ E[x̃ x̃ᵀ])⁻¹` with `x̃ = [x; 1]` and
+//!    `R_r = diag(Σ y yᵀ − [C_r d_r] Σ x̃ yᵀ) / (trials·T)`, floored at `min_var_frac` of each
+//!    neuron's variance (Yu et al. 2009; the floor is GPFA's `minVarFrac`);
+//! 3. **M-step, prior**: one gradient-ascent step on the log marginal likelihood in the log
+//!    timescales and the delays (central finite differences of the filter's likelihood, a
+//!    normalised step halved until the likelihood increases): an ECME step (Liu & Rubin 1994),
+//!    so the likelihood never decreases. Delays start from a coarse grid search (½-bin steps,
+//!    coordinate-wise, within `±max_delay`) at iteration `delay_grid_at`.
+//!
+//! Presets: `gpfa` (every latent shared by all regions, no delay; Matérn kernels use their
+//! exact SDE) and `dlag` (across-region latents with one delay per region and latent, region 0
+//! the reference, plus within-region latents; the across latents use the AR(P) lift).
+//! Initialisation: PCA of all neurons for the shared/across loadings, PCA of each region's
+//! residual for its within loadings.
+
+// Regions, trials and latents index several parallel arrays at once: index loops read clearer.
+#![allow(clippy::needless_range_loop)]
+
+use std::time::Instant;
+
+use neurodiff_models::latent::linalg::{chol_solve, cholesky, sym_eigen, Mat};
+use neurodiff_models::latent::{kernel_by_name, KERNEL_NAMES};
+use serde::Serialize;
+
+use super::kalman::{filter, filter_parallel, smooth, smooth_parallel, Ssm};
+use super::model::{reduce, Data, Kind, Lifted, ObsParams, Prior, Process};
+use super::LatentError;
+
+/// The model family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Gaussian-process factor analysis: shared latents, no delays.
+    Gpfa,
+    /// Delayed latents across groups: across-region latents with delays, within-region latents.
+    Dlag,
+}
+
+crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag"]);
+
+/// What to fit and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec {
+    /// The model family.
+    pub method: Method,
+    /// Across-region (DLAG) or shared (GPFA) latents.
+    pub across: usize,
+    /// Within-region latents per region (DLAG; empty or zeros for GPFA).
+    pub within: Vec<usize>,
+    /// Kernel name.
+    pub kernel: String,
+    /// Initial timescale, bins.
+    pub init_timescale: f64,
+    /// AR order of the lift for kernels without an exact SDE or with delays.
+    pub ar_order: usize,
+    /// White-noise jitter of AR-lifted latents (variance relative to 1).
+    pub jitter: f64,
+    /// Largest |delay|, bins (must be below the trial length).
+    pub max_delay: f64,
+    /// EM iterations at most.
+    pub max_iter: usize,
+    /// Stop when the log-likelihood gains less than `tol · |LL|` in an iteration.
+    pub tol: f64,
+    /// Use the parallel-scan filter and smoother in the E-step.
+    pub parallel: bool,
+    /// Learn timescales.
+    pub learn_timescales: bool,
+    /// Learn delays (DLAG).
+    pub learn_delays: bool,
+    /// The iteration at which the delays are initialised by grid search (DLAG).
+    pub delay_grid_at: usize,
+    /// Floor of the private variances, as a fraction of each neuron's variance.
+    pub min_var_frac: f64,
+}
+
+impl Spec {
+    /// The defaults of a preset.
+    pub fn preset(method: Method, across: usize, within: Vec<usize>) -> Self {
+        Self {
+            method,
+            across,
+            within,
+            kernel: "rbf".into(),
+            init_timescale: 5.0,
+            ar_order: 4,
+            jitter: 1e-3,
+            max_delay: 5.0,
+            max_iter: 200,
+            tol: 1e-7,
+            parallel: false,
+            learn_timescales: true,
+            learn_delays: method == Method::Dlag,
+            delay_grid_at: 3,
+            min_var_frac: 0.01,
+        }
+    }
+}
+
+/// One fitted latent process.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessOut {
+    /// Shared, across or within.
+    pub kind: Kind,
+    /// The region of a within-region latent.
+    pub region: Option<usize>,
+    /// Kernel.
+    pub kernel: String,
+    /// Timescale, bins.
+    pub timescale: f64,
+    /// Delay per region (across latents; region 0 is the reference), bins.
+    pub delays: Vec<f64>,
+}
+
+/// What `fit` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitResult {
+    /// The settings.
+    pub spec: Spec,
+    /// The latent processes.
+    pub processes: Vec<ProcessOut>,
+    /// The observation model.
+    pub obs: ObsParams,
+    /// Log marginal likelihood after each E-step (nats, all trials).
+    pub loglik: Vec<f64>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Whether the tolerance was reached.
+    pub converged: bool,
+    /// Per region, the names of its latents (`across0`, `within1`, …) in column order.
+    pub latent_names: Vec<Vec<String>>,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Posterior means, per trial `T × q` (all regions' latents, region by region).
+    #[serde(skip)]
+    pub latents: Vec<Mat>,
+    /// Posterior covariances of the latents per bin, `q × q` (shared by all trials).
+    #[serde(skip)]
+    pub latent_covs: Vec<Mat>,
+    /// The fitted prior (for [`infer`] on other trials).
+    #[serde(skip)]
+    pub prior: Prior,
+}
+
+/// The posterior of the latents of `data` under a fitted model: the log marginal likelihood
+/// (all trials), per trial the `T × q` posterior means, per bin the `q × q` covariances.
+pub fn infer(
+    data: &Data,
+    prior: &Prior,
+    obs: &ObsParams,
+    parallel: bool,
+) -> Result<(f64, Vec<Mat>, Vec<Mat>), LatentError> {
+    let lifted = prior.lift()?;
+    let red = reduce(data, obs, &data.names)?;
+    let ssm = ssm_of(&lifted, red.r.clone());
+    let (f, s) = if parallel {
+        let f = filter_parallel(&ssm, &red.ys)?;
+        let s = smooth_parallel(&ssm, &f)?;
+        (f, s)
+    } else {
+        let f = filter(&ssm, &red.ys)?;
+        let s = smooth(&ssm, &f)?;
+        (f, s)
+    };
+    let ll = f.loglik.iter().sum::<f64>() + red.constant;
+    let (latents, covs) = project(&lifted, &s.means, &s.covs, data.n_bins());
+    Ok((ll, latents, covs))
+}
+
+/// The latents' moments from the state's.
+fn project(lifted: &Lifted, means: &[Mat], covs: &[Mat], tn: usize) -> (Vec<Mat>, Vec<Mat>) {
+    let q = lifted.h.rows;
+    let latents = means
+        .iter()
+        .map(|m| {
+            let mut out = Mat::zeros(tn, q);
+            for t in 0..tn {
+                let v = lifted.h.mv(&m.data[t * m.cols..(t + 1) * m.cols]);
+                out.data[t * q..(t + 1) * q].copy_from_slice(&v);
+            }
+            out
+        })
+        .collect();
+    let covs = covs
+        .iter()
+        .map(|c| lifted.h.mul(c).mul_t(&lifted.h))
+        .collect();
+    (latents, covs)
+}
+
+fn bad(name: &'static str, message: String) -> LatentError {
+    LatentError::Setting { name, message }
+}
+
+/// Checks the spec against the data.
+fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
+    let nr = data.n_regions();
+    let tn = data.n_bins();
+    if kernel_by_name(&spec.kernel, 1.0).is_none() {
+        return Err(bad(
+            "kernel",
+            format!(
+                "`{}` is not one of: {}",
+                spec.kernel,
+                KERNEL_NAMES.join(", ")
+            ),
+        ));
+    }
+    let within: Vec<usize> = match spec.method {
+        Method::Gpfa => {
+            if spec.within.iter().any(|&w| w > 0) {
+                return Err(bad(
+                    "within",
+                    "GPFA has no within-region latents: give --across only".into(),
+                ));
+            }
+            vec![0; nr]
+        }
+        Method::Dlag => {
+            if spec.within.len() != nr {
+                return Err(bad(
+                    "within",
+                    format!("{} values given for {nr} regions", spec.within.len()),
+                ));
+            }
+            spec.within.clone()
+        }
+    };
+    if spec.across + within.iter().sum::<usize>() == 0 {
+        return Err(bad("across", "no latents to fit".into()));
+    }
+    for (r, n) in data.neurons().into_iter().enumerate() {
+        let q = spec.across + within[r];
+        if q > n {
+            return Err(bad(
+                "across",
+                format!(
+                    "region `{}` has {n} neurons but {q} latents: more latents than neurons",
+                    data.names[r]
+                ),
+            ));
+        }
+    }
+    if spec.method == Method::Dlag
+        && spec.learn_delays
+        && !(spec.max_delay >= 0.0 && spec.max_delay < (tn - 1) as f64)
+    {
+        return Err(bad(
+            "max-delay",
+            format!(
+                "{} bins is not below the trial length ({tn} bins)",
+                spec.max_delay
+            ),
+        ));
+    }
+    if !(spec.init_timescale > 0.0 && spec.init_timescale.is_finite()) {
+        return Err(bad(
+            "init-timescale",
+            format!("{} is not positive", spec.init_timescale),
+        ));
+    }
+    if spec.ar_order == 0 || spec.ar_order >= tn {
+        return Err(bad(
+            "ar-order",
+            format!("{} must be in 1..{tn} (the trial length)", spec.ar_order),
+        ));
+    }
+    Ok(())
+}
+
+/// The prior of a preset with every timescale at `ell` and zero delays.
+fn build_prior(data: &Data, spec: &Spec) -> Prior {
+    let nr = data.n_regions();
+    let k = |ell| kernel_by_name(&spec.kernel, ell).expect("validated kernel");
+    let mut processes = Vec::new();
+    match spec.method {
+        Method::Gpfa => {
+            for _ in 0..spec.across {
+                processes.push(Process {
+                    kind: Kind::Shared,
+                    kernel: k(spec.init_timescale),
+                    delays: vec![0.0],
+                    observers: (0..nr).map(|r| (r, 0)).collect(),
+                });
+            }
+        }
+        Method::Dlag => {
+            for _ in 0..spec.across {
+                processes.push(Process {
+                    kind: Kind::Across,
+                    kernel: k(spec.init_timescale),
+                    delays: vec![0.0; nr],
+                    observers: (0..nr).map(|r| (r, r)).collect(),
+                });
+            }
+            for (r, &w) in spec.within.iter().enumerate() {
+                for _ in 0..w {
+                    processes.push(Process {
+                        kind: Kind::Within,
+                        kernel: k(spec.init_timescale),
+                        delays: vec![0.0],
+                        observers: vec![(r, 0)],
+                    });
+                }
+            }
+        }
+    }
+    Prior {
+        processes,
+        ar_order: spec.ar_order,
+        jitter: spec.jitter,
+        n_regions: nr,
+    }
+}
+
+/// Sample mean and covariance of a region (or of all neurons stacked).
+fn moments(data: &Data, regions: &[usize]) -> (Vec<f64>, Mat) {
+    let cols: Vec<(usize, usize)> = regions
+        .iter()
+        .flat_map(|&r| (0..data.regions[r][0].cols).map(move |i| (r, i)))
+        .collect();
+    let n = cols.len();
+    let mut mean = vec![0.0; n];
+    let mut cnt = 0.0;
+    for k in 0..data.n_trials() {
+        for t in 0..data.n_bins() {
+            for (c, &(r, i)) in cols.iter().enumerate() {
+                mean[c] += data.regions[r][k][(t, i)];
+            }
+            cnt += 1.0;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= cnt);
+    let mut cov = Mat::zeros(n, n);
+    let mut v = vec![0.0; n];
+    for k in 0..data.n_trials() {
+        for t in 0..data.n_bins() {
+            for (c, &(r, i)) in cols.iter().enumerate() {
+                v[c] = data.regions[r][k][(t, i)] - mean[c];
+            }
+            for a in 0..n {
+                for b in a..n {
+                    cov[(a, b)] += v[a] * v[b];
+                }
+            }
+        }
+    }
+    let cov = Mat::from_fn(n, n, |a, b| {
+        if a <= b {
+            cov[(a, b)] / cnt
+        } else {
+            cov[(b, a)] / cnt
+        }
+    });
+    (mean, cov)
+}
+
+/// PCA initialisation of the observation model, columns in the order of
+/// [`Prior::region_latents`] (shared/across first, then within).
+fn init_obs(data: &Data, prior: &Prior, spec: &Spec) -> ObsParams {
+    let nr = data.n_regions();
+    let all: Vec<usize> = (0..nr).collect();
+    let (_, cov_all) = moments(data, &all);
+    let (vals, vecs) = sym_eigen(&cov_all);
+    let pa = spec.across;
+    let neurons = data.neurons();
+    let mut obs = ObsParams {
+        c: vec![],
+        d: vec![],
+        r: vec![],
+    };
+    let mut row0 = 0;
+    for r in 0..nr {
+        let n = neurons[r];
+        let (mean, cov) = moments(data, &[r]);
+        let qr = prior.q_dims()[r];
+        let mut c = Mat::zeros(n, qr);
+        for j in 0..pa.min(qr) {
+            let s = vals[j].max(1e-12).sqrt();
+            for i in 0..n {
+                c[(i, j)] = vecs[(row0 + i, j)] * s;
+            }
+        }
+        let ca = c.block(0, 0, n, pa.min(qr));
+        let resid = cov.sub(&ca.mul_t(&ca));
+        let (rv, rvec) = sym_eigen(&resid);
+        for j in pa..qr {
+            let s = rv[j - pa].max(1e-12).sqrt();
+            for i in 0..n {
+                c[(i, j)] = rvec[(i, j - pa)] * s;
+            }
+        }
+        let cc = c.mul_t(&c);
+        let rdiag = (0..n)
+            .map(|i| {
+                (cov[(i, i)] - cc[(i, i)])
+                    .max(spec.min_var_frac * cov[(i, i)])
+                    .max(1e-9)
+            })
+            .collect();
+        obs.c.push(c);
+        obs.d.push(mean);
+        obs.r.push(rdiag);
+        row0 += n;
+    }
+    obs
+}
+
+/// The learnable prior parameters: `(process, None)` for a log timescale, `(process,
+/// Some(output))` for a delay.
+fn param_list(prior: &Prior, spec: &Spec) -> Vec<(usize, Option<usize>)> {
+    let mut v = Vec::new();
+    for (p, proc_) in prior.processes.iter().enumerate() {
+        if spec.learn_timescales {
+            v.push((p, None));
+        }
+        if spec.learn_delays && proc_.kind == Kind::Across {
+            for o in 1..proc_.delays.len() {
+                v.push((p, Some(o)));
+            }
+        }
+    }
+    v
+}
+
+fn get_theta(prior: &Prior, params: &[(usize, Option<usize>)]) -> Vec<f64> {
+    params
+        .iter()
+        .map(|&(p, o)| match o {
+            None => prior.processes[p].kernel.timescale().ln(),
+            Some(o) => prior.processes[p].delays[o],
+        })
+        .collect()
+}
+
+fn set_theta(prior: &mut Prior, params: &[(usize, Option<usize>)], th: &[f64], b: &Bounds) {
+    for (&(p, o), &v) in params.iter().zip(th) {
+        match o {
+            None => prior.processes[p]
+                .kernel
+                .set_timescale(v.clamp(b.log_ell.0, b.log_ell.1).exp()),
+            Some(o) => prior.processes[p].delays[o] = v.clamp(-b.delay, b.delay),
+        }
+    }
+}
+
+fn clamp_theta(th: &mut [f64], params: &[(usize, Option<usize>)], b: &Bounds) {
+    for (v, &(_, o)) in th.iter_mut().zip(params) {
+        *v = match o {
+            None => v.clamp(b.log_ell.0, b.log_ell.1),
+            Some(_) => v.clamp(-b.delay, b.delay),
+        };
+    }
+}
+
+struct Bounds {
+    log_ell: (f64, f64),
+    delay: f64,
+}
+
+fn ssm_of(l: &Lifted, r: Mat) -> Ssm {
+    Ssm {
+        a: l.a.clone(),
+        q: l.q.clone(),
+        h: l.h.clone(),
+        r,
+        m0: vec![0.0; l.a.rows],
+        p0: l.p0.clone(),
+    }
+}
+
+/// The reduced log-likelihood of the prior `prior` on pseudo-observations `ys`, or −∞ when
+/// the prior cannot be lifted or filtered (a step that went too far).
+fn objective(prior: &Prior, ys: &[Mat], r: &Mat) -> f64 {
+    let Ok(l) = prior.lift() else {
+        return f64::NEG_INFINITY;
+    };
+    match filter(&ssm_of(&l, r.clone()), ys) {
+        Ok(f) => {
+            let s: f64 = f.loglik.iter().sum();
+            if s.is_finite() {
+                s
+            } else {
+                f64::NEG_INFINITY
+            }
+        }
+        Err(_) => f64::NEG_INFINITY,
+    }
+}
+
+/// Fits `spec` to `data` by EM; `progress(iteration, loglik)` after every E-step.
+pub fn fit(
+    data: &Data,
+    spec: &Spec,
+    mut progress: impl FnMut(usize, f64),
+) -> Result<FitResult, LatentError> {
+    let start = Instant::now();
+    validate(data, spec)?;
+    let tn = data.n_bins();
+    let nr = data.n_regions();
+    let mut prior = build_prior(data, spec);
+    let mut obs = init_obs(data, &prior, spec);
+    let floors: Vec<Vec<f64>> = (0..nr)
+        .map(|r| {
+            let (_, cov) = moments(data, &[r]);
+            (0..cov.rows)
+                .map(|i| (spec.min_var_frac * cov[(i, i)]).max(1e-12))
+                .collect()
+        })
+        .collect();
+    let params = param_list(&prior, spec);
+    let bounds = Bounds {
+        log_ell: (0.3f64.ln(), (2.0 * tn as f64).ln()),
+        delay: spec.max_delay,
+    };
+    let mut step = 0.5;
+    let mut trace = Vec::new();
+    let mut converged = false;
+    let mut iterations = 0;
+    let mut last = None;
+    for it in 0..spec.max_iter.max(1) {
+        iterations = it + 1;
+        // E-step.
+        let lifted = prior.lift().map_err(|e| e.at_iteration(it))?;
+        let red = reduce(data, &obs, &data.names)?;
+        let ssm = ssm_of(&lifted, red.r.clone());
+        let (f, s) = if spec.parallel {
+            let f = filter_parallel(&ssm, &red.ys).map_err(|e| e.at_iteration(it))?;
+            let s = smooth_parallel(&ssm, &f).map_err(|e| e.at_iteration(it))?;
+            (f, s)
+        } else {
+            let f = filter(&ssm, &red.ys).map_err(|e| e.at_iteration(it))?;
+            let s = smooth(&ssm, &f).map_err(|e| e.at_iteration(it))?;
+            (f, s)
+        };
+        let ll = f.loglik.iter().sum::<f64>() + red.constant;
+        if !ll.is_finite() {
+            return Err(LatentError::NotPositiveDefinite {
+                what: "log-likelihood (not finite)",
+                step: 0,
+                iteration: Some(it),
+                value: ll,
+            });
+        }
+        progress(it, ll);
+        let done = trace
+            .last()
+            .is_some_and(|&prev: &f64| (ll - prev).abs() < spec.tol * ll.abs());
+        trace.push(ll);
+        last = Some((lifted.clone(), s.clone()));
+        if done || it + 1 == spec.max_iter.max(1) {
+            converged = done;
+            break;
+        }
+        // M-step: observation model, region by region.
+        for r in 0..nr {
+            let rows = lifted.region_rows[r].clone();
+            let qr = rows.len();
+            let hr = lifted.h.block(rows.start, 0, qr, lifted.h.cols);
+            let n = data.regions[r][0].cols;
+            let mut sxx = Mat::zeros(qr + 1, qr + 1);
+            let mut syx = Mat::zeros(n, qr + 1);
+            let mut syy = vec![0.0; n];
+            for t in 0..tn {
+                let cov = hr.mul(&s.covs[t]).mul_t(&hr);
+                for k in 0..data.n_trials() {
+                    let m = hr.mv(&s.means[k].data[t * s.means[k].cols..(t + 1) * s.means[k].cols]);
+                    for a in 0..qr {
+                        for b in 0..qr {
+                            sxx[(a, b)] += cov[(a, b)] + m[a] * m[b];
+                        }
+                        sxx[(a, qr)] += m[a];
+                        sxx[(qr, a)] += m[a];
+                    }
+                    sxx[(qr, qr)] += 1.0;
+                    let y = &data.regions[r][k];
+                    for i in 0..n {
+                        let yi = y[(t, i)];
+                        for a in 0..qr {
+                            syx[(i, a)] += yi * m[a];
+                        }
+                        syx[(i, qr)] += yi;
+                        syy[i] += yi * yi;
+                    }
+                }
+            }
+            let l = cholesky(&sxx.sym()).map_err(|e| LatentError::NotPositiveDefinite {
+                what: "latent second-moment matrix of the M-step",
+                step: 0,
+                iteration: Some(it),
+                value: e.value,
+            })?;
+            let cd = chol_solve(&l, &syx.t()).t();
+            let cnt = (data.n_trials() * tn) as f64;
+            obs.c[r] = cd.block(0, 0, n, qr);
+            obs.d[r] = (0..n).map(|i| cd[(i, qr)]).collect();
+            obs.r[r] = (0..n)
+                .map(|i| {
+                    let v =
+                        (syy[i] - (0..=qr).map(|a| cd[(i, a)] * syx[(i, a)]).sum::<f64>()) / cnt;
+                    v.max(floors[r][i])
+                })
+                .collect();
+        }
+        // M-step: the prior's timescales and delays (ECME).
+        if params.is_empty() {
+            continue;
+        }
+        let red = reduce(data, &obs, &data.names)?;
+        let mut th = get_theta(&prior, &params);
+        let mut f0 = objective(&prior, &red.ys, &red.r);
+        if spec.learn_delays && it == spec.delay_grid_at.min(spec.max_iter.saturating_sub(2)) {
+            // Coordinate-wise grid search of every delay, ½-bin steps.
+            let grid: Vec<f64> = {
+                let k = (spec.max_delay / 0.5).floor() as i64;
+                (-k..=k).map(|i| i as f64 * 0.5).collect()
+            };
+            for (pi, &(_, o)) in params.iter().enumerate() {
+                if o.is_none() {
+                    continue;
+                }
+                for &g in &grid {
+                    let mut cand = th.clone();
+                    cand[pi] = g;
+                    let mut pr = prior.clone();
+                    set_theta(&mut pr, &params, &cand, &bounds);
+                    let v = objective(&pr, &red.ys, &red.r);
+                    if v > f0 {
+                        f0 = v;
+                        th = cand;
+                        prior = pr;
+                    }
+                }
+            }
+        }
+        let h = 1e-4;
+        let grad: Vec<f64> = (0..th.len())
+            .map(|i| {
+                let mut up = th.clone();
+                up[i] += h;
+                let mut dn = th.clone();
+                dn[i] -= h;
+                let mut pu = prior.clone();
+                set_theta(&mut pu, &params, &up, &bounds);
+                let mut pd = prior.clone();
+                set_theta(&mut pd, &params, &dn, &bounds);
+                let g =
+                    (objective(&pu, &red.ys, &red.r) - objective(&pd, &red.ys, &red.r)) / (2.0 * h);
+                if g.is_finite() {
+                    g
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let gn = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        if gn > 0.0 {
+            let mut a = step;
+            for _ in 0..12 {
+                let mut cand: Vec<f64> =
+                    th.iter().zip(&grad).map(|(t, g)| t + a * g / gn).collect();
+                clamp_theta(&mut cand, &params, &bounds);
+                let mut pr = prior.clone();
+                set_theta(&mut pr, &params, &cand, &bounds);
+                let v = objective(&pr, &red.ys, &red.r);
+                if v > f0 {
+                    prior = pr;
+                    step = (a * 2.0).min(1.0);
+                    break;
+                }
+                a *= 0.5;
+                step = a.max(1e-6);
+            }
+        }
+    }
+    let (lifted, s) = last.expect("at least one E-step");
+    let (latents, latent_covs) = project(&lifted, &s.means, &s.covs, tn);
+    let mut counters = [0usize; 3];
+    let names_of: Vec<String> = prior
+        .processes
+        .iter()
+        .map(|p| {
+            let (i, stem) = match p.kind {
+                Kind::Shared => (0, "shared"),
+                Kind::Across => (1, "across"),
+                Kind::Within => (2, "within"),
+            };
+            counters[i] += 1;
+            format!("{stem}{}", counters[i] - 1)
+        })
+        .collect();
+    let latent_names = (0..nr)
+        .map(|r| {
+            prior
+                .region_latents(r)
+                .into_iter()
+                .map(|(p, _)| names_of[p].clone())
+                .collect()
+        })
+        .collect();
+    let processes = prior
+        .processes
+        .iter()
+        .map(|p| ProcessOut {
+            kind: p.kind,
+            region: (p.kind == Kind::Within).then(|| p.observers[0].0),
+            kernel: p.kernel.name().to_string(),
+            timescale: p.kernel.timescale(),
+            delays: if p.kind == Kind::Across {
+                p.delays.clone()
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    Ok(FitResult {
+        spec: spec.clone(),
+        processes,
+        obs,
+        loglik: trace,
+        iterations,
+        converged,
+        latent_names,
+        wall_s: start.elapsed().as_secs_f64(),
+        latents,
+        latent_covs,
+        prior,
+    })
+}
+
+/// Held-out-neuron co-smoothing RMSE per region (the NLB-style evaluation mbrila reports):
+/// averaged over `masks` random masks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cosmooth {
+    /// Fraction of each region's neurons held out per mask.
+    pub frac: f64,
+    /// Number of masks averaged.
+    pub masks: usize,
+    /// Per region, RMSE of the trial-averaged (PSTH) prediction of the held-out neurons, in
+    /// the data's units.
+    pub psth_rmse: Vec<f64>,
+    /// Per region, RMSE of the single-trial prediction.
+    pub single_trial_rmse: Vec<f64>,
+}
+
+/// Co-smoothing on `data` (normally held-out trials) under a fitted model: for each mask, a
+/// fraction `frac` of every region's neurons (at least one, leaving at least as many context
+/// neurons as the region has latents) is hidden; the latents are inferred from the other
+/// neurons of all regions; the hidden neurons are predicted as `C x + d`.
+pub fn cosmooth(
+    data: &Data,
+    prior: &Prior,
+    obs: &ObsParams,
+    frac: f64,
+    masks: usize,
+    seed: u64,
+) -> Result<Cosmooth, LatentError> {
+    use rand::{Rng, SeedableRng};
+    if !(frac > 0.0 && frac < 1.0) || masks == 0 {
+        return Err(bad(
+            "cosmooth-frac",
+            format!("{frac} must be in (0, 1), with at least one mask"),
+        ));
+    }
+    let nr = data.n_regions();
+    let (nt, tn) = (data.n_trials(), data.n_bins());
+    let qs = prior.q_dims();
+    let offs: Vec<usize> = qs
+        .iter()
+        .scan(0, |o, &q| {
+            let v = *o;
+            *o += q;
+            Some(v)
+        })
+        .collect();
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut psth = vec![0.0; nr];
+    let mut single = vec![0.0; nr];
+    for _ in 0..masks {
+        let mut held: Vec<Vec<usize>> = Vec::with_capacity(nr);
+        for r in 0..nr {
+            let n = obs.c[r].rows;
+            let k = ((n as f64 * frac).round() as usize).clamp(1, n.saturating_sub(qs[r]).max(1));
+            if n - k < qs[r] || k >= n {
+                return Err(bad(
+                    "cosmooth-frac",
+                    format!(
+                        "region `{}` has {n} neurons and {} latents: too few to hold any out",
+                        data.names[r], qs[r]
+                    ),
+                ));
+            }
+            let mut idx: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                idx.swap(i, rng.random_range(0..=i));
+            }
+            let mut h = idx[..k].to_vec();
+            h.sort_unstable();
+            held.push(h);
+        }
+        let keep: Vec<Vec<usize>> = (0..nr)
+            .map(|r| {
+                (0..obs.c[r].rows)
+                    .filter(|i| !held[r].contains(i))
+                    .collect()
+            })
+            .collect();
+        let ctx = Data {
+            names: data.names.clone(),
+            regions: (0..nr)
+                .map(|r| {
+                    data.regions[r]
+                        .iter()
+                        .map(|m| Mat::from_fn(tn, keep[r].len(), |t, j| m[(t, keep[r][j])]))
+                        .collect()
+                })
+                .collect(),
+        };
+        let ctx_obs = ObsParams {
+            c: (0..nr)
+                .map(|r| Mat::from_fn(keep[r].len(), qs[r], |i, j| obs.c[r][(keep[r][i], j)]))
+                .collect(),
+            d: (0..nr)
+                .map(|r| keep[r].iter().map(|&i| obs.d[r][i]).collect())
+                .collect(),
+            r: (0..nr)
+                .map(|r| keep[r].iter().map(|&i| obs.r[r][i]).collect())
+                .collect(),
+        };
+        let (_, latents, _) = infer(&ctx, prior, &ctx_obs, false)?;
+        for r in 0..nr {
+            let h = &held[r];
+            let mut se_single = 0.0;
+            let mut mean_pred = vec![0.0; tn * h.len()];
+            let mut mean_true = vec![0.0; tn * h.len()];
+            for (k, lat) in latents.iter().enumerate() {
+                for t in 0..tn {
+                    for (hi, &i) in h.iter().enumerate() {
+                        let pred = obs.d[r][i]
+                            + (0..qs[r])
+                                .map(|j| obs.c[r][(i, j)] * lat[(t, offs[r] + j)])
+                                .sum::<f64>();
+                        let y = data.regions[r][k][(t, i)];
+                        se_single += (pred - y) * (pred - y);
+                        mean_pred[t * h.len() + hi] += pred / nt as f64;
+                        mean_true[t * h.len() + hi] += y / nt as f64;
+                    }
+                }
+            }
+            let se_psth: f64 = mean_pred
+                .iter()
+                .zip(&mean_true)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            psth[r] += (se_psth / mean_pred.len() as f64).sqrt() / masks as f64;
+            single[r] += (se_single / (nt * tn * h.len()) as f64).sqrt() / masks as f64;
+        }
+    }
+    Ok(Cosmooth {
+        frac,
+        masks,
+        psth_rmse: psth,
+        single_trial_rmse: single,
+    })
+}

@@ -1,0 +1,342 @@
+//! The pieces of a multi-region latent-variable model: data, latent processes (their GP
+//! priors and how regions see them), the block-diagonal state-space lift of the prior, and
+//! the linear-Gaussian observation model with its reduction to the latent space.
+
+use neurodiff_models::latent::ar::{ar_lift, sde_lift, Lift};
+use neurodiff_models::latent::linalg::{chol_logdet, chol_solve_vec, cholesky, Mat};
+use neurodiff_models::latent::Kernel;
+
+use super::LatentError;
+
+/// Multi-region data: per region, per trial a `T × neurons` matrix (rows are time bins).
+#[derive(Debug, Clone)]
+pub struct Data {
+    /// Region names (for messages and outputs).
+    pub names: Vec<String>,
+    /// `regions[r][trial]`: `T × N_r`.
+    pub regions: Vec<Vec<Mat>>,
+}
+
+impl Data {
+    /// Checks the shapes and values: at least one region, every region with the same trial
+    /// count and length, at least one neuron, finite values.
+    pub fn new(names: Vec<String>, regions: Vec<Vec<Mat>>) -> Result<Self, LatentError> {
+        if regions.is_empty() {
+            return Err(LatentError::Data("no regions given".into()));
+        }
+        assert_eq!(names.len(), regions.len(), "Data::new: one name per region");
+        let (n0, t0) = (regions[0].len(), regions[0].first().map_or(0, |m| m.rows));
+        if n0 == 0 || t0 == 0 {
+            return Err(LatentError::Data(format!(
+                "region `{}` has no trials or no time bins",
+                names[0]
+            )));
+        }
+        for (r, reg) in regions.iter().enumerate() {
+            if reg.len() != n0 {
+                return Err(LatentError::Data(format!(
+                    "region `{}` has {} trials but region `{}` has {n0}: every region must \
+                     have the same trials",
+                    names[r],
+                    reg.len(),
+                    names[0]
+                )));
+            }
+            let nr = reg[0].cols;
+            if nr == 0 {
+                return Err(LatentError::Data(format!(
+                    "region `{}` has no neurons",
+                    names[r]
+                )));
+            }
+            for (k, m) in reg.iter().enumerate() {
+                if m.rows != t0 {
+                    return Err(LatentError::Data(format!(
+                        "region `{}` trial {k} has {} time bins but region `{}` has {t0}: \
+                         every trial must have the same length",
+                        names[r], m.rows, names[0]
+                    )));
+                }
+                assert_eq!(m.cols, nr, "Data::new: ragged neurons");
+                if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
+                    return Err(LatentError::Data(format!(
+                        "region `{}` trial {k}, time bin {}, neuron {}: value {} is not finite \
+                         (NaN or infinite values are not allowed)",
+                        names[r],
+                        i / nr,
+                        i % nr,
+                        m.data[i]
+                    )));
+                }
+            }
+        }
+        Ok(Self { names, regions })
+    }
+    /// Number of regions.
+    pub fn n_regions(&self) -> usize {
+        self.regions.len()
+    }
+    /// Number of trials.
+    pub fn n_trials(&self) -> usize {
+        self.regions[0].len()
+    }
+    /// Trial length in bins.
+    pub fn n_bins(&self) -> usize {
+        self.regions[0][0].rows
+    }
+    /// The trials `idx` of every region.
+    pub fn subset(&self, idx: &[usize]) -> Self {
+        Self {
+            names: self.names.clone(),
+            regions: self
+                .regions
+                .iter()
+                .map(|r| idx.iter().map(|&k| r[k].clone()).collect())
+                .collect(),
+        }
+    }
+    /// Neurons per region.
+    pub fn neurons(&self) -> Vec<usize> {
+        self.regions.iter().map(|r| r[0].cols).collect()
+    }
+}
+
+/// What kind of latent a process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Shared by every region without delay (GPFA).
+    Shared,
+    /// Shared by every region, delayed per region (DLAG across-region).
+    Across,
+    /// Private to one region.
+    Within,
+}
+
+/// One latent GP and who sees it: `outputs` delayed copies (`delays[o]` bins each), region `r`
+/// seeing copy `observers[..] = (r, o)`.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// The kind.
+    pub kind: Kind,
+    /// The kernel (its timescale is a parameter).
+    pub kernel: Box<dyn Kernel>,
+    /// Delay of each output copy, bins (the first is 0).
+    pub delays: Vec<f64>,
+    /// `(region, output)` pairs.
+    pub observers: Vec<(usize, usize)>,
+}
+
+/// The prior of all latents and its lift.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    /// The processes.
+    pub processes: Vec<Process>,
+    /// AR order `P` for kernels without an exact SDE (or with delays).
+    pub ar_order: usize,
+    /// White-noise jitter on AR-lifted outputs (variance, relative to 1).
+    pub jitter: f64,
+    /// Number of regions.
+    pub n_regions: usize,
+}
+
+/// The lifted prior: `(A, Q, P0)` block-diagonal over processes, and `H` mapping the state to
+/// the latents seen by the regions, listed region by region.
+#[derive(Debug, Clone)]
+pub struct Lifted {
+    /// Transition.
+    pub a: Mat,
+    /// Process noise.
+    pub q: Mat,
+    /// Initial (stationary) covariance.
+    pub p0: Mat,
+    /// `q × n`: row `k` selects latent `k`.
+    pub h: Mat,
+    /// Per region, the range of rows of `h` that are its latents.
+    pub region_rows: Vec<std::ops::Range<usize>>,
+}
+
+fn block_diag(blocks: &[&Mat]) -> Mat {
+    let n: usize = blocks.iter().map(|b| b.rows).sum();
+    let mut m = Mat::zeros(n, n);
+    let mut o = 0;
+    for b in blocks {
+        m.set_block(o, o, b);
+        o += b.rows;
+    }
+    m
+}
+
+impl Prior {
+    /// The latents region `r` sees, in order: `(process, output)`.
+    pub fn region_latents(&self, r: usize) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        for (p, proc_) in self.processes.iter().enumerate() {
+            for &(reg, o) in &proc_.observers {
+                if reg == r {
+                    v.push((p, o));
+                }
+            }
+        }
+        v
+    }
+    /// Latents per region.
+    pub fn q_dims(&self) -> Vec<usize> {
+        (0..self.n_regions)
+            .map(|r| self.region_latents(r).len())
+            .collect()
+    }
+    /// The lift of one process: the exact SDE for a one-output Matérn kernel, else AR(P).
+    fn lift_one(&self, p: &Process) -> Result<Lift, LatentError> {
+        if p.delays.len() == 1 {
+            if let Some(sde) = p.kernel.sde() {
+                return Ok(sde_lift(&sde));
+            }
+        }
+        ar_lift(p.kernel.as_ref(), &p.delays, self.ar_order, self.jitter).map_err(|e| {
+            LatentError::NotPositiveDefinite {
+                what: "lagged kernel covariance of the AR lift",
+                step: 0,
+                iteration: None,
+                value: e.value,
+            }
+        })
+    }
+    /// The block-diagonal state-space form of the whole prior.
+    pub fn lift(&self) -> Result<Lifted, LatentError> {
+        let lifts: Vec<Lift> = self
+            .processes
+            .iter()
+            .map(|p| self.lift_one(p))
+            .collect::<Result<_, _>>()?;
+        let a = block_diag(&lifts.iter().map(|l| &l.a).collect::<Vec<_>>());
+        let q = block_diag(&lifts.iter().map(|l| &l.q).collect::<Vec<_>>());
+        let p0 = block_diag(&lifts.iter().map(|l| &l.pinf).collect::<Vec<_>>());
+        let mut offsets = Vec::with_capacity(lifts.len());
+        let mut o = 0;
+        for l in &lifts {
+            offsets.push(o);
+            o += l.a.rows;
+        }
+        let n = o;
+        let mut rows = Vec::new();
+        let mut region_rows = Vec::new();
+        for r in 0..self.n_regions {
+            let start = rows.len();
+            for (p, out) in self.region_latents(r) {
+                // The state index of output `out` of process `p`: H of its lift picks it.
+                let lh = &lifts[p].h;
+                let col = (0..lh.cols).find(|&c| lh[(out, c)] != 0.0).unwrap_or(0);
+                rows.push(offsets[p] + col);
+            }
+            region_rows.push(start..rows.len());
+        }
+        let h = Mat::from_fn(rows.len(), n, |i, j| if rows[i] == j { 1.0 } else { 0.0 });
+        Ok(Lifted {
+            a,
+            q,
+            p0,
+            h,
+            region_rows,
+        })
+    }
+}
+
+/// The observation model of every region: `y_r = C_r x_r + d_r + N(0, diag R_r)`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ObsParams {
+    /// Loadings `C_r` (`N_r × q_r`), row-major as nested vectors in JSON.
+    #[serde(serialize_with = "ser_mats")]
+    pub c: Vec<Mat>,
+    /// Offsets `d_r`.
+    pub d: Vec<Vec<f64>>,
+    /// Private noise variances `R_r` (diagonal).
+    pub r: Vec<Vec<f64>>,
+}
+
+fn ser_mats<S: serde::Serializer>(m: &[Mat], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(m.len()))?;
+    for x in m {
+        let rows: Vec<&[f64]> = (0..x.rows)
+            .map(|i| &x.data[i * x.cols..(i + 1) * x.cols])
+            .collect();
+        seq.serialize_element(&rows)?;
+    }
+    seq.end()
+}
+
+/// The observations reduced to the latent space: per trial `T × q` pseudo-observations `ỹ`
+/// with noise covariance `R̃` (block-diagonal over regions), and the constant that restores
+/// the full log-likelihood.
+///
+/// With `W_r = C_rᵀ R_r⁻¹` and `J_r = W_r C_r` (positive definite when `C_r` has full column
+/// rank): `ỹ_r = J_r⁻¹ W_r (y_r − d_r)`, `R̃_r = J_r⁻¹`, and
+/// `log N(y; Cx + d, R) = log N(ỹ; x, J⁻¹) + c(y)` for every `x`, with
+/// `c = −½[(N − q) ln 2π + Σ ln R + ln|J| + (y−d)ᵀR⁻¹(y−d) − ỹᵀ J ỹ]`. The filter then works
+/// in `q` dimensions instead of `N`.
+pub struct Reduced {
+    /// Per trial, `T × q`.
+    pub ys: Vec<Mat>,
+    /// `q × q` noise covariance.
+    pub r: Mat,
+    /// The constant of the log-likelihood, summed over trials and bins.
+    pub constant: f64,
+}
+
+/// Reduces `data` under `obs` (see [`Reduced`]).
+pub fn reduce(data: &Data, obs: &ObsParams, names: &[String]) -> Result<Reduced, LatentError> {
+    let (nt, tn) = (data.n_trials(), data.n_bins());
+    let qs: Vec<usize> = obs.c.iter().map(|c| c.cols).collect();
+    let q: usize = qs.iter().sum();
+    let mut ys: Vec<Mat> = (0..nt).map(|_| Mat::zeros(tn, q)).collect();
+    let mut rmat = Mat::zeros(q, q);
+    let mut constant = 0.0;
+    let ln2pi = (2.0 * std::f64::consts::PI).ln();
+    let mut off = 0;
+    for (r, reg) in data.regions.iter().enumerate() {
+        let c = &obs.c[r];
+        let (nr, qr) = (c.rows, c.cols);
+        let rinv: Vec<f64> = obs.r[r].iter().map(|v| 1.0 / v).collect();
+        let w = Mat::from_fn(qr, nr, |i, j| c[(j, i)] * rinv[j]);
+        let sum_ln_r: f64 = obs.r[r].iter().map(|v| v.ln()).sum();
+        let (lj, logdet_j) = if qr > 0 {
+            let j = w.mul(c).sym();
+            let lj = cholesky(&j).map_err(|_| {
+                LatentError::Data(format!(
+                    "the loadings of region `{}` are rank-deficient ({qr} latents): fewer \
+                     latents, or more neurons, are needed",
+                    names[r]
+                ))
+            })?;
+            let ld = chol_logdet(&lj);
+            let jinv = neurodiff_models::latent::linalg::chol_solve(&lj, &Mat::eye(qr)).sym();
+            rmat.set_block(off, off, &jinv);
+            (Some(lj), ld)
+        } else {
+            (None, 0.0)
+        };
+        for (k, y) in reg.iter().enumerate() {
+            for t in 0..tn {
+                let yc: Vec<f64> = (0..nr).map(|i| y[(t, i)] - obs.d[r][i]).collect();
+                let quad: f64 = yc.iter().zip(&rinv).map(|(a, b)| a * a * b).sum();
+                let mut cst = (nr - qr) as f64 * ln2pi + sum_ln_r + logdet_j + quad;
+                if let Some(lj) = &lj {
+                    let wy = w.mv(&yc);
+                    let yt = chol_solve_vec(lj, &wy);
+                    cst -= yt.iter().zip(&wy).map(|(a, b)| a * b).sum::<f64>();
+                    for (i, v) in yt.iter().enumerate() {
+                        ys[k][(t, off + i)] = *v;
+                    }
+                }
+                constant -= 0.5 * cst;
+            }
+        }
+        off += qr;
+    }
+    Ok(Reduced {
+        ys,
+        r: rmat,
+        constant,
+    })
+}
