@@ -162,7 +162,7 @@ pub fn evaluate_in<T: SpikeNum>(
                 }
             }
         }
-        if s >= start && (s - start) % every == 0 {
+        if s >= start && (s - start).is_multiple_of(every) {
             for (k, l) in lfp.iter_mut().enumerate() {
                 let n = T::of(e.population(k).1 as f64);
                 let sum = e.voltages(k).fold(T::zero(), |a, v| a + v);
