@@ -66,3 +66,22 @@ pub(crate) fn test_opts<B: burn::prelude::Backend>(
     use burn::tensor::Element;
     (device, <B::FloatElem as Element>::dtype()).into()
 }
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Deterministic pseudo-random numbers in [-1, 1) (a 64-bit LCG; no crate needed).
+    pub(crate) fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect()
+    }
+}

@@ -159,6 +159,7 @@ pub fn weighted<B: Backend>(terms: Vec<(f64, Tensor<B, 1>)>) -> Result<Tensor<B,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::rand_vec;
     use burn::backend::{Autodiff, NdArray};
 
     type B = NdArray<f64>;
@@ -166,21 +167,6 @@ mod tests {
 
     fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f64> {
         t.into_data().convert::<f64>().into_vec::<f64>().unwrap()
-    }
-
-    /// Deterministic pseudo-random numbers in [-1, 1) (a 64-bit LCG; no crate needed).
-    fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     /// Symmetric matrices with unit diagonal, `r` of them, row-major.

@@ -346,21 +346,7 @@ pub fn sdtw_surrogate<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic pseudo-random numbers in [-1, 1) (a 64-bit LCG).
-    fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_util::rand_vec;
 
     /// Values on a grid of spacing 0.1 shifted by `offset`, so that every `|x_i − y_j|` between
     /// two such traces with offsets differing by 0.05 is at least 0.05 (no ties for FD).

@@ -296,24 +296,11 @@ pub fn mse_tensor<B: Backend>(sim: Tensor<B, 2>, target: Tensor<B, 2>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::rand_vec;
     use crate::traces::mse;
     use burn::backend::{Autodiff, NdArray};
 
     type AD = Autodiff<NdArray<f64>>;
-
-    fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f64> {
         t.into_data().convert::<f64>().into_vec::<f64>().unwrap()
