@@ -400,3 +400,94 @@ pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Resul
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
+
+/// The figure of a circuit fit (`neurodiff circuit --fit`): the loss over iterations (log
+/// scale) beside each parameter's path as a fraction of its bounds (0 = lower, 1 = upper).
+/// `params[k] = (name, lower, upper)`, `values[i][k]` the value at iteration `i`.
+pub fn circuit_fit_figure(
+    path: &Path,
+    loss: &[f64],
+    params: &[(String, f64, f64)],
+    values: &[Vec<f64>],
+) -> Result<()> {
+    ensure_font();
+    let tmp = path.with_extension("partial.png");
+    {
+        let root = BitMapBackend::new(&tmp, (1200, 480)).into_drawing_area();
+        let err = draw_err(path);
+        root.fill(&WHITE).map_err(&err)?;
+        let panels = root.split_evenly((1, 2));
+        let last = loss.len().max(2) as i64 - 1;
+        let positive: Vec<f64> = loss.iter().copied().filter(|v| *v > 0.0).collect();
+        let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = positive.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+            (lo * 0.8, hi * 1.25)
+        } else {
+            (1e-6, 1.0)
+        };
+        let mut chart = ChartBuilder::on(&panels[0])
+            .margin(15)
+            .caption("loss", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(65)
+            .build_cartesian_2d(0i64..last, (lo..hi).log_scale())
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("iteration")
+            .y_desc("loss")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        chart
+            .draw_series(LineSeries::new(
+                loss.iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v > 0.0)
+                    .map(|(i, v)| (i as i64, *v)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(&err)?;
+        let mut chart = ChartBuilder::on(&panels[1])
+            .margin(15)
+            .caption("parameters within their bounds", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0i64..last, 0.0..1.0)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("iteration")
+            .y_desc("(θ − lower) / (upper − lower)")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        for (k, (name, a, b)) in params.iter().enumerate() {
+            let color = Palette99::pick(k);
+            chart
+                .draw_series(LineSeries::new(
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (i as i64, (v[k] - a) / (b - a))),
+                    color.stroke_width(2),
+                ))
+                .map_err(&err)?
+                .label(format!("{name} ∈ [{a}, {b}]"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -12,7 +12,9 @@ use serde_json::json;
 
 use neurodiff::io::{write_text, Dtype, NpyStream};
 use neurodiff::observe::spectra::{band_power, isi_cv, modulation_index, welch};
-use neurodiff::spiking::{Circuit, Dbs, Engine, Record, Recorder, BYTES_PER_SYNAPSE};
+use neurodiff::spiking::fit::{fit, FitParam, FitSettings, Gradient, Optimizer};
+use neurodiff::spiking::grad::Objective;
+use neurodiff::spiking::{Circuit, Dbs, Engine, Record, Recorder, Seed, BYTES_PER_SYNAPSE};
 use neurodiff::{Error, Result};
 
 use super::simulate::{read_config, split_assignment};
@@ -52,13 +54,42 @@ pub struct CircuitArgs {
         allow_hyphen_values = true
     )]
     dbs: Option<String>,
-    /// Neuron parameter of a population, POP.NAME=VALUE (e.g. gpe.C=45). Repeatable.
-    #[arg(
-        long = "param",
-        value_name = "POP.NAME=VALUE",
-        allow_hyphen_values = true
-    )]
+    /// Set a parameter, KEY=VALUE: a neuron parameter POP.NAME (e.g. gpe.C=45), POP.current,
+    /// POP.ou_mu, a projection's mean weight w:PRE->POST, or dbs.amplitude. Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
     params: Vec<String>,
+    /// Fit this parameter before the run, KEY=LO..HI (keys as --param; bounds in its unit).
+    /// Repeatable, at most 8. Needs --target-rate or --target-beta.
+    #[arg(long = "fit", value_name = "KEY=LO..HI", allow_hyphen_values = true)]
+    fit: Vec<String>,
+    /// Fit target: a population's rate over the measured window, POP=HZ. Repeatable.
+    #[arg(long = "target-rate", value_name = "POP=HZ")]
+    target_rates: Vec<String>,
+    /// Fit target: a population's beta power (13–30 Hz, of its mean V), POP=MV2. Repeatable.
+    #[arg(long = "target-beta", value_name = "POP=MV2")]
+    target_betas: Vec<String>,
+    /// Fit: optimiser steps.
+    #[arg(long, default_value_t = 30)]
+    iterations: usize,
+    /// Fit: optimiser, adam or polyak.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    /// Fit: step size in the bounded parameters' unbounded coordinates (Adam's learning rate,
+    /// Polyak's γ).
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// Fit: length of each fitting run, ms (the measured window starts after --transient).
+    /// [default: --duration]
+    #[arg(long, value_name = "MS")]
+    fit_duration: Option<f64>,
+    /// Fit: the gradient, fd (central differences with common random numbers, 2P extra runs in
+    /// parallel), surrogate (forward-mode dual numbers, surrogate spikes) or held (dual
+    /// numbers, spikes held at their steps).
+    #[arg(long, default_value = "fd")]
+    gradient: String,
+    /// Fit: finite-difference step as a fraction of each parameter's bounds.
+    #[arg(long, default_value_t = 0.02)]
+    fd_step: f64,
     /// Seed of connectivity, heterogeneity, initial state and noise. [default: 42]
     #[arg(long)]
     seed: Option<u64>,
@@ -128,14 +159,6 @@ fn resolve(a: &CircuitArgs) -> Result<Circuit> {
             c.populations[k].n = n;
         }
     }
-    for text in &a.params {
-        let (key, value) = split_assignment(text)?;
-        let v: f64 = value
-            .trim()
-            .parse()
-            .map_err(|_| Error::param(&key, format!("`{value}` is not a number")))?;
-        c.set_param(&key, v)?;
-    }
     if let Some(s) = a.seed {
         c.seed = s;
     }
@@ -144,6 +167,14 @@ fn resolve(a: &CircuitArgs) -> Result<Circuit> {
     }
     if let Some(text) = &a.dbs {
         c.dbs = Some(parse_dbs(text)?);
+    }
+    for text in &a.params {
+        let (key, value) = split_assignment(text)?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| Error::param(&key, format!("`{value}` is not a number")))?;
+        Seed::parse(&key, &c)?.set(&mut c, v)?;
     }
     Ok(c)
 }
@@ -224,6 +255,12 @@ pub fn run(a: CircuitArgs) -> Result<()> {
             format!("must be at least dt, got {}", a.bin),
         ));
     }
+    let plan = plan_fit(&a, &c, transient)?;
+    let fitted = match &plan {
+        Some(settings) => Some(run_fit(&a, &c, settings)?),
+        None => None,
+    };
+    let c = fitted.as_ref().map_or(c, |f| f.circuit.clone());
     let t_build = Instant::now();
     let mut engine = Engine::new(&c)?;
     let build_s = t_build.elapsed().as_secs_f64();
@@ -339,6 +376,9 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     write_npy(&a.out_dir.join("spikes.npy"), &[rec.spikes.len(), 2], &flat)?;
     write_npy(&a.out_dir.join("rates.npy"), &[rates.len(), np], &rate_flat)?;
     write_npy(&a.out_dir.join("lfp.npy"), &[n_samples, np], &rec.lfp)?;
+    if let (Some(settings), Some(f)) = (&plan, &fitted) {
+        write_fit(&a, &c, settings, f)?;
+    }
     let json_path = a.out_dir.join("circuit.json");
     let text = serde_json::to_string_pretty(&summary)
         .map_err(|e| Error::data(&json_path, e.to_string()))?;
@@ -375,6 +415,224 @@ pub fn run(a: CircuitArgs) -> Result<()> {
             );
         }
         println!("wrote {}", a.out_dir.display());
+    }
+    Ok(())
+}
+
+/// The fit the flags ask for, if any (checked before anything runs).
+fn plan_fit(a: &CircuitArgs, c: &Circuit, transient: f64) -> Result<Option<FitSettings>> {
+    let has_targets = !(a.target_rates.is_empty() && a.target_betas.is_empty());
+    if a.fit.is_empty() {
+        if has_targets {
+            return Err(Error::setting(
+                "target-rate/target-beta",
+                "targets without --fit KEY=LO..HI: name the parameters to fit",
+            ));
+        }
+        return Ok(None);
+    }
+    if !has_targets {
+        return Err(Error::setting(
+            "fit",
+            "nothing to fit to: add --target-rate POP=HZ and/or --target-beta POP=MV2",
+        ));
+    }
+    let params = a
+        .fit
+        .iter()
+        .map(|t| FitParam::parse(t, c))
+        .collect::<Result<Vec<_>>>()?;
+    let targets = |list: &[String], flag: &str| -> Result<Vec<(usize, f64)>> {
+        list.iter()
+            .map(|t| {
+                let (pop, v) = split_assignment(t)?;
+                let k = c.population_index(&pop).ok_or_else(|| {
+                    Error::setting(
+                        flag,
+                        format!(
+                            "no population `{pop}` (populations: {})",
+                            c.populations
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                let v: f64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::setting(flag, format!("`{v}` is not a number")))?;
+                Ok((k, v))
+            })
+            .collect()
+    };
+    let fit_duration = a.fit_duration.unwrap_or(a.duration);
+    if !(fit_duration.is_finite() && fit_duration > transient) {
+        return Err(Error::setting(
+            "fit-duration",
+            format!("must exceed the transient ({transient} ms), got {fit_duration} ms"),
+        ));
+    }
+    let optimizer = match a.optimizer.as_str() {
+        "adam" => Optimizer::Adam { lr: a.lr },
+        "polyak" => Optimizer::Polyak {
+            gamma: a.lr,
+            beta: 0.9,
+        },
+        other => {
+            return Err(Error::setting(
+                "optimizer",
+                format!("`{other}`: expected adam or polyak"),
+            ))
+        }
+    };
+    let gradient = match a.gradient.as_str() {
+        "fd" => {
+            if !(a.fd_step > 0.0 && a.fd_step < 0.5) {
+                return Err(Error::setting(
+                    "fd-step",
+                    format!("must lie in (0, 0.5), got {}", a.fd_step),
+                ));
+            }
+            Gradient::FiniteDifference { step: a.fd_step }
+        }
+        "surrogate" => Gradient::Dual { surrogate: true },
+        "held" => Gradient::Dual { surrogate: false },
+        other => {
+            return Err(Error::setting(
+                "gradient",
+                format!("`{other}`: expected fd, surrogate or held"),
+            ))
+        }
+    };
+    if a.iterations == 0 {
+        return Err(Error::setting("iterations", "must be at least 1"));
+    }
+    Ok(Some(FitSettings {
+        params,
+        objective: Objective {
+            window_ms: (transient, fit_duration),
+            rates: targets(&a.target_rates, "target-rate")?,
+            beta: targets(&a.target_betas, "target-beta")?,
+        },
+        iterations: a.iterations,
+        optimizer,
+        gradient,
+    }))
+}
+
+/// Runs the fit, printing one line per evaluation on stderr.
+fn run_fit(
+    a: &CircuitArgs,
+    c: &Circuit,
+    settings: &FitSettings,
+) -> Result<neurodiff::spiking::fit::FitOutcome> {
+    let keys: Vec<String> = settings.params.iter().map(|p| p.seed.key(c)).collect();
+    let t0 = Instant::now();
+    let mut show = |r: &neurodiff::spiking::fit::FitRow| {
+        if a.quiet {
+            return;
+        }
+        let values: Vec<String> = keys
+            .iter()
+            .zip(&r.values)
+            .map(|(k, v)| format!("{k}={v:.4}"))
+            .collect();
+        let rates: Vec<String> = settings
+            .objective
+            .rates
+            .iter()
+            .map(|&(k, _)| format!("{} {:.1} Hz", c.populations[k].name, r.eval.rates_hz[k]))
+            .chain(settings.objective.beta.iter().map(|&(k, _)| {
+                format!(
+                    "{} beta {:.3e} mV²",
+                    c.populations[k].name, r.eval.beta_mv2[k]
+                )
+            }))
+            .collect();
+        eprintln!(
+            "fit {:>3}/{}  loss {:.4e}  {}  [{}]  {:.0} s",
+            r.iteration,
+            settings.iterations,
+            r.eval.loss,
+            values.join(" "),
+            rates.join(", "),
+            t0.elapsed().as_secs_f64()
+        );
+    };
+    fit(c, settings, &mut show)
+}
+
+/// Writes `fit.json`, `fitted.toml` (the circuit with the best parameters, for `--config`)
+/// and `fit.png`.
+fn write_fit(
+    a: &CircuitArgs,
+    fitted: &Circuit,
+    settings: &FitSettings,
+    f: &neurodiff::spiking::fit::FitOutcome,
+) -> Result<()> {
+    let keys: Vec<String> = settings.params.iter().map(|p| p.seed.key(fitted)).collect();
+    let name = |k: usize| fitted.populations[k].name.clone();
+    let history: Vec<serde_json::Value> = f
+        .history
+        .iter()
+        .map(|r| {
+            json!({
+                "iteration": r.iteration,
+                "loss": r.eval.loss,
+                "params": keys.iter().cloned().zip(r.values.iter().copied()).collect::<BTreeMap<_, _>>(),
+                "grad": keys.iter().cloned().zip(r.eval.grad.iter().copied()).collect::<BTreeMap<_, _>>(),
+                "rates_hz": (0..fitted.populations.len()).map(|k| (name(k), r.eval.rates_hz[k])).collect::<BTreeMap<_, _>>(),
+                "beta_mv2": settings.objective.beta.iter().map(|&(k, _)| (name(k), r.eval.beta_mv2[k])).collect::<BTreeMap<_, _>>(),
+            })
+        })
+        .collect();
+    let (optimizer, step) = match settings.optimizer {
+        Optimizer::Adam { lr } => ("adam", lr),
+        Optimizer::Polyak { gamma, .. } => ("polyak", gamma),
+    };
+    let best = &f.history[f.best];
+    let summary = json!({
+        "params": settings.params.iter().zip(&keys).map(|(p, k)| json!({
+            "key": k, "lower": p.bounds.lower(), "upper": p.bounds.upper(),
+            "start": f.history[0].values[keys.iter().position(|x| x == k).unwrap_or(0)],
+        })).collect::<Vec<_>>(),
+        "targets": {
+            "rate_hz": settings.objective.rates.iter().map(|&(k, v)| (name(k), v)).collect::<BTreeMap<_, _>>(),
+            "beta_mv2": settings.objective.beta.iter().map(|&(k, v)| (name(k), v)).collect::<BTreeMap<_, _>>(),
+        },
+        "window_ms": [settings.objective.window_ms.0, settings.objective.window_ms.1],
+        "loss": "Σ ((rate − target)/target)² + Σ (ln beta − ln target)²",
+        "optimizer": optimizer,
+        "step": step,
+        "iterations": settings.iterations,
+        "gradient": match settings.gradient {
+            Gradient::FiniteDifference { step } => json!({"method": "central differences, common random numbers", "step_of_bounds": step}),
+            Gradient::Dual { surrogate } => json!({"method": "forward-mode dual numbers", "surrogate_spikes": surrogate}),
+        },
+        "best_iteration": f.best,
+        "best_loss": best.eval.loss,
+        "best_params": keys.iter().cloned().zip(best.values.iter().copied()).collect::<BTreeMap<_, _>>(),
+        "history": history,
+    });
+    let path = a.out_dir.join("fit.json");
+    let text =
+        serde_json::to_string_pretty(&summary).map_err(|e| Error::data(&path, e.to_string()))?;
+    write_text(&path, &text)?;
+    let path = a.out_dir.join("fitted.toml");
+    let text = toml::to_string_pretty(fitted).map_err(|e| Error::data(&path, e.to_string()))?;
+    write_text(&path, &text)?;
+    if !a.no_plot {
+        let bounds: Vec<(String, f64, f64)> = settings
+            .params
+            .iter()
+            .zip(&keys)
+            .map(|(p, k)| (k.clone(), p.bounds.lower(), p.bounds.upper()))
+            .collect();
+        let loss: Vec<f64> = f.history.iter().map(|r| r.eval.loss).collect();
+        let values: Vec<Vec<f64>> = f.history.iter().map(|r| r.values.clone()).collect();
+        neurodiff::plot::circuit_fit_figure(&a.out_dir.join("fit.png"), &loss, &bounds, &values)?;
     }
     Ok(())
 }

@@ -258,6 +258,74 @@ impl Seed {
     }
 }
 
+impl Seed {
+    /// The text [`Seed::parse`] reads for this parameter (`gpe.C`, `stn.current`,
+    /// `gpe.ou_mu`, `w:gpe->stn`, `dbs.amplitude`).
+    pub fn key(&self, c: &Circuit) -> String {
+        match self {
+            Seed::Param { pop, name } => format!("{pop}.{name}"),
+            Seed::Current { pop } => format!("{pop}.current"),
+            Seed::OuMu { pop } => format!("{pop}.ou_mu"),
+            Seed::Weight { index } => {
+                let p = &c.projections[*index];
+                format!("w:{}->{}", p.pre, p.post)
+            }
+            Seed::DbsAmplitude => "dbs.amplitude".into(),
+        }
+    }
+
+    /// The parameter's value in `c` (a neuron parameter's base value, before heterogeneity).
+    ///
+    /// # Errors
+    /// When the seed does not belong to `c` (parse it against the same circuit).
+    pub fn value(&self, c: &Circuit) -> Result<f64> {
+        let missing = || Error::param(self.key(c), "not a parameter of this circuit");
+        let pop = |name: &str| c.population_index(name).ok_or_else(missing);
+        match self {
+            Seed::Param { pop: p, name } => {
+                let k = pop(p)?;
+                let j = c.spec(k)?.param_index(name).ok_or_else(missing)?;
+                Ok(c.base_params(k)?[j])
+            }
+            Seed::Current { pop: p } => Ok(c.populations[pop(p)?].current),
+            Seed::OuMu { pop: p } => c.populations[pop(p)?].ou.map(|o| o.mu).ok_or_else(missing),
+            Seed::Weight { index } => c
+                .projections
+                .get(*index)
+                .map(|p| p.weight)
+                .ok_or_else(missing),
+            Seed::DbsAmplitude => c.dbs.as_ref().map(|d| d.amplitude).ok_or_else(missing),
+        }
+    }
+
+    /// Sets the parameter in `c` to `v` (checked later by [`Circuit::validate`]).
+    ///
+    /// # Errors
+    /// When the seed does not belong to `c`.
+    pub fn set(&self, c: &mut Circuit, v: f64) -> Result<()> {
+        let key = self.key(c);
+        let missing = || Error::param(&key, "not a parameter of this circuit");
+        let k = match self {
+            Seed::Param { pop, .. } | Seed::Current { pop } | Seed::OuMu { pop } => {
+                c.population_index(pop).ok_or_else(missing)?
+            }
+            _ => 0,
+        };
+        match self {
+            Seed::Param { name, .. } => {
+                c.populations[k].params.insert(name.clone(), v);
+            }
+            Seed::Current { .. } => c.populations[k].current = v,
+            Seed::OuMu { .. } => c.populations[k].ou.as_mut().ok_or_else(missing)?.mu = v,
+            Seed::Weight { index } => {
+                c.projections.get_mut(*index).ok_or_else(missing)?.weight = v;
+            }
+            Seed::DbsAmplitude => c.dbs.as_mut().ok_or_else(missing)?.amplitude = v,
+        }
+        Ok(())
+    }
+}
+
 /// The largest number of state variables a neuron may have here (the step keeps its scratch
 /// on the stack).
 pub const MAX_VARS: usize = 8;

@@ -10,11 +10,13 @@
 //! - [`engine`]: the step (neurons by exponential Euler, exact conductance decay, delay ring
 //!   buffers), generic over its number ([`SpikeNum`]: `f64` or forward-mode dual numbers);
 //! - [`grad`]: rate and beta-power objectives and their gradients by forward mode;
+//! - [`fit`]: bounded gradient descent of a few parameters towards those objectives;
 //! - [`monitor`]: spikes, population rates, sampled voltages, the LFP proxy.
 
 pub mod circuit;
 pub mod connect;
 pub mod engine;
+pub mod fit;
 pub mod grad;
 pub mod monitor;
 

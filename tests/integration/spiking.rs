@@ -730,3 +730,238 @@ fn bad_seeds_and_objectives_are_reported() {
     let e = evaluate(&c, &nine, &obj, true).unwrap_err().to_string();
     assert!(e.contains("at most 8"), "{e}");
 }
+
+/// `neurodiff circuit --fit`: the GPe's constant current, from 30 pA, towards a GPe rate 20 %
+/// below the circuit's (measured first by a plain run), by central differences. The best
+/// iteration's rate is within 5 % of the target, the loss fell at least tenfold, the fitted
+/// circuit (`fitted.toml`) is the circuit run and reported in `circuit.json`, and the fitted
+/// current is lower (less drive, fewer spikes).
+#[test]
+fn circuit_fit_reaches_a_rate_target() {
+    let dir = tmpdir("spiking-fit");
+    let size = [
+        "--n-stn",
+        "40",
+        "--n-gpe",
+        "80",
+        "--n-gpi",
+        "60",
+        "--duration",
+        "400",
+        "--transient",
+        "100",
+        "--no-plot",
+        "--quiet",
+    ];
+    let mut args = vec!["circuit", "--out-dir", "plain"];
+    args.extend(size);
+    let o = run_in(&dir, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rate0 = json(&dir.join("plain/circuit.json"))["populations"]["gpe"]["rate_hz"]
+        .as_f64()
+        .unwrap();
+    let target = 0.8 * rate0;
+    let t = format!("gpe={target}");
+    let mut args = vec![
+        "circuit",
+        "--out-dir",
+        "fit",
+        "--fit",
+        "gpe.current=-20..60",
+        "--target-rate",
+        &t,
+        "--iterations",
+        "10",
+    ];
+    args.extend(size);
+    let o = run_in(&dir, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = json(&dir.join("fit/fit.json"));
+    let h = f["history"].as_array().unwrap();
+    let best = &h[f["best_iteration"].as_u64().unwrap() as usize];
+    let rate = best["rates_hz"]["gpe"].as_f64().unwrap();
+    assert!(
+        (rate - target).abs() < 0.05 * target,
+        "rate {rate} Hz, target {target} Hz (start {rate0} Hz)"
+    );
+    let (l0, lb) = (
+        h[0]["loss"].as_f64().unwrap(),
+        best["loss"].as_f64().unwrap(),
+    );
+    assert!(lb < l0 / 10.0, "loss {l0} -> {lb}");
+    let current = f["best_params"]["gpe.current"].as_f64().unwrap();
+    assert!(current < 30.0, "fitted current {current}");
+    // The fitted circuit is the one simulated, and rerunning it gives the same rate.
+    let c = json(&dir.join("fit/circuit.json"));
+    assert_eq!(
+        c["circuit"]["populations"][1]["current"].as_f64(),
+        Some(current)
+    );
+    let mut args = vec![
+        "circuit",
+        "--config",
+        "fit/fitted.toml",
+        "--out-dir",
+        "again",
+    ];
+    args.extend(&size[6..]);
+    let o = run_in(&dir, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = json(&dir.join("again/circuit.json"))["populations"]["gpe"]["rate_hz"]
+        .as_f64()
+        .unwrap();
+    let fitted = c["populations"]["gpe"]["rate_hz"].as_f64().unwrap();
+    assert_eq!(again, fitted);
+    assert!((fitted - rate).abs() < 0.02 * rate, "{fitted} vs {rate}");
+}
+
+/// Bad fits: a clear error naming the problem, and no output.
+#[test]
+fn circuit_fit_bad_input_fails_cleanly() {
+    let dir = tmpdir("spiking-fit-bad");
+    let base = [
+        "circuit",
+        "--n-stn",
+        "10",
+        "--n-gpe",
+        "20",
+        "--n-gpi",
+        "15",
+        "--duration",
+        "100",
+        "--out-dir",
+        "out",
+    ];
+    let cases: [(&[&str], &[&str]); 7] = [
+        (&["--fit", "gpe.current=-20..60"], &["--target-rate"]),
+        (&["--target-rate", "gpe=30"], &["--fit"]),
+        (
+            &["--fit", "gpe.nope=0..1", "--target-rate", "gpe=30"],
+            &["gpe.nope", "no parameter"],
+        ),
+        (
+            &["--fit", "gpe.current=40..60", "--target-rate", "gpe=30"],
+            &["gpe.current", "starting value"],
+        ),
+        (
+            &["--fit", "w:stn->gpe=-1..1", "--target-rate", "gpe=30"],
+            &["w:stn->gpe", "admissible"],
+        ),
+        (
+            &["--fit", "gpe.current=-20..60", "--target-rate", "xyz=30"],
+            &["target-rate", "xyz"],
+        ),
+        (
+            &[
+                "--fit",
+                "gpe.current=-20..60",
+                "--target-rate",
+                "gpe=30",
+                "--gradient",
+                "magic",
+            ],
+            &["gradient", "magic"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra);
+        assert_fails(&dir, &args, needles);
+    }
+}
+
+// ---- The default circuit: healthy ranges, Parkinsonian beta, DBS ----
+
+/// Rates, mean ISI CV (neurons with ≥ 3 spikes) per population and beta power of the STN's
+/// mean V over `[200, stop)` ms of `c`.
+fn circuit_state(c: &Circuit, stop: f64) -> (Vec<f64>, Vec<f64>, f64) {
+    let stn = c.population_index("stn").unwrap();
+    let obj = Objective {
+        window_ms: (200.0, stop),
+        rates: vec![],
+        beta: vec![(stn, 1.0)],
+    };
+    let e = evaluate_in::<f64>(c, &[], &obj, false).unwrap();
+    let dt = c.dt_ms;
+    let mut trains: Vec<Vec<f64>> = vec![Vec::new(); c.n_neurons()];
+    for &(id, s) in &e.spikes {
+        let t = (s as f64 + 1.0) * dt;
+        if t >= 200.0 {
+            trains[id as usize].push(t);
+        }
+    }
+    let mut cvs = Vec::new();
+    let mut off = 0;
+    for p in &c.populations {
+        let (mut sum, mut n) = (0.0, 0);
+        for t in &trains[off..off + p.n] {
+            if t.len() >= 3 {
+                let isi: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+                let m = isi.iter().sum::<f64>() / isi.len() as f64;
+                let v = isi.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / isi.len() as f64;
+                sum += v.sqrt() / m;
+                n += 1;
+            }
+        }
+        cvs.push(if n > 0 { sum / n as f64 } else { f64::NAN });
+        off += p.n;
+    }
+    (e.rates_hz, cvs, e.beta_mv2[stn])
+}
+
+/// The default 1K–2K–1.5K circuit over 800 ms:
+/// - healthy: GPe an irregular pacemaker at 40–55 Hz with ISI CV > 0.3, GPi a regular one at
+///   60–70 Hz with CV < 0.2 (the ranges, from the literature the circuit follows);
+/// - Parkinsonian (no GPe drive, as under strong striatal inhibition, and a stronger
+///   STN ↔ GPe loop): the STN's beta power (13–30 Hz) at least tenfold the healthy one;
+/// - the same with high-frequency DBS (130 Hz, 300 µA/cm², 0.6 ms): the STN follows the pulses
+///   (130 Hz) and the beta power falls at least tenfold below the Parkinsonian one.
+#[test]
+fn default_circuit_healthy_parkinsonian_and_dbs() {
+    let healthy = Circuit::default_stn_gpe_gpi(1000, 2000, 1500);
+    let (rates, cvs, beta_h) = circuit_state(&healthy, 800.0);
+    assert!(
+        (40.0..=55.0).contains(&rates[1]) && cvs[1] > 0.3,
+        "GPe {} Hz, CV {}",
+        rates[1],
+        cvs[1]
+    );
+    assert!(
+        (60.0..=70.0).contains(&rates[2]) && cvs[2] < 0.2,
+        "GPi {} Hz, CV {}",
+        rates[2],
+        cvs[2]
+    );
+    let mut pd = healthy.clone();
+    for (k, v) in [
+        ("gpe.current", 0.0),
+        ("w:gpe->stn", 0.015),
+        ("w:stn->gpe", 0.1),
+    ] {
+        Seed::parse(k, &pd).unwrap().set(&mut pd, v).unwrap();
+    }
+    let (_, _, beta_pd) = circuit_state(&pd, 800.0);
+    assert!(
+        beta_pd > 10.0 * beta_h,
+        "beta power: healthy {beta_h} mV², Parkinsonian {beta_pd} mV²"
+    );
+    let mut dbs = pd.clone();
+    dbs.dbs = Some(neurodiff::spiking::Dbs {
+        population: "stn".into(),
+        freq_hz: 130.0,
+        amplitude: 300.0,
+        width_ms: 0.6,
+        on_ms: 0.0,
+        off_ms: None,
+    });
+    let (rates, _, beta_dbs) = circuit_state(&dbs, 800.0);
+    assert!(
+        (rates[0] - 130.0).abs() < 3.0,
+        "STN under DBS: {} Hz",
+        rates[0]
+    );
+    assert!(
+        beta_dbs < beta_pd / 10.0,
+        "beta power: Parkinsonian {beta_pd} mV², with DBS {beta_dbs} mV²"
+    );
+}
