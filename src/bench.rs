@@ -42,7 +42,7 @@ use neurodiff::{Error, Result};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list,
-    /// circuit_forward (spiking STN–GPe–GPi), or all.
+    /// circuit_forward (spiking STN–GPe–GPi), circuit_grad (its beta-power gradient), cell_hh, or all.
     /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
     case: Option<String>,
@@ -633,6 +633,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "delays",
         "edge_list",
         "circuit_forward",
+        "circuit_grad",
         "cell_hh",
     ];
     let cases: Vec<&str> = match args.case.as_deref() {
@@ -664,6 +665,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         if case == "circuit_forward" {
             circuit_case(&args)?;
+        }
+        if case == "circuit_grad" {
+            circuit_grad_case()?;
         }
         if case == "cell_hh" {
             cell_case(&args)?;
@@ -733,6 +737,47 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
             })
         );
     }
+    Ok(())
+}
+
+/// The circuit_grad case (issue 13): the loss on the STN's beta power (13–30 Hz) over 1 s of
+/// the default 1000–2000–1500 circuit (window 200–1000 ms) and its gradient with respect to 4
+/// parameters (`w:stn->gpe`, `w:gpe->stn`, `gpe.current`, `stn.current`), by forward-mode dual
+/// numbers (spikes held; `Dual<f64, 4>`), after a plain `f64` evaluation of the same loss. One
+/// thread; `peak_rss_mb` is the process's peak after each.
+fn circuit_grad_case() -> Result<()> {
+    use neurodiff::spiking::grad::{evaluate, evaluate_in, Objective};
+    use neurodiff::spiking::{Circuit, Seed};
+    let c = Circuit::default_stn_gpe_gpi(1000, 2000, 1500);
+    let obj = Objective {
+        window_ms: (200.0, 1000.0),
+        rates: vec![],
+        beta: vec![(0, 1.0)],
+    };
+    let seeds = ["w:stn->gpe", "w:gpe->stn", "gpe.current", "stn.current"]
+        .iter()
+        .map(|k| Seed::parse(k, &c))
+        .collect::<Result<Vec<_>>>()?;
+    let t = std::time::Instant::now();
+    let plain = evaluate_in::<f64>(&c, &[], &obj, false)?;
+    let forward_s = t.elapsed().as_secs_f64();
+    let forward_rss = peak_rss_mb();
+    let t = std::time::Instant::now();
+    let g = evaluate(&c, &seeds, &obj, false)?;
+    let grad_s = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "neurodiff", "device": "cpu", "backend": "fused-f64", "engine": "spiking",
+            "case": "circuit_grad", "nodes": c.n_neurons(), "batch": 1,
+            "steps": (1000.0 / c.dt_ms).round() as u64, "parameters": seeds.len(),
+            "method": "forward-mode Dual<f64, 4>, spikes held",
+            "forward_s": forward_s, "forward_peak_rss_mb": forward_rss,
+            "seconds": grad_s, "gradient_over_forward": grad_s / forward_s,
+            "peak_rss_mb": peak_rss_mb(),
+            "loss": g.loss, "loss_f64": plain.loss, "grad": g.grad,
+        })
+    );
     Ok(())
 }
 
