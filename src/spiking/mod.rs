@@ -11,7 +11,9 @@
 //!   buffers), generic over its number ([`SpikeNum`]: `f64` or forward-mode dual numbers);
 //! - [`grad`]: rate and beta-power objectives and their gradients by forward mode;
 //! - [`fit`]: bounded gradient descent of a few parameters towards those objectives;
-//! - [`monitor`]: spikes, population rates, sampled voltages, the LFP proxy.
+//! - [`monitor`]: spikes, population rates, sampled voltages, the LFP proxy;
+//! - [`tensor`]: the same circuit on Burn tensors (any backend, a batch dimension, surrogate
+//!   gradients under `Autodiff`), checked against the fused engine.
 
 pub mod circuit;
 pub mod connect;
@@ -19,8 +21,10 @@ pub mod engine;
 pub mod fit;
 pub mod grad;
 pub mod monitor;
+pub mod tensor;
 
 pub use circuit::{Circuit, Dbs, Ou, Population, Projection};
 pub use connect::Synapses;
 pub use engine::{Engine, Seed, SpikeNum, BYTES_PER_SYNAPSE};
 pub use monitor::{Record, Recorder};
+pub use tensor::TensorEngine;

@@ -965,3 +965,106 @@ fn default_circuit_healthy_parkinsonian_and_dbs() {
         "beta power: Parkinsonian {beta_pd} mV², with DBS {beta_dbs} mV²"
     );
 }
+
+// ---- The tensor engine (Burn, any backend) against the fused engine ----
+
+use neurodiff::spiking::TensorEngine;
+
+type Nd64 = burn::backend::NdArray<f64>;
+
+fn host(t: burn::tensor::Tensor<Nd64, 2>) -> Vec<f64> {
+    t.into_data().convert::<f64>().into_vec::<f64>().unwrap()
+}
+
+/// Runs `circuits` as one batch on `NdArray<f64>` tensors and each alone on the fused engine:
+/// at every step the same neurons spike in every batch element, and the voltages agree.
+fn tensor_equals_fused(circuits: &[Circuit], steps: usize) -> usize {
+    let dev = Default::default();
+    let mut te = TensorEngine::<Nd64>::new(circuits, false, &dev).unwrap();
+    let mut fe: Vec<Engine> = circuits.iter().map(|c| Engine::new(c).unwrap()).collect();
+    let nb = circuits.len();
+    let mut total = 0;
+    for s in 0..steps {
+        te.step().unwrap();
+        for e in &mut fe {
+            e.step().unwrap();
+        }
+        for k in 0..te.n_populations() {
+            let n = te.population(k).1;
+            let sp = host(te.spikes(k));
+            for (b, e) in fe.iter().enumerate() {
+                let mine: Vec<u32> = (0..n)
+                    .filter(|&i| sp[b * n + i] != 0.0)
+                    .map(|i| i as u32)
+                    .collect();
+                assert_eq!(
+                    mine,
+                    e.spiked(k),
+                    "step {s}, population {k}, batch element {b}: spikes differ"
+                );
+                total += mine.len();
+            }
+            if s % 50 == 0 || s + 1 == steps {
+                let v = host(te.voltages(k));
+                for (b, e) in fe.iter().enumerate() {
+                    for (i, vf) in e.voltages(k).enumerate() {
+                        let d = (v[b * n + i] - vf).abs();
+                        assert!(
+                            d < 1e-9,
+                            "step {s}, population {k}, batch {b}, neuron {i}: {d}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(te.batch(), nb);
+    total
+}
+
+/// The tensor engine is the fused engine, batch element by batch element: three variants of
+/// the default STN–GPe–GPi circuit (another GPe current, another STN→GPe weight) for 50 ms,
+/// and two DBS amplitudes for 25 ms, give the same spikes at the same steps (and voltages
+/// to 1e-9 mV) as separate fused runs. Batch of B = B separate runs, across engines.
+#[test]
+fn tensor_engine_batch_equals_fused_runs() {
+    let a = Circuit::default_stn_gpe_gpi(20, 40, 30);
+    let mut b = a.clone();
+    Seed::parse("gpe.current", &b)
+        .unwrap()
+        .set(&mut b, 20.0)
+        .unwrap();
+    let mut c = a.clone();
+    Seed::parse("w:stn->gpe", &c)
+        .unwrap()
+        .set(&mut c, 0.08)
+        .unwrap();
+    let spikes = tensor_equals_fused(&[a.clone(), b, c], 2000);
+    assert!(spikes > 100, "only {spikes} spikes: nothing tested");
+    let mut d = a.clone();
+    d.dbs = Some(neurodiff::spiking::Dbs {
+        population: "stn".into(),
+        freq_hz: 130.0,
+        amplitude: 100.0,
+        width_ms: 0.3,
+        on_ms: 5.0,
+        off_ms: None,
+    });
+    let mut e = d.clone();
+    Seed::parse("dbs.amplitude", &e)
+        .unwrap()
+        .set(&mut e, 300.0)
+        .unwrap();
+    let spikes = tensor_equals_fused(&[d, e], 1000);
+    assert!(spikes > 50, "only {spikes} spikes: nothing tested");
+    // Circuits of different structure are refused.
+    let other = Circuit::default_stn_gpe_gpi(20, 41, 30);
+    let err = TensorEngine::<Nd64>::new(&[a, other], false, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("circuits[1]") && err.contains("share"),
+        "{err}"
+    );
+}
