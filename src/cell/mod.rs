@@ -32,6 +32,7 @@
 //! (NEURON's `cnexp`, after the voltage update). At `t = 0` the voltage is `v_init` everywhere and
 //! every gate is at its steady state there (NEURON's `finitialize`).
 
+pub mod adjoint;
 pub mod config;
 pub mod morph;
 pub mod solve;
@@ -40,6 +41,7 @@ use std::path::PathBuf;
 
 use neurodiff_models::channel::ChannelKind;
 
+pub use adjoint::{value_and_grad, CellGrad, TraceLoss};
 pub use config::CellConfig;
 pub use morph::{Branch, Group, Morphology};
 pub use solve::{hines_solve, simulate, Clamp, Probe, Protocol, Recording, Waveform};
