@@ -41,7 +41,7 @@
 //! 100 within a segment, then every step within 100. Every level gives the same gradient: the
 //! recomputed states are bit-identical to the first pass.
 
-use super::solve::{hines_solve, Stepper, State};
+use super::solve::{hines_solve, State, Stepper};
 use super::{Cell, CellError, Protocol, Recording};
 use crate::fused::dual::Dual;
 use crate::Result;
@@ -200,7 +200,11 @@ pub fn value_and_grad(
             v: vec![0.0; state.v.len()],
             gates: state.gates.iter().map(|g| vec![0.0; g.len()]).collect(),
         },
-        grad: cell.channels.iter().map(|p| vec![0.0; p.params.len()]).collect(),
+        grad: cell
+            .channels
+            .iter()
+            .map(|p| vec![0.0; p.params.len()])
+            .collect(),
         d0: vec![0.0; state.v.len()],
         mu: vec![0.0; state.v.len()],
         scratch: st.scratch(),
@@ -321,12 +325,8 @@ impl Reverse<'_, '_> {
                     for q in 0..np {
                         p[q] = D::var(ch.params[b * np + q], 1 + q);
                     }
-                    ch.kind.gates(
-                        D::var(vn[idx], 0),
-                        &p[..np],
-                        &mut inf[..ng],
-                        &mut tau[..ng],
-                    );
+                    ch.kind
+                        .gates(D::var(vn[idx], 0), &p[..np], &mut inf[..ng], &mut tau[..ng]);
                     let row = (j * nb + b) * ng;
                     let x = &s.gates[c][row..row + ng];
                     let mut xn = [D::cst(0.0); MAX_DIRECTIONS];

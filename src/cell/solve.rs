@@ -323,8 +323,12 @@ impl<'a, T: Float> Stepper<'a, T> {
                 let (mut inf, mut tau) = (vec![T::zero(); ng], vec![T::zero(); ng]);
                 for j in 0..pl.nodes.len() {
                     for b in 0..nb {
-                        ch.kind
-                            .gates(v0, &ch.params[b * ch.np..(b + 1) * ch.np], &mut inf, &mut tau);
+                        ch.kind.gates(
+                            v0,
+                            &ch.params[b * ch.np..(b + 1) * ch.np],
+                            &mut inf,
+                            &mut tau,
+                        );
                         gates[(j * nb + b) * ng..(j * nb + b + 1) * ng].copy_from_slice(&inf);
                     }
                 }
@@ -393,7 +397,12 @@ impl<'a, T: Float> Stepper<'a, T> {
         self.assemble(k, st, &mut s.d, &mut s.rhs);
         hines_solve(&self.cell.parent, &self.a, &mut s.d, &mut s.rhs, nb);
         std::mem::swap(&mut st.v, &mut s.rhs);
-        for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&mut st.gates) {
+        for ((ch, pl), gates) in self
+            .chans
+            .iter()
+            .zip(&self.cell.channels)
+            .zip(&mut st.gates)
+        {
             let ng = ch.ng;
             if ng == 0 {
                 continue;
@@ -445,8 +454,21 @@ impl<'a, T: Float> Stepper<'a, T> {
 
     /// The first non-finite voltage or gate of `st` after step `step`, as an error naming the
     /// compartment and variable (`prefix` before the variable's name, e.g. `adjoint of `).
-    pub(crate) fn check_finite(&self, st: &State<T>, step: usize, prefix: &str) -> Option<CellError> {
-        check_finite(self.cell, &st.v, &st.gates, &self.chans, step, self.protocol.dt, prefix)
+    pub(crate) fn check_finite(
+        &self,
+        st: &State<T>,
+        step: usize,
+        prefix: &str,
+    ) -> Option<CellError> {
+        check_finite(
+            self.cell,
+            &st.v,
+            &st.gates,
+            &self.chans,
+            step,
+            self.protocol.dt,
+            prefix,
+        )
     }
 }
 

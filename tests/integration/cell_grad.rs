@@ -6,8 +6,7 @@
 
 use neurodiff::cell::adjoint::{check_levels, value_and_grad, TraceLoss};
 use neurodiff::cell::{
-    simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording,
-    Waveform,
+    simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording, Waveform,
 };
 use neurodiff_models::channel::ChannelKind;
 
@@ -51,7 +50,11 @@ fn total(cell: &Cell, p: &Protocol, scales: &[f64]) -> Vec<f64> {
 /// with Richardson extrapolation, `(4 D(h/2) − D(h))/3`, relative step `1e-4`.
 fn check_against_fd(cell: &Cell, p: &Protocol, scales: &[f64], levels: &[usize], tol: f64) {
     let g = value_and_grad(cell, p, levels, |r| Ok(loss_of(r, scales))).unwrap();
-    assert_eq!(g.loss, total(cell, p, scales), "the loss is the forward one");
+    assert_eq!(
+        g.loss,
+        total(cell, p, scales),
+        "the loss is the forward one"
+    );
     let nb = cell.batch;
     let mut checked = 0;
     for (c, pl) in cell.channels.iter().enumerate() {
@@ -156,10 +159,18 @@ fn ball_and_stick(steps: usize) -> (Cell, Protocol) {
         &[vec![120.0, 50.0], vec![100.0, 55.0]],
     )
     .unwrap();
-    cell.insert(ChannelKind::HhK, soma, &[vec![36.0, -77.0], vec![30.0, -80.0]])
-        .unwrap();
-    cell.insert(ChannelKind::Leak, |_, _| true, &[vec![0.3, -54.3], vec![0.5, -65.0]])
-        .unwrap();
+    cell.insert(
+        ChannelKind::HhK,
+        soma,
+        &[vec![36.0, -77.0], vec![30.0, -80.0]],
+    )
+    .unwrap();
+    cell.insert(
+        ChannelKind::Leak,
+        |_, _| true,
+        &[vec![0.3, -54.3], vec![0.5, -65.0]],
+    )
+    .unwrap();
     cell.insert(ChannelKind::Ih, dend, &[vec![5.0, -45.0], vec![2.0, -40.0]])
         .unwrap();
     assert_eq!(cell.n_nodes(), 6, "5 compartments and a junction");
@@ -284,5 +295,231 @@ fn bad_levels_and_losses_are_errors() {
     let e = value_and_grad(&cell, &pd, &[4], |r| Ok(loss_of(r, &[10.0])))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("diverged") && e.contains("branch `soma` compartment 0"), "{e}");
+    assert!(
+        e.contains("diverged") && e.contains("branch `soma` compartment 0"),
+        "{e}"
+    );
+}
+
+/// The gradient of every loss of `neurodiff_optim` (MSE, windowed statistics with the
+/// normalised MAE, soft-DTW divergence) through the adjoint against finite differences, with a
+/// target from other conductances.
+#[test]
+fn every_trace_loss_gradient_matches_finite_differences() {
+    use neurodiff::cell::fit::{trace_loss, LossKind};
+    let (cell, mut p) = hh_point(200); // 5 ms: the spike's upstroke
+                                       // From −70 mV the trace rises monotonically to the stimulus (at −65 mV, the rest, the
+                                       // sign of every early |x_i − x_j| in soft-DTW's sdtw(x, x) term flips with leak.e: a kink).
+    p.v_init = -70.0;
+    let mut tcell = cell.clone();
+    tcell.channels[0].params[0] = 100.0;
+    tcell.channels[1].params[0] = 40.0;
+    let target = vec![simulate::<f64>(&tcell, &p).unwrap().trace(0, 0)];
+    let kinds = [
+        LossKind::Mse,
+        LossKind::Stats { windows: 4 },
+        LossKind::Sdtw {
+            gamma: 1.0,
+            lambda: 0.1,
+        },
+    ];
+    for kind in kinds {
+        let f = |c: &Cell| {
+            trace_loss(kind, &simulate::<f64>(c, &p).unwrap(), &target, &[0])
+                .unwrap()
+                .loss[0]
+        };
+        let g = value_and_grad(&cell, &p, &[15], |r| trace_loss(kind, r, &target, &[0])).unwrap();
+        assert!(g.loss[0] > 0.0, "{kind:?}");
+        for (c, q) in [(0, 0), (1, 0), (2, 1), (0, 1)] {
+            let x0 = cell.channels[c].params[q];
+            let h = 1e-4 * x0.abs().max(1.0);
+            let at = |x: f64| {
+                let mut cc = cell.clone();
+                cc.channels[c].params[q] = x;
+                f(&cc)
+            };
+            let d = |h: f64| (at(x0 + h) - at(x0 - h)) / (2.0 * h);
+            // Soft-DTW's cost |x_i − y_j| has a kink wherever a simulated sample crosses a
+            // target sample; with a 1e-4 step several crossings fall inside ±h (a 5 % error
+            // measured at hh_na.gbar), so soft-DTW takes a 1e-6 step (plain central
+            // differences: truncation ~1e-12, rounding ~1e-10 relative).
+            let fd = if matches!(kind, LossKind::Sdtw { .. }) {
+                d(1e-2 * h)
+            } else {
+                (4.0 * d(0.5 * h) - d(h)) / 3.0
+            };
+            let ad = g.grad[c][q];
+            let scale = fd.abs().max(ad.abs()).max(1e-10);
+            assert!(
+                (fd - ad).abs() <= 1e-5 * scale,
+                "{kind:?}, placement {c} param {q}: adjoint {ad:e}, finite differences {fd:e}"
+            );
+        }
+    }
+}
+
+const FIT_TOML: &str = r#"
+dt = 0.025
+duration = 5.0
+[[branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[passive.all]
+cm = 1.0
+ra = 100.0
+[[channels]]
+name = "hh_na"
+params = { gbar = 90.0 }
+[[channels]]
+name = "hh_k"
+params = { gbar = 45.0 }
+[[channels]]
+name = "leak"
+[[stimuli]]
+branch = "soma"
+amp = 0.3
+delay = 1.0
+"#;
+
+/// Writes the fit config and a target made with hh_na.gbar 120, hh_k.gbar 36 (201 samples).
+fn fit_case(dir: &std::path::Path) {
+    std::fs::write(dir.join("fit.toml"), FIT_TOML).unwrap();
+    let (cell, p) = hh_point(200);
+    let y = simulate::<f64>(&cell, &p).unwrap().trace(0, 0);
+    crate::common::write_npy(&dir.join("target.npy"), &[y.len()], &y);
+    crate::common::write_npy(&dir.join("short.npy"), &[y.len() - 1], &y[1..]);
+}
+
+fn neurodiff_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const FIT_ARGS: &[&str] = &[
+    "cell",
+    "--config",
+    "fit.toml",
+    "--fit",
+    "--restarts",
+    "2",
+    "--lr",
+    "0.1",
+    "-q",
+];
+
+fn history(path: &std::path::Path) -> (serde_json::Value, Vec<Vec<f64>>) {
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let h = j["loss_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    (j, h)
+}
+
+#[test]
+fn cli_fit_reduces_the_loss_and_resumes() {
+    let dir = crate::common::tmpdir("cell-fit");
+    fit_case(&dir);
+    let params = [
+        "--fit-param",
+        "hh_na.gbar=50..200",
+        "--fit-param",
+        "hh_k.gbar@soma=10..80",
+    ];
+    let run = |out: &str, iters: &str, extra: &[&str]| {
+        let mut a = FIT_ARGS.to_vec();
+        a.extend_from_slice(&["--target", "target.npy", "--target-dt", "0.025"]);
+        a.extend_from_slice(&params);
+        a.extend_from_slice(&["--out", out, "--iterations", iters]);
+        a.extend_from_slice(extra);
+        let o = neurodiff_in(&dir, &a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run("out/a.json", "8", &[]);
+    let (j, h) = history(&dir.join("out/a.json"));
+    assert_eq!(h.len(), 8);
+    assert_eq!(h[0].len(), 2);
+    // Restart 0 starts from the config (90, 45) and gets closer to the target's loss 0.
+    assert!(h[7][0] < 0.5 * h[0][0], "{h:?}");
+    assert_eq!(j["restarts"][0]["start"]["hh_na.gbar"], 90.0);
+    assert!(std::fs::metadata(dir.join("out/a.png")).unwrap().len() > 1000);
+    assert!(dir.join("out/a.state.json").exists());
+    // 4 iterations, then 4 more from the state, equal 8 in one go.
+    run("out/b.json", "4", &[]);
+    run("out/b.json", "8", &["--resume", "out/b.state.json"]);
+    let (_, hb) = history(&dir.join("out/b.json"));
+    assert_eq!(hb, h);
+    // Polyak and the other losses run too.
+    for extra in [
+        &["--optimizer", "polyak", "--loss", "stats", "--windows", "4"][..],
+        &["--loss", "sdtw", "--checkpoint", "10,5"],
+    ] {
+        run("out/c.json", "2", extra);
+    }
+}
+
+#[test]
+fn cli_fit_bad_input_is_a_clear_error_without_output() {
+    let dir = crate::common::tmpdir("cell-fit-bad");
+    fit_case(&dir);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--fit-param", "hh_na.gmax=1..2"], "no such parameter"),
+        (&["--fit-param", "kdr.gbar=1..2"], "unknown channel `kdr`"),
+        (
+            &["--fit-param", "hh_na.gbar=-5..200"],
+            "outside the parameter's range",
+        ),
+        (&["--fit-param", "hh_na.gbar=100..200"], "strictly inside"),
+        (
+            &["--fit-param", "hh_na.gbar@apical=50..200"],
+            "no `hh_na` on apical",
+        ),
+        (
+            &["--fit-param", "hh_na.gbar=50..200", "--target-dt", "0.05"],
+            "differs from the config's dt",
+        ),
+        (
+            &["--fit-param", "hh_na.gbar=50..200", "--target", "short.npy"],
+            "200 samples, but duration 5 ms at dt 0.025 ms needs 201",
+        ),
+        (
+            &["--fit-param", "hh_na.gbar=50..200", "--checkpoint", "0"],
+            "checkpoint",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let _ = std::fs::remove_dir_all(dir.join("out"));
+        let mut a = FIT_ARGS.to_vec();
+        a.extend_from_slice(extra);
+        for (flag, value) in [("--target", "target.npy"), ("--target-dt", "0.025")] {
+            if !extra.contains(&flag) {
+                a.extend_from_slice(&[flag, value]);
+            }
+        }
+        a.extend_from_slice(&["--out", "out/f.json", "--iterations", "2"]);
+        let o = neurodiff_in(&dir, &a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(err.contains(needle), "{extra:?}: want `{needle}` in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            !dir.join("out").exists() || std::fs::read_dir(dir.join("out")).unwrap().count() == 0,
+            "{extra:?} left output behind"
+        );
+    }
 }
