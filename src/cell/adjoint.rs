@@ -322,8 +322,8 @@ impl Reverse<'_, '_> {
             for (j, &node) in pl.nodes.iter().enumerate() {
                 for b in 0..nb {
                     let idx = node * nb + b;
-                    for q in 0..np {
-                        p[q] = D::var(ch.params[b * np + q], 1 + q);
+                    for (q, pq) in p[..np].iter_mut().enumerate() {
+                        *pq = D::var(ch.params[b * np + q], 1 + q);
                     }
                     ch.kind
                         .gates(D::var(vn[idx], 0), &p[..np], &mut inf[..ng], &mut tau[..ng]);
@@ -343,8 +343,8 @@ impl Reverse<'_, '_> {
                             continue;
                         }
                         self.lam.v[idx] += lx * xn[g].eps[0];
-                        for q in 0..np {
-                            gr[q] += lx * xn[g].eps[1 + q];
+                        for (q, gq) in gr.iter_mut().enumerate() {
+                            *gq += lx * xn[g].eps[1 + q];
                         }
                         let e = (-st.dt * ch.phi / tau[g].re).exp();
                         self.lam.gates[c][row + g] = lx * e;
@@ -380,8 +380,8 @@ impl Reverse<'_, '_> {
                         continue;
                     }
                     let row = (j * nb + b) * ng;
-                    for g in 0..ng {
-                        xp[g] = D::var(s.gates[c][row + g], g);
+                    for (g, xg) in xp[..ng].iter_mut().enumerate() {
+                        *xg = D::var(s.gates[c][row + g], g);
                     }
                     let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
                     let area = st.area[node];
@@ -391,8 +391,8 @@ impl Reverse<'_, '_> {
                         self.lam.gates[c][row + q] += dl_dg * g.eps[q];
                     }
                     let gr = &mut self.grad[c][b * np..(b + 1) * np];
-                    for q in 0..np {
-                        gr[q] += dl_dg * g.eps[ng + q] + dl_de * e.eps[ng + q];
+                    for (q, gq) in gr.iter_mut().enumerate() {
+                        *gq += dl_dg * g.eps[ng + q] + dl_de * e.eps[ng + q];
                     }
                 }
             }
@@ -416,18 +416,18 @@ impl Reverse<'_, '_> {
             let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
             let mut p = [D::cst(0.0); MAX_DIRECTIONS];
             for b in 0..nb {
-                for q in 0..np {
-                    p[q] = D::var(ch.params[b * np + q], q);
+                for (q, pq) in p[..np].iter_mut().enumerate() {
+                    *pq = D::var(ch.params[b * np + q], q);
                 }
                 st.chans[c]
                     .kind
                     .gates(v0, &p[..np], &mut inf[..ng], &mut tau[..ng]);
                 for j in 0..pl.nodes.len() {
                     let row = (j * nb + b) * ng;
-                    for g in 0..ng {
+                    for (g, infg) in inf[..ng].iter().enumerate() {
                         let lx = self.lam.gates[c][row + g];
                         for q in 0..np {
-                            self.grad[c][b * np + q] += lx * inf[g].eps[q];
+                            self.grad[c][b * np + q] += lx * infg.eps[q];
                         }
                     }
                 }
