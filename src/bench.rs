@@ -42,7 +42,8 @@ use neurodiff::{Error, Result};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list,
-    /// circuit_forward (spiking STN–GPe–GPi), circuit_grad (its beta-power gradient), cell_hh, or all.
+    /// circuit_forward (spiking STN–GPe–GPi), circuit_grad (its beta-power gradient), cell_hh
+    /// (cell forward), cell_hh_grad (cell gradients and checkpoint memory), or all.
     /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
     case: Option<String>,
@@ -635,6 +636,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "circuit_forward",
         "circuit_grad",
         "cell_hh",
+        "cell_hh_grad",
     ];
     let cases: Vec<&str> = match args.case.as_deref() {
         None => vec!["mpr_forward", "mpr_fc_gradient"],
@@ -671,6 +673,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         if case == "cell_hh" {
             cell_case(&args)?;
+        }
+        if case == "cell_hh_grad" {
+            cell_grad_case(&args)?;
         }
     }
     Ok(())
@@ -858,6 +863,100 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// The cell_hh_grad case (issue 14, the Jaxley gradient rows): the gradient of the windowed-
+/// statistics loss (normalised MAE of the mean and s.d. of V in 10 windows, against a trace of
+/// the same cell with hh_na.gbar = 100) with respect to every channel parameter, (1) through
+/// 8,000 steps of 0.025 ms of the HH point cell of cell_hh at batch 1 (one checkpoint level of
+/// 90), (2) through 200,000 steps of cell_hh's 100-compartment cell with checkpoint levels
+/// (60, 60), (448) and (200000) (every state kept), in that order, so that each row's
+/// `peak_rss_mb` (the process's peak so far) is its own. f64, one thread.
+fn cell_grad_case(args: &BenchArgs) -> Result<()> {
+    use neurodiff::cell::adjoint::value_and_grad;
+    use neurodiff::cell::fit::{trace_loss, LossKind};
+    use neurodiff::cell::{simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe};
+    use neurodiff::cell::{Protocol, Waveform};
+    let branch = |parent: Option<usize>, length: f64, radius: f64, ncomp: usize, group| Branch {
+        name: None,
+        parent,
+        length,
+        radius,
+        ncomp,
+        group,
+    };
+    let build = |dends: bool, gna: f64| -> Result<Cell> {
+        let mut b = vec![branch(None, 20.0, 10.0, 1, Group::Soma)];
+        if dends {
+            for _ in 0..3 {
+                b.push(branch(Some(0), 300.0, 1.0, 33, Group::Basal));
+            }
+        }
+        let pas = |_| Passive { cm: 1.0, ra: 100.0 };
+        let mut cell = Cell::new(Morphology { branches: b }, pas, 1)?;
+        let soma = [Group::Soma];
+        cell.insert_named("hh_na", &soma, &[vec![gna, 50.0]])?;
+        cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])?;
+        cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])?;
+        if dends {
+            cell.insert_named("leak", &[Group::Basal], &[vec![0.1, -65.0]])?;
+        }
+        Ok(cell)
+    };
+    let protocol = |steps: usize| Protocol {
+        dt: 0.025,
+        steps,
+        clamps: vec![Clamp {
+            node: 0,
+            batch: None,
+            waveform: Waveform::Step {
+                amp: 0.1,
+                delay: 0.0,
+                dur: 1e9,
+            },
+        }],
+        probes: vec![Probe::V { node: 0 }],
+        ..Protocol::default()
+    };
+    for (dends, steps, levels) in [
+        (false, 8000usize, vec![90usize]),
+        (true, 200_000, vec![60, 60]),
+        (true, 200_000, vec![448]),
+        (true, 200_000, vec![200_000]),
+    ] {
+        let cell = build(dends, 120.0)?;
+        let p = protocol(steps);
+        let target = vec![simulate::<f64>(&build(dends, 100.0)?, &p)?.trace(0, 0)];
+        let kind = LossKind::Stats { windows: 10 };
+        let mut times = Vec::new();
+        let mut last = None;
+        let reps = if steps > 10_000 {
+            1
+        } else {
+            args.repeats.max(1)
+        };
+        for _ in 0..reps {
+            let t = std::time::Instant::now();
+            let g = value_and_grad(&cell, &p, &levels, |r| trace_loss(kind, r, &target, &[0]))?;
+            times.push(t.elapsed().as_secs_f64());
+            last = Some(g);
+        }
+        let g = last.expect("one repeat");
+        let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": "neurodiff", "device": "cpu", "backend": "cell-f64-adjoint",
+                "engine": "cell", "case": "cell_hh_grad", "nodes": comps, "batch": 1,
+                "steps": steps, "checkpoint": levels, "seconds": median(times),
+                "loss": g.loss[0], "peak_states": g.peak_states,
+                "state_bytes": g.state_size * 8,
+                "checkpoint_mb": (g.peak_states * g.state_size * 8) as f64 / 1e6,
+                "peak_rss_mb": peak_rss_mb(),
+            })
+        );
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! TOML, an SWC reader), the compartments and their axial conductances ([`Cell`]), channels
 //! from `neurodiff_models::channel` placed per group, and the solver ([`solve`]): backward Euler
 //! for the voltage with a tree (Hines) solver, exponential Euler for the gates, a batch of
-//! parameter sets and stimuli in one run, in `f32` or `f64`.
+//! parameter sets and stimuli in one run, in `f32` or `f64`; gradients with respect to every
+//! channel parameter by the discrete adjoint of that step with nested checkpointing
+//! ([`adjoint`]), and fitting to recorded traces ([`fit`], `neurodiff cell --fit`).
 //!
 //! ## Units
 //! Voltage mV, time ms, lengths and radii µm, specific capacitance `C_m` µF/cm², axial
@@ -32,7 +34,9 @@
 //! (NEURON's `cnexp`, after the voltage update). At `t = 0` the voltage is `v_init` everywhere and
 //! every gate is at its steady state there (NEURON's `finitialize`).
 
+pub mod adjoint;
 pub mod config;
+pub mod fit;
 pub mod morph;
 pub mod solve;
 
@@ -40,6 +44,7 @@ use std::path::PathBuf;
 
 use neurodiff_models::channel::ChannelKind;
 
+pub use adjoint::{value_and_grad, CellGrad, TraceLoss};
 pub use config::CellConfig;
 pub use morph::{Branch, Group, Morphology};
 pub use solve::{hines_solve, simulate, Clamp, Probe, Protocol, Recording, Waveform};

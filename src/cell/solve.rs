@@ -180,20 +180,300 @@ pub fn hines_solve<T: Float>(parent: &[usize], a: &[T], d: &mut [T], rhs: &mut [
 }
 
 /// One channel placement's numbers in the solver's type: parameters `[batch][param]`,
-/// reversal potentials per batch element, temperature factor, gates
-/// `[(j * batch + b) * n_gates + g]` for the placement's `j`-th node.
-struct Ch<T> {
-    kind: ChannelKind,
-    ng: usize,
-    np: usize,
-    params: Vec<T>,
-    rev: Vec<T>,
-    phi: T,
-    gates: Vec<T>,
+/// reversal potentials per batch element and temperature factor.
+pub(crate) struct Ch<T> {
+    pub(crate) kind: ChannelKind,
+    pub(crate) ng: usize,
+    pub(crate) np: usize,
+    pub(crate) params: Vec<T>,
+    pub(crate) rev: Vec<T>,
+    pub(crate) phi: T,
 }
 
-/// Runs `protocol` on `cell` in number type `T` (`f32` or `f64`) and returns the recordings.
-pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording, CellError> {
+/// The state of a cell: voltages `[node][batch]` and, per placement, gates
+/// `[(j * batch + b) * n_gates + g]` for the placement's `j`-th node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct State<T> {
+    pub(crate) v: Vec<T>,
+    pub(crate) gates: Vec<Vec<T>>,
+}
+
+impl<T: Copy> State<T> {
+    /// The number of numbers held.
+    pub(crate) fn size(&self) -> usize {
+        self.v.len() + self.gates.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// The one time step of the solver, shared by [`simulate`] and the adjoint
+/// ([`super::adjoint`]): the checked protocol and the constant parts of the step in `T`.
+pub(crate) struct Stepper<'a, T> {
+    pub(crate) cell: &'a Cell,
+    pub(crate) protocol: &'a Protocol,
+    pub(crate) n: usize,
+    pub(crate) nb: usize,
+    pub(crate) dt: T,
+    /// `C/dt` per node, mS (µF/ms).
+    pub(crate) cdt: Vec<T>,
+    /// The axial part of the diagonal, mS.
+    pub(crate) dax: Vec<T>,
+    /// The off-diagonal `−g_axial`, mS.
+    pub(crate) a: Vec<T>,
+    /// Membrane area per node, cm².
+    pub(crate) area: Vec<T>,
+    pub(crate) chans: Vec<Ch<T>>,
+    /// Per probe: the index of its node within its placement (gate probes).
+    probe_idx: Vec<usize>,
+}
+
+/// Scratch space of one step: the matrix diagonal and right-hand side, gate rates.
+pub(crate) struct Scratch<T> {
+    pub(crate) d: Vec<T>,
+    pub(crate) rhs: Vec<T>,
+    inf: Vec<T>,
+    tau: Vec<T>,
+}
+
+impl<'a, T: Float> Stepper<'a, T> {
+    /// Checks `protocol` against `cell` and prepares the constant parts of the step.
+    pub(crate) fn new(cell: &'a Cell, protocol: &'a Protocol) -> Result<Self, CellError> {
+        check_protocol(cell, protocol)?;
+        let n = cell.n_nodes();
+        let nb = cell.batch;
+        let c = |x: f64| T::from(x).expect("f64 to float");
+        let dt = protocol.dt;
+        let cdt: Vec<T> = cell.cap.iter().map(|&x| c(x / dt)).collect();
+        let mut dax = vec![0.0f64; n];
+        for i in 1..n {
+            dax[i] += cell.g_axial[i];
+            dax[cell.parent[i]] += cell.g_axial[i];
+        }
+        let dax: Vec<T> = dax.into_iter().map(c).collect();
+        let a: Vec<T> = cell.g_axial.iter().map(|&g| c(-g)).collect();
+        let area: Vec<T> = cell.area.iter().map(|&x| c(x)).collect();
+        let chans = cell
+            .channels
+            .iter()
+            .map(|pl| {
+                let spec = pl.kind.spec();
+                let (ng, np) = (spec.gates.len(), spec.params.len());
+                let params: Vec<T> = pl.params.iter().map(|&x| c(x)).collect();
+                let rev = (0..nb)
+                    .map(|b| pl.kind.reversal(&params[b * np..(b + 1) * np]))
+                    .collect();
+                Ch {
+                    kind: pl.kind,
+                    ng,
+                    np,
+                    params,
+                    rev,
+                    phi: c(spec.temperature_factor(protocol.celsius)),
+                }
+            })
+            .collect();
+        let probe_idx = protocol
+            .probes
+            .iter()
+            .map(|p| match *p {
+                Probe::V { .. } => 0,
+                Probe::Gate { channel, node, .. } => cell.channels[channel]
+                    .nodes
+                    .iter()
+                    .position(|&x| x == node)
+                    .unwrap_or(0),
+            })
+            .collect();
+        Ok(Stepper {
+            cell,
+            protocol,
+            n,
+            nb,
+            dt: c(dt),
+            cdt,
+            dax,
+            a,
+            area,
+            chans,
+            probe_idx,
+        })
+    }
+
+    /// Scratch space for [`Stepper::step`].
+    pub(crate) fn scratch(&self) -> Scratch<T> {
+        let ng = self.chans.iter().map(|c| c.ng).max().unwrap_or(0);
+        Scratch {
+            d: vec![T::zero(); self.n * self.nb],
+            rhs: vec![T::zero(); self.n * self.nb],
+            inf: vec![T::zero(); ng],
+            tau: vec![T::zero(); ng],
+        }
+    }
+
+    /// The state at `t = 0`: `v_init` everywhere, every gate at its steady state there.
+    pub(crate) fn init(&self) -> State<T> {
+        let nb = self.nb;
+        let v0 = T::from(self.protocol.v_init).expect("f64 to float");
+        let gates = self
+            .chans
+            .iter()
+            .zip(&self.cell.channels)
+            .map(|(ch, pl)| {
+                let ng = ch.ng;
+                let mut gates = vec![T::zero(); pl.nodes.len() * nb * ng];
+                let (mut inf, mut tau) = (vec![T::zero(); ng], vec![T::zero(); ng]);
+                for j in 0..pl.nodes.len() {
+                    for b in 0..nb {
+                        ch.kind.gates(
+                            v0,
+                            &ch.params[b * ch.np..(b + 1) * ch.np],
+                            &mut inf,
+                            &mut tau,
+                        );
+                        gates[(j * nb + b) * ng..(j * nb + b + 1) * ng].copy_from_slice(&inf);
+                    }
+                }
+                gates
+            })
+            .collect();
+        State {
+            v: vec![v0; self.n * nb],
+            gates,
+        }
+    }
+
+    /// The backward-Euler system of step `k` from state `st`: the diagonal `d` and right-hand
+    /// side `rhs` (the off-diagonal is the constant [`Stepper::a`]).
+    pub(crate) fn assemble(&self, k: usize, st: &State<T>, d: &mut [T], rhs: &mut [T]) {
+        let nb = self.nb;
+        for i in 0..self.n {
+            for b in 0..nb {
+                let idx = i * nb + b;
+                d[idx] = self.cdt[i] + self.dax[i];
+                rhs[idx] = self.cdt[i] * st.v[idx];
+            }
+        }
+        for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&st.gates) {
+            for (j, &node) in pl.nodes.iter().enumerate() {
+                for b in 0..nb {
+                    let x = &gates[(j * nb + b) * ch.ng..(j * nb + b + 1) * ch.ng];
+                    let g = ch
+                        .kind
+                        .conductance(x, &ch.params[b * ch.np..(b + 1) * ch.np])
+                        * self.area[node];
+                    let idx = node * nb + b;
+                    d[idx] = d[idx] + g;
+                    rhs[idx] = rhs[idx] + g * ch.rev[b];
+                }
+            }
+        }
+        let dt = self.protocol.dt;
+        for cl in &self.protocol.clamps {
+            let i_ua = T::from(cl.waveform.at(k, dt) * 1e-3).expect("f64 to float"); // nA → µA
+            match cl.batch {
+                Some(b) => rhs[cl.node * nb + b] = rhs[cl.node * nb + b] + i_ua,
+                None => {
+                    for b in 0..nb {
+                        rhs[cl.node * nb + b] = rhs[cl.node * nb + b] + i_ua;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The exponential-Euler update of one gate row `x` at the new voltage `v` with the rates
+    /// in `inf`, `tau`: `x ← x∞ + (x − x∞) e^{−dt φ/τ}`.
+    #[inline(always)]
+    pub(crate) fn gate_update<R: Float>(dt: R, phi: R, inf: &[R], tau: &[R], x: &mut [R]) {
+        for g in 0..x.len() {
+            let e = Float::exp(-dt * phi / tau[g]);
+            x[g] = inf[g] + (x[g] - inf[g]) * e;
+        }
+    }
+
+    /// Step `k` (from `t = k dt` to `(k + 1) dt`): the voltage by one tree solve, then the gates
+    /// at the new voltage.
+    pub(crate) fn step(&self, k: usize, st: &mut State<T>, s: &mut Scratch<T>) {
+        let nb = self.nb;
+        self.assemble(k, st, &mut s.d, &mut s.rhs);
+        hines_solve(&self.cell.parent, &self.a, &mut s.d, &mut s.rhs, nb);
+        std::mem::swap(&mut st.v, &mut s.rhs);
+        for ((ch, pl), gates) in self
+            .chans
+            .iter()
+            .zip(&self.cell.channels)
+            .zip(&mut st.gates)
+        {
+            let ng = ch.ng;
+            if ng == 0 {
+                continue;
+            }
+            for (j, &node) in pl.nodes.iter().enumerate() {
+                for b in 0..nb {
+                    let vv = st.v[node * nb + b];
+                    ch.kind.gates(
+                        vv,
+                        &ch.params[b * ch.np..(b + 1) * ch.np],
+                        &mut s.inf[..ng],
+                        &mut s.tau[..ng],
+                    );
+                    let x = &mut gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
+                    Self::gate_update(self.dt, ch.phi, &s.inf[..ng], &s.tau[..ng], x);
+                }
+            }
+        }
+    }
+
+    /// Appends the probes' values in `st` to `data` (`[probe][batch]`).
+    pub(crate) fn record(&self, st: &State<T>, data: &mut Vec<f64>) {
+        let nb = self.nb;
+        for (p, &jj) in self.protocol.probes.iter().zip(&self.probe_idx) {
+            for b in 0..nb {
+                let x = match *p {
+                    Probe::V { node } => st.v[node * nb + b],
+                    Probe::Gate { channel, gate, .. } => {
+                        let ng = self.chans[channel].ng;
+                        st.gates[channel][(jj * nb + b) * ng + gate]
+                    }
+                };
+                data.push(x.to_f64().unwrap_or(f64::NAN));
+            }
+        }
+    }
+
+    /// The position of probe `p`'s value in a state: `(None, node)` for a voltage,
+    /// `(Some(placement), index of the gate of batch element 0)` for a gate (add `b * ng`).
+    pub(crate) fn probe_slot(&self, p: usize) -> (Option<usize>, usize) {
+        match self.protocol.probes[p] {
+            Probe::V { node } => (None, node * self.nb),
+            Probe::Gate { channel, gate, .. } => {
+                let ng = self.chans[channel].ng;
+                (Some(channel), self.probe_idx[p] * self.nb * ng + gate)
+            }
+        }
+    }
+
+    /// The first non-finite voltage or gate of `st` after step `step`, as an error naming the
+    /// compartment and variable (`prefix` before the variable's name, e.g. `adjoint of `).
+    pub(crate) fn check_finite(
+        &self,
+        st: &State<T>,
+        step: usize,
+        prefix: &str,
+    ) -> Option<CellError> {
+        check_finite(
+            self.cell,
+            &st.v,
+            &st.gates,
+            &self.chans,
+            step,
+            self.protocol.dt,
+            prefix,
+        )
+    }
+}
+
+/// Checks the protocol's settings, clamps and probes against `cell`.
+fn check_protocol(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
     let n = cell.n_nodes();
     let nb = cell.batch;
     let Protocol {
@@ -267,153 +547,31 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
             ));
         }
     }
-    let c = |x: f64| T::from(x).expect("f64 to float");
-    let dt_t = c(dt);
-    // Constant parts: C/dt and the axial diagonal.
-    let cdt: Vec<T> = cell.cap.iter().map(|&x| c(x / dt)).collect();
-    let mut dax = vec![0.0f64; n];
-    for i in 1..n {
-        dax[i] += cell.g_axial[i];
-        dax[cell.parent[i]] += cell.g_axial[i];
-    }
-    let dax: Vec<T> = dax.into_iter().map(c).collect();
-    let a: Vec<T> = cell.g_axial.iter().map(|&g| c(-g)).collect();
-    let area: Vec<T> = cell.area.iter().map(|&x| c(x)).collect();
+    Ok(())
+}
 
-    // Channels: parameters, reversal potentials and temperature factors in T; gates
-    // `[(j * batch + b) * n_gates + g]`.
-    let mut chans: Vec<Ch<T>> = cell
-        .channels
-        .iter()
-        .map(|pl| {
-            let spec = pl.kind.spec();
-            let (ng, np) = (spec.gates.len(), spec.params.len());
-            let params: Vec<T> = pl.params.iter().map(|&x| c(x)).collect();
-            let rev = (0..nb)
-                .map(|b| pl.kind.reversal(&params[b * np..(b + 1) * np]))
-                .collect();
-            let mut gates = vec![T::zero(); pl.nodes.len() * nb * ng];
-            let (mut inf, mut tau) = (vec![T::zero(); ng], vec![T::zero(); ng]);
-            for j in 0..pl.nodes.len() {
-                for b in 0..nb {
-                    pl.kind
-                        .gates(c(v_init), &params[b * np..(b + 1) * np], &mut inf, &mut tau);
-                    gates[(j * nb + b) * ng..(j * nb + b + 1) * ng].copy_from_slice(&inf);
-                }
-            }
-            Ch {
-                kind: pl.kind,
-                ng,
-                np,
-                params,
-                rev,
-                phi: c(spec.temperature_factor(celsius)),
-                gates,
-            }
-        })
-        .collect();
-    // Probes of gates: index of the node within the placement.
-    let probe_idx: Vec<usize> = protocol
-        .probes
-        .iter()
-        .map(|p| match *p {
-            Probe::V { .. } => 0,
-            Probe::Gate { channel, node, .. } => cell.channels[channel]
-                .nodes
-                .iter()
-                .position(|&x| x == node)
-                .unwrap_or(0),
-        })
-        .collect();
-
-    let mut v = vec![c(v_init); n * nb];
-    let mut d = vec![T::zero(); n * nb];
-    let mut rhs = vec![T::zero(); n * nb];
+/// Runs `protocol` on `cell` in number type `T` (`f32` or `f64`) and returns the recordings.
+pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording, CellError> {
+    let st = Stepper::<T>::new(cell, protocol)?;
+    let steps = protocol.steps;
+    let nb = cell.batch;
     let np_ = protocol.probes.len();
     let mut data = Vec::with_capacity((steps + 1) * np_ * nb);
-    let record = |v: &[T], chans: &[Ch<T>], data: &mut Vec<f64>| {
-        for (p, &jj) in protocol.probes.iter().zip(&probe_idx) {
-            for b in 0..nb {
-                let x = match *p {
-                    Probe::V { node } => v[node * nb + b],
-                    Probe::Gate { channel, gate, .. } => {
-                        let ch = &chans[channel];
-                        ch.gates[(jj * nb + b) * ch.ng + gate]
-                    }
-                };
-                data.push(x.to_f64().unwrap_or(f64::NAN));
-            }
-        }
-    };
-    record(&v, &chans, &mut data);
-    let (mut inf, mut tau) = (vec![T::zero(); 8], vec![T::zero(); 8]);
+    let mut state = st.init();
+    let mut scratch = st.scratch();
+    st.record(&state, &mut data);
     for k in 0..steps {
-        for i in 0..n {
-            for b in 0..nb {
-                let idx = i * nb + b;
-                d[idx] = cdt[i] + dax[i];
-                rhs[idx] = cdt[i] * v[idx];
-            }
-        }
-        for (ch, pl) in chans.iter().zip(&cell.channels) {
-            for (j, &node) in pl.nodes.iter().enumerate() {
-                for b in 0..nb {
-                    let x = &ch.gates[(j * nb + b) * ch.ng..(j * nb + b + 1) * ch.ng];
-                    let g = ch
-                        .kind
-                        .conductance(x, &ch.params[b * ch.np..(b + 1) * ch.np])
-                        * area[node];
-                    let idx = node * nb + b;
-                    d[idx] = d[idx] + g;
-                    rhs[idx] = rhs[idx] + g * ch.rev[b];
-                }
-            }
-        }
-        for cl in &protocol.clamps {
-            let i_ua = c(cl.waveform.at(k, dt) * 1e-3); // nA → µA
-            match cl.batch {
-                Some(b) => rhs[cl.node * nb + b] = rhs[cl.node * nb + b] + i_ua,
-                None => {
-                    for b in 0..nb {
-                        rhs[cl.node * nb + b] = rhs[cl.node * nb + b] + i_ua;
-                    }
-                }
-            }
-        }
-        hines_solve(&cell.parent, &a, &mut d, &mut rhs, nb);
-        std::mem::swap(&mut v, &mut rhs);
-        for (ch, pl) in chans.iter_mut().zip(&cell.channels) {
-            let ng = ch.ng;
-            if ng == 0 {
-                continue;
-            }
-            for (j, &node) in pl.nodes.iter().enumerate() {
-                for b in 0..nb {
-                    let vv = v[node * nb + b];
-                    ch.kind.gates(
-                        vv,
-                        &ch.params[b * ch.np..(b + 1) * ch.np],
-                        &mut inf[..ng],
-                        &mut tau[..ng],
-                    );
-                    let x = &mut ch.gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
-                    for g in 0..ng {
-                        let e = Float::exp(-dt_t * ch.phi / tau[g]);
-                        x[g] = inf[g] + (x[g] - inf[g]) * e;
-                    }
-                }
-            }
-        }
-        if let Some(e) = check_finite(cell, &v, &chans, k + 1, dt) {
+        st.step(k, &mut state, &mut scratch);
+        if let Some(e) = st.check_finite(&state, k + 1, "") {
             return Err(e);
         }
-        record(&v, &chans, &mut data);
+        st.record(&state, &mut data);
     }
     Ok(Recording {
         data,
         n_probes: np_,
         batch: nb,
-        dt,
+        dt: protocol.dt,
     })
 }
 
@@ -421,15 +579,17 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
 fn check_finite<T: Float>(
     cell: &Cell,
     v: &[T],
+    gates: &[Vec<T>],
     chans: &[Ch<T>],
     step: usize,
     dt: f64,
+    prefix: &str,
 ) -> Option<CellError> {
     let nb = cell.batch;
     let diverged = |var: String, node: usize, batch: usize, value: T| CellError::Diverged {
         step,
         time: step as f64 * dt,
-        var,
+        var: format!("{prefix}{var}"),
         node,
         location: cell.location(node),
         batch,
@@ -438,8 +598,8 @@ fn check_finite<T: Float>(
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Some(diverged("v".into(), i / nb, i % nb, v[i]));
     }
-    for (ci, ch) in chans.iter().enumerate() {
-        let (g, ng, kind) = (&ch.gates, ch.ng, ch.kind);
+    for (ci, (ch, g)) in chans.iter().zip(gates).enumerate() {
+        let (ng, kind) = (ch.ng, ch.kind);
         if let Some(i) = g.iter().position(|x| !x.is_finite()) {
             let (jb, gate) = (i / ng, i % ng);
             let (j, b) = (jb / nb, jb % nb);

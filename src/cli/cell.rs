@@ -21,15 +21,18 @@ pub struct CellArgs {
     #[arg(long, value_name = "FILE.toml")]
     config: PathBuf,
     /// Recordings, float64 `[samples, records, batch]` (sample k at t = k dt); a .json sidecar
-    /// and a .png figure are written beside it.
-    #[arg(long, short, value_name = "FILE.npy", default_value = "out/cell.npy")]
-    out: PathBuf,
+    /// and a .png figure are written beside it (default out/cell.npy). With `--fit`: the fit's
+    /// FILE.json (default out/cell_fit.json), with FILE.png and FILE.state.json beside it.
+    #[arg(long, short, value_name = "FILE")]
+    out: Option<PathBuf>,
     /// No figure.
     #[arg(long)]
     no_figure: bool,
     /// No summary.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    fit: super::cell_fit::FitArgs,
 }
 
 #[derive(Serialize)]
@@ -58,7 +61,14 @@ struct Sidecar<'a> {
 
 /// Runs `neurodiff cell`.
 pub fn run(a: CellArgs) -> Result<()> {
-    check_output_path(&a.out, Some("npy"))?;
+    if a.fit.fit {
+        return super::cell_fit::run(&a.config, a.out.as_deref(), a.quiet, a.no_figure, &a.fit);
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out/cell.npy"));
+    check_output_path(&out, Some("npy"))?;
     let cfg = CellConfig::load(&a.config)?;
     let base = a
         .config
@@ -103,17 +113,17 @@ pub fn run(a: CellArgs) -> Result<()> {
         records,
         wall_time_s: wall,
     };
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let json = a.out.with_extension("json");
-    let mut npy = NpyStream::create(&a.out, &[samples, nr, nb], Dtype::F64)?;
+    let json = out.with_extension("json");
+    let mut npy = NpyStream::create(&out, &[samples, nr, nb], Dtype::F64)?;
     npy.write(&rec.data)?;
     let text =
         serde_json::to_string_pretty(&sidecar).map_err(|e| Error::data(&json, e.to_string()))?;
     write_text(&json, &text)?;
     npy.finish()?;
-    let png = a.out.with_extension("png");
+    let png = out.with_extension("png");
     if !a.no_figure {
         let traces: Vec<(String, Vec<f64>)> = (0..nr)
             .filter(|&j| is_voltage[j])
@@ -145,7 +155,7 @@ pub fn run(a: CellArgs) -> Result<()> {
         }
         println!(
             "wrote {}, {}{}",
-            a.out.display(),
+            out.display(),
             json.display(),
             if a.no_figure {
                 String::new()

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod cell;
+mod cell_fit;
 mod circuit;
 mod fit;
 mod latent;

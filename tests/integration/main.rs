@@ -8,6 +8,7 @@ mod common;
 mod adjoint;
 mod catalogue_engine;
 mod cell;
+mod cell_grad;
 mod cli;
 mod delays;
 mod edges;

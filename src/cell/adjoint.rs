@@ -1,0 +1,437 @@
+//! Gradients of a cell simulation: the discrete adjoint (reverse mode) of exactly the step of
+//! [`super::solve`], with nested (multilevel) checkpointing.
+//!
+//! ## What is differentiated
+//! The loss is any function of the recorded samples ([`Recording::data`], `[sample][probe]
+//! [batch]`); the caller gives its value per batch element and its gradient with respect to
+//! every recorded sample. The result is the gradient with respect to every parameter of every
+//! channel placement and batch element (maximal conductances, reversal potentials, any other
+//! parameter in a channel's table), laid out like [`super::Placement::params`]. It is the
+//! gradient of the discrete simulation (the same operations, in `f64`), not of the ODE, so it
+//! agrees with finite differences of [`super::simulate`] to rounding.
+//!
+//! ## The reverse step
+//! The forward step `k` is `A(x_k) v_{k+1} = b(v_k, x_k)` (one tree solve, [`super::hines_solve`]),
+//! then `x_{k+1} = x∞(v_{k+1}) + (x_k − x∞(v_{k+1})) e^{−dt φ/τ(v_{k+1})}`. In reverse, with
+//! `λ` the adjoint of the state after the step:
+//! 1. gates: `λ_v' += Σ λ_x' ∂x'/∂v'`, `∇p += λ_x' ∂x'/∂p`, `λ_x ← λ_x' e^{−dt φ/τ}`, the
+//!    partial derivatives by evaluating the channel's own generic `gates` on dual numbers
+//!    ([`crate::fused::dual::Dual`]; no derivative is written by hand);
+//! 2. the linear solve: `μ = A⁻ᵀ λ_v' = A⁻¹ λ_v'` (`A` is symmetric): **one more tree solve
+//!    with the same matrix**, so the solver is never unrolled. Since `dv' = A⁻¹(db − dA v')`,
+//!    `∂L/∂b = μ` and `∂L/∂A_ii = −μ_i v'_i` (the off-diagonals are constant);
+//! 3. the assembly: `λ_v = (C/dt) μ`; a channel's conductance `G = g(x, p)·area` enters the
+//!    diagonal and `G E(p)` the right-hand side, so `∂L/∂G = μ (E − v')` and `∂L/∂E = μ G`,
+//!    chained through `g` and `E` on dual numbers to `λ_x` and the parameters.
+//!
+//! The initial gates are the steady states at `v_init`, which may depend on the parameters: the
+//! last adjoint is chained through them too.
+//!
+//! ## Checkpointing
+//! The reverse sweep needs the states in reverse order. With levels `[c_1, …, c_m]` the segment
+//! lengths are `S_j = c_j ⋯ c_m` (`S_{m+1} = 1`): the first forward pass (which also records the
+//! traces) keeps the state at every multiple of `S_1`; in reverse, each segment of level `j`
+//! (at most `S_j` steps) is run forward again from its checkpoint keeping a state every
+//! `S_{j+1}` steps (at most `c_j` states), and its sub-segments are reversed in turn; at the
+//! innermost level every state of at most `c_m` steps is kept and the steps are reversed one by
+//! one. A checkpoint moves into the segment it starts, so at most `⌈T/S_1⌉ + c_1 + … + c_m − m`
+//! states are held at once (reported as [`CellGrad::peak_states`]; exactly that when the
+//! lengths divide), for `m` extra forward passes: with `c_j ≈ T^{1/(m+1)}` memory is
+//! `O((m+1) T^{1/(m+1)})` states. `[100, 100]` keeps a state every 10,000 steps, then every
+//! 100 within a segment, then every step within 100. Every level gives the same gradient: the
+//! recomputed states are bit-identical to the first pass.
+
+use super::solve::{hines_solve, State, Stepper};
+use super::{Cell, CellError, Protocol, Recording};
+use crate::fused::dual::Dual;
+use crate::Result;
+
+/// The most dual directions a channel needs: `n_gates + n_params` and `1 + n_params` must not
+/// exceed it.
+pub const MAX_DIRECTIONS: usize = 8;
+
+type D = Dual<f64, MAX_DIRECTIONS>;
+
+/// The loss of one recording: per batch element, and its gradient with respect to every sample
+/// of [`Recording::data`] (same layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceLoss {
+    /// One loss per batch element.
+    pub loss: Vec<f64>,
+    /// `∂L/∂data`, `[sample][probe][batch]` like [`Recording::data`].
+    pub grad: Vec<f64>,
+}
+
+/// The loss of a simulation and its gradient with respect to the channel parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellGrad {
+    /// The forward simulation's recordings.
+    pub recording: Recording,
+    /// The loss per batch element.
+    pub loss: Vec<f64>,
+    /// Per placement ([`Cell::channels`]), `∂L/∂params`, `[batch][param]` like
+    /// [`super::Placement::params`].
+    pub grad: Vec<Vec<f64>>,
+    /// The most states (voltages and gates of the whole cell and batch) held at once.
+    pub peak_states: usize,
+    /// The numbers in one state (`n_nodes · batch` voltages plus the gates).
+    pub state_size: usize,
+}
+
+/// Checks checkpoint levels: at least one, each at least 1, their product finite.
+pub fn check_levels(levels: &[usize]) -> Result<(), CellError> {
+    if levels.is_empty() {
+        return Err(CellError::setting(
+            "checkpoint",
+            "give at least one level (e.g. 100 or 100,100)",
+        ));
+    }
+    if levels.contains(&0) {
+        return Err(CellError::setting(
+            "checkpoint",
+            format!("every level must be at least 1, got {levels:?}"),
+        ));
+    }
+    let mut p: usize = 1;
+    for &c in levels {
+        p = p.checked_mul(c).ok_or_else(|| {
+            CellError::setting("checkpoint", format!("the product of {levels:?} overflows"))
+        })?;
+    }
+    Ok(())
+}
+
+/// One level of about `√steps` (the default).
+pub fn default_levels(steps: usize) -> Vec<usize> {
+    vec![((steps as f64).sqrt().ceil() as usize).max(1)]
+}
+
+/// Counts the states held.
+#[derive(Default)]
+struct Held {
+    now: usize,
+    peak: usize,
+}
+
+impl Held {
+    fn add(&mut self, n: usize) {
+        self.now += n;
+        self.peak = self.peak.max(self.now);
+    }
+}
+
+/// Simulates `protocol` on `cell` in `f64`, evaluates `loss` on the recording and returns the
+/// loss and its gradient with respect to every channel parameter, with checkpoint `levels`
+/// (see the [module documentation](self)).
+pub fn value_and_grad(
+    cell: &Cell,
+    protocol: &Protocol,
+    levels: &[usize],
+    loss: impl FnOnce(&Recording) -> Result<TraceLoss>,
+) -> Result<CellGrad> {
+    check_levels(levels)?;
+    let st = Stepper::<f64>::new(cell, protocol)?;
+    for ch in &st.chans {
+        let spec = ch.kind.spec();
+        if ch.ng + ch.np > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
+            return Err(CellError::setting(
+                format!("channels.{}", spec.name),
+                format!(
+                    "{} gates and {} parameters: the adjoint handles at most {MAX_DIRECTIONS} \
+                     together",
+                    ch.ng, ch.np
+                ),
+            )
+            .into());
+        }
+    }
+    let steps = protocol.steps;
+    let nb = cell.batch;
+    let n_probes = protocol.probes.len();
+    // Segment lengths S_1 … S_m, S_{m+1} = 1.
+    let mut seg = vec![1usize; levels.len() + 1];
+    for j in (0..levels.len()).rev() {
+        seg[j] = seg[j + 1].saturating_mul(levels[j]);
+    }
+
+    // First pass: record, keep a state every S_1 steps.
+    let mut held = Held::default();
+    let mut data = Vec::with_capacity((steps + 1) * n_probes * nb);
+    let mut state = st.init();
+    let mut scratch = st.scratch();
+    let mut top = Vec::new();
+    st.record(&state, &mut data);
+    for k in 0..steps {
+        if k % seg[0] == 0 {
+            top.push(state.clone());
+            held.add(1);
+        }
+        st.step(k, &mut state, &mut scratch);
+        if let Some(e) = st.check_finite(&state, k + 1, "") {
+            return Err(e.into());
+        }
+        st.record(&state, &mut data);
+    }
+    let recording = Recording {
+        data,
+        n_probes,
+        batch: nb,
+        dt: protocol.dt,
+    };
+    let TraceLoss { loss, grad: seeds } = loss(&recording)?;
+    if loss.len() != nb || seeds.len() != recording.data.len() {
+        return Err(CellError::setting(
+            "loss",
+            format!(
+                "the loss gave {} values and {} gradient entries for a batch of {nb} and {} \
+                 recorded values",
+                loss.len(),
+                seeds.len(),
+                recording.data.len()
+            ),
+        )
+        .into());
+    }
+
+    let mut rev = Reverse {
+        st: &st,
+        seeds: &seeds,
+        lam: State {
+            v: vec![0.0; state.v.len()],
+            gates: state.gates.iter().map(|g| vec![0.0; g.len()]).collect(),
+        },
+        grad: cell
+            .channels
+            .iter()
+            .map(|p| vec![0.0; p.params.len()])
+            .collect(),
+        d0: vec![0.0; state.v.len()],
+        mu: vec![0.0; state.v.len()],
+        scratch: st.scratch(),
+        seg,
+        held,
+    };
+    let state_size = state.size();
+    drop(state);
+    rev.seed(steps);
+    for (i, s) in top.into_iter().enumerate().rev() {
+        let k0 = i * rev.seg[0];
+        let len = rev.seg[0].min(steps - k0);
+        // The checkpoint moves into the segment it starts (counted there).
+        rev.held.now -= 1;
+        rev.segment(1, k0, len, s)?;
+    }
+    rev.initial();
+    Ok(CellGrad {
+        recording,
+        loss,
+        grad: rev.grad,
+        peak_states: rev.held.peak,
+        state_size,
+    })
+}
+
+/// The reverse sweep's working set.
+struct Reverse<'s, 'a> {
+    st: &'s Stepper<'a, f64>,
+    seeds: &'s [f64],
+    /// The adjoint of the current state.
+    lam: State<f64>,
+    grad: Vec<Vec<f64>>,
+    d0: Vec<f64>,
+    mu: Vec<f64>,
+    scratch: super::solve::Scratch<f64>,
+    seg: Vec<usize>,
+    held: Held,
+}
+
+impl Reverse<'_, '_> {
+    /// Adds `∂L/∂(sample k)` to the adjoint of the state at sample `k`.
+    fn seed(&mut self, k: usize) {
+        let nb = self.st.nb;
+        let np = self.st.protocol.probes.len();
+        let row = &self.seeds[k * np * nb..(k + 1) * np * nb];
+        for p in 0..np {
+            let (chan, at) = self.st.probe_slot(p);
+            for b in 0..nb {
+                let g = row[p * nb + b];
+                match chan {
+                    None => self.lam.v[at + b] += g,
+                    Some(c) => self.lam.gates[c][at + b * self.st.chans[c].ng] += g,
+                }
+            }
+        }
+    }
+
+    /// Reverses the `len` steps from `k0`, starting from `start` (the state at `k0`), at level
+    /// `level` (1-based; the innermost keeps every state).
+    fn segment(&mut self, level: usize, k0: usize, len: usize, start: State<f64>) -> Result<()> {
+        let sub = self.seg[level];
+        let count = len.div_ceil(sub);
+        let mut ckpt = Vec::with_capacity(count);
+        let mut s = start;
+        for i in 0..count {
+            ckpt.push(s.clone());
+            self.held.add(1);
+            if i + 1 < count {
+                for k in k0 + i * sub..k0 + (i + 1) * sub {
+                    self.st.step(k, &mut s, &mut self.scratch);
+                }
+            }
+        }
+        drop(s);
+        for i in (0..count).rev() {
+            let s = ckpt.pop().expect("one checkpoint per sub-segment");
+            let kk = k0 + i * sub;
+            if sub == 1 {
+                self.step_back(kk, &s)?;
+                self.seed(kk);
+            } else {
+                self.held.now -= 1;
+                self.segment(level + 1, kk, sub.min(k0 + len - kk), s)?;
+                continue;
+            }
+            self.held.now -= 1;
+        }
+        Ok(())
+    }
+
+    /// Reverses step `k` from its start state `s`: on entry `lam` is the adjoint of the state
+    /// after the step, on exit of `s`; parameter gradients accumulate in `grad`.
+    fn step_back(&mut self, k: usize, s: &State<f64>) -> Result<()> {
+        let st = self.st;
+        let nb = st.nb;
+        let cell = st.cell;
+        // Recompute the step's system and solution exactly as the forward step does.
+        let sc = &mut self.scratch;
+        st.assemble(k, s, &mut sc.d, &mut sc.rhs);
+        self.d0.copy_from_slice(&sc.d);
+        hines_solve(&cell.parent, &st.a, &mut sc.d, &mut sc.rhs, nb);
+        let vn = &sc.rhs; // v' = v_{k+1}
+        let dt = D::cst(st.dt);
+
+        // 1. Gates: x' = x∞(v') + (x − x∞(v')) e^{−dt φ/τ(v')}.
+        for (c, (ch, pl)) in st.chans.iter().zip(&cell.channels).enumerate() {
+            let (ng, np) = (ch.ng, ch.np);
+            if ng == 0 {
+                continue;
+            }
+            let phi = D::cst(ch.phi);
+            let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
+            let mut p = [D::cst(0.0); MAX_DIRECTIONS];
+            for (j, &node) in pl.nodes.iter().enumerate() {
+                for b in 0..nb {
+                    let idx = node * nb + b;
+                    for (q, pq) in p[..np].iter_mut().enumerate() {
+                        *pq = D::var(ch.params[b * np + q], 1 + q);
+                    }
+                    ch.kind
+                        .gates(D::var(vn[idx], 0), &p[..np], &mut inf[..ng], &mut tau[..ng]);
+                    let row = (j * nb + b) * ng;
+                    let x = &s.gates[c][row..row + ng];
+                    let mut xn = [D::cst(0.0); MAX_DIRECTIONS];
+                    for g in 0..ng {
+                        xn[g] = D::cst(x[g]);
+                    }
+                    // The same function as the forward step, on dual numbers; `e` alone is
+                    // ∂x'/∂x.
+                    Stepper::<f64>::gate_update(dt, phi, &inf[..ng], &tau[..ng], &mut xn[..ng]);
+                    let gr = &mut self.grad[c][b * np..(b + 1) * np];
+                    for g in 0..ng {
+                        let lx = self.lam.gates[c][row + g];
+                        if lx == 0.0 {
+                            continue;
+                        }
+                        self.lam.v[idx] += lx * xn[g].eps[0];
+                        for (q, gq) in gr.iter_mut().enumerate() {
+                            *gq += lx * xn[g].eps[1 + q];
+                        }
+                        let e = (-st.dt * ch.phi / tau[g].re).exp();
+                        self.lam.gates[c][row + g] = lx * e;
+                    }
+                }
+            }
+        }
+
+        // 2. The solve: μ = A⁻¹ λ_v' with the same matrix.
+        self.mu.copy_from_slice(&self.lam.v);
+        hines_solve(&cell.parent, &st.a, &mut self.d0, &mut self.mu, nb);
+        let mu = &self.mu;
+
+        // 3. The assembly: λ_v = (C/dt) μ; G = g(x, p)·area on the diagonal, G·E on the rhs.
+        for i in 0..st.n {
+            for b in 0..nb {
+                self.lam.v[i * nb + b] = st.cdt[i] * mu[i * nb + b];
+            }
+        }
+        for (c, (ch, pl)) in st.chans.iter().zip(&cell.channels).enumerate() {
+            let (ng, np) = (ch.ng, ch.np);
+            let mut xp = [D::cst(0.0); MAX_DIRECTIONS];
+            for b in 0..nb {
+                let pb = &ch.params[b * np..(b + 1) * np];
+                for q in 0..np {
+                    xp[ng + q] = D::var(pb[q], ng + q);
+                }
+                let e = ch.kind.reversal(&xp[ng..ng + np]);
+                for (j, &node) in pl.nodes.iter().enumerate() {
+                    let idx = node * nb + b;
+                    let m = mu[idx];
+                    if m == 0.0 {
+                        continue;
+                    }
+                    let row = (j * nb + b) * ng;
+                    for (g, xg) in xp[..ng].iter_mut().enumerate() {
+                        *xg = D::var(s.gates[c][row + g], g);
+                    }
+                    let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
+                    let area = st.area[node];
+                    let dl_dg = m * (e.re - vn[idx]) * area;
+                    let dl_de = m * g.re * area;
+                    for q in 0..ng {
+                        self.lam.gates[c][row + q] += dl_dg * g.eps[q];
+                    }
+                    let gr = &mut self.grad[c][b * np..(b + 1) * np];
+                    for (q, gq) in gr.iter_mut().enumerate() {
+                        *gq += dl_dg * g.eps[ng + q] + dl_de * e.eps[ng + q];
+                    }
+                }
+            }
+        }
+        if let Some(e) = st.check_finite(&self.lam, k, "adjoint of ") {
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Chains the adjoint of the initial gates through their steady states at `v_init`.
+    fn initial(&mut self) {
+        let st = self.st;
+        let nb = st.nb;
+        let v0 = D::cst(st.protocol.v_init);
+        for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
+            let (ng, np) = (ch.ng, ch.np);
+            if ng == 0 {
+                continue;
+            }
+            let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
+            let mut p = [D::cst(0.0); MAX_DIRECTIONS];
+            for b in 0..nb {
+                for (q, pq) in p[..np].iter_mut().enumerate() {
+                    *pq = D::var(ch.params[b * np + q], q);
+                }
+                st.chans[c]
+                    .kind
+                    .gates(v0, &p[..np], &mut inf[..ng], &mut tau[..ng]);
+                for j in 0..pl.nodes.len() {
+                    let row = (j * nb + b) * ng;
+                    for (g, infg) in inf[..ng].iter().enumerate() {
+                        let lx = self.lam.gates[c][row + g];
+                        for q in 0..np {
+                            self.grad[c][b * np + q] += lx * infg.eps[q];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! `neurodiff cell --fit`: fits channel parameters of a cell to recorded voltage traces with the
+//! adjoint gradient (`neurodiff::cell::adjoint`), restarts run as the batch.
+//!
+//! Everything given is checked before anything is written: a bad parameter, bound, target
+//! file, time step or length is an error naming it, and no output file is created.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use neurodiff::cell::adjoint::{check_levels, default_levels, value_and_grad};
+use neurodiff::cell::config::Resolved;
+use neurodiff::cell::fit::{gather, parse_fit_param, set_values, trace_loss, FitParam, LossKind};
+use neurodiff::cell::{simulate, Cell, CellConfig};
+use neurodiff::io::{check_output_path, read_npy, write_text};
+use neurodiff::{Error, Result};
+
+/// Flags of `neurodiff cell --fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Fit channel parameters to `--target` instead of only simulating (writes FILE.json,
+    /// FILE.png and FILE.state.json for `--out FILE.json`, default out/cell_fit.json).
+    #[arg(long)]
+    pub fit: bool,
+    /// Recorded voltage traces, mV: `[samples]`, `[samples, records]` or `[samples, records,
+    /// 1]` (what `neurodiff cell` writes), sample k at t = k dt, one column per voltage
+    /// `[[record]]` of the config, `duration/dt + 1` samples.
+    #[arg(long, value_name = "FILE.npy", requires = "fit")]
+    pub target: Option<PathBuf>,
+    /// The target's time step, ms; must equal the config's `dt`.
+    #[arg(long, value_name = "MS", requires = "fit")]
+    pub target_dt: Option<f64>,
+    /// A fitted parameter with bounds in its unit: `CHANNEL.PARAM=LO..HI` (every placement of
+    /// the channel, one value) or `CHANNEL.PARAM@GROUP=LO..HI` (the placements on GROUP),
+    /// e.g. `hh_na.gbar@soma=50..200` (mS/cm²). Repeat for more.
+    #[arg(long = "fit-param", value_name = "SPEC", requires = "fit")]
+    pub fit_param: Vec<String>,
+    /// The loss: mse (mV²), stats (normalised MAE of the mean and s.d. of V in `--windows`
+    /// equal windows, mV) or sdtw (debiased soft-DTW divergence, `--gamma`, `--lambda`).
+    #[arg(long, default_value = "mse", value_parser = ["mse", "stats", "sdtw"])]
+    pub loss: String,
+    /// Windows of the stats loss.
+    #[arg(long, default_value_t = 10)]
+    pub windows: usize,
+    /// Soft-DTW smoothing, mV.
+    #[arg(long, default_value_t = 1.0)]
+    pub gamma: f64,
+    /// Soft-DTW warping penalty, mV per sample of lag.
+    #[arg(long, default_value_t = 0.1)]
+    pub lambda: f64,
+    /// The optimiser, on the inverse-sigmoid (unbounded) variables.
+    #[arg(long, default_value = "adam", value_parser = ["adam", "polyak"])]
+    pub optimizer: String,
+    /// Adam's learning rate, or Polyak's step γ (unbounded variables, dimensionless).
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// Iterations (gradient evaluations), in total when resuming.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Parallel restarts, run as the batch: restart 0 starts from the config's values, the
+    /// others uniformly in the middle 80 % of the bounds (`--seed`).
+    #[arg(long, default_value_t = 4)]
+    pub restarts: usize,
+    /// Seed of the restarts' starts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Checkpoint levels of the gradient, e.g. 100,100 (default one level of ⌈√steps⌉).
+    #[arg(long, value_delimiter = ',', value_name = "C1,C2,..")]
+    pub checkpoint: Vec<usize>,
+    /// Continue from a state file (FILE.state.json of an earlier run with the same settings).
+    #[arg(long, value_name = "FILE.state.json", requires = "fit")]
+    pub resume: Option<PathBuf>,
+}
+
+/// What must match for a resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Settings {
+    config: String,
+    target: String,
+    target_dt_ms: f64,
+    params: Vec<(String, f64, f64)>,
+    loss: String,
+    windows: usize,
+    gamma: f64,
+    lambda: f64,
+    optimizer: String,
+    lr: f64,
+    restarts: usize,
+    seed: u64,
+    checkpoint: Vec<usize>,
+}
+
+/// The resumable state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FitState {
+    settings: Settings,
+    iteration: usize,
+    /// Unbounded variables `[restart][param]`.
+    z: Vec<f64>,
+    adam_m: Vec<f64>,
+    adam_v: Vec<f64>,
+    adam_t: u64,
+    /// Starting values `[restart][param]`.
+    start: Vec<f64>,
+    /// Losses per iteration and restart.
+    history: Vec<Vec<f64>>,
+    /// Best loss and parameters per restart.
+    best_loss: Vec<f64>,
+    best_theta: Vec<f64>,
+    wall_time_s: f64,
+}
+
+#[derive(Serialize)]
+struct RestartOut {
+    start: serde_json::Map<String, serde_json::Value>,
+    fitted: serde_json::Map<String, serde_json::Value>,
+    best_loss: f64,
+    final_loss: f64,
+}
+
+#[derive(Serialize)]
+struct FitOut<'a> {
+    settings: &'a Settings,
+    units: &'static str,
+    iterations: usize,
+    best: RestartOut,
+    best_restart: usize,
+    restarts: Vec<RestartOut>,
+    loss_history: &'a [Vec<f64>],
+    wall_time_s: f64,
+}
+
+fn named(params: &[FitParam], v: &[f64]) -> serde_json::Map<String, serde_json::Value> {
+    params
+        .iter()
+        .zip(v)
+        .map(|(p, &x)| (p.label.clone(), serde_json::json!(x)))
+        .collect()
+}
+
+/// Runs `neurodiff cell --fit`.
+pub fn run(
+    config: &Path,
+    out: Option<&Path>,
+    quiet: bool,
+    no_figure: bool,
+    a: &FitArgs,
+) -> Result<()> {
+    let out = out.map_or_else(|| PathBuf::from("out/cell_fit.json"), Path::to_path_buf);
+    check_output_path(&out, Some("json"))?;
+    let png = out.with_extension("png");
+    let state_path = out.with_extension("state.json");
+    let cfg = CellConfig::load(config)?;
+    let base = config
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let Resolved {
+        cell,
+        protocol,
+        labels,
+        is_voltage,
+    } = cfg.resolve(&base)?;
+    if cell.batch != 1 {
+        return Err(Error::setting(
+            "fit",
+            format!(
+                "the config describes a batch of {} (lists of values); a fit runs its restarts \
+                 as the batch, so give one value per setting",
+                cell.batch
+            ),
+        ));
+    }
+    if a.fit_param.is_empty() {
+        return Err(Error::setting(
+            "fit-param",
+            "give at least one, e.g. --fit-param hh_na.gbar=50..200",
+        ));
+    }
+    let params: Vec<FitParam> = a
+        .fit_param
+        .iter()
+        .map(|s| parse_fit_param(s, &cell))
+        .collect::<Result<_>>()?;
+    for (i, p) in params.iter().enumerate() {
+        if params[..i].iter().any(|q| {
+            q.channel == p.channel
+                && q.param == p.param
+                && q.placements.iter().any(|c| p.placements.contains(c))
+        }) {
+            return Err(Error::setting(
+                format!("fit-param `{}`", p.label),
+                "fitted twice (it shares a placement with an earlier --fit-param)",
+            ));
+        }
+    }
+    let loss_kind = match a.loss.as_str() {
+        "mse" => LossKind::Mse,
+        "stats" => LossKind::Stats { windows: a.windows },
+        _ => LossKind::Sdtw {
+            gamma: a.gamma,
+            lambda: a.lambda,
+        },
+    };
+    if a.restarts == 0 {
+        return Err(Error::setting("restarts", "must be at least 1"));
+    }
+    if a.iterations == 0 {
+        return Err(Error::setting("iterations", "must be at least 1"));
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return Err(Error::setting(
+            "lr",
+            format!("must be positive, got {}", a.lr),
+        ));
+    }
+    let levels = if a.checkpoint.is_empty() {
+        default_levels(protocol.steps)
+    } else {
+        a.checkpoint.clone()
+    };
+    check_levels(&levels)?;
+
+    // The target.
+    let target_path = a
+        .target
+        .as_deref()
+        .ok_or_else(|| Error::setting("target", "--fit needs --target FILE.npy"))?;
+    let target_dt = a.target_dt.ok_or_else(|| {
+        Error::setting(
+            "target-dt",
+            "--fit needs the target's time step, --target-dt MS",
+        )
+    })?;
+    if !(target_dt.is_finite() && target_dt > 0.0) {
+        return Err(Error::setting(
+            "target-dt",
+            format!("must be a positive time step in ms, got {target_dt}"),
+        ));
+    }
+    if (target_dt - protocol.dt).abs() > 1e-9 * protocol.dt {
+        return Err(Error::setting(
+            "target-dt",
+            format!(
+                "the target's time step {target_dt} ms differs from the config's dt {} ms \
+                 (resample the target or change dt)",
+                protocol.dt
+            ),
+        ));
+    }
+    let probes: Vec<usize> = (0..is_voltage.len()).filter(|&j| is_voltage[j]).collect();
+    let arr = read_npy(target_path)?;
+    let samples = protocol.steps + 1;
+    let cols = match arr.shape.as_slice() {
+        [_] => 1,
+        [_, c] | [_, c, 1] => *c,
+        s => {
+            return Err(Error::data(
+                target_path,
+                format!(
+                    "shape {s:?}: expected [samples], [samples, records] or [samples, records, 1]"
+                ),
+            ))
+        }
+    };
+    if arr.shape[0] != samples {
+        return Err(Error::data(
+            target_path,
+            format!(
+                "{} samples, but duration {} ms at dt {} ms needs {samples} (sample k at t = k dt, \
+                 k = 0 the initial state)",
+                arr.shape[0], cfg.duration, protocol.dt
+            ),
+        ));
+    }
+    if cols != probes.len() {
+        return Err(Error::data(
+            target_path,
+            format!(
+                "{cols} traces, but the config records {} voltages ({})",
+                probes.len(),
+                probes
+                    .iter()
+                    .map(|&j| labels[j].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if let Some(i) = arr.data.iter().position(|x| !x.is_finite()) {
+        return Err(Error::data(
+            target_path,
+            format!("sample {} of trace {} is not finite", i / cols, i % cols),
+        ));
+    }
+    let target: Vec<Vec<f64>> = (0..cols)
+        .map(|c| (0..samples).map(|k| arr.data[k * cols + c]).collect())
+        .collect();
+
+    let settings = Settings {
+        config: config.display().to_string(),
+        target: target_path.display().to_string(),
+        target_dt_ms: target_dt,
+        params: params
+            .iter()
+            .map(|p| (p.label.clone(), p.lower, p.upper))
+            .collect(),
+        loss: a.loss.clone(),
+        windows: a.windows,
+        gamma: a.gamma,
+        lambda: a.lambda,
+        optimizer: a.optimizer.clone(),
+        lr: a.lr,
+        restarts: a.restarts,
+        seed: a.seed,
+        checkpoint: levels.clone(),
+    };
+    let (r, np) = (a.restarts, params.len());
+    let mut state = match &a.resume {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let st: FitState = serde_json::from_str(&text)
+                .map_err(|e| Error::data(path, format!("not a fit state: {e}")))?;
+            if st.settings != settings {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "written for other settings: {} (now {})",
+                        serde_json::to_string(&st.settings).unwrap_or_default(),
+                        serde_json::to_string(&settings).unwrap_or_default()
+                    ),
+                ));
+            }
+            st
+        }
+        None => {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(a.seed);
+            let mut start = Vec::with_capacity(r * np);
+            for b in 0..r {
+                for p in &params {
+                    start.push(if b == 0 {
+                        p.value(&cell, 0)
+                    } else {
+                        p.lower + (p.upper - p.lower) * rng.random_range(0.1..0.9)
+                    });
+                }
+            }
+            let z = start
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| params[i % np].bounds().to_unbounded_f64(x))
+                .collect();
+            FitState {
+                settings: settings.clone(),
+                iteration: 0,
+                z,
+                adam_m: vec![0.0; r * np],
+                adam_v: vec![0.0; r * np],
+                adam_t: 0,
+                start,
+                history: Vec::new(),
+                best_loss: vec![f64::INFINITY; r],
+                best_theta: vec![f64::NAN; r * np],
+                wall_time_s: 0.0,
+            }
+        }
+    };
+
+    // Restarts as the batch.
+    let mut cell_r: Cell = cell.clone();
+    cell_r.batch = r;
+    for pl in &mut cell_r.channels {
+        pl.params = pl.params.repeat(r);
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let t0 = Instant::now();
+    let wall0 = state.wall_time_s;
+    while state.iteration < a.iterations {
+        let theta: Vec<f64> = state
+            .z
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| params[i % np].bounds().to_bounded_f64(z))
+            .collect();
+        set_values(&mut cell_r, &params, &theta);
+        let g = value_and_grad(&cell_r, &protocol, &levels, |rec| {
+            trace_loss(loss_kind, rec, &target, &probes)
+        })?;
+        let gt = gather(&params, &g.grad, r);
+        // dθ/dz = (θ − l)(u − θ)/(u − l).
+        let gz: Vec<f64> = gt
+            .iter()
+            .zip(&theta)
+            .enumerate()
+            .map(|(i, (&g, &x))| {
+                let p = &params[i % np];
+                g * (x - p.lower) * (p.upper - x) / (p.upper - p.lower)
+            })
+            .collect();
+        for b in 0..r {
+            if g.loss[b] < state.best_loss[b] {
+                state.best_loss[b] = g.loss[b];
+                state.best_theta[b * np..(b + 1) * np]
+                    .copy_from_slice(&theta[b * np..(b + 1) * np]);
+            }
+        }
+        state.history.push(g.loss.clone());
+        optimizer_step(a, &mut state, &gz, r, np)?;
+        state.iteration += 1;
+        state.wall_time_s = wall0 + t0.elapsed().as_secs_f64();
+        let text =
+            serde_json::to_string(&state).map_err(|e| Error::data(&state_path, e.to_string()))?;
+        write_text(&state_path, &text)?;
+        let every = (a.iterations / 20).max(1);
+        if !quiet && (state.iteration % every == 0 || state.iteration == a.iterations) {
+            let best = g.loss.iter().cloned().fold(f64::INFINITY, f64::min);
+            eprintln!(
+                "iteration {}/{}: {} loss best {best:.6} (restarts {})",
+                state.iteration,
+                a.iterations,
+                a.loss,
+                g.loss
+                    .iter()
+                    .map(|l| format!("{l:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+
+    let best_restart = (0..r)
+        .min_by(|&x, &y| state.best_loss[x].total_cmp(&state.best_loss[y]))
+        .unwrap_or(0);
+    let restart_out = |b: usize| RestartOut {
+        start: named(&params, &state.start[b * np..(b + 1) * np]),
+        fitted: named(&params, &state.best_theta[b * np..(b + 1) * np]),
+        best_loss: state.best_loss[b],
+        final_loss: state.history.last().map_or(f64::NAN, |h| h[b]),
+    };
+    let fit_out = FitOut {
+        settings: &settings,
+        units: "time ms, voltage mV, conductances mS/cm², reversal potentials mV; loss: mse mV², \
+                stats and sdtw mV",
+        iterations: state.iteration,
+        best: restart_out(best_restart),
+        best_restart,
+        restarts: (0..r).map(restart_out).collect(),
+        loss_history: &state.history,
+        wall_time_s: state.wall_time_s,
+    };
+    let text =
+        serde_json::to_string_pretty(&fit_out).map_err(|e| Error::data(&out, e.to_string()))?;
+    write_text(&out, &text)?;
+    if !no_figure {
+        let mut best_cell = cell.clone();
+        set_values(
+            &mut best_cell,
+            &params,
+            &state.best_theta[best_restart * np..(best_restart + 1) * np],
+        );
+        let rec = simulate::<f64>(&best_cell, &protocol)?;
+        let mut traces = Vec::new();
+        for (c, &p) in probes.iter().enumerate() {
+            traces.push((format!("data {}", labels[p]), target[c].clone()));
+            traces.push((format!("fit {}", labels[p]), rec.trace(p, 0)));
+        }
+        neurodiff::plot::cell_figure(&png, &traces, protocol.dt)?;
+    }
+    if !quiet {
+        println!(
+            "best restart {best_restart}: loss {:.6} at {}",
+            state.best_loss[best_restart],
+            params
+                .iter()
+                .enumerate()
+                .map(|(j, p)| format!(
+                    "{} = {:.6}",
+                    p.label,
+                    state.best_theta[best_restart * np + j]
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "wrote {}, {}{}",
+            out.display(),
+            state_path.display(),
+            if no_figure {
+                String::new()
+            } else {
+                format!(" and {}", png.display())
+            }
+        );
+    }
+    Ok(())
+}
+
+/// One optimiser step on the unbounded variables (restarts as rows).
+#[cfg(feature = "ndarray")]
+fn optimizer_step(a: &FitArgs, st: &mut FitState, gz: &[f64], r: usize, np: usize) -> Result<()> {
+    use burn::prelude::{Tensor, TensorData};
+    type B = burn::backend::NdArray<f64>;
+    let device = Default::default();
+    let t = |v: &[f64]| -> Tensor<B, 2> {
+        Tensor::from_data(
+            TensorData::new(v.to_vec(), [r, np]),
+            neurodiff::float_opts::<B>(&device),
+        )
+    };
+    let host = |x: Tensor<B, 2>| -> Vec<f64> {
+        x.into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .expect("f64")
+    };
+    let optim = |e: neurodiff_optim::Error| Error::setting("optimizer", e.to_string());
+    let z = [t(&st.z)];
+    let g = [t(gz)];
+    let new = if a.optimizer == "polyak" {
+        let p = neurodiff_optim::Polyak::new(a.lr, neurodiff_optim::Polyak::spread_betas(r))
+            .map_err(optim)?;
+        p.step(&z, &g).map_err(optim)?
+    } else {
+        let adam = neurodiff_optim::Adam::new(neurodiff_optim::AdamConfig {
+            lr: a.lr,
+            ..Default::default()
+        })
+        .map_err(optim)?;
+        let mut s = neurodiff_optim::AdamState {
+            m: vec![t(&st.adam_m)],
+            v: vec![t(&st.adam_v)],
+            t: st.adam_t,
+        };
+        let out = adam.step(&z, &g, &mut s).map_err(optim)?;
+        st.adam_m = host(s.m.remove(0));
+        st.adam_v = host(s.v.remove(0));
+        st.adam_t = s.t;
+        out
+    };
+    st.z = host(new.into_iter().next().expect("one tensor"));
+    Ok(())
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn optimizer_step(_: &FitArgs, _: &mut FitState, _: &[f64], _: usize, _: usize) -> Result<()> {
+    Err(Error::setting(
+        "fit",
+        "the optimisers run on the ndarray backend: build with the `ndarray` feature",
+    ))
+}

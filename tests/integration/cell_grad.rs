@@ -1,0 +1,525 @@
+//! Gradients of cells (`neurodiff::cell::adjoint`): the discrete adjoint against central finite
+//! differences (Richardson-extrapolated, f64) of the forward simulation for every parameter of
+//! a spiking HH compartment and of a branched ball-and-stick cell (batch 2, voltage and gate
+//! recordings); nested checkpointing giving the same gradient at every level choice; the count
+//! of states held following the levels; bad levels as errors.
+
+use neurodiff::cell::adjoint::{check_levels, value_and_grad, TraceLoss};
+use neurodiff::cell::{
+    simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording, Waveform,
+};
+use neurodiff_models::channel::ChannelKind;
+
+/// Deterministic weights in [-1, 1).
+fn weights(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A smooth nonlinear loss of the recording: per batch element
+/// `L_b = (1/N) Σ_{k,p} (w_{k,p} x + ½ (x − y)²/s_p²)` with random weights `w`, a fixed
+/// reference `y` and a per-probe scale `s` (mV for voltages, 0.1 for gates).
+fn loss_of(rec: &Recording, scales: &[f64]) -> TraceLoss {
+    let (np, nb) = (rec.n_probes, rec.batch);
+    let w = weights(7, rec.data.len());
+    let n = rec.len() as f64;
+    let mut loss = vec![0.0; nb];
+    let mut grad = vec![0.0; rec.data.len()];
+    for (i, &x) in rec.data.iter().enumerate() {
+        let (p, b) = ((i / nb) % np, i % nb);
+        let y = -60.0 * (p == 0) as u8 as f64;
+        let s2 = scales[p] * scales[p];
+        loss[b] += (w[i] * x + 0.5 * (x - y) * (x - y) / s2) / n;
+        grad[i] = (w[i] + (x - y) / s2) / n;
+    }
+    TraceLoss { loss, grad }
+}
+
+fn total(cell: &Cell, p: &Protocol, scales: &[f64]) -> Vec<f64> {
+    loss_of(&simulate::<f64>(cell, p).unwrap(), scales).loss
+}
+
+/// Checks every parameter of every placement and batch element against central differences
+/// with Richardson extrapolation, `(4 D(h/2) − D(h))/3`, relative step `1e-4`.
+fn check_against_fd(cell: &Cell, p: &Protocol, scales: &[f64], levels: &[usize], tol: f64) {
+    let g = value_and_grad(cell, p, levels, |r| Ok(loss_of(r, scales))).unwrap();
+    assert_eq!(
+        g.loss,
+        total(cell, p, scales),
+        "the loss is the forward one"
+    );
+    let nb = cell.batch;
+    let mut checked = 0;
+    for (c, pl) in cell.channels.iter().enumerate() {
+        let spec = pl.kind.spec();
+        let np = spec.params.len();
+        for b in 0..nb {
+            for q in 0..np {
+                let x0 = pl.params[b * np + q];
+                let h = 1e-4 * x0.abs().max(1.0);
+                let at = |x: f64| {
+                    let mut cc = cell.clone();
+                    cc.channels[c].params[b * np + q] = x;
+                    total(&cc, p, scales)[b]
+                };
+                let d = |h: f64| (at(x0 + h) - at(x0 - h)) / (2.0 * h);
+                let fd = (4.0 * d(0.5 * h) - d(h)) / 3.0;
+                let ad = g.grad[c][b * np + q];
+                let scale = fd.abs().max(ad.abs()).max(1e-8);
+                assert!(
+                    (fd - ad).abs() <= tol * scale,
+                    "{}.{} batch {b}: adjoint {ad:e}, finite differences {fd:e} (rel {:e})",
+                    spec.name,
+                    spec.params[q].name,
+                    (fd - ad).abs() / scale
+                );
+                // Every other batch element's loss does not depend on this row.
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4);
+}
+
+/// One HH compartment (NEURON's `hh` as three channels), 0.3 nA from 1 ms: a spike at ~3 ms.
+fn hh_point(steps: usize) -> (Cell, Protocol) {
+    let m = Morphology {
+        branches: vec![Branch {
+            name: Some("soma".into()),
+            parent: None,
+            length: 20.0,
+            radius: 10.0,
+            ncomp: 1,
+            group: Group::Soma,
+        }],
+    };
+    let mut cell = Cell::new(m, |_| Passive { cm: 1.0, ra: 100.0 }, 1).unwrap();
+    cell.insert(ChannelKind::HhNa, |_, _| true, &[vec![120.0, 50.0]])
+        .unwrap();
+    cell.insert(ChannelKind::HhK, |_, _| true, &[vec![36.0, -77.0]])
+        .unwrap();
+    cell.insert(ChannelKind::Leak, |_, _| true, &[vec![0.3, -54.3]])
+        .unwrap();
+    let p = Protocol {
+        dt: 0.025,
+        steps,
+        celsius: 6.3,
+        v_init: -65.0,
+        clamps: vec![Clamp {
+            node: 0,
+            batch: None,
+            waveform: Waveform::Step {
+                amp: 0.3,
+                delay: 1.0,
+                dur: 1e9,
+            },
+        }],
+        probes: vec![Probe::V { node: 0 }],
+    };
+    (cell, p)
+}
+
+/// Ball and stick: a soma (1 compartment, HH) and a dendrite (4 compartments, leak + Ih),
+/// batch 2 (different conductances and stimuli), soma and dendrite voltage and the soma's
+/// `hh_k.n` recorded.
+fn ball_and_stick(steps: usize) -> (Cell, Protocol) {
+    let m = Morphology {
+        branches: vec![
+            Branch {
+                name: Some("soma".into()),
+                parent: None,
+                length: 20.0,
+                radius: 10.0,
+                ncomp: 1,
+                group: Group::Soma,
+            },
+            Branch {
+                name: Some("dend".into()),
+                parent: Some(0),
+                length: 200.0,
+                radius: 1.0,
+                ncomp: 4,
+                group: Group::Basal,
+            },
+        ],
+    };
+    let mut cell = Cell::new(m, |_| Passive { cm: 1.0, ra: 100.0 }, 2).unwrap();
+    let soma = |_: usize, b: &Branch| b.group == Group::Soma;
+    let dend = |_: usize, b: &Branch| b.group == Group::Basal;
+    cell.insert(
+        ChannelKind::HhNa,
+        soma,
+        &[vec![120.0, 50.0], vec![100.0, 55.0]],
+    )
+    .unwrap();
+    cell.insert(
+        ChannelKind::HhK,
+        soma,
+        &[vec![36.0, -77.0], vec![30.0, -80.0]],
+    )
+    .unwrap();
+    cell.insert(
+        ChannelKind::Leak,
+        |_, _| true,
+        &[vec![0.3, -54.3], vec![0.5, -65.0]],
+    )
+    .unwrap();
+    cell.insert(ChannelKind::Ih, dend, &[vec![5.0, -45.0], vec![2.0, -40.0]])
+        .unwrap();
+    assert_eq!(cell.n_nodes(), 6, "5 compartments and a junction");
+    let dend_end = cell.node_at(1, 1.0).unwrap();
+    let p = Protocol {
+        dt: 0.025,
+        steps,
+        celsius: 6.3,
+        v_init: -65.0,
+        clamps: vec![
+            Clamp {
+                node: 0,
+                batch: Some(0),
+                waveform: Waveform::Step {
+                    amp: 0.4,
+                    delay: 1.0,
+                    dur: 1e9,
+                },
+            },
+            Clamp {
+                node: dend_end,
+                batch: Some(1),
+                waveform: Waveform::Step {
+                    amp: 0.3,
+                    delay: 0.5,
+                    dur: 1e9,
+                },
+            },
+        ],
+        probes: vec![
+            Probe::V { node: 0 },
+            Probe::V { node: dend_end },
+            Probe::Gate {
+                channel: 1,
+                node: 0,
+                gate: 0,
+            },
+        ],
+    };
+    (cell, p)
+}
+
+#[test]
+fn hh_point_neuron_gradient_matches_finite_differences() {
+    let (cell, p) = hh_point(320); // 8 ms
+    let rec = simulate::<f64>(&cell, &p).unwrap();
+    assert_eq!(rec.crossings(0, 0, 0.0).len(), 1, "one spike in the window");
+    check_against_fd(&cell, &p, &[10.0], &[18], 1e-5);
+    check_against_fd(&cell, &p, &[10.0], &[4, 5], 1e-5);
+}
+
+#[test]
+fn ball_and_stick_gradient_matches_finite_differences() {
+    let (cell, p) = ball_and_stick(240); // 6 ms
+    let rec = simulate::<f64>(&cell, &p).unwrap();
+    assert_eq!(rec.crossings(0, 0, 0.0).len(), 1, "element 0 spikes");
+    check_against_fd(&cell, &p, &[10.0, 10.0, 0.1], &[16], 1e-5);
+}
+
+#[test]
+fn every_checkpoint_level_gives_the_same_gradient() {
+    let (cell, p) = ball_and_stick(300);
+    let run = |levels: &[usize]| {
+        value_and_grad(&cell, &p, levels, |r| Ok(loss_of(r, &[10.0, 10.0, 0.1]))).unwrap()
+    };
+    let one = run(&[300]);
+    for levels in [&[1][..], &[17], &[10, 10], &[7, 3], &[4, 4, 4], &[1000, 2]] {
+        let other = run(levels);
+        assert_eq!(other.loss, one.loss, "{levels:?}");
+        for (a, b) in one.grad.iter().flatten().zip(other.grad.iter().flatten()) {
+            assert!(
+                (a - b).abs() <= 1e-12 * a.abs().max(1e-12),
+                "{levels:?}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn states_held_follow_the_levels() {
+    let (cell, p) = hh_point(1000);
+    let peak = |levels: &[usize]| {
+        value_and_grad(&cell, &p, levels, |r| Ok(loss_of(r, &[10.0])))
+            .unwrap()
+            .peak_states
+    };
+    // ⌈T/S_1⌉ + c_1 + … + c_m − m when the lengths divide T.
+    assert_eq!(peak(&[100]), 10 + 100 - 1);
+    assert_eq!(peak(&[10]), 100 + 10 - 1);
+    assert_eq!(peak(&[10, 10]), 10 + 10 + 10 - 2);
+    assert_eq!(peak(&[10, 10, 10]), 1 + 30 - 3);
+    assert_eq!(peak(&[1000]), 1 + 1000 - 1);
+    // Fewer states with more levels for the same T.
+    assert!(peak(&[10, 10]) < peak(&[32]));
+}
+
+#[test]
+fn bad_levels_and_losses_are_errors() {
+    let (cell, p) = hh_point(10);
+    for bad in [&[][..], &[0], &[10, 0]] {
+        let e = check_levels(bad).unwrap_err().to_string();
+        assert!(e.contains("checkpoint"), "{e}");
+        let e = value_and_grad(&cell, &p, bad, |r| Ok(loss_of(r, &[10.0]))).unwrap_err();
+        assert!(e.to_string().contains("checkpoint"), "{e}");
+    }
+    let e = value_and_grad(&cell, &p, &[4], |_| {
+        Ok(TraceLoss {
+            loss: vec![0.0],
+            grad: vec![0.0; 3],
+        })
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("loss") && e.contains("gradient entries"), "{e}");
+    // A diverging forward run names the compartment and variable.
+    let mut pd = p.clone();
+    pd.clamps[0].waveform = Waveform::Step {
+        amp: 1e308, // v overflows to inf in the first step
+        delay: 0.0,
+        dur: 1e9,
+    };
+    let e = value_and_grad(&cell, &pd, &[4], |r| Ok(loss_of(r, &[10.0])))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("diverged") && e.contains("branch `soma` compartment 0"),
+        "{e}"
+    );
+}
+
+/// The gradient of every loss of `neurodiff_optim` (MSE, windowed statistics with the
+/// normalised MAE, soft-DTW divergence) through the adjoint against finite differences, with a
+/// target from other conductances.
+#[test]
+fn every_trace_loss_gradient_matches_finite_differences() {
+    use neurodiff::cell::fit::{trace_loss, LossKind};
+    let (cell, mut p) = hh_point(200); // 5 ms: the spike's upstroke
+                                       // From −70 mV the trace rises monotonically to the stimulus (at −65 mV, the rest, the
+                                       // sign of every early |x_i − x_j| in soft-DTW's sdtw(x, x) term flips with leak.e: a kink).
+    p.v_init = -70.0;
+    let mut tcell = cell.clone();
+    tcell.channels[0].params[0] = 100.0;
+    tcell.channels[1].params[0] = 40.0;
+    let target = vec![simulate::<f64>(&tcell, &p).unwrap().trace(0, 0)];
+    let kinds = [
+        LossKind::Mse,
+        LossKind::Stats { windows: 4 },
+        LossKind::Sdtw {
+            gamma: 1.0,
+            lambda: 0.1,
+        },
+    ];
+    for kind in kinds {
+        let f = |c: &Cell| {
+            trace_loss(kind, &simulate::<f64>(c, &p).unwrap(), &target, &[0])
+                .unwrap()
+                .loss[0]
+        };
+        let g = value_and_grad(&cell, &p, &[15], |r| trace_loss(kind, r, &target, &[0])).unwrap();
+        assert!(g.loss[0] > 0.0, "{kind:?}");
+        for (c, q) in [(0, 0), (1, 0), (2, 1), (0, 1)] {
+            let x0 = cell.channels[c].params[q];
+            let h = 1e-4 * x0.abs().max(1.0);
+            let at = |x: f64| {
+                let mut cc = cell.clone();
+                cc.channels[c].params[q] = x;
+                f(&cc)
+            };
+            let d = |h: f64| (at(x0 + h) - at(x0 - h)) / (2.0 * h);
+            // Soft-DTW's cost |x_i − y_j| has a kink wherever a simulated sample crosses a
+            // target sample; with a 1e-4 step several crossings fall inside ±h (a 5 % error
+            // measured at hh_na.gbar), so soft-DTW takes a 1e-6 step (plain central
+            // differences: truncation ~1e-12, rounding ~1e-10 relative).
+            let fd = if matches!(kind, LossKind::Sdtw { .. }) {
+                d(1e-2 * h)
+            } else {
+                (4.0 * d(0.5 * h) - d(h)) / 3.0
+            };
+            let ad = g.grad[c][q];
+            let scale = fd.abs().max(ad.abs()).max(1e-10);
+            assert!(
+                (fd - ad).abs() <= 1e-5 * scale,
+                "{kind:?}, placement {c} param {q}: adjoint {ad:e}, finite differences {fd:e}"
+            );
+        }
+    }
+}
+
+const FIT_TOML: &str = r#"
+dt = 0.025
+duration = 5.0
+[[branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[passive.all]
+cm = 1.0
+ra = 100.0
+[[channels]]
+name = "hh_na"
+params = { gbar = 90.0 }
+[[channels]]
+name = "hh_k"
+params = { gbar = 45.0 }
+[[channels]]
+name = "leak"
+[[stimuli]]
+branch = "soma"
+amp = 0.3
+delay = 1.0
+"#;
+
+/// Writes the fit config and a target made with hh_na.gbar 120, hh_k.gbar 36 (201 samples).
+fn fit_case(dir: &std::path::Path) {
+    std::fs::write(dir.join("fit.toml"), FIT_TOML).unwrap();
+    let (cell, p) = hh_point(200);
+    let y = simulate::<f64>(&cell, &p).unwrap().trace(0, 0);
+    crate::common::write_npy(&dir.join("target.npy"), &[y.len()], &y);
+    crate::common::write_npy(&dir.join("short.npy"), &[y.len() - 1], &y[1..]);
+}
+
+fn neurodiff_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const FIT_ARGS: &[&str] = &[
+    "cell",
+    "--config",
+    "fit.toml",
+    "--fit",
+    "--restarts",
+    "2",
+    "--lr",
+    "0.1",
+    "-q",
+];
+
+fn history(path: &std::path::Path) -> (serde_json::Value, Vec<Vec<f64>>) {
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let h = j["loss_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    (j, h)
+}
+
+#[test]
+fn cli_fit_reduces_the_loss_and_resumes() {
+    let dir = crate::common::tmpdir("cell-fit");
+    fit_case(&dir);
+    let params = [
+        "--fit-param",
+        "hh_na.gbar=50..200",
+        "--fit-param",
+        "hh_k.gbar@soma=10..80",
+    ];
+    let run = |out: &str, iters: &str, extra: &[&str]| {
+        let mut a = FIT_ARGS.to_vec();
+        a.extend_from_slice(&["--target", "target.npy", "--target-dt", "0.025"]);
+        a.extend_from_slice(&params);
+        a.extend_from_slice(&["--out", out, "--iterations", iters]);
+        a.extend_from_slice(extra);
+        let o = neurodiff_in(&dir, &a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run("out/a.json", "8", &[]);
+    let (j, h) = history(&dir.join("out/a.json"));
+    assert_eq!(h.len(), 8);
+    assert_eq!(h[0].len(), 2);
+    // Restart 0 starts from the config (90, 45) and gets closer to the target's loss 0.
+    assert!(h[7][0] < 0.5 * h[0][0], "{h:?}");
+    assert_eq!(j["restarts"][0]["start"]["hh_na.gbar"], 90.0);
+    assert!(std::fs::metadata(dir.join("out/a.png")).unwrap().len() > 1000);
+    assert!(dir.join("out/a.state.json").exists());
+    // 4 iterations, then 4 more from the state, equal 8 in one go.
+    run("out/b.json", "4", &[]);
+    run("out/b.json", "8", &["--resume", "out/b.state.json"]);
+    let (_, hb) = history(&dir.join("out/b.json"));
+    assert_eq!(hb, h);
+    // Polyak and the other losses run too.
+    for extra in [
+        &["--optimizer", "polyak", "--loss", "stats", "--windows", "4"][..],
+        &["--loss", "sdtw", "--checkpoint", "10,5"],
+    ] {
+        run("out/c.json", "2", extra);
+    }
+}
+
+#[test]
+fn cli_fit_bad_input_is_a_clear_error_without_output() {
+    let dir = crate::common::tmpdir("cell-fit-bad");
+    fit_case(&dir);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--fit-param", "hh_na.gmax=1..2"], "no such parameter"),
+        (&["--fit-param", "kdr.gbar=1..2"], "unknown channel `kdr`"),
+        (
+            &["--fit-param", "hh_na.gbar=-5..200"],
+            "outside the parameter's range",
+        ),
+        (&["--fit-param", "hh_na.gbar=100..200"], "strictly inside"),
+        (
+            &["--fit-param", "hh_na.gbar@apical=50..200"],
+            "no `hh_na` on apical",
+        ),
+        (
+            &["--fit-param", "hh_na.gbar=50..200", "--target-dt", "0.05"],
+            "differs from the config's dt",
+        ),
+        (
+            &["--fit-param", "hh_na.gbar=50..200", "--target", "short.npy"],
+            "200 samples, but duration 5 ms at dt 0.025 ms needs 201",
+        ),
+        (
+            &["--fit-param", "hh_na.gbar=50..200", "--checkpoint", "0"],
+            "checkpoint",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let _ = std::fs::remove_dir_all(dir.join("out"));
+        let mut a = FIT_ARGS.to_vec();
+        a.extend_from_slice(extra);
+        for (flag, value) in [("--target", "target.npy"), ("--target-dt", "0.025")] {
+            if !extra.contains(&flag) {
+                a.extend_from_slice(&[flag, value]);
+            }
+        }
+        a.extend_from_slice(&["--out", "out/f.json", "--iterations", "2"]);
+        let o = neurodiff_in(&dir, &a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(err.contains(needle), "{extra:?}: want `{needle}` in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            !dir.join("out").exists() || std::fs::read_dir(dir.join("out")).unwrap().count() == 0,
+            "{extra:?} left output behind"
+        );
+    }
+}
