@@ -478,7 +478,7 @@ pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()>
                 .collect::<Vec<_>>()
                 .iter(),
         );
-        let (dlo, dhi) = (dlo.min(-0.5), dhi.max(0.5));
+        let (dlo, dhi) = (dlo.min(-0.5) - 0.2, dhi.max(0.5) + 0.2);
         if with_truth {
             let mut c = ChartBuilder::on(&panels[1])
                 .margin(15)

@@ -1,4 +1,4 @@
-//! `neurodiff latent`: multi-region latent-variable models (GPFA, DLAG) — `synth` draws seeded
+//! `neurodiff latent`: multi-region latent-variable models (GPFA, DLAG, LDS) — `synth` draws seeded
 //! synthetic data with known delays and timescales, `fit` fits a model by EM and writes
 //! `latent.json` and the latents as `.npy`.
 
@@ -29,7 +29,7 @@ enum LatentCommand {
     /// Draw seeded multi-region data from exact Gaussian processes with known delays,
     /// timescales and SNR: one `.npy` per region (trials × bins × neurons) and truth.json.
     Synth(SynthArgs),
-    /// Fit GPFA or DLAG by EM: latent.json (parameters, delays, timescales, log-likelihood
+    /// Fit GPFA, DLAG or LDS by EM: latent.json (parameters, delays, timescales, log-likelihood
     /// trace, held-out log-likelihood, settings, wall time), latents.npy (trials × bins ×
     /// latents), latent_cov.npy (bins × latents × latents) and latent.png.
     Fit(FitArgs),
@@ -130,9 +130,14 @@ pub struct FitArgs {
     /// The arrays of an `.npz` to use as regions, in this order, comma-separated.
     #[arg(long)]
     regions: Option<String>,
-    /// Across-region latents (DLAG) or shared latents (GPFA).
-    #[arg(long, default_value_t = 1)]
-    across: usize,
+    /// Across-region latents (DLAG) or shared latents (GPFA, LDS): a number, or candidates
+    /// (`0..3` inclusive, or `1,2,4`) chosen by cross-validated held-out likelihood on the
+    /// training trials (--cv-folds).
+    #[arg(long, default_value = "1")]
+    across: String,
+    /// Folds of the cross-validated choice of --across among several candidates.
+    #[arg(long, default_value_t = 3)]
+    cv_folds: usize,
     /// Within-region latents per region, comma-separated (DLAG).
     #[arg(long)]
     within: Option<String>,
@@ -349,11 +354,41 @@ struct Report<'a> {
     test_trials: Vec<usize>,
     /// Log-likelihood of the held-out trials per trial (nats), if any.
     test_loglik_per_trial: Option<f64>,
+    /// The cross-validated choice of the latent count, when several were given.
+    cross_validation: Option<CvReport>,
     /// Held-out-neuron co-smoothing on the held-out trials, if any.
     cosmooth: Option<Cosmooth>,
     #[serde(flatten)]
     fit: &'a neurodiff::latent::FitResult,
     wall_s_total: f64,
+}
+
+#[derive(Serialize)]
+struct CvReport {
+    folds: usize,
+    candidates: Vec<neurodiff::latent::fit::CvRow>,
+    chosen_across: usize,
+}
+
+/// `--across`: `N`, `A..B` (inclusive) or `a,b,c`.
+fn across_candidates(s: &str) -> Result<Vec<usize>> {
+    if let Some((a, b)) = s.split_once("..") {
+        let p = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::setting("across", format!("`{s}`: expected a range like 0..3")))
+        };
+        let (a, b) = (p(a)?, p(b.trim_start_matches('='))?);
+        if a > b {
+            return Err(Error::setting("across", format!("`{s}` is an empty range")));
+        }
+        return Ok((a..=b).collect());
+    }
+    let v: Vec<usize> = list("across", s)?;
+    if v.is_empty() {
+        return Err(Error::setting("across", "no latent count given"));
+    }
+    Ok(v)
 }
 
 fn run_fit(a: FitArgs) -> Result<()> {
@@ -389,7 +424,8 @@ fn run_fit(a: FitArgs) -> Result<()> {
             "no training trials left".to_string(),
         ));
     }
-    let mut spec = Spec::preset(method, a.across, within);
+    let candidates = across_candidates(&a.across)?;
+    let mut spec = Spec::preset(method, candidates[0], within);
     spec.kernel = a.kernel;
     spec.init_timescale = a.init_timescale;
     spec.max_delay = a.max_delay;
@@ -399,6 +435,36 @@ fn run_fit(a: FitArgs) -> Result<()> {
     spec.parallel = a.parallel;
     spec.engine = engine;
     let quiet = a.quiet;
+    let cv_report = if candidates.len() > 1 {
+        if !quiet {
+            eprintln!(
+                "cross-validating --across over {candidates:?} ({} folds of the training trials)",
+                a.cv_folds
+            );
+        }
+        let (rows, best) = neurodiff::latent::fit::cross_validate(
+            &data.subset(&train),
+            &spec,
+            &candidates,
+            a.cv_folds,
+        )?;
+        spec.across = rows[best].across;
+        if !quiet {
+            for r in &rows {
+                eprintln!(
+                    "  across {}: held-out log-likelihood {:.6e} per trial",
+                    r.across, r.heldout_loglik_per_trial
+                );
+            }
+        }
+        Some(CvReport {
+            folds: a.cv_folds,
+            chosen_across: spec.across,
+            candidates: rows,
+        })
+    } else {
+        None
+    };
     let res = fit(&data.subset(&train), &spec, |it, ll| {
         if !quiet {
             eprint!("\rEM iteration {it:4}  log-likelihood {ll:.6e}   ");
@@ -451,6 +517,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
         train_trials: train,
         test_trials: test,
         test_loglik_per_trial: test_ll,
+        cross_validation: cv_report,
         cosmooth: cs.clone(),
         fit: &res,
         wall_s_total: start.elapsed().as_secs_f64(),

@@ -222,19 +222,19 @@ pub fn delay_rmse(processes: &[ProcessOut], truth: &[Vec<f64>]) -> Option<f64> {
     if m == 0 {
         return None;
     }
-    let err = |e: &[f64], t: &[f64]| -> (f64, usize) {
+    // Squared error of one latent's delays relative to region 0, and their count.
+    fn err(e: &[f64], t: &[f64]) -> (f64, usize) {
         let n = e.len().min(t.len());
         let se = (1..n).map(|r| (e[r] - e[0] - (t[r] - t[0])).powi(2)).sum();
         (se, n.saturating_sub(1))
-    };
+    }
     // Best assignment of true latents to fitted ones by exhaustive search (few latents).
     fn best(
         i: usize,
-        used: &mut Vec<bool>,
+        used: &mut [bool],
         est: &[&Vec<f64>],
         truth: &[Vec<f64>],
         m: usize,
-        err: &dyn Fn(&[f64], &[f64]) -> (f64, usize),
     ) -> (f64, usize) {
         if i == m {
             return (0.0, 0);
@@ -246,7 +246,7 @@ pub fn delay_rmse(processes: &[ProcessOut], truth: &[Vec<f64>]) -> Option<f64> {
             }
             used[j] = true;
             let (a, na) = err(est[j], &truth[i]);
-            let (b, nb) = best(i + 1, used, est, truth, m, err);
+            let (b, nb) = best(i + 1, used, est, truth, m);
             used[j] = false;
             if a + b < out.0 {
                 out = (a + b, na + nb);
@@ -254,7 +254,7 @@ pub fn delay_rmse(processes: &[ProcessOut], truth: &[Vec<f64>]) -> Option<f64> {
         }
         out
     }
-    let (se, n) = best(0, &mut vec![false; est.len()], &est, truth, m, &err);
+    let (se, n) = best(0, &mut vec![false; est.len()], &est, truth, m);
     (n > 0).then(|| (se / n as f64).sqrt())
 }
 
@@ -1058,7 +1058,7 @@ pub fn fit(
                 .collect()
         })
         .collect();
-    let processes = prior
+    let mut processes = prior
         .processes
         .iter()
         .map(|p| ProcessOut {
@@ -1074,7 +1074,6 @@ pub fn fit(
             delay_se: vec![],
         })
         .collect::<Vec<_>>();
-    let mut processes = processes;
     for (p, o, se) in delay_se {
         let d = &mut processes[p].delay_se;
         if d.is_empty() {
@@ -1247,4 +1246,67 @@ pub fn cosmooth(
         single_trial_rmse: single,
         examples,
     })
+}
+
+/// One candidate of [`cross_validate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CvRow {
+    /// Across-region (DLAG) or shared (GPFA, LDS) latents.
+    pub across: usize,
+    /// Held-out log-likelihood per trial (nats), summed over the folds' held-out trials and
+    /// divided by the number of trials.
+    pub heldout_loglik_per_trial: f64,
+}
+
+/// The cross-validated choice of the number of across-region (or shared) latents: for each
+/// candidate, `folds`-fold cross-validation over the trials of `data` (trial `k` in fold
+/// `k mod folds`): fit on the other folds, the held-out fold's marginal log-likelihood under
+/// that fit. Returns the rows and the index of the best (highest held-out likelihood).
+pub fn cross_validate(
+    data: &Data,
+    spec: &Spec,
+    candidates: &[usize],
+    folds: usize,
+) -> Result<(Vec<CvRow>, usize), LatentError> {
+    let nt = data.n_trials();
+    if folds < 2 || folds > nt {
+        return Err(bad(
+            "cv-folds",
+            format!("{folds} folds for {nt} trials: need 2 ≤ folds ≤ trials"),
+        ));
+    }
+    if candidates.is_empty() {
+        return Err(bad("across", "no candidate latent counts".into()));
+    }
+    let mut rows = Vec::with_capacity(candidates.len());
+    for &c in candidates {
+        let mut s = spec.clone();
+        s.across = c;
+        let mut total = 0.0;
+        for f in 0..folds {
+            let train: Vec<usize> = (0..nt).filter(|k| k % folds != f).collect();
+            let test: Vec<usize> = (0..nt).filter(|k| k % folds == f).collect();
+            let res = fit(&data.subset(&train), &s, |_, _| {}).map_err(|e| match e {
+                LatentError::Setting { name, message } => LatentError::Setting {
+                    name,
+                    message: format!("{message} (cross-validation candidate {c})"),
+                },
+                e => e,
+            })?;
+            let (ll, _, _) = infer(&data.subset(&test), &res.prior, &res.obs, s.engine, false)?;
+            total += ll;
+        }
+        rows.push(CvRow {
+            across: c,
+            heldout_loglik_per_trial: total / nt as f64,
+        });
+    }
+    let best = (0..rows.len())
+        .max_by(|&a, &b| {
+            rows[a]
+                .heldout_loglik_per_trial
+                .total_cmp(&rows[b].heldout_loglik_per_trial)
+        })
+        .expect("at least one candidate");
+    Ok((rows, best))
 }

@@ -669,6 +669,11 @@ fn exact_and_ssm_dlag_agree_after_em() {
     // The exact engine reports a delay standard error too.
     let se = ex.processes[0].delay_se[1];
     assert!(se.is_finite() && se > 0.0 && se < 0.5, "delay s.e. {se}");
+    assert!(
+        (de - truth.delays[0][1]).abs() < 4.0 * se,
+        "error {} vs s.e. {se}",
+        de - truth.delays[0][1]
+    );
 }
 
 /// Standard normals from `lcg` (Box–Muller).
@@ -958,4 +963,36 @@ fn cli_npz_fit_then_eval() {
     crate::common::write_npy(&flat, &[9, 20, 4], &v);
     write_zip(&bad, &[("a.npy", std::fs::read(&flat).unwrap(), false)]);
     fail(&["--data", bad.to_str().unwrap()], &["`a`", "NaN"], "nan");
+}
+
+/// Cross-validated choice of the latent count: data with two across-region latents (delays
+/// +1 and −1 bin), candidates 0..3 by 3-fold held-out likelihood: the held-out likelihood
+/// rises from 0 to 1 to 2 latents and 2 is chosen.
+#[test]
+fn cross_validation_picks_the_true_latent_count() {
+    let (data, _) = synth(&SynthSpec {
+        trials: 24,
+        bins: 25,
+        neurons: vec![10, 10],
+        kernel: "rbf".into(),
+        across_timescales: vec![3.0, 5.0],
+        delays: vec![vec![0.0, 1.0], vec![0.0, -1.0]],
+        within: vec![0, 0],
+        within_timescale: 2.0,
+        snr: 1.0,
+        seed: 11,
+    })
+    .unwrap();
+    let mut spec = Spec::preset(Method::Dlag, 0, vec![1, 1]);
+    spec.max_iter = 25;
+    let (rows, best) =
+        neurodiff::latent::fit::cross_validate(&data, &spec, &[0, 1, 2, 3], 3).unwrap();
+    let ll: Vec<f64> = rows.iter().map(|r| r.heldout_loglik_per_trial).collect();
+    eprintln!("held-out log-likelihood per trial: {ll:?}");
+    assert!(ll[0] < ll[1] && ll[1] < ll[2], "{ll:?}");
+    assert_eq!(rows[best].across, 2, "{ll:?}");
+    expect_err(
+        neurodiff::latent::fit::cross_validate(&data, &spec, &[1], 30),
+        &["cv-folds", "30"],
+    );
 }
