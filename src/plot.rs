@@ -514,7 +514,14 @@ pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()>
             let m = fig.delays.len().max(1);
             let mut c = ChartBuilder::on(&panels[1])
                 .margin(15)
-                .caption("estimated delays (±2 s.e.)", ("sans-serif", 18))
+                .caption(
+                    if fig.delays.is_empty() {
+                        "no delays in this model"
+                    } else {
+                        "estimated delays (±2 s.e.)"
+                    },
+                    ("sans-serif", 18),
+                )
                 .x_label_area_size(35)
                 .y_label_area_size(55)
                 .build_cartesian_2d(-0.5..(m as f64 - 0.5), dlo..dhi)

@@ -481,6 +481,48 @@ fn cli_synth_then_fit() {
     assert_eq!(lat.shape, vec![6, 20, 2]);
     let cov = neurodiff::io::read_npy(&out.join("latent_cov.npy")).unwrap();
     assert_eq!(cov.shape, vec![20, 2, 2]);
+    // Cross-validated latent count: candidates 1..2, 2 folds of the 4 training trials.
+    let out_cv = dir.join("fitcv");
+    let data2 = format!("{d}/region0.npy,{d}/region1.npy");
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "fit",
+            "--data",
+            &data2,
+            "--across",
+            "1..2",
+            "--cv-folds",
+            "2",
+        ])
+        .args([
+            "--within",
+            "0,0",
+            "--max-iter",
+            "4",
+            "--test-frac",
+            "0.34",
+            "-q",
+        ])
+        .args(["-o", out_cv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_cv.join("latent.json")).unwrap())
+            .unwrap();
+    let cv = &j["cross_validation"];
+    assert_eq!(cv["candidates"].as_array().unwrap().len(), 2);
+    let chosen = cv["chosen_across"].as_u64().unwrap() as usize;
+    assert_eq!(j["processes"].as_array().unwrap().len(), chosen);
+    let o = Command::new(bin)
+        .args(["latent", "fit", "--data", &data2, "--across", "3..1", "-q"])
+        .args(["-o", dir.join("fitcv2").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(crate::common::stderr(&o).contains("empty range"));
+    assert!(!dir.join("fitcv2").exists());
     // A region with 5 trials beside one with 6: refused, naming the file's region.
     crate::common::write_npy(&dir.join("short.npy"), &[5, 20, 4], &vec![0.5; 5 * 20 * 4]);
     let out2 = dir.join("fit2");
