@@ -65,6 +65,135 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
     }
 }
 
+/// Reads every array of a NumPy `.npz` archive (`np.savez`, stored, or `np.savez_compressed`,
+/// deflated; ZIP64 records as NumPy writes them), in archive order, names without `.npy`.
+///
+/// The archive is read by the small ZIP reader below (central directory, local headers,
+/// CRC-32 checked) with `miniz_oxide` for deflate, already in the build through the PNG
+/// encoder, instead of enabling `ndarray-npy`'s `npz` feature, which would pull in a second
+/// major version of the `zip` crate.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: &str| Error::data(path, format!("not a readable .npz archive: {m}"));
+    let u16_at = |o: usize| -> Result<u64> {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as u64)
+            .ok_or_else(|| bad("truncated"))
+    };
+    let u32_at = |o: usize| -> Result<u64> {
+        bytes
+            .get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64)
+            .ok_or_else(|| bad("truncated"))
+    };
+    let u64_at = |o: usize| -> Result<u64> {
+        bytes
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| bad("truncated"))
+    };
+    // End of central directory: the last signature PK\5\6 within the final 64 KiB + 22 bytes.
+    let lo = bytes.len().saturating_sub(65_557);
+    let eocd = (lo..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&o| bytes[o..o + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or_else(|| bad("no end-of-central-directory record"))?;
+    let (mut entries, mut cd) = (u16_at(eocd + 10)?, u32_at(eocd + 16)?);
+    if (entries == 0xffff || cd == 0xffff_ffff) && eocd >= 20 {
+        let loc = eocd - 20;
+        if u32_at(loc)? == 0x0706_4b50 {
+            let z = u64_at(loc + 8)? as usize;
+            if u32_at(z)? != 0x0606_4b50 {
+                return Err(bad("bad ZIP64 end-of-central-directory record"));
+            }
+            entries = u64_at(z + 32)?;
+            cd = u64_at(z + 48)?;
+        }
+    }
+    let mut out = Vec::new();
+    let mut o = cd as usize;
+    for _ in 0..entries {
+        if u32_at(o)? != 0x0201_4b50 {
+            return Err(bad("bad central-directory entry"));
+        }
+        let method = u16_at(o + 10)?;
+        let crc = u32_at(o + 16)?;
+        let (mut csize, mut usize_, mut local) =
+            (u32_at(o + 20)?, u32_at(o + 24)?, u32_at(o + 42)?);
+        let (nlen, xlen, clen) = (
+            u16_at(o + 28)? as usize,
+            u16_at(o + 30)? as usize,
+            u16_at(o + 32)? as usize,
+        );
+        let name_bytes = bytes
+            .get(o + 46..o + 46 + nlen)
+            .ok_or_else(|| bad("truncated"))?;
+        let name = String::from_utf8_lossy(name_bytes).into_owned();
+        // ZIP64 extra field: the 0xFFFFFFFF fields, in the order uncompressed, compressed,
+        // local-header offset.
+        let mut x = o + 46 + nlen;
+        let xend = x + xlen;
+        while x + 4 <= xend {
+            let (id, len) = (u16_at(x)?, u16_at(x + 2)? as usize);
+            if id == 1 {
+                let mut f = x + 4;
+                for v in [&mut usize_, &mut csize, &mut local] {
+                    if *v == 0xffff_ffff && f + 8 <= x + 4 + len {
+                        *v = u64_at(f)?;
+                        f += 8;
+                    }
+                }
+            }
+            x += 4 + len;
+        }
+        o = xend + clen;
+        let local = local as usize;
+        if u32_at(local)? != 0x0403_4b50 {
+            return Err(bad(&format!("bad local header of `{name}`")));
+        }
+        let start = local + 30 + u16_at(local + 26)? as usize + u16_at(local + 28)? as usize;
+        let raw = bytes
+            .get(start..start + csize as usize)
+            .ok_or_else(|| bad(&format!("`{name}` is truncated")))?;
+        let data = match method {
+            0 => raw.to_vec(),
+            8 => miniz_oxide::inflate::decompress_to_vec(raw)
+                .map_err(|e| bad(&format!("`{name}` does not inflate ({e:?})")))?,
+            m => {
+                return Err(bad(&format!(
+                    "`{name}` uses ZIP compression method {m} (only stored and deflate are read)"
+                )))
+            }
+        };
+        if data.len() as u64 != usize_ || crc32(&data) as u64 != crc {
+            return Err(bad(&format!("`{name}` fails its size or CRC-32 check")));
+        }
+        let arr_name = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        let arr = parse_npy(&data, &path.join(&name))?;
+        out.push((arr_name, arr));
+    }
+    Ok(out)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, the ZIP checksum).
+fn crc32(data: &[u8]) -> u32 {
+    let table: Vec<u32> = (0..256u32)
+        .map(|i| {
+            (0..8).fold(i, |c, _| {
+                if c & 1 == 1 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                }
+            })
+        })
+        .collect();
+    !data.iter().fold(!0u32, |c, &b| {
+        table[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8)
+    })
+}
+
 /// Reads a 2-D matrix from `.npy` or from text (whitespace-, comma- or semicolon-separated,
 /// `#` starts a comment).
 pub fn read_matrix(path: &Path) -> Result<Array> {

@@ -491,3 +491,274 @@ pub fn circuit_fit_figure(
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
+
+/// What the latent-model figure shows (`neurodiff latent fit|eval`, `latent.png`).
+pub struct LatentFigure<'a> {
+    /// Log-likelihood after each EM iteration.
+    pub loglik: &'a [f64],
+    /// Estimated delays (bins), their standard errors and, when known, the true delays,
+    /// one entry per (across latent, non-reference region).
+    pub delays: Vec<(f64, f64, Option<f64>)>,
+    /// Latent traces of one trial: name, posterior mean and posterior s.d. per bin.
+    pub traces: Vec<(String, Vec<f64>, Vec<f64>)>,
+    /// Held-out neurons' PSTH: label, observed and predicted (trial means per bin).
+    pub psth: Vec<(String, Vec<f64>, Vec<f64>)>,
+}
+
+fn range_of<'b>(vals: impl Iterator<Item = &'b f64>) -> (f64, f64) {
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return (-1.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// The figure of a latent-variable fit, four panels: EM convergence (log-likelihood per
+/// iteration), estimated against true delays (±2 s.e.; estimates against their index when
+/// no truth is given), a few latent traces of one trial with their posterior ±2 s.d. bands,
+/// and the PSTH of held-out neurons against its co-smoothing prediction. Written to a
+/// temporary file and moved into place when complete.
+pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()> {
+    ensure_font();
+    let tmp = path.with_extension("partial.png");
+    {
+        let root = BitMapBackend::new(&tmp, (1300, 960)).into_drawing_area();
+        let err = draw_err(path);
+        root.fill(&WHITE).map_err(&err)?;
+        let root = root.titled(title, ("sans-serif", 22)).map_err(&err)?;
+        let panels = root.split_evenly((2, 2));
+        // Convergence.
+        let n = fig.loglik.len().max(2);
+        let (lo, hi) = range_of(fig.loglik.iter());
+        let mut c = ChartBuilder::on(&panels[0])
+            .margin(15)
+            .caption("EM convergence", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0..(n - 1), lo..hi)
+            .map_err(&err)?;
+        c.configure_mesh()
+            .x_desc("EM iteration")
+            .y_desc("log-likelihood (nats)")
+            .y_label_formatter(&|v| format!("{v:.4e}"))
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        c.draw_series(LineSeries::new(
+            fig.loglik.iter().enumerate().map(|(i, &v)| (i, v)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(&err)?;
+        // Delays.
+        let with_truth = fig.delays.iter().all(|d| d.2.is_some()) && !fig.delays.is_empty();
+        let (dlo, dhi) = range_of(
+            fig.delays
+                .iter()
+                .flat_map(|d| {
+                    [
+                        d.0 - 2.0 * d.1.max(0.0),
+                        d.0 + 2.0 * d.1.max(0.0),
+                        d.2.unwrap_or(d.0),
+                    ]
+                })
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let (dlo, dhi) = (dlo.min(-0.5) - 0.2, dhi.max(0.5) + 0.2);
+        if with_truth {
+            let mut c = ChartBuilder::on(&panels[1])
+                .margin(15)
+                .caption("delays: estimated vs true (±2 s.e.)", ("sans-serif", 18))
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(dlo..dhi, dlo..dhi)
+                .map_err(&err)?;
+            c.configure_mesh()
+                .x_desc("true delay (bins)")
+                .y_desc("estimated delay (bins)")
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+            c.draw_series(LineSeries::new(
+                vec![(dlo, dlo), (dhi, dhi)],
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(&err)?;
+            for &(e, se, t) in &fig.delays {
+                let t = t.unwrap_or(f64::NAN);
+                if se.is_finite() {
+                    c.draw_series(LineSeries::new(
+                        vec![(t, e - 2.0 * se), (t, e + 2.0 * se)],
+                        RED.stroke_width(2),
+                    ))
+                    .map_err(&err)?;
+                }
+                c.draw_series(std::iter::once(Circle::new((t, e), 5, RED.filled())))
+                    .map_err(&err)?;
+            }
+        } else {
+            let m = fig.delays.len().max(1);
+            let mut c = ChartBuilder::on(&panels[1])
+                .margin(15)
+                .caption(
+                    if fig.delays.is_empty() {
+                        "no delays in this model"
+                    } else {
+                        "estimated delays (±2 s.e.)"
+                    },
+                    ("sans-serif", 18),
+                )
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(-0.5..(m as f64 - 0.5), dlo..dhi)
+                .map_err(&err)?;
+            c.configure_mesh()
+                .x_desc("across latent × region")
+                .y_desc("delay (bins)")
+                .x_labels(m.min(10))
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+            for (i, &(e, se, _)) in fig.delays.iter().enumerate() {
+                let x = i as f64;
+                if se.is_finite() {
+                    c.draw_series(LineSeries::new(
+                        vec![(x, e - 2.0 * se), (x, e + 2.0 * se)],
+                        RED.stroke_width(2),
+                    ))
+                    .map_err(&err)?;
+                }
+                c.draw_series(std::iter::once(Circle::new((x, e), 5, RED.filled())))
+                    .map_err(&err)?;
+            }
+        }
+        // Latent traces with ±2 s.d.
+        let tn = fig
+            .traces
+            .iter()
+            .map(|t| t.1.len())
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        let (lo, hi) = range_of(
+            fig.traces
+                .iter()
+                .flat_map(|(_, m, s)| {
+                    m.iter()
+                        .zip(s)
+                        .flat_map(|(a, b)| [a + 2.0 * b, a - 2.0 * b])
+                })
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let mut c = ChartBuilder::on(&panels[2])
+            .margin(15)
+            .caption("latents, trial 0 (mean ±2 s.d.)", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..(tn - 1) as f64, lo..hi)
+            .map_err(&err)?;
+        c.configure_mesh()
+            .x_desc("time bin")
+            .y_desc("latent")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        for (k, (name, m, s)) in fig.traces.iter().enumerate() {
+            let color = Palette99::pick(k);
+            let band: Vec<(f64, f64)> = m
+                .iter()
+                .zip(s)
+                .enumerate()
+                .map(|(t, (a, b))| (t as f64, a + 2.0 * b))
+                .chain(
+                    m.iter()
+                        .zip(s)
+                        .enumerate()
+                        .rev()
+                        .map(|(t, (a, b))| (t as f64, a - 2.0 * b)),
+                )
+                .collect();
+            c.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
+                .map_err(&err)?;
+            c.draw_series(LineSeries::new(
+                m.iter().enumerate().map(|(t, &v)| (t as f64, v)),
+                color.stroke_width(2),
+            ))
+            .map_err(&err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        }
+        if !fig.traces.is_empty() {
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+        }
+        // PSTH of held-out neurons: observed (solid) and predicted (dashed).
+        let tn = fig.psth.iter().map(|t| t.1.len()).max().unwrap_or(2).max(2);
+        let (lo, hi) = range_of(
+            fig.psth
+                .iter()
+                .flat_map(|(_, a, b)| a.iter().chain(b))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        );
+        let mut c = ChartBuilder::on(&panels[3])
+            .margin(15)
+            .caption(
+                "held-out neurons: PSTH (line) vs co-smoothing (dots)",
+                ("sans-serif", 18),
+            )
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..(tn - 1) as f64, lo..hi)
+            .map_err(&err)?;
+        c.configure_mesh()
+            .x_desc("time bin")
+            .y_desc("trial mean")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        for (k, (name, obs, pred)) in fig.psth.iter().enumerate() {
+            let color = Palette99::pick(k);
+            c.draw_series(LineSeries::new(
+                obs.iter().enumerate().map(|(t, &v)| (t as f64, v)),
+                color.stroke_width(2),
+            ))
+            .map_err(&err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+            c.draw_series(
+                pred.iter()
+                    .enumerate()
+                    .map(|(t, &v)| Circle::new((t as f64, v), 2, Palette99::pick(k).filled())),
+            )
+            .map_err(&err)?;
+        }
+        if !fig.psth.is_empty() {
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+        }
+        root.present().map_err(&err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

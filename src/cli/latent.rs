@@ -1,4 +1,4 @@
-//! `neurodiff latent`: multi-region latent-variable models (GPFA, DLAG) — `synth` draws seeded
+//! `neurodiff latent`: multi-region latent-variable models (GPFA, DLAG, LDS) — `synth` draws seeded
 //! synthetic data with known delays and timescales, `fit` fits a model by EM and writes
 //! `latent.json` and the latents as `.npy`.
 
@@ -11,7 +11,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
 use neurodiff::io::{read_npy, write_text, Dtype, NpyStream};
-use neurodiff::latent::fit::{cosmooth, fit, infer, Cosmooth, Method, Spec};
+use neurodiff::latent::fit::{cosmooth, fit, infer, Cosmooth, Engine, Method, Spec};
 use neurodiff::latent::synth::{synth, SynthSpec};
 use neurodiff::latent::Data;
 use neurodiff::models::latent::linalg::Mat;
@@ -29,10 +29,49 @@ enum LatentCommand {
     /// Draw seeded multi-region data from exact Gaussian processes with known delays,
     /// timescales and SNR: one `.npy` per region (trials × bins × neurons) and truth.json.
     Synth(SynthArgs),
-    /// Fit GPFA or DLAG by EM: latent.json (parameters, delays, timescales, log-likelihood
+    /// Fit GPFA, DLAG or LDS by EM: latent.json (parameters, delays, timescales, log-likelihood
     /// trace, held-out log-likelihood, settings, wall time), latents.npy (trials × bins ×
-    /// latents) and latent_cov.npy (bins × latents × latents).
+    /// latents), latent_cov.npy (bins × latents × latents) and latent.png.
     Fit(FitArgs),
+    /// Evaluate a fitted model (latent.json) on data without refitting: held-out
+    /// log-likelihood, co-smoothing RMSE per region, delay-recovery RMSE against a synth
+    /// truth.json; writes eval.json and latent.png.
+    Eval(EvalArgs),
+}
+
+/// Flags of `neurodiff latent eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The latent.json written by `neurodiff latent fit`.
+    #[arg(long)]
+    fit: PathBuf,
+    /// The data, as for `fit` (the same regions in the same order).
+    #[arg(long)]
+    data: String,
+    /// The arrays of an `.npz` to use as regions, in this order, comma-separated.
+    #[arg(long)]
+    regions: Option<String>,
+    /// truth.json of `neurodiff latent synth`: adds the delay-recovery RMSE.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Evaluate on every trial instead of the fit's held-out trials.
+    #[arg(long)]
+    all_trials: bool,
+    /// Co-smoothing: fraction of each region's neurons hidden (0 = none).
+    #[arg(long, default_value_t = 0.2)]
+    cosmooth_frac: f64,
+    /// Co-smoothing: number of random held-out-neuron masks averaged.
+    #[arg(long, default_value_t = 3)]
+    holdout_masks: usize,
+    /// Seed of the masks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder (eval.json, latent.png).
+    #[arg(long, short, default_value = "out/latent_eval")]
+    out: PathBuf,
+    /// No summary.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Flags of `neurodiff latent synth`.
@@ -77,15 +116,28 @@ pub struct SynthArgs {
 /// Flags of `neurodiff latent fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// gpfa or dlag.
+    /// gpfa, dlag or lds.
     #[arg(long, default_value = "dlag")]
     method: String,
-    /// One `.npy` per region (trials × bins × neurons), comma-separated.
+    /// E-step engine: ssm (state-space lift, Kalman smoother, O(T)) or exact (dense GP,
+    /// O((T·latents)³), the reference; gpfa and dlag only).
+    #[arg(long, default_value = "ssm")]
+    engine: String,
+    /// One `.npy` per region (trials × bins × neurons), comma-separated; or one `.npz` with
+    /// an array per region (all of them in name order, or those named by --regions).
     #[arg(long)]
     data: String,
-    /// Across-region latents (DLAG) or shared latents (GPFA).
-    #[arg(long, default_value_t = 1)]
-    across: usize,
+    /// The arrays of an `.npz` to use as regions, in this order, comma-separated.
+    #[arg(long)]
+    regions: Option<String>,
+    /// Across-region latents (DLAG) or shared latents (GPFA, LDS): a number, or candidates
+    /// (`0..3` inclusive, or `1,2,4`) chosen by cross-validated held-out likelihood on the
+    /// training trials (--cv-folds).
+    #[arg(long, default_value = "1")]
+    across: String,
+    /// Folds of the cross-validated choice of --across among several candidates.
+    #[arg(long, default_value_t = 3)]
+    cv_folds: usize,
     /// Within-region latents per region, comma-separated (DLAG).
     #[arg(long)]
     within: Option<String>,
@@ -157,6 +209,7 @@ pub fn run(args: LatentArgs) -> Result<()> {
     match args.command {
         LatentCommand::Synth(a) => run_synth(a),
         LatentCommand::Fit(a) => run_fit(a),
+        LatentCommand::Eval(a) => run_eval(a),
     }
 }
 
@@ -203,12 +256,74 @@ fn run_synth(a: SynthArgs) -> Result<()> {
     Ok(())
 }
 
-fn load(files: &str) -> Result<Data> {
+/// The regions of `--data`: `.npy` files, or one `.npz` (`regions`: which arrays, in order).
+fn load(files: &str, regions_arg: Option<&str>) -> Result<Data> {
+    let list: Vec<&str> = files
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    let is_npz = |f: &str| f.to_ascii_lowercase().ends_with(".npz");
+    let arrays: Vec<(String, PathBuf, neurodiff::io::Array)> = if list.iter().any(|f| is_npz(f)) {
+        if list.len() != 1 {
+            return Err(Error::setting(
+                "data",
+                "give one .npz (an array per region) or .npy files, not a mix",
+            ));
+        }
+        let path = PathBuf::from(list[0]);
+        let mut all = neurodiff::io::read_npz(&path)?;
+        let have = {
+            let mut v: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+            v.sort_unstable();
+            v.join(", ")
+        };
+        let chosen: Vec<(String, neurodiff::io::Array)> = match regions_arg {
+            Some(r) => {
+                let mut v = Vec::new();
+                for name in r.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let i = all.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                        Error::data(
+                            &path,
+                            format!("no array `{name}` in the archive (it has: {have})"),
+                        )
+                    })?;
+                    v.push(all[i].clone());
+                }
+                v
+            }
+            None => {
+                all.sort_by(|a, b| a.0.cmp(&b.0));
+                all
+            }
+        };
+        if chosen.is_empty() {
+            return Err(Error::data(&path, "the archive holds no arrays"));
+        }
+        chosen
+            .into_iter()
+            .map(|(n, a)| (n.clone(), path.join(n), a))
+            .collect()
+    } else {
+        if regions_arg.is_some() {
+            return Err(Error::setting(
+                "regions",
+                "only with an .npz archive (.npy files are regions by themselves)",
+            ));
+        }
+        list.iter()
+            .map(|f| {
+                let path = PathBuf::from(f);
+                let name = path
+                    .file_stem()
+                    .map_or_else(|| f.to_string(), |s| s.to_string_lossy().into_owned());
+                read_npy(&path).map(|a| (name, path, a))
+            })
+            .collect::<Result<_>>()?
+    };
     let mut names = Vec::new();
     let mut regions = Vec::new();
-    for f in files.split(',').filter(|f| !f.trim().is_empty()) {
-        let path = PathBuf::from(f.trim());
-        let arr = read_npy(&path)?;
+    for (name, path, arr) in arrays {
         if arr.ndim() != 3 {
             return Err(Error::data(
                 &path,
@@ -222,10 +337,7 @@ fn load(files: &str) -> Result<Data> {
         let trials = (0..k)
             .map(|i| Mat::from_vec(t, n, arr.data[i * t * n..(i + 1) * t * n].to_vec()))
             .collect();
-        names.push(
-            path.file_stem()
-                .map_or_else(|| f.to_string(), |s| s.to_string_lossy().into_owned()),
-        );
+        names.push(name);
         regions.push(trials);
     }
     Ok(Data::new(names, regions)?)
@@ -242,6 +354,8 @@ struct Report<'a> {
     test_trials: Vec<usize>,
     /// Log-likelihood of the held-out trials per trial (nats), if any.
     test_loglik_per_trial: Option<f64>,
+    /// The cross-validated choice of the latent count, when several were given.
+    cross_validation: Option<CvReport>,
     /// Held-out-neuron co-smoothing on the held-out trials, if any.
     cosmooth: Option<Cosmooth>,
     #[serde(flatten)]
@@ -249,10 +363,39 @@ struct Report<'a> {
     wall_s_total: f64,
 }
 
+#[derive(Serialize)]
+struct CvReport {
+    folds: usize,
+    candidates: Vec<neurodiff::latent::fit::CvRow>,
+    chosen_across: usize,
+}
+
+/// `--across`: `N`, `A..B` (inclusive) or `a,b,c`.
+fn across_candidates(s: &str) -> Result<Vec<usize>> {
+    if let Some((a, b)) = s.split_once("..") {
+        let p = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::setting("across", format!("`{s}`: expected a range like 0..3")))
+        };
+        let (a, b) = (p(a)?, p(b.trim_start_matches('='))?);
+        if a > b {
+            return Err(Error::setting("across", format!("`{s}` is an empty range")));
+        }
+        return Ok((a..=b).collect());
+    }
+    let v: Vec<usize> = list("across", s)?;
+    if v.is_empty() {
+        return Err(Error::setting("across", "no latent count given"));
+    }
+    Ok(v)
+}
+
 fn run_fit(a: FitArgs) -> Result<()> {
     let start = Instant::now();
     let method: Method = a.method.parse()?;
-    let data = load(&a.data)?;
+    let engine: Engine = a.engine.parse()?;
+    let data = load(&a.data, a.regions.as_deref())?;
     let within = match &a.within {
         Some(w) => list("within", w)?,
         None if method == Method::Dlag => vec![0; data.n_regions()],
@@ -281,7 +424,8 @@ fn run_fit(a: FitArgs) -> Result<()> {
             "no training trials left".to_string(),
         ));
     }
-    let mut spec = Spec::preset(method, a.across, within);
+    let candidates = across_candidates(&a.across)?;
+    let mut spec = Spec::preset(method, candidates[0], within);
     spec.kernel = a.kernel;
     spec.init_timescale = a.init_timescale;
     spec.max_delay = a.max_delay;
@@ -289,7 +433,38 @@ fn run_fit(a: FitArgs) -> Result<()> {
     spec.max_iter = a.max_iter;
     spec.tol = a.tol;
     spec.parallel = a.parallel;
+    spec.engine = engine;
     let quiet = a.quiet;
+    let cv_report = if candidates.len() > 1 {
+        if !quiet {
+            eprintln!(
+                "cross-validating --across over {candidates:?} ({} folds of the training trials)",
+                a.cv_folds
+            );
+        }
+        let (rows, best) = neurodiff::latent::fit::cross_validate(
+            &data.subset(&train),
+            &spec,
+            &candidates,
+            a.cv_folds,
+        )?;
+        spec.across = rows[best].across;
+        if !quiet {
+            for r in &rows {
+                eprintln!(
+                    "  across {}: held-out log-likelihood {:.6e} per trial",
+                    r.across, r.heldout_loglik_per_trial
+                );
+            }
+        }
+        Some(CvReport {
+            folds: a.cv_folds,
+            chosen_across: spec.across,
+            candidates: rows,
+        })
+    } else {
+        None
+    };
     let res = fit(&data.subset(&train), &spec, |it, ll| {
         if !quiet {
             eprint!("\rEM iteration {it:4}  log-likelihood {ll:.6e}   ");
@@ -301,7 +476,13 @@ fn run_fit(a: FitArgs) -> Result<()> {
     let test_ll = if test.is_empty() {
         None
     } else {
-        let (ll, _, _) = infer(&data.subset(&test), &res.prior, &res.obs, spec.parallel)?;
+        let (ll, _, _) = infer(
+            &data.subset(&test),
+            &res.prior,
+            &res.obs,
+            engine,
+            spec.parallel,
+        )?;
         Some(ll / test.len() as f64)
     };
     let cs = if test.is_empty() || a.cosmooth_frac == 0.0 {
@@ -314,9 +495,10 @@ fn run_fit(a: FitArgs) -> Result<()> {
             a.cosmooth_frac,
             a.holdout_masks,
             a.split_seed,
+            engine,
         )?)
     };
-    let (_, latents, covs) = infer(&data, &res.prior, &res.obs, spec.parallel)?;
+    let (_, latents, covs) = infer(&data, &res.prior, &res.obs, engine, spec.parallel)?;
     mkdir(&a.out)?;
     let q = covs.first().map_or(0, |c| c.rows);
     let vals: Vec<f64> = latents
@@ -335,12 +517,24 @@ fn run_fit(a: FitArgs) -> Result<()> {
         train_trials: train,
         test_trials: test,
         test_loglik_per_trial: test_ll,
+        cross_validation: cv_report,
         cosmooth: cs.clone(),
         fit: &res,
         wall_s_total: start.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_string_pretty(&report).expect("serialisable");
     write_text(&a.out.join("latent.json"), &json)?;
+    figure(
+        &a.out.join("latent.png"),
+        &res.loglik,
+        &res.processes,
+        None,
+        &res.latent_names,
+        &latents,
+        &covs,
+        cs.as_ref(),
+        &format!("{} fit: {}", method.name(), data.names.join(", ")),
+    )?;
     if !quiet {
         println!(
             "{} iterations ({}), log-likelihood {:.6e}, {:.2} s",
@@ -377,6 +571,229 @@ fn run_fit(a: FitArgs) -> Result<()> {
             );
         }
         println!("wrote {}", a.out.join("latent.json").display());
+    }
+    Ok(())
+}
+
+/// Writes latent.png (see `neurodiff::plot::latent_figure`): at most 4 latent traces of trial 0.
+#[allow(clippy::too_many_arguments)]
+fn figure(
+    path: &Path,
+    loglik: &[f64],
+    processes: &[neurodiff::latent::fit::ProcessOut],
+    truth: Option<&[Vec<f64>]>,
+    names: &[Vec<String>],
+    latents: &[Mat],
+    covs: &[Mat],
+    cs: Option<&Cosmooth>,
+    title: &str,
+) -> Result<()> {
+    use neurodiff::latent::model::Kind;
+    let mut delays = Vec::new();
+    for (j, p) in processes
+        .iter()
+        .filter(|p| p.kind == Kind::Across)
+        .enumerate()
+    {
+        for r in 1..p.delays.len() {
+            let se = p.delay_se.get(r).copied().unwrap_or(f64::NAN);
+            let t = truth
+                .and_then(|t| t.get(j))
+                .and_then(|t| t.get(r).map(|v| v - t[0]));
+            delays.push((p.delays[r] - p.delays[0], se, t));
+        }
+    }
+    let mut traces = Vec::new();
+    if let Some(lat) = latents.first() {
+        let mut col = 0;
+        for (r, region) in names.iter().enumerate() {
+            for name in region {
+                if traces.len() < 4 {
+                    traces.push((
+                        format!("{name} (region {r})"),
+                        (0..lat.rows).map(|t| lat[(t, col)]).collect(),
+                        covs.iter().map(|c| c[(col, col)].max(0.0).sqrt()).collect(),
+                    ));
+                }
+                col += 1;
+            }
+        }
+    }
+    let fig = neurodiff::plot::LatentFigure {
+        loglik,
+        delays,
+        traces,
+        psth: cs.map(|c| c.examples.clone()).unwrap_or_default(),
+    };
+    neurodiff::plot::latent_figure(path, &fig, title)
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    fit: PathBuf,
+    regions: Vec<String>,
+    trials: Vec<usize>,
+    /// Log-likelihood per evaluated trial (nats).
+    loglik_per_trial: f64,
+    cosmooth: Option<Cosmooth>,
+    /// Delay-recovery RMSE against truth.json (bins), when given.
+    delay_rmse: Option<f64>,
+    /// Fitted and true delays relative to region 0, per across latent, when truth is given.
+    delays: Vec<Vec<f64>>,
+    true_delays: Option<Vec<Vec<f64>>>,
+    wall_s: f64,
+}
+
+fn run_eval(a: EvalArgs) -> Result<()> {
+    use neurodiff::latent::fit::{delay_rmse, prior_from, ProcessOut};
+    use neurodiff::latent::model::{Kind, ObsParams};
+    use neurodiff::latent::Lds;
+    let start = Instant::now();
+    let text = std::fs::read_to_string(&a.fit).map_err(|e| Error::io(&a.fit, e))?;
+    let bad = |m: String| Error::data(&a.fit, m);
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e})")))?;
+    let field = |k: &str| {
+        json.get(k).cloned().ok_or_else(|| {
+            bad(format!(
+                "no `{k}`: not a latent.json of `neurodiff latent fit`"
+            ))
+        })
+    };
+    let processes: Vec<ProcessOut> = serde_json::from_value(field("processes")?)
+        .map_err(|e| bad(format!("`processes`: {e}")))?;
+    let obs: ObsParams =
+        serde_json::from_value(field("obs")?).map_err(|e| bad(format!("`obs`: {e}")))?;
+    let lds: Option<Lds> = serde_json::from_value(json.get("lds").cloned().unwrap_or_default())
+        .map_err(|e| bad(format!("`lds`: {e}")))?;
+    let spec = field("spec")?;
+    let ar_order = spec["ar_order"].as_u64().unwrap_or(4) as usize;
+    let jitter = spec["jitter"].as_f64().unwrap_or(1e-3);
+    let engine: Engine = spec["engine"].as_str().unwrap_or("ssm").parse()?;
+    let loglik: Vec<f64> =
+        serde_json::from_value(field("loglik")?).map_err(|e| bad(format!("`loglik`: {e}")))?;
+    let latent_names: Vec<Vec<String>> =
+        serde_json::from_value(json.get("latent_names").cloned().unwrap_or_default())
+            .unwrap_or_default();
+    let data = load(&a.data, a.regions.as_deref())?;
+    let nr = data.n_regions();
+    if obs.c.len() != nr {
+        return Err(Error::setting(
+            "data",
+            format!("{nr} regions given but the fit has {}", obs.c.len()),
+        ));
+    }
+    for (r, n) in data.neurons().into_iter().enumerate() {
+        if obs.c[r].rows != n || obs.d[r].len() != n || obs.r[r].len() != n {
+            return Err(Error::setting(
+                "data",
+                format!(
+                    "region `{}` has {n} neurons but the fit's region {r} has {}",
+                    data.names[r], obs.c[r].rows
+                ),
+            ));
+        }
+    }
+    let prior = prior_from(&processes, lds, nr, ar_order, jitter)?;
+    if prior.q_dims() != obs.c.iter().map(|c| c.cols).collect::<Vec<_>>() {
+        return Err(bad("the loadings do not match the latent processes".into()));
+    }
+    let trials: Vec<usize> = if a.all_trials {
+        (0..data.n_trials()).collect()
+    } else {
+        let t: Vec<usize> = json
+            .get("test_trials")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        if t.is_empty() {
+            (0..data.n_trials()).collect()
+        } else {
+            t
+        }
+    };
+    if let Some(&k) = trials.iter().find(|&&k| k >= data.n_trials()) {
+        return Err(Error::setting(
+            "data",
+            format!(
+                "the fit's held-out trial {k} is beyond the data's {} trials (other data? use --all-trials)",
+                data.n_trials()
+            ),
+        ));
+    }
+    let test = data.subset(&trials);
+    let (ll, _, _) = infer(&test, &prior, &obs, engine, false)?;
+    let cs = if a.cosmooth_frac == 0.0 {
+        None
+    } else {
+        Some(cosmooth(
+            &test,
+            &prior,
+            &obs,
+            a.cosmooth_frac,
+            a.holdout_masks,
+            a.seed,
+            engine,
+        )?)
+    };
+    let truth: Option<Vec<Vec<f64>>> = match &a.truth {
+        None => None,
+        Some(p) => {
+            let t = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&t).map_err(|e| Error::data(p, format!("not JSON ({e})")))?;
+            Some(
+                serde_json::from_value(v.get("delays").cloned().unwrap_or_default()).map_err(
+                    |e| Error::data(p, format!("no `delays` of a synth truth.json ({e})")),
+                )?,
+            )
+        }
+    };
+    let (_, latents, covs) = infer(&data.subset(&trials[..1]), &prior, &obs, engine, false)?;
+    let report = EvalReport {
+        fit: a.fit.clone(),
+        regions: data.names.clone(),
+        trials: trials.clone(),
+        loglik_per_trial: ll / trials.len() as f64,
+        cosmooth: cs.clone(),
+        delay_rmse: truth.as_ref().and_then(|t| delay_rmse(&processes, t)),
+        delays: processes
+            .iter()
+            .filter(|p| p.kind == Kind::Across)
+            .map(|p| p.delays.iter().map(|d| d - p.delays[0]).collect())
+            .collect(),
+        true_delays: truth.clone(),
+        wall_s: start.elapsed().as_secs_f64(),
+    };
+    mkdir(&a.out)?;
+    let json = serde_json::to_string_pretty(&report).expect("serialisable");
+    write_text(&a.out.join("eval.json"), &json)?;
+    figure(
+        &a.out.join("latent.png"),
+        &loglik,
+        &processes,
+        truth.as_deref(),
+        &latent_names,
+        &latents,
+        &covs,
+        cs.as_ref(),
+        &format!("evaluation of {}", a.fit.display()),
+    )?;
+    if !a.quiet {
+        println!(
+            "{} trials: log-likelihood {:.6e} per trial",
+            trials.len(),
+            report.loglik_per_trial
+        );
+        if let Some(c) = &cs {
+            println!(
+                "  co-smoothing PSTH RMSE {:?}, single-trial RMSE {:?}",
+                c.psth_rmse, c.single_trial_rmse
+            );
+        }
+        if let Some(d) = report.delay_rmse {
+            println!("  delay-recovery RMSE {d:.4} bins");
+        }
+        println!("wrote {}", a.out.join("eval.json").display());
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ enum Command {
     /// Simulate a multi-compartment cell from a TOML file (morphology, channels, stimuli,
     /// recordings): traces to .npy with a JSON sidecar and a figure.
     Cell(Box<cell::CellArgs>),
-    /// Multi-region latent-variable models (GPFA, DLAG): `latent synth`, `latent fit`.
+    /// Multi-region latent-variable models (GPFA, DLAG, LDS): `latent synth`, `latent fit`, `latent eval`.
     Latent(latent::LatentArgs),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
     Bench(crate::bench::BenchArgs),

@@ -28,8 +28,9 @@ use neurodiff_models::latent::linalg::{chol_solve, cholesky, sym_eigen, Mat};
 use neurodiff_models::latent::{kernel_by_name, KERNEL_NAMES};
 use serde::Serialize;
 
-use super::kalman::{filter, filter_parallel, smooth, smooth_parallel, Ssm};
-use super::model::{reduce, Data, Kind, Lifted, ObsParams, Prior, Process};
+use super::exact;
+use super::kalman::{filter, filter_parallel, smooth, smooth_parallel, Smoothed, Ssm};
+use super::model::{reduce, Data, Kind, Lds, Lifted, ObsParams, Prior, Process};
 use super::LatentError;
 
 /// The model family.
@@ -40,9 +41,24 @@ pub enum Method {
     Gpfa,
     /// Delayed latents across groups: across-region latents with delays, within-region latents.
     Dlag,
+    /// A free linear-Gaussian dynamical system shared by all regions (learnable A, Q, initial
+    /// mean and covariance).
+    Lds,
 }
 
-crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag"]);
+crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag", Lds => "lds"]);
+
+/// How the E-step computes the posterior of the latents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The state-space lift and a Kalman filter/smoother, `O(T)`.
+    Ssm,
+    /// The dense joint Gaussian process, `O((Tq)³)` ([`super::exact`]): the reference.
+    Exact,
+}
+
+crate::choice!(Engine, "engine", [Ssm => "ssm", Exact => "exact"]);
 
 /// What to fit and how.
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +85,8 @@ pub struct Spec {
     pub tol: f64,
     /// Use the parallel-scan filter and smoother in the E-step.
     pub parallel: bool,
+    /// The E-step's engine.
+    pub engine: Engine,
     /// Learn timescales.
     pub learn_timescales: bool,
     /// Learn delays (DLAG).
@@ -94,6 +112,7 @@ impl Spec {
             max_iter: 200,
             tol: 1e-7,
             parallel: false,
+            engine: Engine::Ssm,
             learn_timescales: true,
             learn_delays: method == Method::Dlag,
             delay_grid_at: 3,
@@ -103,7 +122,7 @@ impl Spec {
 }
 
 /// One fitted latent process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ProcessOut {
     /// Shared, across or within.
     pub kind: Kind,
@@ -115,6 +134,128 @@ pub struct ProcessOut {
     pub timescale: f64,
     /// Delay per region (across latents; region 0 is the reference), bins.
     pub delays: Vec<f64>,
+    /// Standard error of each delay, bins (0 for the reference region; `null` where the
+    /// log-likelihood is not concave in the delays): from the curvature of the marginal
+    /// log-likelihood at the fitted delays and timescales, `√diag((−∇²ℓ)⁻¹)` by central finite
+    /// differences, the observation model held at its fitted value.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub delay_se: Vec<f64>,
+}
+
+/// `null` (how JSON writes NaN) read back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    use serde::Deserialize;
+    let v: Vec<Option<f64>> = Vec::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+/// The prior of a fitted model from its processes (as written in `latent.json`), for
+/// evaluating it on data without refitting.
+pub fn prior_from(
+    processes: &[ProcessOut],
+    lds: Option<Lds>,
+    n_regions: usize,
+    ar_order: usize,
+    jitter: f64,
+) -> Result<Prior, LatentError> {
+    let mut out = Vec::with_capacity(processes.len());
+    for (i, p) in processes.iter().enumerate() {
+        let kernel = kernel_by_name(&p.kernel, p.timescale)
+            .ok_or_else(|| bad("fit", format!("process {i}: unknown kernel `{}`", p.kernel)))?;
+        if !(p.timescale > 0.0 && p.timescale.is_finite()) {
+            return Err(bad(
+                "fit",
+                format!("process {i}: timescale {}", p.timescale),
+            ));
+        }
+        let (delays, observers) = match p.kind {
+            Kind::Shared => (vec![0.0], (0..n_regions).map(|r| (r, 0)).collect()),
+            Kind::Across => {
+                if p.delays.len() != n_regions {
+                    return Err(bad(
+                        "fit",
+                        format!(
+                            "process {i} has {} delays for {n_regions} regions",
+                            p.delays.len()
+                        ),
+                    ));
+                }
+                (p.delays.clone(), (0..n_regions).map(|r| (r, r)).collect())
+            }
+            Kind::Within => match p.region {
+                Some(r) if r < n_regions => (vec![0.0], vec![(r, 0)]),
+                _ => {
+                    return Err(bad(
+                        "fit",
+                        format!("within-region process {i} names no region of the {n_regions}"),
+                    ))
+                }
+            },
+        };
+        out.push(Process {
+            kind: p.kind,
+            kernel,
+            delays,
+            observers,
+        });
+    }
+    Ok(Prior {
+        processes: out,
+        ar_order,
+        jitter,
+        n_regions,
+        lds,
+    })
+}
+
+/// Delay-recovery RMSE (bins) of the fitted across-region latents against true delays
+/// `truth[latent][region]` (region 0 the reference of both): over the delays of regions ≥ 1,
+/// with the fitted latents matched to the true ones by the assignment of least error (the
+/// latents' order is arbitrary). `None` without across latents on either side.
+pub fn delay_rmse(processes: &[ProcessOut], truth: &[Vec<f64>]) -> Option<f64> {
+    let est: Vec<&Vec<f64>> = processes
+        .iter()
+        .filter(|p| p.kind == Kind::Across)
+        .map(|p| &p.delays)
+        .collect();
+    let m = est.len().min(truth.len());
+    if m == 0 {
+        return None;
+    }
+    // Squared error of one latent's delays relative to region 0, and their count.
+    fn err(e: &[f64], t: &[f64]) -> (f64, usize) {
+        let n = e.len().min(t.len());
+        let se = (1..n).map(|r| (e[r] - e[0] - (t[r] - t[0])).powi(2)).sum();
+        (se, n.saturating_sub(1))
+    }
+    // Best assignment of true latents to fitted ones by exhaustive search (few latents).
+    fn best(
+        i: usize,
+        used: &mut [bool],
+        est: &[&Vec<f64>],
+        truth: &[Vec<f64>],
+        m: usize,
+    ) -> (f64, usize) {
+        if i == m {
+            return (0.0, 0);
+        }
+        let mut out = (f64::INFINITY, 0);
+        for j in 0..est.len() {
+            if used[j] {
+                continue;
+            }
+            used[j] = true;
+            let (a, na) = err(est[j], &truth[i]);
+            let (b, nb) = best(i + 1, used, est, truth, m);
+            used[j] = false;
+            if a + b < out.0 {
+                out = (a + b, na + nb);
+            }
+        }
+        out
+    }
+    let (se, n) = best(0, &mut vec![false; est.len()], &est, truth, m);
+    (n > 0).then(|| (se / n as f64).sqrt())
 }
 
 /// What `fit` returns.
@@ -126,6 +267,8 @@ pub struct FitResult {
     pub processes: Vec<ProcessOut>,
     /// The observation model.
     pub obs: ObsParams,
+    /// The fitted latent dynamics of the `lds` preset.
+    pub lds: Option<super::model::Lds>,
     /// Log marginal likelihood after each E-step (nats, all trials).
     pub loglik: Vec<f64>,
     /// Iterations run.
@@ -153,23 +296,62 @@ pub fn infer(
     data: &Data,
     prior: &Prior,
     obs: &ObsParams,
+    engine: Engine,
     parallel: bool,
 ) -> Result<(f64, Vec<Mat>, Vec<Mat>), LatentError> {
-    let lifted = prior.lift()?;
     let red = reduce(data, obs, &data.names)?;
-    let ssm = ssm_of(&lifted, red.r.clone());
-    let (f, s) = if parallel {
-        let f = filter_parallel(&ssm, &red.ys)?;
-        let s = smooth_parallel(&ssm, &f)?;
-        (f, s)
-    } else {
-        let f = filter(&ssm, &red.ys)?;
-        let s = smooth(&ssm, &f)?;
-        (f, s)
-    };
-    let ll = f.loglik.iter().sum::<f64>() + red.constant;
-    let (latents, covs) = project(&lifted, &s.means, &s.covs, data.n_bins());
-    Ok((ll, latents, covs))
+    let e = estep(prior, &red.ys, &red.r, engine, parallel)?;
+    Ok((e.loglik + red.constant, e.latents, e.covs))
+}
+
+/// The E-step on reduced observations: the reduced log-likelihood (without the reduction's
+/// constant), the latents' posterior moments and, for the state-space engine, the state's.
+struct EStep {
+    loglik: f64,
+    latents: Vec<Mat>,
+    covs: Vec<Mat>,
+    state: Option<Smoothed>,
+}
+
+fn estep(
+    prior: &Prior,
+    ys: &[Mat],
+    r: &Mat,
+    engine: Engine,
+    parallel: bool,
+) -> Result<EStep, LatentError> {
+    let tn = ys.first().map_or(0, |y| y.rows);
+    match engine {
+        Engine::Exact => {
+            let (loglik, latents, covs) = exact::posterior(prior, ys, r)?;
+            Ok(EStep {
+                loglik,
+                latents,
+                covs,
+                state: None,
+            })
+        }
+        Engine::Ssm => {
+            let lifted = prior.lift()?;
+            let ssm = ssm_of(&lifted, r.clone());
+            let (f, s) = if parallel {
+                let f = filter_parallel(&ssm, ys)?;
+                let s = smooth_parallel(&ssm, &f)?;
+                (f, s)
+            } else {
+                let f = filter(&ssm, ys)?;
+                let s = smooth(&ssm, &f)?;
+                (f, s)
+            };
+            let (latents, covs) = project(&lifted, &s.means, &s.covs, tn);
+            Ok(EStep {
+                loglik: f.loglik.iter().sum(),
+                latents,
+                covs,
+                state: Some(s),
+            })
+        }
+    }
 }
 
 /// The latents' moments from the state's.
@@ -221,6 +403,21 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
             }
             vec![0; nr]
         }
+        Method::Lds => {
+            if spec.within.iter().any(|&w| w > 0) {
+                return Err(bad(
+                    "within",
+                    "LDS latents are shared by all regions: give --across only".into(),
+                ));
+            }
+            if spec.engine == Engine::Exact {
+                return Err(bad(
+                    "engine",
+                    "the exact engine is for the GP presets (gpfa, dlag), not lds".into(),
+                ));
+            }
+            vec![0; nr]
+        }
         Method::Dlag => {
             if spec.within.len() != nr {
                 return Err(bad(
@@ -258,7 +455,8 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
             ),
         ));
     }
-    if !(spec.init_timescale > 0.0 && spec.init_timescale.is_finite()) {
+    if spec.method != Method::Lds && !(spec.init_timescale > 0.0 && spec.init_timescale.is_finite())
+    {
         return Err(bad(
             "init-timescale",
             format!("{} is not positive", spec.init_timescale),
@@ -278,7 +476,18 @@ fn build_prior(data: &Data, spec: &Spec) -> Prior {
     let nr = data.n_regions();
     let k = |ell| kernel_by_name(&spec.kernel, ell).expect("validated kernel");
     let mut processes = Vec::new();
+    let mut lds = None;
     match spec.method {
+        Method::Lds => {
+            // A slow, stable start: A = 0.9 I with the stationary covariance I.
+            let q = spec.across;
+            lds = Some(Lds {
+                a: Mat::eye(q).scale(0.9),
+                q: Mat::eye(q).scale(1.0 - 0.81),
+                m0: vec![0.0; q],
+                p0: Mat::eye(q),
+            });
+        }
         Method::Gpfa => {
             for _ in 0..spec.across {
                 processes.push(Process {
@@ -315,6 +524,7 @@ fn build_prior(data: &Data, spec: &Spec) -> Prior {
         ar_order: spec.ar_order,
         jitter: spec.jitter,
         n_regions: nr,
+        lds,
     }
 }
 
@@ -469,14 +679,20 @@ fn ssm_of(l: &Lifted, r: Mat) -> Ssm {
         q: l.q.clone(),
         h: l.h.clone(),
         r,
-        m0: vec![0.0; l.a.rows],
+        m0: l.m0.clone(),
         p0: l.p0.clone(),
     }
 }
 
 /// The reduced log-likelihood of the prior `prior` on pseudo-observations `ys`, or −∞ when
 /// the prior cannot be lifted or filtered (a step that went too far).
-fn objective(prior: &Prior, ys: &[Mat], r: &Mat) -> f64 {
+fn objective(prior: &Prior, ys: &[Mat], r: &Mat, engine: Engine) -> f64 {
+    if engine == Engine::Exact {
+        return match exact::loglik(prior, ys, r) {
+            Ok(v) if v.is_finite() => v,
+            _ => f64::NEG_INFINITY,
+        };
+    }
     let Ok(l) = prior.lift() else {
         return f64::NEG_INFINITY;
     };
@@ -491,6 +707,140 @@ fn objective(prior: &Prior, ys: &[Mat], r: &Mat) -> f64 {
         }
         Err(_) => f64::NEG_INFINITY,
     }
+}
+
+/// Per region, its range of latent indices (region by region).
+fn region_rows(prior: &Prior) -> Vec<std::ops::Range<usize>> {
+    let mut o = 0;
+    prior
+        .q_dims()
+        .into_iter()
+        .map(|q| {
+            o += q;
+            o - q..o
+        })
+        .collect()
+}
+
+/// The closed-form M-step of the LDS dynamics from the smoothed state moments (Shumway &
+/// Stoffer 1982; Ghahramani & Hinton 1996): with `Σ` over trials and bins,
+/// `A = Σ E[x_{t+1} x_tᵀ] (Σ E[x_t x_tᵀ])⁻¹`, `Q = (Σ E[x_{t+1} x_{t+1}ᵀ] − A Σ E[x_t x_{t+1}ᵀ]) / (K(T−1))`,
+/// `m0` the mean of the first bin's posterior means, `P0` their scatter plus the posterior
+/// covariance. `E[x_{t+1} x_tᵀ] = P^s_{t+1} G_tᵀ + m_{t+1} m_tᵀ`.
+fn lds_mstep(l: &mut Lds, s: &Smoothed) -> Result<(), LatentError> {
+    let n = l.a.rows;
+    let tn = s.covs.len();
+    let nk = s.means.len() as f64;
+    let m0: Vec<f64> = (0..n)
+        .map(|i| s.means.iter().map(|m| m[(0, i)]).sum::<f64>() / nk)
+        .collect();
+    let mut p0 = s.covs[0].clone();
+    for m in &s.means {
+        for a in 0..n {
+            for b in 0..n {
+                p0[(a, b)] += (m[(0, a)] - m0[a]) * (m[(0, b)] - m0[b]) / nk;
+            }
+        }
+    }
+    if tn < 2 {
+        l.m0 = m0;
+        l.p0 = p0.sym();
+        return Ok(());
+    }
+    let (mut s00, mut s11, mut s10) = (Mat::zeros(n, n), Mat::zeros(n, n), Mat::zeros(n, n));
+    for t in 0..tn - 1 {
+        let cross = s.covs[t + 1].mul_t(&s.gains[t]);
+        s00 = s00.add(&s.covs[t].scale(nk));
+        s11 = s11.add(&s.covs[t + 1].scale(nk));
+        s10 = s10.add(&cross.scale(nk));
+        for m in &s.means {
+            for a in 0..n {
+                for b in 0..n {
+                    s00[(a, b)] += m[(t, a)] * m[(t, b)];
+                    s11[(a, b)] += m[(t + 1, a)] * m[(t + 1, b)];
+                    s10[(a, b)] += m[(t + 1, a)] * m[(t, b)];
+                }
+            }
+        }
+    }
+    let l00 = cholesky(&s00.sym()).map_err(|e| LatentError::NotPositiveDefinite {
+        what: "latent second moment Σ E[x xᵀ] of the LDS M-step",
+        step: 0,
+        iteration: None,
+        value: e.value,
+    })?;
+    let a = chol_solve(&l00, &s10.t()).t();
+    let q = s11
+        .sub(&a.mul_t(&s10))
+        .scale(1.0 / (nk * (tn - 1) as f64))
+        .sym();
+    l.a = a;
+    l.q = q;
+    l.m0 = m0;
+    l.p0 = p0.sym();
+    Ok(())
+}
+
+/// Standard errors of the learned delays: `√diag((−H)⁻¹)` with `H` the Hessian of the
+/// marginal log-likelihood in all learned prior parameters (log timescales and delays, so the
+/// delays' errors account for their correlation with the timescales) by central finite
+/// differences (step 0.05 bins / 0.05 in log timescale), the observation model fixed. NaN
+/// where `−H` is not positive definite. Returns `(process, output, se)`.
+fn delay_standard_errors(
+    prior: &Prior,
+    spec: &Spec,
+    ys: &[Mat],
+    r: &Mat,
+) -> Vec<(usize, usize, f64)> {
+    let params = param_list(prior, spec);
+    let th = get_theta(prior, &params);
+    let n = th.len();
+    let h = 0.05;
+    // Unclamped evaluation: a delay at its bound still has a curvature.
+    let wide = Bounds {
+        log_ell: (f64::NEG_INFINITY, f64::INFINITY),
+        delay: f64::INFINITY,
+    };
+    let f = |d: &[(usize, f64)]| {
+        let mut x = th.clone();
+        for &(i, v) in d {
+            x[i] += v;
+        }
+        let mut pr = prior.clone();
+        set_theta(&mut pr, &params, &x, &wide);
+        objective(&pr, ys, r, spec.engine)
+    };
+    let f0 = f(&[]);
+    let mut hess = Mat::zeros(n, n);
+    for i in 0..n {
+        hess[(i, i)] = (f(&[(i, h)]) - 2.0 * f0 + f(&[(i, -h)])) / (h * h);
+        for j in 0..i {
+            let v = (f(&[(i, h), (j, h)]) - f(&[(i, h), (j, -h)]) - f(&[(i, -h), (j, h)])
+                + f(&[(i, -h), (j, -h)]))
+                / (4.0 * h * h);
+            hess[(i, j)] = v;
+            hess[(j, i)] = v;
+        }
+    }
+    let cov = cholesky(&hess.scale(-1.0))
+        .ok()
+        .map(|l| chol_solve(&l, &Mat::eye(n)));
+    params
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(p, o))| {
+            o.map(|o| {
+                let se = cov.as_ref().map_or(f64::NAN, |c| {
+                    if c[(i, i)] > 0.0 {
+                        c[(i, i)].sqrt()
+                    } else {
+                        f64::NAN
+                    }
+                });
+                (p, o, se)
+            })
+        })
+        .collect()
 }
 
 /// Fits `spec` to `data` by EM; `progress(iteration, loglik)` after every E-step.
@@ -526,19 +876,10 @@ pub fn fit(
     for it in 0..spec.max_iter.max(1) {
         iterations = it + 1;
         // E-step.
-        let lifted = prior.lift().map_err(|e| e.at_iteration(it))?;
         let red = reduce(data, &obs, &data.names)?;
-        let ssm = ssm_of(&lifted, red.r.clone());
-        let (f, s) = if spec.parallel {
-            let f = filter_parallel(&ssm, &red.ys).map_err(|e| e.at_iteration(it))?;
-            let s = smooth_parallel(&ssm, &f).map_err(|e| e.at_iteration(it))?;
-            (f, s)
-        } else {
-            let f = filter(&ssm, &red.ys).map_err(|e| e.at_iteration(it))?;
-            let s = smooth(&ssm, &f).map_err(|e| e.at_iteration(it))?;
-            (f, s)
-        };
-        let ll = f.loglik.iter().sum::<f64>() + red.constant;
+        let e = estep(&prior, &red.ys, &red.r, spec.engine, spec.parallel)
+            .map_err(|e| e.at_iteration(it))?;
+        let ll = e.loglik + red.constant;
         if !ll.is_finite() {
             return Err(LatentError::NotPositiveDefinite {
                 what: "log-likelihood (not finite)",
@@ -552,24 +893,29 @@ pub fn fit(
             .last()
             .is_some_and(|&prev: &f64| (ll - prev).abs() < spec.tol * ll.abs());
         trace.push(ll);
-        last = Some((lifted.clone(), s.clone()));
+        let region_rows = region_rows(&prior);
         if done || it + 1 == spec.max_iter.max(1) {
             converged = done;
+            last = Some((e.latents, e.covs));
             break;
+        }
+        // M-step: the latent dynamics of the LDS preset (closed form).
+        if let (Some(l), Some(s)) = (&mut prior.lds, &e.state) {
+            lds_mstep(l, s).map_err(|e| e.at_iteration(it))?;
         }
         // M-step: observation model, region by region.
         for r in 0..nr {
-            let rows = lifted.region_rows[r].clone();
+            let rows = region_rows[r].clone();
             let qr = rows.len();
-            let hr = lifted.h.block(rows.start, 0, qr, lifted.h.cols);
             let n = data.regions[r][0].cols;
             let mut sxx = Mat::zeros(qr + 1, qr + 1);
             let mut syx = Mat::zeros(n, qr + 1);
             let mut syy = vec![0.0; n];
             for t in 0..tn {
-                let cov = hr.mul(&s.covs[t]).mul_t(&hr);
+                let cov = e.covs[t].block(rows.start, rows.start, qr, qr);
                 for k in 0..data.n_trials() {
-                    let m = hr.mv(&s.means[k].data[t * s.means[k].cols..(t + 1) * s.means[k].cols]);
+                    let lk = &e.latents[k];
+                    let m = &lk.data[t * lk.cols + rows.start..t * lk.cols + rows.end];
                     for a in 0..qr {
                         for b in 0..qr {
                             sxx[(a, b)] += cov[(a, b)] + m[a] * m[b];
@@ -613,7 +959,7 @@ pub fn fit(
         }
         let red = reduce(data, &obs, &data.names)?;
         let mut th = get_theta(&prior, &params);
-        let mut f0 = objective(&prior, &red.ys, &red.r);
+        let mut f0 = objective(&prior, &red.ys, &red.r, spec.engine);
         if spec.learn_delays && it == spec.delay_grid_at.min(spec.max_iter.saturating_sub(2)) {
             // Coordinate-wise grid search of every delay, ½-bin steps.
             let grid: Vec<f64> = {
@@ -629,7 +975,7 @@ pub fn fit(
                     cand[pi] = g;
                     let mut pr = prior.clone();
                     set_theta(&mut pr, &params, &cand, &bounds);
-                    let v = objective(&pr, &red.ys, &red.r);
+                    let v = objective(&pr, &red.ys, &red.r, spec.engine);
                     if v > f0 {
                         f0 = v;
                         th = cand;
@@ -649,8 +995,9 @@ pub fn fit(
                 set_theta(&mut pu, &params, &up, &bounds);
                 let mut pd = prior.clone();
                 set_theta(&mut pd, &params, &dn, &bounds);
-                let g =
-                    (objective(&pu, &red.ys, &red.r) - objective(&pd, &red.ys, &red.r)) / (2.0 * h);
+                let g = (objective(&pu, &red.ys, &red.r, spec.engine)
+                    - objective(&pd, &red.ys, &red.r, spec.engine))
+                    / (2.0 * h);
                 if g.is_finite() {
                     g
                 } else {
@@ -667,7 +1014,7 @@ pub fn fit(
                 clamp_theta(&mut cand, &params, &bounds);
                 let mut pr = prior.clone();
                 set_theta(&mut pr, &params, &cand, &bounds);
-                let v = objective(&pr, &red.ys, &red.r);
+                let v = objective(&pr, &red.ys, &red.r, spec.engine);
                 if v > f0 {
                     prior = pr;
                     step = (a * 2.0).min(1.0);
@@ -678,8 +1025,13 @@ pub fn fit(
             }
         }
     }
-    let (lifted, s) = last.expect("at least one E-step");
-    let (latents, latent_covs) = project(&lifted, &s.means, &s.covs, tn);
+    let (latents, latent_covs) = last.expect("at least one E-step");
+    let delay_se = if spec.learn_delays && spec.method == Method::Dlag {
+        let red = reduce(data, &obs, &data.names)?;
+        delay_standard_errors(&prior, spec, &red.ys, &red.r)
+    } else {
+        vec![]
+    };
     let mut counters = [0usize; 3];
     let names_of: Vec<String> = prior
         .processes
@@ -699,11 +1051,14 @@ pub fn fit(
             prior
                 .region_latents(r)
                 .into_iter()
-                .map(|(p, _)| names_of[p].clone())
+                .map(|(p, _)| match prior.lds {
+                    Some(_) => format!("lds{p}"),
+                    None => names_of[p].clone(),
+                })
                 .collect()
         })
         .collect();
-    let processes = prior
+    let mut processes = prior
         .processes
         .iter()
         .map(|p| ProcessOut {
@@ -716,12 +1071,21 @@ pub fn fit(
             } else {
                 vec![]
             },
+            delay_se: vec![],
         })
-        .collect();
+        .collect::<Vec<_>>();
+    for (p, o, se) in delay_se {
+        let d = &mut processes[p].delay_se;
+        if d.is_empty() {
+            *d = vec![0.0; prior.processes[p].delays.len()];
+        }
+        d[o] = se;
+    }
     Ok(FitResult {
         spec: spec.clone(),
         processes,
         obs,
+        lds: prior.lds.clone(),
         loglik: trace,
         iterations,
         converged,
@@ -746,6 +1110,10 @@ pub struct Cosmooth {
     pub psth_rmse: Vec<f64>,
     /// Per region, RMSE of the single-trial prediction.
     pub single_trial_rmse: Vec<f64>,
+    /// For the figure: per region, the first held-out neuron of the first mask, its observed
+    /// and predicted trial means per bin.
+    #[serde(skip)]
+    pub examples: Vec<(String, Vec<f64>, Vec<f64>)>,
 }
 
 /// Co-smoothing on `data` (normally held-out trials) under a fitted model: for each mask, a
@@ -759,6 +1127,7 @@ pub fn cosmooth(
     frac: f64,
     masks: usize,
     seed: u64,
+    engine: Engine,
 ) -> Result<Cosmooth, LatentError> {
     use rand::{Rng, SeedableRng};
     if !(frac > 0.0 && frac < 1.0) || masks == 0 {
@@ -781,7 +1150,8 @@ pub fn cosmooth(
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut psth = vec![0.0; nr];
     let mut single = vec![0.0; nr];
-    for _ in 0..masks {
+    let mut examples = Vec::new();
+    for mask in 0..masks {
         let mut held: Vec<Vec<usize>> = Vec::with_capacity(nr);
         for r in 0..nr {
             let n = obs.c[r].rows;
@@ -832,7 +1202,7 @@ pub fn cosmooth(
                 .map(|r| keep[r].iter().map(|&i| obs.r[r][i]).collect())
                 .collect(),
         };
-        let (_, latents, _) = infer(&ctx, prior, &ctx_obs, false)?;
+        let (_, latents, _) = infer(&ctx, prior, &ctx_obs, engine, false)?;
         for r in 0..nr {
             let h = &held[r];
             let mut se_single = 0.0;
@@ -852,6 +1222,14 @@ pub fn cosmooth(
                     }
                 }
             }
+            if mask == 0 {
+                let nh = h.len();
+                examples.push((
+                    format!("{} neuron {}", data.names[r], h[0]),
+                    (0..tn).map(|t| mean_true[t * nh]).collect(),
+                    (0..tn).map(|t| mean_pred[t * nh]).collect(),
+                ));
+            }
             let se_psth: f64 = mean_pred
                 .iter()
                 .zip(&mean_true)
@@ -866,5 +1244,69 @@ pub fn cosmooth(
         masks,
         psth_rmse: psth,
         single_trial_rmse: single,
+        examples,
     })
+}
+
+/// One candidate of [`cross_validate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CvRow {
+    /// Across-region (DLAG) or shared (GPFA, LDS) latents.
+    pub across: usize,
+    /// Held-out log-likelihood per trial (nats), summed over the folds' held-out trials and
+    /// divided by the number of trials.
+    pub heldout_loglik_per_trial: f64,
+}
+
+/// The cross-validated choice of the number of across-region (or shared) latents: for each
+/// candidate, `folds`-fold cross-validation over the trials of `data` (trial `k` in fold
+/// `k mod folds`): fit on the other folds, the held-out fold's marginal log-likelihood under
+/// that fit. Returns the rows and the index of the best (highest held-out likelihood).
+pub fn cross_validate(
+    data: &Data,
+    spec: &Spec,
+    candidates: &[usize],
+    folds: usize,
+) -> Result<(Vec<CvRow>, usize), LatentError> {
+    let nt = data.n_trials();
+    if folds < 2 || folds > nt {
+        return Err(bad(
+            "cv-folds",
+            format!("{folds} folds for {nt} trials: need 2 ≤ folds ≤ trials"),
+        ));
+    }
+    if candidates.is_empty() {
+        return Err(bad("across", "no candidate latent counts".into()));
+    }
+    let mut rows = Vec::with_capacity(candidates.len());
+    for &c in candidates {
+        let mut s = spec.clone();
+        s.across = c;
+        let mut total = 0.0;
+        for f in 0..folds {
+            let train: Vec<usize> = (0..nt).filter(|k| k % folds != f).collect();
+            let test: Vec<usize> = (0..nt).filter(|k| k % folds == f).collect();
+            let res = fit(&data.subset(&train), &s, |_, _| {}).map_err(|e| match e {
+                LatentError::Setting { name, message } => LatentError::Setting {
+                    name,
+                    message: format!("{message} (cross-validation candidate {c})"),
+                },
+                e => e,
+            })?;
+            let (ll, _, _) = infer(&data.subset(&test), &res.prior, &res.obs, s.engine, false)?;
+            total += ll;
+        }
+        rows.push(CvRow {
+            across: c,
+            heldout_loglik_per_trial: total / nt as f64,
+        });
+    }
+    let best = (0..rows.len())
+        .max_by(|&a, &b| {
+            rows[a]
+                .heldout_loglik_per_trial
+                .total_cmp(&rows[b].heldout_loglik_per_trial)
+        })
+        .expect("at least one candidate");
+    Ok((rows, best))
 }

@@ -24,13 +24,14 @@
 //! The linear algebra is the small hand-written module `neurodiff_models::latent::linalg`
 //! (see its documentation for why not `faer`).
 
+pub mod exact;
 pub mod fit;
 pub mod kalman;
 pub mod model;
 pub mod synth;
 
-pub use fit::{cosmooth, fit, infer, Cosmooth, FitResult, Method, Spec};
-pub use model::{Data, ObsParams};
+pub use fit::{cosmooth, fit, infer, Cosmooth, Engine, FitResult, Method, Spec};
+pub use model::{Data, Lds, ObsParams};
 
 /// Errors of the latent-variable models.
 #[derive(Debug, thiserror::Error)]

@@ -102,7 +102,7 @@ impl Data {
 }
 
 /// What kind of latent a process is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Shared by every region without delay (GPFA).
@@ -138,6 +138,54 @@ pub struct Prior {
     pub jitter: f64,
     /// Number of regions.
     pub n_regions: usize,
+    /// A free linear-Gaussian latent dynamics instead of GP processes (the `lds` preset;
+    /// `processes` is then empty).
+    pub lds: Option<Lds>,
+}
+
+/// Free linear-Gaussian latent dynamics (the `lds` preset): `x_1 ~ N(m0, P0)`,
+/// `x_{t+1} = A x_t + N(0, Q)`, every region seeing all of `x` through its own loadings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Lds {
+    /// Transition `A` (`q × q`).
+    #[serde(with = "mat_rows")]
+    pub a: Mat,
+    /// Process noise `Q`.
+    #[serde(with = "mat_rows")]
+    pub q: Mat,
+    /// Initial mean.
+    pub m0: Vec<f64>,
+    /// Initial covariance.
+    #[serde(with = "mat_rows")]
+    pub p0: Mat,
+}
+
+/// A matrix as nested row vectors in JSON.
+pub mod mat_rows {
+    use neurodiff_models::latent::linalg::Mat;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Rows as nested vectors.
+    pub fn serialize<S: Serializer>(m: &Mat, s: S) -> Result<S::Ok, S::Error> {
+        let rows: Vec<&[f64]> = (0..m.rows)
+            .map(|i| &m.data[i * m.cols..(i + 1) * m.cols])
+            .collect();
+        rows.serialize(s)
+    }
+    /// From nested row vectors (all of one length).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mat, D::Error> {
+        let rows: Vec<Vec<f64>> = Vec::deserialize(d)?;
+        of_rows(rows).map_err(serde::de::Error::custom)
+    }
+    /// A matrix from rows, or why not.
+    pub fn of_rows(rows: Vec<Vec<f64>>) -> Result<Mat, String> {
+        let cols = rows.first().map_or(0, |r| r.len());
+        if rows.iter().any(|r| r.len() != cols) {
+            return Err("ragged matrix rows".into());
+        }
+        let n = rows.len();
+        Ok(Mat::from_vec(n, cols, rows.into_iter().flatten().collect()))
+    }
 }
 
 /// The lifted prior: `(A, Q, P0)` block-diagonal over processes, and `H` mapping the state to
@@ -154,6 +202,8 @@ pub struct Lifted {
     pub h: Mat,
     /// Per region, the range of rows of `h` that are its latents.
     pub region_rows: Vec<std::ops::Range<usize>>,
+    /// Initial mean (zero for the GP priors).
+    pub m0: Vec<f64>,
 }
 
 fn block_diag(blocks: &[&Mat]) -> Mat {
@@ -169,7 +219,15 @@ fn block_diag(blocks: &[&Mat]) -> Mat {
 
 impl Prior {
     /// The latents region `r` sees, in order: `(process, output)`.
+    /// For the `lds` preset, every region sees every state: `(state, 0)`.
     pub fn region_latents(&self, r: usize) -> Vec<(usize, usize)> {
+        if let Some(l) = &self.lds {
+            return if r < self.n_regions {
+                (0..l.a.rows).map(|j| (j, 0)).collect()
+            } else {
+                vec![]
+            };
+        }
         let mut v = Vec::new();
         for (p, proc_) in self.processes.iter().enumerate() {
             for &(reg, o) in &proc_.observers {
@@ -204,6 +262,22 @@ impl Prior {
     }
     /// The block-diagonal state-space form of the whole prior.
     pub fn lift(&self) -> Result<Lifted, LatentError> {
+        if let Some(l) = &self.lds {
+            let n = l.a.rows;
+            let h = Mat::from_fn(
+                n * self.n_regions,
+                n,
+                |i, j| if i % n == j { 1.0 } else { 0.0 },
+            );
+            return Ok(Lifted {
+                a: l.a.clone(),
+                q: l.q.clone(),
+                p0: l.p0.clone(),
+                h,
+                region_rows: (0..self.n_regions).map(|r| r * n..(r + 1) * n).collect(),
+                m0: l.m0.clone(),
+            });
+        }
         let lifts: Vec<Lift> = self
             .processes
             .iter()
@@ -238,20 +312,29 @@ impl Prior {
             p0,
             h,
             region_rows,
+            m0: vec![0.0; n],
         })
     }
 }
 
 /// The observation model of every region: `y_r = C_r x_r + d_r + N(0, diag R_r)`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ObsParams {
     /// Loadings `C_r` (`N_r × q_r`), row-major as nested vectors in JSON.
-    #[serde(serialize_with = "ser_mats")]
+    #[serde(serialize_with = "ser_mats", deserialize_with = "de_mats")]
     pub c: Vec<Mat>,
     /// Offsets `d_r`.
     pub d: Vec<Vec<f64>>,
     /// Private noise variances `R_r` (diagonal).
     pub r: Vec<Vec<f64>>,
+}
+
+fn de_mats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Mat>, D::Error> {
+    use serde::Deserialize;
+    let ms: Vec<Vec<Vec<f64>>> = Vec::deserialize(d)?;
+    ms.into_iter()
+        .map(|rows| mat_rows::of_rows(rows).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 fn ser_mats<S: serde::Serializer>(m: &[Mat], s: S) -> Result<S::Ok, S::Error> {

@@ -3,7 +3,7 @@
 //! written out here, EM's monotone likelihood, recovery of delays and timescales from seeded
 //! synthetic data with known truth, and clear errors on bad input.
 
-use neurodiff::latent::fit::{fit, Method, Spec};
+use neurodiff::latent::fit::{fit, infer, Engine, Method, Spec};
 use neurodiff::latent::kalman::{filter, filter_parallel, smooth, smooth_parallel, Ssm};
 use neurodiff::latent::model::{reduce, Data, Kind, ObsParams, Prior, Process};
 use neurodiff::latent::synth::{synth, SynthSpec};
@@ -62,6 +62,7 @@ fn mixed_prior() -> Prior {
         ar_order: 3,
         jitter: 1e-3,
         n_regions: 3,
+        lds: None,
     }
 }
 
@@ -201,6 +202,7 @@ fn gpfa_setup() -> (Dense, Data, Prior, ObsParams) {
         ar_order: 2,
         jitter: 0.0,
         n_regions: 1,
+        lds: None,
     };
     let obs = ObsParams {
         c: vec![c],
@@ -479,6 +481,48 @@ fn cli_synth_then_fit() {
     assert_eq!(lat.shape, vec![6, 20, 2]);
     let cov = neurodiff::io::read_npy(&out.join("latent_cov.npy")).unwrap();
     assert_eq!(cov.shape, vec![20, 2, 2]);
+    // Cross-validated latent count: candidates 1..2, 2 folds of the 4 training trials.
+    let out_cv = dir.join("fitcv");
+    let data2 = format!("{d}/region0.npy,{d}/region1.npy");
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "fit",
+            "--data",
+            &data2,
+            "--across",
+            "1..2",
+            "--cv-folds",
+            "2",
+        ])
+        .args([
+            "--within",
+            "0,0",
+            "--max-iter",
+            "4",
+            "--test-frac",
+            "0.34",
+            "-q",
+        ])
+        .args(["-o", out_cv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_cv.join("latent.json")).unwrap())
+            .unwrap();
+    let cv = &j["cross_validation"];
+    assert_eq!(cv["candidates"].as_array().unwrap().len(), 2);
+    let chosen = cv["chosen_across"].as_u64().unwrap() as usize;
+    assert_eq!(j["processes"].as_array().unwrap().len(), chosen);
+    let o = Command::new(bin)
+        .args(["latent", "fit", "--data", &data2, "--across", "3..1", "-q"])
+        .args(["-o", dir.join("fitcv2").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(crate::common::stderr(&o).contains("empty range"));
+    assert!(!dir.join("fitcv2").exists());
     // A region with 5 trials beside one with 6: refused, naming the file's region.
     crate::common::write_npy(&dir.join("short.npy"), &[5, 20, 4], &vec![0.5; 5 * 20 * 4]);
     let out2 = dir.join("fit2");
@@ -499,4 +543,498 @@ fn cli_synth_then_fit() {
     let e = crate::common::stderr(&o);
     assert!(e.contains("short") && e.contains("5 trials"), "{e}");
     assert!(!out2.join("latent.json").exists());
+}
+
+/// Two regions (4 and 3 neurons), 3 trials × 30 bins: region 0 sees a shared Matérn-3/2
+/// latent and region 1 the same latent delayed by `delay` bins, and a Matérn-1/2 latent of
+/// its own. Loadings, offsets, noise and data from `lcg`.
+fn two_region_setup(delay: f64, kind: Kind) -> (Data, Prior, ObsParams) {
+    let (tn, ns) = (30, [4usize, 3]);
+    let regions: Vec<Vec<Mat>> = ns
+        .iter()
+        .enumerate()
+        .map(|(r, &n)| {
+            (0..3)
+                .map(|k| Mat::from_vec(tn, n, lcg(40 + 10 * r as u64 + k, tn * n)))
+                .collect()
+        })
+        .collect();
+    let data = Data::new(vec!["a".into(), "b".into()], regions).unwrap();
+    let (delays, observers) = match kind {
+        Kind::Across => (vec![0.0, delay], vec![(0, 0), (1, 1)]),
+        _ => (vec![0.0], vec![(0, 0), (1, 0)]),
+    };
+    let prior = Prior {
+        processes: vec![
+            Process {
+                kind,
+                kernel: Box::new(Matern32::new(3.0)),
+                delays,
+                observers,
+            },
+            Process {
+                kind: Kind::Within,
+                kernel: Box::new(Matern12::new(4.0)),
+                delays: vec![0.0],
+                observers: vec![(1, 0)],
+            },
+        ],
+        ar_order: 6,
+        jitter: 0.0,
+        n_regions: 2,
+        lds: None,
+    };
+    let obs = ObsParams {
+        c: vec![
+            Mat::from_vec(4, 1, lcg(1, 4)),
+            Mat::from_vec(3, 2, lcg(2, 6)),
+        ],
+        d: vec![lcg(3, 4), lcg(4, 3)],
+        r: vec![
+            lcg(5, 4).iter().map(|v| 0.3 + 0.2 * v.abs()).collect(),
+            lcg(6, 3).iter().map(|v| 0.2 + 0.2 * v.abs()).collect(),
+        ],
+    };
+    (data, prior, obs)
+}
+
+/// The dense multivariate-normal log-density of the neurons of all regions, written out
+/// independently of the engines: `Cov(y_{r,i}(t), y_{r',j}(s)) = Σ C_r[i,a] C_{r'}[j,b]
+/// k_p(t − s + δ_b − δ_a)` over the latents `a` of region `r` and `b` of `r'` that are copies
+/// of one process `p`, plus `R_{r,i}` on the diagonal.
+fn dense_mvn_loglik(data: &Data, prior: &Prior, obs: &ObsParams) -> f64 {
+    let tn = data.n_bins();
+    // (region, neuron) in order; per region its latents (process, delay).
+    let units: Vec<(usize, usize)> = (0..data.n_regions())
+        .flat_map(|r| (0..data.neurons()[r]).map(move |i| (r, i)))
+        .collect();
+    let lat: Vec<Vec<(usize, f64)>> = (0..data.n_regions())
+        .map(|r| {
+            let mut v = Vec::new();
+            for (p, pr) in prior.processes.iter().enumerate() {
+                for &(reg, o) in &pr.observers {
+                    if reg == r {
+                        v.push((p, pr.delays[o]));
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    let nu = units.len();
+    let cov = Mat::from_fn(tn * nu, tn * nu, |x, y| {
+        let (t, (r, i)) = (x / nu, units[x % nu]);
+        let (s, (r2, j)) = (y / nu, units[y % nu]);
+        let mut v = 0.0;
+        for (a, &(pa, da)) in lat[r].iter().enumerate() {
+            for (b, &(pb, db)) in lat[r2].iter().enumerate() {
+                if pa == pb {
+                    v += obs.c[r][(i, a)]
+                        * obs.c[r2][(j, b)]
+                        * prior.processes[pa]
+                            .kernel
+                            .cov(t as f64 - s as f64 + db - da);
+                }
+            }
+        }
+        if x == y {
+            v += obs.r[r][i];
+        }
+        v
+    });
+    let l = cholesky(&cov).unwrap();
+    let mut total = 0.0;
+    for k in 0..data.n_trials() {
+        let v: Vec<f64> = (0..tn * nu)
+            .map(|x| {
+                let (t, (r, i)) = (x / nu, units[x % nu]);
+                data.regions[r][k][(t, i)] - obs.d[r][i]
+            })
+            .collect();
+        let w = chol_solve(&l, &Mat::col(&v));
+        let quad: f64 = v.iter().zip(&w.data).map(|(a, b)| a * b).sum();
+        total -=
+            0.5 * (v.len() as f64 * (2.0 * std::f64::consts::PI).ln() + chol_logdet(&l) + quad);
+    }
+    total
+}
+
+/// The exact-GP engine: its marginal log-likelihood equals the dense multivariate normal over
+/// all neurons written out in the test (with a non-grid delay, which no finite state space
+/// represents), and where the state-space lift is exact (Matérn latents without delay) the
+/// SSM engine gives the same log-likelihood, posterior means and covariances.
+#[test]
+fn exact_engine_matches_dense_mvn_and_ssm() {
+    let (data, prior, obs) = two_region_setup(1.3, Kind::Across);
+    let (ll, _, _) = infer(&data, &prior, &obs, Engine::Exact, false).unwrap();
+    let want = dense_mvn_loglik(&data, &prior, &obs);
+    assert!(
+        (ll - want).abs() < 1e-9 * want.abs(),
+        "exact {ll} vs dense MVN {want}"
+    );
+    let (data, prior, obs) = two_region_setup(0.0, Kind::Shared);
+    let (le, me, ce) = infer(&data, &prior, &obs, Engine::Exact, false).unwrap();
+    let (ls, ms, cs) = infer(&data, &prior, &obs, Engine::Ssm, true).unwrap();
+    let want = dense_mvn_loglik(&data, &prior, &obs);
+    assert!((le - want).abs() < 1e-9 * want.abs(), "{le} vs {want}");
+    assert!((le - ls).abs() < 1e-9 * le.abs(), "exact {le} vs ssm {ls}");
+    for k in 0..data.n_trials() {
+        close(&me[k], &ms[k], 1e-8, "posterior means, exact vs ssm");
+    }
+    for t in 0..data.n_bins() {
+        close(&ce[t], &cs[t], 1e-8, "posterior covariances, exact vs ssm");
+    }
+}
+
+/// DLAG by EM on the exact engine and on the SSM engine (AR(6) lift) from the same start,
+/// on synthetic data with a 1.5-bin delay: both log-likelihood traces increase, and the
+/// fitted delays agree with each other (0.1 bins) and with the truth (0.3 bins).
+#[test]
+fn exact_and_ssm_dlag_agree_after_em() {
+    let (data, truth) = small_synth(5, 12, 30, vec![0.0, 1.5], vec![0, 0], 2.0);
+    let mut spec = Spec::preset(Method::Dlag, 1, vec![0, 0]);
+    spec.max_iter = 30;
+    spec.ar_order = 6;
+    let ssm = fit(&data, &spec, |_, _| {}).unwrap();
+    spec.engine = Engine::Exact;
+    let ex = fit(&data, &spec, |_, _| {}).unwrap();
+    for res in [&ssm, &ex] {
+        assert!(res
+            .loglik
+            .windows(2)
+            .all(|w| w[1] >= w[0] - 1e-9 * w[0].abs()));
+    }
+    let (ds, de) = (ssm.processes[0].delays[1], ex.processes[0].delays[1]);
+    eprintln!("delay: ssm {ds}, exact {de}, truth {}", truth.delays[0][1]);
+    assert!((ds - de).abs() < 0.1, "ssm {ds} vs exact {de}");
+    assert!((de - truth.delays[0][1]).abs() < 0.3, "exact {de}");
+    // The exact engine reports a delay standard error too.
+    let se = ex.processes[0].delay_se[1];
+    assert!(se.is_finite() && se > 0.0 && se < 0.5, "delay s.e. {se}");
+    assert!(
+        (de - truth.delays[0][1]).abs() < 4.0 * se,
+        "error {} vs s.e. {se}",
+        de - truth.delays[0][1]
+    );
+}
+
+/// Standard normals from `lcg` (Box–Muller).
+fn gauss(seed: u64, n: usize) -> Vec<f64> {
+    let u = lcg(seed, 2 * n);
+    (0..n)
+        .map(|i| {
+            let (a, b) = ((u[2 * i] + 1.0) / 2.0, (u[2 * i + 1] + 1.0) / 2.0);
+            (-2.0 * (a.max(1e-300)).ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
+        })
+        .collect()
+}
+
+/// The `lds` preset recovers the eigenvalues of a known transition matrix (a damped rotation,
+/// `0.95 e^{±0.3i}`) from data simulated here (2 regions × 8 neurons, 20 trials × 60 bins),
+/// and its EM log-likelihood never decreases.
+#[test]
+fn lds_recovers_known_dynamics() {
+    let (rho, th) = (0.95f64, 0.3f64);
+    let a = Mat::from_vec(
+        2,
+        2,
+        vec![
+            rho * th.cos(),
+            -rho * th.sin(),
+            rho * th.sin(),
+            rho * th.cos(),
+        ],
+    );
+    let (nk, tn, n) = (20, 60, 8);
+    let c: Vec<Mat> = (0..2)
+        .map(|r| Mat::from_vec(n, 2, gauss(70 + r, 2 * n)))
+        .collect();
+    let qsd = 0.3;
+    let mut regions: Vec<Vec<Mat>> = vec![vec![], vec![]];
+    for k in 0..nk {
+        let e = gauss(1000 + k as u64, 2 * tn);
+        let mut x = vec![gauss(500 + k as u64, 2)[0], gauss(600 + k as u64, 2)[1]];
+        let mut xs = Mat::zeros(tn, 2);
+        for t in 0..tn {
+            xs[(t, 0)] = x[0];
+            xs[(t, 1)] = x[1];
+            let nx = a.mv(&x);
+            x = vec![nx[0] + qsd * e[2 * t], nx[1] + qsd * e[2 * t + 1]];
+        }
+        for r in 0..2 {
+            let noise = gauss(2000 + 100 * r as u64 + k as u64, tn * n);
+            let mut y = xs.mul_t(&c[r]);
+            for (v, e) in y.data.iter_mut().zip(&noise) {
+                *v += 0.3 * e + 1.0;
+            }
+            regions[r].push(y);
+        }
+    }
+    let data = Data::new(vec!["a".into(), "b".into()], regions).unwrap();
+    let mut spec = Spec::preset(Method::Lds, 2, vec![]);
+    spec.max_iter = 150;
+    spec.tol = 0.0;
+    let res = fit(&data, &spec, |_, _| {}).unwrap();
+    for w in res.loglik.windows(2) {
+        assert!(w[1] >= w[0] - 1e-9 * w[0].abs(), "{} then {}", w[0], w[1]);
+    }
+    let fa = &res.lds.as_ref().unwrap().a;
+    let (tr, det) = (
+        fa[(0, 0)] + fa[(1, 1)],
+        fa[(0, 0)] * fa[(1, 1)] - fa[(0, 1)] * fa[(1, 0)],
+    );
+    let modulus = det.sqrt();
+    let angle = (tr / (2.0 * modulus)).clamp(-1.0, 1.0).acos();
+    eprintln!("LDS eigenvalues: modulus {modulus} angle {angle}");
+    assert!((modulus - rho).abs() < 0.03, "modulus {modulus} vs {rho}");
+    assert!((angle - th).abs() < 0.05, "angle {angle} vs {th}");
+}
+
+#[test]
+fn lds_and_engine_settings_are_checked() {
+    let (data, _) = small_synth(1, 3, 10, vec![0.0, 1.0], vec![0, 0], 1.0);
+    expect_err(
+        fit(&data, &Spec::preset(Method::Lds, 1, vec![1, 1]), |_, _| {}),
+        &["within", "LDS"],
+    );
+    let mut spec = Spec::preset(Method::Lds, 1, vec![]);
+    spec.engine = Engine::Exact;
+    expect_err(fit(&data, &spec, |_, _| {}), &["engine", "lds"]);
+}
+
+/// CRC-32 (IEEE), bit by bit; checked against the standard test vector below.
+fn crc32_bitwise(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A ZIP archive of `(name, bytes, deflate?)` members written by hand (as `np.savez` /
+/// `np.savez_compressed` lay them out, without ZIP64).
+fn write_zip(path: &std::path::Path, members: &[(&str, Vec<u8>, bool)]) {
+    assert_eq!(crc32_bitwise(b"123456789"), 0xcbf4_3926);
+    let (mut out, mut cd) = (Vec::<u8>::new(), Vec::<u8>::new());
+    let u16b = |v: usize| (v as u16).to_le_bytes();
+    let u32b = |v: usize| (v as u32).to_le_bytes();
+    for (name, data, deflate) in members {
+        let body = if *deflate {
+            miniz_oxide::deflate::compress_to_vec(data, 6)
+        } else {
+            data.clone()
+        };
+        let (method, crc) = (if *deflate { 8 } else { 0 }, crc32_bitwise(data) as usize);
+        let off = out.len();
+        for part in [
+            &u32b(0x0403_4b50)[..],
+            &u16b(20),
+            &u16b(0),
+            &u16b(method),
+            &u16b(0),
+            &u16b(0),
+            &u32b(crc),
+            &u32b(body.len()),
+            &u32b(data.len()),
+            &u16b(name.len()),
+            &u16b(0),
+            name.as_bytes(),
+            &body,
+        ] {
+            out.extend_from_slice(part);
+        }
+        for part in [
+            &u32b(0x0201_4b50)[..],
+            &u16b(20),
+            &u16b(20),
+            &u16b(0),
+            &u16b(method),
+            &u16b(0),
+            &u16b(0),
+            &u32b(crc),
+            &u32b(body.len()),
+            &u32b(data.len()),
+            &u16b(name.len()),
+            &u16b(0),
+            &u16b(0),
+            &u16b(0),
+            &u16b(0),
+            &u32b(0),
+            &u32b(off),
+            name.as_bytes(),
+        ] {
+            cd.extend_from_slice(part);
+        }
+    }
+    let cd_off = out.len();
+    out.extend_from_slice(&cd);
+    for part in [
+        &u32b(0x0605_4b50)[..],
+        &u16b(0),
+        &u16b(0),
+        &u16b(members.len()),
+        &u16b(members.len()),
+        &u32b(cd.len()),
+        &u32b(cd_off),
+        &u16b(0),
+    ] {
+        out.extend_from_slice(part);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// `latent fit` on an `.npz` (one member stored, one deflated; regions in name order), the
+/// figure written; `latent eval` of that fit without refitting reproduces the fit's held-out
+/// log-likelihood and gives the delay-recovery RMSE of the fitted delay against truth.json;
+/// bad archives and a missing array are refused with no output.
+#[test]
+fn cli_npz_fit_then_eval() {
+    use std::process::Command;
+    let dir = crate::common::tmpdir("latent-npz");
+    let bin = env!("CARGO_BIN_EXE_neurodiff");
+    let d = dir.to_str().unwrap();
+    let o = Command::new(bin)
+        .args(["latent", "synth", "--trials", "9", "--bins", "20"])
+        .args(["--neurons", "5,4", "--delays", "0,1.5", "--timescales", "3"])
+        .args(["--within", "0,0", "--seed", "2", "-o", d])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let r0 = std::fs::read(dir.join("region0.npy")).unwrap();
+    let r1 = std::fs::read(dir.join("region1.npy")).unwrap();
+    let npz = dir.join("rec.npz");
+    write_zip(&npz, &[("v2.npy", r1, false), ("v1.npy", r0, true)]);
+    let out = dir.join("fit");
+    let npz_s = npz.to_str().unwrap();
+    let o = Command::new(bin)
+        .args(["latent", "fit", "--data", npz_s, "--across", "1"])
+        .args([
+            "--within",
+            "0,0",
+            "--max-iter",
+            "8",
+            "--test-frac",
+            "0.34",
+            "-q",
+        ])
+        .args(["-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let fitj = read(&out.join("latent.json"));
+    assert_eq!(fitj["regions"], serde_json::json!(["v1", "v2"]));
+    assert!(std::fs::metadata(out.join("latent.png")).unwrap().len() > 1000);
+    let se = &fitj["processes"][0]["delay_se"];
+    assert_eq!(se.as_array().unwrap().len(), 2);
+    // eval: the same model on the same held-out trials.
+    let ev = dir.join("eval");
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "eval",
+            "--fit",
+            out.join("latent.json").to_str().unwrap(),
+        ])
+        .args([
+            "--data",
+            npz_s,
+            "--truth",
+            dir.join("truth.json").to_str().unwrap(),
+        ])
+        .args(["-q", "-o", ev.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let evj = read(&ev.join("eval.json"));
+    let (a, b) = (
+        evj["loglik_per_trial"].as_f64().unwrap(),
+        fitj["test_loglik_per_trial"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-9 * b.abs(), "eval {a} vs fit {b}");
+    let fitted = fitj["processes"][0]["delays"][1].as_f64().unwrap()
+        - fitj["processes"][0]["delays"][0].as_f64().unwrap();
+    let rmse = evj["delay_rmse"].as_f64().unwrap();
+    assert!(
+        (rmse - (fitted - 1.5).abs()).abs() < 1e-12,
+        "{rmse} vs {fitted}"
+    );
+    assert_eq!(evj["cosmooth"]["psth_rmse"].as_array().unwrap().len(), 2);
+    assert!(ev.join("latent.png").exists());
+    // Refused, no output: a missing array, a 2-D array, NaN in an array.
+    let fail = |args: &[&str], words: &[&str], tag: &str| {
+        let o2 = dir.join(tag);
+        let o = Command::new(bin)
+            .args(["latent", "fit"])
+            .args(args)
+            .args(["-q", "-o", o2.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{tag} should fail");
+        let e = crate::common::stderr(&o);
+        for w in words {
+            assert!(e.contains(w), "{tag}: `{e}` does not name `{w}`");
+        }
+        assert!(!o2.exists(), "{tag}: output written");
+    };
+    fail(
+        &["--data", npz_s, "--regions", "v1,v3"],
+        &["v3", "v1, v2"],
+        "missing",
+    );
+    let flat = dir.join("flat.npy");
+    crate::common::write_npy(&flat, &[20, 4], &vec![0.1; 80]);
+    let bad = dir.join("bad.npz");
+    write_zip(&bad, &[("a.npy", std::fs::read(&flat).unwrap(), true)]);
+    fail(
+        &["--data", bad.to_str().unwrap()],
+        &["3-D", "bad.npz"],
+        "rank",
+    );
+    let mut v = vec![0.1; 9 * 20 * 4];
+    v[7] = f64::NAN;
+    crate::common::write_npy(&flat, &[9, 20, 4], &v);
+    write_zip(&bad, &[("a.npy", std::fs::read(&flat).unwrap(), false)]);
+    fail(&["--data", bad.to_str().unwrap()], &["`a`", "NaN"], "nan");
+}
+
+/// Cross-validated choice of the latent count: data with two across-region latents (delays
+/// +1 and −1 bin), candidates 0..3 by 3-fold held-out likelihood: the held-out likelihood
+/// rises from 0 to 1 to 2 latents and 2 is chosen.
+#[test]
+fn cross_validation_picks_the_true_latent_count() {
+    let (data, _) = synth(&SynthSpec {
+        trials: 24,
+        bins: 25,
+        neurons: vec![10, 10],
+        kernel: "rbf".into(),
+        across_timescales: vec![3.0, 5.0],
+        delays: vec![vec![0.0, 1.0], vec![0.0, -1.0]],
+        within: vec![0, 0],
+        within_timescale: 2.0,
+        snr: 1.0,
+        seed: 11,
+    })
+    .unwrap();
+    let mut spec = Spec::preset(Method::Dlag, 0, vec![1, 1]);
+    spec.max_iter = 25;
+    let (rows, best) =
+        neurodiff::latent::fit::cross_validate(&data, &spec, &[0, 1, 2, 3], 3).unwrap();
+    let ll: Vec<f64> = rows.iter().map(|r| r.heldout_loglik_per_trial).collect();
+    eprintln!("held-out log-likelihood per trial: {ll:?}");
+    assert!(ll[0] < ll[1] && ll[1] < ll[2], "{ll:?}");
+    assert_eq!(rows[best].across, 2, "{ll:?}");
+    expect_err(
+        neurodiff::latent::fit::cross_validate(&data, &spec, &[1], 30),
+        &["cv-folds", "30"],
+    );
 }
