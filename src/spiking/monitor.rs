@@ -72,13 +72,13 @@ impl Recorder {
     }
 
     /// Records the step the engine just took.
-    pub fn observe<T: SpikeNum>(&mut self, e: &Engine<T>) {
+    pub fn observe<O: Observed + ?Sized>(&mut self, e: &O) {
         let s = self.steps;
         for k in 0..self.sizes.len() {
             let spiked = e.spiked(k);
             self.current[k] += spiked.len() as u32;
             if self.record.spikes {
-                let off = e.population(k).2 as u32;
+                let off = e.first_id(k) as u32;
                 self.spikes
                     .extend(spiked.iter().map(|&i| (off + i, s as u32)));
             }
@@ -96,14 +96,13 @@ impl Recorder {
         let every = self.record.sample_every.max(1) as u64;
         if (s + 1).is_multiple_of(every) {
             for &g in &self.record.v_neurons {
-                let (k, i) = locate(e, g);
-                self.v.push(e.state(k, i)[0].value());
+                let (k, i) = locate_in(&self.sizes, g);
+                self.v.push(e.v(k, i));
             }
             if self.record.lfp {
                 for k in 0..self.sizes.len() {
                     let n = self.sizes[k] as f64;
-                    self.lfp
-                        .push(e.voltages(k).map(|v| v.value()).sum::<f64>() / n);
+                    self.lfp.push(e.v_sum(k) / n);
                 }
             }
         }
@@ -123,6 +122,46 @@ impl Recorder {
             })
             .collect()
     }
+}
+
+/// What a [`Recorder`] reads after a step: the fused [`Engine`], or a host copy of a tensor
+/// engine's step ([`super::tensor::Snapshot`]).
+pub trait Observed {
+    /// The neurons of population `k` that spiked in the last step, ascending.
+    fn spiked(&self, k: usize) -> &[u32];
+    /// Global id of the first neuron of population `k`.
+    fn first_id(&self, k: usize) -> usize;
+    /// Membrane potential of neuron `i` of population `k`, mV.
+    fn v(&self, k: usize, i: usize) -> f64;
+    /// Sum of the membrane potentials of population `k`, in neuron order, mV.
+    fn v_sum(&self, k: usize) -> f64;
+}
+
+impl<T: SpikeNum> Observed for Engine<T> {
+    fn spiked(&self, k: usize) -> &[u32] {
+        Engine::spiked(self, k)
+    }
+    fn first_id(&self, k: usize) -> usize {
+        self.population(k).2
+    }
+    fn v(&self, k: usize, i: usize) -> f64 {
+        self.state(k, i)[0].value()
+    }
+    fn v_sum(&self, k: usize) -> f64 {
+        self.voltages(k).map(|v| v.value()).sum::<f64>()
+    }
+}
+
+/// Population and index of global id `g` for populations of these sizes.
+fn locate_in(sizes: &[usize], g: usize) -> (usize, usize) {
+    let mut off = 0;
+    for (k, &n) in sizes.iter().enumerate() {
+        if g < off + n {
+            return (k, g - off);
+        }
+        off += n;
+    }
+    panic!("neuron {g} is not in the circuit ({off} neurons)")
 }
 
 /// Population and index of global neuron id `g`.

@@ -533,3 +533,61 @@ impl<B: Backend> TensorEngine<B> {
         Ok(())
     }
 }
+
+/// A host copy of one step of a [`TensorEngine`] (batch element `b`): spikes and voltages, for
+/// a [`super::Recorder`].
+pub struct Snapshot {
+    first_ids: Vec<usize>,
+    spiked: Vec<Vec<u32>>,
+    v: Vec<Vec<f64>>,
+}
+
+impl Snapshot {
+    /// Reads batch element `b` of the last step back from the device (the voltages only when
+    /// `voltages` is set; [`super::monitor::Observed::v`] is then 0).
+    pub fn take<B: Backend>(e: &TensorEngine<B>, b: usize, voltages: bool) -> Self {
+        let host = |t: T2<B>, n: usize| -> Vec<f64> {
+            let row = t.slice([b..b + 1, 0..n]);
+            row.into_data()
+                .convert::<f64>()
+                .into_vec::<f64>()
+                .unwrap_or_default()
+        };
+        let mut spiked = Vec::with_capacity(e.pops.len());
+        let mut v = Vec::with_capacity(e.pops.len());
+        for pop in &e.pops {
+            let s = host(pop.spikes.clone(), pop.n);
+            spiked.push(
+                (0..pop.n)
+                    .filter(|&i| s.get(i).is_some_and(|x| *x != 0.0))
+                    .map(|i| i as u32)
+                    .collect(),
+            );
+            v.push(if voltages {
+                host(pop.x[V].clone(), pop.n)
+            } else {
+                vec![0.0; pop.n]
+            });
+        }
+        Self {
+            first_ids: e.pops.iter().map(|p| p.offset).collect(),
+            spiked,
+            v,
+        }
+    }
+}
+
+impl super::monitor::Observed for Snapshot {
+    fn spiked(&self, k: usize) -> &[u32] {
+        &self.spiked[k]
+    }
+    fn first_id(&self, k: usize) -> usize {
+        self.first_ids[k]
+    }
+    fn v(&self, k: usize, i: usize) -> f64 {
+        self.v[k][i]
+    }
+    fn v_sum(&self, k: usize) -> f64 {
+        self.v[k].iter().sum()
+    }
+}

@@ -1068,3 +1068,59 @@ fn tensor_engine_batch_equals_fused_runs() {
         "{err}"
     );
 }
+
+/// `neurodiff circuit --backend ndarray64` runs the tensor engine and writes the same spikes and
+/// rates as the fused engine, and its LFP to 1e-9 mV (the same step, operation for operation);
+/// an unknown backend is an error naming it, with no output.
+#[test]
+fn circuit_command_on_tensors_equals_the_fused_engine() {
+    let dir = tmpdir("spiking-tensor-cli");
+    let args = [
+        "circuit",
+        "--n-stn",
+        "20",
+        "--n-gpe",
+        "40",
+        "--n-gpi",
+        "30",
+        "--duration",
+        "60",
+        "--transient",
+        "10",
+        "--no-plot",
+        "--quiet",
+    ];
+    let run = |out: &str, extra: &[&str]| {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--out-dir", out]);
+        a.extend(extra);
+        let o = run_in(&dir, &a);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run("fused", &[]);
+    run("tensor", &["--backend", "ndarray64"]);
+    // Spikes and rates identical; the LFP (mean V) to rounding (the tensor operations may
+    // round differently in the last bits, as the engine test allows 1e-9 mV).
+    for f in ["spikes.npy", "rates.npy"] {
+        let a = std::fs::read(dir.join("fused").join(f)).unwrap();
+        let b = std::fs::read(dir.join("tensor").join(f)).unwrap();
+        assert!(a == b, "{f} differs between the engines");
+    }
+    let a = neurodiff::io::read_npy(&dir.join("fused/lfp.npy")).unwrap();
+    let b = neurodiff::io::read_npy(&dir.join("tensor/lfp.npy")).unwrap();
+    assert_eq!(a.shape, b.shape);
+    for (x, y) in a.data.iter().zip(&b.data) {
+        assert!((x - y).abs() < 1e-9, "LFP {x} vs {y} mV");
+    }
+    let n = std::fs::read(dir.join("fused/spikes.npy")).unwrap().len();
+    assert!(n > 400, "few spikes ({n} bytes): nothing compared");
+    let j = json(&dir.join("tensor/circuit.json"));
+    assert!(
+        j["engine"].as_str().unwrap().contains("ndarray64"),
+        "{}",
+        j["engine"]
+    );
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--out-dir", "out", "--backend", "nope"]);
+    assert_fails(&dir, &a, &["backend", "nope"]);
+}
