@@ -478,11 +478,7 @@ fn plan_fit(a: &CircuitArgs, c: &Circuit, transient: f64) -> Result<Option<FitSe
                         flag,
                         format!(
                             "no population `{pop}` (populations: {})",
-                            c.populations
-                                .iter()
-                                .map(|p| p.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            c.population_names()
                         ),
                     )
                 })?;
@@ -515,15 +511,8 @@ fn plan_fit(a: &CircuitArgs, c: &Circuit, transient: f64) -> Result<Option<FitSe
         }
     };
     let gradient = match a.gradient.as_str() {
-        "fd" => {
-            if !(a.fd_step > 0.0 && a.fd_step < 0.5) {
-                return Err(Error::setting(
-                    "fd-step",
-                    format!("must lie in (0, 0.5), got {}", a.fd_step),
-                ));
-            }
-            Gradient::FiniteDifference { step: a.fd_step }
-        }
+        // fit::fit checks the step's range.
+        "fd" => Gradient::FiniteDifference { step: a.fd_step },
         "surrogate" => Gradient::Dual { surrogate: true },
         "held" => Gradient::Dual { surrogate: false },
         other => {

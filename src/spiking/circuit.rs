@@ -302,7 +302,8 @@ impl Circuit {
         Ok(())
     }
 
-    pub(crate) fn population_names(&self) -> String {
+    /// The population names, comma-separated (for messages).
+    pub fn population_names(&self) -> String {
         self.populations
             .iter()
             .map(|p| p.name.as_str())

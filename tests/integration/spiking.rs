@@ -872,6 +872,8 @@ fn circuit_fit_bad_input_fails_cleanly() {
 
 // ---- The default circuit: healthy ranges, Parkinsonian beta, DBS ----
 
+use neurodiff::observe::spectra::isi_cv;
+
 /// Rates, mean ISI CV (neurons with ≥ 3 spikes) per population and beta power of the STN's
 /// mean V over `[200, stop)` ms of `c`.
 fn circuit_state(c: &Circuit, stop: f64) -> (Vec<f64>, Vec<f64>, f64) {
@@ -894,14 +896,9 @@ fn circuit_state(c: &Circuit, stop: f64) -> (Vec<f64>, Vec<f64>, f64) {
     let mut off = 0;
     for p in &c.populations {
         let (mut sum, mut n) = (0.0, 0);
-        for t in &trains[off..off + p.n] {
-            if t.len() >= 3 {
-                let isi: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
-                let m = isi.iter().sum::<f64>() / isi.len() as f64;
-                let v = isi.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / isi.len() as f64;
-                sum += v.sqrt() / m;
-                n += 1;
-            }
+        for cv in trains[off..off + p.n].iter().filter_map(|t| isi_cv(t)) {
+            sum += cv;
+            n += 1;
         }
         cvs.push(if n > 0 { sum / n as f64 } else { f64::NAN });
         off += p.n;
