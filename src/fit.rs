@@ -233,7 +233,7 @@ impl FitProblem {
                 "no parameter to fit (give at least one, e.g. --fit G=0.0,3.0)",
             ));
         }
-        let spec = neurodiff_models::find(&self.network.model)?;
+        let spec = crate::model::find(&self.network.model)?;
         let coupling = self
             .network
             .coupling
@@ -437,7 +437,7 @@ pub fn fit<B: AutodiffBackend>(
     problem.validate()?;
     let n = problem.connectome.n;
     let r = problem.restarts;
-    let spec = neurodiff_models::find(&problem.network.model)?;
+    let spec = crate::model::find(&problem.network.model)?;
     let coupling = problem
         .network
         .coupling

@@ -64,6 +64,7 @@ pub mod grad;
 pub mod integrate;
 pub mod io;
 pub mod latent;
+pub mod model;
 pub mod monitor;
 pub mod network;
 pub mod noise;

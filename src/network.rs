@@ -178,7 +178,7 @@ impl<B: Backend> Network<B> {
         dt: f64,
         device: &B::Device,
     ) -> Result<Self> {
-        let dynamics = neurodiff_models::dynamics::<B>(&cfg.model)?;
+        let dynamics = crate::model::dynamics::<B>(&cfg.model)?;
         let spec = dynamics.spec();
         let inputs_on = resolve_inputs(spec, cfg.inputs.as_deref())?;
         let coupling = cfg

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -21,6 +22,45 @@ fn ensure_font() {
 
 fn draw_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
     move |e| Error::data(path, format!("could not draw the figure: {e}"))
+}
+
+/// Draws a figure of `size` pixels into `path`: the font registered, a white background, then
+/// `draw`; into a temporary file (the image format follows the extension, so it keeps `.png`)
+/// that is moved into place only when complete and removed when drawing fails.
+fn figure(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    ensure_font();
+    let tmp = path.with_extension("partial.png");
+    let drawn = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        let err = draw_err(path);
+        root.fill(&WHITE).map_err(&err)?;
+        draw(&root)?;
+        root.present().map_err(&err)
+    })();
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The legend of a chart's labelled series, in its upper right corner.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    path: &Path,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(draw_err(path))
 }
 
 /// Blue (−1) – white (0) – red (+1).
@@ -45,13 +85,8 @@ pub fn fit_figure(
     n: usize,
     title: &str,
 ) -> Result<()> {
-    ensure_font();
-    // The image format is taken from the extension, so the temporary file keeps `.png`.
-    let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, (1640, 540)).into_drawing_area();
+    figure(path, (1640, 540), |root| {
         let err = draw_err(path);
-        root.fill(&WHITE).map_err(&err)?;
         let root = root.titled(title, ("sans-serif", 22)).map_err(&err)?;
         // Loss | empirical FC | simulated FC | colour bar.
         let panels = root.split_by_breakpoints([520, 1030, 1540], [] as [u32; 0]);
@@ -99,14 +134,7 @@ pub fn fit_figure(
             }
         }
         if restarts <= 10 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(&err)?;
+            legend(&mut chart, path)?;
         }
         // FC matrices: row i (target region) drawn from the top, column j (source region).
         for (panel, (m, name)) in panels[1..3]
@@ -163,9 +191,8 @@ pub fn fit_figure(
             Rectangle::new([(0.0, y0), (1.0, y1)], diverging(0.5 * (y0 + y1)).filled())
         }))
         .map_err(&err)?;
-        root.present().map_err(&err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        Ok(())
+    })
 }
 
 /// The figure of a spiking circuit: a raster (neuron id against time, populations in colour;
@@ -186,14 +213,10 @@ pub fn circuit_figure(
     duration_ms: f64,
     psds: &[Option<(Vec<f64>, Vec<f64>)>],
 ) -> Result<()> {
-    ensure_font();
-    let tmp = path.with_extension("partial.png");
     let np = names.len();
     let pop_of = |id: usize| first_ids.iter().rposition(|&f| id >= f).unwrap_or(0);
-    {
-        let root = BitMapBackend::new(&tmp, (1200, 900)).into_drawing_area();
+    figure(path, (1200, 900), |root| {
         let err = draw_err(path);
-        root.fill(&WHITE).map_err(&err)?;
         let (top, bottom) = root.split_vertically(560);
         let has_psd = psds.iter().any(Option::is_some);
         let (bottom, psd_area) = if has_psd {
@@ -266,13 +289,7 @@ pub fn circuit_figure(
                 PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
             });
         }
-        rc.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(&err)?;
+        legend(&mut rc, path)?;
         if let Some(area) = psd_area {
             // log10 PSD between 1 and 100 Hz.
             let points: Vec<Vec<(f64, f64)>> = psds
@@ -323,17 +340,14 @@ pub fn circuit_figure(
                     .map_err(&err)?;
             }
         }
-        root.present().map_err(&err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        Ok(())
+    })
 }
 
 /// The figure of a multi-compartment cell (`neurodiff cell`): every recorded voltage against
 /// time, one line per record and batch element (at most 40 lines), labelled `label [b]`.
 /// `traces[j]` is `(label, values)`, sampled every `dt` ms from `t = 0`.
 pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Result<()> {
-    ensure_font();
-    let tmp = path.with_extension("partial.png");
     let traces = &traces[..traces.len().min(40)];
     let n = traces.iter().map(|t| t.1.len()).max().unwrap_or(1).max(2);
     let (lo, hi) = traces
@@ -349,10 +363,8 @@ pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Resul
         (-80.0, 40.0)
     };
     let t_end = (n - 1) as f64 * dt;
-    {
-        let root = BitMapBackend::new(&tmp, (1100, 600)).into_drawing_area();
+    figure(path, (1100, 600), |root| {
         let err = draw_err(path);
-        root.fill(&WHITE).map_err(&err)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(15)
             .caption("membrane potential", ("sans-serif", 18))
@@ -388,17 +400,9 @@ pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Resul
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(&err)?;
-        root.present().map_err(&err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        legend(&mut chart, path)?;
+        Ok(())
+    })
 }
 
 /// The figure of a circuit fit (`neurodiff circuit --fit`): the loss over iterations (log
@@ -410,12 +414,8 @@ pub fn circuit_fit_figure(
     params: &[(String, f64, f64)],
     values: &[Vec<f64>],
 ) -> Result<()> {
-    ensure_font();
-    let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, (1200, 480)).into_drawing_area();
+    figure(path, (1200, 480), |root| {
         let err = draw_err(path);
-        root.fill(&WHITE).map_err(&err)?;
         let panels = root.split_evenly((1, 2));
         let last = loss.len().max(2) as i64 - 1;
         let positive: Vec<f64> = loss.iter().copied().filter(|v| *v > 0.0).collect();
@@ -479,17 +479,9 @@ pub fn circuit_fit_figure(
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(&err)?;
-        root.present().map_err(&err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        legend(&mut chart, path)?;
+        Ok(())
+    })
 }
 
 /// What the latent-model figure shows (`neurodiff latent fit|eval`, `latent.png`).
@@ -524,12 +516,8 @@ fn range_of<'b>(vals: impl Iterator<Item = &'b f64>) -> (f64, f64) {
 /// and the PSTH of held-out neurons against its co-smoothing prediction. Written to a
 /// temporary file and moved into place when complete.
 pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()> {
-    ensure_font();
-    let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, (1300, 960)).into_drawing_area();
+    figure(path, (1300, 960), |root| {
         let err = draw_err(path);
-        root.fill(&WHITE).map_err(&err)?;
         let root = root.titled(title, ("sans-serif", 22)).map_err(&err)?;
         let panels = root.split_evenly((2, 2));
         // Convergence.
@@ -698,13 +686,7 @@ pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()>
             });
         }
         if !fig.traces.is_empty() {
-            c.configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(&err)?;
+            legend(&mut c, path)?;
         }
         // PSTH of held-out neurons: observed (solid) and predicted (dashed).
         let tn = fig.psth.iter().map(|t| t.1.len()).max().unwrap_or(2).max(2);
@@ -750,15 +732,8 @@ pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()>
             .map_err(&err)?;
         }
         if !fig.psth.is_empty() {
-            c.configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(&err)?;
+            legend(&mut c, path)?;
         }
-        root.present().map_err(&err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        Ok(())
+    })
 }

@@ -291,7 +291,7 @@ impl ProblemBuilder {
 
     /// Resolves everything and checks it.
     pub fn build(self) -> Result<Problem> {
-        let spec = neurodiff_models::find(&self.network.model)?;
+        let spec = crate::model::find(&self.network.model)?;
         let coupling = self
             .network
             .coupling
@@ -381,7 +381,7 @@ impl Problem {
         params: ParamTable,
         run: Run,
     ) -> Result<Self> {
-        let spec = neurodiff_models::find(&network.model)?;
+        let spec = crate::model::find(&network.model)?;
         resolve_inputs(spec, network.inputs.as_deref())?;
         if params.nodes != connectome.n {
             return Err(Error::setting(
@@ -450,7 +450,7 @@ impl Problem {
 
     /// The model's spec.
     pub fn spec(&self) -> &'static ModelSpec {
-        neurodiff_models::find(&self.network.model).expect("checked by Problem::new")
+        crate::model::find(&self.network.model).expect("checked by Problem::new")
     }
 
     /// Number of nodes.
@@ -569,11 +569,13 @@ pub fn simulate(
     let final_state = if engine == Engine::Fused {
         let fr = problem.fused_run();
         let mut write = |_first: usize, _k: usize, v: Vec<f64>| on_samples(&v);
-        if backend == BackendKind::Ndarray64 {
-            fused_f64(&fr, &mut write, on_progress)?
-        } else {
-            crate::fused::simulate_fused::<f32>(&fr, &mut write, on_progress)?
-        }
+        let double = backend == BackendKind::Ndarray64;
+        crate::model::lookup(&problem.network.model)?.simulate_fused(
+            double,
+            &fr,
+            &mut write,
+            on_progress,
+        )?
     } else {
         with_backend(
             backend,
@@ -589,24 +591,6 @@ pub fn simulate(
         engine,
         sparse,
     })
-}
-
-#[cfg(feature = "ndarray64")]
-fn fused_f64(
-    fr: &FusedRun<'_>,
-    on_samples: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
-    on_progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f64>> {
-    crate::fused::simulate_fused::<f64>(fr, on_samples, on_progress)
-}
-
-#[cfg(not(feature = "ndarray64"))]
-fn fused_f64(
-    _: &FusedRun<'_>,
-    _: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
-    _: &mut dyn FnMut(usize),
-) -> Result<Vec<f64>> {
-    Err(crate::backend::missing(BackendKind::Ndarray64, "ndarray64"))
 }
 
 /// [`simulate`] keeping every sample: `(samples, shape, report)` with the samples
@@ -871,23 +855,16 @@ pub fn value_and_grad_on<B: AutodiffBackend>(
                 let [rows, cols] = g.dims();
                 ParamGrad {
                     shape: [rows, cols],
-                    values: to_host64(g),
+                    values: crate::sim::to_host64(g),
                 }
             })
         })
         .collect();
     Ok(Gradients {
-        loss: to_host64(vg.loss),
+        loss: crate::sim::to_host64(vg.loss),
         grads,
-        outputs: to_host64(vg.outputs),
+        outputs: crate::sim::to_host64(vg.outputs),
         shape,
         gradient,
     })
-}
-
-fn to_host64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .into_vec::<f64>()
-        .expect("converted to f64")
 }

@@ -66,17 +66,31 @@ use real::Tx;
 /// Implement this; the object-safe tensor face [`Dynamics<B>`] follows from it.
 ///
 /// Slices: `x` has one entry per state variable, `c` one per coupling input (the constant 0 when
-/// that input is switched off), `p` one per parameter, in the order of [`Model::SPEC`]. Read `p`
+/// that input is switched off), `p` one per parameter, in the order of [`Model::spec`]. Read `p`
 /// by name through the model's parameter struct (see [`params!`]).
 ///
-/// A model may carry data (a table, a morphology, a parsed description): the engines hold it by
-/// reference (`&M`, shared by the fused engine's threads) or boxed, never copy it. Only the
-/// name registry ([`registry!`](crate::registry), the catalogue the command line looks up)
-/// needs `Default`, to build its entries without data; a model built from data is run by
-/// handing it to a [`ModelVisitor`] directly.
+/// A model may carry data (a table, a morphology, a parsed description): the fused engine holds
+/// it by reference (`&M`, shared by its threads), the tensor engine boxes one clone (keep large
+/// data behind an `Arc`). Its description may be built from the data too ([`Model::spec`]
+/// returns a leaked one), and then [`Model::tensor_key`] must tell instances apart. Only the
+/// catalogue ([`registry!`](crate::registry)) needs `Default`, to build its entries without
+/// data; the `neurodiff` crate registers a model value at run time (`neurodiff::model::register`)
+/// and runs it by name like a catalogue model.
 pub trait Model: Send + Sync + 'static {
-    /// The static description of the model.
-    const SPEC: &'static ModelSpec;
+    /// The description of the model: names, units, defaults, bounds. A model with a fixed
+    /// description returns its `const` (`&SPEC`); one built from data (a parsed spec file) builds
+    /// its description once and leaks it (`Box::leak`), so that it lives as long as the program.
+    fn spec(&self) -> &'static ModelSpec;
+
+    /// A key that tells apart instances of this type whose tensor operations differ (see
+    /// [`real::scope_keyed`]: the tensor engine reuses the read counts of the first call of
+    /// each model type, backend and pattern of coupling inputs). A model without data runs the
+    /// same operations whatever the instance: the default `Some(0)`. A model whose operations
+    /// depend on its data (a table with zeros that fold away, a list of terms) returns a key
+    /// that differs wherever its operations do, or `None`, which turns that reuse off.
+    fn tensor_key(&self) -> Option<u64> {
+        Some(0)
+    }
 
     /// Whether [`Model::project`] does anything (lets the engine skip the call).
     const PROJECTS: bool = false;
@@ -103,11 +117,11 @@ pub trait Model: Send + Sync + 'static {
 
     /// The quantity each node sends through the connectome to form coupling input `k`, from its
     /// own state `x` and parameters `p`. The default is the state variable
-    /// `SPEC.coupling[k].var` itself; a model overrides this only for inputs whose
+    /// `spec().coupling[k].var` itself; a model overrides this only for inputs whose
     /// [`CouplingSpec::sends`] is set (the engine may skip the call for the others).
     #[inline(always)]
     fn coupled<R: Real>(&self, k: usize, x: &[R], _p: &[R]) -> R {
-        x[Self::SPEC.coupling[k].var]
+        x[self.spec().coupling[k].var]
     }
 
     /// Whether the model supplies hand-written vector–Jacobian products
@@ -139,7 +153,7 @@ pub trait Model: Send + Sync + 'static {
     ) {
         panic!(
             "model `{}` sets HAND_VJP but does not implement drift_vjp_point",
-            Self::SPEC.name
+            self.spec().name
         )
     }
 
@@ -152,7 +166,7 @@ pub trait Model: Send + Sync + 'static {
     fn project_vjp_point<T: Float>(&self, _u: &[T], _lam: &mut [T]) {
         panic!(
             "model `{}` sets HAND_VJP and PROJECTS but does not implement project_vjp_point",
-            Self::SPEC.name
+            self.spec().name
         )
     }
 }
@@ -193,18 +207,28 @@ pub trait Dynamics<B: Backend>: Send + Sync {
     fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2>;
 }
 
-/// The key of a keyed tensor scope ([`real::scope_keyed`]): the model, the backend, which
-/// function (`what`) and the pattern of absent coupling inputs, which are what decide the
-/// operations a call runs.
-fn scope_key<M: 'static, B: Backend>(what: u64, c: &[Option<Tensor<B, 2>>]) -> u64 {
+/// Runs `f` in a keyed tensor scope ([`real::scope_keyed`]) whose key is the model's type and
+/// [`Model::tensor_key`], the backend, which function (`what`) and the pattern of absent
+/// coupling inputs, which are what decide the operations a call runs; in a plain scope when the
+/// model has no key.
+fn keyed<M: Model, B: Backend, T>(
+    m: &M,
+    what: u64,
+    c: &[Option<Tensor<B, 2>>],
+    f: impl FnOnce() -> T,
+) -> T {
     use std::hash::{Hash, Hasher};
+    let Some(instance) = m.tensor_key() else {
+        return real::scope(f);
+    };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::any::TypeId::of::<(M, B)>().hash(&mut h);
+    instance.hash(&mut h);
     what.hash(&mut h);
     for (i, ci) in c.iter().enumerate() {
         (i, ci.is_some()).hash(&mut h);
     }
-    h.finish()
+    real::scope_keyed(h.finish(), f)
 }
 
 fn txs<B: Backend>(t: &[Tensor<B, 2>]) -> Vec<Tx<B>> {
@@ -213,7 +237,7 @@ fn txs<B: Backend>(t: &[Tensor<B, 2>]) -> Vec<Tx<B>> {
 
 impl<B: Backend, M: Model> Dynamics<B> for M {
     fn spec(&self) -> &'static ModelSpec {
-        M::SPEC
+        Model::spec(self)
     }
     fn drift(
         &self,
@@ -223,7 +247,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
     ) -> Vec<Tensor<B, 2>> {
         let shape = x[0].dims();
         let device = x[0].device();
-        real::scope_keyed(scope_key::<M, B>(0, c), || {
+        keyed(self, 0, c, || {
             let xs = txs(x);
             let cs: Vec<Tx<B>> = c
                 .iter()
@@ -245,7 +269,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
         }
         let shape = x[0].dims();
         let device = x[0].device();
-        Some(real::scope_keyed(scope_key::<M, B>(1, c), || {
+        Some(keyed(self, 1, c, || {
             let xs = txs(x);
             let cs: Vec<Tx<B>> = c
                 .iter()
@@ -262,7 +286,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
         }
         let shape = x[0].dims();
         let device = x[0].device();
-        real::scope_keyed(scope_key::<M, B>(2, &[]), || {
+        keyed(self, 2, &[] as &[Option<Tensor<B, 2>>], || {
             let mut xs = txs(&x);
             Model::project(self, &mut xs);
             xs.into_iter().map(|v| v.tensor(shape, &device)).collect()
@@ -274,7 +298,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
     fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
         let shape = x[0].dims();
         let device = x[0].device();
-        real::scope_keyed(scope_key::<M, B>(3 + k as u64, &[]), || {
+        keyed(self, 3 + k as u64, &[] as &[Option<Tensor<B, 2>>], || {
             Model::coupled(self, k, &txs(x), &txs(p)).tensor(shape, &device)
         })
     }

@@ -22,11 +22,11 @@ pub trait ModelVisitor {
     /// What the visit returns.
     type Output;
     /// Called with the model that was looked up.
-    fn visit<M: Model>(self, model: M) -> Self::Output;
+    fn visit<M: Model + Clone>(self, model: M) -> Self::Output;
 }
 
 /// Declares the model modules of a folder and the catalogue over them, in catalogue order: each
-/// entry `module::Type` is a `pub mod module;` beside the invocation and a model in
+/// entry `module::Type` is a `pub mod module;` (with its `pub const SPEC`) beside the invocation and a model in
 /// [`catalogue`] and [`visit`]. Invoked once, in `mass/mod.rs`; adding a model is its file and
 /// one line there.
 #[macro_export]
@@ -37,13 +37,13 @@ macro_rules! registry {
 
         /// Every model's static description, in catalogue order.
         pub fn catalogue() -> Vec<&'static $crate::ModelSpec> {
-            vec![$(<$module::$ty as $crate::Model>::SPEC),*]
+            vec![$(&$module::SPEC),*]
         }
 
         /// Runs `visitor` with the model called `name`, if there is one.
         pub fn visit<V: $crate::ModelVisitor>(name: &str, visitor: V) -> Option<V::Output> {
             $(
-                if <$module::$ty as $crate::Model>::SPEC.name == name {
+                if $module::SPEC.name == name {
                     return Some(visitor.visit(<$module::$ty>::default()));
                 }
             )*

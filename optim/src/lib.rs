@@ -56,6 +56,18 @@ pub use stats::{mse_tensor, Windows, SD_EPS};
 pub use traces::{mse, LossGrad, Traces};
 pub use transform::Bounds;
 
+/// `sign(v)` with `sign(0) = 0` (the subgradient of `|v|` used at ties).
+#[inline]
+pub(crate) fn sign0(v: f64) -> f64 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// Creation options in `B`'s own float type, for tests. Burn 0.21 keys the default float dtype
 /// by device type, so `NdArray<f32>` and `NdArray<f64>` in one test binary would otherwise share
 /// whichever registered first.

@@ -62,6 +62,7 @@
 use burn::prelude::{Backend, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::sign0;
 use crate::traces::{pair_rows, target_row, LossGrad, Traces};
 
 /// Soft-DTW settings: smoothing `γ`, warping penalty `λ`, plain or debiased.
@@ -70,18 +71,6 @@ pub struct SoftDtw {
     gamma: f64,
     lambda: f64,
     divergence: bool,
-}
-
-/// `sign(v)` with `sign(0) = 0` (the subgradient used at ties).
-#[inline]
-fn sign0(v: f64) -> f64 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
 }
 
 /// `min_γ(a, b, c) = −γ log(e^{−a/γ} + e^{−b/γ} + e^{−c/γ})`, shifted by the minimum so that no

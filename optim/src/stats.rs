@@ -38,6 +38,7 @@
 use burn::prelude::{Backend, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::sign0;
 use crate::traces::{pair_rows, LossGrad, Traces};
 
 /// Added to each window's variance before the square root (trace unit squared, e.g. mV²):
@@ -249,17 +250,6 @@ impl Windows {
                 .reshape([1, 2 * k]);
         let d = self.stats_tensor(sim)? - self.stats_tensor(target)?;
         Ok((d.abs() * inv).mean_dim(1).reshape([b]))
-    }
-}
-
-/// `sign(v)` with `sign(0) = 0`.
-fn sign0(v: f64) -> f64 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
     }
 }
 

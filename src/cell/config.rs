@@ -273,6 +273,15 @@ impl CellConfig {
         })
     }
 
+    /// Reads a TOML file and builds its cell and protocol, relative paths taken from the file's
+    /// folder.
+    pub fn load_resolved(path: &Path) -> Result<(Self, Resolved)> {
+        let cfg = Self::load(path)?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let resolved = cfg.resolve(base)?;
+        Ok((cfg, resolved))
+    }
+
     /// The batch size: the longest list of values given.
     fn batch(&self) -> Result<usize> {
         let mut lens: Vec<(String, usize)> = Vec::new();

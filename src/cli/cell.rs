@@ -69,18 +69,15 @@ pub fn run(a: CellArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/cell.npy"));
     check_output_path(&out, Some("npy"))?;
-    let cfg = CellConfig::load(&a.config)?;
-    let base = a
-        .config
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let Resolved {
-        cell,
-        protocol,
-        labels,
-        is_voltage,
-    } = cfg.resolve(&base)?;
+    let (
+        cfg,
+        Resolved {
+            cell,
+            protocol,
+            labels,
+            is_voltage,
+        },
+    ) = CellConfig::load_resolved(&a.config)?;
     let t0 = Instant::now();
     let rec = match cfg.precision {
         Precision::F32 => simulate::<f32>(&cell, &protocol)?,

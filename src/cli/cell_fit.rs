@@ -153,17 +153,15 @@ pub fn run(
     check_output_path(&out, Some("json"))?;
     let png = out.with_extension("png");
     let state_path = out.with_extension("state.json");
-    let cfg = CellConfig::load(config)?;
-    let base = config
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let Resolved {
-        cell,
-        protocol,
-        labels,
-        is_voltage,
-    } = cfg.resolve(&base)?;
+    let (
+        cfg,
+        Resolved {
+            cell,
+            protocol,
+            labels,
+            is_voltage,
+        },
+    ) = CellConfig::load_resolved(config)?;
     if cell.batch != 1 {
         return Err(Error::setting(
             "fit",

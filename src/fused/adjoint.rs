@@ -40,7 +40,7 @@
 
 mod bold;
 
-use neurodiff_models::{Model, ModelVisitor};
+use neurodiff_models::Model;
 
 use super::dual::Dual;
 use super::engine::{
@@ -110,22 +110,28 @@ pub fn value_and_grad_fused_in(
     opts: &GradOptions,
     loss: &HostLoss<'_>,
 ) -> Result<FusedValueAndGrad> {
-    if double {
-        #[cfg(feature = "ndarray64")]
-        return value_and_grad_fused::<f64>(fr, opts, loss);
-        #[cfg(not(feature = "ndarray64"))]
-        return Err(crate::backend::missing(
-            crate::backend::BackendKind::Ndarray64,
-            "ndarray64",
-        ));
-    }
-    value_and_grad_fused::<f32>(fr, opts, loss)
+    crate::model::lookup(&fr.network.model)?.value_and_grad_fused(double, fr, opts, loss)
 }
 
 /// Value and gradient of `loss(samples)` with respect to the parameters of `fr.params`, by the
 /// discrete adjoint of the fused engine in float type `T` (see the module documentation). Batch
 /// elements are independent: each gets its own gradient in its rows of per-batch parameters.
 pub fn value_and_grad_fused<T: Real>(
+    fr: &FusedRun<'_>,
+    opts: &GradOptions,
+    loss: &HostLoss<'_>,
+) -> Result<FusedValueAndGrad> {
+    crate::model::lookup(&fr.network.model)?.value_and_grad_fused(
+        std::mem::size_of::<T>() == 8,
+        fr,
+        opts,
+        loss,
+    )
+}
+
+/// [`value_and_grad_fused`] for the model value `m` (`fr.network.model` is not looked up).
+pub fn value_and_grad_model<M: Model, T: Real>(
+    m: &M,
     fr: &FusedRun<'_>,
     opts: &GradOptions,
     loss: &HostLoss<'_>,
@@ -137,29 +143,9 @@ pub fn value_and_grad_fused<T: Real>(
         return Err(Error::setting("chunk", "must be at least 1"));
     }
     if let Some(b) = &fr.run.monitor.bold {
-        return bold::value_and_grad_bold::<T>(fr, b, opts, loss);
+        return bold::value_and_grad_bold::<M, T>(m, fr, b, opts, loss);
     }
-    struct V<'a, 'b, T> {
-        fr: &'a FusedRun<'a>,
-        opts: &'b GradOptions,
-        loss: &'b HostLoss<'b>,
-        _t: std::marker::PhantomData<T>,
-    }
-    impl<T: Real> ModelVisitor for V<'_, '_, T> {
-        type Output = Result<FusedValueAndGrad>;
-        fn visit<M: Model>(self, m: M) -> Self::Output {
-            run_model::<M, T>(&m, self.fr, self.opts, self.loss)
-        }
-    }
-    neurodiff_models::visit(
-        &fr.network.model,
-        V::<T> {
-            fr,
-            opts,
-            loss,
-            _t: std::marker::PhantomData,
-        },
-    )?
+    run_model::<M, T>(m, fr, opts, loss)
 }
 
 /// Which parameters are differentiated and the derivative directions of each local function.
@@ -264,7 +250,7 @@ fn run_model<M: Model, T: Real>(
             .map(|h| h.join().expect("adjoint worker panicked"))
             .collect()
     });
-    let per_worker = earliest(fwd).map_err(|b| diverged::<M, T>(&ctx, b, run.dt))?;
+    let per_worker = earliest(fwd).map_err(|b| diverged(m, &ctx, b, run.dt))?;
 
     // 2. The loss and its gradient with respect to the samples.
     let nrec = ctx.obs.n_out();
@@ -1086,7 +1072,7 @@ fn coupling_adjoint<M: Model, T: Real, const N: usize>(
         CouplingKind::Linear | CouplingKind::Difference | CouplingKind::Sigmoidal
     );
     for (si, &(kin, custom)) in ctx.sources.iter().enumerate() {
-        let var = M::SPEC.coupling[kin].var;
+        let var = m.spec().coupling[kin].var;
         for lb in 0..r {
             let b = b0 + lb;
             let p0 = pre_at(ctx, r, si, 0, lb);
@@ -1424,13 +1410,13 @@ mod tests {
     /// defaults); the largest error relative to `1 + |dual|`, or `None` without hand VJPs.
     struct HandVjp;
 
-    impl ModelVisitor for HandVjp {
+    impl neurodiff_models::ModelVisitor for HandVjp {
         type Output = Option<f64>;
         fn visit<M: Model>(self, m: M) -> Option<f64> {
             if !M::HAND_VJP {
                 return None;
             }
-            let spec = M::SPEC;
+            let spec = m.spec();
             let (nv, nin, pm) = (spec.state.len(), spec.coupling.len(), spec.params.len());
             let mut state = 0x9e37_79b9_7f4a_7c15u64;
             let mut rnd = move || {

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use num_traits::Float;
 
-use neurodiff_models::{Model, ModelVisitor};
+use neurodiff_models::Model;
 
 use crate::connectome::Connectome;
 use crate::coupling::{point, CouplingKind};
@@ -120,27 +120,12 @@ pub fn simulate_fused<T: Real>(
     on_samples: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<f64>> {
-    struct V<'a, 'b, T> {
-        fr: &'a FusedRun<'a>,
-        on_samples: &'b mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
-        on_progress: &'b mut dyn FnMut(usize),
-        _t: std::marker::PhantomData<T>,
-    }
-    impl<T: Real> ModelVisitor for V<'_, '_, T> {
-        type Output = Result<Vec<f64>>;
-        fn visit<M: Model>(self, m: M) -> Self::Output {
-            run_model::<M, T>(&m, self.fr, self.on_samples, self.on_progress)
-        }
-    }
-    neurodiff_models::visit(
-        &fr.network.model,
-        V::<T> {
-            fr,
-            on_samples,
-            on_progress,
-            _t: std::marker::PhantomData,
-        },
-    )?
+    crate::model::lookup(&fr.network.model)?.simulate_fused(
+        std::mem::size_of::<T>() == 8,
+        fr,
+        on_samples,
+        on_progress,
+    )
 }
 
 /// One nonzero connection, for delayed or sparse sums.
@@ -251,7 +236,7 @@ pub(crate) fn setup<M: Model, T: Real>(
     fr: &FusedRun<'_>,
     rows_per_thread: usize,
 ) -> Result<(Ctx<T>, Vec<Worker<T>>)> {
-    let spec = M::SPEC;
+    let spec = m.spec();
     let run = fr.run;
     run.validate(spec.n_vars())?;
     if let Some(why) = crate::problem::fused_unsupported(run) {
@@ -478,13 +463,13 @@ pub(crate) fn earliest<R>(
 }
 
 /// The error for a blow-up.
-pub(crate) fn diverged<M: Model, T>(ctx: &Ctx<T>, b: Blowup, dt: f64) -> Error {
-    let nv = M::SPEC.n_vars();
+pub(crate) fn diverged<M: Model, T>(m: &M, ctx: &Ctx<T>, b: Blowup, dt: f64) -> Error {
+    let nv = m.spec().n_vars();
     Error::Diverged {
         step: b.step,
         time: b.step as f64 * dt,
-        time_unit: M::SPEC.time_unit.name(),
-        var: match M::SPEC.state.get(b.var) {
+        time_unit: m.spec().time_unit.name(),
+        var: match m.spec().state.get(b.var) {
             Some(v) => v.name.to_string(),
             None => ctx.obs.state_name(b.var - nv),
         },
@@ -494,7 +479,8 @@ pub(crate) fn diverged<M: Model, T>(ctx: &Ctx<T>, b: Blowup, dt: f64) -> Error {
     }
 }
 
-fn run_model<M: Model, T: Real>(
+/// [`simulate_fused`] for the model value `m` (`fr.network.model` is not looked up).
+pub fn simulate_model<M: Model, T: Real>(
     m: &M,
     fr: &FusedRun<'_>,
     on_samples: &mut dyn FnMut(usize, usize, Vec<f64>) -> Result<()>,
@@ -521,7 +507,7 @@ fn run_model<M: Model, T: Real>(
                 .map(|h| h.join().expect("fused worker panicked"))
                 .collect()
         });
-        let per_worker = earliest(results).map_err(|b| diverged::<M, T>(&ctx, b, run.dt))?;
+        let per_worker = earliest(results).map_err(|b| diverged(m, &ctx, b, run.dt))?;
         // Interleave the workers' samples into [k, batch, vars, nodes].
         let ks: Vec<usize> = per_worker[0].iter().map(|(k, _)| *k).collect();
         if let Some(&k0) = ks.first() {
@@ -982,7 +968,7 @@ pub(crate) fn sent_and_pre<M: Model, T: Real>(
     let x = if from_xi { &w.xi } else { &w.x };
     let mut xs = [T::zero(); MAX_VARS];
     for (si, &(k, custom)) in ctx.sources.iter().enumerate() {
-        let var = M::SPEC.coupling[k].var;
+        let var = m.spec().coupling[k].var;
         for lb in 0..r {
             let b = w.rows.start + lb;
             let xrow = &x[lb * nv * n..(lb + 1) * nv * n];

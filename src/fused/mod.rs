@@ -33,7 +33,7 @@ pub mod dual;
 mod engine;
 
 pub use adjoint::{
-    fc_corr_loss, value_and_grad_fused, value_and_grad_fused_in, FusedValueAndGrad, GradOptions,
-    HostLoss, ParamGrad,
+    fc_corr_loss, value_and_grad_fused, value_and_grad_fused_in, value_and_grad_model,
+    FusedValueAndGrad, GradOptions, HostLoss, ParamGrad,
 };
-pub use engine::{simulate_fused, FusedRun, Real, MAX_VARS};
+pub use engine::{simulate_fused, simulate_model, FusedRun, Real, MAX_VARS};

@@ -423,8 +423,8 @@ fn coupling_is_inert(spec: &ModelSpec, x0: &[f64], p: &[f64], n: usize) -> bool 
     impl neurodiff::models::ModelVisitor for V<'_> {
         type Output = bool;
         fn visit<M: neurodiff::models::Model>(self, m: M) -> bool {
-            let nc = M::SPEC.coupling.len();
-            let nv = M::SPEC.n_vars();
+            let nc = m.spec().coupling.len();
+            let nv = m.spec().n_vars();
             let (mut a, mut b) = (vec![0.0; nv], vec![0.0; nv]);
             let mut c = vec![0.0; nc];
             m.drift(&self.x, &c, self.p, &mut a);

@@ -4,31 +4,19 @@
 //! recordings); nested checkpointing giving the same gradient at every level choice; the count
 //! of states held following the levels; bad levels as errors.
 
+use crate::common::rand_vec;
 use neurodiff::cell::adjoint::{check_levels, value_and_grad, TraceLoss};
 use neurodiff::cell::{
     simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording, Waveform,
 };
 use neurodiff_models::channel::ChannelKind;
 
-/// Deterministic weights in [-1, 1).
-fn weights(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 /// A smooth nonlinear loss of the recording: per batch element
 /// `L_b = (1/N) Σ_{k,p} (w_{k,p} x + ½ (x − y)²/s_p²)` with random weights `w`, a fixed
 /// reference `y` and a per-probe scale `s` (mV for voltages, 0.1 for gates).
 fn loss_of(rec: &Recording, scales: &[f64]) -> TraceLoss {
     let (np, nb) = (rec.n_probes, rec.batch);
-    let w = weights(7, rec.data.len());
+    let w = rand_vec(7, rec.data.len());
     let n = rec.len() as f64;
     let mut loss = vec![0.0; nb];
     let mut grad = vec![0.0; rec.data.len()];

@@ -170,3 +170,19 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Deterministic pseudo-random numbers in [-1, 1) (a 64-bit LCG, independent of every generator
+/// under test; `neurodiff-optim`'s unit tests use the same sequence).
+pub fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}

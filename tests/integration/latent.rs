@@ -3,6 +3,7 @@
 //! written out here, EM's monotone likelihood, recovery of delays and timescales from seeded
 //! synthetic data with known truth, and clear errors on bad input.
 
+use crate::common::rand_vec;
 use neurodiff::latent::fit::{fit, infer, Engine, Method, Spec};
 use neurodiff::latent::kalman::{filter, filter_parallel, smooth, smooth_parallel, Ssm};
 use neurodiff::latent::model::{reduce, Data, Kind, ObsParams, Prior, Process};
@@ -10,21 +11,6 @@ use neurodiff::latent::synth::{synth, SynthSpec};
 use neurodiff::latent::LatentError;
 use neurodiff::models::latent::linalg::{chol_logdet, chol_solve, cholesky, Mat};
 use neurodiff::models::latent::{Kernel, Matern12, Matern32, Matern52, Rbf};
-
-/// A small deterministic pseudo-random sequence (no dependency on the generator under test).
-fn lcg(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 fn close(a: &Mat, b: &Mat, tol: f64, what: &str) {
     let scale = a.max_abs().max(b.max_abs()).max(1.0);
@@ -87,12 +73,12 @@ fn parallel_scan_equals_sequential() {
         q: l.q.clone(),
         h: l.h.clone(),
         r,
-        m0: lcg(7, l.a.rows).iter().map(|v| 0.1 * v).collect(),
+        m0: rand_vec(7, l.a.rows).iter().map(|v| 0.1 * v).collect(),
         p0: l.p0.clone(),
     };
     let tn = 37; // not a power of two
     let ys: Vec<Mat> = (0..3)
-        .map(|k| Mat::from_vec(tn, p, lcg(100 + k, tn * p)))
+        .map(|k| Mat::from_vec(tn, p, rand_vec(100 + k, tn * p)))
         .collect();
     let fs = filter(&ssm, &ys).unwrap();
     let fp = filter_parallel(&ssm, &ys).unwrap();
@@ -175,9 +161,9 @@ fn gpfa_setup() -> (Dense, Data, Prior, ObsParams) {
     let (n, tn) = (5, 24);
     let kernels: Vec<Box<dyn Kernel>> =
         vec![Box::new(Matern32::new(3.0)), Box::new(Matern12::new(5.0))];
-    let c = Mat::from_vec(n, 2, lcg(1, 2 * n));
-    let d = lcg(2, n);
-    let r: Vec<f64> = lcg(3, n).iter().map(|v| 0.3 + 0.2 * v.abs()).collect();
+    let c = Mat::from_vec(n, 2, rand_vec(1, 2 * n));
+    let d = rand_vec(2, n);
+    let r: Vec<f64> = rand_vec(3, n).iter().map(|v| 0.3 + 0.2 * v.abs()).collect();
     let dense = Dense {
         kernels: kernels.clone(),
         c: c.clone(),
@@ -186,7 +172,7 @@ fn gpfa_setup() -> (Dense, Data, Prior, ObsParams) {
         tn,
     };
     let trials: Vec<Mat> = (0..2)
-        .map(|k| Mat::from_vec(tn, n, lcg(10 + k, tn * n)))
+        .map(|k| Mat::from_vec(tn, n, rand_vec(10 + k, tn * n)))
         .collect();
     let data = Data::new(vec!["a".into()], vec![trials]).unwrap();
     let prior = Prior {
@@ -364,7 +350,7 @@ fn expect_err(r: Result<impl std::fmt::Debug, LatentError>, words: &[&str]) {
 fn bad_input_is_refused_with_a_clear_error() {
     let tr = |k: usize, t: usize, n: usize| {
         (0..k)
-            .map(|i| Mat::from_vec(t, n, lcg(i as u64, t * n)))
+            .map(|i| Mat::from_vec(t, n, rand_vec(i as u64, t * n)))
             .collect::<Vec<_>>()
     };
     expect_err(
@@ -555,7 +541,7 @@ fn two_region_setup(delay: f64, kind: Kind) -> (Data, Prior, ObsParams) {
         .enumerate()
         .map(|(r, &n)| {
             (0..3)
-                .map(|k| Mat::from_vec(tn, n, lcg(40 + 10 * r as u64 + k, tn * n)))
+                .map(|k| Mat::from_vec(tn, n, rand_vec(40 + 10 * r as u64 + k, tn * n)))
                 .collect()
         })
         .collect();
@@ -586,13 +572,13 @@ fn two_region_setup(delay: f64, kind: Kind) -> (Data, Prior, ObsParams) {
     };
     let obs = ObsParams {
         c: vec![
-            Mat::from_vec(4, 1, lcg(1, 4)),
-            Mat::from_vec(3, 2, lcg(2, 6)),
+            Mat::from_vec(4, 1, rand_vec(1, 4)),
+            Mat::from_vec(3, 2, rand_vec(2, 6)),
         ],
-        d: vec![lcg(3, 4), lcg(4, 3)],
+        d: vec![rand_vec(3, 4), rand_vec(4, 3)],
         r: vec![
-            lcg(5, 4).iter().map(|v| 0.3 + 0.2 * v.abs()).collect(),
-            lcg(6, 3).iter().map(|v| 0.2 + 0.2 * v.abs()).collect(),
+            rand_vec(5, 4).iter().map(|v| 0.3 + 0.2 * v.abs()).collect(),
+            rand_vec(6, 3).iter().map(|v| 0.2 + 0.2 * v.abs()).collect(),
         ],
     };
     (data, prior, obs)
@@ -720,7 +706,7 @@ fn exact_and_ssm_dlag_agree_after_em() {
 
 /// Standard normals from `lcg` (Box–Muller).
 fn gauss(seed: u64, n: usize) -> Vec<f64> {
-    let u = lcg(seed, 2 * n);
+    let u = rand_vec(seed, 2 * n);
     (0..n)
         .map(|i| {
             let (a, b) = ((u[2 * i] + 1.0) / 2.0, (u[2 * i + 1] + 1.0) / 2.0);

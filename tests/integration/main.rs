@@ -18,6 +18,7 @@ mod fit;
 mod fused;
 mod grad;
 mod latent;
+mod model_value;
 mod sparse;
 mod spiking;
 mod tvb;

@@ -156,7 +156,9 @@ fn sigm<R: Real>(v: R, nu_max: R, r: R, v0: R) -> R {
 }
 
 impl Model for JansenRit {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
 
     #[inline(always)]
     fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {

@@ -66,7 +66,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for Kuramoto {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
 
     #[inline(always)]
     fn drift<R: Real>(&self, _x: &[R], c: &[R], p: &[R], dx: &mut [R]) {

@@ -178,7 +178,9 @@ fn act<R: Real>(v: R, t: R, d: R) -> R {
 }
 
 impl Model for LarterBreakspear {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
 
     #[inline(always)]
     fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {

@@ -56,7 +56,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for Linear {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
     const LINEAR: bool = true;
 
     #[inline(always)]

@@ -94,7 +94,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for Mpr {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
     const PROJECTS: bool = true;
 
     #[inline(always)]

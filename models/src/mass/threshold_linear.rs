@@ -128,7 +128,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for ThresholdLinear {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
     const PROJECTS: bool = true;
 
     #[inline(always)]

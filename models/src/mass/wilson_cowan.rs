@@ -125,7 +125,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for WilsonCowan {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
 
     #[inline(always)]
     fn drift<R: Real>(&self, x: &[R], c: &[R], p: &[R], dx: &mut [R]) {

@@ -90,7 +90,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for WongWang {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
     const PROJECTS: bool = true;
 
     #[inline(always)]

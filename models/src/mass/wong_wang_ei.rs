@@ -134,7 +134,9 @@ pub const SPEC: ModelSpec = ModelSpec {
 };
 
 impl Model for WongWangEi {
-    const SPEC: &'static ModelSpec = &SPEC;
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
     const PROJECTS: bool = true;
 
     #[inline(always)]

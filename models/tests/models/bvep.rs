@@ -21,7 +21,7 @@ fn fixed_point(p: &[f64]) -> [f64; 2] {
 #[test]
 fn drift_vanishes_at_the_fixed_point() {
     for x0 in [-3.5, -2.5, -1.6] {
-        let p = params(Bvep::SPEC, &[("x0", x0)]);
+        let p = params(Bvep.spec(), &[("x0", x0)]);
         let x = fixed_point(&p);
         let dx = drift_at(&M, &x, &p);
         assert!(dx.iter().all(|d| d.abs() < 1e-13), "x0 = {x0}: {dx:?}");
@@ -34,24 +34,24 @@ fn drift_vanishes_at_the_fixed_point() {
 /// Proix et al. (2014) give `x0_c ≈ -2.05`. Below it the node rests, above it it seizes.
 #[test]
 fn critical_excitability() {
-    let p0 = Bvep::SPEC.defaults();
+    let p0 = Bvep.spec().defaults();
     let (tau0, i1) = (p0[0], p0[1]);
     let xc = (-4.0 - (16.0 - 12.0 / tau0).sqrt()) / 6.0;
     let x0c = (xc.powi(3) + 2.0 * xc * xc + 4.0 * xc - 1.0 - i1) / 4.0;
     assert!((-2.1..=-2.0).contains(&x0c), "x0_c = {x0c}");
     for (dx0, stable) in [(-0.05, true), (0.05, false)] {
-        let p = params(Bvep::SPEC, &[("x0", x0c + dx0)]);
+        let p = params(Bvep.spec(), &[("x0", x0c + dx0)]);
         let x = fixed_point(&p);
         let j = jacobian(&M, &x, &[0.0], &p);
         assert_eq!(j[0][0] + j[1][1] < 0.0, stable, "x0 = {}", x0c + dx0);
     }
-    let rest = params(Bvep::SPEC, &[("x0", -2.3)]);
-    let (_, x) = trace(&M, &Bvep::SPEC.initial(), &rest, 0.05, 100_000, 10_000, 0);
+    let rest = params(Bvep.spec(), &[("x0", -2.3)]);
+    let (_, x) = trace(&M, &Bvep.spec().initial(), &rest, 0.05, 100_000, 10_000, 0);
     assert!(peak_to_peak(&x) < 1e-9 && (x[0] - fixed_point(&rest)[0]).abs() < 1e-8);
-    let seizing = params(Bvep::SPEC, &[("x0", -1.8)]);
+    let seizing = params(Bvep.spec(), &[("x0", -1.8)]);
     let (_, x) = trace(
         &M,
-        &Bvep::SPEC.initial(),
+        &Bvep.spec().initial(),
         &seizing,
         0.05,
         100_000,

@@ -133,7 +133,7 @@ struct DriftCheck;
 impl ModelVisitor for DriftCheck {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
-        common::check_drift_matches_point(&m, 17, overrides(M::SPEC.name));
+        common::check_drift_matches_point(&m, 17, overrides(m.spec().name));
     }
 }
 
@@ -141,7 +141,7 @@ struct GradCheck;
 impl ModelVisitor for GradCheck {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
-        common::check_gradients(&m, 29, overrides(M::SPEC.name));
+        common::check_gradients(&m, 29, overrides(m.spec().name));
     }
 }
 
@@ -151,7 +151,7 @@ struct DefaultFinite;
 impl ModelVisitor for DefaultFinite {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
-        let s = M::SPEC;
+        let s = m.spec();
         let dx = common::drift_at(&m, &s.initial(), &s.defaults());
         assert!(
             dx.iter().all(|v| v.is_finite()),
@@ -167,7 +167,7 @@ struct F32Check;
 impl ModelVisitor for F32Check {
     type Output = ();
     fn visit<M: Model>(self, m: M) {
-        let spec = M::SPEC;
+        let spec = m.spec();
         let mut rng = common::Rng::new(41);
         let on = vec![true; spec.coupling.len()];
         let s = common::sample(spec, &mut rng, 8, 8, overrides(spec.name), &on, 1.0);

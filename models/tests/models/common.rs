@@ -214,7 +214,7 @@ fn coupling_patterns(n: usize) -> Vec<Vec<bool>> {
 /// the scalar `coupled` (and, for inputs that send the plain variable, against `x[var]`), and
 /// `project` against the scalar `project`.
 pub fn check_drift_matches_point<M: Model>(m: &M, seed: u64, ov: Overrides<'_>) {
-    let spec = M::SPEC;
+    let spec = m.spec();
     let mut rng = Rng::new(seed);
     for (trial, pat) in coupling_patterns(spec.coupling.len())
         .into_iter()
@@ -339,7 +339,7 @@ fn loss_diff<M: Model>(m: &M, sp: &Sample, sm: &Sample, w: &[Vec<f64>]) -> f64 {
 /// entry and coupling entry, by `Autodiff<NdArray<f64>>` on the tensor drift, against central
 /// finite differences of the point oracle.
 pub fn check_gradients<M: Model>(m: &M, seed: u64, ov: Overrides<'_>) {
-    let spec = M::SPEC;
+    let spec = m.spec();
     let mut rng = Rng::new(seed);
     let (batch, nodes) = (2, 3);
     let c_on = vec![true; spec.coupling.len()];
@@ -506,7 +506,7 @@ pub fn trace<M: Model>(
     steps: usize,
     var: usize,
 ) -> (Vec<f64>, Vec<f64>) {
-    let c = vec![0.0; M::SPEC.coupling.len()];
+    let c = vec![0.0; m.spec().coupling.len()];
     let mut t = Vec::with_capacity(steps);
     let mut y = Vec::with_capacity(steps);
     let mut count = 0;
@@ -564,7 +564,7 @@ pub fn bisect(mut f: impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
 
 /// The drift at `x`, uncoupled.
 pub fn drift_at<M: Model>(m: &M, x: &[f64], p: &[f64]) -> Vec<f64> {
-    let c = vec![0.0; M::SPEC.coupling.len()];
+    let c = vec![0.0; m.spec().coupling.len()];
     let mut dx = vec![f64::NAN; x.len()];
     m.drift(x, &c, p, &mut dx);
     dx
@@ -575,7 +575,7 @@ pub fn drift_at<M: Model>(m: &M, x: &[f64], p: &[f64]) -> Vec<f64> {
 /// returns the final state.
 pub fn heun<M: Model>(m: &M, x0: &[f64], p: &[f64], dt: f64, steps: usize) -> Vec<f64> {
     let n = x0.len();
-    let c = vec![0.0; M::SPEC.coupling.len()];
+    let c = vec![0.0; m.spec().coupling.len()];
     let mut x = x0.to_vec();
     let (mut k1, mut k2, mut pred) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     for _ in 0..steps {

@@ -41,7 +41,7 @@ fn drift_vanishes_at_the_fixed_points() {
         vec![("eta", -5.0)],
         vec![("k", 3.0), ("v_syn", -4.0)],
     ] {
-        let p = params(CoombesByrne::SPEC, &set);
+        let p = params(CoombesByrne.spec(), &set);
         let fps = fixed_points(&p);
         assert!(!fps.is_empty(), "{set:?}");
         for x in fps {
@@ -68,11 +68,11 @@ fn without_synapses_it_is_mpr() {
             rng.uniform(-1.0, 1.0),
         );
         let (delta, eta) = (rng.uniform(0.1, 3.0), rng.uniform(-10.0, 10.0));
-        let p = params(CoombesByrne::SPEC, &[("Delta", delta), ("eta", eta)]);
+        let p = params(CoombesByrne.spec(), &[("Delta", delta), ("eta", eta)]);
         let mut d_cb = [0.0; 4];
         M.drift(&[r, v, 0.0, 0.0], &[c], &p, &mut d_cb);
         let p_mpr = params(
-            Mpr::SPEC,
+            Mpr.spec(),
             &[
                 ("tau", 1.0),
                 ("I", 0.0),

@@ -44,7 +44,7 @@ fn fixed_points(p: &[f64]) -> Vec<[f64; 6]> {
 /// fixed point.
 #[test]
 fn healthy_node_rests_at_the_interictal_fixed_point() {
-    let p = params(Epileptor::SPEC, &[("x0", -2.5)]);
+    let p = params(Epileptor.spec(), &[("x0", -2.5)]);
     let fps = fixed_points(&p);
     assert!(!fps.is_empty());
     for x in &fps {
@@ -54,7 +54,7 @@ fn healthy_node_rests_at_the_interictal_fixed_point() {
     // 20 000 time units (7 slow time constants 1/r) from the default initial state.
     let end = rk4(
         &M,
-        &Epileptor::SPEC.initial(),
+        &Epileptor.spec().initial(),
         &[0.0, 0.0],
         &p,
         0.05,
@@ -73,10 +73,10 @@ fn healthy_node_rests_at_the_interictal_fixed_point() {
 /// above 0 (onto the other branch of `f1`).
 #[test]
 fn default_node_has_recurrent_seizures() {
-    let p = Epileptor::SPEC.defaults();
+    let p = Epileptor.spec().defaults();
     let dt = 0.05;
-    let (_, x1) = trace(&M, &Epileptor::SPEC.initial(), &p, dt, 0, 400_000, 0);
-    let (_, z) = trace(&M, &Epileptor::SPEC.initial(), &p, dt, 0, 400_000, 2);
+    let (_, x1) = trace(&M, &Epileptor.spec().initial(), &p, dt, 0, 400_000, 0);
+    let (_, z) = trace(&M, &Epileptor.spec().initial(), &p, dt, 0, 400_000, 2);
     // Count seizure onsets: upward crossings of x1 = 0 separated by at least 500 time units.
     let mut onsets = Vec::new();
     for i in 1..x1.len() {

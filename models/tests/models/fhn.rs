@@ -19,7 +19,7 @@ fn fixed_point(p: &[f64]) -> [f64; 2] {
 /// `v ≈ -1.20`, `w ≈ -0.62`, and it is stable.
 #[test]
 fn resting_state() {
-    let p = FitzHughNagumo::SPEC.defaults();
+    let p = FitzHughNagumo.spec().defaults();
     let x = fixed_point(&p);
     assert!(drift_at(&M, &x, &p).iter().all(|d| d.abs() < 1e-14));
     assert!(
@@ -36,23 +36,23 @@ fn resting_state() {
 /// rests, above it it fires periodically.
 #[test]
 fn hopf_bifurcation_in_the_input() {
-    let p0 = FitzHughNagumo::SPEC.defaults();
+    let p0 = FitzHughNagumo.spec().defaults();
     let (a, b, tau) = (p0[0], p0[1], p0[2]);
     let v_h = -(1.0 - b / tau).sqrt();
     let i_h = v_h.powi(3) / 3.0 - v_h + (v_h + a) / b;
     assert!((0.32..=0.34).contains(&i_h), "I_H = {i_h}");
     for (di, stable) in [(-0.01, true), (0.01, false)] {
-        let p = params(FitzHughNagumo::SPEC, &[("I", i_h + di)]);
+        let p = params(FitzHughNagumo.spec(), &[("I", i_h + di)]);
         let x = fixed_point(&p);
         let j = jacobian(&M, &x, &[0.0], &p);
         let trace_j = j[0][0] + j[1][1];
         assert_eq!(trace_j < 0.0, stable, "I = {}: trace {trace_j}", i_h + di);
     }
     // Well below and above: rest, and large periodic spikes.
-    let rest = params(FitzHughNagumo::SPEC, &[("I", 0.0)]);
+    let rest = params(FitzHughNagumo.spec(), &[("I", 0.0)]);
     let (_, v) = trace(&M, &[0.0, 0.0], &rest, 0.05, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) < 1e-9);
-    let firing = params(FitzHughNagumo::SPEC, &[("I", 0.5)]);
+    let firing = params(FitzHughNagumo.spec(), &[("I", 0.5)]);
     let (_, v) = trace(&M, &[0.0, 0.0], &firing, 0.05, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) > 3.0, "{}", peak_to_peak(&v));
 }

@@ -19,7 +19,7 @@ fn fixed_point(p: &[f64]) -> [f64; 2] {
 /// the same configuration has a limit cycle.
 #[test]
 fn excitable_configuration_and_its_limit_cycle() {
-    let p = Generic2d::SPEC.defaults();
+    let p = Generic2d.spec().defaults();
     let x = fixed_point(&p);
     assert!(
         drift_at(&M, &x, &p).iter().all(|d| d.abs() < 1e-15),
@@ -28,7 +28,7 @@ fn excitable_configuration_and_its_limit_cycle() {
     let (_, v) = trace(&M, &[1.0, 0.0], &p, 0.1, 100_000, 10_000, 0);
     assert!(peak_to_peak(&v) < 1e-9 && (v[0] - x[0]).abs() < 1e-8);
 
-    let p = params(Generic2d::SPEC, &[("a", 2.0)]);
+    let p = params(Generic2d.spec(), &[("a", 2.0)]);
     let x = fixed_point(&p);
     let j = jacobian(&M, &x, &[0.0], &p);
     assert!(
@@ -44,7 +44,7 @@ fn excitable_configuration_and_its_limit_cycle() {
 /// part of the Jacobian's eigenvalues, `√(det - tr²/4)`, over 2π, with time in ms.
 #[test]
 fn sanz_leon_configuration_rings_at_10_hz() {
-    let p = params(Generic2d::SPEC, &[("a", -0.5)]);
+    let p = params(Generic2d.spec(), &[("a", -0.5)]);
     let x = fixed_point(&p);
     assert!(drift_at(&M, &x, &p).iter().all(|d| d.abs() < 1e-15));
     let j = jacobian(&M, &x, &[0.0], &p);

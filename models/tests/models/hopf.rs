@@ -18,7 +18,7 @@ fn uncoupled_node_follows_the_closed_form() {
         (0.3, 2.0, 1.5),
         (-2.0, 6.0, 0.2),
     ] {
-        let p = params(Hopf::SPEC, &[("a", a), ("omega", omega)]);
+        let p = params(Hopf.spec(), &[("a", a), ("omega", omega)]);
         let dt = 0.001;
         let steps = 10_000; // 10 s
         let mut max_err: f64 = 0.0;
@@ -38,7 +38,7 @@ fn uncoupled_node_follows_the_closed_form() {
 #[test]
 fn bifurcation_at_zero() {
     for a in [-0.05, -0.01, 0.01, 0.05, 0.5] {
-        let p = params(Hopf::SPEC, &[("a", a)]);
+        let p = params(Hopf.spec(), &[("a", a)]);
         assert_eq!(drift_at(&M, &[0.0, 0.0], &p), vec![0.0, 0.0]);
         let (t, x) = trace(&M, &[0.3, 0.0], &p, 0.01, 200_000, 20_000, 0);
         let (_, y) = trace(&M, &[0.3, 0.0], &p, 0.01, 200_000, 20_000, 1);
@@ -60,7 +60,7 @@ fn bifurcation_at_zero() {
 /// difference coupling on both variables.
 #[test]
 fn defaults_are_the_bold_time_scale_working_point() {
-    let s = Hopf::SPEC;
+    let s = Hopf.spec();
     assert_eq!(s.time_unit, "s");
     let p = s.defaults();
     assert!(p[0] < 0.0 && p[0] > -0.1, "a = {}", p[0]);

@@ -8,7 +8,7 @@ use crate::common::{bisect, drift_at, frequency, params, peak_to_peak, rk4, trac
 const M: JansenRit = JansenRit;
 
 fn p_of(set: &[(&str, f64)]) -> Vec<f64> {
-    params(JansenRit::SPEC, set)
+    params(JansenRit.spec(), set)
 }
 
 /// Fixed points of one uncoupled node. With the derivatives `y3 = y4 = y5 = 0`, the second-order
@@ -65,14 +65,14 @@ fn drift_vanishes_at_the_fixed_points() {
 /// the column produces the alpha rhythm, 8–12 Hz, in the pyramidal potential `y1 - y2`.
 #[test]
 fn default_parameters_give_the_alpha_rhythm() {
-    let p = JansenRit::SPEC.defaults();
+    let p = JansenRit.spec().defaults();
     let dt = 0.1; // ms
     let c = [0.0];
     let (mut t, mut v) = (Vec::new(), Vec::new());
     // 2 s of transient, then 2 s recorded.
     rk4(
         &M,
-        &JansenRit::SPEC.initial(),
+        &JansenRit.spec().initial(),
         &c,
         &p,
         dt,
@@ -99,7 +99,7 @@ fn default_parameters_give_the_alpha_rhythm() {
 fn no_rhythm_outside_the_oscillatory_input_range() {
     for mu in [0.05, 0.4] {
         let p = p_of(&[("mu", mu)]);
-        let (_, y1) = trace(&M, &JansenRit::SPEC.initial(), &p, 0.1, 100_000, 10_000, 1);
+        let (_, y1) = trace(&M, &JansenRit.spec().initial(), &p, 0.1, 100_000, 10_000, 1);
         assert!(
             peak_to_peak(&y1) < 1e-6,
             "mu = {mu}: still oscillating ({})",

@@ -58,7 +58,7 @@ fn fixed_points(p: &[f64]) -> Vec<[f64; 3]> {
 #[test]
 fn drift_vanishes_at_the_fixed_point() {
     for set in [vec![], vec![("C", 0.0), ("d_V", 0.5)], vec![("Iext", 0.2)]] {
-        let p = params(LarterBreakspear::SPEC, &set);
+        let p = params(LarterBreakspear.spec(), &set);
         let fps = fixed_points(&p);
         assert!(!fps.is_empty(), "{set:?}");
         for x in fps {
@@ -75,10 +75,10 @@ fn drift_vanishes_at_the_fixed_point() {
 /// settles on a fixed point for `d_V < 0.55` and oscillates (limit cycles, then chaos) above.
 #[test]
 fn oscillations_appear_as_d_v_grows() {
-    let rest = params(LarterBreakspear::SPEC, &[("C", 0.0), ("d_V", 0.5)]);
+    let rest = params(LarterBreakspear.spec(), &[("C", 0.0), ("d_V", 0.5)]);
     let (_, v) = trace(
         &M,
-        &LarterBreakspear::SPEC.initial(),
+        &LarterBreakspear.spec().initial(),
         &rest,
         0.05,
         100_000,
@@ -90,10 +90,10 @@ fn oscillations_appear_as_d_v_grows() {
         .iter()
         .any(|x| (x[0] - v[0]).abs() < 1e-7));
     for d_v in [0.6, 0.65] {
-        let p = params(LarterBreakspear::SPEC, &[("C", 0.0), ("d_V", d_v)]);
+        let p = params(LarterBreakspear.spec(), &[("C", 0.0), ("d_V", d_v)]);
         let (_, v) = trace(
             &M,
-            &LarterBreakspear::SPEC.initial(),
+            &LarterBreakspear.spec().initial(),
             &p,
             0.05,
             100_000,

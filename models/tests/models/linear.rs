@@ -9,7 +9,7 @@ const M: Linear = Linear;
 #[test]
 fn relaxes_exponentially() {
     for (gamma, c) in [(-10.0, 0.0), (-0.5, 0.0), (-3.0, 1.5)] {
-        let p = params(Linear::SPEC, &[("gamma", gamma)]);
+        let p = params(Linear.spec(), &[("gamma", gamma)]);
         let x0 = 0.7;
         let dt = 0.001;
         let mut max_err: f64 = 0.0;

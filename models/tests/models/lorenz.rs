@@ -10,7 +10,7 @@ const M: Lorenz = Lorenz;
 
 fn lorenz(sigma: f64, rho: f64, beta: f64) -> Vec<f64> {
     params(
-        Lorenz::SPEC,
+        Lorenz.spec(),
         &[("sigma", sigma), ("rho", rho), ("beta", beta)],
     )
 }
@@ -87,7 +87,8 @@ fn origin_attracts_below_rho_one() {
 
         let mut rng = Rng::new(7);
         for _ in 0..5 {
-            let x0: Vec<f64> = Lorenz::SPEC
+            let x0: Vec<f64> = Lorenz
+                .spec()
                 .state
                 .iter()
                 .map(|v| rng.uniform(v.range.0, v.range.1))
@@ -134,7 +135,7 @@ fn c_pm_lose_stability_at_rho_h() {
 /// to a 1e-9 change of the initial state.
 #[test]
 fn chaotic_attractor_is_bounded() {
-    let p = Lorenz::SPEC.defaults();
+    let p = Lorenz.spec().defaults();
     let dt = 0.005;
     let (mut zmax, mut xmax, mut ymax) = (0f64, 0f64, 0f64);
     let mut sign_changes = 0;
@@ -143,7 +144,7 @@ fn chaotic_attractor_is_bounded() {
     let steps = 200_000; // 1000 time units
     let a = rk4(
         &M,
-        &Lorenz::SPEC.initial(),
+        &Lorenz.spec().initial(),
         &[0.0],
         &p,
         dt,
@@ -170,7 +171,7 @@ fn chaotic_attractor_is_bounded() {
     assert!(late_z.1 - late_z.0 > 25.0, "z range {late_z:?}");
 
     // Sensitive dependence: 1e-9 apart at t = 0, macroscopically apart by t = 50.
-    let x0 = Lorenz::SPEC.initial();
+    let x0 = Lorenz.spec().initial();
     let mut x1 = x0.clone();
     x1[0] += 1e-9;
     let steps = 10_000;
@@ -194,7 +195,8 @@ fn divergence_is_constant() {
             rng.uniform(0.5, 5.0),
         );
         let p = lorenz(sigma, rho, beta);
-        let x: Vec<f64> = Lorenz::SPEC
+        let x: Vec<f64> = Lorenz
+            .spec()
             .state
             .iter()
             .map(|v| rng.uniform(v.range.0, v.range.1))
@@ -216,7 +218,7 @@ fn divergence_is_constant() {
 /// sign) they stay apart.
 #[test]
 fn diffusive_coupling_synchronises_two_nodes() {
-    let s = Lorenz::SPEC;
+    let s = Lorenz.spec();
     assert_eq!(s.coupling_function, CouplingFunction::Difference);
     let p = s.defaults();
     let run = |g: f64| -> (f64, f64) {
@@ -272,7 +274,7 @@ fn diffusive_coupling_synchronises_two_nodes() {
 /// the error is below 1 % of the attractor's size (≈ 50).
 #[test]
 fn heun_at_the_default_step_is_accurate() {
-    let s = Lorenz::SPEC;
+    let s = Lorenz.spec();
     let p = s.defaults();
     let x0 = [-4.0, -6.0, 20.0];
     let dt = s.default_dt;

@@ -84,18 +84,18 @@ fn currents(x: &[f64], p: &[f64], c: f64) -> (f64, f64) {
 /// drift vanish (and lies in that regime).
 #[test]
 fn fixed_point_of_the_linear_regime() {
-    let p0 = ThresholdLinear::SPEC.defaults();
+    let p0 = ThresholdLinear.spec().defaults();
     let (x, _) = linear_fixed_point(&p0, 0.0);
     assert!(
         (x[0] - 10.0).abs() < 1e-9 && (x[1] - 35.0).abs() < 1e-9,
         "{x:?}"
     );
-    assert_eq!(ThresholdLinear::SPEC.initial(), vec![10.0, 35.0]);
+    assert_eq!(ThresholdLinear.spec().initial(), vec![10.0, 35.0]);
     let mut rng = Rng::new(5);
     let mut checked = 0;
     while checked < 20 {
         let p = params(
-            ThresholdLinear::SPEC,
+            ThresholdLinear.spec(),
             &[
                 ("I_E", rng.uniform(0.0, 1200.0)),
                 ("I_I", rng.uniform(0.0, 800.0)),
@@ -123,7 +123,7 @@ fn fixed_point_of_the_linear_regime() {
 /// (≈ 178 ms), beyond which the fixed point is an unstable focus; RK4 agrees on both sides.
 #[test]
 fn stability_from_the_jacobian() {
-    let p = ThresholdLinear::SPEC.defaults();
+    let p = ThresholdLinear.spec().defaults();
     let q = Params::from_slice(&p[..]);
     assert!(q.beta_E * q.w_EE > 1.0);
     let (x, _) = linear_fixed_point(&p, 0.0);
@@ -159,7 +159,7 @@ fn stability_from_the_jacobian() {
         (tau_i_star + 5.0, false, false),
         (250.0, false, true),
     ] {
-        let p = params(ThresholdLinear::SPEC, &[("tau_I", tau_i)]);
+        let p = params(ThresholdLinear.spec(), &[("tau_I", tau_i)]);
         let (x2, _) = linear_fixed_point(&p, 0.0);
         assert_eq!(x2, x, "the fixed point does not depend on tau_I");
         let (re, _, im) = eig2(&linear_jacobian(&p, 0.0));
@@ -186,7 +186,7 @@ fn stability_from_the_jacobian() {
 /// drift.
 #[test]
 fn network_input_destabilises_at_the_analytic_gain() {
-    let p = ThresholdLinear::SPEC.defaults();
+    let p = ThresholdLinear.spec().defaults();
     let q = Params::from_slice(&p[..]);
     let g_c = ((1.0 + q.tau_E * (1.0 + q.beta_I * q.w_II) / q.tau_I) / q.beta_E - q.w_EE) / q.mu_EE;
     assert!((4.4..4.8).contains(&g_c), "{g_c}");
@@ -207,7 +207,7 @@ fn network_input_destabilises_at_the_analytic_gain() {
 /// Without drive (`I_E = I_I = 0`) the rest state is `E = I = 0`, and it attracts.
 #[test]
 fn zero_drive_gives_the_zero_fixed_point() {
-    let p = params(ThresholdLinear::SPEC, &[("I_E", 0.0), ("I_I", 0.0)]);
+    let p = params(ThresholdLinear.spec(), &[("I_E", 0.0), ("I_I", 0.0)]);
     assert_eq!(drift_at(&M, &[0.0, 0.0], &p), vec![0.0, 0.0]);
     let (x, _) = linear_fixed_point(&p, 0.0);
     assert!(x[0].abs() < 1e-12 && x[1].abs() < 1e-12);
@@ -221,7 +221,10 @@ fn zero_drive_gives_the_zero_fixed_point() {
 /// drives the rates follow `E0 e^{-t/tau_E}`, `I0 e^{-t/tau_I}`, and they never go negative.
 #[test]
 fn rectified_currents_leave_pure_decay() {
-    let p = params(ThresholdLinear::SPEC, &[("I_E", -2000.0), ("I_I", -2000.0)]);
+    let p = params(
+        ThresholdLinear.spec(),
+        &[("I_E", -2000.0), ("I_I", -2000.0)],
+    );
     let q = Params::from_slice(&p[..]);
     let d = drift_at(&M, &[5.0, 80.0], &p);
     assert_eq!(d, vec![-5.0 / q.tau_E, -80.0 / q.tau_I]);
@@ -245,7 +248,7 @@ fn rectified_currents_leave_pure_decay() {
 /// `mu_IE`.
 #[test]
 fn network_input_gains() {
-    let p = ThresholdLinear::SPEC.defaults();
+    let p = ThresholdLinear.spec().defaults();
     let q = Params::from_slice(&p[..]);
     let x = [12.0, 30.0];
     let (mut d0, mut d1) = ([0.0; 2], [0.0; 2]);
@@ -267,7 +270,7 @@ fn network_input_gains() {
 /// quarters the error against an RK4 reference, and the error is below 1e-5 Hz.
 #[test]
 fn heun_at_the_default_step_is_accurate() {
-    let s = ThresholdLinear::SPEC;
+    let s = ThresholdLinear.spec();
     let p = s.defaults();
     let x0 = [25.0, 20.0];
     let dt = s.default_dt;

@@ -17,7 +17,7 @@ const AIRY_A1: f64 = 2.338_107_410_459_767;
 /// `window` time units after a transient of `transient`, by RK4 at step `dt` from a point near
 /// the cycle.
 fn cycle(mu: f64, dt: f64, transient: f64, window: f64) -> (f64, f64, f64) {
-    let p = params(VanDerPol::SPEC, &[("mu", mu)]);
+    let p = params(VanDerPol.spec(), &[("mu", mu)]);
     let (t, x) = trace(
         &M,
         &[2.0, -2.0 / 3.0],
@@ -40,7 +40,7 @@ fn cycle(mu: f64, dt: f64, transient: f64, window: f64) -> (f64, f64, f64) {
 #[test]
 fn origin_is_the_only_fixed_point_and_is_unstable() {
     for mu in [0.1, 1.0, 1.9, 2.5, 10.0] {
-        let p = params(VanDerPol::SPEC, &[("mu", mu)]);
+        let p = params(VanDerPol.spec(), &[("mu", mu)]);
         assert_eq!(drift_at(&M, &[0.0, 0.0], &p), vec![0.0, 0.0], "mu = {mu}");
         // Nowhere else on a grid over the state range (spacing 0.05) does the drift vanish.
         for i in -50..=50 {
@@ -99,7 +99,7 @@ fn origin_is_the_only_fixed_point_and_is_unstable() {
 #[test]
 fn small_mu_limit_cycle_has_amplitude_two_and_period_two_pi() {
     let mu = 0.1;
-    let p = params(VanDerPol::SPEC, &[("mu", mu)]);
+    let p = params(VanDerPol.spec(), &[("mu", mu)]);
     let (t, x) = trace(&M, &[1e-3, 0.0], &p, 0.01, 40_000, 10_000, 0);
     let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let min = x.iter().cloned().fold(f64::INFINITY, f64::min);
@@ -164,7 +164,7 @@ fn relaxation_period_at_large_mu() {
 /// the amplitude.
 #[test]
 fn heun_at_the_default_step_tracks_the_cycle() {
-    let s = VanDerPol::SPEC;
+    let s = VanDerPol.spec();
     let p = s.defaults();
     let dt = s.default_dt;
     let steps = (20.0 / dt).round() as usize;
@@ -191,14 +191,14 @@ fn heun_at_the_default_step_tracks_the_cycle() {
 /// documented default.
 #[test]
 fn inputs_add_to_their_equations() {
-    let p = params(VanDerPol::SPEC, &[("mu", 3.0)]);
+    let p = params(VanDerPol.spec(), &[("mu", 3.0)]);
     let x = [0.7, -0.4];
     let mut d0 = [0.0; 2];
     let mut d1 = [0.0; 2];
     M.drift(&x, &[0.0, 0.0], &p, &mut d0);
     M.drift(&x, &[0.25, -0.5], &p, &mut d1);
     assert!((d1[0] - d0[0] - 0.25).abs() < 1e-15 && (d1[1] - d0[1] + 0.5).abs() < 1e-15);
-    let s = VanDerPol::SPEC;
+    let s = VanDerPol.spec();
     assert_eq!(s.coupling_function, CouplingFunction::Difference);
     assert!(s.coupling[0].default_on && !s.coupling[1].default_on);
 }

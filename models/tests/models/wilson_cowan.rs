@@ -12,7 +12,7 @@ const M: WilsonCowan = WilsonCowan;
 /// other parameters.
 #[test]
 fn origin_is_a_fixed_point_with_shifted_sigmoids() {
-    let spec = WilsonCowan::SPEC;
+    let spec = WilsonCowan.spec();
     let mut rng = Rng::new(3);
     for _ in 0..20 {
         let mut p: Vec<f64> = spec
@@ -58,7 +58,7 @@ fn wilson_cowan_1972_rest_and_limit_cycle() {
     let run = |p_ext: f64| {
         let mut set = base.to_vec();
         set.push(("P", p_ext));
-        let p = params(WilsonCowan::SPEC, &set);
+        let p = params(WilsonCowan.spec(), &set);
         trace(&M, &[0.1, 0.05], &p, 0.1, 50_000, 20_000, 0)
     };
     let (_, e_rest) = run(0.0);
@@ -98,10 +98,10 @@ fn sanz_leon_configuration_oscillates_near_20_hz() {
         ("c_i", 1.0),
         ("shift", 0.0),
     ];
-    let p = params(WilsonCowan::SPEC, &set);
+    let p = params(WilsonCowan.spec(), &set);
     let (t, e) = trace(
         &M,
-        &WilsonCowan::SPEC.initial(),
+        &WilsonCowan.spec().initial(),
         &p,
         0.05,
         40_000,

@@ -18,7 +18,7 @@ fn h(y: f64, d: f64) -> f64 {
 #[test]
 fn drift_vanishes_at_the_fixed_point_which_attracts() {
     for i_o in [0.2, 0.33, 0.4] {
-        let p = params(WongWang::SPEC, &[("I_o", i_o)]);
+        let p = params(Model::spec(&WongWang), &[("I_o", i_o)]);
         let (a, b, d, gamma, tau_s, w, j_n) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
         let f = |s: f64| s / tau_s - (1.0 - s) * gamma * h(a * (w * j_n * s + i_o) - b, d);
         let s_star = bisect(f, 0.0, 1.0);
@@ -45,7 +45,7 @@ fn drift_vanishes_at_the_fixed_point_which_attracts() {
 /// (across the switch to the series) and, in `f32`, free of the cancellation in `1 - exp(-d y)`.
 #[test]
 fn transfer_function_is_smooth_through_its_singularity() {
-    let spec = WongWang::SPEC;
+    let spec = Model::spec(&WongWang);
     let (a, b, d, gamma) = (0.27, 0.108, 154.0, 0.641);
     let base = params(spec, &[("I_o", b / a)]);
     let dx = drift_at(&M, &[0.0], &base);

@@ -12,7 +12,7 @@ const M: WongWangEi = WongWangEi;
 /// `H_e = S_e / (tau_e (1 - S_e) gamma_e)`.
 #[test]
 fn isolated_node_settles_at_about_3_hz() {
-    let spec = WongWangEi::SPEC;
+    let spec = WongWangEi.spec();
     let p = spec.defaults();
     let (tau_e, gamma_e) = (p[4], p[3]);
     let (_, se) = trace(&M, &spec.initial(), &p, 0.1, 100_000, 1, 0);
@@ -35,7 +35,7 @@ fn isolated_node_settles_at_about_3_hz() {
 /// Deco et al. 2014), and raising the external input raises it.
 #[test]
 fn inhibition_lowers_and_input_raises_the_rate() {
-    let spec = WongWangEi::SPEC;
+    let spec = WongWangEi.spec();
     let rate = |set: &[(&str, f64)]| {
         let p = crate::common::params(spec, set);
         let (_, se) = trace(&M, &spec.initial(), &p, 0.1, 100_000, 1, 0);

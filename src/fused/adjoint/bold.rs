@@ -20,7 +20,9 @@
 //! The haemodynamics run in `f64` whatever the neural float type. Memory: the means
 //! (`steps / bold.every · batch · nodes` values) and one region's trajectory at a time.
 
-use super::{value_and_grad_fused, FusedValueAndGrad, GradOptions, HostLoss};
+use neurodiff_models::Model;
+
+use super::{value_and_grad_model, FusedValueAndGrad, GradOptions, HostLoss};
 use crate::error::{Error, Result};
 use crate::fused::dual::Dual;
 use crate::fused::engine::{FusedRun, Real};
@@ -130,13 +132,14 @@ impl Layer<'_> {
 
 /// [`value_and_grad_fused`] for a run whose monitor observes BOLD through `b`: `loss` receives
 /// the BOLD samples `[samples, batch, 1, nodes]`, and so do the returned outputs.
-pub(super) fn value_and_grad_bold<T: Real>(
+pub(super) fn value_and_grad_bold<M: Model, T: Real>(
+    model: &M,
     fr: &FusedRun<'_>,
     b: &BoldMonitor,
     opts: &GradOptions,
     loss: &HostLoss<'_>,
 ) -> Result<FusedValueAndGrad> {
-    let spec = neurodiff_models::find(&fr.network.model)?;
+    let spec = model.spec();
     fr.run.validate(spec.n_vars())?;
     let run = fr.run;
     let m = &run.monitor;
@@ -174,7 +177,7 @@ pub(super) fn value_and_grad_bold<T: Real>(
         }
         Ok((l, layer.backward(x, shape, &dy)))
     };
-    let vg = value_and_grad_fused::<T>(&inner, opts, &through)?;
+    let vg = value_and_grad_model::<M, T>(model, &inner, opts, &through)?;
     let (outputs, shape) = layer.forward(&vg.outputs, vg.shape)?;
     Ok(FusedValueAndGrad {
         outputs,
