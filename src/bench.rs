@@ -24,7 +24,7 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::json;
 
-use neurodiff::backend::BackendKind;
+use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::connectome::Connectome;
 use neurodiff::coupling::CouplingKind;
 use neurodiff::fit::LossKind;
@@ -42,7 +42,8 @@ use neurodiff::{Error, Result};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list,
-    /// circuit_forward (spiking STN–GPe–GPi), circuit_grad (its beta-power gradient), cell_hh
+    /// circuit_forward (spiking STN–GPe–GPi), circuit_grad (its beta-power gradient),
+    /// circuit_tensor (the circuit on Burn tensors, --backend), stn_only (10,000 STN cells), cell_hh
     /// (cell forward), cell_hh_grad (cell gradients and checkpoint memory), or all.
     /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
@@ -99,6 +100,10 @@ pub struct BenchArgs {
     /// circuit_forward also runs the 10,000–20,000–15,000 circuit (~104 M synapses, ~1 GB).
     #[arg(long)]
     circuit_large: bool,
+    /// circuit_forward also runs a 100,000-neuron circuit (22,222–44,444–33,334; ~500 M
+    /// synapses, ~4 GB): that it fits, its step time and peak memory.
+    #[arg(long)]
+    circuit_huge: bool,
     /// circuit_forward with AdEx STN cells (GPe's parameters, drive and noise): the network of
     /// the issue's Brian2 reference figures (`benches/brian2/circuit.py --stn adex`).
     #[arg(long)]
@@ -635,6 +640,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "edge_list",
         "circuit_forward",
         "circuit_grad",
+        "circuit_tensor",
+        "stn_only",
         "cell_hh",
         "cell_hh_grad",
     ];
@@ -671,6 +678,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if case == "circuit_grad" {
             circuit_grad_case()?;
         }
+        if case == "circuit_tensor" {
+            circuit_tensor_case(&args, kind)?;
+        }
+        if case == "stn_only" {
+            stn_only_case(&args)?;
+        }
         if case == "cell_hh" {
             cell_case(&args)?;
         }
@@ -691,6 +704,9 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
     let mut sizes = vec![(100, 200, 150), (1000, 2000, 1500)];
     if args.circuit_large {
         sizes.push((10_000, 20_000, 15_000));
+    }
+    if args.circuit_huge {
+        sizes.push((22_222, 44_444, 33_334));
     }
     for (n_stn, n_gpe, n_gpi) in sizes {
         let mut c = Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi);
@@ -743,6 +759,92 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The stn_only case (issue 13; the JAX implementation's reported 3.3 ms/step): 10,000 STN
+/// cells (the default circuit's STN population: Terman–Rubin model, bias, OU background,
+/// heterogeneity) without synapses, 200 ms at dt 0.025 ms after 20 ms of warm-up, one thread.
+fn stn_only_case(args: &BenchArgs) -> Result<()> {
+    use neurodiff::spiking::{Circuit, Engine as Spiking, Record, Recorder};
+    let mut c = Circuit::default_stn_gpe_gpi(10_000, 1, 1);
+    c.populations.truncate(1);
+    c.projections.clear();
+    let mut e = Spiking::new(&c)?;
+    let dt = e.dt();
+    let (warm, steps) = ((20.0 / dt).round() as u64, (200.0 / dt).round() as u64);
+    let mut rec = Recorder::new(Record::default(), &e);
+    e.run(warm, &mut rec, &mut |_, _| {})?;
+    let mut times = Vec::new();
+    for _ in 0..args.repeats.max(1) {
+        let t = std::time::Instant::now();
+        e.run(steps, &mut rec, &mut |_, _| {})?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let seconds = median(times);
+    let bins = rec.rates_hz(dt);
+    let rate = bins.iter().map(|b| b[0]).sum::<f64>() / bins.len().max(1) as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "neurodiff", "device": "cpu", "backend": "fused-f64", "engine": "spiking",
+            "case": "stn_only", "nodes": 10_000, "batch": 1, "steps": steps,
+            "seconds": seconds, "ms_per_step": seconds * 1e3 / steps as f64,
+            "peak_rss_mb": peak_rss_mb(), "rate_hz": rate,
+        })
+    );
+    Ok(())
+}
+
+/// The circuit_tensor case (issue 13): the default circuit at 100–200–150 and 1000–2000–1500
+/// on the Burn tensor engine (`spiking::TensorEngine`, `--backend`, batch 1), 20 ms at dt
+/// 0.025 ms after 2 ms of warm-up: the path GPUs run, beside circuit_forward's fused engine.
+fn circuit_tensor_case(args: &BenchArgs, kind: BackendKind) -> Result<()> {
+    struct Task<'a>(&'a BenchArgs);
+    impl BackendTask for Task<'_> {
+        type Output = Result<()>;
+        fn run<B: burn::prelude::Backend>(
+            self,
+            kind: BackendKind,
+            device: B::Device,
+        ) -> Result<()> {
+            use neurodiff::spiking::{Circuit, TensorEngine};
+            for (n_stn, n_gpe, n_gpi) in [(100, 200, 150), (1000, 2000, 1500)] {
+                let c = Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi);
+                let mut e = TensorEngine::<B>::new(std::slice::from_ref(&c), false, &device)?;
+                let dt = e.dt();
+                let (warm, steps) = ((2.0 / dt).round() as usize, (20.0 / dt).round() as usize);
+                let sync = |e: &TensorEngine<B>| {
+                    let _ = e.voltages(0).into_data();
+                };
+                for _ in 0..warm {
+                    e.step()?;
+                }
+                sync(&e);
+                let mut times = Vec::new();
+                for _ in 0..self.0.repeats.max(1) {
+                    let t = std::time::Instant::now();
+                    for _ in 0..steps {
+                        e.step()?;
+                    }
+                    sync(&e);
+                    times.push(t.elapsed().as_secs_f64());
+                }
+                let seconds = median(times);
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" }, "backend": kind.name(),
+                        "engine": "spiking-tensor", "case": "circuit_tensor",
+                        "nodes": n_stn + n_gpe + n_gpi, "batch": 1, "steps": steps,
+                        "seconds": seconds, "ms_per_step": seconds * 1e3 / steps as f64,
+                        "peak_rss_mb": peak_rss_mb(),
+                    })
+                );
+            }
+            Ok(())
+        }
+    }
+    with_backend(kind, Task(args))?
 }
 
 /// The circuit_grad case (issue 13): the loss on the STN's beta power (13–30 Hz) over 1 s of

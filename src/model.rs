@@ -231,7 +231,7 @@ fn check_spec(spec: &ModelSpec) -> Result<()> {
     if spec.name.is_empty() || spec.state.is_empty() {
         return bad("a model needs a name and at least one state variable".into());
     }
-    if !(spec.default_dt > 0.0) {
+    if spec.default_dt.is_nan() || spec.default_dt <= 0.0 {
         return bad(format!("default_dt {} is not positive", spec.default_dt));
     }
     for c in spec.coupling {

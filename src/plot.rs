@@ -365,7 +365,7 @@ pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Resul
     let t_end = (n - 1) as f64 * dt;
     figure(path, (1100, 600), |root| {
         let err = draw_err(path);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .margin(15)
             .caption("membrane potential", ("sans-serif", 18))
             .x_label_area_size(35)

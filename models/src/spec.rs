@@ -222,6 +222,34 @@ pub struct ModelSpec {
     pub citation: &'static str,
 }
 
+/// The lookups of a description with a `state: &[VarSpec]` and a `params: &[ParamSpec]` list
+/// (models' [`ModelSpec`] and neurons' `NeuronSpec`), written once.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! spec_lookups {
+    () => {
+        /// Number of state variables.
+        pub fn n_vars(&self) -> usize {
+            self.state.len()
+        }
+
+        /// Index of the parameter called `name`.
+        pub fn param_index(&self, name: &str) -> Option<usize> {
+            self.params.iter().position(|p| p.name == name)
+        }
+
+        /// Index of the state variable called `name`.
+        pub fn var_index(&self, name: &str) -> Option<usize> {
+            self.state.iter().position(|v| v.name == name)
+        }
+
+        /// Default parameter values, in order.
+        pub fn defaults(&self) -> Vec<f64> {
+            self.params.iter().map(|p| p.default).collect()
+        }
+    };
+}
+
 impl ModelSpec {
     /// The sampling period `simulate` uses by default, in [`ModelSpec::time_unit`].
     pub fn default_sample_period(&self) -> f64 {
@@ -229,25 +257,7 @@ impl ModelSpec {
             .unwrap_or(self.time_unit.default_sample_period())
     }
 
-    /// Number of state variables.
-    pub fn n_vars(&self) -> usize {
-        self.state.len()
-    }
-
-    /// Index of the parameter called `name`.
-    pub fn param_index(&self, name: &str) -> Option<usize> {
-        self.params.iter().position(|p| p.name == name)
-    }
-
-    /// Index of the state variable called `name`.
-    pub fn var_index(&self, name: &str) -> Option<usize> {
-        self.state.iter().position(|v| v.name == name)
-    }
-
-    /// Default parameter values, in order.
-    pub fn defaults(&self) -> Vec<f64> {
-        self.params.iter().map(|p| p.default).collect()
-    }
+    crate::spec_lookups!();
 
     /// Default initial state, one value per variable.
     pub fn initial(&self) -> Vec<f64> {

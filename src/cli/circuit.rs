@@ -15,7 +15,9 @@ use neurodiff::io::{write_text, Dtype, NpyStream};
 use neurodiff::observe::spectra::{band_power, isi_cv, modulation_index, welch};
 use neurodiff::spiking::fit::{fit, FitParam, FitSettings, Gradient, Optimizer};
 use neurodiff::spiking::grad::Objective;
-use neurodiff::spiking::{Circuit, Dbs, Engine, Record, Recorder, Seed, BYTES_PER_SYNAPSE};
+use neurodiff::spiking::{
+    Circuit, Dbs, Engine, InputSeries, Record, Recorder, Seed, BYTES_PER_SYNAPSE,
+};
 use neurodiff::{Error, Result};
 
 use super::simulate::{read_config, split_assignment};
@@ -55,6 +57,12 @@ pub struct CircuitArgs {
         allow_hyphen_values = true
     )]
     dbs: Option<String>,
+    /// A current from a file into a population, POP=FILE.npy@DT_MS: `[samples]` (every neuron)
+    /// or `[samples, n]` (one column per neuron) in the population's input unit (pA for
+    /// AdEx/LIF, µA/cm² for HH/STN), sample k held during [k·DT, (k+1)·DT) ms, 0 after the
+    /// last. Repeatable; adds to the circuit file's `[[inputs]]`.
+    #[arg(long = "input", value_name = "POP=FILE@DT_MS")]
+    inputs: Vec<String>,
     /// Set a parameter, KEY=VALUE: a neuron parameter POP.NAME (e.g. gpe.C=45), POP.current,
     /// POP.ou_mu, a projection's mean weight w:PRE->POST, or dbs.amplitude. Repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
@@ -144,10 +152,43 @@ fn parse_dbs(text: &str) -> Result<Dbs> {
     })
 }
 
+/// `POP=FILE@DT_MS` of `--input`.
+fn parse_input(text: &str) -> Result<InputSeries> {
+    let (population, rest) = split_assignment(text)?;
+    let (file, dt) = rest.rsplit_once('@').ok_or_else(|| {
+        Error::setting(
+            "input",
+            format!("`{text}`: expected POP=FILE.npy@DT_MS (the sample period in ms after @)"),
+        )
+    })?;
+    let dt_ms: f64 = dt.trim().parse().map_err(|_| {
+        Error::setting(
+            "input",
+            format!("`{text}`: the sample period `{dt}` is not a number of ms"),
+        )
+    })?;
+    Ok(InputSeries {
+        population: population.trim().to_string(),
+        file: PathBuf::from(file.trim()),
+        dt_ms,
+        scale: 1.0,
+    })
+}
+
 /// The circuit the flags describe.
 fn resolve(a: &CircuitArgs) -> Result<Circuit> {
     let mut c = match &a.config {
-        Some(path) => read_config::<Circuit>(path)?,
+        Some(path) => {
+            let mut c = read_config::<Circuit>(path)?;
+            // Files named in a circuit file are relative to its folder.
+            let base = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+            for input in &mut c.inputs {
+                if input.file.is_relative() {
+                    input.file = base.join(&input.file);
+                }
+            }
+            c
+        }
         None => Circuit::default_stn_gpe_gpi(
             a.n_stn.unwrap_or(1000),
             a.n_gpe.unwrap_or(2000),
@@ -173,6 +214,9 @@ fn resolve(a: &CircuitArgs) -> Result<Circuit> {
     }
     if let Some(text) = &a.dbs {
         c.dbs = Some(parse_dbs(text)?);
+    }
+    for text in &a.inputs {
+        c.inputs.push(parse_input(text)?);
     }
     for text in &a.params {
         let (key, value) = split_assignment(text)?;

@@ -138,6 +138,7 @@ pub fn run(a: NeuronArgs) -> Result<()> {
         dt_ms: a.dt,
         seed: 0,
         dbs: None,
+        inputs: Vec::new(),
     };
     let mut engine = Engine::new(&circuit)?;
     let spec = circuit.spec(0)?;

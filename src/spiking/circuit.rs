@@ -90,6 +90,120 @@ impl Projection {
     }
 }
 
+/// A current into one population given as a time series in a `.npy` file (any waveform: a
+/// recorded drive, a stimulation protocol other than [`Dbs`]'s pulses).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSeries {
+    /// The population it drives.
+    pub population: String,
+    /// The `.npy` file: `[samples]` (the same current into every neuron of the population) or
+    /// `[samples, n]` (one column per neuron), in the population's input unit (pA for
+    /// AdEx/LIF, µA/cm² for HH/STN). A relative path in a circuit file is taken from the
+    /// file's folder.
+    pub file: std::path::PathBuf,
+    /// Sample period, ms: sample `k` is the current during `[k·dt_ms, (k+1)·dt_ms)`; after the
+    /// last sample the input is 0.
+    pub dt_ms: f64,
+    /// Multiplies every value (default 1).
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// An [`InputSeries`] read and checked against its circuit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputData {
+    /// The population's index.
+    pub pop: usize,
+    /// Sample period, ms.
+    pub dt_ms: f64,
+    /// Columns: 1 (the whole population) or the population's size.
+    pub cols: usize,
+    /// `[samples, cols]` row-major, scaled.
+    pub values: Vec<f64>,
+}
+
+impl InputData {
+    /// The current into neuron `j` (column `j`, or the only one) at time `t` ms.
+    #[inline]
+    pub fn at(&self, t: f64, j: usize) -> f64 {
+        let k = (t / self.dt_ms + 1e-9).floor();
+        let row = k as usize;
+        if k < 0.0 || row >= self.values.len() / self.cols {
+            return 0.0;
+        }
+        self.values[row * self.cols + if self.cols == 1 { 0 } else { j }]
+    }
+
+    /// The row of time `t` ms (`cols` values), or `None` outside the series.
+    pub fn row(&self, t: f64) -> Option<&[f64]> {
+        let k = (t / self.dt_ms + 1e-9).floor();
+        let row = k as usize;
+        (k >= 0.0 && row < self.values.len() / self.cols)
+            .then(|| &self.values[row * self.cols..(row + 1) * self.cols])
+    }
+}
+
+impl InputSeries {
+    /// Reads the file and checks it against circuit `c`: the population exists, the array is
+    /// `[samples]` or `[samples, n]`, finite, and `dt_ms` is positive. Errors name the file.
+    pub fn load(&self, c: &Circuit) -> Result<InputData> {
+        let pop = c.population_index(&self.population).ok_or_else(|| {
+            Error::setting(
+                "inputs.population",
+                format!(
+                    "no population `{}` (populations: {})",
+                    self.population,
+                    c.population_names()
+                ),
+            )
+        })?;
+        if !(self.dt_ms.is_finite() && self.dt_ms > 0.0) {
+            return Err(Error::setting(
+                "inputs.dt_ms",
+                format!("must be positive, got {}", self.dt_ms),
+            ));
+        }
+        if !self.scale.is_finite() {
+            return Err(Error::setting("inputs.scale", "must be finite"));
+        }
+        let a = crate::io::read_npy(&self.file)?;
+        let n = c.populations[pop].n;
+        let cols = match a.shape.as_slice() {
+            [_] => 1,
+            [_, m] if *m == n => n,
+            other => {
+                return Err(Error::data(
+                    &self.file,
+                    format!(
+                        "an input for `{}` must be [samples] or [samples, {n}] (one column per                          neuron); the array is {other:?}",
+                        self.population
+                    ),
+                ))
+            }
+        };
+        if a.data.is_empty() {
+            return Err(Error::data(&self.file, "the input series is empty"));
+        }
+        if let Some(k) = a.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                &self.file,
+                format!("value {k} (sample {}) is not finite", k / cols),
+            ));
+        }
+        Ok(InputData {
+            pop,
+            dt_ms: self.dt_ms,
+            cols,
+            values: a.data.iter().map(|v| v * self.scale).collect(),
+        })
+    }
+}
+
 /// Deep brain stimulation: monophasic rectangular current pulses into one population.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +266,9 @@ pub struct Circuit {
     /// Deep brain stimulation, if any.
     #[serde(default)]
     pub dbs: Option<Dbs>,
+    /// Currents given as time series from files (`[[inputs]]`).
+    #[serde(default)]
+    pub inputs: Vec<InputSeries>,
 }
 
 impl Circuit {
@@ -244,6 +361,7 @@ impl Circuit {
             dt_ms: 0.025,
             seed: 42,
             dbs: None,
+            inputs: Vec::new(),
         }
     }
 

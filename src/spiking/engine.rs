@@ -73,7 +73,7 @@ use neurodiff_models::neuron::{self, Neuron, NeuronError, NeuronSpec, NeuronVisi
 use num_traits::Float;
 use rand::Rng;
 
-use super::circuit::{Circuit, Dbs, Ou};
+use super::circuit::{Circuit, Dbs, InputData, Ou};
 use super::connect::{normal, stream, subseed, tag, Synapses};
 use super::monitor::Recorder;
 use crate::error::{Error, Result};
@@ -517,6 +517,8 @@ pub struct Engine<T: SpikeNum = f64> {
     dbs: Option<(usize, Dbs)>,
     /// The DBS amplitude (a [`Seed::DbsAmplitude`] makes it carry a derivative).
     dbs_amp: T,
+    /// Currents from files ([`Circuit::inputs`]).
+    pub(crate) inputs: Vec<InputData>,
     surrogate: bool,
 }
 
@@ -731,6 +733,11 @@ impl<T: SpikeNum> Engine<T> {
             Some(d) => T::seeded(c.dbs.as_ref().map_or(0.0, |d| d.amplitude), d, 1.0),
             None => T::of(c.dbs.as_ref().map_or(0.0, |d| d.amplitude)),
         };
+        let inputs = c
+            .inputs
+            .iter()
+            .map(|i| i.load(c))
+            .collect::<Result<Vec<_>>>()?;
         for (d, s) in seeds.iter().enumerate() {
             if let Seed::Param { pop, .. } | Seed::Current { pop } | Seed::OuMu { pop } = s {
                 if c.population_index(pop).is_none() {
@@ -748,6 +755,7 @@ impl<T: SpikeNum> Engine<T> {
             projs,
             dbs,
             dbs_amp,
+            inputs,
             surrogate,
         })
     }
@@ -879,6 +887,13 @@ impl<T: SpikeNum> Engine<T> {
             };
             for j in 0..pop.n {
                 pop.drive[j] = pop.current[j] + pop.ou_i[j] + dbs;
+            }
+            for input in self.inputs.iter().filter(|i| i.pop == k) {
+                if let Some(row) = input.row(t) {
+                    for (j, d) in pop.drive.iter_mut().enumerate() {
+                        *d = *d + T::of(row[if row.len() == 1 { 0 } else { j }]);
+                    }
+                }
             }
             pop.spiked.clear();
             pop.spikes.clear();

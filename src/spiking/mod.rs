@@ -23,7 +23,7 @@ pub mod grad;
 pub mod monitor;
 pub mod tensor;
 
-pub use circuit::{Circuit, Dbs, Ou, Population, Projection};
+pub use circuit::{Circuit, Dbs, InputData, InputSeries, Ou, Population, Projection};
 pub use connect::Synapses;
 pub use engine::{Engine, Seed, SpikeNum, BYTES_PER_SYNAPSE};
 pub use monitor::{Record, Recorder};

@@ -26,7 +26,7 @@ use neurodiff_models::neuron::{self, Neuron, NeuronVisitor, V};
 use neurodiff_models::real::{scope, Tx};
 use neurodiff_models::Real;
 
-use super::circuit::{Circuit, Dbs, Ou};
+use super::circuit::{Circuit, Dbs, InputData, Ou};
 use super::connect::{normal, stream};
 use super::engine::Engine;
 use crate::error::{Error, Result};
@@ -190,6 +190,8 @@ pub struct TensorEngine<B: Backend> {
     projs: Vec<Proj<B>>,
     /// The DBS target and settings, with the amplitude per batch element.
     dbs: Option<(usize, Dbs, Param<B>)>,
+    /// Currents from files, shared by the batch.
+    inputs: Vec<InputData>,
 }
 
 fn same_structure(a: &Circuit, b: &Circuit, index: usize) -> Result<()> {
@@ -238,6 +240,9 @@ fn same_structure(a: &Circuit, b: &Circuit, index: usize) -> Result<()> {
         })
     {
         return err("the DBS timing");
+    }
+    if a.inputs != b.inputs {
+        return err("the input series (`inputs`)");
     }
     Ok(())
 }
@@ -379,6 +384,7 @@ impl<B: Backend> TensorEngine<B> {
             pops,
             projs,
             dbs,
+            inputs: e0.inputs.clone(),
         })
     }
 
@@ -451,6 +457,11 @@ impl<B: Backend> TensorEngine<B> {
                         Param::Const(a) => drive + *a,
                         Param::T(a) => drive + a.clone(),
                     };
+                }
+            }
+            for input in self.inputs.iter().filter(|i| i.pop == k) {
+                if let Some(row) = input.row(t) {
+                    drive = drive + tensor(row, 1, row.len(), &self.device);
                 }
             }
             let gk = g[k].clone();

@@ -57,6 +57,7 @@ fn one_spike_circuit(dt: f64, w: f64, tau: f64, delays: &[f64]) -> Circuit {
         dt_ms: dt,
         seed: 1,
         dbs: None,
+        inputs: Vec::new(),
     }
 }
 
@@ -665,6 +666,7 @@ fn surrogate_gives_rates_a_gradient_of_the_right_sign_and_size() {
         dt_ms: 0.1,
         seed: 3,
         dbs: None,
+        inputs: Vec::new(),
     };
     let obj = Objective {
         window_ms: (50.0, 1050.0),
@@ -1120,4 +1122,113 @@ fn circuit_command_on_tensors_equals_the_fused_engine() {
     let mut a: Vec<&str> = args.to_vec();
     a.extend(["--out-dir", "out", "--backend", "nope"]);
     assert_fails(&dir, &a, &["backend", "nope"]);
+}
+
+/// Steps `engine` `steps` times; the (step, neuron) of every spike of population `k`.
+fn spike_steps(engine: &mut Engine, k: usize, steps: usize) -> Vec<(usize, u32)> {
+    let mut out = Vec::new();
+    for s in 0..steps {
+        engine.step().unwrap();
+        out.extend(engine.spiked(k).iter().map(|&j| (s, j)));
+    }
+    out
+}
+
+/// A current from a file (`[[inputs]]`): a constant series gives exactly the spikes of the same
+/// constant current; a step switched on at 50 ms gives the same spikes 50 ms later (a LIF at
+/// rest without input stays there); one column per neuron drives each neuron alone; the tensor
+/// engine reads the same series. Bad series are errors naming the file.
+#[test]
+fn input_series_from_files_drive_populations() {
+    let dir = tmpdir("spiking-inputs");
+    let (dt, steps) = (0.1, 2000); // 200 ms
+    let circuit = |current: f64, inputs: Vec<neurodiff::spiking::InputSeries>| Circuit {
+        populations: vec![lif("a", 2, current, 2.0)],
+        projections: vec![],
+        dt_ms: dt,
+        seed: 5,
+        dbs: None,
+        inputs,
+    };
+    let series = |name: &str, shape: &[usize], data: &[f64]| {
+        let path = dir.join(name);
+        crate::common::write_npy(&path, shape, data);
+        neurodiff::spiking::InputSeries {
+            population: "a".into(),
+            file: path,
+            dt_ms: 1.0,
+            scale: 1.0,
+        }
+    };
+    let reference = spike_steps(&mut Engine::new(&circuit(500.0, vec![])).unwrap(), 0, steps);
+    assert!(reference.len() > 10, "{} spikes", reference.len());
+
+    let flat = series("flat.npy", &[200], &[500.0; 200]);
+    let got = spike_steps(
+        &mut Engine::new(&circuit(0.0, vec![flat.clone()])).unwrap(),
+        0,
+        steps,
+    );
+    assert_eq!(got, reference);
+
+    let mut step = vec![0.0; 50];
+    step.extend([500.0; 150]);
+    let stepped = series("step.npy", &[200], &step);
+    let got = spike_steps(
+        &mut Engine::new(&circuit(0.0, vec![stepped])).unwrap(),
+        0,
+        steps,
+    );
+    let shifted: Vec<(usize, u32)> = reference
+        .iter()
+        .map(|&(s, j)| (s + 500, j))
+        .filter(|&(s, _)| s < steps)
+        .collect();
+    assert_eq!(got, shifted);
+
+    let mut cols = Vec::new();
+    for _ in 0..200 {
+        cols.extend([0.0, 500.0]);
+    }
+    let per_neuron = series("cols.npy", &[200, 2], &cols);
+    let got = spike_steps(
+        &mut Engine::new(&circuit(0.0, vec![per_neuron])).unwrap(),
+        0,
+        steps,
+    );
+    let only_1: Vec<(usize, u32)> = reference.iter().copied().filter(|s| s.1 == 1).collect();
+    assert_eq!(got, only_1);
+
+    // The tensor engine adds the same series.
+    let spikes = tensor_equals_fused(&[circuit(100.0, vec![flat.clone()])], 600);
+    assert!(spikes > 2, "only {spikes} spikes: nothing tested");
+
+    // Bad series.
+    let err = |input: neurodiff::spiking::InputSeries| {
+        Engine::new(&circuit(0.0, vec![input]))
+            .err()
+            .expect("a bad input must be refused")
+            .to_string()
+    };
+    let e = err(series("three.npy", &[10, 3], &[1.0; 30]));
+    assert!(e.contains("three.npy") && e.contains("[samples, 2]"), "{e}");
+    let mut nan = vec![1.0; 10];
+    nan[7] = f64::NAN;
+    let e = err(series("nan.npy", &[10], &nan));
+    assert!(e.contains("nan.npy") && e.contains("sample 7"), "{e}");
+    let e = err(neurodiff::spiking::InputSeries {
+        population: "b".into(),
+        ..flat.clone()
+    });
+    assert!(e.contains("no population `b`"), "{e}");
+    let e = err(neurodiff::spiking::InputSeries {
+        dt_ms: 0.0,
+        ..flat.clone()
+    });
+    assert!(e.contains("inputs.dt_ms"), "{e}");
+    let e = err(neurodiff::spiking::InputSeries {
+        file: dir.join("missing.npy"),
+        ..flat
+    });
+    assert!(e.contains("missing.npy"), "{e}");
 }

@@ -51,25 +51,7 @@ pub struct NeuronSpec {
 }
 
 impl NeuronSpec {
-    /// Number of state variables.
-    pub fn n_vars(&self) -> usize {
-        self.state.len()
-    }
-
-    /// Index of the parameter called `name`.
-    pub fn param_index(&self, name: &str) -> Option<usize> {
-        self.params.iter().position(|p| p.name == name)
-    }
-
-    /// Index of the state variable called `name`.
-    pub fn var_index(&self, name: &str) -> Option<usize> {
-        self.state.iter().position(|v| v.name == name)
-    }
-
-    /// Default parameter values, in order.
-    pub fn defaults(&self) -> Vec<f64> {
-        self.params.iter().map(|p| p.default).collect()
-    }
+    crate::spec_lookups!();
 
     /// Checks the number of values and that each lies inside its parameter's bounds.
     ///
