@@ -574,16 +574,7 @@ impl<'a, T: Float> Stepper<'a, T> {
         step: usize,
         prefix: &str,
     ) -> Option<CellError> {
-        check_finite(
-            self.cell,
-            &st.v,
-            &st.cai,
-            &st.gates,
-            &self.chans,
-            step,
-            self.protocol.dt,
-            prefix,
-        )
+        check_finite(self.cell, st, &self.chans, step, self.protocol.dt, prefix)
     }
 }
 
@@ -690,12 +681,11 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
     })
 }
 
-/// The first non-finite voltage or gate, as an error naming the compartment and variable.
+/// The first non-finite voltage, calcium concentration or gate of `st`, as an error naming the
+/// compartment and variable.
 fn check_finite<T: Float>(
     cell: &Cell,
-    v: &[T],
-    cai: &[T],
-    gates: &[Vec<T>],
+    st: &State<T>,
     chans: &[Ch<T>],
     step: usize,
     dt: f64,
@@ -711,6 +701,7 @@ fn check_finite<T: Float>(
         batch,
         value: value.to_f64().unwrap_or(f64::NAN),
     };
+    let State { v, gates, cai } = st;
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Some(diverged("v".into(), i / nb, i % nb, v[i]));
     }
