@@ -973,9 +973,10 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
 /// statistics loss (normalised MAE of the mean and s.d. of V in 10 windows, against a trace of
 /// the same cell with hh_na.gbar = 100) with respect to every channel parameter, (1) through
 /// 8,000 steps of 0.025 ms of the HH point cell of cell_hh at batch 1 (one checkpoint level of
-/// 90), (2) through 200,000 steps of cell_hh's 100-compartment cell with checkpoint levels
-/// (60, 60), (448) and (200000) (every state kept), in that order, so that each row's
-/// `peak_rss_mb` (the process's peak so far) is its own. f64, one thread.
+/// 90), (2) through 200,000 steps of the same point cell with checkpoint levels (60, 60) and
+/// (448) (the Jaxley memory row), (3) through 200,000 steps of cell_hh's 100-compartment cell
+/// with checkpoint levels (60, 60), (448) and (200000) (every state kept), in that order, so
+/// that each row's `peak_rss_mb` (the process's peak so far) is its own. f64, one thread.
 fn cell_grad_case(args: &BenchArgs) -> Result<()> {
     use neurodiff::cell::adjoint::value_and_grad;
     use neurodiff::cell::fit::{trace_loss, LossKind};
@@ -1024,6 +1025,8 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
     };
     for (dends, steps, levels) in [
         (false, 8000usize, vec![90usize]),
+        (false, 200_000, vec![60, 60]),
+        (false, 200_000, vec![448]),
         (true, 200_000, vec![60, 60]),
         (true, 200_000, vec![448]),
         (true, 200_000, vec![200_000]),

@@ -24,6 +24,10 @@
 //!    diagonal and `G E(p)` the right-hand side, so `∂L/∂G = μ (E − v')` and `∂L/∂E = μ G`,
 //!    chained through `g` and `E` on dual numbers to `λ_x` and the parameters.
 //!
+//! Calcium dynamics (a pool, `Cell::pools`, or a channel whose gates read calcium) are not
+//! differentiated yet: [`value_and_grad`] refuses such a cell with
+//! [`CellError::Unsupported`] rather than give a gradient that ignores them.
+//!
 //! The initial gates are the steady states at `v_init`, which may depend on the parameters: the
 //! last adjoint is chained through them too.
 //!
@@ -131,6 +135,20 @@ pub fn value_and_grad(
 ) -> Result<CellGrad> {
     check_levels(levels)?;
     let st = Stepper::<f64>::new(cell, protocol)?;
+    if st.calcium {
+        return Err(CellError::Unsupported {
+            what: "the cell adjoint".into(),
+            feature: "calcium dynamics (a `ca_dynamics_e2` pool, or a channel whose gates read \
+                      calcium, such as `sk_e2`): its reverse step does not carry the calcium \
+                      state yet"
+                .into(),
+            hint: "simulate such a cell forward only, or fit it by finite differences; calcium \
+                   currents (`ca_hva`, `ca_lva`) with a fixed reversal potential and no pool \
+                   are differentiated"
+                .into(),
+        }
+        .into());
+    }
     for ch in &st.chans {
         let spec = ch.kind.spec();
         if ch.ng + ch.np > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
@@ -199,6 +217,7 @@ pub fn value_and_grad(
         lam: State {
             v: vec![0.0; state.v.len()],
             gates: state.gates.iter().map(|g| vec![0.0; g.len()]).collect(),
+            cai: Vec::new(),
         },
         grad: cell
             .channels

@@ -33,7 +33,10 @@
 //! ra = 100.0                # Ω·cm
 //!
 //! [[channels]]
-//! name = "hh_na"            # hh_na, hh_k, leak, ih
+//! name = "hh_na"            # any channel of `neurodiff_models::channel` (hh_na, hh_k, leak,
+//!                           # ih, nata_t, nap_et2, k_tst, k_pst, skv3_1, im, ca_hva, ca_lva,
+//!                           # sk_e2), or the calcium pool "ca_dynamics_e2" (gamma, decay ms,
+//!                           # depth µm, min_cai mM; forward only: no gradient yet)
 //! groups = ["soma"]         # default: all
 //! params = { gbar = 120.0 } # mS/cm², mV; a list gives one value per batch element
 //!
@@ -55,7 +58,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use neurodiff_models::channel::ChannelKind;
+use neurodiff_models::channel::{ca_dynamics, ChannelKind};
+use neurodiff_models::spec::ParamSpec;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -363,50 +367,20 @@ impl CellConfig {
         };
         let mut cell = Cell::new(morphology, passive, batch)?;
         for (j, ch) in self.channels.iter().enumerate() {
+            if ch.name == ca_dynamics::NAME {
+                let groups = groups_of(j, &ch.groups)?;
+                let rows = param_rows(ca_dynamics::NAME, ca_dynamics::PARAMS, ch, batch)?;
+                cell.insert_pool(|_, br| groups.contains(&br.group), &rows)?;
+                continue;
+            }
             let kind = ChannelKind::find(&ch.name).ok_or_else(|| CellError::UnknownChannel {
                 name: ch.name.clone(),
                 context: format!("channels[{j}]"),
                 known: ChannelKind::names(),
             })?;
             let spec = kind.spec();
-            let mut groups = Vec::new();
-            for g in &ch.groups {
-                if g == "all" {
-                    groups.extend(Group::ALL);
-                } else {
-                    groups.push(Group::find(g).ok_or_else(|| {
-                        Error::setting(
-                            format!("channels[{j}].groups"),
-                            format!("`{g}` is not a group (all, soma, axon, basal, apical)"),
-                        )
-                    })?);
-                }
-            }
-            for p in ch.params.keys() {
-                if spec.param_index(p).is_none() {
-                    return Err(CellError::Param {
-                        channel: spec.name.into(),
-                        param: p.clone(),
-                        message: format!(
-                            "no such parameter (it has: {})",
-                            spec.params
-                                .iter()
-                                .map(|p| p.name)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    }
-                    .into());
-                }
-            }
-            let rows: Vec<Vec<f64>> = (0..batch)
-                .map(|b| {
-                    spec.params
-                        .iter()
-                        .map(|p| ch.params.get(p.name).map_or(p.default, |v| v.get(b)))
-                        .collect()
-                })
-                .collect();
+            let groups = groups_of(j, &ch.groups)?;
+            let rows = param_rows(spec.name, spec.params, ch, batch)?;
             cell.insert(kind, |_, br| groups.contains(&br.group), &rows)?;
         }
         let branch_of = |r: &BranchRef, what: &str| -> Result<usize> {
@@ -544,4 +518,53 @@ impl CellConfig {
             is_voltage,
         })
     }
+}
+
+/// The groups of `channels[j]` (`all` for every group).
+fn groups_of(j: usize, names: &[String]) -> Result<Vec<Group>> {
+    let mut groups = Vec::new();
+    for g in names {
+        if g == "all" {
+            groups.extend(Group::ALL);
+        } else {
+            groups.push(Group::find(g).ok_or_else(|| {
+                Error::setting(
+                    format!("channels[{j}].groups"),
+                    format!("`{g}` is not a group (all, soma, axon, basal, apical)"),
+                )
+            })?);
+        }
+    }
+    Ok(groups)
+}
+
+/// The parameter rows (one per batch element) of a channel entry for a table `specs`: the values
+/// given, defaults elsewhere; an unknown name is an error naming the channel and parameter.
+fn param_rows(
+    name: &str,
+    specs: &[ParamSpec],
+    ch: &ChannelEntry,
+    batch: usize,
+) -> Result<Vec<Vec<f64>>> {
+    for p in ch.params.keys() {
+        if !specs.iter().any(|s| s.name == p) {
+            return Err(CellError::Param {
+                channel: name.into(),
+                param: p.clone(),
+                message: format!(
+                    "no such parameter (it has: {})",
+                    specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                ),
+            }
+            .into());
+        }
+    }
+    Ok((0..batch)
+        .map(|b| {
+            specs
+                .iter()
+                .map(|p| ch.params.get(p.name).map_or(p.default, |v| v.get(b)))
+                .collect()
+        })
+        .collect())
 }

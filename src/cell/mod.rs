@@ -100,6 +100,16 @@ pub enum CellError {
         /// What is wrong.
         message: String,
     },
+    /// A feature the requested computation does not support.
+    #[error("{what} does not support {feature}; {hint}")]
+    Unsupported {
+        /// The computation (e.g. `the cell adjoint`).
+        what: String,
+        /// The feature.
+        feature: String,
+        /// What to do instead.
+        hint: String,
+    },
     /// A state became NaN or infinite.
     #[error(
         "cell simulation diverged at step {step} (t = {time} ms): `{var}` of compartment {node} \
@@ -174,6 +184,16 @@ pub struct Placement {
     pub params: Vec<f64>,
 }
 
+/// A calcium pool (`CaDynamics_E2`, `neurodiff_models::channel::ca_dynamics`) on a set of
+/// compartments, with its parameters per batch element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    /// The compartments (node indices) it is in.
+    pub nodes: Vec<usize>,
+    /// Parameters `[batch][param]` flattened, in the order of `ca_dynamics::PARAMS`.
+    pub params: Vec<f64>,
+}
+
 /// Where a compartment sits: its branch and its index within the branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
@@ -211,6 +231,8 @@ pub struct Cell {
     pub comps: Vec<Vec<usize>>,
     /// The channels.
     pub channels: Vec<Placement>,
+    /// The calcium pools (at most one per compartment).
+    pub pools: Vec<Pool>,
     /// The batch size the placements' parameters are given for.
     pub batch: usize,
 }
@@ -242,6 +264,7 @@ impl Cell {
             g_axial: Vec::new(),
             comps: vec![Vec::new(); nb],
             channels: Vec::new(),
+            pools: Vec::new(),
             batch,
             morphology: Morphology::default(),
         };
@@ -341,40 +364,7 @@ impl Cell {
         params: &[Vec<f64>],
     ) -> Result<(), CellError> {
         let spec = kind.spec();
-        if params.len() != 1 && params.len() != self.batch {
-            return Err(CellError::setting(
-                format!("channels.{}", spec.name),
-                format!(
-                    "{} parameter rows for a batch of {} (give 1 or {})",
-                    params.len(),
-                    self.batch,
-                    self.batch
-                ),
-            ));
-        }
-        let mut flat = Vec::with_capacity(self.batch * spec.params.len());
-        for b in 0..self.batch {
-            let row = &params[if params.len() == 1 { 0 } else { b }];
-            if row.len() != spec.params.len() {
-                return Err(CellError::setting(
-                    format!("channels.{}", spec.name),
-                    format!("{} parameters, expected {}", row.len(), spec.params.len()),
-                ));
-            }
-            for (p, &v) in spec.params.iter().zip(row) {
-                if !p.admits(v) {
-                    return Err(CellError::Param {
-                        channel: spec.name.into(),
-                        param: p.name.into(),
-                        message: format!(
-                            "{v} {} (batch element {b}) is outside [{}, {}]",
-                            p.unit, p.lower, p.upper
-                        ),
-                    });
-                }
-            }
-            flat.extend_from_slice(row);
-        }
+        let flat = self.param_rows(spec.name, spec.params, params)?;
         let nodes: Vec<usize> = self
             .morphology
             .branches
@@ -391,6 +381,87 @@ impl Cell {
             });
         }
         Ok(())
+    }
+
+    /// Places a calcium pool (`CaDynamics_E2`: `gamma`, `decay` ms, `depth` µm, `min_cai` mM;
+    /// see `neurodiff_models::channel::ca_dynamics`) in every compartment of the branches for
+    /// which `on(branch)` is true, with parameters `params[b]` (a row per batch element, or one
+    /// row for all). A compartment holds at most one pool.
+    pub fn insert_pool(
+        &mut self,
+        on: impl Fn(usize, &Branch) -> bool,
+        params: &[Vec<f64>],
+    ) -> Result<(), CellError> {
+        use neurodiff_models::channel::ca_dynamics::{NAME, PARAMS};
+        let flat = self.param_rows(NAME, PARAMS, params)?;
+        let nodes: Vec<usize> = self
+            .morphology
+            .branches
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| on(*i, b))
+            .flat_map(|(i, _)| self.comps[i].iter().copied())
+            .collect();
+        if let Some(&n) = nodes
+            .iter()
+            .find(|n| self.pools.iter().any(|p| p.nodes.contains(n)))
+        {
+            return Err(CellError::setting(
+                NAME,
+                format!("{} has a calcium pool already", self.location(n)),
+            ));
+        }
+        if !nodes.is_empty() {
+            self.pools.push(Pool {
+                nodes,
+                params: flat,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks parameter rows (1 or `batch`, each a full row within bounds) and flattens them.
+    fn param_rows(
+        &self,
+        name: &str,
+        specs: &[neurodiff_models::spec::ParamSpec],
+        params: &[Vec<f64>],
+    ) -> Result<Vec<f64>, CellError> {
+        if params.len() != 1 && params.len() != self.batch {
+            return Err(CellError::setting(
+                format!("channels.{name}"),
+                format!(
+                    "{} parameter rows for a batch of {} (give 1 or {})",
+                    params.len(),
+                    self.batch,
+                    self.batch
+                ),
+            ));
+        }
+        let mut flat = Vec::with_capacity(self.batch * specs.len());
+        for b in 0..self.batch {
+            let row = &params[if params.len() == 1 { 0 } else { b }];
+            if row.len() != specs.len() {
+                return Err(CellError::setting(
+                    format!("channels.{name}"),
+                    format!("{} parameters, expected {}", row.len(), specs.len()),
+                ));
+            }
+            for (p, &v) in specs.iter().zip(row) {
+                if !p.admits(v) {
+                    return Err(CellError::Param {
+                        channel: name.into(),
+                        param: p.name.into(),
+                        message: format!(
+                            "{v} {} (batch element {b}) is outside [{}, {}]",
+                            p.unit, p.lower, p.upper
+                        ),
+                    });
+                }
+            }
+            flat.extend_from_slice(row);
+        }
+        Ok(flat)
     }
 
     /// [`Cell::insert`] by channel name, on the branches of `groups`.

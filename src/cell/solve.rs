@@ -2,7 +2,8 @@
 //! step, and exponential Euler for the gates, on a batch of parameter sets and stimuli, generic
 //! over the number type (`f32` or `f64`). See the [module documentation](super) for the scheme.
 
-use neurodiff_models::channel::ChannelKind;
+use neurodiff_models::channel::ca_dynamics::{self, CAI_DEFAULT};
+use neurodiff_models::channel::{Calcium, ChannelKind};
 use num_traits::Float;
 
 use super::{Cell, CellError};
@@ -188,20 +189,24 @@ pub(crate) struct Ch<T> {
     pub(crate) params: Vec<T>,
     pub(crate) rev: Vec<T>,
     pub(crate) phi: T,
+    pub(crate) ca: Calcium,
 }
 
-/// The state of a cell: voltages `[node][batch]` and, per placement, gates
-/// `[(j * batch + b) * n_gates + g]` for the placement's `j`-th node.
+/// The state of a cell: voltages `[node][batch]`, per placement, gates
+/// `[(j * batch + b) * n_gates + g]` for the placement's `j`-th node, and, when the cell has a
+/// calcium pool or a channel that reads calcium, the calcium concentration `[node][batch]` (mM;
+/// constant at NEURON's default where there is no pool), else nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct State<T> {
     pub(crate) v: Vec<T>,
     pub(crate) gates: Vec<Vec<T>>,
+    pub(crate) cai: Vec<T>,
 }
 
 impl<T: Copy> State<T> {
     /// The number of numbers held.
     pub(crate) fn size(&self) -> usize {
-        self.v.len() + self.gates.iter().map(Vec::len).sum::<usize>()
+        self.v.len() + self.gates.iter().map(Vec::len).sum::<usize>() + self.cai.len()
     }
 }
 
@@ -222,6 +227,12 @@ pub(crate) struct Stepper<'a, T> {
     /// Membrane area per node, cm².
     pub(crate) area: Vec<T>,
     pub(crate) chans: Vec<Ch<T>>,
+    /// Whether the state carries calcium (a pool, or a channel that reads it).
+    pub(crate) calcium: bool,
+    /// Per node, the pool in it (index into [`Cell::pools`]), `usize::MAX` for none.
+    pool_at: Vec<usize>,
+    /// Per pool, its parameters `[batch][param]` in `T`.
+    pool_params: Vec<Vec<T>>,
     /// Per probe: the index of its node within its placement (gate probes).
     probe_idx: Vec<usize>,
 }
@@ -232,6 +243,8 @@ pub(crate) struct Scratch<T> {
     pub(crate) rhs: Vec<T>,
     inf: Vec<T>,
     tau: Vec<T>,
+    /// The calcium current density of each node at the start of the step, µA/cm².
+    ica: Vec<T>,
 }
 
 impl<'a, T: Float> Stepper<'a, T> {
@@ -268,6 +281,7 @@ impl<'a, T: Float> Stepper<'a, T> {
                     params,
                     rev,
                     phi: c(spec.temperature_factor(protocol.celsius)),
+                    ca: spec.calcium,
                 }
             })
             .collect();
@@ -283,8 +297,27 @@ impl<'a, T: Float> Stepper<'a, T> {
                     .unwrap_or(0),
             })
             .collect();
+        let calcium = !cell.pools.is_empty()
+            || cell
+                .channels
+                .iter()
+                .any(|pl| pl.kind.spec().calcium == Calcium::Reads);
+        let mut pool_at = vec![usize::MAX; n];
+        for (q, pool) in cell.pools.iter().enumerate() {
+            for &node in &pool.nodes {
+                pool_at[node] = q;
+            }
+        }
+        let pool_params = cell
+            .pools
+            .iter()
+            .map(|p| p.params.iter().map(|&x| c(x)).collect())
+            .collect();
         Ok(Stepper {
             cell,
+            calcium,
+            pool_at,
+            pool_params,
             protocol,
             n,
             nb,
@@ -306,13 +339,23 @@ impl<'a, T: Float> Stepper<'a, T> {
             rhs: vec![T::zero(); self.n * self.nb],
             inf: vec![T::zero(); ng],
             tau: vec![T::zero(); ng],
+            ica: vec![
+                T::zero();
+                if self.cell.pools.is_empty() {
+                    0
+                } else {
+                    self.n * self.nb
+                }
+            ],
         }
     }
 
-    /// The state at `t = 0`: `v_init` everywhere, every gate at its steady state there.
+    /// The state at `t = 0`: `v_init` everywhere, calcium at NEURON's default `cai0_ca_ion`,
+    /// every gate at its steady state there.
     pub(crate) fn init(&self) -> State<T> {
         let nb = self.nb;
         let v0 = T::from(self.protocol.v_init).expect("f64 to float");
+        let cai0 = T::from(CAI_DEFAULT).expect("f64 to float");
         let gates = self
             .chans
             .iter()
@@ -323,8 +366,9 @@ impl<'a, T: Float> Stepper<'a, T> {
                 let (mut inf, mut tau) = (vec![T::zero(); ng], vec![T::zero(); ng]);
                 for j in 0..pl.nodes.len() {
                     for b in 0..nb {
-                        ch.kind.gates(
+                        ch.kind.gates_ca(
                             v0,
+                            cai0,
                             &ch.params[b * ch.np..(b + 1) * ch.np],
                             &mut inf,
                             &mut tau,
@@ -338,6 +382,11 @@ impl<'a, T: Float> Stepper<'a, T> {
         State {
             v: vec![v0; self.n * nb],
             gates,
+            cai: if self.calcium {
+                vec![cai0; self.n * nb]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -362,7 +411,7 @@ impl<'a, T: Float> Stepper<'a, T> {
                         * self.area[node];
                     let idx = node * nb + b;
                     d[idx] = d[idx] + g;
-                    rhs[idx] = rhs[idx] + g * ch.rev[b];
+                    rhs[idx] = rhs[idx] + g * self.reversal(ch, node, b, st);
                 }
             }
         }
@@ -375,6 +424,60 @@ impl<'a, T: Float> Stepper<'a, T> {
                     for b in 0..nb {
                         rhs[cl.node * nb + b] = rhs[cl.node * nb + b] + i_ua;
                     }
+                }
+            }
+        }
+    }
+
+    /// The reversal potential of placement `ch` at `node` in batch element `b`: the pool's
+    /// Nernst potential for a calcium current in a compartment with a pool, else the channel's.
+    #[inline(always)]
+    pub(crate) fn reversal(&self, ch: &Ch<T>, node: usize, b: usize, st: &State<T>) -> T {
+        if ch.ca == Calcium::Current && self.pool_at[node] != usize::MAX {
+            ca_dynamics::nernst(st.cai[node * self.nb + b], self.protocol.celsius)
+        } else {
+            ch.rev[b]
+        }
+    }
+
+    /// The calcium current density (µA/cm²) of every node with a pool, from the state at the
+    /// start of the step (NEURON's `ica` of that step), into `ica`.
+    fn calcium_current(&self, st: &State<T>, ica: &mut [T]) {
+        let nb = self.nb;
+        ica.iter_mut().for_each(|x| *x = T::zero());
+        for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&st.gates) {
+            if ch.ca != Calcium::Current {
+                continue;
+            }
+            for (j, &node) in pl.nodes.iter().enumerate() {
+                if self.pool_at[node] == usize::MAX {
+                    continue;
+                }
+                for b in 0..nb {
+                    let x = &gates[(j * nb + b) * ch.ng..(j * nb + b + 1) * ch.ng];
+                    let g = ch
+                        .kind
+                        .conductance(x, &ch.params[b * ch.np..(b + 1) * ch.np]);
+                    let idx = node * nb + b;
+                    ica[idx] = ica[idx] + g * (st.v[idx] - self.reversal(ch, node, b, st));
+                }
+            }
+        }
+    }
+
+    /// Advances every pool's calcium over the step (exact for the step's frozen current, as
+    /// NEURON's `cnexp`): `cai ← cai∞ + (cai − cai∞) e^{−dt/τ_decay}`.
+    fn pool_update(&self, st: &mut State<T>, ica: &[T]) {
+        let nb = self.nb;
+        let np = ca_dynamics::PARAMS.len();
+        for (pool, params) in self.cell.pools.iter().zip(&self.pool_params) {
+            for &node in &pool.nodes {
+                for b in 0..nb {
+                    let p = &params[b * np..(b + 1) * np];
+                    let idx = node * nb + b;
+                    let inf = ca_dynamics::steady(ica[idx], p);
+                    let e = Float::exp(-self.dt / ca_dynamics::tau(p));
+                    st.cai[idx] = inf + (st.cai[idx] - inf) * e;
                 }
             }
         }
@@ -394,9 +497,18 @@ impl<'a, T: Float> Stepper<'a, T> {
     /// at the new voltage.
     pub(crate) fn step(&self, k: usize, st: &mut State<T>, s: &mut Scratch<T>) {
         let nb = self.nb;
+        let pools = !self.cell.pools.is_empty();
+        if pools {
+            self.calcium_current(st, &mut s.ica);
+        }
         self.assemble(k, st, &mut s.d, &mut s.rhs);
         hines_solve(&self.cell.parent, &self.a, &mut s.d, &mut s.rhs, nb);
         std::mem::swap(&mut st.v, &mut s.rhs);
+        if pools {
+            // NEURON advances `CaDynamics_E2` before `SK_E2` (mechanism order), so the gates
+            // below read the new calcium.
+            self.pool_update(st, &s.ica);
+        }
         for ((ch, pl), gates) in self
             .chans
             .iter()
@@ -410,12 +522,14 @@ impl<'a, T: Float> Stepper<'a, T> {
             for (j, &node) in pl.nodes.iter().enumerate() {
                 for b in 0..nb {
                     let vv = st.v[node * nb + b];
-                    ch.kind.gates(
-                        vv,
-                        &ch.params[b * ch.np..(b + 1) * ch.np],
-                        &mut s.inf[..ng],
-                        &mut s.tau[..ng],
-                    );
+                    let p = &ch.params[b * ch.np..(b + 1) * ch.np];
+                    if ch.ca == Calcium::Reads {
+                        let cai = st.cai[node * nb + b];
+                        ch.kind
+                            .gates_ca(vv, cai, p, &mut s.inf[..ng], &mut s.tau[..ng]);
+                    } else {
+                        ch.kind.gates(vv, p, &mut s.inf[..ng], &mut s.tau[..ng]);
+                    }
                     let x = &mut gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
                     Self::gate_update(self.dt, ch.phi, &s.inf[..ng], &s.tau[..ng], x);
                 }
@@ -460,15 +574,7 @@ impl<'a, T: Float> Stepper<'a, T> {
         step: usize,
         prefix: &str,
     ) -> Option<CellError> {
-        check_finite(
-            self.cell,
-            &st.v,
-            &st.gates,
-            &self.chans,
-            step,
-            self.protocol.dt,
-            prefix,
-        )
+        check_finite(self.cell, st, &self.chans, step, self.protocol.dt, prefix)
     }
 }
 
@@ -575,11 +681,11 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
     })
 }
 
-/// The first non-finite voltage or gate, as an error naming the compartment and variable.
+/// The first non-finite voltage, calcium concentration or gate of `st`, as an error naming the
+/// compartment and variable.
 fn check_finite<T: Float>(
     cell: &Cell,
-    v: &[T],
-    gates: &[Vec<T>],
+    st: &State<T>,
     chans: &[Ch<T>],
     step: usize,
     dt: f64,
@@ -595,8 +701,12 @@ fn check_finite<T: Float>(
         batch,
         value: value.to_f64().unwrap_or(f64::NAN),
     };
+    let State { v, gates, cai } = st;
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Some(diverged("v".into(), i / nb, i % nb, v[i]));
+    }
+    if let Some(i) = cai.iter().position(|x| !x.is_finite()) {
+        return Some(diverged("cai".into(), i / nb, i % nb, cai[i]));
     }
     for (ci, (ch, g)) in chans.iter().zip(gates).enumerate() {
         let (ng, kind) = (ch.ng, ch.kind);

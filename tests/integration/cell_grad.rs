@@ -1,6 +1,7 @@
 //! Gradients of cells (`neurodiff::cell::adjoint`): the discrete adjoint against central finite
 //! differences (Richardson-extrapolated, f64) of the forward simulation for every parameter of
-//! a spiking HH compartment and of a branched ball-and-stick cell (batch 2, voltage and gate
+//! a spiking HH compartment, of a compartment with every Hay et al. (2011) gate channel and of a
+//! branched ball-and-stick cell (batch 2, voltage and gate
 //! recordings); nested checkpointing giving the same gradient at every level choice; the count
 //! of states held following the levels; bad levels as errors.
 
@@ -216,6 +217,97 @@ fn ball_and_stick_gradient_matches_finite_differences() {
     let rec = simulate::<f64>(&cell, &p).unwrap();
     assert_eq!(rec.crossings(0, 0, 0.0).len(), 1, "element 0 spikes");
     check_against_fd(&cell, &p, &[10.0, 10.0, 0.1], &[16], 1e-5);
+}
+
+#[test]
+fn hay_channels_gradient_matches_finite_differences() {
+    // One compartment with every Hay et al. (2011) gate channel and a leak, a depolarising
+    // step that makes it fire once: the adjoint against finite differences for each channel's
+    // conductance and reversal potential.
+    let m = Morphology {
+        branches: vec![Branch {
+            name: Some("soma".into()),
+            parent: None,
+            length: 20.0,
+            radius: 10.0,
+            ncomp: 1,
+            group: Group::Soma,
+        }],
+    };
+    let mut cell = Cell::new(m, |_| Passive { cm: 1.0, ra: 100.0 }, 1).unwrap();
+    let all = |_: usize, _: &Branch| true;
+    for (kind, g) in [
+        (ChannelKind::NaTaT, 50.0),
+        (ChannelKind::NapEt2, 0.3),
+        (ChannelKind::KTst, 20.0),
+        (ChannelKind::KPst, 5.0),
+        (ChannelKind::Skv31, 20.0),
+        (ChannelKind::Im, 1.0),
+        (ChannelKind::Ih, 1.0),
+        (ChannelKind::CaHva, 0.2),
+        (ChannelKind::CaLva, 1.0),
+    ] {
+        let e = kind.spec().defaults()[1];
+        cell.insert(kind, all, &[vec![g, e]]).unwrap();
+    }
+    cell.insert(ChannelKind::Leak, all, &[vec![0.3, -70.0]])
+        .unwrap();
+    let p = Protocol {
+        dt: 0.025,
+        steps: 400, // 10 ms
+        celsius: 34.0,
+        v_init: -70.0,
+        clamps: vec![Clamp {
+            node: 0,
+            batch: None,
+            waveform: Waveform::Step {
+                amp: 0.3,
+                delay: 1.0,
+                dur: 1e9,
+            },
+        }],
+        probes: vec![
+            Probe::V { node: 0 },
+            Probe::Gate {
+                channel: 0,
+                node: 0,
+                gate: 1,
+            },
+        ],
+    };
+    let rec = simulate::<f64>(&cell, &p).unwrap();
+    assert_eq!(rec.crossings(0, 0, 0.0).len(), 1, "one spike in the window");
+    check_against_fd(&cell, &p, &[10.0, 0.1], &[20], 1e-5);
+}
+
+#[test]
+fn adjoint_refuses_calcium_dynamics() {
+    // A calcium pool, or a channel whose gate reads calcium, is forward-only: the adjoint says
+    // so (a typed error) instead of returning a gradient that ignores the calcium state.
+    let (cell, p) = hh_point(40);
+    let loss = |r: &Recording| Ok(loss_of(r, &[10.0]));
+    let mut pooled = cell.clone();
+    pooled
+        .insert_pool(|_, _| true, &[vec![0.05, 80.0, 0.1, 1e-4]])
+        .unwrap();
+    let mut sk = cell.clone();
+    sk.insert(ChannelKind::SkE2, |_, _| true, &[vec![1.0, -85.0, 1.0]])
+        .unwrap();
+    for c in [&pooled, &sk] {
+        let e = value_and_grad(c, &p, &[40], loss).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("calcium"), "{e}");
+        // The forward run works.
+        simulate::<f64>(c, &p).unwrap();
+    }
+    // Without calcium the same call succeeds.
+    value_and_grad(&cell, &p, &[40], loss).unwrap();
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //!
 //! Hodgkin & Huxley (1952), J. Physiol. 117:500–544; NEURON's `src/nrnoc/hh.mod`.
 
-use super::{vtrap, Channel, ChannelSpec};
+use super::{vtrap, Calcium, Channel, ChannelSpec};
 use crate::spec::VarSpec;
 use crate::{k, Real};
 
@@ -47,6 +47,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
     params: PARAMS,
     q10: 3.0,
     q10_celsius: 6.3,
+    calcium: Calcium::None,
     citation: "Hodgkin & Huxley (1952) J. Physiol. 117:500-544; NEURON hh.mod",
 };
 

@@ -21,7 +21,7 @@
 //! Hodgkin & Huxley (1952), J. Physiol. 117:500–544; NEURON's `src/nrnoc/hh.mod` (Hines &
 //! Carnevale, *The NEURON Book*, 2006).
 
-use super::{logistic_neg, vtrap, Channel, ChannelSpec};
+use super::{logistic_neg, vtrap, Calcium, Channel, ChannelSpec};
 use crate::spec::VarSpec;
 use crate::{k, Real};
 
@@ -50,6 +50,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
     params: PARAMS,
     q10: 3.0,
     q10_celsius: 6.3,
+    calcium: Calcium::None,
     citation: "Hodgkin & Huxley (1952) J. Physiol. 117:500-544; NEURON hh.mod",
 };
 

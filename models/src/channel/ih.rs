@@ -18,7 +18,7 @@
 //! Hay, Hill, Schürmann, Markram & Segev (2011), PLoS Comput. Biol. 7:e1002107; Kole, Hallermann
 //! & Stuart (2006), J. Neurosci. 26:1677–1687.
 
-use super::{vtrap, Channel, ChannelSpec};
+use super::{vtrap, Calcium, Channel, ChannelSpec};
 use crate::spec::VarSpec;
 use crate::{k, Real};
 
@@ -50,6 +50,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
     params: PARAMS,
     q10: 1.0,
     q10_celsius: 34.0,
+    calcium: Calcium::None,
     citation: "Hay et al. (2011) PLoS Comput Biol 7:e1002107 (Ih.mod); Kole et al. (2006) \
                J Neurosci 26:1677",
 };

@@ -9,7 +9,7 @@
 //!
 //! NEURON's `src/nrnoc/hh.mod` and `passive.mod`.
 
-use super::{Channel, ChannelSpec};
+use super::{Calcium, Channel, ChannelSpec};
 use crate::Real;
 
 crate::params! {
@@ -34,6 +34,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
     params: PARAMS,
     q10: 1.0,
     q10_celsius: 6.3,
+    calcium: Calcium::None,
     citation: "NEURON hh.mod (il) and passive.mod (pas)",
 };
 

@@ -8,6 +8,21 @@
 //! | `hh_k`  | NEURON `hh`: Hodgkin–Huxley potassium     | `n`     | K⁺   |
 //! | `leak`  | passive leak (NEURON `hh`'s `il`, `pas`)  | —       | —    |
 //! | `ih`    | Hay et al. 2011 `Ih` (Kole et al. 2006)   | `m`     | HCN  |
+//! | `nata_t`| Hay et al. 2011 `NaTa_t`: transient Na    | `m, h`  | Na⁺  |
+//! | `nap_et2`| Hay et al. 2011 `Nap_Et2`: persistent Na | `m, h`  | Na⁺  |
+//! | `k_tst` | Hay et al. 2011 `K_Tst`: transient K      | `m, h`  | K⁺   |
+//! | `k_pst` | Hay et al. 2011 `K_Pst`: persistent K     | `m, h`  | K⁺   |
+//! | `skv3_1`| Hay et al. 2011 `SKv3_1`: Kv3.1           | `m`     | K⁺   |
+//! | `im`    | Hay et al. 2011 `Im`: M current           | `m`     | K⁺   |
+//! | `ca_hva`| Hay et al. 2011 `Ca_HVA`: high-voltage Ca | `m, h`  | Ca²⁺ |
+//! | `ca_lva`| Hay et al. 2011 `Ca_LVAst`: low-voltage Ca| `m, h`  | Ca²⁺ |
+//! | `sk_e2` | Hay et al. 2011 `SK_E2`: Ca-activated K   | `z`     | K⁺   |
+//!
+//! The Hay et al. (2011) set (ModelDB 139653) follows its `.mod` files equation for equation.
+//! Its calcium pool `CaDynamics_E2` is not a channel (it carries no current): [`ca_dynamics`]
+//! holds its equations, and a channel's [`ChannelSpec::calcium`] says how it meets the pool —
+//! the calcium currents fill it (and take its Nernst potential as their reversal where there is
+//! one; a fixed `e` elsewhere), `sk_e2`'s gate reads it ([`Channel::gates_ca`]).
 //!
 //! ## Units
 //! Membrane potential `V` in mV, time in ms, conductances in mS/cm² (NEURON's S/cm² × 1000), so
@@ -36,10 +51,25 @@
 use crate::spec::{ParamSpec, VarSpec};
 use crate::{k, Real};
 
+pub mod ca_dynamics;
+pub mod ca_hva;
+pub mod ca_lva;
 pub mod hh_k;
 pub mod hh_na;
 pub mod ih;
+pub mod im;
+pub mod k_pst;
+pub mod k_tst;
 pub mod leak;
+pub mod nap_et2;
+pub mod nata_t;
+pub mod sk_e2;
+pub mod skv3_1;
+
+/// `q_t = 2.3^((34 − 21)/10)`: the fixed temperature factor of Hay et al.'s (2011) `.mod`
+/// files (`NaTa_t`, `Nap_Et2`, `K_Tst`, `K_Pst`, `Im`, `Ca_LVAst`), by which their time
+/// constants are divided whatever NEURON's `celsius`.
+pub const HAY_QT: f64 = 2.952_882_641_412_121;
 
 /// Static description of a channel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,8 +86,24 @@ pub struct ChannelSpec {
     pub q10: f64,
     /// The temperature at which [`Channel::gates`] gives the time constants, °C.
     pub q10_celsius: f64,
+    /// How the channel meets a compartment's calcium pool ([`ca_dynamics`]).
+    pub calcium: Calcium,
     /// Where the equations and values come from.
     pub citation: &'static str,
+}
+
+/// A channel's part in its compartment's calcium ([`ca_dynamics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calcium {
+    /// None.
+    None,
+    /// A calcium current: where the compartment has a calcium pool, the current fills it and
+    /// the channel's reversal potential is the pool's Nernst potential
+    /// ([`ca_dynamics::nernst`]) instead of its parameter `e` (NEURON computes `eca` from `cai`
+    /// when a mechanism writes `cai`).
+    Current,
+    /// Its gates read the calcium concentration ([`Channel::gates_ca`]).
+    Reads,
 }
 
 impl ChannelSpec {
@@ -88,6 +134,14 @@ pub trait Channel: Send + Sync + 'static {
     /// [`ChannelSpec::q10_celsius`]) at membrane potential `v` (mV) and parameters `p`.
     fn gates<R: Real>(&self, v: R, p: &[R], inf: &mut [R], tau: &mut [R]);
 
+    /// [`Channel::gates`] with the compartment's intracellular calcium concentration `cai`
+    /// (mM), which a [`Calcium::Reads`] channel's gates depend on; other channels ignore it.
+    #[inline(always)]
+    fn gates_ca<R: Real>(&self, v: R, cai: R, p: &[R], inf: &mut [R], tau: &mut [R]) {
+        let _ = cai;
+        self.gates(v, p, inf, tau)
+    }
+
     /// The conductance density `g` (mS/cm²) at gate values `x`.
     fn conductance<R: Real>(&self, x: &[R], p: &[R]) -> R;
 
@@ -112,11 +166,12 @@ pub fn vtrap<R: Real>(y: R, c: f64) -> R {
     R::select(small, series, direct)
 }
 
-/// `1 / (1 + e^{x})` written as `(1 − tanh(x/2))/2`: it cannot overflow.
+/// `1 / (1 + e^{x})`, as [`Real::logistic`]`(−x)`: on numbers and dual numbers
+/// `1 / (1 + exp_safe(x))` (one `exp`, about half the cost of `tanh`; finite everywhere), on
+/// tensors the `tanh` form.
 #[inline(always)]
 pub fn logistic_neg<R: Real>(x: R) -> R {
-    let half = k::<R>(0.5);
-    half - half * (half * x).tanh()
+    (-x).logistic()
 }
 
 macro_rules! channels {
@@ -150,6 +205,14 @@ macro_rules! channels {
                 }
             }
 
+            /// See [`Channel::gates_ca`].
+            #[inline(always)]
+            pub fn gates_ca<R: Real>(self, v: R, cai: R, p: &[R], inf: &mut [R], tau: &mut [R]) {
+                match self {
+                    $(ChannelKind::$variant => $module::$ty.gates_ca(v, cai, p, inf, tau),)*
+                }
+            }
+
             /// See [`Channel::conductance`].
             #[inline(always)]
             pub fn conductance<R: Real>(self, x: &[R], p: &[R]) -> R {
@@ -174,6 +237,15 @@ channels! {
     HhK => hh_k::HhK,
     Leak => leak::Leak,
     Ih => ih::Ih,
+    NaTaT => nata_t::NaTaT,
+    NapEt2 => nap_et2::NapEt2,
+    KTst => k_tst::KTst,
+    KPst => k_pst::KPst,
+    Skv31 => skv3_1::Skv31,
+    Im => im::Im,
+    CaHva => ca_hva::CaHva,
+    CaLva => ca_lva::CaLva,
+    SkE2 => sk_e2::SkE2,
 }
 
 impl ChannelKind {

@@ -1,7 +1,8 @@
 //! Channels of multi-compartment cells (`neurodiff_models::channel`): steady states and time
 //! constants, finiteness at the rate functions' removable singularities and at extreme voltages
 //! in `f32`, agreement with the `hh` point neuron where the equations coincide, and NEURON's own
-//! `hh.mod` / Hay et al.'s `Ih.mod` formulas typed in again here (with NEURON's `vtrap`).
+//! `hh.mod` / Hay et al.'s `.mod` formulas typed in again here (with NEURON's `vtrap`; the Hay
+//! set's rates as written in ModelDB 139653's files, away from their 0/0 points).
 
 use neurodiff_models::channel::{hh_k, hh_na, ih, steady_state, ChannelKind};
 use neurodiff_models::neuron::hh;
@@ -92,6 +93,174 @@ fn ih_matches_hay_ih_mod() {
         hi[0]
     );
     assert!(tlo[0] > 10.0 && tlo[0] < 200.0, "τ(−100) = {} ms", tlo[0]);
+}
+
+/// Hay et al.'s (2011) `.mod` files' `rates()`, typed in again as written (the `.mod` `v`
+/// shifts included), `[inf, tau]` per gate.
+fn hay_mod(kind: ChannelKind, v: f64) -> Vec<f64> {
+    let qt = 2.3f64.powf((34.0 - 21.0) / 10.0);
+    let ex = f64::exp;
+    match kind {
+        ChannelKind::NaTaT => {
+            let ma = (0.182 * (v - -38.0)) / (1.0 - ex(-(v - -38.0) / 6.0));
+            let mb = (0.124 * (-v - 38.0)) / (1.0 - ex(-(-v - 38.0) / 6.0));
+            let ha = (-0.015 * (v - -66.0)) / (1.0 - ex((v - -66.0) / 6.0));
+            let hb = (-0.015 * (-v - 66.0)) / (1.0 - ex((-v - 66.0) / 6.0));
+            vec![
+                ma / (ma + mb),
+                1.0 / (ma + mb) / qt,
+                ha / (ha + hb),
+                1.0 / (ha + hb) / qt,
+            ]
+        }
+        ChannelKind::NapEt2 => {
+            let minf = 1.0 / (1.0 + ex((v - -52.6) / -4.6));
+            let ma = (0.182 * (v - -38.0)) / (1.0 - ex(-(v - -38.0) / 6.0));
+            let mb = (0.124 * (-v - 38.0)) / (1.0 - ex(-(-v - 38.0) / 6.0));
+            let hinf = 1.0 / (1.0 + ex((v - -48.8) / 10.0));
+            let ha = -2.88e-6 * (v + 17.0) / (1.0 - ex((v + 17.0) / 4.63));
+            let hb = 6.94e-6 * (v + 64.4) / (1.0 - ex(-(v + 64.4) / 2.63));
+            vec![
+                minf,
+                6.0 * (1.0 / (ma + mb)) / qt,
+                hinf,
+                (1.0 / (ha + hb)) / qt,
+            ]
+        }
+        ChannelKind::KTst => {
+            let v = v + 10.0;
+            vec![
+                1.0 / (1.0 + ex(-(v + 0.0) / 19.0)),
+                (0.34 + 0.92 * ex(-((v + 71.0) / 59.0).powi(2))) / qt,
+                1.0 / (1.0 + ex(-(v + 66.0) / -10.0)),
+                (8.0 + 49.0 * ex(-((v + 73.0) / 23.0).powi(2))) / qt,
+            ]
+        }
+        ChannelKind::KPst => {
+            let v = v + 10.0;
+            let mtau = if v < -50.0 {
+                (1.25 + 175.03 * ex(-v * -0.026)) / qt
+            } else {
+                (1.25 + 13.0 * ex(-v * 0.026)) / qt
+            };
+            vec![
+                1.0 / (1.0 + ex(-(v + 1.0) / 12.0)),
+                mtau,
+                1.0 / (1.0 + ex(-(v + 54.0) / -11.0)),
+                (360.0 + (1010.0 + 24.0 * (v + 55.0)) * ex(-((v + 75.0) / 48.0).powi(2))) / qt,
+            ]
+        }
+        ChannelKind::Skv31 => vec![
+            1.0 / (1.0 + ex((v - 18.7) / -9.7)),
+            0.2 * 20.0 / (1.0 + ex((v - -46.56) / -44.14)),
+        ],
+        ChannelKind::Im => {
+            let a = 3.3e-3 * ex(2.5 * 0.04 * (v - -35.0));
+            let b = 3.3e-3 * ex(-2.5 * 0.04 * (v - -35.0));
+            vec![a / (a + b), (1.0 / (a + b)) / qt]
+        }
+        ChannelKind::CaHva => {
+            let ma = (0.055 * (-27.0 - v)) / (ex((-27.0 - v) / 3.8) - 1.0);
+            let mb = 0.94 * ex((-75.0 - v) / 17.0);
+            let ha = 0.000457 * ex((-13.0 - v) / 50.0);
+            let hb = 0.0065 / (ex((-v - 15.0) / 28.0) + 1.0);
+            vec![
+                ma / (ma + mb),
+                1.0 / (ma + mb),
+                ha / (ha + hb),
+                1.0 / (ha + hb),
+            ]
+        }
+        ChannelKind::CaLva => {
+            let v = v + 10.0;
+            vec![
+                1.0 / (1.0 + ex((v - -30.0) / -6.0)),
+                (5.0 + 20.0 / (1.0 + ex((v - -25.0) / 5.0))) / qt,
+                1.0 / (1.0 + ex((v - -80.0) / 6.4)),
+                (20.0 + 50.0 / (1.0 + ex((v - -40.0) / 7.0))) / qt,
+            ]
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn hay_channels_match_their_mod_files() {
+    use neurodiff_models::channel::HAY_QT;
+    assert!((HAY_QT - 2.3f64.powf(1.3)).abs() < 1e-15);
+    let kinds = [
+        ChannelKind::NaTaT,
+        ChannelKind::NapEt2,
+        ChannelKind::KTst,
+        ChannelKind::KPst,
+        ChannelKind::Skv31,
+        ChannelKind::Im,
+        ChannelKind::CaHva,
+        ChannelKind::CaLva,
+    ];
+    for kind in kinds {
+        for v in voltages() {
+            let r = hay_mod(kind, v);
+            let (inf, tau) = gates(kind, v);
+            let ours: Vec<f64> = inf.iter().zip(&tau).flat_map(|(a, b)| [*a, *b]).collect();
+            for (j, (a, b)) in ours.iter().zip(&r).enumerate() {
+                assert!(
+                    rel(*a, *b) < 1e-9,
+                    "{} at {v} mV: entry {j}: {a} vs .mod {b}",
+                    kind.spec().name
+                );
+            }
+        }
+    }
+    // SK_E2: z∞ = 1 / (1 + (0.00043 / cai)^4.8), τ = zTau, whatever V; cai + 1e-7 below 1e-7.
+    let sk = ChannelKind::SkE2;
+    let p = sk.spec().defaults();
+    for cai in [1e-9, 5e-5, 1e-4, 4.3e-4, 1e-3, 1e-2] {
+        let ca: f64 = if cai < 1e-7 { cai + 1e-7 } else { cai };
+        let want = 1.0 / (1.0 + (0.00043 / ca).powf(4.8));
+        let (mut inf, mut tau) = ([0.0], [0.0]);
+        sk.gates_ca(-60.0, cai, &p, &mut inf, &mut tau);
+        assert!(rel(inf[0], want) < 1e-12, "cai {cai}: {} vs {want}", inf[0]);
+        assert_eq!(tau[0], 1.0);
+    }
+    // A channel that does not read calcium ignores it.
+    let (a, _) = gates(ChannelKind::NaTaT, -50.0);
+    let (mut b, mut t) = (vec![0.0; 2], vec![0.0; 2]);
+    ChannelKind::NaTaT.gates_ca(
+        -50.0,
+        1e-2,
+        &ChannelKind::NaTaT.spec().defaults(),
+        &mut b,
+        &mut t,
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn calcium_pool_steady_state_and_nernst() {
+    use neurodiff_models::channel::ca_dynamics::{self, nernst, steady, PARAMS};
+    let p: Vec<f64> = PARAMS.iter().map(|q| q.default).collect();
+    // cai' = −10⁴ γ ica / (2 F d) − (cai − min)/decay with ica in mA/cm² (µA/cm² × 1e-3): at
+    // cai∞ the right-hand side vanishes.
+    let f = 96485.33212331001;
+    for ica in [-5.0, -0.1, 0.0, 2.0] {
+        let c = steady(ica, &p);
+        let rhs = -1e4 * (ica * 1e-3) * p[0] / (2.0 * f * p[2]) - (c - p[3]) / p[1];
+        assert!(rhs.abs() < 1e-15, "ica {ica}: residual {rhs}");
+    }
+    assert_eq!(ca_dynamics::tau(&p), 80.0);
+    // NEURON 9's `nernst(cai, cao, 2)` (h.nernst, cao = 2 mM) at 6.3 and 34 °C.
+    for (cai, celsius, want) in [
+        (5e-5, 6.3, 127.58951061761749),
+        (5e-5, 34.0, 140.23660113151266),
+        (1e-4, 34.0, 131.0634431305086),
+    ] {
+        let e: f64 = nernst(cai, celsius);
+        assert!(
+            (e - want).abs() < 1e-9,
+            "{cai} mM at {celsius} °C: {e} vs NEURON {want}"
+        );
+    }
 }
 
 #[test]
