@@ -105,6 +105,11 @@ pub struct SynthArgs {
     /// Signal-to-noise ratio tr(C Cᵀ)/tr(R) per region.
     #[arg(long, default_value_t = 1.0)]
     snr: f64,
+    /// Which regions each across latent loads on (mDLAG's loading pattern): one
+    /// comma-separated list of 0/1 per region for each latent, latents separated by `;`
+    /// (e.g. `1,1,0;1,1,1`); default: every latent on every region.
+    #[arg(long)]
+    loads: Option<String>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -116,7 +121,7 @@ pub struct SynthArgs {
 /// Flags of `neurodiff latent fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// gpfa, dlag or lds.
+    /// gpfa, dlag, lds or mdlag (--across latents, the regions each loads on found by ARD).
     #[arg(long, default_value = "dlag")]
     method: String,
     /// E-step engine: ssm (state-space lift, Kalman smoother, O(T)) or exact (dense GP,
@@ -231,6 +236,22 @@ fn run_synth(a: SynthArgs) -> Result<()> {
         within: list("within", &a.within)?,
         within_timescale: a.within_timescale,
         snr: a.snr,
+        loads: match &a.loads {
+            None => vec![],
+            Some(s) => s
+                .split(';')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    list::<u8>("loads", s)?
+                        .into_iter()
+                        .map(|v| match v {
+                            0 | 1 => Ok(v == 1),
+                            _ => Err(Error::setting("loads", format!("`{s}`: 0 or 1 per region"))),
+                        })
+                        .collect::<Result<Vec<bool>>>()
+                })
+                .collect::<Result<_>>()?,
+        },
         seed: a.seed,
     };
     let (data, truth) = synth(&spec)?;

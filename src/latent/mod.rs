@@ -24,6 +24,7 @@
 //! The linear algebra is the small hand-written module `neurodiff_models::latent::linalg`
 //! (see its documentation for why not `faer`).
 
+pub mod ard;
 pub mod exact;
 pub mod fit;
 pub mod kalman;
