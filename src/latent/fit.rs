@@ -1396,6 +1396,10 @@ pub fn cosmooth(
 pub struct CvRow {
     /// Across-region (DLAG) or shared (GPFA, LDS) latents.
     pub across: usize,
+    /// Within-region latents per region (DLAG).
+    pub within: Vec<usize>,
+    /// Wall time of the candidate's fits, s.
+    pub wall_s: f64,
     /// Held-out log-likelihood per trial (nats), summed over the folds' held-out trials and
     /// divided by the number of trials.
     pub heldout_loglik_per_trial: f64,
@@ -1411,6 +1415,21 @@ pub fn cross_validate(
     candidates: &[usize],
     folds: usize,
 ) -> Result<(Vec<CvRow>, usize), LatentError> {
+    let grid: Vec<(usize, Vec<usize>)> = candidates
+        .iter()
+        .map(|&c| (c, spec.within.clone()))
+        .collect();
+    cross_validate_grid(data, spec, &grid, folds)
+}
+
+/// [`cross_validate`] over a grid of `(across, within per region)` candidates (the within
+/// counts as in [`Spec::within`]).
+pub fn cross_validate_grid(
+    data: &Data,
+    spec: &Spec,
+    candidates: &[(usize, Vec<usize>)],
+    folds: usize,
+) -> Result<(Vec<CvRow>, usize), LatentError> {
     let nt = data.n_trials();
     if folds < 2 || folds > nt {
         return Err(bad(
@@ -1422,9 +1441,11 @@ pub fn cross_validate(
         return Err(bad("across", "no candidate latent counts".into()));
     }
     let mut rows = Vec::with_capacity(candidates.len());
-    for &c in candidates {
+    for (c, w) in candidates {
+        let t0 = Instant::now();
         let mut s = spec.clone();
-        s.across = c;
+        s.across = *c;
+        s.within = w.clone();
         let mut total = 0.0;
         for f in 0..folds {
             let train: Vec<usize> = (0..nt).filter(|k| k % folds != f).collect();
@@ -1432,7 +1453,7 @@ pub fn cross_validate(
             let res = fit(&data.subset(&train), &s, |_, _| {}).map_err(|e| match e {
                 LatentError::Setting { name, message } => LatentError::Setting {
                     name,
-                    message: format!("{message} (cross-validation candidate {c})"),
+                    message: format!("{message} (cross-validation candidate {c} across, {w:?} within)"),
                 },
                 e => e,
             })?;
@@ -1440,7 +1461,9 @@ pub fn cross_validate(
             total += ll;
         }
         rows.push(CvRow {
-            across: c,
+            across: *c,
+            within: w.clone(),
+            wall_s: t0.elapsed().as_secs_f64(),
             heldout_loglik_per_trial: total / nt as f64,
         });
     }
