@@ -40,7 +40,7 @@ errs = [e for k, (j, rs) in zip(best, shared) for e in err(k, j, rs)]
 pattern = [[int(loads[r][k]) for r in range(R)] for k in range(K)]
 print(f"errors {' '.join(f'{e:.4f}' for e in errs)} | rmse {math.sqrt(sum(e*e for e in errs)/len(errs)):.4f}"
       f" | loads per latent {pattern} | wall {fit['wall_s']:.1f} s, {fit['iterations']} iterations"
-      f" | timescales {' '.join(f'{p['timescale']:.2f}' for p in fit['processes'])}"
+      f" | timescales {' '.join('%.2f' % p['timescale'] for p in fit['processes'])}"
       f" | bound monotone {all(b >= a - 1e-9 * abs(a) for a, b in zip(fit['loglik'], fit['loglik'][1:]))}")
 open(sys.argv[3], "a").write("".join(f"{e}\n" for e in errs))
 PY

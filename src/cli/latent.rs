@@ -435,7 +435,10 @@ fn run_fit(a: FitArgs) -> Result<()> {
         None => vec![vec![]],
     };
     if withins.is_empty() {
-        return Err(Error::setting("within", "no within-region latent counts given"));
+        return Err(Error::setting(
+            "within",
+            "no within-region latent counts given",
+        ));
     }
     let within = withins[0].clone();
     if !(0.0..1.0).contains(&a.test_frac) {

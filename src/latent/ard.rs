@@ -106,7 +106,11 @@ impl Ard {
         let cov = obs
             .c
             .iter()
-            .map(|c| (0..c.rows).map(|_| Mat::eye(c.cols).scale(init_cov)).collect())
+            .map(|c| {
+                (0..c.rows)
+                    .map(|_| Mat::eye(c.cols).scale(init_cov))
+                    .collect()
+            })
             .collect();
         let mut a = Self {
             a0,
@@ -243,10 +247,7 @@ impl Ard {
             let c = &obs.c[r];
             let q = c.cols;
             let a = self.shape[r];
-            let elog: Vec<f64> = self.rate[r]
-                .iter()
-                .map(|b| digamma(a) - b.ln())
-                .collect();
+            let elog: Vec<f64> = self.rate[r].iter().map(|b| digamma(a) - b.ln()).collect();
             let mean: Vec<f64> = self.rate[r].iter().map(|b| a / b).collect();
             for i in 0..c.rows {
                 let s = &self.cov[r][i];
@@ -260,8 +261,7 @@ impl Ard {
             // −KL(q(α) ‖ p(α)) = E[ln p(α)] − E[ln q(α)].
             for k in 0..q {
                 let b = self.rate[r][k];
-                total += self.a0 * self.b0.ln() - ln_gamma(self.a0)
-                    + (self.a0 - 1.0) * elog[k]
+                total += self.a0 * self.b0.ln() - ln_gamma(self.a0) + (self.a0 - 1.0) * elog[k]
                     - self.b0 * mean[k]
                     - a * b.ln()
                     + ln_gamma(a)

@@ -31,7 +31,9 @@ use serde::Serialize;
 use super::ard::{Ard, ArdOut, RegionStats};
 use super::exact;
 use super::kalman::{filter, filter_parallel, smooth, smooth_parallel, Smoothed, Ssm};
-use super::model::{reduce, reduce_with, Data, Kind, Lds, Lifted, ObsParams, Prior, Process, Reduced};
+use super::model::{
+    reduce, reduce_with, Data, Kind, Lds, Lifted, ObsParams, Prior, Process, Reduced,
+};
 use super::LatentError;
 
 /// The model family.
@@ -1453,7 +1455,9 @@ pub fn cross_validate_grid(
             let res = fit(&data.subset(&train), &s, |_, _| {}).map_err(|e| match e {
                 LatentError::Setting { name, message } => LatentError::Setting {
                     name,
-                    message: format!("{message} (cross-validation candidate {c} across, {w:?} within)"),
+                    message: format!(
+                        "{message} (cross-validation candidate {c} across, {w:?} within)"
+                    ),
                 },
                 e => e,
             })?;
