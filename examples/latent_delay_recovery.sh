@@ -8,12 +8,15 @@ set -euo pipefail
 BIN=${BIN:-target/release/neurodiff}
 OUT=${OUT:-out/latent_recovery}
 AR=${AR:-4}
+ENGINE=${ENGINE:-ssm}   # ssm or exact (the dense GP; AR is then unused)
+SEEDS=${SEEDS:-0 1 2}
+MAXIT=${MAXIT:-150}
 sq=0; n=0
-for seed in 0 1 2; do
+for seed in $SEEDS; do
   "$BIN" latent synth --trials 100 --bins 200 --neurons 100,100 --delays "0,2.3;0,-1.6" \
     --timescales 5,8 --within 1,1 --within-timescale 3 --snr 1 --seed "$seed" -o "$OUT/data$seed" >/dev/null
   "$BIN" latent fit --method dlag --data "$OUT/data$seed/region0.npy,$OUT/data$seed/region1.npy" \
-    --across 2 --within 1,1 --ar-order "$AR" --test-frac 0 --max-iter 150 -q -o "$OUT/fit$seed"
+    --across 2 --within 1,1 --ar-order "$AR" --engine "$ENGINE" --test-frac 0 --max-iter "$MAXIT" -q -o "$OUT/fit$seed"
   line=$(python3 - "$OUT/fit$seed/latent.json" <<'PY'
 import json, sys, itertools
 d = json.load(open(sys.argv[1]))

@@ -105,6 +105,11 @@ pub struct SynthArgs {
     /// Signal-to-noise ratio tr(C Cᵀ)/tr(R) per region.
     #[arg(long, default_value_t = 1.0)]
     snr: f64,
+    /// Which regions each across latent loads on (mDLAG's loading pattern): one
+    /// comma-separated list of 0/1 per region for each latent, latents separated by `;`
+    /// (e.g. `1,1,0;1,1,1`); default: every latent on every region.
+    #[arg(long)]
+    loads: Option<String>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -116,7 +121,7 @@ pub struct SynthArgs {
 /// Flags of `neurodiff latent fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// gpfa, dlag or lds.
+    /// gpfa, dlag, lds or mdlag (--across latents, the regions each loads on found by ARD).
     #[arg(long, default_value = "dlag")]
     method: String,
     /// E-step engine: ssm (state-space lift, Kalman smoother, O(T)) or exact (dense GP,
@@ -138,8 +143,10 @@ pub struct FitArgs {
     /// Folds of the cross-validated choice of --across among several candidates.
     #[arg(long, default_value_t = 3)]
     cv_folds: usize,
-    /// Within-region latents per region, comma-separated (DLAG).
-    #[arg(long)]
+    /// Within-region latents per region, comma-separated (DLAG). Several candidates for the
+    /// cross-validation: a range `A..B` (the same count in every region) or lists separated
+    /// by `;` (`1,1;2,1`); the grid is every --across candidate with every --within one.
+    #[arg(long, allow_hyphen_values = true)]
     within: Option<String>,
     /// Kernel: rbf, matern12, matern32, matern52, rq.
     #[arg(long, default_value = "rbf")]
@@ -231,6 +238,22 @@ fn run_synth(a: SynthArgs) -> Result<()> {
         within: list("within", &a.within)?,
         within_timescale: a.within_timescale,
         snr: a.snr,
+        loads: match &a.loads {
+            None => vec![],
+            Some(s) => s
+                .split(';')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    list::<u8>("loads", s)?
+                        .into_iter()
+                        .map(|v| match v {
+                            0 | 1 => Ok(v == 1),
+                            _ => Err(Error::setting("loads", format!("`{s}`: 0 or 1 per region"))),
+                        })
+                        .collect::<Result<Vec<bool>>>()
+                })
+                .collect::<Result<_>>()?,
+        },
         seed: a.seed,
     };
     let (data, truth) = synth(&spec)?;
@@ -368,25 +391,26 @@ struct CvReport {
     folds: usize,
     candidates: Vec<neurodiff::latent::fit::CvRow>,
     chosen_across: usize,
+    chosen_within: Vec<usize>,
 }
 
-/// `--across`: `N`, `A..B` (inclusive) or `a,b,c`.
-fn across_candidates(s: &str) -> Result<Vec<usize>> {
+/// `--across` (or a `--within` range): `N`, `A..B` (inclusive) or `a,b,c`.
+fn counts(name: &'static str, s: &str) -> Result<Vec<usize>> {
     if let Some((a, b)) = s.split_once("..") {
         let p = |x: &str| {
             x.trim()
                 .parse::<usize>()
-                .map_err(|_| Error::setting("across", format!("`{s}`: expected a range like 0..3")))
+                .map_err(|_| Error::setting(name, format!("`{s}`: expected a range like 0..3")))
         };
         let (a, b) = (p(a)?, p(b.trim_start_matches('='))?);
         if a > b {
-            return Err(Error::setting("across", format!("`{s}` is an empty range")));
+            return Err(Error::setting(name, format!("`{s}` is an empty range")));
         }
         return Ok((a..=b).collect());
     }
-    let v: Vec<usize> = list("across", s)?;
+    let v: Vec<usize> = list(name, s)?;
     if v.is_empty() {
-        return Err(Error::setting("across", "no latent count given"));
+        return Err(Error::setting(name, "no latent count given"));
     }
     Ok(v)
 }
@@ -396,11 +420,27 @@ fn run_fit(a: FitArgs) -> Result<()> {
     let method: Method = a.method.parse()?;
     let engine: Engine = a.engine.parse()?;
     let data = load(&a.data, a.regions.as_deref())?;
-    let within = match &a.within {
-        Some(w) => list("within", w)?,
-        None if method == Method::Dlag => vec![0; data.n_regions()],
-        None => vec![],
+    let nr = data.n_regions();
+    let withins: Vec<Vec<usize>> = match &a.within {
+        Some(w) if w.contains("..") => counts("within", w)?
+            .into_iter()
+            .map(|k| vec![k; nr])
+            .collect(),
+        Some(w) => w
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| list("within", s))
+            .collect::<Result<_>>()?,
+        None if method == Method::Dlag => vec![vec![0; nr]],
+        None => vec![vec![]],
     };
+    if withins.is_empty() {
+        return Err(Error::setting(
+            "within",
+            "no within-region latent counts given",
+        ));
+    }
+    let within = withins[0].clone();
     if !(0.0..1.0).contains(&a.test_frac) {
         return Err(Error::setting(
             "test-frac",
@@ -424,7 +464,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
             "no training trials left".to_string(),
         ));
     }
-    let candidates = across_candidates(&a.across)?;
+    let candidates = counts("across", &a.across)?;
     let mut spec = Spec::preset(method, candidates[0], within);
     spec.kernel = a.kernel;
     spec.init_timescale = a.init_timescale;
@@ -435,31 +475,37 @@ fn run_fit(a: FitArgs) -> Result<()> {
     spec.parallel = a.parallel;
     spec.engine = engine;
     let quiet = a.quiet;
-    let cv_report = if candidates.len() > 1 {
+    let grid: Vec<(usize, Vec<usize>)> = candidates
+        .iter()
+        .flat_map(|&c| withins.iter().map(move |w| (c, w.clone())))
+        .collect();
+    let cv_report = if grid.len() > 1 {
         if !quiet {
             eprintln!(
-                "cross-validating --across over {candidates:?} ({} folds of the training trials)",
+                "cross-validating (--across, --within) over {grid:?} ({} folds of the training trials)",
                 a.cv_folds
             );
         }
-        let (rows, best) = neurodiff::latent::fit::cross_validate(
+        let (rows, best) = neurodiff::latent::fit::cross_validate_grid(
             &data.subset(&train),
             &spec,
-            &candidates,
+            &grid,
             a.cv_folds,
         )?;
         spec.across = rows[best].across;
+        spec.within = rows[best].within.clone();
         if !quiet {
             for r in &rows {
                 eprintln!(
-                    "  across {}: held-out log-likelihood {:.6e} per trial",
-                    r.across, r.heldout_loglik_per_trial
+                    "  across {}, within {:?}: held-out log-likelihood {:.6e} per trial ({:.1} s)",
+                    r.across, r.within, r.heldout_loglik_per_trial, r.wall_s
                 );
             }
         }
         Some(CvReport {
             folds: a.cv_folds,
             chosen_across: spec.across,
+            chosen_within: spec.within.clone(),
             candidates: rows,
         })
     } else {
@@ -735,12 +781,16 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             engine,
         )?)
     };
+    // The truth's delays and (for an mDLAG fit) loading pattern.
+    let mut truth_loads: Vec<Vec<bool>> = vec![];
     let truth: Option<Vec<Vec<f64>>> = match &a.truth {
         None => None,
         Some(p) => {
             let t = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
             let v: serde_json::Value =
                 serde_json::from_str(&t).map_err(|e| Error::data(p, format!("not JSON ({e})")))?;
+            truth_loads = serde_json::from_value(v.get("loads").cloned().unwrap_or_default())
+                .unwrap_or_default();
             Some(
                 serde_json::from_value(v.get("delays").cloned().unwrap_or_default()).map_err(
                     |e| Error::data(p, format!("no `delays` of a synth truth.json ({e})")),
@@ -748,6 +798,10 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             )
         }
     };
+    let fit_loads: Option<Vec<Vec<bool>>> = json
+        .get("ard")
+        .and_then(|v| v.get("loads"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
     let (_, latents, covs) = infer(&data.subset(&trials[..1]), &prior, &obs, engine, false)?;
     let report = EvalReport {
         fit: a.fit.clone(),
@@ -755,7 +809,12 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         trials: trials.clone(),
         loglik_per_trial: ll / trials.len() as f64,
         cosmooth: cs.clone(),
-        delay_rmse: truth.as_ref().and_then(|t| delay_rmse(&processes, t)),
+        delay_rmse: truth.as_ref().and_then(|t| match &fit_loads {
+            Some(fl) if truth_loads.len() == t.len() => {
+                neurodiff::latent::fit::delay_rmse_masked(&processes, fl, t, &truth_loads)
+            }
+            _ => delay_rmse(&processes, t),
+        }),
         delays: processes
             .iter()
             .filter(|p| p.kind == Kind::Across)

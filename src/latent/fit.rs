@@ -28,9 +28,12 @@ use neurodiff_models::latent::linalg::{chol_solve, cholesky, sym_eigen, Mat};
 use neurodiff_models::latent::{kernel_by_name, KERNEL_NAMES};
 use serde::Serialize;
 
+use super::ard::{Ard, ArdOut, RegionStats};
 use super::exact;
 use super::kalman::{filter, filter_parallel, smooth, smooth_parallel, Smoothed, Ssm};
-use super::model::{reduce, Data, Kind, Lds, Lifted, ObsParams, Prior, Process};
+use super::model::{
+    reduce, reduce_with, Data, Kind, Lds, Lifted, ObsParams, Prior, Process, Reduced,
+};
 use super::LatentError;
 
 /// The model family.
@@ -44,9 +47,12 @@ pub enum Method {
     /// A free linear-Gaussian dynamical system shared by all regions (learnable A, Q, initial
     /// mean and covariance).
     Lds,
+    /// Multi-region DLAG (Gokcen et al. 2023): every latent delayed per region, the regions
+    /// it loads on found by variational automatic relevance determination ([`super::ard`]).
+    Mdlag,
 }
 
-crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag", Lds => "lds"]);
+crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag", Lds => "lds", Mdlag => "mdlag"]);
 
 /// How the E-step computes the posterior of the latents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,6 +101,12 @@ pub struct Spec {
     pub delay_grid_at: usize,
     /// Floor of the private variances, as a fraction of each neuron's variance.
     pub min_var_frac: f64,
+    /// mDLAG: shape `a₀` and rate `b₀` of the Gamma prior on the loadings' precisions.
+    pub ard_prior: (f64, f64),
+    /// mDLAG: a latent loads on a region when it explains at least this share of the
+    /// region's variance (else it is pruned there, and its delay and, when pruned everywhere
+    /// but one region, its timescale are no longer learned).
+    pub prune_frac: f64,
 }
 
 impl Spec {
@@ -114,9 +126,11 @@ impl Spec {
             parallel: false,
             engine: Engine::Ssm,
             learn_timescales: true,
-            learn_delays: method == Method::Dlag,
+            learn_delays: matches!(method, Method::Dlag | Method::Mdlag),
             delay_grid_at: 3,
             min_var_frac: 0.01,
+            ard_prior: (1e-3, 1e-3),
+            prune_frac: 0.01,
         }
     }
 }
@@ -258,6 +272,65 @@ pub fn delay_rmse(processes: &[ProcessOut], truth: &[Vec<f64>]) -> Option<f64> {
     (n > 0).then(|| (se / n as f64).sqrt())
 }
 
+/// Delay-recovery RMSE (bins) of an mDLAG fit: each true latent that loads on two regions or
+/// more (`truth_loads[latent][region]`) is matched to one fitted latent that ARD kept on two
+/// regions or more (`fit_loads[region][latent]`, as in [`ArdOut::loads`]), by the assignment
+/// of least error; the error of a pair is over the true latent's regions, delays relative to
+/// the first of them. `None` when no true latent is shared or fewer fitted latents are.
+pub fn delay_rmse_masked(
+    processes: &[ProcessOut],
+    fit_loads: &[Vec<bool>],
+    truth: &[Vec<f64>],
+    truth_loads: &[Vec<bool>],
+) -> Option<f64> {
+    let est: Vec<&Vec<f64>> = processes
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| fit_loads.iter().filter(|l| l[*p]).count() >= 2)
+        .map(|(_, p)| &p.delays)
+        .collect();
+    let shared: Vec<(Vec<usize>, &Vec<f64>)> = truth
+        .iter()
+        .zip(truth_loads)
+        .map(|(t, l)| ((0..l.len()).filter(|&r| l[r]).collect::<Vec<_>>(), t))
+        .filter(|(rs, _)| rs.len() >= 2)
+        .collect();
+    if shared.is_empty() || est.len() < shared.len() {
+        return None;
+    }
+    fn err(e: &[f64], t: &[f64], rs: &[usize]) -> f64 {
+        let r0 = rs[0];
+        rs[1..]
+            .iter()
+            .map(|&r| (e[r] - e[r0] - (t[r] - t[r0])).powi(2))
+            .sum()
+    }
+    fn best(
+        i: usize,
+        used: &mut [bool],
+        est: &[&Vec<f64>],
+        shared: &[(Vec<usize>, &Vec<f64>)],
+    ) -> f64 {
+        if i == shared.len() {
+            return 0.0;
+        }
+        let mut out = f64::INFINITY;
+        for j in 0..est.len() {
+            if used[j] {
+                continue;
+            }
+            used[j] = true;
+            let v = err(est[j], shared[i].1, &shared[i].0) + best(i + 1, used, est, shared);
+            used[j] = false;
+            out = out.min(v);
+        }
+        out
+    }
+    let n: usize = shared.iter().map(|(rs, _)| rs.len() - 1).sum();
+    let se = best(0, &mut vec![false; est.len()], &est, &shared);
+    Some((se / n as f64).sqrt())
+}
+
 /// What `fit` returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct FitResult {
@@ -269,6 +342,8 @@ pub struct FitResult {
     pub obs: ObsParams,
     /// The fitted latent dynamics of the `lds` preset.
     pub lds: Option<super::model::Lds>,
+    /// mDLAG: the loadings' relevance (which latent loads on which region).
+    pub ard: Option<ArdOut>,
     /// Log marginal likelihood after each E-step (nats, all trials).
     pub loglik: Vec<f64>,
     /// Iterations run.
@@ -418,6 +493,26 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
             }
             vec![0; nr]
         }
+        Method::Mdlag => {
+            if spec.within.iter().any(|&w| w > 0) {
+                return Err(bad(
+                    "within",
+                    "mDLAG finds which regions each latent loads on by ARD: give --across (the \
+                     number of latents) only"
+                        .into(),
+                ));
+            }
+            if nr < 2 {
+                return Err(bad("method", "mDLAG needs at least two regions".into()));
+            }
+            if !(spec.ard_prior.0 > 0.0 && spec.ard_prior.1 > 0.0) {
+                return Err(bad(
+                    "ard-prior",
+                    format!("{:?}: shape and rate must be positive", spec.ard_prior),
+                ));
+            }
+            vec![0; nr]
+        }
         Method::Dlag => {
             if spec.within.len() != nr {
                 return Err(bad(
@@ -443,7 +538,7 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
             ));
         }
     }
-    if spec.method == Method::Dlag
+    if matches!(spec.method, Method::Dlag | Method::Mdlag)
         && spec.learn_delays
         && !(spec.max_delay >= 0.0 && spec.max_delay < (tn - 1) as f64)
     {
@@ -498,7 +593,7 @@ fn build_prior(data: &Data, spec: &Spec) -> Prior {
                 });
             }
         }
-        Method::Dlag => {
+        Method::Dlag | Method::Mdlag => {
             for _ in 0..spec.across {
                 processes.push(Process {
                     kind: Kind::Across,
@@ -788,12 +883,12 @@ fn lds_mstep(l: &mut Lds, s: &Smoothed) -> Result<(), LatentError> {
 /// where `−H` is not positive definite. Returns `(process, output, se)`.
 fn delay_standard_errors(
     prior: &Prior,
+    params: &[(usize, Option<usize>)],
     spec: &Spec,
     ys: &[Mat],
     r: &Mat,
 ) -> Vec<(usize, usize, f64)> {
-    let params = param_list(prior, spec);
-    let th = get_theta(prior, &params);
+    let th = get_theta(prior, params);
     let n = th.len();
     let h = 0.05;
     // Unclamped evaluation: a delay at its bound still has a curvature.
@@ -807,7 +902,7 @@ fn delay_standard_errors(
             x[i] += v;
         }
         let mut pr = prior.clone();
-        set_theta(&mut pr, &params, &x, &wide);
+        set_theta(&mut pr, params, &x, &wide);
         objective(&pr, ys, r, spec.engine)
     };
     let f0 = f(&[]);
@@ -843,6 +938,33 @@ fn delay_standard_errors(
         .collect()
 }
 
+/// The learnable prior parameters that still matter: without ARD all of them; under ARD a
+/// latent's timescale while it loads on some region, its delay in region `o` while it loads
+/// on `o` and on another region.
+fn active_params(
+    params: &[(usize, Option<usize>)],
+    ard: Option<&Ard>,
+    obs: &ObsParams,
+    spec: &Spec,
+) -> Vec<(usize, Option<usize>)> {
+    let Some(a) = ard else {
+        return params.to_vec();
+    };
+    let vf = a.variance_fraction(obs);
+    let on = |p: usize, r: usize| vf[r][p] >= spec.prune_frac;
+    params
+        .iter()
+        .copied()
+        .filter(|&(p, o)| {
+            let n_on = (0..vf.len()).filter(|&r| on(p, r)).count();
+            match o {
+                None => n_on >= 1,
+                Some(o) => on(p, o) && n_on >= 2,
+            }
+        })
+        .collect()
+}
+
 /// Fits `spec` to `data` by EM; `progress(iteration, loglik)` after every E-step.
 pub fn fit(
     data: &Data,
@@ -855,6 +977,13 @@ pub fn fit(
     let nr = data.n_regions();
     let mut prior = build_prior(data, spec);
     let mut obs = init_obs(data, &prior, spec);
+    let mut ard = (spec.method == Method::Mdlag)
+        .then(|| Ard::new(&obs, spec.ard_prior.0, spec.ard_prior.1, 1e-6));
+    // The reduced observations (under ARD with the loadings' expected precision).
+    let reduced = |obs: &ObsParams, ard: &Option<Ard>| -> Result<Reduced, LatentError> {
+        let extra = ard.as_ref().map(|a| a.extra_j(obs));
+        reduce_with(data, obs, extra.as_deref(), &data.names)
+    };
     let floors: Vec<Vec<f64>> = (0..nr)
         .map(|r| {
             let (_, cov) = moments(data, &[r]);
@@ -876,10 +1005,11 @@ pub fn fit(
     for it in 0..spec.max_iter.max(1) {
         iterations = it + 1;
         // E-step.
-        let red = reduce(data, &obs, &data.names)?;
+        let red = reduced(&obs, &ard)?;
         let e = estep(&prior, &red.ys, &red.r, spec.engine, spec.parallel)
             .map_err(|e| e.at_iteration(it))?;
-        let ll = e.loglik + red.constant;
+        // The log-likelihood, or under ARD the evidence lower bound.
+        let ll = e.loglik + red.constant + ard.as_ref().map_or(0.0, |a| a.elbo_terms(&obs));
         if !ll.is_finite() {
             return Err(LatentError::NotPositiveDefinite {
                 what: "log-likelihood (not finite)",
@@ -935,6 +1065,16 @@ pub fn fit(
                     }
                 }
             }
+            if let Some(a) = &mut ard {
+                let st = RegionStats {
+                    sxx: &sxx,
+                    syx: &syx,
+                    syy: &syy,
+                };
+                a.update_region(&mut obs, r, &st, &floors[r])
+                    .map_err(|e| e.at_iteration(it))?;
+                continue;
+            }
             let l = cholesky(&sxx.sym()).map_err(|e| LatentError::NotPositiveDefinite {
                 what: "latent second-moment matrix of the M-step",
                 step: 0,
@@ -953,11 +1093,13 @@ pub fn fit(
                 })
                 .collect();
         }
-        // M-step: the prior's timescales and delays (ECME).
+        // M-step: the prior's timescales and delays (ECME). Under ARD, only those of the
+        // latents that load on the regions concerned.
+        let params = active_params(&params, ard.as_ref(), &obs, spec);
         if params.is_empty() {
             continue;
         }
-        let red = reduce(data, &obs, &data.names)?;
+        let red = reduced(&obs, &ard)?;
         let mut th = get_theta(&prior, &params);
         let mut f0 = objective(&prior, &red.ys, &red.r, spec.engine);
         if spec.learn_delays && it == spec.delay_grid_at.min(spec.max_iter.saturating_sub(2)) {
@@ -1026,9 +1168,10 @@ pub fn fit(
         }
     }
     let (latents, latent_covs) = last.expect("at least one E-step");
-    let delay_se = if spec.learn_delays && spec.method == Method::Dlag {
-        let red = reduce(data, &obs, &data.names)?;
-        delay_standard_errors(&prior, spec, &red.ys, &red.r)
+    let delay_se = if spec.learn_delays && matches!(spec.method, Method::Dlag | Method::Mdlag) {
+        let red = reduced(&obs, &ard)?;
+        let active = active_params(&param_list(&prior, spec), ard.as_ref(), &obs, spec);
+        delay_standard_errors(&prior, &active, spec, &red.ys, &red.r)
     } else {
         vec![]
     };
@@ -1081,11 +1224,13 @@ pub fn fit(
         }
         d[o] = se;
     }
+    let ard_out = ard.as_ref().map(|a| a.report(&obs, spec.prune_frac));
     Ok(FitResult {
         spec: spec.clone(),
         processes,
         obs,
         lds: prior.lds.clone(),
+        ard: ard_out,
         loglik: trace,
         iterations,
         converged,
@@ -1253,6 +1398,10 @@ pub fn cosmooth(
 pub struct CvRow {
     /// Across-region (DLAG) or shared (GPFA, LDS) latents.
     pub across: usize,
+    /// Within-region latents per region (DLAG).
+    pub within: Vec<usize>,
+    /// Wall time of the candidate's fits, s.
+    pub wall_s: f64,
     /// Held-out log-likelihood per trial (nats), summed over the folds' held-out trials and
     /// divided by the number of trials.
     pub heldout_loglik_per_trial: f64,
@@ -1268,6 +1417,21 @@ pub fn cross_validate(
     candidates: &[usize],
     folds: usize,
 ) -> Result<(Vec<CvRow>, usize), LatentError> {
+    let grid: Vec<(usize, Vec<usize>)> = candidates
+        .iter()
+        .map(|&c| (c, spec.within.clone()))
+        .collect();
+    cross_validate_grid(data, spec, &grid, folds)
+}
+
+/// [`cross_validate`] over a grid of `(across, within per region)` candidates (the within
+/// counts as in [`Spec::within`]).
+pub fn cross_validate_grid(
+    data: &Data,
+    spec: &Spec,
+    candidates: &[(usize, Vec<usize>)],
+    folds: usize,
+) -> Result<(Vec<CvRow>, usize), LatentError> {
     let nt = data.n_trials();
     if folds < 2 || folds > nt {
         return Err(bad(
@@ -1279,9 +1443,11 @@ pub fn cross_validate(
         return Err(bad("across", "no candidate latent counts".into()));
     }
     let mut rows = Vec::with_capacity(candidates.len());
-    for &c in candidates {
+    for (c, w) in candidates {
+        let t0 = Instant::now();
         let mut s = spec.clone();
-        s.across = c;
+        s.across = *c;
+        s.within = w.clone();
         let mut total = 0.0;
         for f in 0..folds {
             let train: Vec<usize> = (0..nt).filter(|k| k % folds != f).collect();
@@ -1289,7 +1455,9 @@ pub fn cross_validate(
             let res = fit(&data.subset(&train), &s, |_, _| {}).map_err(|e| match e {
                 LatentError::Setting { name, message } => LatentError::Setting {
                     name,
-                    message: format!("{message} (cross-validation candidate {c})"),
+                    message: format!(
+                        "{message} (cross-validation candidate {c} across, {w:?} within)"
+                    ),
                 },
                 e => e,
             })?;
@@ -1297,7 +1465,9 @@ pub fn cross_validate(
             total += ll;
         }
         rows.push(CvRow {
-            across: c,
+            across: *c,
+            within: w.clone(),
+            wall_s: t0.elapsed().as_secs_f64(),
             heldout_loglik_per_trial: total / nt as f64,
         });
     }

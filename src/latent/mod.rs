@@ -19,11 +19,14 @@
 //! or as a parallel associative scan ([`kalman`]), batched over trials. [`fit`] runs EM: the
 //! loadings, offsets and noise in closed form, the timescales and delays by gradient ascent
 //! on the marginal likelihood (ECME: every step increases it). [`synth`] draws data from the
-//! exact GPs with known truth.
+//! exact GPs with known truth. mDLAG (Gokcen et al. 2023) lets every latent load on any subset
+//! of the regions, found by variational automatic relevance determination ([`ard`]); its EM is
+//! variational and its trace the evidence lower bound.
 //!
 //! The linear algebra is the small hand-written module `neurodiff_models::latent::linalg`
 //! (see its documentation for why not `faer`).
 
+pub mod ard;
 pub mod exact;
 pub mod fit;
 pub mod kalman;

@@ -369,6 +369,20 @@ pub struct Reduced {
 
 /// Reduces `data` under `obs` (see [`Reduced`]).
 pub fn reduce(data: &Data, obs: &ObsParams, names: &[String]) -> Result<Reduced, LatentError> {
+    reduce_with(data, obs, None, names)
+}
+
+/// [`reduce`] with, per region, a `q_r × q_r` term added to `J_r = C_rᵀ R_r⁻¹ C_r`: the
+/// variational (mDLAG) form, where the loadings are uncertain and the latents' expected
+/// observation precision is `E[C_rᵀ R_r⁻¹ C_r] = C̄_rᵀ R_r⁻¹ C̄_r + Σ_i Σ_{C,i} / R_i`
+/// (`C̄` the posterior mean in `obs.c`, `Σ_{C,i}` row `i`'s posterior covariance). The
+/// constant then makes `log N(ỹ; x, J⁻¹) + c = E_C[log N(y; Cx + d, R)]` for every `x`.
+pub fn reduce_with(
+    data: &Data,
+    obs: &ObsParams,
+    extra_j: Option<&[Mat]>,
+    names: &[String],
+) -> Result<Reduced, LatentError> {
     let (nt, tn) = (data.n_trials(), data.n_bins());
     let qs: Vec<usize> = obs.c.iter().map(|c| c.cols).collect();
     let q: usize = qs.iter().sum();
@@ -384,7 +398,11 @@ pub fn reduce(data: &Data, obs: &ObsParams, names: &[String]) -> Result<Reduced,
         let w = Mat::from_fn(qr, nr, |i, j| c[(j, i)] * rinv[j]);
         let sum_ln_r: f64 = obs.r[r].iter().map(|v| v.ln()).sum();
         let (lj, logdet_j) = if qr > 0 {
-            let j = w.mul(c).sym();
+            let mut j = w.mul(c);
+            if let Some(x) = extra_j {
+                j = j.add(&x[r]);
+            }
+            let j = j.sym();
             let lj = cholesky(&j).map_err(|_| {
                 LatentError::Data(format!(
                     "the loadings of region `{}` are rank-deficient ({qr} latents): fewer \

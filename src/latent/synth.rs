@@ -44,6 +44,9 @@ pub struct SynthSpec {
     pub within_timescale: f64,
     /// Signal-to-noise ratio `tr(C Cᵀ) / tr(R)` per region.
     pub snr: f64,
+    /// Which regions each across latent loads on, `[latent][region]` (mDLAG's loading
+    /// pattern: a `false` zeroes that column of the region's loadings); empty: all.
+    pub loads: Vec<Vec<bool>>,
     /// Seed.
     pub seed: u64,
 }
@@ -63,6 +66,8 @@ pub struct Truth {
     pub kernel: String,
     /// SNR.
     pub snr: f64,
+    /// Which regions each across latent loads on, `[latent][region]`.
+    pub loads: Vec<Vec<bool>>,
     /// Seed.
     pub seed: u64,
 }
@@ -99,6 +104,22 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
             format!("need one delay per region ({nr}) for each across latent"),
         ));
     }
+    if !spec.loads.is_empty()
+        && (spec.loads.len() != spec.delays.len() || spec.loads.iter().any(|l| l.len() != nr))
+    {
+        return Err(bad(
+            "loads",
+            format!(
+                "need one list of {nr} regions for each of the {} across latents",
+                spec.delays.len()
+            ),
+        ));
+    }
+    let loads: Vec<Vec<bool>> = if spec.loads.is_empty() {
+        vec![vec![true; nr]; spec.delays.len()]
+    } else {
+        spec.loads.clone()
+    };
     if !(spec.snr > 0.0 && spec.snr.is_finite()) {
         return Err(bad("snr", format!("{} is not positive", spec.snr)));
     }
@@ -187,7 +208,14 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
     let mut regions = Vec::with_capacity(nr);
     for r in 0..nr {
         let n = spec.neurons[r];
-        let c = Mat::from_vec(n, qs[r], normals(&mut rng, n * qs[r]));
+        let mut c = Mat::from_vec(n, qs[r], normals(&mut rng, n * qs[r]));
+        for (j, l) in loads.iter().enumerate() {
+            if !l[r] {
+                for i in 0..n {
+                    c[(i, j)] = 0.0;
+                }
+            }
+        }
         let d = normals(&mut rng, n);
         let raw: Vec<f64> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
         let tr_cc: f64 = c.data.iter().map(|v| v * v).sum();
@@ -221,6 +249,7 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
             obs,
             kernel: spec.kernel.clone(),
             snr: spec.snr,
+            loads,
             seed: spec.seed,
         },
     ))
