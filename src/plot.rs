@@ -781,12 +781,19 @@ pub fn train_figure(
         root.fill(&WHITE).map_err(&err)?;
         let panels = root.split_evenly((1, 3));
         let last = loss.len().max(2) as f64 - 1.0;
-        for (i, (name, ys)) in [("loss (cross-entropy)", loss), ("training accuracy", accuracy)]
-            .into_iter()
-            .enumerate()
+        for (i, (name, ys)) in [
+            ("loss (cross-entropy)", loss),
+            ("training accuracy", accuracy),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let (lo, hi) = range_of(ys.iter());
-            let (lo, hi) = if i == 1 { (lo.min(0.4), 1.0) } else { (lo.min(0.0), hi) };
+            let (lo, hi) = if i == 1 {
+                (lo.min(0.4), 1.0)
+            } else {
+                (lo.min(0.0), hi)
+            };
             let mut chart = ChartBuilder::on(&panels[i])
                 .margin(15)
                 .caption(name, ("sans-serif", 18))

@@ -40,14 +40,17 @@
 //! (its slot's adjoint goes to `V_pre(t_k)`), the state update and the buffer read, the local
 //! derivatives on dual numbers through the synapse's own generic equations.
 
+// Indices run over several parallel arrays (states, rates, duals) at once.
+#![allow(clippy::needless_range_loop)]
+
 use std::sync::Arc;
 
 use neurodiff_models::synapse::SynapseKind;
 use num_traits::Float;
 
 use super::adjoint::{
-    assembly_back, check_directions, check_levels, gates_back, initial_back, segments, sweep,
-    Held, Sweep, TraceLoss, MAX_DIRECTIONS,
+    assembly_back, check_directions, check_levels, gates_back, initial_back, segments, sweep, Held,
+    Sweep, TraceLoss, MAX_DIRECTIONS,
 };
 use super::solve::{hines_solve, Scratch, State, Stepper};
 use super::{Cell, CellError, Morphology, Protocol, Recording};
@@ -162,7 +165,9 @@ impl Network {
             for (i, &p) in c.parent.iter().enumerate() {
                 if p == usize::MAX {
                     // A cell's root: joined to node 0 by a conductance of zero.
-                    merged.parent.push(if off + i == 0 { usize::MAX } else { 0 });
+                    merged
+                        .parent
+                        .push(if off + i == 0 { usize::MAX } else { 0 });
                     merged.g_axial.push(0.0);
                 } else {
                     merged.parent.push(p + off);
@@ -470,7 +475,7 @@ impl<'a, T: Float> NetStepper<'a, T> {
             let post = net.node(&format!("{what}: post"), s.post)?;
             let steps = s.delay / dt;
             let d = steps.round();
-            if !(s.delay >= 0.0) || (steps - d).abs() > 1e-6 * steps.max(1.0) {
+            if s.delay.is_nan() || s.delay < 0.0 || (steps - d).abs() > 1e-6 * steps.max(1.0) {
                 return Err(CellError::setting(
                     format!("{what}: delay"),
                     format!(
@@ -673,7 +678,11 @@ impl<'a, T: Float> NetStepper<'a, T> {
                 return Some(CellError::Diverged {
                     step,
                     time: step as f64 * self.inner.protocol.dt,
-                    var: format!("{prefix}synapse {j} {}.{}", spec.name, spec.states[i % s.ns].name),
+                    var: format!(
+                        "{prefix}synapse {j} {}.{}",
+                        spec.name,
+                        spec.states[i % s.ns].name
+                    ),
                     node: s.post,
                     location: self.net.merged.location(s.post),
                     batch: (i / s.ns) % nb,
@@ -707,9 +716,7 @@ pub fn simulate<T: Float>(
         }
         st.record(&state, &mut data);
     }
-    Ok(recording_in_probe_order(
-        data, probes, nb, p.dt,
-    ))
+    Ok(recording_in_probe_order(data, probes, nb, p.dt))
 }
 
 /// Reorders a recording from (cell probes, synapse probes) to the order of `probes`.
@@ -844,7 +851,12 @@ pub fn value_and_grad(
     let lam = NetState {
         cell: State {
             v: vec![0.0; state.cell.v.len()],
-            gates: state.cell.gates.iter().map(|g| vec![0.0; g.len()]).collect(),
+            gates: state
+                .cell
+                .gates
+                .iter()
+                .map(|g| vec![0.0; g.len()])
+                .collect(),
         },
         syn: state.syn.iter().map(|g| vec![0.0; g.len()]).collect(),
         hist: vec![0.0; state.hist.len()],
@@ -967,8 +979,7 @@ impl NetReverse<'_, '_> {
         for (a, x) in after.iter_mut().zip(&s.syn) {
             a.copy_from_slice(x);
         }
-        self.st
-            .synapses_forward(k, &s.cell.v, &s.hist, &mut after);
+        self.st.synapses_forward(k, &s.cell.v, &s.hist, &mut after);
         let st = &*self.st;
         let nb = st.inner.nb;
         let parent = &st.net.merged.parent;
@@ -978,11 +989,24 @@ impl NetReverse<'_, '_> {
         self.d0.copy_from_slice(&sc.d);
         hines_solve(parent, &st.inner.a, &mut sc.d, &mut sc.rhs, nb);
         let vn = &sc.rhs;
-        gates_back(&st.inner, &s.cell, vn, &mut self.lam.cell, &mut self.grad_ch);
+        gates_back(
+            &st.inner,
+            &s.cell,
+            vn,
+            &mut self.lam.cell,
+            &mut self.grad_ch,
+        );
         self.mu.copy_from_slice(&self.lam.cell.v);
         hines_solve(parent, &st.inner.a, &mut self.d0, &mut self.mu, nb);
         let mu = &self.mu;
-        assembly_back(&st.inner, &s.cell, vn, mu, &mut self.lam.cell, &mut self.grad_ch);
+        assembly_back(
+            &st.inner,
+            &s.cell,
+            vn,
+            mu,
+            &mut self.lam.cell,
+            &mut self.grad_ch,
+        );
 
         // Synapses in the assembly: G = g(s', p)·1e-3 on the diagonal, G·E + I(u, p)·1e-3 on
         // the right-hand side.

@@ -57,7 +57,7 @@ impl Default for EvidenceTask {
             dt: 0.025,
             duration: 500.0,
             bin: 1.0,
-            mu: 0.25,
+            mu: 0.5,
             sigma: 1.0,
             window: 100.0,
         }
@@ -93,7 +93,10 @@ impl EvidenceTask {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(CellError::setting(name, format!("must be positive, got {v}")))
+                Err(CellError::setting(
+                    name,
+                    format!("must be positive, got {v}"),
+                ))
             }
         };
         pos("dt", self.dt)?;
@@ -102,7 +105,10 @@ impl EvidenceTask {
         pos("sigma", self.sigma)?;
         pos("window", self.window)?;
         if !(self.mu.is_finite() && self.mu > 0.0) {
-            return Err(CellError::setting("mu", format!("must be positive, got {}", self.mu)));
+            return Err(CellError::setting(
+                "mu",
+                format!("must be positive, got {}", self.mu),
+            ));
         }
         if self.window > self.duration || self.bin > self.duration {
             return Err(CellError::setting(
@@ -227,10 +233,18 @@ impl Model {
         if shape.n_rec == 0 || shape.n_inh > shape.n_rec {
             return Err(CellError::setting(
                 "n_rec/n_inh",
-                format!("need 0 ≤ n_inh ≤ n_rec, n_rec ≥ 1; got {} and {}", shape.n_inh, shape.n_rec),
+                format!(
+                    "need 0 ≤ n_inh ≤ n_rec, n_rec ≥ 1; got {} and {}",
+                    shape.n_inh, shape.n_rec
+                ),
             ));
         }
-        if !(0.0..=1.0).contains(&shape.p_rec) || !(shape.g_max > 0.0) || !(shape.k_minus > 0.0) {
+        if !(0.0..=1.0).contains(&shape.p_rec)
+            || shape.g_max.is_nan()
+            || shape.g_max <= 0.0
+            || shape.k_minus.is_nan()
+            || shape.k_minus <= 0.0
+        {
             return Err(CellError::setting(
                 "p_rec/g_max/k_minus",
                 "need p_rec in [0, 1] and positive g_max and k_minus",
@@ -392,7 +406,12 @@ pub fn readout_loss(
     let mut right = vec![false; nb];
     for b in 0..nb {
         let mean: Vec<f64> = (0..2)
-            .map(|o| (start..n).map(|k| rec.data[(k * 2 + o) * nb + b]).sum::<f64>() / m)
+            .map(|o| {
+                (start..n)
+                    .map(|k| rec.data[(k * 2 + o) * nb + b])
+                    .sum::<f64>()
+                    / m
+            })
             .collect();
         let mx = mean[0].max(mean[1]);
         let z: f64 = mean.iter().map(|x| (x - mx).exp()).sum();
@@ -476,7 +495,10 @@ pub fn evaluate(
     let p = protocol(task);
     let start = task.window_start();
     let (mut right, mut loss) = (0usize, 0.0);
-    for (l, s) in labels.chunks(chunk.max(1)).zip(signals.chunks(chunk.max(1))) {
+    for (l, s) in labels
+        .chunks(chunk.max(1))
+        .zip(signals.chunks(chunk.max(1)))
+    {
         let net = model.network(task.dt, s.to_vec())?;
         let rec = simulate::<f64>(&net, &p, &model.probes())?;
         let (tl, r) = readout_loss(&rec, l, start);

@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use neurodiff::cell::adjoint::{check_levels, default_levels};
 use neurodiff::cell::network::{simulate, NetProbe};
-use neurodiff::cell::train::{batch_grad, evaluate, protocol, trials, EvidenceNet, EvidenceTask, Model};
+use neurodiff::cell::train::{
+    batch_grad, evaluate, protocol, trials, EvidenceNet, EvidenceTask, Model,
+};
 use neurodiff::io::write_text;
 use neurodiff::{Error, Result};
 
@@ -28,13 +30,13 @@ pub struct TrainArgs {
     #[arg(long, default_value = "out/train")]
     pub out_dir: PathBuf,
     /// Training iterations (one batch of fresh trials each).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 28)]
     pub iterations: usize,
     /// Trials per iteration (the simulation's batch).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     pub batch: usize,
     /// Adam's learning rate on the inverse-sigmoid (unbounded) variables.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.2)]
     pub lr: f64,
     /// Held-out trials for the final accuracy.
     #[arg(long, default_value_t = 1000)]
@@ -55,7 +57,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.025)]
     pub dt: f64,
     /// Mean evidence per bin (units of the evidence; the noise s.d. is `--sigma`).
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.5)]
     pub mu: f64,
     /// Noise s.d. per bin.
     #[arg(long, default_value_t = 1.0)]
@@ -143,7 +145,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ));
     }
     if !(a.lr.is_finite() && a.lr > 0.0) {
-        return Err(Error::setting("lr", format!("must be positive, got {}", a.lr)));
+        return Err(Error::setting(
+            "lr",
+            format!("must be positive, got {}", a.lr),
+        ));
     }
     let levels = if a.checkpoint.is_empty() {
         default_levels(task.steps())
