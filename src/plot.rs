@@ -737,3 +737,100 @@ pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()>
         Ok(())
     })
 }
+
+/// The figure of `neurodiff train`: loss and accuracy per iteration (left, middle) and the two
+/// readout cells' membrane potential in example held-out trials (right; `traces[i] = (label,
+/// V in mV per sample)`, sample `k` at `k dt` ms).
+pub fn train_figure(
+    path: &Path,
+    loss: &[f64],
+    accuracy: &[f64],
+    traces: &[(String, Vec<f64>)],
+    dt: f64,
+) -> Result<()> {
+    ensure_font();
+    let tmp = path.with_extension("partial.png");
+    {
+        let root = BitMapBackend::new(&tmp, (1500, 450)).into_drawing_area();
+        let err = draw_err(path);
+        root.fill(&WHITE).map_err(&err)?;
+        let panels = root.split_evenly((1, 3));
+        let last = loss.len().max(2) as f64 - 1.0;
+        for (i, (name, ys)) in [
+            ("loss (cross-entropy)", loss),
+            ("training accuracy", accuracy),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (lo, hi) = range_of(ys.iter());
+            let (lo, hi) = if i == 1 {
+                (lo.min(0.4), 1.0)
+            } else {
+                (lo.min(0.0), hi)
+            };
+            let mut chart = ChartBuilder::on(&panels[i])
+                .margin(15)
+                .caption(name, ("sans-serif", 18))
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(0.0..last, lo..hi)
+                .map_err(&err)?;
+            chart
+                .configure_mesh()
+                .x_desc("iteration")
+                .label_style(("sans-serif", 13))
+                .draw()
+                .map_err(&err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    ys.iter().enumerate().map(|(k, v)| (k as f64, *v)),
+                    BLUE.stroke_width(2),
+                ))
+                .map_err(&err)?;
+        }
+        let n = traces.iter().map(|t| t.1.len()).max().unwrap_or(2).max(2);
+        let (lo, hi) = range_of(traces.iter().flat_map(|t| t.1.iter()));
+        let mut chart = ChartBuilder::on(&panels[2])
+            .margin(15)
+            .caption("readouts, held-out trials", ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..(n - 1) as f64 * dt, lo..hi)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (ms)")
+            .y_desc("V (mV)")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(&err)?;
+        let stride = n.div_ceil(3000).max(1);
+        for (k, (label, v)) in traces.iter().enumerate() {
+            let color = Palette99::pick(k);
+            chart
+                .draw_series(LineSeries::new(
+                    v.iter()
+                        .enumerate()
+                        .step_by(stride)
+                        .map(|(i, &x)| (i as f64 * dt, x)),
+                    color.stroke_width(1),
+                ))
+                .map_err(&err)?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

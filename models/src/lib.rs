@@ -39,6 +39,7 @@ pub mod neuron;
 pub mod real;
 pub mod registry;
 pub mod spec;
+pub mod synapse;
 mod util;
 
 pub use mass::{

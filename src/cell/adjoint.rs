@@ -105,6 +105,37 @@ pub fn check_levels(levels: &[usize]) -> Result<(), CellError> {
     Ok(())
 }
 
+/// Checks that every channel's derivatives fit in [`MAX_DIRECTIONS`] dual directions.
+pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
+    if st.calcium {
+        return Err(CellError::Unsupported {
+            what: "the cell adjoint".into(),
+            feature: "calcium dynamics (a `ca_dynamics_e2` pool, or a channel whose gates read \
+                      calcium, such as `sk_e2`): its reverse step does not carry the calcium \
+                      state yet"
+                .into(),
+            hint: "simulate such a cell forward only, or fit it by finite differences; calcium \
+                   currents (`ca_hva`, `ca_lva`) with a fixed reversal potential and no pool \
+                   are differentiated"
+                .into(),
+        });
+    }
+    for ch in &st.chans {
+        let spec = ch.kind.spec();
+        if ch.ng + ch.np > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
+            return Err(CellError::setting(
+                format!("channels.{}", spec.name),
+                format!(
+                    "{} gates and {} parameters: the adjoint handles at most {MAX_DIRECTIONS} \
+                     together",
+                    ch.ng, ch.np
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One level of about `√steps` (the default).
 pub fn default_levels(steps: usize) -> Vec<usize> {
     vec![((steps as f64).sqrt().ceil() as usize).max(1)]
@@ -112,13 +143,13 @@ pub fn default_levels(steps: usize) -> Vec<usize> {
 
 /// Counts the states held.
 #[derive(Default)]
-struct Held {
-    now: usize,
-    peak: usize,
+pub(crate) struct Held {
+    pub(crate) now: usize,
+    pub(crate) peak: usize,
 }
 
 impl Held {
-    fn add(&mut self, n: usize) {
+    pub(crate) fn add(&mut self, n: usize) {
         self.now += n;
         self.peak = self.peak.max(self.now);
     }
@@ -135,42 +166,11 @@ pub fn value_and_grad(
 ) -> Result<CellGrad> {
     check_levels(levels)?;
     let st = Stepper::<f64>::new(cell, protocol)?;
-    if st.calcium {
-        return Err(CellError::Unsupported {
-            what: "the cell adjoint".into(),
-            feature: "calcium dynamics (a `ca_dynamics_e2` pool, or a channel whose gates read \
-                      calcium, such as `sk_e2`): its reverse step does not carry the calcium \
-                      state yet"
-                .into(),
-            hint: "simulate such a cell forward only, or fit it by finite differences; calcium \
-                   currents (`ca_hva`, `ca_lva`) with a fixed reversal potential and no pool \
-                   are differentiated"
-                .into(),
-        }
-        .into());
-    }
-    for ch in &st.chans {
-        let spec = ch.kind.spec();
-        if ch.ng + ch.np > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
-            return Err(CellError::setting(
-                format!("channels.{}", spec.name),
-                format!(
-                    "{} gates and {} parameters: the adjoint handles at most {MAX_DIRECTIONS} \
-                     together",
-                    ch.ng, ch.np
-                ),
-            )
-            .into());
-        }
-    }
+    check_directions(&st)?;
     let steps = protocol.steps;
     let nb = cell.batch;
     let n_probes = protocol.probes.len();
-    // Segment lengths S_1 … S_m, S_{m+1} = 1.
-    let mut seg = vec![1usize; levels.len() + 1];
-    for j in (0..levels.len()).rev() {
-        seg[j] = seg[j + 1].saturating_mul(levels[j]);
-    }
+    let seg = segments(levels);
 
     // First pass: record, keep a state every S_1 steps.
     let mut held = Held::default();
@@ -227,25 +227,19 @@ pub fn value_and_grad(
         d0: vec![0.0; state.v.len()],
         mu: vec![0.0; state.v.len()],
         scratch: st.scratch(),
-        seg,
         held,
     };
     let state_size = state.size();
     drop(state);
     rev.seed(steps);
-    for (i, s) in top.into_iter().enumerate().rev() {
-        let k0 = i * rev.seg[0];
-        let len = rev.seg[0].min(steps - k0);
-        // The checkpoint moves into the segment it starts (counted there).
-        rev.held.now -= 1;
-        rev.segment(1, k0, len, s)?;
-    }
-    rev.initial();
+    let mut held = std::mem::take(&mut rev.held);
+    sweep(&mut rev, &seg, steps, top, &mut held)?;
+    initial_back(&st, &rev.lam, &mut rev.grad);
     Ok(CellGrad {
         recording,
         loss,
         grad: rev.grad,
-        peak_states: rev.held.peak,
+        peak_states: held.peak,
         state_size,
     })
 }
@@ -260,8 +254,99 @@ struct Reverse<'s, 'a> {
     d0: Vec<f64>,
     mu: Vec<f64>,
     scratch: super::solve::Scratch<f64>,
-    seg: Vec<usize>,
     held: Held,
+}
+
+/// Segment lengths `S_1 … S_m` of checkpoint `levels`, then `S_{m+1} = 1`.
+pub(crate) fn segments(levels: &[usize]) -> Vec<usize> {
+    let mut seg = vec![1usize; levels.len() + 1];
+    for j in (0..levels.len()).rev() {
+        seg[j] = seg[j + 1].saturating_mul(levels[j]);
+    }
+    seg
+}
+
+/// A simulation the checkpointed reverse sweep can run: its state, one step forward (to
+/// recompute a segment) and one step back (from the step's start state; then the seeds of
+/// that sample).
+pub(crate) trait Sweep {
+    /// The state a checkpoint holds.
+    type S: Clone;
+    /// Step `k` forward, in place.
+    fn forward(&mut self, k: usize, s: &mut Self::S);
+    /// Reverses step `k` from its start state `s`, then adds the seeds of sample `k`.
+    fn backward(&mut self, k: usize, s: &Self::S) -> Result<()>;
+}
+
+/// The reverse sweep over `steps` steps from the first pass's checkpoints `top` (one every
+/// `seg[0]` steps), recomputing segments level by level (see the [module documentation](self)).
+pub(crate) fn sweep<W: Sweep>(
+    w: &mut W,
+    seg: &[usize],
+    steps: usize,
+    top: Vec<W::S>,
+    held: &mut Held,
+) -> Result<()> {
+    for (i, s) in top.into_iter().enumerate().rev() {
+        let k0 = i * seg[0];
+        let len = seg[0].min(steps - k0);
+        // The checkpoint moves into the segment it starts (counted there).
+        held.now -= 1;
+        segment(w, seg, held, 1, k0, len, s)?;
+    }
+    Ok(())
+}
+
+/// Reverses the `len` steps from `k0`, starting from `start` (the state at `k0`), at level
+/// `level` (1-based; the innermost keeps every state).
+fn segment<W: Sweep>(
+    w: &mut W,
+    seg: &[usize],
+    held: &mut Held,
+    level: usize,
+    k0: usize,
+    len: usize,
+    start: W::S,
+) -> Result<()> {
+    let sub = seg[level];
+    let count = len.div_ceil(sub);
+    let mut ckpt = Vec::with_capacity(count);
+    let mut s = start;
+    for i in 0..count {
+        ckpt.push(s.clone());
+        held.add(1);
+        if i + 1 < count {
+            for k in k0 + i * sub..k0 + (i + 1) * sub {
+                w.forward(k, &mut s);
+            }
+        }
+    }
+    drop(s);
+    for i in (0..count).rev() {
+        let s = ckpt.pop().expect("one checkpoint per sub-segment");
+        let kk = k0 + i * sub;
+        held.now -= 1;
+        if sub == 1 {
+            w.backward(kk, &s)?;
+        } else {
+            segment(w, seg, held, level + 1, kk, sub.min(k0 + len - kk), s)?;
+        }
+    }
+    Ok(())
+}
+
+impl Sweep for Reverse<'_, '_> {
+    type S = State<f64>;
+
+    fn forward(&mut self, k: usize, s: &mut State<f64>) {
+        self.st.step(k, s, &mut self.scratch);
+    }
+
+    fn backward(&mut self, k: usize, s: &State<f64>) -> Result<()> {
+        self.step_back(k, s)?;
+        self.seed(k);
+        Ok(())
+    }
 }
 
 impl Reverse<'_, '_> {
@@ -282,39 +367,6 @@ impl Reverse<'_, '_> {
         }
     }
 
-    /// Reverses the `len` steps from `k0`, starting from `start` (the state at `k0`), at level
-    /// `level` (1-based; the innermost keeps every state).
-    fn segment(&mut self, level: usize, k0: usize, len: usize, start: State<f64>) -> Result<()> {
-        let sub = self.seg[level];
-        let count = len.div_ceil(sub);
-        let mut ckpt = Vec::with_capacity(count);
-        let mut s = start;
-        for i in 0..count {
-            ckpt.push(s.clone());
-            self.held.add(1);
-            if i + 1 < count {
-                for k in k0 + i * sub..k0 + (i + 1) * sub {
-                    self.st.step(k, &mut s, &mut self.scratch);
-                }
-            }
-        }
-        drop(s);
-        for i in (0..count).rev() {
-            let s = ckpt.pop().expect("one checkpoint per sub-segment");
-            let kk = k0 + i * sub;
-            if sub == 1 {
-                self.step_back(kk, &s)?;
-                self.seed(kk);
-            } else {
-                self.held.now -= 1;
-                self.segment(level + 1, kk, sub.min(k0 + len - kk), s)?;
-                continue;
-            }
-            self.held.now -= 1;
-        }
-        Ok(())
-    }
-
     /// Reverses step `k` from its start state `s`: on entry `lam` is the adjoint of the state
     /// after the step, on exit of `s`; parameter gradients accumulate in `grad`.
     fn step_back(&mut self, k: usize, s: &State<f64>) -> Result<()> {
@@ -327,127 +379,149 @@ impl Reverse<'_, '_> {
         self.d0.copy_from_slice(&sc.d);
         hines_solve(&cell.parent, &st.a, &mut sc.d, &mut sc.rhs, nb);
         let vn = &sc.rhs; // v' = v_{k+1}
-        let dt = D::cst(st.dt);
-
-        // 1. Gates: x' = x∞(v') + (x − x∞(v')) e^{−dt φ/τ(v')}.
-        for (c, (ch, pl)) in st.chans.iter().zip(&cell.channels).enumerate() {
-            let (ng, np) = (ch.ng, ch.np);
-            if ng == 0 {
-                continue;
-            }
-            let phi = D::cst(ch.phi);
-            let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
-            let mut p = [D::cst(0.0); MAX_DIRECTIONS];
-            for (j, &node) in pl.nodes.iter().enumerate() {
-                for b in 0..nb {
-                    let idx = node * nb + b;
-                    for (q, pq) in p[..np].iter_mut().enumerate() {
-                        *pq = D::var(ch.params[b * np + q], 1 + q);
-                    }
-                    ch.kind
-                        .gates(D::var(vn[idx], 0), &p[..np], &mut inf[..ng], &mut tau[..ng]);
-                    let row = (j * nb + b) * ng;
-                    let x = &s.gates[c][row..row + ng];
-                    let mut xn = [D::cst(0.0); MAX_DIRECTIONS];
-                    for g in 0..ng {
-                        xn[g] = D::cst(x[g]);
-                    }
-                    // The same function as the forward step, on dual numbers; `e` alone is
-                    // ∂x'/∂x.
-                    Stepper::<f64>::gate_update(dt, phi, &inf[..ng], &tau[..ng], &mut xn[..ng]);
-                    let gr = &mut self.grad[c][b * np..(b + 1) * np];
-                    for g in 0..ng {
-                        let lx = self.lam.gates[c][row + g];
-                        if lx == 0.0 {
-                            continue;
-                        }
-                        self.lam.v[idx] += lx * xn[g].eps[0];
-                        for (q, gq) in gr.iter_mut().enumerate() {
-                            *gq += lx * xn[g].eps[1 + q];
-                        }
-                        let e = (-st.dt * ch.phi / tau[g].re).exp();
-                        self.lam.gates[c][row + g] = lx * e;
-                    }
-                }
-            }
-        }
-
-        // 2. The solve: μ = A⁻¹ λ_v' with the same matrix.
+        gates_back(st, s, vn, &mut self.lam, &mut self.grad);
+        // The solve: μ = A⁻¹ λ_v' with the same matrix.
         self.mu.copy_from_slice(&self.lam.v);
         hines_solve(&cell.parent, &st.a, &mut self.d0, &mut self.mu, nb);
-        let mu = &self.mu;
-
-        // 3. The assembly: λ_v = (C/dt) μ; G = g(x, p)·area on the diagonal, G·E on the rhs.
-        for i in 0..st.n {
-            for b in 0..nb {
-                self.lam.v[i * nb + b] = st.cdt[i] * mu[i * nb + b];
-            }
-        }
-        for (c, (ch, pl)) in st.chans.iter().zip(&cell.channels).enumerate() {
-            let (ng, np) = (ch.ng, ch.np);
-            let mut xp = [D::cst(0.0); MAX_DIRECTIONS];
-            for b in 0..nb {
-                let pb = &ch.params[b * np..(b + 1) * np];
-                for q in 0..np {
-                    xp[ng + q] = D::var(pb[q], ng + q);
-                }
-                let e = ch.kind.reversal(&xp[ng..ng + np]);
-                for (j, &node) in pl.nodes.iter().enumerate() {
-                    let idx = node * nb + b;
-                    let m = mu[idx];
-                    if m == 0.0 {
-                        continue;
-                    }
-                    let row = (j * nb + b) * ng;
-                    for (g, xg) in xp[..ng].iter_mut().enumerate() {
-                        *xg = D::var(s.gates[c][row + g], g);
-                    }
-                    let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
-                    let area = st.area[node];
-                    let dl_dg = m * (e.re - vn[idx]) * area;
-                    let dl_de = m * g.re * area;
-                    for q in 0..ng {
-                        self.lam.gates[c][row + q] += dl_dg * g.eps[q];
-                    }
-                    let gr = &mut self.grad[c][b * np..(b + 1) * np];
-                    for (q, gq) in gr.iter_mut().enumerate() {
-                        *gq += dl_dg * g.eps[ng + q] + dl_de * e.eps[ng + q];
-                    }
-                }
-            }
-        }
+        assembly_back(st, s, vn, &self.mu, &mut self.lam, &mut self.grad);
         if let Some(e) = st.check_finite(&self.lam, k, "adjoint of ") {
             return Err(e.into());
         }
         Ok(())
     }
+}
 
-    /// Chains the adjoint of the initial gates through their steady states at `v_init`.
-    fn initial(&mut self) {
-        let st = self.st;
-        let nb = st.nb;
-        let v0 = D::cst(st.protocol.v_init);
-        for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
-            let (ng, np) = (ch.ng, ch.np);
-            if ng == 0 {
-                continue;
-            }
-            let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
-            let mut p = [D::cst(0.0); MAX_DIRECTIONS];
+/// Step 1 of a reverse step (gates): with `vn` the step's new voltage, `lam` the adjoint of the
+/// state after the step, adds `λ_x' ∂x'/∂v'` to `lam.v`, `λ_x' ∂x'/∂p` to `grad` and replaces
+/// `lam.gates` by `λ_x' ∂x'/∂x`. `s` is the step's start state.
+pub(crate) fn gates_back(
+    st: &Stepper<'_, f64>,
+    s: &State<f64>,
+    vn: &[f64],
+    lam: &mut State<f64>,
+    grad: &mut [Vec<f64>],
+) {
+    let nb = st.nb;
+    let dt = D::cst(st.dt);
+    // x' = x∞(v') + (x − x∞(v')) e^{−dt φ/τ(v')}.
+    for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
+        let (ng, np) = (ch.ng, ch.np);
+        if ng == 0 {
+            continue;
+        }
+        let phi = D::cst(ch.phi);
+        let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
+        let mut p = [D::cst(0.0); MAX_DIRECTIONS];
+        for (j, &node) in pl.nodes.iter().enumerate() {
             for b in 0..nb {
+                let idx = node * nb + b;
                 for (q, pq) in p[..np].iter_mut().enumerate() {
-                    *pq = D::var(ch.params[b * np + q], q);
+                    *pq = D::var(ch.params[b * np + q], 1 + q);
                 }
-                st.chans[c]
-                    .kind
-                    .gates(v0, &p[..np], &mut inf[..ng], &mut tau[..ng]);
-                for j in 0..pl.nodes.len() {
-                    let row = (j * nb + b) * ng;
-                    for (g, infg) in inf[..ng].iter().enumerate() {
-                        let lx = self.lam.gates[c][row + g];
-                        for q in 0..np {
-                            self.grad[c][b * np + q] += lx * infg.eps[q];
-                        }
+                ch.kind
+                    .gates(D::var(vn[idx], 0), &p[..np], &mut inf[..ng], &mut tau[..ng]);
+                let row = (j * nb + b) * ng;
+                let x = &s.gates[c][row..row + ng];
+                let mut xn = [D::cst(0.0); MAX_DIRECTIONS];
+                for g in 0..ng {
+                    xn[g] = D::cst(x[g]);
+                }
+                // The same function as the forward step, on dual numbers; `e` alone is
+                // ∂x'/∂x.
+                Stepper::<f64>::gate_update(dt, phi, &inf[..ng], &tau[..ng], &mut xn[..ng]);
+                let gr = &mut grad[c][b * np..(b + 1) * np];
+                for g in 0..ng {
+                    let lx = lam.gates[c][row + g];
+                    if lx == 0.0 {
+                        continue;
+                    }
+                    lam.v[idx] += lx * xn[g].eps[0];
+                    for (q, gq) in gr.iter_mut().enumerate() {
+                        *gq += lx * xn[g].eps[1 + q];
+                    }
+                    let e = (-st.dt * ch.phi / tau[g].re).exp();
+                    lam.gates[c][row + g] = lx * e;
+                }
+            }
+        }
+    }
+}
+
+/// Step 3 of a reverse step (the assembly), with `mu = A⁻¹ λ_v'`: sets `lam.v = (C/dt) μ` and
+/// chains each channel's `G = g(x, p)·area` (diagonal) and `G·E` (right-hand side) to
+/// `lam.gates` and `grad`.
+pub(crate) fn assembly_back(
+    st: &Stepper<'_, f64>,
+    s: &State<f64>,
+    vn: &[f64],
+    mu: &[f64],
+    lam: &mut State<f64>,
+    grad: &mut [Vec<f64>],
+) {
+    let nb = st.nb;
+    for i in 0..st.n {
+        for b in 0..nb {
+            lam.v[i * nb + b] = st.cdt[i] * mu[i * nb + b];
+        }
+    }
+    for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
+        let (ng, np) = (ch.ng, ch.np);
+        let mut xp = [D::cst(0.0); MAX_DIRECTIONS];
+        for b in 0..nb {
+            let pb = &ch.params[b * np..(b + 1) * np];
+            for q in 0..np {
+                xp[ng + q] = D::var(pb[q], ng + q);
+            }
+            let e = ch.kind.reversal(&xp[ng..ng + np]);
+            for (j, &node) in pl.nodes.iter().enumerate() {
+                let idx = node * nb + b;
+                let m = mu[idx];
+                if m == 0.0 {
+                    continue;
+                }
+                let row = (j * nb + b) * ng;
+                for (g, xg) in xp[..ng].iter_mut().enumerate() {
+                    *xg = D::var(s.gates[c][row + g], g);
+                }
+                let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
+                let area = st.area[node];
+                let dl_dg = m * (e.re - vn[idx]) * area;
+                let dl_de = m * g.re * area;
+                for q in 0..ng {
+                    lam.gates[c][row + q] += dl_dg * g.eps[q];
+                }
+                let gr = &mut grad[c][b * np..(b + 1) * np];
+                for (q, gq) in gr.iter_mut().enumerate() {
+                    *gq += dl_dg * g.eps[ng + q] + dl_de * e.eps[ng + q];
+                }
+            }
+        }
+    }
+}
+
+/// Chains the adjoint `lam.gates` of the initial gates through their steady states at
+/// `v_init` into `grad`.
+pub(crate) fn initial_back(st: &Stepper<'_, f64>, lam: &State<f64>, grad: &mut [Vec<f64>]) {
+    let nb = st.nb;
+    let v0 = D::cst(st.protocol.v_init);
+    for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
+        let (ng, np) = (ch.ng, ch.np);
+        if ng == 0 {
+            continue;
+        }
+        let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
+        let mut p = [D::cst(0.0); MAX_DIRECTIONS];
+        for b in 0..nb {
+            for (q, pq) in p[..np].iter_mut().enumerate() {
+                *pq = D::var(ch.params[b * np + q], q);
+            }
+            ch.kind.gates(v0, &p[..np], &mut inf[..ng], &mut tau[..ng]);
+            for j in 0..pl.nodes.len() {
+                let row = (j * nb + b) * ng;
+                for (g, infg) in inf[..ng].iter().enumerate() {
+                    let lx = lam.gates[c][row + g];
+                    for q in 0..np {
+                        grad[c][b * np + q] += lx * infg.eps[q];
                     }
                 }
             }

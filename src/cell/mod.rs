@@ -38,7 +38,9 @@ pub mod adjoint;
 pub mod config;
 pub mod fit;
 pub mod morph;
+pub mod network;
 pub mod solve;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -47,6 +49,7 @@ use neurodiff_models::channel::ChannelKind;
 pub use adjoint::{value_and_grad, CellGrad, TraceLoss};
 pub use config::CellConfig;
 pub use morph::{Branch, Group, Morphology};
+pub use network::{Drive, NetGrad, NetProbe, Network, Synapse};
 pub use solve::{hines_solve, simulate, Clamp, Probe, Protocol, Recording, Waveform};
 
 /// Errors of cells: morphology, channels, settings and the simulation.

@@ -496,12 +496,25 @@ impl<'a, T: Float> Stepper<'a, T> {
     /// Step `k` (from `t = k dt` to `(k + 1) dt`): the voltage by one tree solve, then the gates
     /// at the new voltage.
     pub(crate) fn step(&self, k: usize, st: &mut State<T>, s: &mut Scratch<T>) {
+        self.step_with(k, st, s, |_, _| {});
+    }
+
+    /// [`Stepper::step`] with `extra(d, rhs)` adding terms to the assembled system before the
+    /// solve (a network's synapses and drives).
+    pub(crate) fn step_with(
+        &self,
+        k: usize,
+        st: &mut State<T>,
+        s: &mut Scratch<T>,
+        extra: impl FnOnce(&mut [T], &mut [T]),
+    ) {
         let nb = self.nb;
         let pools = !self.cell.pools.is_empty();
         if pools {
             self.calcium_current(st, &mut s.ica);
         }
         self.assemble(k, st, &mut s.d, &mut s.rhs);
+        extra(&mut s.d, &mut s.rhs);
         hines_solve(&self.cell.parent, &self.a, &mut s.d, &mut s.rhs, nb);
         std::mem::swap(&mut st.v, &mut s.rhs);
         if pools {

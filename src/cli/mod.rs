@@ -8,6 +8,7 @@ mod latent;
 mod models;
 mod neuron;
 mod simulate;
+mod train;
 
 use clap::{Parser, Subcommand};
 use neurodiff::Result;
@@ -40,6 +41,9 @@ enum Command {
     /// Simulate a multi-compartment cell from a TOML file (morphology, channels, stimuli,
     /// recordings): traces to .npy with a JSON sidecar and a figure.
     Cell(Box<cell::CellArgs>),
+    /// Train a biophysical network on a task by backpropagation through time (the evidence-
+    /// integration task of Jaxley's paper): train.json and train.png in --out-dir.
+    Train(Box<train::TrainArgs>),
     /// Multi-region latent-variable models (GPFA, DLAG, LDS): `latent synth`, `latent fit`, `latent eval`.
     Latent(latent::LatentArgs),
     /// Run the benchmark cases of shared/anchors/BENCHMARKS.md and print JSON lines.
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neuron(a) => neuron::run(a),
         Command::Circuit(a) => circuit::run(*a),
         Command::Cell(a) => cell::run(*a),
+        Command::Train(a) => train::run(*a),
         Command::Latent(a) => latent::run(a),
         Command::Bench(a) => crate::bench::run(a),
     }

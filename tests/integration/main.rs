@@ -9,6 +9,7 @@ mod adjoint;
 mod catalogue_engine;
 mod cell;
 mod cell_grad;
+mod cell_net;
 mod cli;
 mod delays;
 mod edges;

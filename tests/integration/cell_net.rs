@@ -1,0 +1,516 @@
+//! Networks of cells with synapses and per-synapse delays (`neurodiff::cell::network`): the
+//! postsynaptic conductance after one presynaptic spike against the synapse's exact solution
+//! for the recorded presynaptic voltage read `d` steps late (Jaxley's `IonotropicSynapse`
+//! update written out here in its own form); a delay of `d` steps shifting the postsynaptic
+//! trace by exactly `d` steps; the network gradient (synapse parameters, drive weights,
+//! channel parameters; nested checkpoints holding the delay buffer) against central finite
+//! differences; a batch equal to separate runs; bad synapses as errors.
+
+use neurodiff::cell::adjoint::TraceLoss;
+use neurodiff::cell::network::{simulate, value_and_grad};
+use neurodiff::cell::{
+    Branch, Cell, Clamp, Group, Morphology, NetProbe, Network, Passive, Protocol, Recording,
+    Waveform,
+};
+use neurodiff_models::channel::ChannelKind;
+use neurodiff_models::synapse::SynapseKind;
+
+const DT: f64 = 0.025;
+
+fn soma(ncomp: usize) -> Morphology {
+    Morphology {
+        branches: vec![Branch {
+            name: Some("soma".into()),
+            parent: None,
+            length: 20.0,
+            radius: 10.0,
+            ncomp,
+            group: Group::Soma,
+        }],
+    }
+}
+
+/// A single-compartment HH cell (NEURON's `hh`).
+fn hh(batch: usize) -> Cell {
+    let mut c = Cell::new(soma(1), |_| Passive::default(), batch).unwrap();
+    c.insert(ChannelKind::HhNa, |_, _| true, &[vec![120.0, 50.0]])
+        .unwrap();
+    c.insert(ChannelKind::HhK, |_, _| true, &[vec![36.0, -77.0]])
+        .unwrap();
+    c.insert(ChannelKind::Leak, |_, _| true, &[vec![0.3, -54.3]])
+        .unwrap();
+    c
+}
+
+/// A passive cell of `ncomp` compartments with leak `g` mS/cm² and reversal `e` mV.
+fn passive(batch: usize, ncomp: usize, g: f64, e: f64) -> Cell {
+    let mut c = Cell::new(soma(ncomp), |_| Passive::default(), batch).unwrap();
+    c.insert(ChannelKind::Leak, |_, _| true, &[vec![g, e]])
+        .unwrap();
+    c
+}
+
+fn protocol(steps: usize, clamps: Vec<Clamp>) -> Protocol {
+    Protocol {
+        dt: DT,
+        steps,
+        clamps,
+        ..Protocol::default()
+    }
+}
+
+/// A pulse into merged node `node` that makes an HH cell spike once (0.5 nA for 1 ms from 1 ms).
+fn pulse(node: usize) -> Clamp {
+    Clamp {
+        node,
+        batch: None,
+        waveform: Waveform::Step {
+            amp: 0.5,
+            delay: 1.0,
+            dur: 1.0,
+        },
+    }
+}
+
+/// Ionotropic parameters with weight `gs` µS (Jaxley's defaults otherwise).
+fn iono(gs: f64) -> Vec<f64> {
+    vec![gs, 0.0, 0.025, -35.0, 10.0]
+}
+
+#[test]
+fn conductance_after_one_spike_arrives_at_the_delay_with_the_exact_waveform() {
+    let steps = 1200;
+    let mut arrive0: Option<usize> = None;
+    for d in [0usize, 1, 7, 40] {
+        let mut net = Network::new(vec![hh(1), passive(1, 1, 0.1, -65.0)]).unwrap();
+        let params = iono(0.005);
+        net.connect(
+            SynapseKind::Ionotropic,
+            (0, 0),
+            (1, 0),
+            d as f64 * DT,
+            std::slice::from_ref(&params),
+        )
+        .unwrap();
+        let p = protocol(steps, vec![pulse(0)]);
+        let rec = simulate::<f64>(
+            &net,
+            &p,
+            &[
+                NetProbe::V { cell: 0, node: 0 },
+                NetProbe::Synapse { synapse: 0 },
+            ],
+        )
+        .unwrap();
+        let v = rec.trace(0, 0);
+        let g = rec.trace(1, 0);
+        assert!(v.iter().any(|&x| x > 20.0), "the presynaptic cell spikes");
+        // Jaxley's update, written in its own form: s∞ = 1/(1 + e^{(v_th − u)/δ}),
+        // τ = (1 − s∞)/k₋, s ← s e^{−dt/τ} + s∞ (1 − e^{−dt/τ}); step k reads u = V_pre(t_{k−d})
+        // (v_init before t = 0). Exponential Euler is the exact solution of the linear ODE for
+        // the presynaptic voltage held over each step.
+        let (gs, k_minus, v_th, delta) = (params[0], params[2], params[3], params[4]);
+        let s_inf = |u: f64| 1.0 / (1.0 + ((v_th - u) / delta).exp());
+        let mut s = s_inf(-65.0);
+        let mut want = vec![gs * s];
+        for k in 0..steps {
+            let u = if k >= d { v[k - d] } else { -65.0 };
+            let si = s_inf(u);
+            let e = (-DT / ((1.0 - si) / k_minus)).exp();
+            s = s * e + si * (1.0 - e);
+            want.push(gs * s);
+        }
+        for (k, (a, b)) in g.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-12 * gs,
+                "delay {d}: sample {k}: conductance {a:e} µS, exact {b:e} µS"
+            );
+        }
+        // The conductance first doubles its resting value exactly d samples later than with
+        // no delay.
+        let arrive = g.iter().position(|&x| x > 2.0 * g[0]).unwrap();
+        let a0 = *arrive0.get_or_insert(arrive);
+        assert_eq!(
+            arrive,
+            a0 + d,
+            "delay {d}: arrival at sample {arrive}, {a0} without delay"
+        );
+    }
+}
+
+#[test]
+fn a_delay_of_d_steps_shifts_the_postsynaptic_trace_by_d_steps() {
+    let steps = 1000;
+    let gs = 0.005;
+    // The postsynaptic leak reversal that makes v_init = −65 mV its rest with the synapse's
+    // resting conductance: g_L A (E_L − v) + G (E_syn − v) = 0.
+    let area = 2.0 * std::f64::consts::PI * 10.0 * 20.0 * 1e-8; // cm²
+    let g_l = 0.1; // mS/cm²
+    let s0 = 1.0 / (1.0 + 3f64.exp());
+    let g_rest = gs * s0 * 1e-3; // mS
+    let e_l = -65.0 + g_rest * (-65.0 - 0.0) / (g_l * area);
+    let run = |d: usize| {
+        let mut net = Network::new(vec![hh(1), passive(1, 1, g_l, e_l)]).unwrap();
+        net.connect(
+            SynapseKind::Ionotropic,
+            (0, 0),
+            (1, 0),
+            d as f64 * DT,
+            &[iono(gs)],
+        )
+        .unwrap();
+        simulate::<f64>(
+            &net,
+            &protocol(steps, vec![pulse(0)]),
+            &[
+                NetProbe::V { cell: 1, node: 0 },
+                NetProbe::Synapse { synapse: 0 },
+            ],
+        )
+        .unwrap()
+    };
+    let r0 = run(0);
+    let (v0, g0) = (r0.trace(0, 0), r0.trace(1, 0));
+    assert!(
+        v0.iter().fold(f64::MIN, |a, &b| a.max(b)) > -64.0,
+        "the postsynaptic cell responds"
+    );
+    for d in [1usize, 13, 200] {
+        let r = run(d);
+        let (v, g) = (r.trace(0, 0), r.trace(1, 0));
+        for k in 0..=steps {
+            let (wv, wg) = if k >= d {
+                (v0[k - d], g0[k - d])
+            } else {
+                (-65.0, g0[0])
+            };
+            assert!(
+                (v[k] - wv).abs() < 1e-9,
+                "delay {d}: sample {k}: V_post {} mV, shifted {wv} mV",
+                v[k]
+            );
+            assert!(
+                (g[k] - wg).abs() < 1e-15,
+                "delay {d}: sample {k}: conductance"
+            );
+        }
+    }
+}
+
+/// Deterministic numbers in [-1, 1).
+fn weights(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `L_b = (1/N) Σ w x + ½ (x − y)²/s²` over the recording, with random `w`, `y = −60` and
+/// `s` per probe.
+fn loss_of(rec: &Recording, scales: &[f64]) -> TraceLoss {
+    let (np, nb) = (rec.n_probes, rec.batch);
+    let w = weights(3, rec.data.len());
+    let n = rec.len() as f64;
+    let mut loss = vec![0.0; nb];
+    let mut grad = vec![0.0; rec.data.len()];
+    for (i, &x) in rec.data.iter().enumerate() {
+        let (p, b) = ((i / nb) % np, i % nb);
+        let y = if scales[p] > 1e-3 { -60.0 } else { 0.0 };
+        let s2 = scales[p] * scales[p];
+        loss[b] += (w[i] * x / scales[p] + 0.5 * (x - y) * (x - y) / s2) / n;
+        grad[i] = (w[i] / scales[p] + (x - y) / s2) / n;
+    }
+    TraceLoss { loss, grad }
+}
+
+/// Two HH cells coupled both ways (one delayed, one not), a tanh synapse with a delay onto a
+/// two-compartment passive cell, a drive; batch 2 with different weights and signals.
+fn small_net() -> (Network, Protocol, Vec<NetProbe>) {
+    let mut net = Network::new(vec![hh(2), hh(2), passive(2, 2, 0.1, -65.0)]).unwrap();
+    net.connect(
+        SynapseKind::Ionotropic,
+        (0, 0),
+        (1, 0),
+        3.0 * DT,
+        &[iono(0.004), iono(0.006)],
+    )
+    .unwrap();
+    net.connect(
+        SynapseKind::Ionotropic,
+        (1, 0),
+        (0, 0),
+        0.0,
+        &[vec![0.002, -75.0, 0.05, -30.0, 8.0]],
+    )
+    .unwrap();
+    net.connect(
+        SynapseKind::TanhRate,
+        (0, 0),
+        (2, 1),
+        5.0 * DT,
+        &[vec![0.05, -60.0, 0.05], vec![-0.03, -55.0, 0.1]],
+    )
+    .unwrap();
+    let steps = 480;
+    let sig: Vec<Vec<f64>> = (0..2)
+        .map(|b| {
+            weights(11 + b, steps)
+                .iter()
+                .enumerate()
+                .map(|(k, x)| {
+                    if k > 40 && k < 120 {
+                        1.0 + 0.3 * x
+                    } else {
+                        0.1 * x
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    net.drive((0, 0), &[0.5, 0.45], sig).unwrap();
+    let probes = vec![
+        NetProbe::V { cell: 0, node: 0 },
+        NetProbe::Synapse { synapse: 0 },
+        NetProbe::V { cell: 1, node: 0 },
+        NetProbe::V { cell: 2, node: 0 },
+    ];
+    (net, protocol(steps, vec![]), probes)
+}
+
+const SCALES: [f64; 4] = [10.0, 1e-3, 10.0, 1.0];
+
+fn total(net: &Network, p: &Protocol, probes: &[NetProbe]) -> Vec<f64> {
+    loss_of(&simulate::<f64>(net, p, probes).unwrap(), &SCALES).loss
+}
+
+fn fd(at: impl Fn(f64) -> f64, x0: f64) -> f64 {
+    // Relative step 1e-4; at 0 (a reversal potential of 0 mV) a step of 0.01 in the
+    // parameter's unit: the gradient there is ~1e-5 of the loss, so a smaller step leaves the
+    // difference of two 480-step losses in their rounding (3e-4 gave 6e-5 relative noise), and
+    // the loss depends on a reversal potential through g (E − V) nearly linearly, so the
+    // larger step adds no truncation error after the Richardson step.
+    let h = if x0 != 0.0 { 1e-4 * x0.abs() } else { 1e-2 };
+    let d = |h: f64| (at(x0 + h) - at(x0 - h)) / (2.0 * h);
+    (4.0 * d(0.5 * h) - d(h)) / 3.0
+}
+
+fn close(what: &str, ad: f64, fd: f64, tol: f64) {
+    let scale = fd.abs().max(ad.abs()).max(1e-10);
+    assert!(
+        (fd - ad).abs() <= tol * scale,
+        "{what}: adjoint {ad:e}, finite differences {fd:e}"
+    );
+}
+
+#[test]
+fn network_gradient_matches_finite_differences() {
+    let (net, p, probes) = small_net();
+    let v = simulate::<f64>(&net, &p, &probes).unwrap();
+    assert!(v.trace(0, 0).iter().any(|&x| x > 0.0), "cell 0 spikes");
+    let mut first: Option<Vec<Vec<f64>>> = None;
+    for levels in [vec![1000], vec![7, 5]] {
+        let g = value_and_grad(&net, &p, &probes, &levels, |r| Ok(loss_of(r, &SCALES))).unwrap();
+        assert_eq!(
+            g.loss,
+            total(&net, &p, &probes),
+            "the loss is the forward one"
+        );
+        match &first {
+            None => first = Some(g.synapses.clone()),
+            Some(f) => assert_eq!(f, &g.synapses, "every checkpoint level gives the same"),
+        }
+        if levels.len() > 1 {
+            continue;
+        }
+        for (j, s) in net.synapses.iter().enumerate() {
+            let spec = s.kind.spec();
+            let np = spec.params.len();
+            for b in 0..2 {
+                for q in 0..np {
+                    let x0 = s.params[b * np + q];
+                    let at = |x: f64| {
+                        let mut n = net.clone();
+                        n.synapses[j].params[b * np + q] = x;
+                        total(&n, &p, &probes)[b]
+                    };
+                    close(
+                        &format!(
+                            "synapse {j} {}.{} batch {b}",
+                            spec.name, spec.params[q].name
+                        ),
+                        g.synapses[j][b * np + q],
+                        fd(at, x0),
+                        1e-5,
+                    );
+                }
+            }
+        }
+        for b in 0..2 {
+            let at = |x: f64| {
+                let mut n = net.clone();
+                n.drives[0].weight[b] = x;
+                total(&n, &p, &probes)[b]
+            };
+            close(
+                &format!("drive weight batch {b}"),
+                g.drives[0][b],
+                fd(at, net.drives[0].weight[b]),
+                1e-5,
+            );
+        }
+        // Channel parameters of the merged cells: hh_na.gbar of cell 1, leak.e of cell 2.
+        for (c, q) in [(3usize, 0usize), (6, 1)] {
+            let pl = &net.merged.channels[c];
+            let np = pl.kind.spec().params.len();
+            let at = |x: f64| {
+                let mut n = net.clone();
+                n.merged.channels[c].params[np + q] = x;
+                total(&n, &p, &probes)[1]
+            };
+            close(
+                &format!("channel {c} param {q} batch 1"),
+                g.channels[c][np + q],
+                fd(at, pl.params[np + q]),
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn network_batch_equals_separate_runs() {
+    let (net, p, probes) = small_net();
+    let all = simulate::<f64>(&net, &p, &probes).unwrap();
+    for b in 0..2 {
+        let one = |c: &Cell| {
+            let mut c = c.clone();
+            c.batch = 1;
+            for pl in &mut c.channels {
+                let np = pl.kind.spec().params.len();
+                pl.params = pl.params[b * np..(b + 1) * np].to_vec();
+            }
+            c
+        };
+        let mut n1 = Network::new(net.cells.iter().map(one).collect()).unwrap();
+        for s in &net.synapses {
+            let np = s.kind.spec().params.len();
+            n1.connect(
+                s.kind,
+                s.pre,
+                s.post,
+                s.delay,
+                &[s.params[b * np..(b + 1) * np].to_vec()],
+            )
+            .unwrap();
+        }
+        let d = &net.drives[0];
+        n1.drive(d.node, &[d.weight[b]], vec![d.signal[b].clone()])
+            .unwrap();
+        let r = simulate::<f64>(&n1, &p, &probes).unwrap();
+        for q in 0..probes.len() {
+            assert_eq!(
+                r.trace(q, 0),
+                all.trace(q, b),
+                "probe {q}, batch element {b}"
+            );
+        }
+    }
+    // f32 follows f64 below threshold (cell 2 is passive).
+    let r32 = simulate::<f32>(&net, &p, &probes).unwrap();
+    for (a, b) in r32.trace(3, 0).iter().zip(all.trace(3, 0)) {
+        assert!((a - b).abs() < 0.05, "f32 {a} mV vs f64 {b} mV");
+    }
+}
+
+#[test]
+fn bad_synapses_are_clear_errors() {
+    let mut net = Network::new(vec![hh(1), passive(1, 2, 0.1, -65.0)]).unwrap();
+    let err = |r: Result<usize, neurodiff::cell::CellError>| r.unwrap_err().to_string();
+    let e = err(net.connect(SynapseKind::Ionotropic, (2, 0), (1, 0), 0.0, &[iono(0.01)]));
+    assert!(e.contains("no cell 2"), "{e}");
+    let e = err(net.connect(SynapseKind::Ionotropic, (0, 0), (1, 5), 0.0, &[iono(0.01)]));
+    assert!(
+        e.contains("cell 1 has no compartment 5") && e.contains("post"),
+        "{e}"
+    );
+    let e = err(net.connect(SynapseKind::Ionotropic, (0, 0), (1, 0), -0.5, &[iono(0.01)]));
+    assert!(e.contains("delay") && e.contains("-0.5"), "{e}");
+    let e = err(net.connect(SynapseKind::Ionotropic, (0, 0), (1, 0), 1.0, &[iono(-0.01)]));
+    assert!(e.contains("gs") && e.contains("outside"), "{e}");
+    let e = err(net.connect_named("ampa", (0, 0), (1, 0), 1.0, &[iono(0.01)]));
+    assert!(
+        e.contains("unknown synapse `ampa`") && e.contains("ionotropic"),
+        "{e}"
+    );
+    // A delay that is not a whole number of steps (here shorter than dt) fails at the run.
+    net.connect(SynapseKind::Ionotropic, (0, 0), (1, 0), 0.01, &[iono(0.01)])
+        .unwrap();
+    let e = simulate::<f64>(
+        &net,
+        &protocol(10, vec![]),
+        &[NetProbe::V { cell: 1, node: 0 }],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("synapses[0]") && e.contains("whole number of steps"),
+        "{e}"
+    );
+    let e = simulate::<f64>(
+        &net,
+        &protocol(10, vec![]),
+        &[NetProbe::Synapse { synapse: 4 }],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no synapse 4"), "{e}");
+}
+
+#[test]
+fn evidence_task_gradient_matches_finite_differences() {
+    use neurodiff::cell::train::{batch_grad, evaluate, trials, EvidenceNet, EvidenceTask, Model};
+    let task = EvidenceTask {
+        duration: 12.0,
+        window: 4.0,
+        mu: 0.5,
+        ..EvidenceTask::default()
+    };
+    let shape = EvidenceNet {
+        n_rec: 4,
+        n_inh: 1,
+        p_rec: 0.5,
+        seed: 3,
+        ..EvidenceNet::default()
+    };
+    let mut model = Model::new(shape, task.dt).unwrap();
+    // Stronger drive so that the tiny network spikes within 12 ms.
+    for b in &mut model.bias {
+        *b = 0.15;
+    }
+    let (labels, signals) = trials(&task, 3, 5);
+    let g = batch_grad(&model, &task, &labels, signals.clone(), &[11, 7]).unwrap();
+    let (_, loss) = evaluate(&model, &task, &labels, &signals, 3).unwrap();
+    assert!((g.loss - loss).abs() < 1e-12, "{} vs {loss}", g.loss);
+    let v0 = model.values();
+    let n = v0.len();
+    for i in [0, 2, 4, 5, 8, 9, n - 1] {
+        let at = |x: f64| {
+            let mut m = model.clone();
+            let mut v = v0.clone();
+            v[i] = x;
+            m.set_values(&v);
+            evaluate(&m, &task, &labels, &signals, 3).unwrap().1
+        };
+        close(
+            &format!("trained quantity {i}"),
+            g.grad[i],
+            fd(at, v0[i]),
+            1e-5,
+        );
+    }
+}
