@@ -748,12 +748,8 @@ pub fn train_figure(
     traces: &[(String, Vec<f64>)],
     dt: f64,
 ) -> Result<()> {
-    ensure_font();
-    let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, (1500, 450)).into_drawing_area();
+    figure(path, (1500, 450), |root| {
         let err = draw_err(path);
-        root.fill(&WHITE).map_err(&err)?;
         let panels = root.split_evenly((1, 3));
         let last = loss.len().max(2) as f64 - 1.0;
         for (i, (name, ys)) in [
@@ -830,7 +826,6 @@ pub fn train_figure(
             .label_font(("sans-serif", 12))
             .draw()
             .map_err(&err)?;
-        root.present().map_err(&err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        Ok(())
+    })
 }
