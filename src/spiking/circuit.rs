@@ -128,17 +128,6 @@ pub struct InputData {
 }
 
 impl InputData {
-    /// The current into neuron `j` (column `j`, or the only one) at time `t` ms.
-    #[inline]
-    pub fn at(&self, t: f64, j: usize) -> f64 {
-        let k = (t / self.dt_ms + 1e-9).floor();
-        let row = k as usize;
-        if k < 0.0 || row >= self.values.len() / self.cols {
-            return 0.0;
-        }
-        self.values[row * self.cols + if self.cols == 1 { 0 } else { j }]
-    }
-
     /// The row of time `t` ms (`cols` values), or `None` outside the series.
     pub fn row(&self, t: f64) -> Option<&[f64]> {
         let k = (t / self.dt_ms + 1e-9).floor();

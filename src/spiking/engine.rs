@@ -889,10 +889,14 @@ impl<T: SpikeNum> Engine<T> {
                 pop.drive[j] = pop.current[j] + pop.ou_i[j] + dbs;
             }
             for input in self.inputs.iter().filter(|i| i.pop == k) {
-                if let Some(row) = input.row(t) {
-                    for (j, d) in pop.drive.iter_mut().enumerate() {
-                        *d = *d + T::of(row[if row.len() == 1 { 0 } else { j }]);
+                match input.row(t) {
+                    Some(&[v]) => pop.drive.iter_mut().for_each(|d| *d = *d + T::of(v)),
+                    Some(row) => {
+                        for (d, &v) in pop.drive.iter_mut().zip(row) {
+                            *d = *d + T::of(v);
+                        }
                     }
+                    None => {}
                 }
             }
             pop.spiked.clear();
