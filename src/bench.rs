@@ -108,6 +108,11 @@ pub struct BenchArgs {
     /// the Brian2 reference figures (`benches/brian2/circuit.py --stn adex`).
     #[arg(long)]
     circuit_adex: bool,
+    /// circuit_forward with the weights scaled by the fan-in ([`Circuit::keep_fan_in`] on the
+    /// 1K–2K–1.5K circuit the default weights were tuned at), so every size has that size's
+    /// mean synaptic input per neuron.
+    #[arg(long)]
+    keep_fan_in: bool,
 }
 
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
@@ -709,7 +714,16 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
         sizes.push((22_222, 44_444, 33_334));
     }
     for (n_stn, n_gpe, n_gpi) in sizes {
-        let mut c = Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi);
+        let mut c = if args.keep_fan_in {
+            let mut c = Circuit::default_stn_gpe_gpi(1000, 2000, 1500);
+            c.keep_fan_in();
+            for (pop, n) in c.populations.iter_mut().zip([n_stn, n_gpe, n_gpi]) {
+                pop.n = n;
+            }
+            c
+        } else {
+            Circuit::default_stn_gpe_gpi(n_stn, n_gpe, n_gpi)
+        };
         if args.circuit_adex {
             // The Brian2 reference network: AdEx in all three populations, the STN
             // with GPe's parameters, drive and noise (benches/brian2/circuit.py --stn adex).
@@ -755,6 +769,7 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
                 "n_stn": n_stn, "n_gpe": n_gpe, "n_gpi": n_gpi, "synapses": synapses,
                 "build_s": build, "peak_rss_mb": peak_rss_mb(), "rate_hz": rates,
                 "stn": if args.circuit_adex { "adex" } else { "stn" },
+                "keep_fan_in": args.keep_fan_in,
             })
         );
     }

@@ -38,6 +38,13 @@ pub struct CircuitArgs {
     /// GPi size (the population named `gpi`). [default: 1500]
     #[arg(long)]
     n_gpi: Option<usize>,
+    /// Scale each projection's weights with its fan-in when --n-stn/--n-gpe/--n-gpi resize
+    /// the circuit, so that every neuron keeps the summed synaptic input (and roughly the
+    /// rates) of the circuit before resizing: weight × (p·n_pre before) / (p·n_pre after).
+    /// Without it the weights stay as given and a larger presynaptic population drives each
+    /// neuron harder. Recorded per projection as `fan_in_ref` in circuit.json.
+    #[arg(long)]
+    keep_fan_in: bool,
     /// Simulated time, ms.
     #[arg(long, value_name = "MS", default_value_t = 1000.0)]
     duration: f64,
@@ -189,12 +196,13 @@ fn resolve(a: &CircuitArgs) -> Result<Circuit> {
             }
             c
         }
-        None => Circuit::default_stn_gpe_gpi(
-            a.n_stn.unwrap_or(1000),
-            a.n_gpe.unwrap_or(2000),
-            a.n_gpi.unwrap_or(1500),
-        ),
+        // Resized below.
+        None => Circuit::default_stn_gpe_gpi(1000, 2000, 1500),
     };
+    if a.keep_fan_in {
+        // The reference is the circuit before resizing: the default's 1K–2K–1.5K or the file's.
+        c.keep_fan_in();
+    }
     for (name, n) in [("stn", a.n_stn), ("gpe", a.n_gpe), ("gpi", a.n_gpi)] {
         if let Some(n) = n {
             let k = c.population_index(name).ok_or_else(|| {

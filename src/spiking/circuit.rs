@@ -81,12 +81,30 @@ pub struct Projection {
     pub tau_decay_ms: f64,
     /// Reversal potential, mV.
     pub e_rev_mv: f64,
+    /// The mean fan-in (synapses per postsynaptic neuron, `p_connect · n_pre`) that `weight` is
+    /// calibrated for. When set, every weight is scaled by `fan_in_ref / (p_connect · n_pre)`,
+    /// so that a neuron's summed input (and its rate) stays that of the calibrated size when
+    /// the presynaptic population is resized; [`Circuit::keep_fan_in`] sets it from the
+    /// current sizes. Unset: weights are used as given, whatever the sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_in_ref: Option<f64>,
 }
 
 impl Projection {
     /// `pre→post`, how errors name a projection.
     pub fn label(&self) -> String {
         format!("{}→{}", self.pre, self.post)
+    }
+
+    /// The factor every weight of this projection is multiplied by when it comes from a
+    /// presynaptic population of `n_pre` neurons: `fan_in_ref / (p_connect · n_pre)`, or 1
+    /// without a reference (or without synapses).
+    pub fn weight_scale(&self, n_pre: usize) -> f64 {
+        let fan_in = self.p_connect * n_pre as f64;
+        match self.fan_in_ref {
+            Some(r) if fan_in > 0.0 => r / fan_in,
+            _ => 1.0,
+        }
     }
 }
 
@@ -444,6 +462,29 @@ impl Circuit {
         Ok(p)
     }
 
+    /// Sets every projection's [`Projection::fan_in_ref`] (where unset) to its mean fan-in at
+    /// the current sizes, so that resizing the populations afterwards scales the weights with
+    /// the fan-in and keeps each neuron's summed synaptic input. The default circuit's weights
+    /// were tuned at 1K–2K–1.5K: call this before resizing it (`neurodiff circuit
+    /// --keep-fan-in`) to run it at other sizes with the same mean input per neuron.
+    pub fn keep_fan_in(&mut self) {
+        let sizes: Vec<(String, usize)> = self
+            .populations
+            .iter()
+            .map(|p| (p.name.clone(), p.n))
+            .collect();
+        for pr in &mut self.projections {
+            if pr.fan_in_ref.is_none() {
+                if let Some((_, n)) = sizes.iter().find(|(name, _)| *name == pr.pre) {
+                    let fan_in = pr.p_connect * *n as f64;
+                    if fan_in > 0.0 {
+                        pr.fan_in_ref = Some(fan_in);
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks everything that does not need the connectivity: names, sizes, probabilities,
     /// signs, the step against the smallest delay, the neuron parameters (each population's,
     /// before heterogeneity) and the background and stimulation settings.
@@ -561,6 +602,14 @@ impl Circuit {
             if !pr.e_rev_mv.is_finite() {
                 return Err(Error::setting(key("e_rev_mv"), "must be finite"));
             }
+            if let Some(r) = pr.fan_in_ref {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(Error::setting(
+                        key("fan_in_ref"),
+                        format!("must be a positive number of synapses per neuron, got {r}"),
+                    ));
+                }
+            }
             min_delay = min_delay.min(pr.delay_ms);
         }
         if self.dt_ms > min_delay {
@@ -611,6 +660,7 @@ fn proj(pre: &str, post: &str, p: f64, w: f64, delay: f64, tau: f64, e: f64) -> 
         delay_ms: delay,
         tau_decay_ms: tau,
         e_rev_mv: e,
+        fan_in_ref: None,
     }
 }
 

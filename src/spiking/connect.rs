@@ -90,8 +90,8 @@ impl Synapses {
     }
 
     /// Generates projection number `index` of a circuit with seed `seed`, from `n_pre` to
-    /// `n_post` neurons. Weights are `weight (1 + weight_cv z)` with `z` standard normal,
-    /// clipped at 0.
+    /// `n_post` neurons. Weights are `w (1 + weight_cv z)` with `z` standard normal, clipped
+    /// at 0, and `w` the mean weight times [`Projection::weight_scale`].
     pub fn generate(pr: &Projection, index: usize, seed: u64, n_pre: usize, n_post: usize) -> Self {
         let p = pr.p_connect;
         let expected = (p * n_pre as f64 * n_post as f64).ceil() as usize;
@@ -101,6 +101,7 @@ impl Synapses {
         offsets.push(0u64);
         let sub = subseed(seed, tag::CONNECT, index as u64);
         let log_q = (1.0 - p).ln();
+        let weight = pr.weight * pr.weight_scale(n_pre);
         for i in 0..n_pre {
             if p > 0.0 {
                 let mut rng = stream(sub, 0, i);
@@ -117,9 +118,9 @@ impl Synapses {
                         break;
                     }
                     let w = if pr.weight_cv > 0.0 {
-                        (pr.weight * (1.0 + pr.weight_cv * normal(&mut rng))).max(0.0)
+                        (weight * (1.0 + pr.weight_cv * normal(&mut rng))).max(0.0)
                     } else {
-                        pr.weight
+                        weight
                     };
                     targets.push(j as u32);
                     weights.push(w as f32);

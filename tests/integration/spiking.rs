@@ -35,6 +35,7 @@ fn projection(pre: &str, post: &str, p: f64, w: f64, delay: f64, tau: f64) -> Pr
         delay_ms: delay,
         tau_decay_ms: tau,
         e_rev_mv: 0.0,
+        fan_in_ref: None,
     }
 }
 
@@ -382,12 +383,55 @@ fn assert_fails(dir: &Path, args: &[&str], needles: &[&str]) {
     }
 }
 
+/// With the fan-in kept ([`Circuit::keep_fan_in`] before resizing), a neuron's summed weight
+/// from each projection is, on average, what it was at the reference size:
+/// `p · n_ref · w` (the connection probability times the 1K–2K–1.5K presynaptic size
+/// times the mean weight), whatever the new presynaptic size; without it, it grows with
+/// `n_pre`. The summed weight over all synapses has relative s.d. about
+/// `sqrt((1 + cv²) / (p · n_pre · n_post))`; the tolerance is 5 of those.
+#[test]
+fn keep_fan_in_keeps_each_neurons_summed_input() {
+    let reference = [1000usize, 2000, 1500];
+    let resized = [300usize, 5000, 400];
+    let mut kept = Circuit::default_stn_gpe_gpi(reference[0], reference[1], reference[2]);
+    kept.keep_fan_in();
+    let mut plain = Circuit::default_stn_gpe_gpi(reference[0], reference[1], reference[2]);
+    for c in [&mut kept, &mut plain] {
+        for (pop, n) in c.populations.iter_mut().zip(resized) {
+            pop.n = n;
+        }
+        c.validate().unwrap();
+    }
+    for (k, (pk, pp)) in kept.projections.iter().zip(&plain.projections).enumerate() {
+        let pre = kept.population_index(&pk.pre).unwrap();
+        let post = kept.population_index(&pk.post).unwrap();
+        let (n_pre, n_post) = (resized[pre], resized[post]);
+        let per_neuron = |pr: &Projection| -> f64 {
+            let s = Synapses::generate(pr, k, kept.seed, n_pre, n_post);
+            s.weights.iter().map(|&w| f64::from(w)).sum::<f64>() / n_post as f64
+        };
+        let sd = ((1.0 + pk.weight_cv.powi(2)) / (pk.p_connect * (n_pre * n_post) as f64)).sqrt();
+        let want_kept = pk.p_connect * reference[pre] as f64 * pk.weight;
+        let want_plain = pk.p_connect * n_pre as f64 * pk.weight;
+        for (got, want, what) in [
+            (per_neuron(pk), want_kept, "kept"),
+            (per_neuron(pp), want_plain, "plain"),
+        ] {
+            assert!(
+                ((got - want) / want).abs() < 5.0 * sd,
+                "{} ({what}): summed weight per neuron {got}, expected {want}",
+                pk.label()
+            );
+        }
+    }
+}
+
 /// Bad circuits and cells: a clear error naming the projection, population or parameter, and
 /// no output file. The good file runs.
 #[test]
 fn bad_input_fails_cleanly() {
     let dir = tmpdir("spiking-bad");
-    let cases: [(&str, String, &[&str]); 6] = [
+    let cases: [(&str, String, &[&str]); 7] = [
         (
             "p",
             circuit_toml(
@@ -410,6 +454,15 @@ fn bad_input_fails_cleanly() {
             "weight",
             circuit_toml(5, &GOOD_PROJ.replace("weight = 1.0", "weight = -1.0"), ""),
             &["a→b", "weight"],
+        ),
+        (
+            "fan_in",
+            circuit_toml(
+                5,
+                &GOOD_PROJ.replace("weight = 1.0", "weight = 1.0\nfan_in_ref = -3.0"),
+                "",
+            ),
+            &["a→b", "fan_in_ref", "-3"],
         ),
         (
             "size",
