@@ -168,6 +168,8 @@ pub struct Network<B: Backend> {
     delays: Option<DelayIndex<B>>,
     hold: bool,
     n: usize,
+    /// Model parameters given as host values (see [`Network::fold_params`]); empty: none.
+    model_consts: Vec<Option<f64>>,
 }
 
 impl<B: Backend> Network<B> {
@@ -274,7 +276,19 @@ impl<B: Backend> Network<B> {
             hold: cfg.hold_coupling || delays.is_some(),
             delays,
             n,
+            model_consts: Vec::new(),
         })
+    }
+
+    /// Declares model parameters that are the same everywhere: `values[i] = Some(v)` when model
+    /// parameter `i` is `v` for every batch element and node (entries past the model's
+    /// parameters, the coupling's, are ignored). The model's equations then run with `v` folded
+    /// into scalar operations instead of broadcasting a `[1, 1]` tensor (fewer, cheaper
+    /// operations per step at small batches); the parameter tensors passed later must hold
+    /// those same values. For forward runs only: a parameter given this way has no gradient.
+    pub fn fold_params(&mut self, values: &[Option<f64>]) {
+        let n = self.spec.params.len().min(values.len());
+        self.model_consts = values[..n].to_vec();
     }
 
     /// A network of the model called `model` with coupling `coupling` (`None`: the model's
@@ -407,7 +421,7 @@ impl<B: Backend> Network<B> {
     fn sent(&self, k: usize, x: &[Tensor<B, 2>], model_p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
         let c = &self.spec.coupling[k];
         if c.sends.is_some() {
-            self.model.coupled(k, x, model_p)
+            self.model.coupled_folded(k, x, model_p, &self.model_consts)
         } else {
             x[c.var].clone()
         }
@@ -620,13 +634,15 @@ impl<B: Backend> Field<'_, B> {
 impl<B: Backend> VectorField<B> for Field<'_, B> {
     fn eval(&self, x: &[Tensor<B, 2>]) -> Vec<Tensor<B, 2>> {
         let c = self.coupling_inputs(x);
-        self.net.model.drift(x, &c, self.model_p)
+        let k = &self.net.model_consts;
+        self.net.model.drift_folded(x, &c, self.model_p, k)
     }
 
     fn eval_linear(&self, x: &[Tensor<B, 2>]) -> (Vec<Tensor<B, 2>>, Option<Vec<Tensor<B, 2>>>) {
         let c = self.coupling_inputs(x);
-        let a = self.net.model.linear(x, &c, self.model_p);
-        (self.net.model.drift(x, &c, self.model_p), a)
+        let k = &self.net.model_consts;
+        let a = self.net.model.linear_folded(x, &c, self.model_p, k);
+        (self.net.model.drift_folded(x, &c, self.model_p, k), a)
     }
 
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {

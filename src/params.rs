@@ -238,6 +238,18 @@ impl ParamTable {
             .collect()
     }
 
+    /// Per parameter, its value if it is the same for every batch element and node
+    /// ([`ParamValue::Scalar`]), for [`crate::network::Network::fold_params`].
+    pub fn globals(&self) -> Vec<Option<f64>> {
+        self.values
+            .iter()
+            .map(|v| match v {
+                ParamValue::Scalar(x) => Some(*x),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The value of parameter `k` for batch element `b` and node `i`.
     pub fn value_at(&self, k: usize, b: usize, i: usize) -> f64 {
         match &self.values[k] {

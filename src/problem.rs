@@ -625,7 +625,9 @@ impl BackendTask for TensorForward<'_, '_> {
 
     fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Result<Vec<f64>> {
         let p = self.problem;
-        let net = Network::<B>::build(&p.network, &p.connectome, p.run.dt, &device)?;
+        let mut net = Network::<B>::build(&p.network, &p.connectome, p.run.dt, &device)?;
+        // A forward run: global parameter values fold into the model's operations.
+        net.fold_params(&p.params.globals());
         let params = p.params.tensors::<B>(&device);
         let fin = crate::sim::simulate(
             &net,

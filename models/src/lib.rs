@@ -191,6 +191,21 @@ pub trait Dynamics<B: Backend>: Send + Sync {
         x: &[Tensor<B, 2>],
         c: &[Option<Tensor<B, 2>>],
         p: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 2>> {
+        self.drift_folded(x, c, p, &[])
+    }
+    /// [`Dynamics::drift`] with some parameters given as host values (`k[i] = Some(v)`: parameter
+    /// `i` is `v` everywhere; `p[i]` is then not read). Their operations fold into scalar ones
+    /// (`t · v` as `mul_scalar`, products of constants on the host): the forward tensor engine
+    /// passes its global parameters this way, which at small batches saves about a third of the
+    /// operations. `k` may be shorter than `p` (missing entries are tensors). Not for gradients
+    /// with respect to those parameters: a host value carries none.
+    fn drift_folded(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+        k: &[Option<f64>],
     ) -> Vec<Tensor<B, 2>>;
     /// See [`Model::linear`]: the diagonal linear part, one tensor per variable, or `None` when
     /// the model has none ([`Model::LINEAR`] unset).
@@ -199,13 +214,33 @@ pub trait Dynamics<B: Backend>: Send + Sync {
         x: &[Tensor<B, 2>],
         c: &[Option<Tensor<B, 2>>],
         p: &[Tensor<B, 2>],
+    ) -> Option<Vec<Tensor<B, 2>>> {
+        self.linear_folded(x, c, p, &[])
+    }
+    /// [`Dynamics::linear`] with host parameters, as [`Dynamics::drift_folded`].
+    fn linear_folded(
+        &self,
+        x: &[Tensor<B, 2>],
+        c: &[Option<Tensor<B, 2>>],
+        p: &[Tensor<B, 2>],
+        k: &[Option<f64>],
     ) -> Option<Vec<Tensor<B, 2>>>;
     /// See [`Model::project`].
     fn project(&self, x: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>>;
     /// See [`Model::PROJECTS`].
     fn has_projection(&self) -> bool;
     /// See [`Model::coupled`].
-    fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2>;
+    fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
+        self.coupled_folded(k, x, p, &[])
+    }
+    /// [`Dynamics::coupled`] with host parameters, as [`Dynamics::drift_folded`].
+    fn coupled_folded(
+        &self,
+        k: usize,
+        x: &[Tensor<B, 2>],
+        p: &[Tensor<B, 2>],
+        consts: &[Option<f64>],
+    ) -> Tensor<B, 2>;
 }
 
 /// Runs `f` in a keyed tensor scope ([`real::scope_keyed`]) whose key is the model's type and
@@ -216,18 +251,23 @@ fn keyed<M: Model, B: Backend, T>(
     m: &M,
     what: u64,
     c: &[Option<Tensor<B, 2>>],
+    consts: &[Option<f64>],
     f: impl FnOnce() -> T,
 ) -> T {
     use std::hash::{Hash, Hasher};
     let Some(instance) = m.tensor_key() else {
         return real::scope(f);
     };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = real::KeyHasher::default();
     std::any::TypeId::of::<(M, B)>().hash(&mut h);
     instance.hash(&mut h);
     what.hash(&mut h);
     for (i, ci) in c.iter().enumerate() {
         (i, ci.is_some()).hash(&mut h);
+    }
+    // Host parameters fold by value (a factor of 1 or 0 removes an operation).
+    for (i, k) in consts.iter().enumerate() {
+        (i, k.map(f64::to_bits)).hash(&mut h);
     }
     real::scope_keyed(h.finish(), f)
 }
@@ -236,48 +276,61 @@ fn txs<B: Backend>(t: &[Tensor<B, 2>]) -> Vec<Tx<B>> {
     t.iter().map(|t| Tx::new(t.clone())).collect()
 }
 
+/// The parameters as expressions: host values as constants, the others as tensors.
+fn params<B: Backend>(p: &[Tensor<B, 2>], consts: &[Option<f64>]) -> Vec<Tx<B>> {
+    p.iter()
+        .enumerate()
+        .map(|(i, t)| match consts.get(i) {
+            Some(Some(v)) => Tx::constant(*v),
+            _ => Tx::new(t.clone()),
+        })
+        .collect()
+}
+
 impl<B: Backend, M: Model> Dynamics<B> for M {
     fn spec(&self) -> &'static ModelSpec {
         Model::spec(self)
     }
-    fn drift(
+    fn drift_folded(
         &self,
         x: &[Tensor<B, 2>],
         c: &[Option<Tensor<B, 2>>],
         p: &[Tensor<B, 2>],
+        k: &[Option<f64>],
     ) -> Vec<Tensor<B, 2>> {
         let shape = x[0].dims();
         let device = x[0].device();
-        keyed(self, 0, c, || {
+        keyed(self, 0, c, k, || {
             let xs = txs(x);
             let cs: Vec<Tx<B>> = c
                 .iter()
                 .map(|c| c.as_ref().map_or(Tx::constant(0.0), |t| Tx::new(t.clone())))
                 .collect();
             let mut dx = vec![Tx::constant(0.0); xs.len()];
-            Model::drift(self, &xs, &cs, &txs(p), &mut dx);
+            Model::drift(self, &xs, &cs, &params(p, k), &mut dx);
             dx.into_iter().map(|d| d.tensor(shape, &device)).collect()
         })
     }
-    fn linear(
+    fn linear_folded(
         &self,
         x: &[Tensor<B, 2>],
         c: &[Option<Tensor<B, 2>>],
         p: &[Tensor<B, 2>],
+        k: &[Option<f64>],
     ) -> Option<Vec<Tensor<B, 2>>> {
         if !M::LINEAR {
             return None;
         }
         let shape = x[0].dims();
         let device = x[0].device();
-        Some(keyed(self, 1, c, || {
+        Some(keyed(self, 1, c, k, || {
             let xs = txs(x);
             let cs: Vec<Tx<B>> = c
                 .iter()
                 .map(|c| c.as_ref().map_or(Tx::constant(0.0), |t| Tx::new(t.clone())))
                 .collect();
             let mut a = vec![Tx::constant(0.0); xs.len()];
-            Model::linear(self, &xs, &cs, &txs(p), &mut a);
+            Model::linear(self, &xs, &cs, &params(p, k), &mut a);
             a.into_iter().map(|v| v.tensor(shape, &device)).collect()
         }))
     }
@@ -287,7 +340,7 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
         }
         let shape = x[0].dims();
         let device = x[0].device();
-        keyed(self, 2, &[] as &[Option<Tensor<B, 2>>], || {
+        keyed(self, 2, &[] as &[Option<Tensor<B, 2>>], &[], || {
             let mut xs = txs(&x);
             Model::project(self, &mut xs);
             xs.into_iter().map(|v| v.tensor(shape, &device)).collect()
@@ -296,11 +349,21 @@ impl<B: Backend, M: Model> Dynamics<B> for M {
     fn has_projection(&self) -> bool {
         M::PROJECTS
     }
-    fn coupled(&self, k: usize, x: &[Tensor<B, 2>], p: &[Tensor<B, 2>]) -> Tensor<B, 2> {
+    fn coupled_folded(
+        &self,
+        k: usize,
+        x: &[Tensor<B, 2>],
+        p: &[Tensor<B, 2>],
+        consts: &[Option<f64>],
+    ) -> Tensor<B, 2> {
         let shape = x[0].dims();
         let device = x[0].device();
-        keyed(self, 3 + k as u64, &[] as &[Option<Tensor<B, 2>>], || {
-            Model::coupled(self, k, &txs(x), &txs(p)).tensor(shape, &device)
-        })
+        keyed(
+            self,
+            3 + k as u64,
+            &[] as &[Option<Tensor<B, 2>>],
+            consts,
+            || Model::coupled(self, k, &txs(x), &params(p, consts)).tensor(shape, &device),
+        )
     }
 }

@@ -6,4 +6,4 @@ mod scalar;
 mod tensor;
 
 pub use scalar::{k, Real, EXP_MAX};
-pub use tensor::{scope, scope_keyed, Tx, TxMask};
+pub use tensor::{scope, scope_keyed, KeyHasher, Tx, TxMask};

@@ -13,20 +13,80 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::prelude::{Backend, Bool, Tensor};
-use burn::tensor::{Element, TensorCreationOptions};
+use burn::tensor::{Element, ElementConversion, TensorCreationOptions};
 
 use super::scalar::Real;
 
+/// A value in a scope's arena: a float or a boolean tensor, or nothing once its last read has
+/// moved it out.
+enum Slot<B: Backend> {
+    Empty,
+    Float(T2<B>),
+    Mask(Tensor<B, 2, Bool>),
+}
+
+/// What an arena slot can hold; lets one `get` serve both kinds.
+trait Stored<B: Backend>: Sized + Clone {
+    fn wrap(self) -> Slot<B>;
+    fn unwrap(slot: Slot<B>) -> Self;
+    fn peek(slot: &Slot<B>) -> &Self;
+}
+
+impl<B: Backend> Stored<B> for T2<B> {
+    fn wrap(self) -> Slot<B> {
+        Slot::Float(self)
+    }
+    fn unwrap(slot: Slot<B>) -> Self {
+        match slot {
+            Slot::Float(t) => t,
+            _ => panic!("{}", MISREAD),
+        }
+    }
+    fn peek(slot: &Slot<B>) -> &Self {
+        match slot {
+            Slot::Float(t) => t,
+            _ => panic!("{}", MISREAD),
+        }
+    }
+}
+
+impl<B: Backend> Stored<B> for Tensor<B, 2, Bool> {
+    fn wrap(self) -> Slot<B> {
+        Slot::Mask(self)
+    }
+    fn unwrap(slot: Slot<B>) -> Self {
+        match slot {
+            Slot::Mask(t) => t,
+            _ => panic!("{}", MISREAD),
+        }
+    }
+    fn peek(slot: &Slot<B>) -> &Self {
+        match slot {
+            Slot::Mask(t) => t,
+            _ => panic!("{}", MISREAD),
+        }
+    }
+}
+
+const MISREAD: &str = "a keyed tensor scope read a value more often than the first time";
+
 /// One scope's tensors on this thread.
+///
+/// The slots are one typed `Vec<Slot<B>>` per scope (boxed once, as `dyn Any`, because the
+/// thread-local cannot be generic), taken from and returned to [`SPARE`], so that an operation
+/// costs a `Vec` push and no allocation: at batch 1 the tensor engine runs a few hundred small
+/// operations per step and a box per operation was measurable.
 struct Arena {
     id: u64,
-    /// The values; a slot is emptied when its last read moves the tensor out.
-    slots: Vec<Option<Box<dyn Any>>>,
+    /// `Vec<Slot<B>>` for the backend of the first tensor pushed in this scope.
+    slots: Option<SlotVec>,
     /// Reads per slot: counted in a recording scope, counted down in a replaying one.
     reads: Vec<u32>,
     /// Whether `reads` holds the remaining reads of a replay (from an earlier scope with the
@@ -34,15 +94,48 @@ struct Arena {
     replay: bool,
 }
 
+/// Emptied slot vectors and read counters of finished scopes, reused by the next ones.
+#[derive(Default)]
+struct Spare {
+    slots: Vec<SlotVec>,
+    reads: Vec<Vec<u32>>,
+}
+
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static ARENA: RefCell<Arena> = const {
-        RefCell::new(Arena { id: 0, slots: Vec::new(), reads: Vec::new(), replay: false })
+        RefCell::new(Arena { id: 0, slots: None, reads: Vec::new(), replay: false })
     };
+    static SPARE: RefCell<Spare> = RefCell::new(Spare::default());
     /// Per key of [`scope_keyed`]: the reads per slot that its first scope recorded.
-    static READS: RefCell<std::collections::HashMap<u64, Vec<u32>>> =
-        RefCell::new(std::collections::HashMap::new());
+    static READS: RefCell<HashMap<u64, Vec<u32>, BuildHasherDefault<KeyHasher>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// A hasher for keys that are already hashes ([`scope_keyed`]'s), and a cheap one (FNV-1a) for
+/// building them: a keyed scope is entered a few times per step, where SipHash showed.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x0100_0000_01b3).rotate_left(29) ^ v;
+    }
 }
 
 /// Runs `f` with a fresh arena for tensor expressions ([`Tx`]); the arena and every tensor in it
@@ -66,15 +159,26 @@ pub fn scope_keyed<T>(key: u64, f: impl FnOnce() -> T) -> T {
 
 fn scope_with<T>(key: Option<u64>, f: impl FnOnce() -> T) -> T {
     let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
-    let known = key.and_then(|k| READS.with(|r| r.borrow().get(&k).cloned()));
-    let replay = known.is_some();
+    let mut reads = SPARE
+        .with(|s| s.borrow_mut().reads.pop())
+        .unwrap_or_default();
+    reads.clear();
+    let replay = key.is_some_and(|k| {
+        READS.with(|r| match r.borrow().get(&k) {
+            Some(known) => {
+                reads.extend_from_slice(known);
+                true
+            }
+            None => false,
+        })
+    });
     let outer = ARENA.with(|a| {
         std::mem::replace(
             &mut *a.borrow_mut(),
             Arena {
                 id,
-                slots: Vec::new(),
-                reads: known.unwrap_or_default(),
+                slots: None,
+                reads,
                 replay,
             },
         )
@@ -84,11 +188,27 @@ fn scope_with<T>(key: Option<u64>, f: impl FnOnce() -> T) -> T {
         fn drop(&mut self) {
             if let Some(outer) = self.0.take() {
                 let inner = ARENA.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer));
+                let Arena {
+                    slots, mut reads, ..
+                } = inner;
                 if let (Some(k), false) = (self.1, self.2) {
                     if !std::thread::panicking() {
-                        READS.with(|r| r.borrow_mut().insert(k, inner.reads));
+                        // The first scope with this key: its counts are kept, not reused.
+                        let counted = std::mem::take(&mut reads);
+                        READS.with(|r| r.borrow_mut().insert(k, counted));
                     }
                 }
+                // The tensors are dropped here (outside any borrow of SPARE, since dropping a
+                // tensor runs backend code); the emptied vectors go back for the next scope.
+                let slots = slots.map(|mut v| {
+                    (v.clear)(&mut *v.slots);
+                    v
+                });
+                SPARE.with(|s| {
+                    let mut s = s.borrow_mut();
+                    s.slots.extend(slots);
+                    s.reads.push(reads);
+                });
             }
         }
     }
@@ -96,15 +216,54 @@ fn scope_with<T>(key: Option<u64>, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-fn push(value: Box<dyn Any>) -> Handle {
+/// A typed slot vector (`Vec<Slot<B>>`) behind `dyn Any`, with the function that empties it
+/// (dropping its tensors) whatever its backend.
+struct SlotVec {
+    slots: Box<dyn Any>,
+    clear: fn(&mut dyn Any),
+}
+
+fn clear_typed<B: Backend>(v: &mut dyn Any) {
+    if let Some(v) = v.downcast_mut::<Vec<Slot<B>>>() {
+        v.clear();
+    }
+}
+
+/// Runs `f` on this scope's typed slots (taking a spare vector for `B`, or a new one, at the
+/// first push).
+#[inline]
+fn with_slots<B: Backend, R>(a: &mut Arena, f: impl FnOnce(&mut Vec<Slot<B>>) -> R) -> R {
+    if a.slots.is_none() {
+        let spare = SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            let i = s.slots.iter().position(|v| v.slots.is::<Vec<Slot<B>>>())?;
+            Some(s.slots.swap_remove(i))
+        });
+        a.slots = Some(spare.unwrap_or_else(|| SlotVec {
+            slots: Box::new(Vec::<Slot<B>>::new()),
+            clear: clear_typed::<B>,
+        }));
+    }
+    let v = a
+        .slots
+        .as_mut()
+        .and_then(|v| v.slots.downcast_mut::<Vec<Slot<B>>>())
+        .expect("tensor expressions of two backends in one `real::scope`");
+    f(v)
+}
+
+#[inline]
+fn push<B: Backend, T: Stored<B>>(value: T) -> Handle {
     ARENA.with(|a| {
         let mut a = a.borrow_mut();
         assert!(
             a.id != 0,
             "a tensor expression (Tx) was built outside `real::scope`"
         );
-        a.slots.push(Some(value));
-        let slot = a.slots.len() - 1;
+        let slot = with_slots::<B, _>(&mut a, |v| {
+            v.push(value.wrap());
+            v.len() - 1
+        });
         if !a.replay {
             a.reads.push(0);
         }
@@ -119,7 +278,8 @@ fn push(value: Box<dyn Any>) -> Handle {
     })
 }
 
-fn get<T: Clone + 'static>(h: Handle) -> T {
+#[inline]
+fn get<B: Backend, T: Stored<B>>(h: Handle) -> T {
     ARENA.with(|a| {
         let mut a = a.borrow_mut();
         assert!(
@@ -135,20 +295,14 @@ fn get<T: Clone + 'static>(h: Handle) -> T {
             a.reads[s] += 1;
             false
         };
-        let slot = &mut a.slots[s];
-        if last {
-            let b = slot
-                .take()
-                .expect("a keyed tensor scope read a value more often than the first time");
-            *b.downcast::<T>()
-                .expect("tensor expression of another backend or rank")
-        } else {
-            slot.as_ref()
-                .expect("a keyed tensor scope read a value more often than the first time")
-                .downcast_ref::<T>()
-                .expect("tensor expression of another backend or rank")
-                .clone()
-        }
+        with_slots::<B, _>(&mut a, |v| {
+            let slot = &mut v[s];
+            if last {
+                T::unwrap(std::mem::replace(slot, Slot::Empty))
+            } else {
+                T::peek(slot).clone()
+            }
+        })
     })
 }
 
@@ -215,12 +369,15 @@ fn opts<B: Backend>(device: &B::Device) -> TensorCreationOptions<B> {
 impl<B: Backend> Tx<B> {
     /// A tensor into the current scope.
     pub fn new(t: T2<B>) -> Self {
-        Self::wrap(Repr::Tensor(push(Box::new(t))))
+        Self::wrap(Repr::Tensor(push::<B, _>(t)))
     }
 
-    /// A constant.
+    /// A constant, rounded to the backend's float type (as a scalar operation would use it), so
+    /// that operations between constants, computed on the host, give what the same operations
+    /// on tensors of that type give (exactly for `+ − × ÷ √`).
     pub fn constant(v: f64) -> Self {
-        Self::wrap(Repr::Const(v))
+        let e: B::FloatElem = v.elem();
+        Self::wrap(Repr::Const(e.elem()))
     }
 
     fn wrap(repr: Repr) -> Self {
@@ -243,7 +400,7 @@ impl<B: Backend> Tx<B> {
         match self.repr {
             Repr::Const(c) => Tensor::full(shape, c, opts::<B>(device)),
             Repr::Tensor(h) => {
-                let t: T2<B> = get(h);
+                let t: T2<B> = get::<B, _>(h);
                 if t.dims() == shape {
                     t
                 } else {
@@ -254,7 +411,7 @@ impl<B: Backend> Tx<B> {
     }
 
     fn t(h: Handle) -> T2<B> {
-        get(h)
+        get::<B, _>(h)
     }
 
     fn unary(self, c: impl FnOnce(f64) -> f64, t: impl FnOnce(T2<B>) -> T2<B>) -> Self {
@@ -367,7 +524,7 @@ impl<B: Backend> Tx<B> {
             (Repr::Const(c), Repr::Tensor(b)) => ct(c, Self::t(b)),
             (Repr::Tensor(a), Repr::Tensor(b)) => tt(Self::t(a), Self::t(b)),
         };
-        TxMask::wrap(MaskRepr::Tensor(push(Box::new(m))))
+        TxMask::wrap(MaskRepr::Tensor(push::<B, _>(m)))
     }
 }
 
@@ -448,7 +605,7 @@ impl<B: Backend> Real for Tx<B> {
         let m = match mask.repr {
             MaskRepr::Const(true) => return a,
             MaskRepr::Const(false) => return b,
-            MaskRepr::Tensor(h) => get::<Tensor<B, 2, Bool>>(h),
+            MaskRepr::Tensor(h) => get::<B, Tensor<B, 2, Bool>>(h),
         };
         let shape = m.dims();
         let device = m.device();
