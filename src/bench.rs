@@ -878,7 +878,10 @@ fn circuit_tensor_grad_parent(kind: BackendKind) -> Result<()> {
             if !out.status.success() {
                 return Err(Error::setting(
                     "bench",
-                    format!("circuit_tensor_grad {method} {steps} steps failed ({})", out.status),
+                    format!(
+                        "circuit_tensor_grad {method} {steps} steps failed ({})",
+                        out.status
+                    ),
                 ));
             }
             print!("{}", String::from_utf8_lossy(&out.stdout));
@@ -902,7 +905,12 @@ fn circuit_tensor_grad_child(spec: &str, kind: BackendKind) -> Result<()> {
             use neurodiff::spiking::{Circuit, Seed};
             type Ad<B> = burn::backend::Autodiff<B>;
             let spec = self.0;
-            let bad = || Error::setting("circuit-grad-child", format!("`{spec}` is not METHOD:STEPS"));
+            let bad = || {
+                Error::setting(
+                    "circuit-grad-child",
+                    format!("`{spec}` is not METHOD:STEPS"),
+                )
+            };
             let (method, steps) = spec.split_once(':').ok_or_else(bad)?;
             let steps: usize = steps.parse().map_err(|_| bad())?;
             let chunk = 100;

@@ -546,9 +546,8 @@ impl<B: Backend> TensorEngine<B> {
             ));
         }
         for (d, (seed, th)) in seeds.iter().zip(theta).enumerate() {
-            let missing = |what: &str| {
-                Error::param(format!("seeds[{d}]"), format!("{what} in this circuit"))
-            };
+            let missing =
+                |what: &str| Error::param(format!("seeds[{d}]"), format!("{what} in this circuit"));
             match seed {
                 Seed::Param { pop, name } => {
                     return Err(Error::param(
@@ -559,11 +558,13 @@ impl<B: Backend> TensorEngine<B> {
                     ))
                 }
                 Seed::Current { pop: name } => {
-                    let k = pops_named(&self.pops, name).ok_or_else(|| missing("no such population"))?;
+                    let k = pops_named(&self.pops, name)
+                        .ok_or_else(|| missing("no such population"))?;
                     self.pops[k].current = Param::T(th.clone());
                 }
                 Seed::OuMu { pop: name } => {
-                    let k = pops_named(&self.pops, name).ok_or_else(|| missing("no such population"))?;
+                    let k = pops_named(&self.pops, name)
+                        .ok_or_else(|| missing("no such population"))?;
                     let p = &mut self.pops[k];
                     if p.ou.is_none() {
                         return Err(missing("no OU current of that population"));

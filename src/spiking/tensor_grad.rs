@@ -218,9 +218,7 @@ pub fn value_and_grad<B: AutodiffBackend>(
     let (loss, rates_hz, beta_mv2) = loss_of(circuits, obj, &w, &seen)?;
     let loss_value = loss.clone().inner();
     let g = loss.sum().backward();
-    let d_counts = counts_leaf
-        .grad(&g)
-        .unwrap_or_else(|| counts.zeros_like());
+    let d_counts = counts_leaf.grad(&g).unwrap_or_else(|| counts.zeros_like());
     let d_lfp = lfp_leaf
         .zip(lfp.as_ref())
         .map(|((l, _), x)| l.grad(&g).unwrap_or_else(|| x.zeros_like()));

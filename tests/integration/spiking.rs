@@ -1363,7 +1363,9 @@ fn tensor_surrogate_gradient_equals_forward_mode() {
         let f = evaluate(c, &seeds, &obj, true).unwrap();
         assert_close(&format!("loss {i}"), t.loss[i], f.loss, 1e-9);
         for (d, (gt, gf)) in t.grad[i].iter().zip(&f.grad).enumerate() {
-            assert_close(&format!("circuit {i}, {}", keys[d]), *gt, *gf, 1e-7);
+            // Rounding differences (summation order) grow through the surrogate's chains: seen
+            // 3.6e-7 relative for w:stn->gpe; a different definition would differ at O(1).
+            assert_close(&format!("circuit {i}, {}", keys[d]), *gt, *gf, 1e-5);
         }
         for (rt, rf) in t.rates_hz[i].iter().zip(&f.rates_hz) {
             assert_close("rate", *rt, *rf, 1e-12);
@@ -1381,7 +1383,7 @@ fn tensor_surrogate_gradient_equals_forward_mode() {
         assert_close("beta", t.beta_mv2[0][k], f.beta_mv2[k], 1e-9);
     }
     for (d, (gt, gf)) in t.grad[0].iter().zip(&f.grad).enumerate() {
-        assert_close(&format!("LIF loop, {}", keys[d]), *gt, *gf, 1e-7);
+        assert_close(&format!("LIF loop, {}", keys[d]), *gt, *gf, 1e-5);
     }
 }
 
@@ -1415,10 +1417,18 @@ fn tensor_gradient_bad_input_is_reported() {
     };
     assert!(err(one, &seeds, &short_beta, 50).contains("two cycles"));
     let e = err(one, &parse_seeds(&c, &["gpe.C"]), &obj, 50);
-    assert!(e.contains("gpe.C") && e.contains("neuron parameters"), "{e}");
+    assert!(
+        e.contains("gpe.C") && e.contains("neuron parameters"),
+        "{e}"
+    );
     let mut zero = c.clone();
     zero.projections[0].weight = 0.0;
-    let e = err(&[zero.clone()], &parse_seeds(&zero, &["w:stn->gpe"]), &obj, 50);
+    let e = err(
+        &[zero.clone()],
+        &parse_seeds(&zero, &["w:stn->gpe"]),
+        &obj,
+        50,
+    );
     assert!(e.contains("w:stn->gpe") && e.contains("weight of 0"), "{e}");
     let bad_pop = Objective {
         rates: vec![(7, 10.0)],
