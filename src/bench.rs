@@ -43,7 +43,8 @@ use neurodiff::{Error, Result};
 pub struct BenchArgs {
     /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list,
     /// circuit_forward (spiking STN–GPe–GPi), circuit_grad (its beta-power gradient),
-    /// circuit_tensor (the circuit on Burn tensors, --backend), stn_only (10,000 STN cells), cell_hh
+    /// circuit_tensor (the circuit on Burn tensors, --backend), circuit_tensor_grad (its surrogate
+    /// gradient on tensors, checkpointed), stn_only (10,000 STN cells), cell_hh
     /// (cell forward), cell_hh_grad (cell gradients and checkpoint memory), or all.
     /// [default: mpr_forward and mpr_fc_gradient]
     #[arg(long)]
@@ -97,6 +98,9 @@ pub struct BenchArgs {
     /// Internal: run one mpr_fc_gradient case (`ENGINE:STEPS`) in this process.
     #[arg(long, hide = true)]
     child: Option<String>,
+    /// Internal: run one circuit_tensor_grad case (`METHOD:STEPS`) in this process.
+    #[arg(long, hide = true)]
+    circuit_grad_child: Option<String>,
     /// circuit_forward also runs the 10,000–20,000–15,000 circuit (~104 M synapses, ~1 GB).
     #[arg(long)]
     circuit_large: bool,
@@ -631,6 +635,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(child) = &args.child {
         return gradient_child(&args, child);
     }
+    if let Some(spec) = &args.circuit_grad_child {
+        return circuit_tensor_grad_child(spec, kind);
+    }
     if let Some(spec) = &args.sparse_child {
         return sparse_child(&args, spec);
     }
@@ -646,6 +653,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "circuit_forward",
         "circuit_grad",
         "circuit_tensor",
+        "circuit_tensor_grad",
         "stn_only",
         "cell_hh",
         "cell_hh_grad",
@@ -685,6 +693,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         if case == "circuit_tensor" {
             circuit_tensor_case(&args, kind)?;
+        }
+        if case == "circuit_tensor_grad" {
+            circuit_tensor_grad_parent(kind)?;
         }
         if case == "stn_only" {
             stn_only_case(&args)?;
@@ -860,6 +871,98 @@ fn circuit_tensor_case(args: &BenchArgs, kind: BackendKind) -> Result<()> {
         }
     }
     with_backend(kind, Task(args))?
+}
+
+/// The circuit_tensor_grad case (issue 13): the surrogate gradient of the rates objective
+/// (GPe 50 Hz, GPi 60 Hz over the run after its first 5 ms) of the default 100–200–150 circuit
+/// with respect to 4 parameters (`w:stn->gpe`, `w:gpe->stn`, `gpe.current`, `stn.current`), on
+/// the tensor engine under `Autodiff` (`--backend`), for 1,000 and 4,000 steps of
+/// 0.025 ms, by chunked checkpointing (chunks of 100 steps) and with one tape over the whole
+/// run. Each in a fresh child process, so that `peak_rss_mb` is its own.
+fn circuit_tensor_grad_parent(kind: BackendKind) -> Result<()> {
+    let exe = std::env::current_exe().map_err(|e| Error::setting("bench", e.to_string()))?;
+    for steps in [1000, 4000] {
+        for method in ["checkpointed", "full-tape"] {
+            let out = std::process::Command::new(&exe)
+                .args(["bench", "--case", "circuit_tensor_grad"])
+                .args(["--circuit-grad-child", &format!("{method}:{steps}")])
+                .args(["--backend", kind.name()])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| Error::setting("bench", e.to_string()))?;
+            if !out.status.success() {
+                return Err(Error::setting(
+                    "bench",
+                    format!(
+                        "circuit_tensor_grad {method} {steps} steps failed ({})",
+                        out.status
+                    ),
+                ));
+            }
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    Ok(())
+}
+
+/// One circuit_tensor_grad case in this process (see [`circuit_tensor_grad_parent`]).
+fn circuit_tensor_grad_child(spec: &str, kind: BackendKind) -> Result<()> {
+    struct Task<'a>(&'a str);
+    impl BackendTask for Task<'_> {
+        type Output = Result<()>;
+        fn run<B: burn::prelude::Backend>(
+            self,
+            kind: BackendKind,
+            device: B::Device,
+        ) -> Result<()> {
+            use neurodiff::spiking::grad::Objective;
+            use neurodiff::spiking::tensor_grad::{value_and_grad, value_and_grad_full};
+            use neurodiff::spiking::{Circuit, Seed};
+            type Ad<B> = burn::backend::Autodiff<B>;
+            let spec = self.0;
+            let bad = || {
+                Error::setting(
+                    "circuit-grad-child",
+                    format!("`{spec}` is not METHOD:STEPS"),
+                )
+            };
+            let (method, steps) = spec.split_once(':').ok_or_else(bad)?;
+            let steps: usize = steps.parse().map_err(|_| bad())?;
+            let chunk = 100;
+            let c = Circuit::default_stn_gpe_gpi(100, 200, 150);
+            let obj = Objective {
+                window_ms: (5.0, steps as f64 * c.dt_ms),
+                rates: vec![(1, 50.0), (2, 60.0)],
+                beta: vec![],
+            };
+            let seeds = ["w:stn->gpe", "w:gpe->stn", "gpe.current", "stn.current"]
+                .iter()
+                .map(|k| Seed::parse(k, &c))
+                .collect::<Result<Vec<_>>>()?;
+            let circuits = std::slice::from_ref(&c);
+            let t = std::time::Instant::now();
+            let g = match method {
+                "checkpointed" => value_and_grad::<Ad<B>>(circuits, &seeds, &obj, chunk, &device)?,
+                "full-tape" => value_and_grad_full::<Ad<B>>(circuits, &seeds, &obj, &device)?,
+                _ => return Err(bad()),
+            };
+            let seconds = t.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" },
+                    "backend": kind.name(), "engine": "spiking-tensor-autodiff",
+                    "case": "circuit_tensor_grad", "nodes": c.n_neurons(), "batch": 1,
+                    "steps": steps, "parameters": seeds.len(), "method": method,
+                    "chunk": if method == "checkpointed" { Some(chunk) } else { None },
+                    "seconds": seconds, "ms_per_step": seconds * 1e3 / steps as f64,
+                    "peak_rss_mb": peak_rss_mb(), "loss": g.loss[0], "grad": g.grad[0],
+                })
+            );
+            Ok(())
+        }
+    }
+    with_backend(kind, Task(spec))?
 }
 
 /// The circuit_grad case (issue 13): the loss on the STN's beta power (13–30 Hz) over 1 s of

@@ -29,7 +29,7 @@ use crate::sim::{all_finite, locate_divergence, run_chunk, Carry, Run};
 /// merges again, moving a whole graph each time (quadratic in the number of steps; same logic on
 /// Burn's main branch). Using the leaf only through one trivial operation avoids it: the
 /// operation's result is tracked correctly, and gradients still reach the leaf.
-fn leaf<B: AutodiffBackend, const D: usize>(
+pub(crate) fn leaf<B: AutodiffBackend, const D: usize>(
     t: Tensor<B::InnerBackend, D>,
 ) -> (Tensor<B, D>, Tensor<B, D>) {
     let leaf = Tensor::<B, D>::from_inner(t).require_grad();

@@ -34,6 +34,7 @@ use super::circuit::Circuit;
 use super::engine::{Engine, Seed, SpikeNum};
 use crate::error::{Error, Result};
 use crate::fused::dual::Dual;
+use neurodiff_models::Real;
 
 /// Sampling interval of the LFP proxy for the beta power, ms (1 kHz).
 pub const LFP_EVERY_MS: f64 = 1.0;
@@ -91,7 +92,7 @@ pub fn evaluate(
     }
 }
 
-fn check(c: &Circuit, obj: &Objective) -> Result<()> {
+pub(crate) fn check(c: &Circuit, obj: &Objective) -> Result<()> {
     let (a, b) = obj.window_ms;
     if !(a >= 0.0 && b > a && a.is_finite() && b.is_finite()) {
         return Err(Error::setting(
@@ -144,25 +145,23 @@ pub fn evaluate_in<T: SpikeNum>(
     check(c, obj)?;
     let mut e = Engine::<T>::with_seeds(c, seeds, surrogate)?;
     let dt = e.dt();
-    let start = (obj.window_ms.0 / dt).round() as u64;
-    let stop = ((obj.window_ms.1 / dt).round() as u64).max(start + 1);
-    let every = ((LFP_EVERY_MS / dt).round() as u64).max(1);
+    let w = Window::new(obj, dt);
     let n_pop = e.n_populations();
     let mut counts = vec![T::zero(); n_pop];
     let mut lfp: Vec<Vec<T>> = vec![Vec::new(); n_pop];
     let mut spikes = Vec::new();
-    for s in 0..stop {
+    for s in 0..w.stop {
         e.step()?;
         for (k, count) in counts.iter_mut().enumerate() {
             let off = e.population(k).2 as u32;
             spikes.extend(e.spiked(k).iter().map(|&i| (off + i, s)));
-            if s >= start {
+            if s >= w.start {
                 for &sp in e.spikes(k) {
                     *count = *count + sp;
                 }
             }
         }
-        if s >= start && (s - start).is_multiple_of(every) {
+        if w.samples(s) {
             for (k, l) in lfp.iter_mut().enumerate() {
                 let n = T::of(e.population(k).1 as f64);
                 let sum = e.voltages(k).fold(T::zero(), |a, v| a + v);
@@ -170,29 +169,10 @@ pub fn evaluate_in<T: SpikeNum>(
             }
         }
     }
-    let window_s = (stop - start) as f64 * dt / 1000.0;
-    let rates: Vec<T> = (0..n_pop)
-        .map(|k| counts[k] / T::of(e.population(k).1 as f64 * window_s))
-        .collect();
-    let fs = 1000.0 / (every as f64 * dt);
-    let mut beta = vec![T::zero(); n_pop];
+    let sizes: Vec<usize> = (0..n_pop).map(|k| e.population(k).1).collect();
+    let (loss, rates, beta) = objective(obj, &w, &sizes, &counts, &lfp);
     for &(k, _) in &obj.beta {
-        beta[k] = band_power(&lfp[k], fs, BETA_HZ);
-    }
-    let mut loss = T::zero();
-    for &(k, target) in &obj.rates {
-        let r = (rates[k] - T::of(target)) / T::of(target);
-        loss = loss + r * r;
-    }
-    for &(k, target) in &obj.beta {
-        if beta[k].value() <= 0.0 {
-            return Err(Error::setting(
-                format!("objective.beta.{}", c.populations[k].name),
-                "the population's LFP has no power in the beta band (a constant LFP?)",
-            ));
-        }
-        let r = beta[k].ln() - T::of(target.ln());
-        loss = loss + r * r;
+        no_beta_power(c, k, beta[k].value())?;
     }
     Ok(Evaluation {
         loss: loss.value(),
@@ -203,36 +183,117 @@ pub fn evaluate_in<T: SpikeNum>(
     })
 }
 
+/// The steps of an objective's window: the run lasts `stop` steps, spikes count from step
+/// `start`, and the LFP is sampled at steps `start + j every` (`j = 0, 1, …`).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// First step of the window.
+    pub start: u64,
+    /// Steps of the run (the window ends there).
+    pub stop: u64,
+    /// Steps between LFP samples ([`LFP_EVERY_MS`]).
+    pub every: u64,
+    /// Step, ms.
+    pub dt: f64,
+}
+
+impl Window {
+    /// The window of `obj` at step `dt` ms (checked by the callers).
+    pub fn new(obj: &Objective, dt: f64) -> Self {
+        let start = (obj.window_ms.0 / dt).round() as u64;
+        let stop = ((obj.window_ms.1 / dt).round() as u64).max(start + 1);
+        let every = ((LFP_EVERY_MS / dt).round() as u64).max(1);
+        Self {
+            start,
+            stop,
+            every,
+            dt,
+        }
+    }
+
+    /// Whether the LFP is sampled after step `s` (0-based).
+    pub fn samples(&self, s: u64) -> bool {
+        s >= self.start && s < self.stop && (s - self.start).is_multiple_of(self.every)
+    }
+}
+
+/// The objective from what a run observed over the window, in any number type (`f64`, dual
+/// numbers, or [`Tx`](neurodiff_models::real::Tx) tensor expressions holding one value per
+/// batch element): per population its spike count over the window (`counts`) and its LFP
+/// samples (`lfp`, mV; needed only for the populations with a beta target), `sizes` its neuron
+/// counts. Returns the loss, the rates (Hz) and the beta powers (mV², 0 where not asked for)
+/// of the module documentation: the one definition every engine's gradient differentiates.
+pub fn objective<R: Real>(
+    obj: &Objective,
+    w: &Window,
+    sizes: &[usize],
+    counts: &[R],
+    lfp: &[Vec<R>],
+) -> (R, Vec<R>, Vec<R>) {
+    let window_s = (w.stop - w.start) as f64 * w.dt / 1000.0;
+    let rates: Vec<R> = counts
+        .iter()
+        .zip(sizes)
+        .map(|(&c, &n)| c / R::cst(n as f64 * window_s))
+        .collect();
+    let fs = 1000.0 / (w.every as f64 * w.dt);
+    let mut beta = vec![R::cst(0.0); counts.len()];
+    for &(k, _) in &obj.beta {
+        beta[k] = band_power(&lfp[k], fs, BETA_HZ);
+    }
+    let mut loss = R::cst(0.0);
+    for &(k, target) in &obj.rates {
+        let r = (rates[k] - R::cst(target)) / R::cst(target);
+        loss = loss + r * r;
+    }
+    for &(k, target) in &obj.beta {
+        let r = beta[k].ln() - R::cst(target.ln());
+        loss = loss + r * r;
+    }
+    (loss, rates, beta)
+}
+
+/// The error for a population whose beta power is not positive (its logarithm is the loss).
+pub(crate) fn no_beta_power(c: &Circuit, k: usize, power: f64) -> Result<()> {
+    if power > 0.0 {
+        return Ok(());
+    }
+    Err(Error::setting(
+        format!("objective.beta.{}", c.populations[k].name),
+        "the population's LFP has no power in the beta band (a constant LFP?)",
+    ))
+}
+
 /// Band power (units of `x`²) of a series sampled at `fs` Hz: a Hann window over the
 /// mean-removed series, its one-sided periodogram summed over the frequencies in `band`
 /// (inclusive) times the frequency step (see the module documentation). A direct DFT at the
-/// band's frequencies only, in `T` (so dual numbers carry its derivative).
-pub fn band_power<T: SpikeNum>(x: &[T], fs: f64, band: (f64, f64)) -> T {
+/// band's frequencies only, in any [`Real`] (so dual numbers and tensors carry its derivative).
+pub fn band_power<R: Real>(x: &[R], fs: f64, band: (f64, f64)) -> R {
     let m = x.len();
     if m < 2 {
-        return T::zero();
+        return R::cst(0.0);
     }
-    let mean = x.iter().fold(T::zero(), |a, &v| a + v) / T::of(m as f64);
+    let mean = x.iter().skip(1).fold(x[0], |a, &v| a + v) / R::cst(m as f64);
     let w: Vec<f64> = (0..m)
         .map(|n| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / m as f64).cos())
         .collect();
     let w2: f64 = w.iter().map(|v| v * v).sum();
     let df = fs / m as f64;
-    let mut total = T::zero();
+    let mut total = R::cst(0.0);
     let (lo, hi) = (
         (band.0 / df).ceil() as usize,
         (band.1 / df).floor() as usize,
     );
     for f in lo.max(1)..=hi.min((m - 1) / 2) {
-        let (mut re, mut im) = (T::zero(), T::zero());
+        let (mut re, mut im) = (R::cst(0.0), R::cst(0.0));
         let step = -2.0 * std::f64::consts::PI * f as f64 / m as f64;
         for n in 0..m {
-            let xn = (x[n] - mean) * T::of(w[n]);
+            let xn = (x[n] - mean) * R::cst(w[n]);
             let ph = step * n as f64;
-            re = re + xn * T::of(ph.cos());
-            im = im + xn * T::of(ph.sin());
+            re = re + xn * R::cst(ph.cos());
+            im = im + xn * R::cst(ph.sin());
         }
-        total = total + (re * re + im * im) * T::of(2.0 / (fs * w2) * df);
+        total = total + (re * re + im * im) * R::cst(2.0 / (fs * w2) * df);
     }
     total
 }

@@ -13,7 +13,9 @@
 //! - [`fit`]: bounded gradient descent of a few parameters towards those objectives;
 //! - [`monitor`]: spikes, population rates, sampled voltages, the LFP proxy;
 //! - [`tensor`]: the same circuit on Burn tensors (any backend, a batch dimension, surrogate
-//!   gradients under `Autodiff`), checked against the fused engine.
+//!   gradients under `Autodiff`), checked against the fused engine;
+//! - [`tensor_grad`]: [`grad`]'s objectives and their surrogate gradients on the tensor engine
+//!   under `Autodiff`, by chunked checkpointing (memory flat in the number of steps).
 
 pub mod circuit;
 pub mod connect;
@@ -22,9 +24,10 @@ pub mod fit;
 pub mod grad;
 pub mod monitor;
 pub mod tensor;
+pub mod tensor_grad;
 
 pub use circuit::{Circuit, Dbs, InputData, InputSeries, Ou, Population, Projection};
 pub use connect::Synapses;
 pub use engine::{Engine, Seed, SpikeNum, BYTES_PER_SYNAPSE};
 pub use monitor::{Record, Recorder};
-pub use tensor::TensorEngine;
+pub use tensor::{TensorEngine, TensorState};

@@ -4,6 +4,13 @@
 //! `Autodiff<B>` (surrogate spike gradients through [`Real::spike`]), with a batch dimension:
 //! every state is a `[batch, neurons]` tensor.
 //!
+//! The surrogate derivative is the fused engine's (`surrogate = true`): a spike that happened
+//! carries it into its synaptic events and the spike counts, a neuron that did not spike sends
+//! nothing (value 0, derivative 0), the reset takes the spike's value only. The carried state
+//! can be taken out and put back ([`TensorEngine::state`], [`TensorEngine::set_state`]), on any
+//! backend, and a few parameters made functions of tensors the gradient reaches
+//! ([`TensorEngine::seed`]): what [`super::tensor_grad`]'s checkpointed gradient runs on.
+//!
 //! Batch element `b` is the circuit `circuits[b]`: the circuits must share their structure and
 //! connectivity (populations, sizes, projections' `p_connect`, seed) and may differ in every
 //! value (neuron parameters, currents, OU, weights, DBS amplitude). Initial states, drawn
@@ -28,7 +35,7 @@ use neurodiff_models::Real;
 
 use super::circuit::{Circuit, Dbs, InputData, Ou};
 use super::connect::{normal, stream};
-use super::engine::Engine;
+use super::engine::{Engine, Seed};
 use crate::error::{Error, Result};
 
 type T2<B> = Tensor<B, 2>;
@@ -123,7 +130,13 @@ impl<N: Neuron, B: Backend> TensorDynamics<B> for Dyn<N> {
             lin[V] = lin[V] - gt * inv_c.tx();
             let mut xn: Vec<Tx<B>> = (0..nv).map(|k| xs[k] + f[k] * phi(lin[k], dt)).collect();
             let spike = n.spike(xs[V], xn[V], &ps).tensor(shape, &device);
-            let spike = if surrogate { spike } else { spike.detach() };
+            // As in the fused engine, only the spikes that happened carry the surrogate: a
+            // neuron that did not spike sends nothing (its value 0 times the surrogate).
+            let spike = if surrogate {
+                spike.clone() * spike.detach()
+            } else {
+                spike.detach()
+            };
             if N::RESETS {
                 // The reset takes the spike's value only, as in the fused engine.
                 n.reset(&mut xn, Tx::new(spike.clone().detach()), &ps);
@@ -172,11 +185,24 @@ struct Proj<B: Backend> {
     post_idx: Tensor<B, 1, Int>,
     /// `[1 or batch, synapses]`.
     w: T2<B>,
+    /// A factor on every weight, `[batch, 1]` (1 in value; see [`TensorEngine::seed`]).
+    scale: Option<T2<B>>,
     decay: f64,
     e_rev: f64,
     /// Arrivals per slot, `[batch, n_post]`; slot `s mod (delay + 1)` is read at step `s`.
     ring: Vec<T2<B>>,
     g: T2<B>,
+}
+
+/// The state a [`TensorEngine`] carries from one step to the next, in a fixed order (per
+/// population its state variables and its OU current, then per projection its conductance and
+/// its delay slots; each `[batch, n]`), with the number of steps taken: what a checkpoint
+/// keeps ([`TensorEngine::state`], [`TensorEngine::set_state`]).
+pub struct TensorState<B: Backend> {
+    /// Steps taken (the OU noise and DBS pulses of the next step follow from it).
+    pub step: u64,
+    /// The tensors, in the order above.
+    pub tensors: Vec<T2<B>>,
 }
 
 /// The circuit on Burn tensors (see the module documentation).
@@ -192,6 +218,10 @@ pub struct TensorEngine<B: Backend> {
     dbs: Option<(usize, Dbs, Param<B>)>,
     /// Currents from files, shared by the batch.
     inputs: Vec<InputData>,
+}
+
+fn pops_named<B: Backend>(pops: &[Pop<B>], name: &str) -> Option<usize> {
+    pops.iter().position(|p| p.name == name)
 }
 
 fn same_structure(a: &Circuit, b: &Circuit, index: usize) -> Result<()> {
@@ -353,6 +383,7 @@ impl<B: Backend> TensorEngine<B> {
                 pre_idx: ints(pre),
                 post_idx: ints(post),
                 w: tensor(&w, rows, ne, device),
+                scale: None,
                 decay: pr0.decay,
                 e_rev: pr0.e_rev,
                 ring: vec![zeros.clone(); pr0.delay + 1],
@@ -424,6 +455,140 @@ impl<B: Backend> TensorEngine<B> {
     /// Membrane potentials of population `k`, `[batch, n]`, mV.
     pub fn voltages(&self, k: usize) -> T2<B> {
         self.pops[k].x[V].clone()
+    }
+
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    /// The carried state (see [`TensorState`]): an engine of the same circuits given it by
+    /// [`TensorEngine::set_state`], on this backend or another (the tensors moved there),
+    /// continues exactly as this one does.
+    pub fn state(&self) -> TensorState<B> {
+        let mut tensors = Vec::new();
+        for p in &self.pops {
+            tensors.extend(p.x.iter().cloned());
+            tensors.push(p.ou_i.clone());
+        }
+        for pr in &self.projs {
+            tensors.push(pr.g.clone());
+            tensors.extend(pr.ring.iter().cloned());
+        }
+        TensorState {
+            step: self.step,
+            tensors,
+        }
+    }
+
+    /// Restores a state taken by [`TensorEngine::state`]; the spike counts
+    /// ([`TensorEngine::counts`]) restart at zero.
+    ///
+    /// # Errors
+    /// A state of another shape (from an engine of other circuits).
+    pub fn set_state(&mut self, state: TensorState<B>) -> Result<()> {
+        let want: Vec<[usize; 2]> = self.state().tensors.iter().map(|t| t.dims()).collect();
+        let got: Vec<[usize; 2]> = state.tensors.iter().map(|t| t.dims()).collect();
+        if want != got {
+            return Err(Error::setting(
+                "state",
+                format!(
+                    "{} tensors, but this engine carries {} (or other shapes): a state of another \
+                     circuit's engine",
+                    got.len(),
+                    want.len()
+                ),
+            ));
+        }
+        let mut it = state.tensors.into_iter();
+        let mut next = || it.next().expect("shapes checked");
+        for p in &mut self.pops {
+            for x in &mut p.x {
+                *x = next();
+            }
+            p.ou_i = next();
+            p.counts = p.counts.zeros_like();
+            p.spikes = p.spikes.zeros_like();
+        }
+        for pr in &mut self.projs {
+            pr.g = next();
+            for slot in &mut pr.ring {
+                *slot = next();
+            }
+        }
+        self.step = state.step;
+        Ok(())
+    }
+
+    /// Attaches derivatives with respect to `seeds`: `theta[d]`, `[batch, 1]`, holds each batch
+    /// element's value of parameter `seeds[d]` as its circuit states it ([`Seed::value`]), and
+    /// the engine's parameters become functions of it with unchanged values, so that under
+    /// `Autodiff` gradients reach `theta`. [`Seed::Current`], [`Seed::DbsAmplitude`]: the
+    /// current is `theta`. [`Seed::OuMu`]: the OU mean is `theta`, and at step 0 the initial OU
+    /// current (`μ + σ z`) follows it too. [`Seed::Weight`]: every weight of the projection
+    /// times `theta / theta` (1 in value, derivative `w / theta` as in the fused engine; the
+    /// value must not be 0). Call after [`TensorEngine::set_state`]; it replaces an earlier
+    /// call's tensors.
+    ///
+    /// # Errors
+    /// A neuron parameter ([`Seed::Param`]: it also sets the initial state and `1/C`, which this
+    /// engine takes from the fused engine in `f64`); a seed naming no population, projection,
+    /// OU current or DBS here; a `theta` not `[batch, 1]`.
+    pub fn seed(&mut self, seeds: &[Seed], theta: &[T2<B>]) -> Result<()> {
+        if seeds.len() != theta.len() || theta.iter().any(|t| t.dims() != [self.batch, 1]) {
+            return Err(Error::setting(
+                "theta",
+                format!(
+                    "one [batch = {}, 1] tensor per seed ({} seeds)",
+                    self.batch,
+                    seeds.len()
+                ),
+            ));
+        }
+        for (d, (seed, th)) in seeds.iter().zip(theta).enumerate() {
+            let missing =
+                |what: &str| Error::param(format!("seeds[{d}]"), format!("{what} in this circuit"));
+            match seed {
+                Seed::Param { pop, name } => {
+                    return Err(Error::param(
+                        format!("{pop}.{name}"),
+                        "the tensor engine differentiates currents, OU means, weights and the \
+                         DBS amplitude, not neuron parameters (they also set the initial state \
+                         and 1/C); use spiking::grad::evaluate (forward mode) for them",
+                    ))
+                }
+                Seed::Current { pop: name } => {
+                    let k = pops_named(&self.pops, name)
+                        .ok_or_else(|| missing("no such population"))?;
+                    self.pops[k].current = Param::T(th.clone());
+                }
+                Seed::OuMu { pop: name } => {
+                    let k = pops_named(&self.pops, name)
+                        .ok_or_else(|| missing("no such population"))?;
+                    let p = &mut self.pops[k];
+                    if p.ou.is_none() {
+                        return Err(missing("no OU current of that population"));
+                    }
+                    if self.step == 0 {
+                        // The initial OU current μ + σ z: its derivative 1, its value unchanged.
+                        p.ou_i = p.ou_i.clone() + (th.clone() - th.clone().detach());
+                    }
+                    p.ou_mu = Param::T(th.clone());
+                }
+                Seed::Weight { index } => {
+                    let pr = self
+                        .projs
+                        .get_mut(*index)
+                        .ok_or_else(|| missing("no such projection"))?;
+                    pr.scale = Some(th.clone() / th.clone().detach());
+                }
+                Seed::DbsAmplitude => {
+                    let dbs = self.dbs.as_mut().ok_or_else(|| missing("no DBS"))?;
+                    dbs.2 = Param::T(th.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Advances every batch element by one step, as [`Engine::step`] does.
@@ -500,7 +665,11 @@ impl<B: Backend> TensorEngine<B> {
             let slot = (s % pr.ring.len() as u64) as usize;
             let pre = &self.pops[pr.pre];
             let n_post = pr.g.dims()[1];
-            let on_edges = pre.spikes.clone().select(1, pr.pre_idx.clone()) * pr.w.clone();
+            let w = match &pr.scale {
+                Some(scale) => pr.w.clone() * scale.clone(),
+                None => pr.w.clone(),
+            };
+            let on_edges = pre.spikes.clone().select(1, pr.pre_idx.clone()) * w;
             pr.ring[slot] = zeros(n_post).select_assign(
                 1,
                 pr.post_idx.clone(),

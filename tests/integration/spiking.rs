@@ -1285,3 +1285,209 @@ fn input_series_from_files_drive_populations() {
     });
     assert!(e.contains("missing.npy"), "{e}");
 }
+
+// ---- Surrogate gradients on the tensor engine, chunked checkpointing ----
+
+use neurodiff::spiking::tensor_grad::{value_and_grad, value_and_grad_full, TensorEvaluation};
+
+type Ad64 = burn::backend::Autodiff<Nd64>;
+
+/// The default circuit at 20–40–30 with every delay 1 ms (40 steps), so that spikes of the
+/// first milliseconds reach their targets within a 10 ms run (400 steps).
+fn short_delay_circuit() -> Circuit {
+    let mut c = Circuit::default_stn_gpe_gpi(20, 40, 30);
+    for p in &mut c.projections {
+        p.delay_ms = 1.0;
+    }
+    c
+}
+
+fn rate_objective() -> Objective {
+    Objective {
+        window_ms: (2.0, 10.0),
+        rates: vec![(1, 50.0), (2, 60.0)],
+        beta: vec![],
+    }
+}
+
+/// Two LIF populations (noisy excitatory drive onto an inhibitory population that feeds back)
+/// at dt 0.5 ms, so that a beta-power window of 160 ms is 360 steps.
+fn lif_loop() -> Circuit {
+    let mut a = lif("a", 30, 360.0, 2.0);
+    a.ou = Some(neurodiff::spiking::Ou {
+        tau_ms: 5.0,
+        mu: 20.0,
+        sigma: 60.0,
+    });
+    a.v_spread_mv = 5.0;
+    let mut b = lif("b", 20, 300.0, 2.0);
+    b.ou = Some(neurodiff::spiking::Ou {
+        tau_ms: 5.0,
+        mu: 0.0,
+        sigma: 40.0,
+    });
+    b.v_spread_mv = 5.0;
+    let mut inh = projection("b", "a", 0.3, 2.0, 4.0, 8.0);
+    inh.e_rev_mv = -80.0;
+    Circuit {
+        populations: vec![a, b],
+        projections: vec![projection("a", "b", 0.3, 1.5, 2.0, 3.0), inh],
+        dt_ms: 0.5,
+        seed: 5,
+        dbs: None,
+        inputs: Vec::new(),
+    }
+}
+
+fn beta_objective() -> Objective {
+    Objective {
+        window_ms: (20.0, 180.0),
+        rates: vec![(0, 40.0)],
+        beta: vec![(0, 1.0), (1, 1.0)],
+    }
+}
+
+fn parse_seeds(c: &Circuit, keys: &[&str]) -> Vec<Seed> {
+    keys.iter().map(|k| Seed::parse(k, c).unwrap()).collect()
+}
+
+fn assert_close(what: &str, a: f64, b: f64, rel: f64) {
+    assert!(
+        (a - b).abs() <= rel * a.abs().max(b.abs()) + 1e-300,
+        "{what}: {a:e} vs {b:e}"
+    );
+}
+
+fn assert_same_eval(a: &TensorEvaluation, b: &TensorEvaluation, rel: f64) {
+    for (bi, (la, lb)) in a.loss.iter().zip(&b.loss).enumerate() {
+        assert_close(&format!("loss of batch element {bi}"), *la, *lb, rel);
+        for (d, (ga, gb)) in a.grad[bi].iter().zip(&b.grad[bi]).enumerate() {
+            assert_close(&format!("batch {bi} seed {d}"), *ga, *gb, rel);
+        }
+    }
+    assert_eq!(a.rates_hz, b.rates_hz);
+}
+
+/// (a) The chunked gradient is the full-tape gradient: two chunk lengths (one dividing the run
+/// unevenly, one longer than the delays) against one tape over the whole run, on the
+/// STN–GPe–GPi circuit (rates) and the LIF loop (rates and beta power), to rounding.
+#[test]
+fn tensor_checkpointed_gradient_equals_the_full_tape() {
+    let dev = Default::default();
+    for (c, obj, keys) in [
+        (
+            short_delay_circuit(),
+            rate_objective(),
+            &["w:stn->gpe", "w:gpe->gpi", "gpe.ou_mu", "gpi.current"][..],
+        ),
+        (
+            lif_loop(),
+            beta_objective(),
+            &["a.current", "w:a->b", "b.ou_mu", "w:b->a"][..],
+        ),
+    ] {
+        let seeds = parse_seeds(&c, keys);
+        let circuits = [c];
+        let full = value_and_grad_full::<Ad64>(&circuits, &seeds, &obj, &dev).unwrap();
+        for chunk in [37, 150] {
+            let ck = value_and_grad::<Ad64>(&circuits, &seeds, &obj, chunk, &dev).unwrap();
+            assert_same_eval(&ck, &full, 1e-10);
+        }
+        let nonzero = full.grad[0].iter().filter(|g| g.abs() > 1e-8).count();
+        assert!(nonzero >= 3, "gradient {:?}: nothing tested", full.grad[0]);
+    }
+}
+
+/// (b) The tensor path's surrogate gradient is the fused engine's forward-mode surrogate
+/// gradient (`surrogate = true`): the same spikes carry the same surrogate into the same
+/// synaptic events, and the loss is the same function. A batch of two circuits (another
+/// STN → GPe weight in the second) gives each circuit's own value and gradient.
+#[test]
+fn tensor_surrogate_gradient_equals_forward_mode() {
+    let dev = Default::default();
+    let a = short_delay_circuit();
+    let mut b = a.clone();
+    b.projections[0].weight = 0.08;
+    let keys = ["w:stn->gpe", "w:gpe->gpi", "gpe.ou_mu", "gpi.current"];
+    let obj = rate_objective();
+    let seeds = parse_seeds(&a, &keys);
+    let t = value_and_grad::<Ad64>(&[a.clone(), b.clone()], &seeds, &obj, 64, &dev).unwrap();
+    for (i, c) in [a, b].iter().enumerate() {
+        let f = evaluate(c, &seeds, &obj, true).unwrap();
+        assert_close(&format!("loss {i}"), t.loss[i], f.loss, 1e-9);
+        for (d, (gt, gf)) in t.grad[i].iter().zip(&f.grad).enumerate() {
+            // Rounding differences (summation order) grow through the surrogate's chains: seen
+            // 3.6e-7 relative for w:stn->gpe; a different definition would differ at O(1).
+            assert_close(&format!("circuit {i}, {}", keys[d]), *gt, *gf, 1e-5);
+        }
+        for (rt, rf) in t.rates_hz[i].iter().zip(&f.rates_hz) {
+            assert_close("rate", *rt, *rf, 1e-12);
+        }
+        assert!(f.grad.iter().filter(|g| g.abs() > 1e-8).count() >= 3);
+    }
+    let c = lif_loop();
+    let keys = ["a.current", "w:a->b", "b.ou_mu", "w:b->a"];
+    let seeds = parse_seeds(&c, &keys);
+    let obj = beta_objective();
+    let t = value_and_grad::<Ad64>(std::slice::from_ref(&c), &seeds, &obj, 100, &dev).unwrap();
+    let f = evaluate(&c, &seeds, &obj, true).unwrap();
+    assert_close("LIF loss", t.loss[0], f.loss, 1e-9);
+    for k in 0..2 {
+        assert_close("beta", t.beta_mv2[0][k], f.beta_mv2[k], 1e-9);
+    }
+    for (d, (gt, gf)) in t.grad[0].iter().zip(&f.grad).enumerate() {
+        assert_close(&format!("LIF loop, {}", keys[d]), *gt, *gf, 1e-5);
+    }
+}
+
+/// (c) Bad input is an error naming the problem.
+#[test]
+fn tensor_gradient_bad_input_is_reported() {
+    let dev = Default::default();
+    let c = short_delay_circuit();
+    let seeds = parse_seeds(&c, &["gpi.current"]);
+    let obj = rate_objective();
+    let err = |circuits: &[Circuit], seeds: &[Seed], obj: &Objective, chunk: usize| {
+        value_and_grad::<Ad64>(circuits, seeds, obj, chunk, &dev)
+            .err()
+            .expect("an error")
+            .to_string()
+    };
+    let one = std::slice::from_ref(&c);
+    let e = err(one, &seeds, &obj, 0);
+    assert!(e.contains("chunk") && e.contains('0'), "{e}");
+    for window in [(-1.0, 5.0), (6.0, 6.0), (5.0, f64::INFINITY)] {
+        let bad = Objective {
+            window_ms: window,
+            ..obj.clone()
+        };
+        let e = err(one, &seeds, &bad, 50);
+        assert!(e.contains("window_ms"), "{window:?}: {e}");
+    }
+    let short_beta = Objective {
+        beta: vec![(0, 1.0)],
+        ..obj.clone()
+    };
+    assert!(err(one, &seeds, &short_beta, 50).contains("two cycles"));
+    let e = err(one, &parse_seeds(&c, &["gpe.C"]), &obj, 50);
+    assert!(
+        e.contains("gpe.C") && e.contains("neuron parameters"),
+        "{e}"
+    );
+    let mut zero = c.clone();
+    zero.projections[0].weight = 0.0;
+    let e = err(
+        &[zero.clone()],
+        &parse_seeds(&zero, &["w:stn->gpe"]),
+        &obj,
+        50,
+    );
+    assert!(e.contains("w:stn->gpe") && e.contains("weight of 0"), "{e}");
+    let bad_pop = Objective {
+        rates: vec![(7, 10.0)],
+        ..obj.clone()
+    };
+    assert!(err(one, &seeds, &bad_pop, 50).contains("population index 7"));
+    let e = err(&[], &seeds, &obj, 50);
+    assert!(e.contains("circuit"), "{e}");
+}
