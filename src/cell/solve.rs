@@ -370,11 +370,11 @@ impl<'a, T: Float> Stepper<'a, T> {
         let c = |x: f64| T::from(x).expect("f64 to float");
         let dt = protocol.dt;
         // Crank–Nicolson solves backward Euler over dt/2 (NEURON's `cj = 2/dt`).
-        let cj = match protocol.scheme {
-            Scheme::BackwardEuler => 1.0 / dt,
-            Scheme::CrankNicolson => 2.0 / dt,
+        let h = match protocol.scheme {
+            Scheme::BackwardEuler => dt,
+            Scheme::CrankNicolson => 0.5 * dt,
         };
-        let cdt: Vec<T> = cell.cap.iter().map(|&x| c(x * cj)).collect();
+        let cdt: Vec<T> = cell.cap.iter().map(|&x| c(x / h)).collect();
         let mut dax = vec![0.0f64; n];
         for i in 1..n {
             dax[i] += cell.g_axial[i];

@@ -391,7 +391,10 @@ fn voltage_clamp_matches_neuron() {
     // the same implicit step, so f64 agrees to round-off in V and in the clamp current.
     for case in ["hh_vclamp", "branched_vclamp"] {
         let (all, _, _) = compare_with_neuron(case, false);
-        assert!(all < 1e-6, "{case}: f64 differs from NEURON by {all} mV or nA");
+        assert!(
+            all < 1e-6,
+            "{case}: f64 differs from NEURON by {all} mV or nA"
+        );
         compare_with_neuron(case, true);
     }
 }
@@ -410,7 +413,10 @@ fn crank_nicolson_matches_neuron_secondorder() {
         .zip(&cn.data)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    assert!(gap > 1.0, "backward Euler and Crank–Nicolson differ by {gap} mV");
+    assert!(
+        gap > 1.0,
+        "backward Euler and Crank–Nicolson differ by {gap} mV"
+    );
 }
 
 /// The largest error of one passive compartment (leak 0.1 mS/cm² to 0 mV, 1 µF/cm²: τ = 10 ms)
@@ -830,9 +836,18 @@ fn bad_voltage_clamps_and_solvers_are_clear_errors() {
                 radius = 10\n[[channels]]\nname = \"hh_na\"\n";
     let vc = "[[stimuli]]\nkind = \"vclamp\"\nbranch = \"soma\"\n";
     let cases = [
-        (format!("{base}{vc}rs = 0.0\ndur1 = 1\n"), vec!["stimuli[0]", "rs must be positive"]),
-        (format!("{base}{vc}rs = -2.0\n"), vec!["stimuli[0]", "rs must be positive", "-2"]),
-        (format!("{base}{vc}dur1 = 1\ndur2 = -1\n"), vec!["stimuli[0]", "dur2", "≥ 0"]),
+        (
+            format!("{base}{vc}rs = 0.0\ndur1 = 1\n"),
+            vec!["stimuli[0]", "rs must be positive"],
+        ),
+        (
+            format!("{base}{vc}rs = -2.0\n"),
+            vec!["stimuli[0]", "rs must be positive", "-2"],
+        ),
+        (
+            format!("{base}{vc}dur1 = 1\ndur2 = -1\n"),
+            vec!["stimuli[0]", "dur2", "≥ 0"],
+        ),
         (
             format!("{base}[[stimuli]]\nkind = \"vclamp\"\nbranch = \"dend\"\n"),
             vec!["stimuli[0]", "no branch named `dend`"],
@@ -841,10 +856,17 @@ fn bad_voltage_clamps_and_solvers_are_clear_errors() {
             format!("{base}[[stimuli]]\nkind = \"vclamp\"\nbranch = 4\n"),
             vec!["stimuli[0]", "no branch 4"],
         ),
-        (format!("{base}{vc}amp = 0.1\n"), vec!["stimuli[0]", "`amp` belongs to a current"]),
+        (
+            format!("{base}{vc}amp = 0.1\n"),
+            vec!["stimuli[0]", "`amp` belongs to a current"],
+        ),
         (
             format!("{base}[[stimuli]]\nbranch = \"soma\"\namp = 0.1\nrs = 1\n"),
-            vec!["stimuli[0]", "`rs` belongs to a voltage clamp", "kind = \"vclamp\""],
+            vec![
+                "stimuli[0]",
+                "`rs` belongs to a voltage clamp",
+                "kind = \"vclamp\"",
+            ],
         ),
         (
             format!("{base}[[stimuli]]\nkind = \"seclamp\"\nbranch = 0\n"),
@@ -856,7 +878,10 @@ fn bad_voltage_clamps_and_solvers_are_clear_errors() {
         ),
         (
             format!("{base}[[record]]\nbranch = \"soma\"\nvar = \"vclamp.i\"\n"),
-            vec!["record[0]", "0 voltage clamps at branch `soma` compartment 0"],
+            vec![
+                "record[0]",
+                "0 voltage clamps at branch `soma` compartment 0",
+            ],
         ),
     ];
     for (text, needles) in cases {
@@ -910,7 +935,10 @@ fn bad_voltage_clamps_and_solvers_are_clear_errors() {
     p.vclamps.clear();
     p.probes.push(Probe::VClampCurrent { clamp: 0 });
     let e = simulate::<f64>(&cell, &p).unwrap_err().to_string();
-    assert!(e.contains("record[1]") && e.contains("voltage clamp"), "{e}");
+    assert!(
+        e.contains("record[1]") && e.contains("voltage clamp"),
+        "{e}"
+    );
 }
 
 /// The voltage clamp and the solver from TOML: `kind = "vclamp"` with a list of `amp1` values
@@ -941,7 +969,10 @@ fn voltage_clamp_and_solver_from_toml() {
     for j in 0..nrec {
         for (k, a) in rec.trace(j, 0).iter().enumerate() {
             let b = reference[k * nrec + j];
-            assert!((a - b).abs() < 1e-6, "record {j} sample {k}: {a} vs NEURON {b}");
+            assert!(
+                (a - b).abs() < 1e-6,
+                "record {j} sample {k}: {a} vs NEURON {b}"
+            );
         }
     }
     // Element 1 equals the code-built clamp with amp1 = -60 mV.
@@ -971,7 +1002,10 @@ fn voltage_clamp_and_solver_from_toml() {
         .zip(&reference)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    assert!(worst < 1e-6, "Crank–Nicolson from TOML: {worst} mV from NEURON");
+    assert!(
+        worst < 1e-6,
+        "Crank–Nicolson from TOML: {worst} mV from NEURON"
+    );
 }
 
 #[test]

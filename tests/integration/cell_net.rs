@@ -400,8 +400,7 @@ fn network_adjoint_refuses_crank_nicolson_and_voltage_clamps() {
         ..p.clone()
     };
     for (q, needle) in [(&cn, "Crank–Nicolson"), (&vc, "voltage clamps")] {
-        let e = value_and_grad(&net, q, &probes, &[100], |r| Ok(loss_of(r, &SCALES)))
-            .unwrap_err();
+        let e = value_and_grad(&net, q, &probes, &[100], |r| Ok(loss_of(r, &SCALES))).unwrap_err();
         assert!(
             matches!(
                 e,
