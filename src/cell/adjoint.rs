@@ -24,9 +24,10 @@
 //!    diagonal and `G E(p)` the right-hand side, so `∂L/∂G = μ (E − v')` and `∂L/∂E = μ G`,
 //!    chained through `g` and `E` on dual numbers to `λ_x` and the parameters.
 //!
-//! Calcium dynamics (a pool, `Cell::pools`, or a channel whose gates read calcium) are not
-//! differentiated yet: [`value_and_grad`] refuses such a cell with
-//! [`CellError::Unsupported`] rather than give a gradient that ignores them.
+//! Calcium dynamics (a pool, `Cell::pools`, or a channel whose gates read calcium), voltage
+//! clamps ([`super::VClamp`]) and the Crank–Nicolson scheme are not differentiated yet:
+//! [`value_and_grad`] (and the network's) refuses them with [`CellError::Unsupported`] rather
+//! than give a gradient that ignores them.
 //!
 //! The initial gates are the steady states at `v_init`, which may depend on the parameters: the
 //! last adjoint is chained through them too.
@@ -45,7 +46,7 @@
 //! 100 within a segment, then every step within 100. Every level gives the same gradient: the
 //! recomputed states are bit-identical to the first pass.
 
-use super::solve::{hines_solve, State, Stepper};
+use super::solve::{hines_solve, Scheme, State, Stepper};
 use super::{Cell, CellError, Protocol, Recording};
 use crate::fused::dual::Dual;
 use crate::Result;
@@ -105,8 +106,30 @@ pub fn check_levels(levels: &[usize]) -> Result<(), CellError> {
     Ok(())
 }
 
-/// Checks that every channel's derivatives fit in [`MAX_DIRECTIONS`] dual directions.
+/// Checks that the adjoint covers the step: backward Euler, no voltage clamp, no calcium
+/// dynamics, every channel's derivatives within [`MAX_DIRECTIONS`] dual directions.
 pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
+    if st.protocol.scheme != Scheme::BackwardEuler {
+        return Err(CellError::Unsupported {
+            what: "the cell adjoint".into(),
+            feature: "the Crank–Nicolson scheme (`solver = \"crank_nicolson\"`): its reverse \
+                      step is the backward-Euler one"
+                .into(),
+            hint: "compute gradients with `solver = \"backward_euler\"` (the default), or \
+                   simulate with Crank–Nicolson forward only"
+                .into(),
+        });
+    }
+    if !st.protocol.vclamps.is_empty() {
+        return Err(CellError::Unsupported {
+            what: "the cell adjoint".into(),
+            feature: "voltage clamps (`kind = \"vclamp\"` stimuli): their reverse step and \
+                      clamp-current recordings are not differentiated yet"
+                .into(),
+            hint: "fit to current-clamp recordings, or simulate a voltage clamp forward only"
+                .into(),
+        });
+    }
     if st.calcium {
         return Err(CellError::Unsupported {
             what: "the cell adjoint".into(),
@@ -178,7 +201,7 @@ pub fn value_and_grad(
     let mut state = st.init();
     let mut scratch = st.scratch();
     let mut top = Vec::new();
-    st.record(&state, &mut data);
+    st.record(0, &state, &mut data);
     for k in 0..steps {
         if k % seg[0] == 0 {
             top.push(state.clone());
@@ -188,7 +211,7 @@ pub fn value_and_grad(
         if let Some(e) = st.check_finite(&state, k + 1, "") {
             return Err(e.into());
         }
-        st.record(&state, &mut data);
+        st.record(k + 1, &state, &mut data);
     }
     let recording = Recording {
         data,

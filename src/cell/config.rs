@@ -6,6 +6,8 @@
 //! celsius = 6.3         # °C (NEURON's default; scales the hh rates by 3^((celsius − 6.3)/10))
 //! v_init = -65.0        # mV
 //! precision = "f64"     # or "f32"
+//! solver = "backward_euler"  # or "crank_nicolson" (second order, NEURON's secondorder = 2;
+//!                            # forward only: gradients and fits need backward_euler)
 //!
 //! # Either an SWC file (relative to this file) …
 //! [morphology]
@@ -48,10 +50,22 @@
 //! dur = 40.0                # ms
 //! # waveform = "i.npy"      # instead of amp/delay/dur: nA per step, [steps] or [steps, batch]
 //!
+//! [[stimuli]]               # voltage clamp (NEURON's SEClamp; forward only: no gradient)
+//! kind = "vclamp"           # default "iclamp" (the current clamp above)
+//! branch = "soma"
+//! x = 0.5
+//! rs = 1.0                  # series resistance, MΩ (> 0; default 1, as NEURON)
+//! amp1 = -70.0              # command voltages, mV (default 0; a list: one per batch element)
+//! dur1 = 5.0                # ms (≥ 0, default 0): amp1 on [0, dur1), amp2 for the next dur2,
+//! amp2 = 0.0                # amp3 for the next dur3, then the clamp is off (no current)
+//! dur2 = 10.0
+//! # amp3 = -65.0, dur3 = 10.0
+//!
 //! [[record]]
 //! branch = "dend"
 //! x = 0.95
-//! var = "v"                 # or a gate: "hh_na.m"
+//! var = "v"                 # or a gate: "hh_na.m"; or "vclamp.i": the current of the voltage
+//!                           # clamp at this compartment, nA (positive depolarises)
 //! ```
 //! The batch size is the longest list given (every list has 1 or that many entries).
 
@@ -63,7 +77,8 @@ use neurodiff_models::spec::ParamSpec;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Branch, Cell, CellError, Clamp, Group, Morphology, Passive, Probe, Protocol, Waveform,
+    Branch, Cell, CellError, Clamp, Group, Morphology, Passive, Probe, Protocol, Scheme, VClamp,
+    Waveform,
 };
 use crate::{Error, Result};
 
@@ -165,10 +180,24 @@ fn half() -> f64 {
     0.5
 }
 
-/// A current clamp.
+/// The kind of a stimulus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StimKind {
+    /// A current clamp (`amp`, `delay`, `dur` or `waveform`).
+    #[default]
+    Iclamp,
+    /// A voltage clamp (NEURON's `SEClamp`: `rs`, `amp1..3`, `dur1..3`).
+    Vclamp,
+}
+
+/// A current clamp, or a voltage clamp (`kind = "vclamp"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StimEntry {
+    /// `iclamp` (default) or `vclamp`.
+    #[serde(default)]
+    pub kind: StimKind,
     /// The branch.
     pub branch: BranchRef,
     /// Position along it, 0–1.
@@ -186,6 +215,88 @@ pub struct StimEntry {
     /// A `.npy` of nA per step, `[steps]` or `[steps, batch]`, relative to the config file.
     #[serde(default)]
     pub waveform: Option<PathBuf>,
+    /// Voltage clamp: series resistance, MΩ (default 1).
+    #[serde(default)]
+    pub rs: Option<f64>,
+    /// Voltage clamp: first command voltage, mV (default 0).
+    #[serde(default)]
+    pub amp1: Option<Values>,
+    /// Voltage clamp: second command voltage, mV (default 0).
+    #[serde(default)]
+    pub amp2: Option<Values>,
+    /// Voltage clamp: third command voltage, mV (default 0).
+    #[serde(default)]
+    pub amp3: Option<Values>,
+    /// Voltage clamp: duration of `amp1` from `t = 0`, ms (default 0).
+    #[serde(default)]
+    pub dur1: Option<f64>,
+    /// Voltage clamp: duration of `amp2`, ms (default 0).
+    #[serde(default)]
+    pub dur2: Option<f64>,
+    /// Voltage clamp: duration of `amp3`, ms (default 0).
+    #[serde(default)]
+    pub dur3: Option<f64>,
+}
+
+impl StimEntry {
+    /// The voltage clamp of this entry at `node` for a batch of `batch`; `what` names it.
+    fn vclamp(&self, what: &str, node: usize, batch: usize) -> Result<VClamp> {
+        let iclamp_keys = [
+            ("amp", self.amp.is_some()),
+            ("delay", self.delay != 0.0),
+            ("dur", self.dur.is_some()),
+            ("waveform", self.waveform.is_some()),
+        ];
+        if let Some((k, _)) = iclamp_keys.iter().find(|k| k.1) {
+            return Err(Error::setting(
+                what,
+                format!(
+                    "`{k}` belongs to a current clamp; a voltage clamp takes rs, amp1..3 (mV) and \
+                     dur1..3 (ms)"
+                ),
+            ));
+        }
+        let amps = [&self.amp1, &self.amp2, &self.amp3];
+        let rows = if amps.iter().any(|a| a.as_ref().is_some_and(|a| a.len() > 1)) {
+            batch
+        } else {
+            1
+        };
+        let amp = (0..rows)
+            .map(|b| {
+                let at = |a: &Option<Values>| a.as_ref().map_or(0.0, |a| a.get(b));
+                [at(amps[0]), at(amps[1]), at(amps[2])]
+            })
+            .collect();
+        let vc = VClamp {
+            node,
+            rs: self.rs.unwrap_or(1.0),
+            amp,
+            dur: [
+                self.dur1.unwrap_or(0.0),
+                self.dur2.unwrap_or(0.0),
+                self.dur3.unwrap_or(0.0),
+            ],
+        };
+        vc.check(what, batch)?;
+        Ok(vc)
+    }
+
+    /// Whether a voltage-clamp key is given.
+    fn has_vclamp_key(&self) -> Option<&'static str> {
+        [
+            ("rs", self.rs.is_some()),
+            ("amp1", self.amp1.is_some()),
+            ("amp2", self.amp2.is_some()),
+            ("amp3", self.amp3.is_some()),
+            ("dur1", self.dur1.is_some()),
+            ("dur2", self.dur2.is_some()),
+            ("dur3", self.dur3.is_some()),
+        ]
+        .into_iter()
+        .find(|k| k.1)
+        .map(|k| k.0)
+    }
 }
 
 /// A recorded quantity.
@@ -234,6 +345,9 @@ pub struct CellConfig {
     /// Solver precision.
     #[serde(default)]
     pub precision: Precision,
+    /// The scheme of the voltage equation (`backward_euler`, the default, or `crank_nicolson`).
+    #[serde(default)]
+    pub solver: Scheme,
     /// An SWC morphology (or `branches`).
     #[serde(default)]
     pub morphology: Option<SwcSource>,
@@ -246,7 +360,7 @@ pub struct CellConfig {
     /// Channels.
     #[serde(default)]
     pub channels: Vec<ChannelEntry>,
-    /// Current clamps.
+    /// Current and voltage clamps.
     #[serde(default)]
     pub stimuli: Vec<StimEntry>,
     /// Recordings (default: `v` at the middle of the root).
@@ -295,8 +409,15 @@ impl CellConfig {
             }
         }
         for (j, s) in self.stimuli.iter().enumerate() {
-            if let Some(a) = &s.amp {
-                lens.push((format!("stimuli[{j}].amp"), a.len()));
+            for (k, a) in [
+                ("amp", &s.amp),
+                ("amp1", &s.amp1),
+                ("amp2", &s.amp2),
+                ("amp3", &s.amp3),
+            ] {
+                if let Some(a) = a {
+                    lens.push((format!("stimuli[{j}].{k}"), a.len()));
+                }
             }
         }
         let b = lens.iter().map(|l| l.1).max().unwrap_or(1).max(1);
@@ -400,9 +521,20 @@ impl CellConfig {
             }
         };
         let mut clamps = Vec::new();
+        let mut vclamps = Vec::new();
         for (j, s) in self.stimuli.iter().enumerate() {
             let what = format!("stimuli[{j}]");
             let node = cell.node_at(branch_of(&s.branch, &what)?, s.x)?;
+            if s.kind == StimKind::Vclamp {
+                vclamps.push(s.vclamp(&what, node, batch)?);
+                continue;
+            }
+            if let Some(k) = s.has_vclamp_key() {
+                return Err(Error::setting(
+                    what,
+                    format!("`{k}` belongs to a voltage clamp: add kind = \"vclamp\""),
+                ));
+            }
             match (&s.waveform, &s.amp) {
                 (Some(file), None) => {
                     let path = base.join(file);
@@ -477,6 +609,22 @@ impl CellConfig {
             if r.var == "v" {
                 probes.push(Probe::V { node });
                 is_voltage.push(true);
+            } else if r.var == "vclamp.i" {
+                let at: Vec<usize> = (0..vclamps.len())
+                    .filter(|&c| vclamps[c].node == node)
+                    .collect();
+                let [clamp] = at[..] else {
+                    return Err(Error::setting(
+                        &what,
+                        format!(
+                            "var `vclamp.i`: {} voltage clamps at {} (need exactly one)",
+                            at.len(),
+                            cell.location(node)
+                        ),
+                    ));
+                };
+                probes.push(Probe::VClampCurrent { clamp });
+                is_voltage.push(false);
             } else {
                 let (cname, gname) = r.var.split_once('.').ok_or_else(|| {
                     Error::setting(&what, format!("var `{}`: give v or channel.gate", r.var))
@@ -512,6 +660,8 @@ impl CellConfig {
                 celsius: self.celsius,
                 v_init: self.v_init,
                 clamps,
+                vclamps,
+                scheme: self.solver,
                 probes,
             },
             labels,

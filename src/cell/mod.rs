@@ -1,15 +1,16 @@
 //! Multi-compartment cells (issue 14, first slice): morphologies ([`morph`]: branches in code or
 //! TOML, an SWC reader), the compartments and their axial conductances ([`Cell`]), channels
 //! from `neurodiff_models::channel` placed per group, and the solver ([`solve`]): backward Euler
-//! for the voltage with a tree (Hines) solver, exponential Euler for the gates, a batch of
-//! parameter sets and stimuli in one run, in `f32` or `f64`; gradients with respect to every
+//! (or Crank–Nicolson) for the voltage with a tree (Hines) solver, exponential Euler for the
+//! gates, current and voltage clamps, a batch of parameter sets and stimuli in one run, in `f32`
+//! or `f64`; gradients with respect to every
 //! channel parameter by the discrete adjoint of that step with nested checkpointing
 //! ([`adjoint`]), and fitting to recorded traces ([`fit`], `neurodiff cell --fit`).
 //!
 //! ## Units
 //! Voltage mV, time ms, lengths and radii µm, specific capacitance `C_m` µF/cm², axial
 //! resistivity `R_a` Ω·cm, channel conductances mS/cm² (NEURON's S/cm² × 1000), injected
-//! currents nA. Inside the solver each compartment carries absolute quantities: area cm²,
+//! currents nA, a voltage clamp's series resistance MΩ (so `(vc − v)/rs` is in nA). Inside the solver each compartment carries absolute quantities: area cm²,
 //! capacitance µF, conductances mS, currents µA (mS · mV = µA, µF · mV/ms = µA).
 //!
 //! ## Compartments and axial conductances (as NEURON computes them)
@@ -33,6 +34,25 @@
 //! advances by exponential Euler at the new voltage, `x ← x∞(V') + (x − x∞(V')) e^{−dt φ/τ(V')}`
 //! (NEURON's `cnexp`, after the voltage update). At `t = 0` the voltage is `v_init` everywhere and
 //! every gate is at its steady state there (NEURON's `finitialize`).
+//!
+//! ## Voltage clamps (NEURON's `SEClamp`)
+//! A [`VClamp`] joins a compartment through a series resistance `rs` (MΩ) to a command
+//! `vc(t)` (three levels `amp1..3` mV for `dur1..3` ms, then off). Its current
+//! `i = (vc − v)/rs` nA is linear in `V`, so it enters the same system implicitly: `1e-3/rs` mS
+//! on the diagonal, `1e-3 vc/rs` µA on the right-hand side, with `vc` at `t + dt/2`; a step is
+//! still one tree solve. The recorded clamp current ([`Probe::VClampCurrent`]) at `t = (k+1) dt`
+//! is `(vc_k − V_{k+1})/rs`, the step's command and the new voltage, as NEURON records
+//! `SEClamp.i`.
+//!
+//! ## Crank–Nicolson (NEURON's `secondorder = 2`)
+//! With [`Scheme::CrankNicolson`] the system above is solved with `2C/dt` in place of `C/dt`
+//! (backward Euler over half a step, to `V½` at `t + dt/2`) and the voltage is extrapolated to
+//! `V' = 2 V½ − V`: the θ = ½ scheme for the frozen-gate linear system, second order in `dt`.
+//! The gates keep the same exponential-Euler update at `V'`, which makes them staggered: the
+//! gates after step `k` stand for `t = (k + 3/2) dt`, so their update is centred on `V'` at its
+//! midpoint (NEURON's `secondorder` does exactly this). Large steps on stiff parts (a short
+//! `rs C`, thin compartments) give damped oscillations rather than the smooth backward-Euler
+//! error. The adjoint supports backward Euler only.
 
 pub mod adjoint;
 pub mod config;
@@ -50,7 +70,9 @@ pub use adjoint::{value_and_grad, CellGrad, TraceLoss};
 pub use config::CellConfig;
 pub use morph::{Branch, Group, Morphology};
 pub use network::{Drive, NetGrad, NetProbe, Network, Synapse};
-pub use solve::{hines_solve, simulate, Clamp, Probe, Protocol, Recording, Waveform};
+pub use solve::{
+    hines_solve, simulate, Clamp, Probe, Protocol, Recording, Scheme, VClamp, Waveform,
+};
 
 /// Errors of cells: morphology, channels, settings and the simulation.
 #[derive(Debug, thiserror::Error)]

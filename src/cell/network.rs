@@ -660,9 +660,9 @@ impl<'a, T: Float> NetStepper<'a, T> {
             .step_with(k, &mut st.cell, s, |d, rhs| this.add_terms(k, syn, d, rhs));
     }
 
-    fn record(&self, st: &NetState<T>, data: &mut Vec<f64>) {
+    fn record(&self, sample: usize, st: &NetState<T>, data: &mut Vec<f64>) {
         let nb = self.inner.nb;
-        self.inner.record(&st.cell, data);
+        self.inner.record(sample, &st.cell, data);
         for &j in &self.syn_probes {
             let s = &self.syn[j];
             for b in 0..nb {
@@ -716,13 +716,13 @@ pub fn simulate<T: Float>(
     let mut data = Vec::with_capacity((p.steps + 1) * n_probes * nb);
     let mut state = st.init();
     let mut scratch = st.inner.scratch();
-    st.record(&state, &mut data);
+    st.record(0, &state, &mut data);
     for k in 0..p.steps {
         st.step(k, &mut state, &mut scratch);
         if let Some(e) = st.check_finite(&state, k + 1, "") {
             return Err(e.into());
         }
-        st.record(&state, &mut data);
+        st.record(k + 1, &state, &mut data);
     }
     Ok(recording_in_probe_order(data, probes, nb, p.dt))
 }
@@ -818,7 +818,7 @@ pub fn value_and_grad(
     let mut state = st.init();
     let mut scratch = st.inner.scratch();
     let mut top = Vec::new();
-    st.record(&state, &mut data);
+    st.record(0, &state, &mut data);
     for k in 0..steps {
         if k % seg[0] == 0 {
             top.push(state.clone());
@@ -828,7 +828,7 @@ pub fn value_and_grad(
         if let Some(e) = st.check_finite(&state, k + 1, "") {
             return Err(e.into());
         }
-        st.record(&state, &mut data);
+        st.record(k + 1, &state, &mut data);
     }
     let recording = recording_in_probe_order(data, probes, nb, p.dt);
     let TraceLoss { loss, grad: seeds } = loss(&recording)?;

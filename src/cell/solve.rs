@@ -1,6 +1,7 @@
-//! The cable solver: backward Euler for the voltage through a tree (Hines) solve, O(nodes) per
-//! step, and exponential Euler for the gates, on a batch of parameter sets and stimuli, generic
-//! over the number type (`f32` or `f64`). See the [module documentation](super) for the scheme.
+//! The cable solver: backward Euler (or Crank–Nicolson, [`Scheme`]) for the voltage through a
+//! tree (Hines) solve, O(nodes) per step, and exponential Euler for the gates, on a batch of
+//! parameter sets and stimuli (current clamps, voltage clamps), generic over the number type
+//! (`f32` or `f64`). See the [module documentation](super) for the scheme.
 
 use neurodiff_models::channel::ca_dynamics::{self, CAI_DEFAULT};
 use neurodiff_models::channel::{Calcium, ChannelKind};
@@ -54,6 +55,108 @@ pub struct Clamp {
     pub waveform: Waveform,
 }
 
+/// A single-electrode voltage clamp on one compartment (NEURON's `SEClamp`): a series
+/// resistance `rs` (MΩ) to a command voltage `amp[0]` mV for `dur[0]` ms from `t = 0`, then
+/// `amp[1]` for `dur[1]` ms, then `amp[2]` for `dur[2]` ms, then off (no current). While on it
+/// injects `i = (vc − v)/rs` nA (positive depolarises), taken into the step's linear system
+/// (conductance `1/rs` µS), so the step stays one tree solve. As with a current clamp, the
+/// command of a step is the one at its middle, `t + dt/2`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VClamp {
+    /// The node (see [`Cell::node_at`]).
+    pub node: usize,
+    /// Series resistance, MΩ (NEURON's default 1).
+    pub rs: f64,
+    /// Command voltages `amp1..3`, mV: one row for every batch element, or one per element.
+    pub amp: Vec<[f64; 3]>,
+    /// Durations `dur1..3`, ms.
+    pub dur: [f64; 3],
+}
+
+impl VClamp {
+    /// Checks the series resistance, durations and command voltages (`batch` elements);
+    /// `name` names the stimulus in the error.
+    pub fn check(&self, name: &str, batch: usize) -> Result<(), CellError> {
+        if !(self.rs.is_finite() && self.rs > 0.0) {
+            return Err(CellError::setting(
+                name,
+                format!("voltage clamp: rs must be positive, got {} MΩ", self.rs),
+            ));
+        }
+        if let Some(j) = self.dur.iter().position(|d| !(d.is_finite() && *d >= 0.0)) {
+            return Err(CellError::setting(
+                name,
+                format!(
+                    "voltage clamp: dur{} must be finite and ≥ 0, got {} ms",
+                    j + 1,
+                    self.dur[j]
+                ),
+            ));
+        }
+        if self.amp.len() != 1 && self.amp.len() != batch {
+            return Err(CellError::setting(
+                name,
+                format!(
+                    "voltage clamp: {} rows of command voltages for a batch of {batch} (give 1 \
+                     or {batch})",
+                    self.amp.len()
+                ),
+            ));
+        }
+        if self.amp.iter().flatten().any(|a| !a.is_finite()) {
+            return Err(CellError::setting(
+                name,
+                "voltage clamp: amp1..3 must be finite (mV)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The command voltage at time `t` (ms) for batch element `b`, mV; `None` when off.
+    #[inline]
+    pub fn command(&self, t: f64, b: usize) -> Option<f64> {
+        let amp = &self.amp[if self.amp.len() == 1 { 0 } else { b }];
+        let mut end = 0.0;
+        for (a, d) in amp.iter().zip(&self.dur) {
+            end += d;
+            if t < end {
+                return Some(*a);
+            }
+        }
+        None
+    }
+
+    /// The command during step `k` of length `dt` (at its middle), mV; `None` when off.
+    #[inline]
+    pub fn command_in_step(&self, k: usize, dt: f64, b: usize) -> Option<f64> {
+        self.command((k as f64 + 0.5) * dt, b)
+    }
+
+    /// The clamp current at sample `s` (`t = s dt`) for voltage `v`, nA: `(vc − v)/rs` with the
+    /// command of the step that ended there (at `t = 0`, the command at 0), as NEURON records
+    /// `SEClamp.i` (computed after the voltage update, with the step's command); 0 when off.
+    pub fn current_at_sample(&self, s: usize, dt: f64, b: usize, v: f64) -> f64 {
+        let vc = if s == 0 {
+            self.command(0.0, b)
+        } else {
+            self.command_in_step(s - 1, dt, b)
+        };
+        vc.map_or(0.0, |vc| (vc - v) / self.rs)
+    }
+}
+
+/// The time scheme of the voltage equation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// Backward (implicit) Euler, first order: NEURON's `secondorder = 0`.
+    #[default]
+    BackwardEuler,
+    /// Crank–Nicolson, second order: NEURON's `secondorder = 2` (backward Euler over half a
+    /// step, then extrapolated to the full step; the gates are staggered half a step).
+    CrankNicolson,
+}
+
 /// A recorded quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -71,6 +174,11 @@ pub enum Probe {
         /// The gate (index into the channel's gates).
         gate: usize,
     },
+    /// The current of a voltage clamp, nA (positive depolarises; NEURON's `SEClamp.i`).
+    VClampCurrent {
+        /// The clamp (index into [`Protocol::vclamps`]).
+        clamp: usize,
+    },
 }
 
 /// What to run.
@@ -86,6 +194,10 @@ pub struct Protocol {
     pub v_init: f64,
     /// The current clamps.
     pub clamps: Vec<Clamp>,
+    /// The voltage clamps (forward only: the adjoint refuses them).
+    pub vclamps: Vec<VClamp>,
+    /// The scheme of the voltage equation (forward only: the adjoint needs backward Euler).
+    pub scheme: Scheme,
     /// What to record, at `t = 0` and after every step.
     pub probes: Vec<Probe>,
 }
@@ -98,6 +210,8 @@ impl Default for Protocol {
             celsius: 6.3,
             v_init: -65.0,
             clamps: Vec::new(),
+            vclamps: Vec::new(),
+            scheme: Scheme::BackwardEuler,
             probes: Vec::new(),
         }
     }
@@ -218,7 +332,7 @@ pub(crate) struct Stepper<'a, T> {
     pub(crate) n: usize,
     pub(crate) nb: usize,
     pub(crate) dt: T,
-    /// `C/dt` per node, mS (µF/ms).
+    /// `C/dt` per node (`2C/dt` for Crank–Nicolson), mS (µF/ms).
     pub(crate) cdt: Vec<T>,
     /// The axial part of the diagonal, mS.
     pub(crate) dax: Vec<T>,
@@ -255,7 +369,12 @@ impl<'a, T: Float> Stepper<'a, T> {
         let nb = cell.batch;
         let c = |x: f64| T::from(x).expect("f64 to float");
         let dt = protocol.dt;
-        let cdt: Vec<T> = cell.cap.iter().map(|&x| c(x / dt)).collect();
+        // Crank–Nicolson solves backward Euler over dt/2 (NEURON's `cj = 2/dt`).
+        let h = match protocol.scheme {
+            Scheme::BackwardEuler => dt,
+            Scheme::CrankNicolson => 0.5 * dt,
+        };
+        let cdt: Vec<T> = cell.cap.iter().map(|&x| c(x / h)).collect();
         let mut dax = vec![0.0f64; n];
         for i in 1..n {
             dax[i] += cell.g_axial[i];
@@ -289,7 +408,7 @@ impl<'a, T: Float> Stepper<'a, T> {
             .probes
             .iter()
             .map(|p| match *p {
-                Probe::V { .. } => 0,
+                Probe::V { .. } | Probe::VClampCurrent { .. } => 0,
                 Probe::Gate { channel, node, .. } => cell.channels[channel]
                     .nodes
                     .iter()
@@ -390,8 +509,9 @@ impl<'a, T: Float> Stepper<'a, T> {
         }
     }
 
-    /// The backward-Euler system of step `k` from state `st`: the diagonal `d` and right-hand
-    /// side `rhs` (the off-diagonal is the constant [`Stepper::a`]).
+    /// The backward-Euler system of step `k` from state `st` (over `dt/2` for Crank–Nicolson):
+    /// the diagonal `d` and right-hand side `rhs` (the off-diagonal is the constant
+    /// [`Stepper::a`]).
     pub(crate) fn assemble(&self, k: usize, st: &State<T>, d: &mut [T], rhs: &mut [T]) {
         let nb = self.nb;
         for i in 0..self.n {
@@ -424,6 +544,16 @@ impl<'a, T: Float> Stepper<'a, T> {
                     for b in 0..nb {
                         rhs[cl.node * nb + b] = rhs[cl.node * nb + b] + i_ua;
                     }
+                }
+            }
+        }
+        for vc in &self.protocol.vclamps {
+            let g = 1e-3 / vc.rs; // 1/rs: MΩ → µS → mS
+            for b in 0..nb {
+                if let Some(u) = vc.command_in_step(k, dt, b) {
+                    let idx = vc.node * nb + b;
+                    d[idx] = d[idx] + T::from(g).expect("f64 to float");
+                    rhs[idx] = rhs[idx] + T::from(g * u).expect("f64 to float");
                 }
             }
         }
@@ -493,8 +623,9 @@ impl<'a, T: Float> Stepper<'a, T> {
         }
     }
 
-    /// Step `k` (from `t = k dt` to `(k + 1) dt`): the voltage by one tree solve, then the gates
-    /// at the new voltage.
+    /// Step `k` (from `t = k dt` to `(k + 1) dt`): the voltage by one tree solve (Crank–Nicolson:
+    /// the solve gives `v` at `t + dt/2`, extrapolated to `2 v½ − v`), then the gates at the new
+    /// voltage.
     pub(crate) fn step(&self, k: usize, st: &mut State<T>, s: &mut Scratch<T>) {
         self.step_with(k, st, s, |_, _| {});
     }
@@ -517,6 +648,12 @@ impl<'a, T: Float> Stepper<'a, T> {
         extra(&mut s.d, &mut s.rhs);
         hines_solve(&self.cell.parent, &self.a, &mut s.d, &mut s.rhs, nb);
         std::mem::swap(&mut st.v, &mut s.rhs);
+        if self.protocol.scheme == Scheme::CrankNicolson {
+            let two = T::one() + T::one();
+            for (v, &old) in st.v.iter_mut().zip(&s.rhs) {
+                *v = two * *v - old;
+            }
+        }
         if pools {
             // NEURON advances `CaDynamics_E2` before `SK_E2` (mechanism order), so the gates
             // below read the new calcium.
@@ -550,31 +687,44 @@ impl<'a, T: Float> Stepper<'a, T> {
         }
     }
 
-    /// Appends the probes' values in `st` to `data` (`[probe][batch]`).
-    pub(crate) fn record(&self, st: &State<T>, data: &mut Vec<f64>) {
+    /// Appends the probes' values in `st`, the state at sample `sample` (`t = sample dt`), to
+    /// `data` (`[probe][batch]`).
+    pub(crate) fn record(&self, sample: usize, st: &State<T>, data: &mut Vec<f64>) {
         let nb = self.nb;
+        let f = |x: T| x.to_f64().unwrap_or(f64::NAN);
         for (p, &jj) in self.protocol.probes.iter().zip(&self.probe_idx) {
             for b in 0..nb {
                 let x = match *p {
-                    Probe::V { node } => st.v[node * nb + b],
+                    Probe::V { node } => f(st.v[node * nb + b]),
                     Probe::Gate { channel, gate, .. } => {
                         let ng = self.chans[channel].ng;
-                        st.gates[channel][(jj * nb + b) * ng + gate]
+                        f(st.gates[channel][(jj * nb + b) * ng + gate])
+                    }
+                    Probe::VClampCurrent { clamp } => {
+                        let vc = &self.protocol.vclamps[clamp];
+                        let v = f(st.v[vc.node * nb + b]);
+                        vc.current_at_sample(sample, self.protocol.dt, b, v)
                     }
                 };
-                data.push(x.to_f64().unwrap_or(f64::NAN));
+                data.push(x);
             }
         }
     }
 
     /// The position of probe `p`'s value in a state: `(None, node)` for a voltage,
     /// `(Some(placement), index of the gate of batch element 0)` for a gate (add `b * ng`).
+    ///
+    /// A clamp current is not a state: the adjoint refuses voltage clamps
+    /// ([`super::adjoint::check_directions`]) before it asks for a slot.
     pub(crate) fn probe_slot(&self, p: usize) -> (Option<usize>, usize) {
         match self.protocol.probes[p] {
             Probe::V { node } => (None, node * self.nb),
             Probe::Gate { channel, gate, .. } => {
                 let ng = self.chans[channel].ng;
                 (Some(channel), self.probe_idx[p] * self.nb * ng + gate)
+            }
+            Probe::VClampCurrent { .. } => {
+                unreachable!("the adjoint refuses voltage clamps before recording them")
             }
         }
     }
@@ -647,6 +797,16 @@ fn check_protocol(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
             }
         }
     }
+    for (j, vc) in protocol.vclamps.iter().enumerate() {
+        let name = format!("vclamps[{j}]");
+        if vc.node >= n {
+            return Err(CellError::setting(
+                name,
+                format!("no node {} (the cell has {n})", vc.node),
+            ));
+        }
+        vc.check(&name, nb)?;
+    }
     for (j, p) in protocol.probes.iter().enumerate() {
         let ok = match *p {
             Probe::V { node } => node < n,
@@ -658,11 +818,12 @@ fn check_protocol(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
                 .channels
                 .get(channel)
                 .is_some_and(|c| c.nodes.contains(&node) && gate < c.kind.n_gates()),
+            Probe::VClampCurrent { clamp } => clamp < protocol.vclamps.len(),
         };
         if !ok {
             return Err(CellError::setting(
                 format!("record[{j}]"),
-                format!("{p:?} is not a node, channel or gate of this cell"),
+                format!("{p:?} is not a node, channel, gate or voltage clamp of this cell"),
             ));
         }
     }
@@ -678,13 +839,13 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
     let mut data = Vec::with_capacity((steps + 1) * np_ * nb);
     let mut state = st.init();
     let mut scratch = st.scratch();
-    st.record(&state, &mut data);
+    st.record(0, &state, &mut data);
     for k in 0..steps {
         st.step(k, &mut state, &mut scratch);
         if let Some(e) = st.check_finite(&state, k + 1, "") {
             return Err(e);
         }
-        st.record(&state, &mut data);
+        st.record(k + 1, &state, &mut data);
     }
     Ok(Recording {
         data,

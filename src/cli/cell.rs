@@ -1,5 +1,5 @@
 //! `neurodiff cell`: a multi-compartment cell from a TOML file (morphology, channels per group,
-//! parameters, current clamps, recordings, dt, duration): recordings to `.npy` with a JSON
+//! parameters, current and voltage clamps, recordings, dt, duration, solver): recordings to `.npy` with a JSON
 //! sidecar and a figure of the voltage traces.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 
 use neurodiff::cell::config::{Precision, Resolved};
-use neurodiff::cell::{simulate, CellConfig};
+use neurodiff::cell::{simulate, CellConfig, Probe};
 use neurodiff::io::{check_output_path, write_text, Dtype, NpyStream};
 use neurodiff::{Error, Result};
 
@@ -91,7 +91,11 @@ pub fn run(a: CellArgs) -> Result<()> {
         .enumerate()
         .map(|(j, (l, &v))| Record {
             label: l.clone(),
-            unit: if v { "mV" } else { "1" },
+            unit: match protocol.probes[j] {
+                Probe::V { .. } => "mV",
+                Probe::VClampCurrent { .. } => "nA",
+                Probe::Gate { .. } => "1",
+            },
             spike_times_ms: v.then(|| (0..nb).map(|b| rec.crossings(j, b, 0.0)).collect()),
         })
         .collect();

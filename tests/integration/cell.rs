@@ -2,14 +2,16 @@
 //! trees, a passive cable against cable theory (attenuation, input resistance, length
 //! constant), NEURON's traces (`tests/data/neuron/`, made by `make_reference.py` there) for a
 //! single HH compartment, a branched active + passive cell and each Hay et al. (2011) channel
-//! (`make_hay.py`), a batch against separate runs,
-//! waveforms from `.npy`, and bad morphologies, channels and divergence as clear errors.
+//! (`make_hay.py`), voltage clamps (NEURON's `SEClamp`: voltages and clamp current) on both
+//! cells, Crank–Nicolson against NEURON's `secondorder = 2` and its order (dt² against dt for
+//! backward Euler) on a passive compartment, a batch against separate runs,
+//! waveforms from `.npy`, and bad morphologies, channels, clamps and divergence as clear errors.
 
 use std::path::{Path, PathBuf};
 
 use neurodiff::cell::{
     hines_solve, simulate, Branch, Cell, CellConfig, Clamp, Group, Morphology, Passive, Probe,
-    Protocol, Recording, Waveform,
+    Protocol, Recording, Scheme, VClamp, Waveform,
 };
 use neurodiff::Error;
 use neurodiff_models::channel::ChannelKind;
@@ -150,6 +152,7 @@ fn cable(length: f64, ncomp: usize, amp: f64, dt: f64, steps: usize) -> (Cell, R
             },
         }],
         probes,
+        ..Protocol::default()
     };
     let r = simulate::<f64>(&cell, &p).unwrap();
     (cell, r)
@@ -257,35 +260,51 @@ fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, us
         .unwrap();
     cell.insert_named("leak", &[Group::Basal], &[vec![1.0, -65.0]])
         .unwrap();
-    let branch = |name: &str| cell.morphology.find(name).unwrap();
+    let branch = |name: &serde_json::Value| cell.morphology.find(name.as_str().unwrap()).unwrap();
     let st = &meta["stim"];
-    let clamp = Clamp {
-        node: cell
-            .node_at(
-                branch(st["section"].as_str().unwrap()),
-                st["x"].as_f64().unwrap(),
-            )
-            .unwrap(),
-        batch: None,
-        waveform: Waveform::Step {
-            amp: st["amp_nA"].as_f64().unwrap(),
-            delay: st["delay_ms"].as_f64().unwrap(),
-            dur: st["dur_ms"].as_f64().unwrap(),
-        },
+    let clamps = if st.is_null() {
+        vec![]
+    } else {
+        vec![Clamp {
+            node: cell
+                .node_at(branch(&st["section"]), st["x"].as_f64().unwrap())
+                .unwrap(),
+            batch: None,
+            waveform: Waveform::Step {
+                amp: st["amp_nA"].as_f64().unwrap(),
+                delay: st["delay_ms"].as_f64().unwrap(),
+                dur: st["dur_ms"].as_f64().unwrap(),
+            },
+        }]
     };
-    let probes = meta["records"]
+    let mut probes: Vec<Probe> = meta["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| Probe::V {
             node: cell
-                .node_at(
-                    branch(r["section"].as_str().unwrap()),
-                    r["x"].as_f64().unwrap(),
-                )
+                .node_at(branch(&r["section"]), r["x"].as_f64().unwrap())
                 .unwrap(),
         })
         .collect();
+    // An SEClamp: its current is the last column.
+    let vc = &meta["vclamp"];
+    let vclamps = if vc.is_object() {
+        let f = |k: &str| vc[k].as_f64().unwrap();
+        probes.push(Probe::VClampCurrent { clamp: 0 });
+        vec![VClamp {
+            node: cell.node_at(branch(&vc["section"]), f("x")).unwrap(),
+            rs: f("rs"),
+            amp: vec![[f("amp1"), f("amp2"), f("amp3")]],
+            dur: [f("dur1"), f("dur2"), f("dur3")],
+        }]
+    } else {
+        vec![]
+    };
+    let scheme = match meta["secondorder"].as_u64().unwrap() {
+        0 => Scheme::BackwardEuler,
+        _ => Scheme::CrankNicolson,
+    };
     let dt = meta["dt_ms"].as_f64().unwrap();
     let steps = (meta["tstop_ms"].as_f64().unwrap() / dt).round() as usize;
     let p = Protocol {
@@ -293,7 +312,9 @@ fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, us
         steps,
         celsius: meta["celsius"].as_f64().unwrap(),
         v_init: meta["v_init_mV"].as_f64().unwrap(),
-        clamps: vec![clamp],
+        clamps,
+        vclamps,
+        scheme,
         probes,
     };
     let arr = neurodiff::io::read_npy(&dir.join(format!("{case}.npy"))).unwrap();
@@ -301,57 +322,50 @@ fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, us
     (cell, p, arr.data, arr.shape[1], stride)
 }
 
-/// Compares every recorded voltage with NEURON's: the same spikes (0 mV upward crossings) within
-/// 0.1 ms, and V within 1 mV outside ±1 ms around each spike. Returns (max |ΔV| anywhere, max
-/// |ΔV| outside spikes, max |Δt_spike|).
+/// Compares every recording with NEURON's: voltages by [`compare_trace`] (the same spikes within
+/// 0.1 ms, V within 1 mV outside ±1 ms around each), a clamp current within that 1 mV over
+/// `rs`. Returns (max |ΔV| or |Δi| anywhere, max |ΔV| outside spikes, max |Δt_spike|).
 fn compare_with_neuron(case: &str, f32_run: bool) -> (f64, f64, f64) {
     let (cell, p, reference, nrec, stride) = neuron_case(case, 1);
+    assert_eq!(nrec, p.probes.len(), "{case}: columns");
     let r = if f32_run {
         simulate::<f32>(&cell, &p).unwrap()
     } else {
         simulate::<f64>(&cell, &p).unwrap()
     };
     let dt_s = p.dt * stride as f64;
-    let (mut worst_all, mut worst_out, mut worst_t) = (0.0f64, 0.0f64, 0.0f64);
+    let mut worst = (0.0f64, 0.0f64, 0.0f64);
     for j in 0..nrec {
         let ours: Vec<f64> = r.trace(j, 0).into_iter().step_by(stride).collect();
         let theirs: Vec<f64> = (0..reference.len() / nrec)
             .map(|k| reference[k * nrec + j])
             .collect();
-        assert_eq!(ours.len(), theirs.len(), "{case} record {j}: sample count");
-        let s_ours = neurodiff::cell::solve::crossings(&ours, dt_s, 0.0);
-        let s_ref = neurodiff::cell::solve::crossings(&theirs, dt_s, 0.0);
-        assert_eq!(
-            s_ours.len(),
-            s_ref.len(),
-            "{case} record {j}: spikes at {s_ours:?} vs NEURON {s_ref:?}"
-        );
-        for (a, b) in s_ours.iter().zip(&s_ref) {
-            worst_t = worst_t.max((a - b).abs());
-            assert!(
-                (a - b).abs() < 0.1,
-                "{case} record {j}: spike at {a} ms vs NEURON {b} ms"
-            );
-        }
-        for (k, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-            let t = k as f64 * dt_s;
-            let diff = (a - b).abs();
-            worst_all = worst_all.max(diff);
-            if s_ref.iter().all(|s| (t - s).abs() > 1.0) {
-                worst_out = worst_out.max(diff);
+        let name = format!("{case} record {j}");
+        if let Probe::VClampCurrent { clamp } = p.probes[j] {
+            let tol = 1.0 / p.vclamps[clamp].rs;
+            assert_eq!(ours.len(), theirs.len(), "{name}: sample count");
+            for (k, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                worst.0 = worst.0.max((a - b).abs());
                 assert!(
-                    diff < 1.0,
-                    "{case} record {j} at {t} ms: V {a} vs NEURON {b} mV"
+                    (a - b).abs() < tol,
+                    "{name} at {} ms: clamp current {a} vs NEURON {b} nA",
+                    k as f64 * dt_s
                 );
             }
+        } else {
+            let w = compare_trace(&name, &ours, &theirs, dt_s, f32_run);
+            worst = (worst.0.max(w.0), worst.1.max(w.1), worst.2.max(w.2));
         }
     }
     eprintln!(
-        "{case} ({}): max |ΔV| {worst_all:.2e} mV, outside spikes {worst_out:.2e} mV, spike \
-         times {worst_t:.2e} ms",
-        if f32_run { "f32" } else { "f64" }
+        "{case} ({}): max |ΔV|, |Δi| {:.2e} mV, nA, outside spikes {:.2e} mV, spike times \
+         {:.2e} ms",
+        if f32_run { "f32" } else { "f64" },
+        worst.0,
+        worst.1,
+        worst.2
     );
-    (worst_all, worst_out, worst_t)
+    worst
 }
 
 #[test]
@@ -368,6 +382,123 @@ fn branched_cell_matches_neuron() {
     let (all, _, _) = compare_with_neuron("branched", false);
     assert!(all < 1e-6, "f64 differs from NEURON by {all} mV");
     let (_, _, _) = compare_with_neuron("branched", true);
+}
+
+#[test]
+fn voltage_clamp_matches_neuron() {
+    // NEURON's SEClamp (series resistance, three command levels, then off) on the HH
+    // compartment and on a dendrite of the branched cell (the soma spikes during the step):
+    // the same implicit step, so f64 agrees to round-off in V and in the clamp current.
+    for case in ["hh_vclamp", "branched_vclamp"] {
+        let (all, _, _) = compare_with_neuron(case, false);
+        assert!(
+            all < 1e-6,
+            "{case}: f64 differs from NEURON by {all} mV or nA"
+        );
+        compare_with_neuron(case, true);
+    }
+}
+
+#[test]
+fn crank_nicolson_matches_neuron_secondorder() {
+    let (all, _, _) = compare_with_neuron("hh_single_cn", false);
+    assert!(all < 1e-6, "f64 differs from NEURON by {all} mV");
+    compare_with_neuron("hh_single_cn", true);
+    // The two NEURON schemes differ by far more than that, so the comparison tells them apart.
+    let be = neurodiff::io::read_npy(&data_dir().join("hh_single.npy")).unwrap();
+    let cn = neurodiff::io::read_npy(&data_dir().join("hh_single_cn.npy")).unwrap();
+    let gap = be
+        .data
+        .iter()
+        .zip(&cn.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        gap > 1.0,
+        "backward Euler and Crank–Nicolson differ by {gap} mV"
+    );
+}
+
+/// The largest error of one passive compartment (leak 0.1 mS/cm² to 0 mV, 1 µF/cm²: τ = 10 ms)
+/// under a step current from `t = 0`, against `V(t) = V∞ (1 − e^{−t/τ})`, over 20 ms of steps
+/// `dt` with `scheme`; also with a voltage clamp in place of the current (`rs` 500 MΩ to
+/// 10 mV), whose exact solution approaches `V∞ = (vc/rs) / (G + 1/rs)` with `τ = C/(G + 1/rs)`.
+fn passive_point_error(scheme: Scheme, dt: f64, vclamp: bool) -> f64 {
+    let m = Morphology {
+        branches: vec![Branch {
+            name: Some("soma".into()),
+            parent: None,
+            length: 20.0,
+            radius: 10.0,
+            ncomp: 1,
+            group: Group::Soma,
+        }],
+    };
+    let mut cell = Cell::new(m, |_| Passive::default(), 1).unwrap();
+    cell.insert(ChannelKind::Leak, |_, _| true, &[vec![0.1, 0.0]])
+        .unwrap();
+    let area = cell.area[0]; // cm²
+    let (g, c) = (0.1 * area, area); // mS, µF
+    let (amp, rs, vc) = (0.05, 500.0, 10.0); // nA, MΩ, mV
+    let steps = (20.0 / dt).round() as usize;
+    let mut p = Protocol {
+        dt,
+        steps,
+        v_init: 0.0,
+        scheme,
+        probes: vec![Probe::V { node: 0 }],
+        ..Protocol::default()
+    };
+    let (v_inf, tau) = if vclamp {
+        p.vclamps.push(VClamp {
+            node: 0,
+            rs,
+            amp: vec![[vc, vc, vc]],
+            dur: [1e9, 0.0, 0.0],
+        });
+        let gs = 1e-3 / rs; // mS
+        (gs * vc / (g + gs), c / (g + gs))
+    } else {
+        p.clamps.push(Clamp {
+            node: 0,
+            batch: None,
+            waveform: Waveform::Step {
+                amp,
+                delay: 0.0,
+                dur: 1e9,
+            },
+        });
+        (amp * 1e-3 / g, c / g)
+    };
+    let r = simulate::<f64>(&cell, &p).unwrap();
+    r.trace(0, 0)
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (v - v_inf * (1.0 - (-(k as f64) * dt / tau).exp())).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn crank_nicolson_is_second_order_and_backward_euler_first() {
+    for vclamp in [false, true] {
+        for (scheme, lo, hi) in [
+            (Scheme::BackwardEuler, 0.8, 1.2),
+            (Scheme::CrankNicolson, 1.8, f64::INFINITY),
+        ] {
+            let e: Vec<f64> = [0.4, 0.2, 0.1]
+                .iter()
+                .map(|&dt| passive_point_error(scheme, dt, vclamp))
+                .collect();
+            for w in e.windows(2) {
+                let order = (w[0] / w[1]).log2();
+                eprintln!("{scheme:?} (vclamp {vclamp}): errors {e:.3?}, order {order:.3}");
+                assert!(
+                    (lo..=hi).contains(&order),
+                    "{scheme:?} (vclamp {vclamp}): errors {e:?} give order {order}"
+                );
+            }
+        }
+    }
 }
 
 /// One compartment (L = diam = 20 µm) with a leak, the channels and the calcium pool (if any)
@@ -438,6 +569,7 @@ fn hay_case(meta: &serde_json::Value, case: usize) -> (Cell, Protocol) {
         v_init: meta["v_init_mV"].as_f64().unwrap(),
         clamps,
         probes: vec![Probe::V { node: 0 }],
+        ..Protocol::default()
     };
     (cell, p)
 }
@@ -695,6 +827,185 @@ fn bad_morphologies_and_channels_are_clear_errors() {
             assert!(e.contains(n), "expected `{n}` in: {e}");
         }
     }
+}
+
+#[test]
+fn bad_voltage_clamps_and_solvers_are_clear_errors() {
+    let dir = tmpdir("cell-bad-vclamp");
+    let base = "duration = 1.0\n[[branches]]\nname = \"soma\"\ngroup = \"soma\"\nlength = 20\n\
+                radius = 10\n[[channels]]\nname = \"hh_na\"\n";
+    let vc = "[[stimuli]]\nkind = \"vclamp\"\nbranch = \"soma\"\n";
+    let cases = [
+        (
+            format!("{base}{vc}rs = 0.0\ndur1 = 1\n"),
+            vec!["stimuli[0]", "rs must be positive"],
+        ),
+        (
+            format!("{base}{vc}rs = -2.0\n"),
+            vec!["stimuli[0]", "rs must be positive", "-2"],
+        ),
+        (
+            format!("{base}{vc}dur1 = 1\ndur2 = -1\n"),
+            vec!["stimuli[0]", "dur2", "≥ 0"],
+        ),
+        (
+            format!("{base}[[stimuli]]\nkind = \"vclamp\"\nbranch = \"dend\"\n"),
+            vec!["stimuli[0]", "no branch named `dend`"],
+        ),
+        (
+            format!("{base}[[stimuli]]\nkind = \"vclamp\"\nbranch = 4\n"),
+            vec!["stimuli[0]", "no branch 4"],
+        ),
+        (
+            format!("{base}{vc}amp = 0.1\n"),
+            vec!["stimuli[0]", "`amp` belongs to a current"],
+        ),
+        (
+            format!("{base}[[stimuli]]\nbranch = \"soma\"\namp = 0.1\nrs = 1\n"),
+            vec![
+                "stimuli[0]",
+                "`rs` belongs to a voltage clamp",
+                "kind = \"vclamp\"",
+            ],
+        ),
+        (
+            format!("{base}[[stimuli]]\nkind = \"seclamp\"\nbranch = 0\n"),
+            vec!["unknown variant `seclamp`", "vclamp"],
+        ),
+        (
+            format!("solver = \"rk4\"\n{base}"),
+            vec!["unknown variant `rk4`", "crank_nicolson"],
+        ),
+        (
+            format!("{base}[[record]]\nbranch = \"soma\"\nvar = \"vclamp.i\"\n"),
+            vec![
+                "record[0]",
+                "0 voltage clamps at branch `soma` compartment 0",
+            ],
+        ),
+    ];
+    for (text, needles) in cases {
+        let p = write(&dir, "cell.toml", &text);
+        let e = CellConfig::load(&p)
+            .and_then(|c| c.resolve(&dir))
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(e.contains(n), "expected `{n}` in: {e}");
+        }
+    }
+    // The library checks the same (naming the protocol's clamp), and a clamp-current probe
+    // needs a clamp.
+    let (cell, mut p, _, _, _) = neuron_case("hh_single", 1);
+    let good = VClamp {
+        node: 0,
+        rs: 1.0,
+        amp: vec![[-65.0; 3]],
+        dur: [1.0; 3],
+    };
+    for (vc, needles) in [
+        (
+            VClamp {
+                node: 9,
+                ..good.clone()
+            },
+            vec!["vclamps[0]", "no node 9"],
+        ),
+        (
+            VClamp {
+                rs: f64::NAN,
+                ..good.clone()
+            },
+            vec!["vclamps[0]", "rs must be positive"],
+        ),
+        (
+            VClamp {
+                amp: vec![[0.0; 3]; 2],
+                ..good.clone()
+            },
+            vec!["vclamps[0]", "2 rows", "batch of 1"],
+        ),
+    ] {
+        p.vclamps = vec![vc];
+        let e = simulate::<f64>(&cell, &p).unwrap_err().to_string();
+        for n in needles {
+            assert!(e.contains(n), "expected `{n}` in: {e}");
+        }
+    }
+    p.vclamps.clear();
+    p.probes.push(Probe::VClampCurrent { clamp: 0 });
+    let e = simulate::<f64>(&cell, &p).unwrap_err().to_string();
+    assert!(
+        e.contains("record[1]") && e.contains("voltage clamp"),
+        "{e}"
+    );
+}
+
+/// The voltage clamp and the solver from TOML: `kind = "vclamp"` with a list of `amp1` values
+/// (a batch of two), `var = "vclamp.i"`; element 0 is NEURON's `hh_vclamp`, element 1 the same
+/// clamp built in code with the other first level; `solver = "crank_nicolson"` gives NEURON's
+/// `hh_single_cn`.
+#[test]
+fn voltage_clamp_and_solver_from_toml() {
+    let dir = tmpdir("cell-vclamp-toml");
+    let head = "dt = 0.025\n[[branches]]\nname = \"soma\"\ngroup = \"soma\"\nlength = 20\n\
+                radius = 10\n[passive.all]\nra = 100\n[[channels]]\nname = \"hh_na\"\n\
+                [[channels]]\nname = \"hh_k\"\n[[channels]]\nname = \"leak\"\n";
+    let path = write(
+        &dir,
+        "vc.toml",
+        &format!(
+            "duration = 30.0\n{head}[[stimuli]]\nkind = \"vclamp\"\nbranch = \"soma\"\n\
+             rs = 1.0\namp1 = [-70.0, -60.0]\ndur1 = 5\namp2 = 0.0\ndur2 = 10\namp3 = -65\n\
+             dur3 = 10\n[[record]]\nbranch = \"soma\"\n[[record]]\nbranch = 0\n\
+             var = \"vclamp.i\"\n"
+        ),
+    );
+    let r = CellConfig::load(&path).unwrap().resolve(&dir).unwrap();
+    assert_eq!(r.labels, ["soma(0.5).v", "soma(0.5).vclamp.i"]);
+    let rec = simulate::<f64>(&r.cell, &r.protocol).unwrap();
+    let (_, _, reference, nrec, _) = neuron_case("hh_vclamp", 1);
+    assert_eq!(rec.len() * nrec, reference.len());
+    for j in 0..nrec {
+        for (k, a) in rec.trace(j, 0).iter().enumerate() {
+            let b = reference[k * nrec + j];
+            assert!(
+                (a - b).abs() < 1e-6,
+                "record {j} sample {k}: {a} vs NEURON {b}"
+            );
+        }
+    }
+    // Element 1 equals the code-built clamp with amp1 = -60 mV.
+    let (cell, mut p, _, _, _) = neuron_case("hh_vclamp", 1);
+    p.vclamps[0].amp[0][0] = -60.0;
+    let one = simulate::<f64>(&cell, &p).unwrap();
+    for j in 0..nrec {
+        assert_eq!(rec.trace(j, 1), one.trace(j, 0), "record {j}");
+    }
+    assert_ne!(rec.trace(1, 0), rec.trace(1, 1));
+
+    let path = write(
+        &dir,
+        "cn.toml",
+        &format!(
+            "duration = 60.0\nsolver = \"crank_nicolson\"\n{head}[[stimuli]]\n\
+             branch = \"soma\"\namp = 0.1\ndelay = 5\ndur = 40\n"
+        ),
+    );
+    let r = CellConfig::load(&path).unwrap().resolve(&dir).unwrap();
+    assert_eq!(r.protocol.scheme, Scheme::CrankNicolson);
+    let rec = simulate::<f64>(&r.cell, &r.protocol).unwrap();
+    let (_, _, reference, _, _) = neuron_case("hh_single_cn", 1);
+    let worst = rec
+        .trace(0, 0)
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < 1e-6,
+        "Crank–Nicolson from TOML: {worst} mV from NEURON"
+    );
 }
 
 #[test]

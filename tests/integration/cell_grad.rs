@@ -3,12 +3,14 @@
 //! a spiking HH compartment, of a compartment with every Hay et al. (2011) gate channel and of a
 //! branched ball-and-stick cell (batch 2, voltage and gate
 //! recordings); nested checkpointing giving the same gradient at every level choice; the count
-//! of states held following the levels; bad levels as errors.
+//! of states held following the levels; bad levels as errors; Crank–Nicolson, voltage clamps
+//! and calcium refused with a typed error.
 
 use crate::common::rand_vec;
 use neurodiff::cell::adjoint::{check_levels, value_and_grad, TraceLoss};
 use neurodiff::cell::{
-    simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording, Waveform,
+    simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording, Scheme,
+    VClamp, Waveform,
 };
 use neurodiff_models::channel::ChannelKind;
 
@@ -111,6 +113,7 @@ fn hh_point(steps: usize) -> (Cell, Protocol) {
             },
         }],
         probes: vec![Probe::V { node: 0 }],
+        ..Protocol::default()
     };
     (cell, p)
 }
@@ -198,6 +201,7 @@ fn ball_and_stick(steps: usize) -> (Cell, Protocol) {
                 gate: 0,
             },
         ],
+        ..Protocol::default()
     };
     (cell, p)
 }
@@ -274,6 +278,7 @@ fn hay_channels_gradient_matches_finite_differences() {
                 gate: 1,
             },
         ],
+        ..Protocol::default()
     };
     let rec = simulate::<f64>(&cell, &p).unwrap();
     assert_eq!(rec.crossings(0, 0, 0.0).len(), 1, "one spike in the window");
@@ -308,6 +313,38 @@ fn adjoint_refuses_calcium_dynamics() {
     }
     // Without calcium the same call succeeds.
     value_and_grad(&cell, &p, &[40], loss).unwrap();
+}
+
+#[test]
+fn adjoint_refuses_crank_nicolson_and_voltage_clamps() {
+    // Both are forward-only: a typed error naming the feature, while the forward run works.
+    let (cell, p) = hh_point(40);
+    let loss = |r: &Recording| Ok(loss_of(r, &[10.0]));
+    let cn = Protocol {
+        scheme: Scheme::CrankNicolson,
+        ..p.clone()
+    };
+    let vc = Protocol {
+        vclamps: vec![VClamp {
+            node: 0,
+            rs: 1.0,
+            amp: vec![[-65.0, -20.0, -65.0]],
+            dur: [0.2, 0.5, 0.3],
+        }],
+        ..p.clone()
+    };
+    for (q, needle) in [(&cn, "Crank–Nicolson"), (&vc, "voltage clamps")] {
+        let e = value_and_grad(&cell, q, &[40], loss).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains(needle), "{e}");
+        simulate::<f64>(&cell, q).unwrap();
+    }
 }
 
 #[test]

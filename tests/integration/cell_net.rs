@@ -4,13 +4,14 @@
 //! update written out here in its own form); a delay of `d` steps shifting the postsynaptic
 //! trace by exactly `d` steps; the network gradient (synapse parameters, drive weights,
 //! channel parameters; nested checkpoints holding the delay buffer) against central finite
-//! differences; a batch equal to separate runs; bad synapses as errors.
+//! differences; a batch equal to separate runs; bad synapses as errors; Crank–Nicolson and
+//! voltage clamps refused by the adjoint.
 
 use neurodiff::cell::adjoint::TraceLoss;
 use neurodiff::cell::network::{simulate, value_and_grad};
 use neurodiff::cell::{
     Branch, Cell, Clamp, Group, Morphology, NetProbe, Network, Passive, Protocol, Recording,
-    Waveform,
+    Scheme, VClamp, Waveform,
 };
 use neurodiff_models::channel::ChannelKind;
 use neurodiff_models::synapse::SynapseKind;
@@ -378,6 +379,41 @@ fn network_gradient_matches_finite_differences() {
                 fd(at, pl.params[np + q]),
                 1e-5,
             );
+        }
+    }
+}
+
+#[test]
+fn network_adjoint_refuses_crank_nicolson_and_voltage_clamps() {
+    let (net, p, probes) = small_net();
+    let cn = Protocol {
+        scheme: Scheme::CrankNicolson,
+        ..p.clone()
+    };
+    let vc = Protocol {
+        vclamps: vec![VClamp {
+            node: 0,
+            rs: 0.01,
+            amp: vec![[-65.0, -20.0, -65.0]],
+            dur: [1.0, 5.0, 2.0],
+        }],
+        ..p.clone()
+    };
+    for (q, needle) in [(&cn, "Crank–Nicolson"), (&vc, "voltage clamps")] {
+        let e = value_and_grad(&net, q, &probes, &[100], |r| Ok(loss_of(r, &SCALES))).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains(needle), "{e}");
+        // Forward, both run; the clamp holds merged node 0 near its command.
+        let r = simulate::<f64>(&net, q, &probes).unwrap();
+        if !q.vclamps.is_empty() {
+            let v = r.trace(0, 0)[(3.0 / DT) as usize];
+            assert!((v + 20.0).abs() < 1.0, "clamped at -20 mV: {v}");
         }
     }
 }
