@@ -2,6 +2,7 @@
 //! `num_traits::Float` (`f32`, `f64`, the engine's dual numbers) and one for Burn tensors
 //! ([`Tx`], a `Copy` handle to a tensor expression in a scoped arena).
 
+pub mod exp;
 mod scalar;
 mod tensor;
 
