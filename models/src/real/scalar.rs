@@ -83,6 +83,7 @@ pub trait Real:
 
     /// `exp` with its argument clamped at [`EXP_MAX`] so that it cannot overflow (in `f32`
     /// either): `exp(min(x, 80))`. The derivative above the clamp is zero.
+    #[inline(always)]
     fn exp_safe(self) -> Self {
         self.min(Self::cst(EXP_MAX)).exp()
     }
@@ -94,6 +95,7 @@ pub trait Real:
     /// instructions), it is as accurate (better in relative terms for `x ≪ 0`, where the tanh
     /// form cancels), and the clamp keeps it finite: below `x = −80` it returns
     /// `1/(1 + e^{80}) ≈ 1.8e−35` instead of `e^x`, with derivative 0.
+    #[inline(always)]
     fn logistic(self) -> Self {
         let half = Self::cst(0.5);
         half + half * (half * self).tanh()
