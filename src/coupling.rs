@@ -445,7 +445,7 @@ pub(crate) mod point {
     /// The values source `j` with sent quantity `s` contributes to the sums (`p` = coupling
     /// parameters at the source's node, used by the sigmoidal Jansen–Rit pre-synaptic sigmoid).
     #[inline(always)]
-    pub fn pre<T: Float>(kind: CouplingKind, s: T, p: &[T]) -> [T; 2] {
+    pub fn pre<T: Float + 'static>(kind: CouplingKind, s: T, p: &[T]) -> [T; 2] {
         match kind {
             CouplingKind::Kuramoto => [s.sin(), s.cos()],
             CouplingKind::SigmoidalJansenRit => {
@@ -459,7 +459,13 @@ pub(crate) mod point {
     /// A target's input from its sums, its own sent quantity `s_i`, its in-strength and the
     /// coupling parameters at the target.
     #[inline(always)]
-    pub fn post<T: Float>(kind: CouplingKind, sums: [T; 2], s_i: T, rowsum: T, p: &[T]) -> T {
+    pub fn post<T: Float + 'static>(
+        kind: CouplingKind,
+        sums: [T; 2],
+        s_i: T,
+        rowsum: T,
+        p: &[T],
+    ) -> T {
         let g = p[0];
         match kind {
             CouplingKind::Linear | CouplingKind::SigmoidalJansenRit => g * sums[0],

@@ -142,7 +142,7 @@ pub trait Model: Send + Sync + 'static {
     /// # Panics
     /// By default: a model that sets `HAND_VJP` must implement it.
     #[allow(clippy::too_many_arguments)]
-    fn drift_vjp_point<T: Float>(
+    fn drift_vjp_point<T: Float + 'static>(
         &self,
         _x: &[T],
         _c: &[T],
@@ -164,7 +164,7 @@ pub trait Model: Send + Sync + 'static {
     ///
     /// # Panics
     /// By default: a projecting model that sets `HAND_VJP` must implement it.
-    fn project_vjp_point<T: Float>(&self, _u: &[T], _lam: &mut [T]) {
+    fn project_vjp_point<T: Float + 'static>(&self, _u: &[T], _lam: &mut [T]) {
         panic!(
             "model `{}` sets HAND_VJP and PROJECTS but does not implement project_vjp_point",
             self.spec().name

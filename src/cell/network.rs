@@ -422,7 +422,7 @@ struct NetStepper<'a, T> {
     u: Vec<T>,
 }
 
-fn c<T: Float>(x: f64) -> T {
+fn c<T: Float + 'static>(x: f64) -> T {
     T::from(x).expect("f64 to float")
 }
 
@@ -469,7 +469,7 @@ pub fn net_protocol(
     Ok((p, sp))
 }
 
-impl<'a, T: Float> NetStepper<'a, T> {
+impl<'a, T: Float + 'static> NetStepper<'a, T> {
     fn new(net: &'a Network, protocol: &'a Protocol, syn_probes: Vec<usize>) -> Result<Self> {
         let inner = Stepper::<T>::new(&net.merged, protocol)?;
         let nb = net.batch();
@@ -704,7 +704,7 @@ impl<'a, T: Float> NetStepper<'a, T> {
 
 /// Runs the network for `protocol` (its `dt`, `steps`, `celsius`, `v_init` and clamps on
 /// merged nodes; its own probes are replaced by `probes`) in number type `T`.
-pub fn simulate<T: Float>(
+pub fn simulate<T: Float + 'static>(
     net: &Network,
     protocol: &Protocol,
     probes: &[NetProbe],

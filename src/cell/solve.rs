@@ -271,7 +271,13 @@ pub fn crossings(trace: &[f64], dt: f64, threshold: f64) -> Vec<f64> {
 /// off-diagonal `a[i]` between `i` and `parent[i]`; `rhs[i][b]` becomes the solution. Hines'
 /// elimination from the leaves to the root, then substitution back: O(nodes · batch), no fill.
 /// `d` is overwritten. Arrays are node-major, batch innermost.
-pub fn hines_solve<T: Float>(parent: &[usize], a: &[T], d: &mut [T], rhs: &mut [T], batch: usize) {
+pub fn hines_solve<T: Float + 'static>(
+    parent: &[usize],
+    a: &[T],
+    d: &mut [T],
+    rhs: &mut [T],
+    batch: usize,
+) {
     let n = parent.len();
     for i in (1..n).rev() {
         let p = parent[i];
@@ -361,7 +367,7 @@ pub(crate) struct Scratch<T> {
     ica: Vec<T>,
 }
 
-impl<'a, T: Float> Stepper<'a, T> {
+impl<'a, T: Float + 'static> Stepper<'a, T> {
     /// Checks `protocol` against `cell` and prepares the constant parts of the step.
     pub(crate) fn new(cell: &'a Cell, protocol: &'a Protocol) -> Result<Self, CellError> {
         check_protocol(cell, protocol)?;
@@ -831,7 +837,10 @@ fn check_protocol(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
 }
 
 /// Runs `protocol` on `cell` in number type `T` (`f32` or `f64`) and returns the recordings.
-pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording, CellError> {
+pub fn simulate<T: Float + 'static>(
+    cell: &Cell,
+    protocol: &Protocol,
+) -> Result<Recording, CellError> {
     let st = Stepper::<T>::new(cell, protocol)?;
     let steps = protocol.steps;
     let nb = cell.batch;
@@ -857,7 +866,7 @@ pub fn simulate<T: Float>(cell: &Cell, protocol: &Protocol) -> Result<Recording,
 
 /// The first non-finite voltage, calcium concentration or gate of `st`, as an error naming the
 /// compartment and variable.
-fn check_finite<T: Float>(
+fn check_finite<T: Float + 'static>(
     cell: &Cell,
     st: &State<T>,
     chans: &[Ch<T>],

@@ -187,7 +187,7 @@ impl<T: Float, const N: usize> NumCast for Dual<T, N> {
     }
 }
 
-impl<T: Float, const N: usize> Float for Dual<T, N> {
+impl<T: Float + 'static, const N: usize> Float for Dual<T, N> {
     fn nan() -> Self {
         Self::cst(T::nan())
     }
@@ -299,7 +299,9 @@ impl<T: Float, const N: usize> Float for Dual<T, N> {
     }
     #[inline(always)]
     fn exp(self) -> Self {
-        let e = self.re.exp();
+        // The value as `Real::exp` gives it for `T` (the inlined exp for `f64`), so that a dual
+        // run's values are a plain run's.
+        let e = neurodiff_models::Real::exp(self.re);
         self.chain(e, e)
     }
     fn exp2(self) -> Self {

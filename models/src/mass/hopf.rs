@@ -106,7 +106,7 @@ impl Model for Hopf {
     const HAND_VJP: bool = true;
 
     #[inline(always)]
-    fn drift_vjp_point<T: Float>(
+    fn drift_vjp_point<T: Float + 'static>(
         &self,
         x: &[T],
         _c: &[T],

@@ -127,7 +127,7 @@ impl Model for Mpr {
     const HAND_VJP: bool = true;
 
     #[inline(always)]
-    fn drift_vjp_point<T: Float>(
+    fn drift_vjp_point<T: Float + 'static>(
         &self,
         x: &[T],
         c: &[T],
@@ -178,7 +178,7 @@ impl Model for Mpr {
     }
 
     #[inline(always)]
-    fn project_vjp_point<T: Float>(&self, u: &[T], lam: &mut [T]) {
+    fn project_vjp_point<T: Float + 'static>(&self, u: &[T], lam: &mut [T]) {
         if u[0] < T::zero() || u[0].is_nan() {
             lam[0] = T::zero();
         }

@@ -2,8 +2,11 @@
 //! `num_traits::Float` (`f32`, `f64`, the engine's dual numbers) and one for Burn tensors
 //! ([`Tx`], a `Copy` handle to a tensor expression in a scoped arena).
 
+pub mod exp;
+mod lanes;
 mod scalar;
 mod tensor;
 
+pub use lanes::Lanes;
 pub use scalar::{k, Real, EXP_MAX};
 pub use tensor::{scope, scope_keyed, KeyHasher, Tx, TxMask};

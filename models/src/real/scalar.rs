@@ -1,5 +1,6 @@
 //! The [`Real`] trait and its implementation for every `num_traits::Float`.
 
+use std::any::{Any, TypeId};
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use num_traits::Float;
@@ -82,6 +83,7 @@ pub trait Real:
 
     /// `exp` with its argument clamped at [`EXP_MAX`] so that it cannot overflow (in `f32`
     /// either): `exp(min(x, 80))`. The derivative above the clamp is zero.
+    #[inline(always)]
     fn exp_safe(self) -> Self {
         self.min(Self::cst(EXP_MAX)).exp()
     }
@@ -93,6 +95,7 @@ pub trait Real:
     /// instructions), it is as accurate (better in relative terms for `x ≪ 0`, where the tanh
     /// form cancels), and the clamp keeps it finite: below `x = −80` it returns
     /// `1/(1 + e^{80}) ≈ 1.8e−35` instead of `e^x`, with derivative 0.
+    #[inline(always)]
     fn logistic(self) -> Self {
         let half = Self::cst(0.5);
         half + half * (half * self).tanh()
@@ -105,7 +108,21 @@ pub fn k<R: Real>(v: f64) -> R {
     R::cst(v)
 }
 
-impl<F: Float> Real for F {
+/// `x` as an `f64` when `F` is `f64` (a type check the compiler resolves).
+#[inline(always)]
+fn as_f64<F: 'static>(x: &F) -> Option<f64> {
+    (x as &dyn Any).downcast_ref::<f64>().copied()
+}
+
+/// Whether `F` is a plain float (`f32` or `f64`), which carries no derivative.
+#[inline(always)]
+fn is_plain<F: 'static>() -> bool {
+    TypeId::of::<F>() == TypeId::of::<f64>() || TypeId::of::<F>() == TypeId::of::<f32>()
+}
+
+/// For `f64`, `exp` is [`super::exp::exp`] (inlined, about 1 ulp), not the system's; the engine's
+/// dual numbers use it for their value too, so a gradient run sees the values a plain run sees.
+impl<F: Float + 'static> Real for F {
     type Mask = bool;
 
     #[inline(always)]
@@ -114,7 +131,10 @@ impl<F: Float> Real for F {
     }
     #[inline(always)]
     fn exp(self) -> Self {
-        Float::exp(self)
+        match as_f64(&self) {
+            Some(x) => F::from(super::exp::exp(x)).unwrap_or_else(F::nan),
+            None => Float::exp(self),
+        }
     }
     #[inline(always)]
     fn ln(self) -> Self {
@@ -183,6 +203,10 @@ impl<F: Float> Real for F {
         } else {
             F::zero()
         };
+        if is_plain::<F>() {
+            // No derivative to carry: the surrogate term is exactly zero in value.
+            return h;
+        }
         let slope: F = Real::cst(slope);
         let half: F = Real::cst(0.5);
         let s = half + half * slope * self / (F::one() + slope * Float::abs(self));
@@ -229,6 +253,7 @@ mod tests {
     fn exp_safe_does_not_overflow_f32() {
         assert!(100f32.exp().is_infinite());
         assert!(100f32.exp_safe().is_finite());
-        assert_eq!(2f64.exp_safe(), 2f64.exp());
+        assert_eq!(2f64.exp_safe(), Real::exp(2f64));
+        assert!((Real::exp(2f64) - 2f64.exp()).abs() <= 2f64.exp() * f64::EPSILON);
     }
 }
