@@ -1195,8 +1195,14 @@ mod tests {
             let mut spikes = 0;
             for step in 0..4000 {
                 let t = step as f64;
+                // Around 300 pA (point neurons) or 15 µA/cm² (membrane patches), swaying.
+                let amp = if N::SPEC.input.unit == "pA" {
+                    300.0
+                } else {
+                    15.0
+                };
                 let drive: Vec<f64> = (0..n)
-                    .map(|j| 40.0 * (0.01 * t + j as f64).sin().max(0.0) * (1.0 + j as f64))
+                    .map(|j| amp * (1.0 + 0.5 * (0.01 * t + j as f64).sin()))
                     .collect();
                 let g: Vec<f64> = (0..n)
                     .map(|j| 0.01 * (1.0 + (0.003 * t * (j + 1) as f64).cos()))
