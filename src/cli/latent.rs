@@ -110,6 +110,10 @@ pub struct SynthArgs {
     /// (e.g. `1,1,0;1,1,1`); default: every latent on every region.
     #[arg(long)]
     loads: Option<String>,
+    /// Time-varying delays (for `--method adm`): amplitude of a sinusoidal sway of each delay,
+    /// `δ_r(t) = delay + a·sin(2π t/(T − 1))`, bins; lists like --delays (default: constant).
+    #[arg(long, allow_hyphen_values = true)]
+    delay_sway: Option<String>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -121,7 +125,8 @@ pub struct SynthArgs {
 /// Flags of `neurodiff latent fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// gpfa, dlag, lds or mdlag (--across latents, the regions each loads on found by ARD).
+    /// gpfa, dlag, lds, mdlag (--across latents, the regions each loads on found by ARD) or
+    /// adm (dlag with time-varying delays δ(t), --delay-basis cosines over the trial).
     #[arg(long, default_value = "dlag")]
     method: String,
     /// E-step engine: ssm (state-space lift, Kalman smoother, O(T)) or exact (dense GP,
@@ -160,6 +165,13 @@ pub struct FitArgs {
     /// AR order of the state-space lift (kernels without an exact SDE, or delayed).
     #[arg(long, default_value_t = 4)]
     ar_order: usize,
+    /// adm: number of cosine basis functions of each delay trajectory δ(t), the constant
+    /// included (1 = dlag), at most half the trial length.
+    #[arg(long, default_value_t = 4)]
+    delay_basis: usize,
+    /// adm: EM iterations of each rank-1 deflation round of the initialisation (0: none).
+    #[arg(long, default_value_t = 30)]
+    deflation_iter: usize,
     /// EM iterations at most.
     #[arg(long, default_value_t = 200)]
     max_iter: usize,
@@ -252,6 +264,14 @@ fn run_synth(a: SynthArgs) -> Result<()> {
                         })
                         .collect::<Result<Vec<bool>>>()
                 })
+                .collect::<Result<_>>()?,
+        },
+        delay_sway: match &a.delay_sway {
+            None => vec![],
+            Some(s) => s
+                .split(';')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| list("delay-sway", s))
                 .collect::<Result<_>>()?,
         },
         seed: a.seed,
@@ -431,7 +451,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
             .filter(|s| !s.trim().is_empty())
             .map(|s| list("within", s))
             .collect::<Result<_>>()?,
-        None if method == Method::Dlag => vec![vec![0; nr]],
+        None if matches!(method, Method::Dlag | Method::Adm) => vec![vec![0; nr]],
         None => vec![vec![]],
     };
     if withins.is_empty() {
@@ -470,6 +490,8 @@ fn run_fit(a: FitArgs) -> Result<()> {
     spec.init_timescale = a.init_timescale;
     spec.max_delay = a.max_delay;
     spec.ar_order = a.ar_order;
+    spec.delay_basis = a.delay_basis;
+    spec.deflation_iter = a.deflation_iter;
     spec.max_iter = a.max_iter;
     spec.tol = a.tol;
     spec.parallel = a.parallel;
@@ -687,6 +709,8 @@ struct EvalReport {
     /// Fitted and true delays relative to region 0, per across latent, when truth is given.
     delays: Vec<Vec<f64>>,
     true_delays: Option<Vec<Vec<f64>>>,
+    /// adm: RMSE of the delay trajectories δ_r(t) − δ_0(t) against truth.json's (bins).
+    delay_path_rmse: Option<f64>,
     wall_s: f64,
 }
 
@@ -783,6 +807,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     };
     // The truth's delays and (for an mDLAG fit) loading pattern.
     let mut truth_loads: Vec<Vec<bool>> = vec![];
+    let mut truth_paths: Vec<Vec<Vec<f64>>> = vec![];
     let truth: Option<Vec<Vec<f64>>> = match &a.truth {
         None => None,
         Some(p) => {
@@ -790,6 +815,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             let v: serde_json::Value =
                 serde_json::from_str(&t).map_err(|e| Error::data(p, format!("not JSON ({e})")))?;
             truth_loads = serde_json::from_value(v.get("loads").cloned().unwrap_or_default())
+                .unwrap_or_default();
+            truth_paths = serde_json::from_value(v.get("delay_paths").cloned().unwrap_or_default())
                 .unwrap_or_default();
             Some(
                 serde_json::from_value(v.get("delays").cloned().unwrap_or_default()).map_err(
@@ -821,6 +848,14 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             .map(|p| p.delays.iter().map(|d| d - p.delays[0]).collect())
             .collect(),
         true_delays: truth.clone(),
+        delay_path_rmse: {
+            let fitted: Vec<Vec<Vec<f64>>> = processes
+                .iter()
+                .filter(|p| p.kind == Kind::Across)
+                .map(|p| p.delay_path.clone())
+                .collect();
+            neurodiff::latent::adm::delay_path_rmse(&fitted, &truth_paths)
+        },
         wall_s: start.elapsed().as_secs_f64(),
     };
     mkdir(&a.out)?;
@@ -851,6 +886,9 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         }
         if let Some(d) = report.delay_rmse {
             println!("  delay-recovery RMSE {d:.4} bins");
+        }
+        if let Some(d) = report.delay_path_rmse {
+            println!("  delay-trajectory RMSE {d:.4} bins");
         }
         println!("wrote {}", a.out.join("eval.json").display());
     }

@@ -24,6 +24,12 @@ use super::LatentError;
 
 /// The dense prior covariance `K` of all latents over `tn` bins (index `t·q + a`).
 pub fn prior_cov(prior: &Prior, tn: usize) -> Result<Mat, LatentError> {
+    if prior.tv.is_some() {
+        return Err(LatentError::Setting {
+            name: "engine",
+            message: "the exact engine has no time-varying delays: use --engine ssm for adm".into(),
+        });
+    }
     if prior.lds.is_some() {
         return Err(LatentError::Setting {
             name: "engine",

@@ -50,9 +50,12 @@ pub enum Method {
     /// Multi-region DLAG (Gokcen et al. 2023): every latent delayed per region, the regions
     /// it loads on found by variational automatic relevance determination ([`super::ard`]).
     Mdlag,
+    /// The adaptive-delay model (Li et al., ICML 2025): DLAG with time-varying delays
+    /// `δ(t)` in a cosine basis, initialised by rank-1 deflation ([`super::adm`]).
+    Adm,
 }
 
-crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag", Lds => "lds", Mdlag => "mdlag"]);
+crate::choice!(Method, "method", [Gpfa => "gpfa", Dlag => "dlag", Lds => "lds", Mdlag => "mdlag", Adm => "adm"]);
 
 /// How the E-step computes the posterior of the latents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,6 +110,11 @@ pub struct Spec {
     /// region's variance (else it is pruned there, and its delay and, when pruned everywhere
     /// but one region, its timescale are no longer learned).
     pub prune_frac: f64,
+    /// ADM: size `B` of the delays' cosine basis over the trial (the constant included; 1 is
+    /// DLAG), at most half the trial length.
+    pub delay_basis: usize,
+    /// ADM: EM iterations of each rank-1 deflation round (0: no deflation initialisation).
+    pub deflation_iter: usize,
 }
 
 impl Spec {
@@ -126,11 +134,13 @@ impl Spec {
             parallel: false,
             engine: Engine::Ssm,
             learn_timescales: true,
-            learn_delays: matches!(method, Method::Dlag | Method::Mdlag),
+            learn_delays: matches!(method, Method::Dlag | Method::Mdlag | Method::Adm),
             delay_grid_at: 3,
             min_var_frac: 0.01,
             ard_prior: (1e-3, 1e-3),
             prune_frac: 0.01,
+            delay_basis: 4,
+            deflation_iter: 30,
         }
     }
 }
@@ -154,6 +164,13 @@ pub struct ProcessOut {
     /// differences, the observation model held at its fitted value.
     #[serde(default, deserialize_with = "null_as_nan")]
     pub delay_se: Vec<f64>,
+    /// ADM: the delay trajectory `δ_r(t)` per region and bin (bins; region 0 the reference);
+    /// `delays` is then its time average.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delay_path: Vec<Vec<f64>>,
+    /// ADM: per region the coefficients `w_1 … w_{B−1}` of the cosine basis (bins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delay_coefs: Vec<Vec<f64>>,
 }
 
 /// `null` (how JSON writes NaN) read back as NaN.
@@ -213,12 +230,20 @@ pub fn prior_from(
             observers,
         });
     }
+    let tv = if processes.iter().any(|p| !p.delay_coefs.is_empty()) {
+        let coefs = processes.iter().map(|p| p.delay_coefs.clone()).collect();
+        let paths: Vec<Vec<Vec<f64>>> = processes.iter().map(|p| p.delay_path.clone()).collect();
+        Some(super::adm::tv_from_paths(&out, coefs, &paths)?)
+    } else {
+        None
+    };
     Ok(Prior {
         processes: out,
         ar_order,
         jitter,
         n_regions,
         lds,
+        tv,
     })
 }
 
@@ -396,6 +421,14 @@ fn estep(
     parallel: bool,
 ) -> Result<EStep, LatentError> {
     let tn = ys.first().map_or(0, |y| y.rows);
+    if let Some(tv) = prior.tv.as_ref().filter(|tv| tv.any_varies()) {
+        if tv.bins != tn {
+            return Err(LatentError::Data(format!(
+                "the adm fit's delay trajectory has {} bins but the data have {tn}",
+                tv.bins
+            )));
+        }
+    }
     match engine {
         Engine::Exact => {
             let (loglik, latents, covs) = exact::posterior(prior, ys, r)?;
@@ -513,7 +546,37 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
             }
             vec![0; nr]
         }
-        Method::Dlag => {
+        Method::Dlag | Method::Adm => {
+            if spec.method == Method::Adm {
+                if spec.across == 0 {
+                    return Err(bad(
+                        "across",
+                        "method adm needs at least one across-region latent (its delays are \
+                         what varies over time): give --across 1 or more"
+                            .into(),
+                    ));
+                }
+                if nr < 2 {
+                    return Err(bad("method", "adm needs at least two regions".into()));
+                }
+                if spec.delay_basis == 0 || spec.delay_basis > tn / 2 {
+                    return Err(bad(
+                        "delay-basis",
+                        format!(
+                            "{} basis functions: must be in 1..={} (half the trial of {tn} bins)",
+                            spec.delay_basis,
+                            tn / 2
+                        ),
+                    ));
+                }
+                if spec.engine == Engine::Exact {
+                    return Err(bad(
+                        "engine",
+                        "the exact engine has no time-varying delays: use --engine ssm for adm"
+                            .into(),
+                    ));
+                }
+            }
             if spec.within.len() != nr {
                 return Err(bad(
                     "within",
@@ -538,7 +601,7 @@ fn validate(data: &Data, spec: &Spec) -> Result<(), LatentError> {
             ));
         }
     }
-    if matches!(spec.method, Method::Dlag | Method::Mdlag)
+    if matches!(spec.method, Method::Dlag | Method::Mdlag | Method::Adm)
         && spec.learn_delays
         && !(spec.max_delay >= 0.0 && spec.max_delay < (tn - 1) as f64)
     {
@@ -593,7 +656,7 @@ fn build_prior(data: &Data, spec: &Spec) -> Prior {
                 });
             }
         }
-        Method::Dlag | Method::Mdlag => {
+        Method::Dlag | Method::Mdlag | Method::Adm => {
             for _ in 0..spec.across {
                 processes.push(Process {
                     kind: Kind::Across,
@@ -614,12 +677,16 @@ fn build_prior(data: &Data, spec: &Spec) -> Prior {
             }
         }
     }
+    let tv = (spec.method == Method::Adm).then(|| {
+        super::adm::TvDelay::new(&processes, data.n_bins(), spec.delay_basis, spec.max_delay)
+    });
     Prior {
         processes,
         ar_order: spec.ar_order,
         jitter: spec.jitter,
         n_regions: nr,
         lds,
+        tv,
     }
 }
 
@@ -776,6 +843,7 @@ fn ssm_of(l: &Lifted, r: Mat) -> Ssm {
         r,
         m0: l.m0.clone(),
         p0: l.p0.clone(),
+        tv: l.tv.clone(),
     }
 }
 
@@ -977,6 +1045,25 @@ pub fn fit(
     let nr = data.n_regions();
     let mut prior = build_prior(data, spec);
     let mut obs = init_obs(data, &prior, spec);
+    // ADM: the rank-1 deflation initialisation of the across latents.
+    let deflated = spec.method == Method::Adm && spec.deflation_iter > 0 && spec.across > 1;
+    if deflated {
+        let rounds = super::adm::deflate(data, spec)?;
+        for (j, r1) in rounds.into_iter().enumerate() {
+            let p = &mut prior.processes[j];
+            p.kernel.set_timescale(r1.timescale);
+            p.delays = r1.delays;
+            if let Some(tv) = &mut prior.tv {
+                tv.coefs[j] = r1.coefs;
+            }
+            for (r, col) in r1.columns.iter().enumerate() {
+                for (i, v) in col.iter().enumerate() {
+                    obs.c[r][(i, j)] = *v;
+                }
+            }
+        }
+    }
+    let mut step_tv = 0.5;
     let mut ard = (spec.method == Method::Mdlag)
         .then(|| Ard::new(&obs, spec.ard_prior.0, spec.ard_prior.1, 1e-6));
     // The reduced observations (under ARD with the loadings' expected precision).
@@ -1102,7 +1189,14 @@ pub fn fit(
         let red = reduced(&obs, &ard)?;
         let mut th = get_theta(&prior, &params);
         let mut f0 = objective(&prior, &red.ys, &red.r, spec.engine);
-        if spec.learn_delays && it == spec.delay_grid_at.min(spec.max_iter.saturating_sub(2)) {
+        let grid_at = spec.delay_grid_at.min(spec.max_iter.saturating_sub(2));
+        // ADM: the delays' time-varying part, once the constant part has been searched for.
+        if spec.learn_delays && (deflated || it > grid_at) {
+            f0 = super::adm::coef_step(&mut prior, f0, &mut step_tv, |pr| {
+                objective(pr, &red.ys, &red.r, spec.engine)
+            });
+        }
+        if spec.learn_delays && !deflated && it == grid_at {
             // Coordinate-wise grid search of every delay, ½-bin steps.
             let grid: Vec<f64> = {
                 let k = (spec.max_delay / 0.5).floor() as i64;
@@ -1168,13 +1262,14 @@ pub fn fit(
         }
     }
     let (latents, latent_covs) = last.expect("at least one E-step");
-    let delay_se = if spec.learn_delays && matches!(spec.method, Method::Dlag | Method::Mdlag) {
-        let red = reduced(&obs, &ard)?;
-        let active = active_params(&param_list(&prior, spec), ard.as_ref(), &obs, spec);
-        delay_standard_errors(&prior, &active, spec, &red.ys, &red.r)
-    } else {
-        vec![]
-    };
+    let delay_se =
+        if spec.learn_delays && matches!(spec.method, Method::Dlag | Method::Mdlag | Method::Adm) {
+            let red = reduced(&obs, &ard)?;
+            let active = active_params(&param_list(&prior, spec), ard.as_ref(), &obs, spec);
+            delay_standard_errors(&prior, &active, spec, &red.ys, &red.r)
+        } else {
+            vec![]
+        };
     let mut counters = [0usize; 3];
     let names_of: Vec<String> = prior
         .processes
@@ -1204,7 +1299,8 @@ pub fn fit(
     let mut processes = prior
         .processes
         .iter()
-        .map(|p| ProcessOut {
+        .enumerate()
+        .map(|(i, p)| ProcessOut {
             kind: p.kind,
             region: (p.kind == Kind::Within).then(|| p.observers[0].0),
             kernel: p.kernel.name().to_string(),
@@ -1215,6 +1311,14 @@ pub fn fit(
                 vec![]
             },
             delay_se: vec![],
+            delay_path: match &prior.tv {
+                Some(tv) if tv.varies(i) => (0..p.delays.len()).map(|o| tv.path(i, p, o)).collect(),
+                _ => vec![],
+            },
+            delay_coefs: match &prior.tv {
+                Some(tv) if tv.varies(i) => tv.coefs[i].clone(),
+                _ => vec![],
+            },
         })
         .collect::<Vec<_>>();
     for (p, o, se) in delay_se {

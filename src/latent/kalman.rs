@@ -39,6 +39,23 @@ pub struct Ssm {
     pub m0: Vec<f64>,
     /// Initial covariance (n × n).
     pub p0: Mat,
+    /// A time-varying model (the `adm` preset's time-varying delays): when not empty,
+    /// `tv[t] = (A_t, Q_t)` is the transition from bin `t` to bin `t + 1` (`T − 1` of them) and
+    /// replaces `a`, `q`.
+    pub tv: Vec<(Mat, Mat)>,
+}
+
+impl Ssm {
+    /// The transition `(A, Q)` from bin `t` to bin `t + 1`.
+    pub fn trans(&self, t: usize) -> (&Mat, &Mat) {
+        match self.tv.get(t) {
+            Some((a, q)) => (a, q),
+            None => {
+                assert!(self.tv.is_empty(), "kalman: no transition out of bin {t}");
+                (&self.a, &self.q)
+            }
+        }
+    }
 }
 
 /// Filtered moments: per trial the means (`T × n`), shared covariances (one per bin), and
@@ -128,14 +145,15 @@ pub fn filter(ssm: &Ssm, ys: &[Mat]) -> Result<Filtered, LatentError> {
         let p_pred = if t == 0 {
             ssm.p0.clone()
         } else {
-            ssm.a.mul(&p_prev).mul_t(&ssm.a).add(&ssm.q).sym()
+            let (a, q) = ssm.trans(t - 1);
+            a.mul(&p_prev).mul_t(a).add(q).sym()
         };
         let (k, ls) = gain(&p_pred, &ssm.h, &ssm.r, t)?;
         for (i, y) in ys.iter().enumerate() {
             let m_pred = if t == 0 {
                 ssm.m0.clone()
             } else {
-                ssm.a.mv(row(&means[i], t - 1))
+                ssm.trans(t - 1).0.mv(row(&means[i], t - 1))
             };
             let hm = ssm.h.mv(&m_pred);
             let v: Vec<f64> = row(y, t).iter().zip(&hm).map(|(a, b)| a - b).collect();
@@ -156,9 +174,10 @@ pub fn filter(ssm: &Ssm, ys: &[Mat]) -> Result<Filtered, LatentError> {
 
 /// The smoother gain at `t`: `G = P_t Aᵀ (A P_t Aᵀ + Q)⁻¹` and the predicted covariance.
 fn smoother_gain(ssm: &Ssm, p: &Mat, t: usize) -> Result<(Mat, Mat), LatentError> {
-    let p_pred = ssm.a.mul(p).mul_t(&ssm.a).add(&ssm.q).sym();
+    let (a, q) = ssm.trans(t);
+    let p_pred = a.mul(p).mul_t(a).add(q).sym();
     let lp = chol(&p_pred, "predicted covariance A P Aᵀ + Q", t + 1)?;
-    let g = chol_solve(&lp, &ssm.a.mul(p)).t();
+    let g = chol_solve(&lp, &a.mul(p)).t();
     Ok((g, p_pred))
 }
 
@@ -175,7 +194,7 @@ pub fn smooth(ssm: &Ssm, f: &Filtered) -> Result<Smoothed, LatentError> {
             .sym();
         for (i, m) in means.iter_mut().enumerate() {
             let mf = row(&f.means[i], t);
-            let pred = ssm.a.mv(mf);
+            let pred = ssm.trans(t).0.mv(mf);
             let d: Vec<f64> = row(m, t + 1)
                 .iter()
                 .zip(&pred)
@@ -278,14 +297,24 @@ pub fn filter_parallel(ssm: &Ssm, ys: &[Mat]) -> Result<Filtered, LatentError> {
         });
     }
     if tn > 1 {
-        // Steps t ≥ 1: the covariance part is the same for every t.
-        let (k, ls) = gain(&ssm.q, &ssm.h, &ssm.r, 1)?;
-        let a = Mat::eye(n).sub(&k.mul(&ssm.h)).mul(&ssm.a);
-        let c = joseph(&ssm.q, &k, &ssm.h, &ssm.r);
-        let ha = ssm.h.mul(&ssm.a);
-        let sinv_ha = chol_solve(&ls, &ha);
-        let j = ha.t().mul(&sinv_ha).sym();
+        // Steps t ≥ 1: the covariance part is the same for every t (unless the model is
+        // time-varying).
+        let parts = |t: usize| -> Result<(Mat, Mat, Mat, Mat, Mat), LatentError> {
+            let (am, qm) = ssm.trans(t - 1);
+            let (k, ls) = gain(qm, &ssm.h, &ssm.r, t)?;
+            let a = Mat::eye(n).sub(&k.mul(&ssm.h)).mul(am);
+            let c = joseph(qm, &k, &ssm.h, &ssm.r);
+            let ha = ssm.h.mul(am);
+            let sinv_ha = chol_solve(&ls, &ha);
+            let j = ha.t().mul(&sinv_ha).sym();
+            Ok((k, a, c, j, sinv_ha))
+        };
+        let mut shared = parts(1)?;
         for t in 1..tn {
+            if !ssm.tv.is_empty() && t > 1 {
+                shared = parts(t)?;
+            }
+            let (k, a, c, j, sinv_ha) = &shared;
             let b = ys.iter().map(|y| k.mv(row(y, t))).collect();
             let eta = ys.iter().map(|y| sinv_ha.t().mv(row(y, t))).collect();
             elems.push(FilterElem {
@@ -336,7 +365,8 @@ pub fn loglik_from_filtered(
         let p_pred = if t == 0 {
             ssm.p0.clone()
         } else {
-            ssm.a.mul(&covs[t - 1]).mul_t(&ssm.a).add(&ssm.q)
+            let (a, q) = ssm.trans(t - 1);
+            a.mul(&covs[t - 1]).mul_t(a).add(q)
         };
         let s = ssm.h.mul(&p_pred).mul_t(&ssm.h).add(&ssm.r);
         let ls = chol(&s, "innovation covariance H P Hᵀ + R", t)?;
@@ -344,7 +374,7 @@ pub fn loglik_from_filtered(
             let m_pred = if t == 0 {
                 ssm.m0.clone()
             } else {
-                ssm.a.mv(row(&means[i], t - 1))
+                ssm.trans(t - 1).0.mv(row(&means[i], t - 1))
             };
             ll[i] += log_normal(&sub(row(y, t), &ssm.h.mv(&m_pred)), &ls);
         }
@@ -389,7 +419,7 @@ pub fn smooth_parallel(ssm: &Ssm, f: &Filtered) -> Result<Smoothed, LatentError>
             });
         } else {
             let (g, _) = smoother_gain(ssm, &f.covs[t], t)?;
-            let ga = g.mul(&ssm.a);
+            let ga = g.mul(ssm.trans(t).0);
             let l = f.covs[t].sub(&ga.mul(&f.covs[t])).sym();
             let gv = (0..nb)
                 .map(|k| {

@@ -1,4 +1,4 @@
-//! # Multi-region latent-variable models (issue 15, first slice): GPFA and DLAG
+//! # Multi-region latent-variable models (issue 15): GPFA, DLAG, mDLAG, LDS, ADM
 //!
 //! Several brain regions recorded at once, as `.npy` arrays `trials × time bins × neurons`
 //! per region. Each region's activity is a linear-Gaussian readout of a few latent processes,
@@ -22,10 +22,14 @@
 //! exact GPs with known truth. mDLAG (Gokcen et al. 2023) lets every latent load on any subset
 //! of the regions, found by variational automatic relevance determination ([`ard`]); its EM is
 //! variational and its trace the evidence lower bound.
+//! The adaptive-delay model ADM (Li et al., ICML 2025) lets DLAG's delays vary over the trial,
+//! `δ_{r,j}(t)` in a cosine basis, with a time-varying lift and a rank-1 deflation
+//! initialisation ([`adm`], following mbrila's formulation where stated there).
 //!
 //! The linear algebra is the small hand-written module `neurodiff_models::latent::linalg`
 //! (see its documentation for why not `faer`).
 
+pub mod adm;
 pub mod ard;
 pub mod exact;
 pub mod fit;
@@ -70,6 +74,23 @@ pub enum LatentError {
 }
 
 impl LatentError {
+    /// The same error, at time bin `t` (for a covariance of a time-varying lift).
+    pub fn at_step(self, t: usize) -> Self {
+        match self {
+            Self::NotPositiveDefinite {
+                what,
+                iteration,
+                value,
+                ..
+            } => Self::NotPositiveDefinite {
+                what,
+                step: t,
+                iteration,
+                value,
+            },
+            e => e,
+        }
+    }
     /// The same error, tagged with the EM iteration.
     pub fn at_iteration(self, it: usize) -> Self {
         match self {

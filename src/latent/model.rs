@@ -141,6 +141,10 @@ pub struct Prior {
     /// A free linear-Gaussian latent dynamics instead of GP processes (the `lds` preset;
     /// `processes` is then empty).
     pub lds: Option<Lds>,
+    /// Time-varying delays of the across latents (the `adm` preset): when set, the delay of
+    /// output `o` of process `p` at bin `t` is `delays[o] + tv.offset(p, o, t)` (see
+    /// [`super::adm`]), and the lift is time-varying.
+    pub tv: Option<super::adm::TvDelay>,
 }
 
 /// Free linear-Gaussian latent dynamics (the `lds` preset): `x_1 ~ N(m0, P0)`,
@@ -204,6 +208,9 @@ pub struct Lifted {
     pub region_rows: Vec<std::ops::Range<usize>>,
     /// Initial mean (zero for the GP priors).
     pub m0: Vec<f64>,
+    /// Time-varying transitions (the `adm` preset), `(A_t, Q_t)` from bin `t` to `t + 1`
+    /// (`T − 1` of them; empty for a time-invariant prior): see [`super::kalman::Ssm::tv`].
+    pub tv: Vec<(Mat, Mat)>,
 }
 
 fn block_diag(blocks: &[&Mat]) -> Mat {
@@ -276,16 +283,41 @@ impl Prior {
                 h,
                 region_rows: (0..self.n_regions).map(|r| r * n..(r + 1) * n).collect(),
                 m0: l.m0.clone(),
+                tv: vec![],
             });
         }
         let lifts: Vec<Lift> = self
             .processes
             .iter()
-            .map(|p| self.lift_one(p))
+            .enumerate()
+            .map(|(i, p)| match &self.tv {
+                // A time-varying process starts from its stationary law at bin 0's delays.
+                Some(tv) if tv.varies(i) => self.lift_one(&tv.process_at(i, p, 0)),
+                _ => self.lift_one(p),
+            })
             .collect::<Result<_, _>>()?;
         let a = block_diag(&lifts.iter().map(|l| &l.a).collect::<Vec<_>>());
         let q = block_diag(&lifts.iter().map(|l| &l.q).collect::<Vec<_>>());
         let p0 = block_diag(&lifts.iter().map(|l| &l.pinf).collect::<Vec<_>>());
+        // Time-varying transitions: into bin t + 1 the AR lift at the delays of bin t + 1.
+        let mut tvs = Vec::new();
+        if let Some(tv) = self.tv.as_ref().filter(|tv| tv.any_varies()) {
+            for t in 0..tv.bins.saturating_sub(1) {
+                let mut la = Vec::with_capacity(lifts.len());
+                for (i, p) in self.processes.iter().enumerate() {
+                    la.push(if tv.varies(i) {
+                        self.lift_one(&tv.process_at(i, p, t + 1))
+                            .map_err(|e| e.at_step(t + 1))?
+                    } else {
+                        lifts[i].clone()
+                    });
+                }
+                tvs.push((
+                    block_diag(&la.iter().map(|l| &l.a).collect::<Vec<_>>()),
+                    block_diag(&la.iter().map(|l| &l.q).collect::<Vec<_>>()),
+                ));
+            }
+        }
         let mut offsets = Vec::with_capacity(lifts.len());
         let mut o = 0;
         for l in &lifts {
@@ -313,6 +345,7 @@ impl Prior {
             h,
             region_rows,
             m0: vec![0.0; n],
+            tv: tvs,
         })
     }
 }

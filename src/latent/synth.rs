@@ -8,6 +8,11 @@
 //! `T × T` GP. Loadings are standard normal, offsets normal, and region `r`'s private noise
 //! variances are scaled so that `tr(C_r C_rᵀ) / tr(R_r) = snr` (the SNR convention of
 //! Gokcen et al. 2022). Everything in bins.
+//!
+//! Time-varying delays (for the `adm` preset): with `delay_sway[j][r] = a`, region `r` sees
+//! latent `j` delayed by `δ_r(t) = delays[j][r] + a·sin(2π t / (T − 1))` bins, i.e.
+//! `x_r(t) = z(t − δ_r(t))` for one GP draw `z`: the joint covariance
+//! `k((t − δ_r(t)) − (t' − δ_{r'}(t')))` is that of `z` at warped times, so still exact.
 
 // Regions, trials and latents index several parallel arrays at once: index loops read clearer.
 #![allow(clippy::needless_range_loop)]
@@ -47,6 +52,9 @@ pub struct SynthSpec {
     /// Which regions each across latent loads on, `[latent][region]` (mDLAG's loading
     /// pattern: a `false` zeroes that column of the region's loadings); empty: all.
     pub loads: Vec<Vec<bool>>,
+    /// Amplitude of a sinusoidal sway of each delay over the trial, `[latent][region]`, bins
+    /// (see the module documentation); empty: constant delays.
+    pub delay_sway: Vec<Vec<f64>>,
     /// Seed.
     pub seed: u64,
 }
@@ -68,6 +76,9 @@ pub struct Truth {
     pub snr: f64,
     /// Which regions each across latent loads on, `[latent][region]`.
     pub loads: Vec<Vec<bool>>,
+    /// The delay trajectories `[across][region][bin]`, bins, when they vary over time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delay_paths: Vec<Vec<Vec<f64>>>,
     /// Seed.
     pub seed: u64,
 }
@@ -115,6 +126,21 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
             ),
         ));
     }
+    if !spec.delay_sway.is_empty()
+        && (spec.delay_sway.len() != spec.delays.len()
+            || spec
+                .delay_sway
+                .iter()
+                .any(|l| l.len() != nr || l.iter().any(|a| !a.is_finite())))
+    {
+        return Err(bad(
+            "delay-sway",
+            format!(
+                "need one finite amplitude per region ({nr}) for each of the {} across latents",
+                spec.delays.len()
+            ),
+        ));
+    }
     let loads: Vec<Vec<bool>> = if spec.loads.is_empty() {
         vec![vec![true; nr]; spec.delays.len()]
     } else {
@@ -155,14 +181,30 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
         .iter()
         .map(|&q| (0..nt).map(|_| Mat::zeros(tn, q)).collect())
         .collect();
+    // δ[j][r][t], bins.
+    let paths: Vec<Vec<Vec<f64>>> = (0..pa)
+        .map(|j| {
+            (0..nr)
+                .map(|r| {
+                    let a = spec.delay_sway.get(j).map_or(0.0, |s| s[r]);
+                    (0..tn)
+                        .map(|t| {
+                            let ph = 2.0 * std::f64::consts::PI * t as f64 / (tn - 1) as f64;
+                            spec.delays[j][r] + a * ph.sin()
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
     for j in 0..pa {
         let k = kern(spec.across_timescales[j])?;
-        let dl = &spec.delays[j];
+        let dl = &paths[j];
         let n = nr * tn;
         let cov = Mat::from_fn(n, n, |a, b| {
             let (ra, ta) = (a / tn, a % tn);
             let (rb, tb) = (b / tn, b % tn);
-            k.cov(ta as f64 - tb as f64 + dl[rb] - dl[ra]) + if a == b { 1e-9 } else { 0.0 }
+            k.cov(ta as f64 - tb as f64 + dl[rb][tb] - dl[ra][ta]) + if a == b { 1e-9 } else { 0.0 }
         });
         let l = cholesky(&cov).map_err(|_| {
             bad(
@@ -250,6 +292,11 @@ pub fn synth(spec: &SynthSpec) -> Result<(Data, Truth), LatentError> {
             kernel: spec.kernel.clone(),
             snr: spec.snr,
             loads,
+            delay_paths: if spec.delay_sway.is_empty() {
+                vec![]
+            } else {
+                paths
+            },
             seed: spec.seed,
         },
     ))
