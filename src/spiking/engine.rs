@@ -540,6 +540,7 @@ unsafe fn advance_lanes_avx2<N: Neuron>(
 }
 
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // lanes and neurons indexed side by side
 fn advance_lanes_body<N: Neuron>(
     n: &N,
     s: StepInputs<'_, f64>,
@@ -1195,9 +1196,10 @@ mod tests {
             let mut spikes = 0;
             for step in 0..4000 {
                 let t = step as f64;
-                // Around 300 pA (point neurons) or 15 µA/cm² (membrane patches), swaying.
+                // Around 1 nA (point neurons; AdEx's default rheobase is about 0.55 nA) or
+                // 15 µA/cm² (membrane patches), swaying by half.
                 let amp = if N::SPEC.input.unit == "pA" {
-                    300.0
+                    1000.0
                 } else {
                     15.0
                 };

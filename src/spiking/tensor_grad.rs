@@ -82,12 +82,15 @@ fn observe<B: Backend>(e: &mut TensorEngine<B>, len: u64, w: &Window) -> Result<
 
 /// The loss per batch element, `[batch, 1]`, with the rates and beta powers on the host, by
 /// [`objective`] on tensor expressions.
+/// `[batch][population]` values on the host.
+type PerPop = Vec<Vec<f64>>;
+
 fn loss_of<B: Backend>(
     circuits: &[Circuit],
     obj: &Objective,
     w: &Window,
     o: &Observed<B>,
-) -> Result<(T2<B>, Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+) -> Result<(T2<B>, PerPop, PerPop)> {
     let [batch, n_pop] = o.counts.dims();
     let dev = o.counts.device();
     let sizes: Vec<usize> = circuits[0].populations.iter().map(|p| p.n).collect();

@@ -1449,8 +1449,7 @@ fn tensor_gradient_bad_input_is_reported() {
     let obj = rate_objective();
     let err = |circuits: &[Circuit], seeds: &[Seed], obj: &Objective, chunk: usize| {
         value_and_grad::<Ad64>(circuits, seeds, obj, chunk, &dev)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string()
     };
     let one = std::slice::from_ref(&c);

@@ -83,10 +83,17 @@ const TABLE: [u64; 64] = [
 /// `e^x` (see the module documentation).
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    if !(x.abs() < LIMIT) {
-        return x.exp();
+    if tame(x) {
+        core(x)
+    } else {
+        x.exp()
     }
-    core(x)
+}
+
+/// `|x| < 700` (false for NaN).
+#[inline(always)]
+fn tame(x: f64) -> bool {
+    x.abs() < LIMIT
 }
 
 /// [`exp`] of every lane, bit for bit, written without a branch per lane so that the compiler
@@ -96,12 +103,12 @@ pub fn exp_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
     let mut out = [0.0; N];
     let mut wild = false;
     for l in 0..N {
-        wild |= !(x[l].abs() < LIMIT);
-        out[l] = core(x[l].max(-LIMIT).min(LIMIT));
+        wild |= !tame(x[l]);
+        out[l] = core(x[l].clamp(-LIMIT, LIMIT));
     }
     if wild {
         for l in 0..N {
-            if !(x[l].abs() < LIMIT) {
+            if !tame(x[l]) {
                 out[l] = x[l].exp();
             }
         }
