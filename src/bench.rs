@@ -883,25 +883,40 @@ fn circuit_tensor_grad_parent(kind: BackendKind) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::setting("bench", e.to_string()))?;
     for steps in [1000, 4000] {
         for method in ["checkpointed", "full-tape"] {
-            let out = std::process::Command::new(&exe)
-                .args(["bench", "--case", "circuit_tensor_grad"])
-                .args(["--circuit-grad-child", &format!("{method}:{steps}")])
-                .args(["--backend", kind.name()])
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .map_err(|e| Error::setting("bench", e.to_string()))?;
-            if !out.status.success() {
-                return Err(Error::setting(
+            let child = format!("{method}:{steps}");
+            run_child(
+                &exe,
+                &[
                     "bench",
-                    format!(
-                        "circuit_tensor_grad {method} {steps} steps failed ({})",
-                        out.status
-                    ),
-                ));
-            }
-            print!("{}", String::from_utf8_lossy(&out.stdout));
+                    "--case",
+                    "circuit_tensor_grad",
+                    "--circuit-grad-child",
+                    &child,
+                    "--backend",
+                    kind.name(),
+                ],
+                &format!("circuit_tensor_grad {method} {steps} steps"),
+            )?;
         }
     }
+    Ok(())
+}
+
+/// Runs this executable (`exe`) with `args` in a fresh process, so that its peak memory is its
+/// own, passes its JSON lines through to stdout, and fails naming `what` if the child fails.
+fn run_child(exe: &std::path::Path, args: &[&str], what: &str) -> Result<()> {
+    let out = std::process::Command::new(exe)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::setting("bench", e.to_string()))?;
+    if !out.status.success() {
+        return Err(Error::setting(
+            "bench",
+            format!("{what} failed ({})", out.status),
+        ));
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
@@ -1211,25 +1226,25 @@ fn gradient_parent(a: &BenchArgs) -> Result<()> {
             if engine == "burn-autodiff" && steps > a.burn_max_steps {
                 continue;
             }
-            let out = std::process::Command::new(&exe)
-                .args(["bench", "--case", "mpr_fc_gradient"])
-                .args(["--child", &format!("{engine}:{steps}")])
-                .args(["--repeats", &a.repeats.to_string()])
-                .args(["--threads", &a.threads.to_string()])
-                .args(["--grad-chunk", &a.grad_chunk.to_string()])
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .map_err(|e| Error::setting("bench", e.to_string()))?;
-            if !out.status.success() {
-                return Err(Error::setting(
+            let (child, repeats) = (format!("{engine}:{steps}"), a.repeats.to_string());
+            let (threads, chunk) = (a.threads.to_string(), a.grad_chunk.to_string());
+            run_child(
+                &exe,
+                &[
                     "bench",
-                    format!(
-                        "mpr_fc_gradient {engine} {steps} steps failed ({})",
-                        out.status
-                    ),
-                ));
-            }
-            print!("{}", String::from_utf8_lossy(&out.stdout));
+                    "--case",
+                    "mpr_fc_gradient",
+                    "--child",
+                    &child,
+                    "--repeats",
+                    &repeats,
+                    "--threads",
+                    &threads,
+                    "--grad-chunk",
+                    &chunk,
+                ],
+                &format!("mpr_fc_gradient {engine} {steps} steps"),
+            )?;
         }
     }
     Ok(())
