@@ -491,6 +491,9 @@ pub struct LatentFigure<'a> {
     /// Estimated delays (bins), their standard errors and, when known, the true delays,
     /// one entry per (across latent, non-reference region).
     pub delays: Vec<(f64, f64, Option<f64>)>,
+    /// Time-varying delays (ADM): label, estimated `δ_r(t) − δ_0(t)` per bin and, when known,
+    /// the true one. When present, the delay panel shows these trajectories.
+    pub paths: Vec<(String, Vec<f64>, Option<Vec<f64>>)>,
     /// Latent traces of one trial: name, posterior mean and posterior s.d. per bin.
     pub traces: Vec<(String, Vec<f64>, Vec<f64>)>,
     /// Held-out neurons' PSTH: label, observed and predicted (trial means per bin).
@@ -558,7 +561,65 @@ pub fn latent_figure(path: &Path, fig: &LatentFigure, title: &str) -> Result<()>
                 .iter(),
         );
         let (dlo, dhi) = (dlo.min(-0.5) - 0.2, dhi.max(0.5) + 0.2);
-        if with_truth {
+        if !fig.paths.is_empty() {
+            let tn = fig
+                .paths
+                .iter()
+                .map(|p| p.1.len())
+                .max()
+                .unwrap_or(2)
+                .max(2);
+            let (plo, phi) = range_of(
+                fig.paths
+                    .iter()
+                    .flat_map(|(_, e, t)| e.iter().chain(t.iter().flatten()))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .iter(),
+            );
+            let (plo, phi) = (plo.min(-0.5), phi.max(0.5));
+            let mut c = ChartBuilder::on(&panels[1])
+                .margin(15)
+                .caption(
+                    "time-varying delay: estimated (solid) vs true (dashed)",
+                    ("sans-serif", 18),
+                )
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(0.0..(tn - 1) as f64, plo..phi)
+                .map_err(&err)?;
+            c.configure_mesh()
+                .x_desc("time bin")
+                .y_desc("delay (bins)")
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+            for (k, (label, est, tru)) in fig.paths.iter().enumerate() {
+                let col = Palette99::pick(k).to_rgba();
+                c.draw_series(LineSeries::new(
+                    est.iter().enumerate().map(|(t, &v)| (t as f64, v)),
+                    col.stroke_width(2),
+                ))
+                .map_err(&err)?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
+                if let Some(tru) = tru {
+                    c.draw_series(DashedLineSeries::new(
+                        tru.iter().enumerate().map(|(t, &v)| (t as f64, v)),
+                        6,
+                        4,
+                        col.stroke_width(1),
+                    ))
+                    .map_err(&err)?;
+                }
+            }
+            c.configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(&err)?;
+        } else if with_truth {
             let mut c = ChartBuilder::on(&panels[1])
                 .margin(15)
                 .caption("delays: estimated vs true (±2 s.e.)", ("sans-serif", 18))

@@ -11,7 +11,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
 use neurodiff::io::{read_npy, write_text, Dtype, NpyStream};
-use neurodiff::latent::fit::{cosmooth, fit, infer, Cosmooth, Engine, Method, Spec};
+use neurodiff::latent::fit::{
+    cosmooth, cosmooth_masks, fit, infer, Cosmooth, Engine, Method, Spec,
+};
 use neurodiff::latent::synth::{synth, SynthSpec};
 use neurodiff::latent::Data;
 use neurodiff::models::latent::linalg::Mat;
@@ -66,6 +68,12 @@ pub struct EvalArgs {
     /// Seed of the masks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Co-smoothing with these held-out neurons instead of random masks: a JSON list of masks,
+    /// each a list per region of the hidden neurons, 0-based within the region (e.g.
+    /// `[[[0, 5], [2]], [[1, 3], [4]]]`: two masks of two regions), as
+    /// `benches/mbrila/v1v2.py prepare` writes mbrila's.
+    #[arg(long)]
+    holdout_file: Option<PathBuf>,
     /// Output folder (eval.json, latent.png).
     #[arg(long, short, default_value = "out/latent_eval")]
     out: PathBuf,
@@ -597,6 +605,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
         &res.loglik,
         &res.processes,
         None,
+        &[],
         &res.latent_names,
         &latents,
         &covs,
@@ -650,6 +659,7 @@ fn figure(
     loglik: &[f64],
     processes: &[neurodiff::latent::fit::ProcessOut],
     truth: Option<&[Vec<f64>]>,
+    truth_paths: &[Vec<Vec<f64>>],
     names: &[Vec<String>],
     latents: &[Mat],
     covs: &[Mat],
@@ -671,6 +681,28 @@ fn figure(
             delays.push((p.delays[r] - p.delays[0], se, t));
         }
     }
+    // ADM: the delay trajectories δ_r(t) − δ_0(t), with the truth's when known.
+    let mut paths = Vec::new();
+    for (j, p) in processes
+        .iter()
+        .filter(|p| p.kind == Kind::Across)
+        .enumerate()
+    {
+        let Some(base) = p.delay_path.first() else {
+            continue;
+        };
+        for r in 1..p.delay_path.len() {
+            let diff = |path: &[Vec<f64>]| -> Option<Vec<f64>> {
+                let (a, b) = (path.get(r)?, path.first()?);
+                (a.len() == base.len() && b.len() == base.len())
+                    .then(|| a.iter().zip(b).map(|(x, y)| x - y).collect())
+            };
+            if let Some(est) = diff(&p.delay_path) {
+                let tru = truth_paths.get(j).and_then(|t| diff(t));
+                paths.push((format!("across {j}, region {r}"), est, tru));
+            }
+        }
+    }
     let mut traces = Vec::new();
     if let Some(lat) = latents.first() {
         let mut col = 0;
@@ -690,6 +722,7 @@ fn figure(
     let fig = neurodiff::plot::LatentFigure {
         loglik,
         delays,
+        paths,
         traces,
         psth: cs.map(|c| c.examples.clone()).unwrap_or_default(),
     };
@@ -792,10 +825,21 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     }
     let test = data.subset(&trials);
     let (ll, _, _) = infer(&test, &prior, &obs, engine, false)?;
-    let cs = if a.cosmooth_frac == 0.0 {
-        None
-    } else {
-        Some(cosmooth(
+    let cs = match &a.holdout_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let masks: Vec<Vec<Vec<usize>>> = serde_json::from_str(&t).map_err(|e| {
+                Error::data(
+                    p,
+                    format!(
+                        "not a JSON list of masks, each a list per region of neuron indices ({e})"
+                    ),
+                )
+            })?;
+            Some(cosmooth_masks(&test, &prior, &obs, &masks, engine)?)
+        }
+        None if a.cosmooth_frac == 0.0 => None,
+        None => Some(cosmooth(
             &test,
             &prior,
             &obs,
@@ -803,7 +847,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             a.holdout_masks,
             a.seed,
             engine,
-        )?)
+        )?),
     };
     // The truth's delays and (for an mDLAG fit) loading pattern.
     let mut truth_loads: Vec<Vec<bool>> = vec![];
@@ -866,6 +910,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         &loglik,
         &processes,
         truth.as_deref(),
+        &truth_paths,
         &latent_names,
         &latents,
         &covs,

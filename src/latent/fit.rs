@@ -1386,21 +1386,10 @@ pub fn cosmooth(
         ));
     }
     let nr = data.n_regions();
-    let (nt, tn) = (data.n_trials(), data.n_bins());
     let qs = prior.q_dims();
-    let offs: Vec<usize> = qs
-        .iter()
-        .scan(0, |o, &q| {
-            let v = *o;
-            *o += q;
-            Some(v)
-        })
-        .collect();
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut psth = vec![0.0; nr];
-    let mut single = vec![0.0; nr];
-    let mut examples = Vec::new();
-    for mask in 0..masks {
+    let mut all = Vec::with_capacity(masks);
+    for _ in 0..masks {
         let mut held: Vec<Vec<usize>> = Vec::with_capacity(nr);
         for r in 0..nr {
             let n = obs.c[r].rows;
@@ -1422,6 +1411,103 @@ pub fn cosmooth(
             h.sort_unstable();
             held.push(h);
         }
+        all.push(held);
+    }
+    let mut cs = cosmooth_masks(data, prior, obs, &all, engine)?;
+    cs.frac = frac;
+    Ok(cs)
+}
+
+/// [`cosmooth`] with the held-out neurons given: `masks[m][r]` lists the hidden neurons of
+/// region `r` in mask `m` (0-based within the region), e.g. another tool's masks, so that both
+/// are scored on the same neurons. Each region of each mask must hide at least one neuron and
+/// keep at least as many as the region has latents; the reported `frac` is the mean hidden
+/// fraction.
+///
+/// # Errors
+/// No mask; a mask with the wrong number of regions; a neuron out of range or listed twice;
+/// a region left with fewer neurons than latents (each naming mask, region and neuron).
+pub fn cosmooth_masks(
+    data: &Data,
+    prior: &Prior,
+    obs: &ObsParams,
+    masks_given: &[Vec<Vec<usize>>],
+    engine: Engine,
+) -> Result<Cosmooth, LatentError> {
+    let nr = data.n_regions();
+    let (nt, tn) = (data.n_trials(), data.n_bins());
+    let qs = prior.q_dims();
+    let masks = masks_given.len();
+    if masks == 0 {
+        return Err(bad("holdout-file", "no held-out-neuron mask given".into()));
+    }
+    let mut frac = 0.0;
+    for (m, held) in masks_given.iter().enumerate() {
+        if held.len() != nr {
+            return Err(bad(
+                "holdout-file",
+                format!("mask {m} lists {} regions; the data have {nr}", held.len()),
+            ));
+        }
+        for (r, h) in held.iter().enumerate() {
+            let n = obs.c[r].rows;
+            let region = &data.names[r];
+            if h.is_empty() {
+                return Err(bad(
+                    "holdout-file",
+                    format!("mask {m}, region `{region}`: no neuron held out"),
+                ));
+            }
+            if let Some(&i) = h.iter().find(|&&i| i >= n) {
+                return Err(bad(
+                    "holdout-file",
+                    format!("mask {m}, region `{region}`: neuron {i} is beyond its {n} neurons"),
+                ));
+            }
+            let mut sorted = h.clone();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(bad(
+                    "holdout-file",
+                    format!(
+                        "mask {m}, region `{region}`: neuron {} is listed twice",
+                        w[0]
+                    ),
+                ));
+            }
+            if n - h.len() < qs[r] {
+                return Err(bad(
+                    "holdout-file",
+                    format!(
+                        "mask {m}, region `{region}`: hiding {} of {n} neurons leaves fewer than its {} latents",
+                        h.len(),
+                        qs[r]
+                    ),
+                ));
+            }
+            frac += h.len() as f64 / n as f64 / (masks * nr) as f64;
+        }
+    }
+    let offs: Vec<usize> = qs
+        .iter()
+        .scan(0, |o, &q| {
+            let v = *o;
+            *o += q;
+            Some(v)
+        })
+        .collect();
+    let mut psth = vec![0.0; nr];
+    let mut single = vec![0.0; nr];
+    let mut examples = Vec::new();
+    for (mask, held) in masks_given.iter().enumerate() {
+        let held: Vec<Vec<usize>> = held
+            .iter()
+            .map(|h| {
+                let mut h = h.clone();
+                h.sort_unstable();
+                h
+            })
+            .collect();
         let keep: Vec<Vec<usize>> = (0..nr)
             .map(|r| {
                 (0..obs.c[r].rows)

@@ -4,7 +4,7 @@
 //! synthetic data with known truth, and clear errors on bad input.
 
 use crate::common::rand_vec;
-use neurodiff::latent::fit::{fit, infer, Engine, Method, Spec};
+use neurodiff::latent::fit::{cosmooth_masks, fit, infer, Engine, Method, Spec};
 use neurodiff::latent::kalman::{filter, filter_parallel, smooth, smooth_parallel, Ssm};
 use neurodiff::latent::model::{reduce, Data, Kind, ObsParams, Prior, Process};
 use neurodiff::latent::synth::{synth, SynthSpec};
@@ -350,6 +350,84 @@ fn expect_err(r: Result<impl std::fmt::Debug, LatentError>, words: &[&str]) {
     for w in words {
         assert!(e.contains(w), "error `{e}` does not name `{w}`");
     }
+}
+
+/// Co-smoothing with given masks against mbrila's definition of it, written out here: instead
+/// of dropping the held-out neurons, inflate their noise variance so that they carry no
+/// information (mbrila's `co_smoothing_rmse` sets `R = 1e10`), infer the latents from all
+/// neurons, predict the held-out ones as `C x + d`, and average the PSTH and single-trial RMSE
+/// over the masks.
+#[test]
+fn cosmooth_with_given_masks_matches_the_inflated_noise_definition() {
+    let (data, prior, obs) = two_region_setup(1.3, Kind::Across);
+    let masks = vec![vec![vec![2, 0], vec![1]], vec![vec![3], vec![2]]];
+    let cs = cosmooth_masks(&data, &prior, &obs, &masks, Engine::Ssm).unwrap();
+    let (nt, tn) = (data.n_trials(), data.n_bins());
+    let qs = prior.q_dims();
+    let (mut psth, mut single) = (vec![0.0; 2], vec![0.0; 2]);
+    for m in &masks {
+        let mut inflated = obs.clone();
+        for (r, h) in m.iter().enumerate() {
+            for &i in h {
+                inflated.r[r][i] = 1e14;
+            }
+        }
+        let (_, lat, _) = infer(&data, &prior, &inflated, Engine::Ssm, false).unwrap();
+        for (r, h) in m.iter().enumerate() {
+            let off: usize = qs[..r].iter().sum();
+            let (mut se, mut sp) = (0.0, 0.0);
+            for &i in h {
+                for t in 0..tn {
+                    let (mut mp, mut my) = (0.0, 0.0);
+                    for k in 0..nt {
+                        let p = obs.d[r][i]
+                            + (0..qs[r])
+                                .map(|j| obs.c[r][(i, j)] * lat[k][(t, off + j)])
+                                .sum::<f64>();
+                        let y = data.regions[r][k][(t, i)];
+                        se += (p - y) * (p - y);
+                        mp += p / nt as f64;
+                        my += y / nt as f64;
+                    }
+                    sp += (mp - my) * (mp - my);
+                }
+            }
+            let n = (h.len() * tn) as f64;
+            psth[r] += (sp / n).sqrt() / masks.len() as f64;
+            single[r] += (se / (n * nt as f64)).sqrt() / masks.len() as f64;
+        }
+    }
+    for r in 0..2 {
+        for (what, a, b) in [
+            ("PSTH", cs.psth_rmse[r], psth[r]),
+            ("single-trial", cs.single_trial_rmse[r], single[r]),
+        ] {
+            assert!(
+                (a - b).abs() < 1e-6 * b.abs(),
+                "region {r} {what} RMSE: {a} against {b} with inflated noise"
+            );
+        }
+    }
+    assert!((cs.frac - (2.0 / 4.0 + 1.0 / 3.0 + 1.0 / 4.0 + 1.0 / 3.0) / 4.0).abs() < 1e-12);
+    // Bad masks: each refused by name.
+    let bad = |m: Vec<Vec<Vec<usize>>>, words: &[&str]| {
+        expect_err(cosmooth_masks(&data, &prior, &obs, &m, Engine::Ssm), words)
+    };
+    bad(vec![], &["no held-out-neuron mask"]);
+    bad(vec![vec![vec![0]]], &["mask 0", "1 regions", "2"]);
+    bad(
+        vec![vec![vec![0], vec![3]]],
+        &["mask 0", "`b`", "neuron 3", "3 neurons"],
+    );
+    bad(
+        vec![vec![vec![1, 1], vec![0]]],
+        &["`a`", "neuron 1", "twice"],
+    );
+    bad(vec![vec![vec![0], vec![]]], &["`b`", "no neuron held out"]);
+    bad(
+        vec![vec![vec![0], vec![0, 1]]],
+        &["`b`", "2 of 3", "2 latents"],
+    );
 }
 
 #[test]
@@ -963,6 +1041,46 @@ fn cli_npz_fit_then_eval() {
     );
     assert_eq!(evj["cosmooth"]["psth_rmse"].as_array().unwrap().len(), 2);
     assert!(ev.join("latent.png").exists());
+    // eval with given masks (mbrila's protocol): 2 of 5 and 1 of 4 neurons hidden, then 1 and 2.
+    let masks = dir.join("masks.json");
+    std::fs::write(&masks, "[[[0, 3], [2]], [[4], [1, 0]]]").unwrap();
+    let evm = dir.join("eval_masks");
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "eval",
+            "--fit",
+            out.join("latent.json").to_str().unwrap(),
+        ])
+        .args(["--data", npz_s, "--holdout-file", masks.to_str().unwrap()])
+        .args(["-q", "-o", evm.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let cm = &read(&evm.join("eval.json"))["cosmooth"];
+    assert_eq!(cm["masks"], 2);
+    let want = (2.0 / 5.0 + 1.0 / 4.0 + 1.0 / 5.0 + 2.0 / 4.0) / 4.0;
+    assert!((cm["frac"].as_f64().unwrap() - want).abs() < 1e-12, "{cm}");
+    // A neuron beyond the region: refused, naming mask, region and neuron; no output.
+    std::fs::write(&masks, "[[[0, 5], [2]]]").unwrap();
+    let evb = dir.join("eval_bad");
+    let o = Command::new(bin)
+        .args([
+            "latent",
+            "eval",
+            "--fit",
+            out.join("latent.json").to_str().unwrap(),
+        ])
+        .args(["--data", npz_s, "--holdout-file", masks.to_str().unwrap()])
+        .args(["-q", "-o", evb.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = crate::common::stderr(&o);
+    for w in ["mask 0", "v1", "neuron 5", "5 neurons"] {
+        assert!(e.contains(w), "`{e}` does not name `{w}`");
+    }
+    assert!(!evb.exists(), "output written");
     // Refused, no output: a missing array, a 2-D array, NaN in an array.
     let fail = |args: &[&str], words: &[&str], tag: &str| {
         let o2 = dir.join(tag);
