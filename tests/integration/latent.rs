@@ -379,12 +379,12 @@ fn cosmooth_with_given_masks_matches_the_inflated_noise_definition() {
             for &i in h {
                 for t in 0..tn {
                     let (mut mp, mut my) = (0.0, 0.0);
-                    for k in 0..nt {
+                    for (lk, yk) in lat.iter().zip(&data.regions[r]) {
                         let p = obs.d[r][i]
                             + (0..qs[r])
-                                .map(|j| obs.c[r][(i, j)] * lat[k][(t, off + j)])
+                                .map(|j| obs.c[r][(i, j)] * lk[(t, off + j)])
                                 .sum::<f64>();
-                        let y = data.regions[r][k][(t, i)];
+                        let y = yk[(t, i)];
                         se += (p - y) * (p - y);
                         mp += p / nt as f64;
                         my += y / nt as f64;
