@@ -1117,8 +1117,8 @@ impl<T: SpikeNum> Engine<T> {
                 Some((target, d)) if *target == k && d.pulse(t) => self.dbs_amp,
                 _ => T::zero(),
             };
-            for j in 0..pop.n {
-                pop.drive[j] = pop.current[j] + pop.ou_i[j] + dbs;
+            for ((d, &c), &o) in pop.drive.iter_mut().zip(&pop.current).zip(&pop.ou_i) {
+                *d = c + o + dbs;
             }
             for input in self.inputs.iter().filter(|i| i.pop == k) {
                 match input.row(t) {
