@@ -498,8 +498,8 @@ pub fn advance<N: Neuron, T: SpikeNum>(
     let mut xj = [T::zero(); MAX_VARS];
     for j in 0..s.g.len() {
         let at = state_index(nv, j, 0);
-        for k in 0..nv {
-            xj[k] = s.x[at + k * LANES];
+        for (k, v) in xj[..nv].iter_mut().enumerate() {
+            *v = s.x[at + k * LANES];
         }
         let x = &mut xj[..nv];
         let p = &s.p[j * np..(j + 1) * np];
@@ -527,8 +527,8 @@ pub fn advance<N: Neuron, T: SpikeNum>(
             s.spiked.push(j as u32);
             s.spikes.push(spike);
         }
-        for k in 0..nv {
-            s.x[at + k * LANES] = x[k];
+        for (k, &v) in x.iter().enumerate() {
+            s.x[at + k * LANES] = v;
         }
     }
     Ok(())
