@@ -1234,8 +1234,9 @@ pub fn estimate_bytes(c: &Circuit) -> usize {
         other += 8.0 * n(&pr.pre) + 8.0 * (slots + 1.0) * n(&pr.post);
     }
     for pop in &c.populations {
-        // state, parameters and per-neuron buffers (≤ 8 + 32 + 8 values of 8 bytes)
-        other += 8.0 * 48.0 * pop.n as f64;
+        // state, parameters (twice: per neuron, and in blocks for the lanes step) and
+        // per-neuron buffers (≤ 8 + 2 × 32 + 8 values of 8 bytes)
+        other += 8.0 * 80.0 * pop.n as f64;
     }
     (syn + other) as usize
 }
