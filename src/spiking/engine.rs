@@ -347,12 +347,49 @@ impl Seed {
 /// on the stack).
 pub const MAX_VARS: usize = 8;
 
+/// Where variable `k` of neuron `i` lies in a population's state: the state is stored in
+/// blocks of [`LANES`] neurons, `[⌈n / LANES⌉][n_vars][LANES]` (the last block padded), so
+/// that [`advance_lanes`] loads and stores a variable of four neurons as one vector.
+#[inline(always)]
+pub fn state_index(nv: usize, i: usize, k: usize) -> usize {
+    (i / LANES * nv + k) * LANES + i % LANES
+}
+
+/// A neuron-major array `[n][width]` (`n ≥ 1`) in the blocked layout of [`state_index`]
+/// (`[⌈n / LANES⌉][width][LANES]`), the last block padded with copies of the last neuron.
+pub fn to_blocks<T: Copy>(a: &[T], n: usize, width: usize) -> Vec<T> {
+    let blocks = n.div_ceil(LANES);
+    let mut out = Vec::with_capacity(blocks * width * LANES);
+    for b in 0..blocks {
+        for k in 0..width {
+            for l in 0..LANES {
+                let i = (b * LANES + l).min(n - 1);
+                out.push(a[i * width + k]);
+            }
+        }
+    }
+    out
+}
+
+/// A population's `f64` parameters `[n][n_params]` as [`advance_lanes`] reads them: per block
+/// of [`LANES`] neurons, one [`Lanes`] per parameter (`[⌈n / LANES⌉][n_params]`).
+pub fn param_lanes(p: &[f64], n: usize, np: usize) -> Vec<Lanes<LANES>> {
+    to_blocks(p, n, np)
+        .chunks_exact(LANES)
+        .map(|c| Lanes::new([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// What a population's step needs.
 pub struct StepInputs<'a, T> {
-    /// State, `[n][n_vars]`.
+    /// State in blocks of [`LANES`] neurons, `[⌈n / LANES⌉][n_vars][LANES]`
+    /// ([`state_index`]).
     pub x: &'a mut [T],
     /// Parameters, `[n][n_params]`.
     pub p: &'a [T],
+    /// The same parameters for [`advance_lanes`] ([`param_lanes`]; `f64` only, may be empty:
+    /// then the population is stepped by [`advance`]).
+    pub p_lanes: &'a [Lanes<LANES>],
     /// External current per neuron (constant + OU + DBS).
     pub drive: &'a [T],
     /// Total synaptic conductance per neuron, `G = Σ g`.
@@ -458,8 +495,13 @@ pub fn advance<N: Neuron, T: SpikeNum>(
     let np = N::SPEC.params.len();
     let mut f = [T::zero(); MAX_VARS];
     let mut lin = [T::zero(); MAX_VARS];
+    let mut xj = [T::zero(); MAX_VARS];
     for j in 0..s.g.len() {
-        let x = &mut s.x[j * nv..(j + 1) * nv];
+        let at = state_index(nv, j, 0);
+        for (k, v) in xj[..nv].iter_mut().enumerate() {
+            *v = s.x[at + k * LANES];
+        }
+        let x = &mut xj[..nv];
         let p = &s.p[j * np..(j + 1) * np];
         let v0 = x[V];
         let i = s.drive[j] + s.ge[j] - s.g[j] * v0;
@@ -485,6 +527,9 @@ pub fn advance<N: Neuron, T: SpikeNum>(
             s.spiked.push(j as u32);
             s.spikes.push(spike);
         }
+        for (k, &v) in x.iter().enumerate() {
+            s.x[at + k * LANES] = v;
+        }
     }
     Ok(())
 }
@@ -492,11 +537,9 @@ pub fn advance<N: Neuron, T: SpikeNum>(
 /// Neurons stepped side by side by [`advance_lanes`].
 pub const LANES: usize = 4;
 
-/// The most parameters [`advance_lanes`] holds on the stack; a neuron with more is stepped by
-/// [`advance`].
-const MAX_LANE_PARAMS: usize = 48;
-
-/// [`phi`] of every lane, bit for bit, both branches evaluated (no branch per lane).
+/// [`phi`] of every lane, bit for bit: the Taylor series, and where a lane needs it the exact
+/// form too (both evaluated, no branch per lane; `exp` and the division are skipped when every
+/// lane is small, as for AdEx's `w`, `V` under synaptic conductance and slow gates).
 #[inline(always)]
 fn phi_lanes(a: Lanes<LANES>, dt: f64) -> Lanes<LANES> {
     type L = Lanes<LANES>;
@@ -506,15 +549,20 @@ fn phi_lanes(a: Lanes<LANES>, dt: f64) -> Lanes<LANES> {
         p = L::splat(ck) + z * p;
     }
     let taylor = L::splat(dt) * p;
-    let exact = (neurodiff_models::Real::exp(z) - L::splat(1.0)) / a;
     let small = neurodiff_models::Real::lt(neurodiff_models::Real::abs(z), L::splat(PHI_SMALL));
+    if small.iter().all(|&s| s) {
+        return taylor;
+    }
+    let exact = (neurodiff_models::Real::exp(z) - L::splat(1.0)) / a;
     neurodiff_models::Real::select(small, taylor, exact)
 }
 
 /// [`advance`] for `f64`, [`LANES`] neurons at a time: the same equations on [`Lanes`] (every
 /// lane the `f64` result bit for bit), so that the neurons' dependency chains (`exp`, the
-/// division by `C`) overlap. The last group is padded with copies of its last neuron, whose
-/// results are dropped. Spikes are reported in neuron order, as by [`advance`].
+/// division by `C`) overlap. Each variable of a block of four neurons is one load and one
+/// store of the blocked state ([`state_index`]), the parameters are read in place
+/// ([`StepInputs::p_lanes`]). The last block is padded with copies of its last neuron, whose
+/// spikes are dropped. Spikes are reported in neuron order, as by [`advance`].
 pub fn advance_lanes<N: Neuron>(
     n: &N,
     s: StepInputs<'_, f64>,
@@ -540,7 +588,7 @@ unsafe fn advance_lanes_avx2<N: Neuron>(
 }
 
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // lanes and neurons indexed side by side
+#[allow(clippy::needless_range_loop)] // lanes and variables indexed side by side
 fn advance_lanes_body<N: Neuron>(
     n: &N,
     s: StepInputs<'_, f64>,
@@ -548,55 +596,60 @@ fn advance_lanes_body<N: Neuron>(
     type L = Lanes<LANES>;
     let nv = N::SPEC.n_vars();
     let np = N::SPEC.params.len();
-    if np > MAX_LANE_PARAMS {
+    let count = s.g.len();
+    let blocks = count.div_ceil(LANES);
+    if s.p_lanes.len() != blocks * np || s.x.len() != blocks * nv * LANES {
         return advance(n, s);
     }
     let zero = L::splat(0.0);
     let (mut x, mut f, mut lin) = ([zero; MAX_VARS], [zero; MAX_VARS], [zero; MAX_VARS]);
-    let mut p = [zero; MAX_LANE_PARAMS];
-    let count = s.g.len();
-    let mut j0 = 0;
-    while j0 < count {
+    for b in 0..blocks {
+        let j0 = b * LANES;
         let m = (count - j0).min(LANES);
-        let lane = |l: usize| j0 + l.min(m - 1);
-        let gather = |v: &[f64]| L::new(std::array::from_fn(|l| v[lane(l)]));
-        for l in 0..LANES {
-            let j = lane(l);
-            for k in 0..nv {
-                x[k].0[l] = s.x[j * nv + k];
+        // A full block reads four neighbours at once; the last one repeats its last neuron.
+        let gather = |v: &[f64]| {
+            if m == LANES {
+                L::new(v[j0..j0 + LANES].try_into().expect("four lanes"))
+            } else {
+                L::new(std::array::from_fn(|l| v[j0 + l.min(m - 1)]))
             }
-            for q in 0..np {
-                p[q].0[l] = s.p[j * np + q];
-            }
+        };
+        let xb = &mut s.x[b * nv * LANES..(b + 1) * nv * LANES];
+        for k in 0..nv {
+            x[k] = L::new(
+                xb[k * LANES..(k + 1) * LANES]
+                    .try_into()
+                    .expect("four lanes"),
+            );
         }
+        let p = &s.p_lanes[b * np..(b + 1) * np];
         let (g, ge, drive, inv_c) = (gather(s.g), gather(s.ge), gather(s.drive), gather(s.inv_c));
         let v0 = x[V];
         let i = drive + ge - g * v0;
         lin[..nv].fill(zero);
-        n.drift_linear(&x[..nv], i, &p[..np], &mut f[..nv], &mut lin[..nv]);
+        n.drift_linear(&x[..nv], i, p, &mut f[..nv], &mut lin[..nv]);
         lin[V] = lin[V] - g * inv_c;
         for k in 0..nv {
             x[k] = x[k] + f[k] * phi_lanes(lin[k], s.dt);
         }
         let v1 = x[V];
-        let spike = n.spike(v0, v1, &p[..np]);
+        if let Some(l) = (0..m).find(|&l| !v1.0[l].is_finite()) {
+            return Err((j0 + l, v1.0[l]));
+        }
+        let spike = n.spike(v0, v1, p);
         if N::RESETS && spike.0[..m].iter().any(|&h| h != 0.0) {
-            n.reset(&mut x[..nv], spike, &p[..np]);
+            n.reset(&mut x[..nv], spike, p);
+        }
+        // Padded lanes are stored too: they stay copies of the last neuron's step.
+        for k in 0..nv {
+            xb[k * LANES..(k + 1) * LANES].copy_from_slice(&x[k].0);
         }
         for l in 0..m {
-            let j = j0 + l;
-            if !v1.0[l].is_finite() {
-                return Err((j, v1.0[l]));
-            }
-            for k in 0..nv {
-                s.x[j * nv + k] = x[k].0[l];
-            }
             if spike.0[l] != 0.0 {
-                s.spiked.push(j as u32);
+                s.spiked.push((j0 + l) as u32);
                 s.spikes.push(spike.0[l]);
             }
         }
-        j0 += LANES;
     }
     Ok(())
 }
@@ -623,8 +676,13 @@ pub(crate) struct Pop<T: SpikeNum> {
     pub offset: usize,
     pub dynamics: Box<dyn PopDynamics<T>>,
     pub nv: usize,
+    /// State in blocks of [`LANES`] neurons ([`state_index`]); read it through
+    /// [`Pop::var`].
     pub x: Vec<T>,
+    /// Parameters, `[n][n_params]`.
     pub p: Vec<T>,
+    /// The `f64` parameters in blocks for [`advance_lanes`] (empty in dual numbers).
+    pub p_lanes: Vec<Lanes<LANES>>,
     pub inv_c: Vec<T>,
     pub current: Vec<T>,
     pub ou: Option<Ou>,
@@ -639,6 +697,14 @@ pub(crate) struct Pop<T: SpikeNum> {
     pub spiked: Vec<u32>,
     /// Their spikes (1 in value, with the derivative of the module documentation).
     pub spikes: Vec<T>,
+}
+
+impl<T: SpikeNum> Pop<T> {
+    /// Variable `k` of neuron `i`.
+    #[inline(always)]
+    pub fn var(&self, i: usize, k: usize) -> T {
+        self.x[state_index(self.nv, i, k)]
+    }
 }
 
 /// One projection's state.
@@ -787,6 +853,12 @@ impl<T: SpikeNum> Engine<T> {
                 }
             }
             let p = pt;
+            let p_lanes = if T::DIRECTIONS == 0 && pop.n > 0 {
+                let values: Vec<f64> = p.iter().map(|v| v.value()).collect();
+                param_lanes(&values, pop.n, np)
+            } else {
+                Vec::new()
+            };
             let mut x = vec![T::zero(); pop.n * nv];
             let mut inv_c = vec![T::zero(); pop.n];
             let init = subseed(c.seed, tag::INIT, k as u64);
@@ -800,6 +872,11 @@ impl<T: SpikeNum> Engine<T> {
                     xi[V] = xi[V] + T::of(pop.v_spread_mv * (2.0 * u - 1.0));
                 }
             }
+            let x = if pop.n > 0 {
+                to_blocks(&x, pop.n, nv)
+            } else {
+                x
+            };
             let seeded = |want: &dyn Fn(&Seed) -> bool, value: f64| match seed_of(want) {
                 Some(d) => T::seeded(value, d, 1.0),
                 None => T::of(value),
@@ -828,6 +905,7 @@ impl<T: SpikeNum> Engine<T> {
                 nv,
                 x,
                 p,
+                p_lanes,
                 inv_c,
                 current: vec![current; pop.n],
                 ou: pop.ou,
@@ -965,16 +1043,21 @@ impl<T: SpikeNum> Engine<T> {
         self.projs[k].g[j]
     }
 
-    /// The state of neuron `i` of population `k`.
-    pub fn state(&self, k: usize, i: usize) -> &[T] {
+    /// The state of neuron `i` of population `k` (its variables in the neuron's order).
+    pub fn state(&self, k: usize, i: usize) -> Vec<T> {
         let p = &self.pops[k];
-        &p.x[i * p.nv..(i + 1) * p.nv]
+        (0..p.nv).map(|v| p.var(i, v)).collect()
+    }
+
+    /// The membrane potential of neuron `i` of population `k`.
+    pub fn voltage(&self, k: usize, i: usize) -> T {
+        self.pops[k].var(i, V)
     }
 
     /// The membrane potential of every neuron of population `k`, in order.
     pub fn voltages(&self, k: usize) -> impl Iterator<Item = T> + '_ {
         let p = &self.pops[k];
-        p.x.iter().step_by(p.nv).copied()
+        (0..p.n).map(move |i| p.var(i, V))
     }
 
     /// The neurons of population `k` that spiked in the last step.
@@ -1034,8 +1117,8 @@ impl<T: SpikeNum> Engine<T> {
                 Some((target, d)) if *target == k && d.pulse(t) => self.dbs_amp,
                 _ => T::zero(),
             };
-            for j in 0..pop.n {
-                pop.drive[j] = pop.current[j] + pop.ou_i[j] + dbs;
+            for ((d, &c), &o) in pop.drive.iter_mut().zip(&pop.current).zip(&pop.ou_i) {
+                *d = c + o + dbs;
             }
             for input in self.inputs.iter().filter(|i| i.pop == k) {
                 match input.row(t) {
@@ -1053,6 +1136,7 @@ impl<T: SpikeNum> Engine<T> {
             let inputs = StepInputs {
                 x: &mut pop.x,
                 p: &pop.p,
+                p_lanes: &pop.p_lanes,
                 drive: &pop.drive,
                 g: &pop.g,
                 ge: &pop.ge,
@@ -1150,8 +1234,9 @@ pub fn estimate_bytes(c: &Circuit) -> usize {
         other += 8.0 * n(&pr.pre) + 8.0 * (slots + 1.0) * n(&pr.post);
     }
     for pop in &c.populations {
-        // state, parameters and per-neuron buffers (≤ 8 + 32 + 8 values of 8 bytes)
-        other += 8.0 * 48.0 * pop.n as f64;
+        // state, parameters (twice: per neuron, and in blocks for the lanes step) and
+        // per-neuron buffers (≤ 8 + 2 × 32 + 8 values of 8 bytes)
+        other += 8.0 * 80.0 * pop.n as f64;
     }
     (syn + other) as usize
 }
@@ -1192,6 +1277,8 @@ mod tests {
                     f1[V] - f0[V]
                 })
                 .collect();
+            let x0 = to_blocks(&x0, n, nv);
+            let p_lanes = param_lanes(&p, n, defaults.len());
             let (mut xa, mut xb, mut xc) = (x0.clone(), x0.clone(), x0);
             let mut spikes = 0;
             for step in 0..4000 {
@@ -1216,6 +1303,7 @@ mod tests {
                     let s = StepInputs {
                         x,
                         p: &p,
+                        p_lanes: &p_lanes,
                         drive: &drive,
                         g: &g,
                         ge: &ge,
@@ -1235,13 +1323,35 @@ mod tests {
                 assert_eq!(out[0], out[1], "{} step {step}", N::SPEC.name);
                 assert_eq!(out[0], out[2], "{} step {step}", N::SPEC.name);
                 spikes += out[0].0.len();
-                for (a, (b, c)) in xa.iter().zip(xb.iter().zip(&xc)) {
+                for (j, k) in (0..n).flat_map(|j| (0..nv).map(move |k| (j, k))) {
+                    let at = state_index(nv, j, k);
+                    let (a, b, c) = (xa[at], xb[at], xc[at]);
                     assert_eq!(a.to_bits(), b.to_bits(), "{} step {step}", N::SPEC.name);
                     assert_eq!(a.to_bits(), c.to_bits(), "{} step {step}", N::SPEC.name);
                 }
             }
             spikes
         }
+    }
+
+    #[test]
+    fn blocked_state_holds_every_neuron_and_variable_once() {
+        let (n, nv) = (7, 3);
+        let a: Vec<usize> = (0..n * nv).collect();
+        let b = to_blocks(&a, n, nv);
+        assert_eq!(b.len(), 2 * nv * LANES);
+        for i in 0..n {
+            for k in 0..nv {
+                assert_eq!(b[state_index(nv, i, k)], i * nv + k);
+            }
+        }
+        // Padding repeats the last neuron.
+        assert_eq!(b[state_index(nv, 7, 2)], 6 * nv + 2);
+        let p: Vec<f64> = (0..n * 2).map(|v| v as f64).collect();
+        let pl = param_lanes(&p, n, 2);
+        assert_eq!(pl.len(), 2 * 2);
+        assert_eq!(pl[1].0, [1.0, 3.0, 5.0, 7.0]);
+        assert_eq!(pl[3].0, [9.0, 11.0, 13.0, 13.0]);
     }
 
     #[test]

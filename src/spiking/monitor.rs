@@ -145,7 +145,7 @@ impl<T: SpikeNum> Observed for Engine<T> {
         self.population(k).2
     }
     fn v(&self, k: usize, i: usize) -> f64 {
-        self.state(k, i)[0].value()
+        self.voltage(k, i).value()
     }
     fn v_sum(&self, k: usize) -> f64 {
         self.voltages(k).map(|v| v.value()).sum::<f64>()

@@ -311,7 +311,7 @@ impl<B: Backend> TensorEngine<B> {
                 v
             };
             let x = (0..nv)
-                .map(|j| tensor(&gather(&|p, i| p.x[i * nv + j]), batch, n, device))
+                .map(|j| tensor(&gather(&|p, i| p.var(i, j)), batch, n, device))
                 .collect();
             let p = (0..np)
                 .map(|j| param(&gather(&|p, i| p.p[i * np + j]), batch, n, device))
