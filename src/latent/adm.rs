@@ -199,21 +199,7 @@ pub(super) fn coef_step(
         pr.tv.as_mut().expect("tv").set(&params, x);
         (objective(&pr), pr)
     };
-    let h = 1e-4;
-    let grad: Vec<f64> = (0..th.len())
-        .map(|i| {
-            let mut up = th.clone();
-            up[i] += h;
-            let mut dn = th.clone();
-            dn[i] -= h;
-            let g = (eval(&up).0 - eval(&dn).0) / (2.0 * h);
-            if g.is_finite() {
-                g
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let grad = super::fit::central_gradient(&th, 1e-4, |x| eval(x).0);
     let gn = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
     if gn == 0.0 {
         return f0;

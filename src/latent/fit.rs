@@ -1220,27 +1220,11 @@ pub fn fit(
                 }
             }
         }
-        let h = 1e-4;
-        let grad: Vec<f64> = (0..th.len())
-            .map(|i| {
-                let mut up = th.clone();
-                up[i] += h;
-                let mut dn = th.clone();
-                dn[i] -= h;
-                let mut pu = prior.clone();
-                set_theta(&mut pu, &params, &up, &bounds);
-                let mut pd = prior.clone();
-                set_theta(&mut pd, &params, &dn, &bounds);
-                let g = (objective(&pu, &red.ys, &red.r, spec.engine)
-                    - objective(&pd, &red.ys, &red.r, spec.engine))
-                    / (2.0 * h);
-                if g.is_finite() {
-                    g
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let grad = central_gradient(&th, 1e-4, |x| {
+            let mut p = prior.clone();
+            set_theta(&mut p, &params, x, &bounds);
+            objective(&p, &red.ys, &red.r, spec.engine)
+        });
         let gn = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         if gn > 0.0 {
             let mut a = step;
@@ -1344,6 +1328,26 @@ pub fn fit(
         latent_covs,
         prior,
     })
+}
+
+/// Central-difference gradient of `f` at `th` with step `h`; a non-finite difference counts
+/// as 0 (that direction is not taken). Used by the delay/timescale ascent here and by ADM's
+/// delay-basis coefficients.
+pub(crate) fn central_gradient(th: &[f64], h: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    (0..th.len())
+        .map(|i| {
+            let mut up = th.to_vec();
+            up[i] += h;
+            let mut dn = th.to_vec();
+            dn[i] -= h;
+            let g = (f(&up) - f(&dn)) / (2.0 * h);
+            if g.is_finite() {
+                g
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// Held-out-neuron co-smoothing RMSE per region (the NLB-style evaluation mbrila reports):

@@ -1043,38 +1043,28 @@ fn cli_npz_fit_then_eval() {
     assert!(ev.join("latent.png").exists());
     // eval with given masks (mbrila's protocol): 2 of 5 and 1 of 4 neurons hidden, then 1 and 2.
     let masks = dir.join("masks.json");
-    std::fs::write(&masks, "[[[0, 3], [2]], [[4], [1, 0]]]").unwrap();
+    let eval_masks = |json: &str, o: &std::path::Path| {
+        std::fs::write(&masks, json).unwrap();
+        Command::new(bin)
+            .args(["latent", "eval", "--fit"])
+            .arg(out.join("latent.json"))
+            .args(["--data", npz_s, "--holdout-file"])
+            .arg(&masks)
+            .args(["-q", "-o"])
+            .arg(o)
+            .output()
+            .unwrap()
+    };
     let evm = dir.join("eval_masks");
-    let o = Command::new(bin)
-        .args([
-            "latent",
-            "eval",
-            "--fit",
-            out.join("latent.json").to_str().unwrap(),
-        ])
-        .args(["--data", npz_s, "--holdout-file", masks.to_str().unwrap()])
-        .args(["-q", "-o", evm.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = eval_masks("[[[0, 3], [2]], [[4], [1, 0]]]", &evm);
     assert!(o.status.success(), "{}", crate::common::stderr(&o));
     let cm = &read(&evm.join("eval.json"))["cosmooth"];
     assert_eq!(cm["masks"], 2);
     let want = (2.0 / 5.0 + 1.0 / 4.0 + 1.0 / 5.0 + 2.0 / 4.0) / 4.0;
     assert!((cm["frac"].as_f64().unwrap() - want).abs() < 1e-12, "{cm}");
     // A neuron beyond the region: refused, naming mask, region and neuron; no output.
-    std::fs::write(&masks, "[[[0, 5], [2]]]").unwrap();
     let evb = dir.join("eval_bad");
-    let o = Command::new(bin)
-        .args([
-            "latent",
-            "eval",
-            "--fit",
-            out.join("latent.json").to_str().unwrap(),
-        ])
-        .args(["--data", npz_s, "--holdout-file", masks.to_str().unwrap()])
-        .args(["-q", "-o", evb.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = eval_masks("[[[0, 5], [2]]]", &evb);
     assert!(!o.status.success());
     let e = crate::common::stderr(&o);
     for w in ["mask 0", "v1", "neuron 5", "5 neurons"] {
