@@ -57,6 +57,8 @@
 pub mod adjoint;
 pub mod config;
 pub mod fit;
+mod lanes;
+pub mod lyapunov;
 pub mod morph;
 pub mod network;
 pub mod solve;
@@ -68,6 +70,7 @@ use neurodiff_models::channel::ChannelKind;
 
 pub use adjoint::{value_and_grad, CellGrad, TraceLoss};
 pub use config::CellConfig;
+pub use lyapunov::{largest_lyapunov, Lyapunov};
 pub use morph::{Branch, Group, Morphology};
 pub use network::{Drive, NetGrad, NetProbe, Network, Synapse};
 pub use solve::{

@@ -7,7 +7,7 @@ use neurodiff_models::channel::ca_dynamics::{self, CAI_DEFAULT};
 use neurodiff_models::channel::{Calcium, ChannelKind};
 use num_traits::Float;
 
-use super::{Cell, CellError};
+use super::{lanes, Cell, CellError};
 
 /// A current clamp's time course, nA.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,12 +357,10 @@ pub(crate) struct Stepper<'a, T> {
     probe_idx: Vec<usize>,
 }
 
-/// Scratch space of one step: the matrix diagonal and right-hand side, gate rates.
+/// Scratch space of one step: the matrix diagonal and right-hand side, calcium currents.
 pub(crate) struct Scratch<T> {
     pub(crate) d: Vec<T>,
     pub(crate) rhs: Vec<T>,
-    inf: Vec<T>,
-    tau: Vec<T>,
     /// The calcium current density of each node at the start of the step, µA/cm².
     ica: Vec<T>,
 }
@@ -458,12 +456,9 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
 
     /// Scratch space for [`Stepper::step`].
     pub(crate) fn scratch(&self) -> Scratch<T> {
-        let ng = self.chans.iter().map(|c| c.ng).max().unwrap_or(0);
         Scratch {
             d: vec![T::zero(); self.n * self.nb],
             rhs: vec![T::zero(); self.n * self.nb],
-            inf: vec![T::zero(); ng],
-            tau: vec![T::zero(); ng],
             ica: vec![
                 T::zero();
                 if self.cell.pools.is_empty() {
@@ -528,6 +523,27 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
             }
         }
         for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&st.gates) {
+            if !(ch.ca == Calcium::Current
+                && pl.nodes.iter().any(|&n| self.pool_at[n] != usize::MAX))
+            {
+                // One dispatch per placement, batch elements in lanes.
+                lanes::add_conductances(
+                    ch.kind,
+                    lanes::Conduct {
+                        np: ch.np,
+                        ng: ch.ng,
+                        nb,
+                        nodes: &pl.nodes,
+                        area: &self.area,
+                        params: &ch.params,
+                        rev: &ch.rev,
+                        gates,
+                        d: &mut *d,
+                        rhs: &mut *rhs,
+                    },
+                );
+                continue;
+            }
             for (j, &node) in pl.nodes.iter().enumerate() {
                 for b in 0..nb {
                     let x = &gates[(j * nb + b) * ch.ng..(j * nb + b + 1) * ch.ng];
@@ -622,11 +638,14 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
     /// The exponential-Euler update of one gate row `x` at the new voltage `v` with the rates
     /// in `inf`, `tau`: `x ← x∞ + (x − x∞) e^{−dt φ/τ}`.
     #[inline(always)]
-    pub(crate) fn gate_update<R: Float>(dt: R, phi: R, inf: &[R], tau: &[R], x: &mut [R]) {
-        for g in 0..x.len() {
-            let e = Float::exp(-dt * phi / tau[g]);
-            x[g] = inf[g] + (x[g] - inf[g]) * e;
-        }
+    pub(crate) fn gate_update<R: Float + 'static>(
+        dt: R,
+        phi: R,
+        inf: &[R],
+        tau: &[R],
+        x: &mut [R],
+    ) {
+        lanes::gate_update(dt, phi, inf, tau, x)
     }
 
     /// Step `k` (from `t = k dt` to `(k + 1) dt`): the voltage by one tree solve (Crank–Nicolson:
@@ -675,21 +694,22 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
             if ng == 0 {
                 continue;
             }
-            for (j, &node) in pl.nodes.iter().enumerate() {
-                for b in 0..nb {
-                    let vv = st.v[node * nb + b];
-                    let p = &ch.params[b * ch.np..(b + 1) * ch.np];
-                    if ch.ca == Calcium::Reads {
-                        let cai = st.cai[node * nb + b];
-                        ch.kind
-                            .gates_ca(vv, cai, p, &mut s.inf[..ng], &mut s.tau[..ng]);
-                    } else {
-                        ch.kind.gates(vv, p, &mut s.inf[..ng], &mut s.tau[..ng]);
-                    }
-                    let x = &mut gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
-                    Self::gate_update(self.dt, ch.phi, &s.inf[..ng], &s.tau[..ng], x);
-                }
-            }
+            // One dispatch per placement, batch elements in lanes.
+            lanes::step_gates(
+                ch.kind,
+                lanes::GateStep {
+                    dt: self.dt,
+                    phi: ch.phi,
+                    np: ch.np,
+                    ng,
+                    nb,
+                    nodes: &pl.nodes,
+                    v: &st.v,
+                    cai: (ch.ca == Calcium::Reads).then_some(&st.cai[..]),
+                    params: &ch.params,
+                    gates,
+                },
+            );
         }
     }
 

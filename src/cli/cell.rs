@@ -31,6 +31,16 @@ pub struct CellArgs {
     /// No summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Instead of recordings: the largest Lyapunov exponent of each batch element (1/ms), by
+    /// forward-mode sensitivities through the solver (dual numbers, f64), written to FILE.json
+    /// (default out/cell_lyapunov.json). Positive: chaos; about 0: periodic firing; negative: a
+    /// stable rest state.
+    #[arg(long, conflicts_with = "fit")]
+    lyapunov: bool,
+    /// With --lyapunov: the transient left out of the average, ms (default: a fifth of the
+    /// duration). `--seed` seeds the random initial tangent.
+    #[arg(long, value_name = "MS", requires = "lyapunov")]
+    transient: Option<f64>,
     #[command(flatten)]
     fit: super::cell_fit::FitArgs,
 }
@@ -59,10 +69,82 @@ struct Sidecar<'a> {
     wall_time_s: f64,
 }
 
+#[derive(Serialize)]
+struct LyapunovOut<'a> {
+    config: &'a CellConfig,
+    /// Per batch element, 1/ms.
+    exponent_per_ms: &'a [f64],
+    method: &'static str,
+    dt_ms: f64,
+    transient_ms: f64,
+    measured_ms: f64,
+    seed: u64,
+    /// `[sample][batch]`, 1/ms, one sample every `running_every_ms`.
+    running_per_ms: &'a [Vec<f64>],
+    running_every_ms: f64,
+    wall_time_s: f64,
+}
+
+/// `neurodiff cell --lyapunov`.
+fn run_lyapunov(a: &CellArgs) -> Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out/cell_lyapunov.json"));
+    check_output_path(&out, Some("json"))?;
+    let (cfg, Resolved { cell, protocol, .. }) = CellConfig::load_resolved(&a.config)?;
+    let duration = protocol.steps as f64 * protocol.dt;
+    let transient_ms = a.transient.unwrap_or(duration / 5.0);
+    if !(transient_ms.is_finite() && transient_ms >= 0.0 && transient_ms < duration) {
+        return Err(neurodiff::cell::CellError::setting(
+            "--transient",
+            format!("must be in [0, {duration}) ms (the duration), got {transient_ms} ms"),
+        )
+        .into());
+    }
+    let transient = (transient_ms / protocol.dt).round() as usize;
+    let t0 = Instant::now();
+    let ly = neurodiff::cell::largest_lyapunov(&cell, &protocol, transient, a.fit.seed)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let record = LyapunovOut {
+        config: &cfg,
+        exponent_per_ms: &ly.exponent,
+        method: "Benettin: a tangent vector carried by forward-mode dual numbers through the \
+                 solver's step, renormalised every step; the exponent of the discrete map",
+        dt_ms: protocol.dt,
+        transient_ms: ly.transient as f64 * protocol.dt,
+        measured_ms: ly.measured as f64 * protocol.dt,
+        seed: a.fit.seed,
+        running_per_ms: &ly.running,
+        running_every_ms: ly.sample_every as f64 * protocol.dt,
+        wall_time_s: wall,
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let text =
+        serde_json::to_string_pretty(&record).map_err(|e| Error::data(&out, e.to_string()))?;
+    write_text(&out, &text)?;
+    if !a.quiet {
+        println!(
+            "largest Lyapunov exponent over {} ms after {} ms ({:.2} s):",
+            record.measured_ms, record.transient_ms, wall
+        );
+        for (b, l) in ly.exponent.iter().enumerate() {
+            println!("  batch element {b}: {l:+.5} /ms");
+        }
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
 /// Runs `neurodiff cell`.
 pub fn run(a: CellArgs) -> Result<()> {
     if a.fit.fit {
         return super::cell_fit::run(&a.config, a.out.as_deref(), a.quiet, a.no_figure, &a.fit);
+    }
+    if a.lyapunov {
+        return run_lyapunov(&a);
     }
     let out = a
         .out

@@ -64,7 +64,7 @@ pub struct FitArgs {
     /// others uniformly in the middle 80 % of the bounds (`--seed`).
     #[arg(long, default_value_t = 4)]
     pub restarts: usize,
-    /// Seed of the restarts' starts.
+    /// Seed of the restarts' starts (with `--lyapunov`: of the random initial tangent).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Checkpoint levels of the gradient, e.g. 100,100 (default one level of ⌈√steps⌉).

@@ -724,6 +724,165 @@ fn a_batch_equals_separate_runs() {
     assert_ne!(batched.trace(0, 0), batched.trace(0, 1));
 }
 
+/// `cell` (built at batch 1) at batch `elems.len()`, element `i` with every conductance and the
+/// pool's first parameter scaled by `1 + 0.03 elems[i]`, so that the elements differ.
+fn rebatch(cell: &Cell, elems: &[usize]) -> Cell {
+    let mut c = cell.clone();
+    c.batch = elems.len();
+    let scaled = |row: &[f64], b: usize| {
+        let mut r = row.to_vec();
+        r[0] *= 1.0 + 0.03 * b as f64;
+        r
+    };
+    for ch in &mut c.channels {
+        ch.params = elems.iter().flat_map(|&b| scaled(&ch.params, b)).collect();
+    }
+    for pool in &mut c.pools {
+        pool.params = elems
+            .iter()
+            .flat_map(|&b| scaled(&pool.params, b))
+            .collect();
+    }
+    c
+}
+
+#[test]
+fn lanes_give_the_scalar_bits() {
+    // The solver steps batch elements in groups of lanes (4 in f64, 8 in f32) and the rest one
+    // by one. A batch of 11 (two groups and a tail of 3 in f64, one group and 3 in f32) must give
+    // each element, bit for bit, what it gives alone (batch 1: the scalar path), on the HH
+    // branched cell and on the Hay cell with calcium (Ca channels, a pool, SK reading cai).
+    let dir = data_dir();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("hay_single.json")).unwrap())
+            .unwrap();
+    let last = meta["cases"].as_array().unwrap().len() - 1;
+    let (hay, mut hay_p) = hay_case(&meta, last);
+    assert!(
+        !hay.pools.is_empty(),
+        "the last Hay case has the calcium pool"
+    );
+    hay_p.steps = hay_p.steps.min(6000);
+    let (hh, mut hh_p, _, _, _) = neuron_case("branched", 1);
+    hh_p.steps = 800;
+    let all: Vec<usize> = (0..11).collect();
+    for (name, cell, p) in [("hay", &hay, &hay_p), ("branched", &hh, &hh_p)] {
+        let batched64 = simulate::<f64>(&rebatch(cell, &all), p).unwrap();
+        let batched32 = simulate::<f32>(&rebatch(cell, &all), p).unwrap();
+        for &b in &all {
+            let one = rebatch(cell, &[b]);
+            let single64 = simulate::<f64>(&one, p).unwrap();
+            let single32 = simulate::<f32>(&one, p).unwrap();
+            for j in 0..p.probes.len() {
+                assert_eq!(
+                    batched64.trace(j, b),
+                    single64.trace(j, 0),
+                    "{name} f64 {b} {j}"
+                );
+                assert_eq!(
+                    batched32.trace(j, b),
+                    single32.trace(j, 0),
+                    "{name} f32 {b} {j}"
+                );
+            }
+        }
+        // The elements differ, and the cell does something (a spike or more).
+        assert_ne!(batched64.trace(0, 0), batched64.trace(0, 10), "{name}");
+        let peak = batched64.trace(0, 5).into_iter().fold(f64::MIN, f64::max);
+        assert!(peak > 0.0, "{name}: peak {peak} mV");
+    }
+}
+
+/// A cell of `ncomp` equal passive compartments (one branch, radius 2 µm, 40 µm each), leak
+/// `g` mS/cm² at −65 mV, `C` = 1 µF/cm².
+fn passive_cable(ncomp: usize, g: f64) -> Cell {
+    let m = Morphology {
+        branches: vec![Branch {
+            name: None,
+            parent: None,
+            length: 40.0 * ncomp as f64,
+            radius: 2.0,
+            ncomp,
+            group: Group::Soma,
+        }],
+    };
+    let mut cell = Cell::new(m, |_| Passive { cm: 1.0, ra: 100.0 }, 1).unwrap();
+    cell.insert_named("leak", &[Group::Soma], &[vec![g, -65.0]])
+        .unwrap();
+    cell
+}
+
+#[test]
+fn lyapunov_exponent_of_passive_cells_and_hh() {
+    use neurodiff::cell::largest_lyapunov;
+    let (g, dt) = (0.1, 0.025);
+    let mut p = Protocol {
+        dt,
+        steps: 4000,
+        probes: vec![Probe::V { node: 0 }],
+        ..Protocol::default()
+    };
+    // One passive compartment: the backward-Euler map v' = (C/dt v + g E)/(C/dt + g) has
+    // slope 1/(1 + dt g/C) every step, so λ = −ln(1 + dt g/C)/dt exactly (C = 1 µF/cm², g in
+    // mS/cm²: g/C in 1/ms).
+    let one = passive_cable(1, g);
+    let l = largest_lyapunov(&one, &p, 100, 1).unwrap();
+    let exact = -(1.0 + dt * g).ln() / dt;
+    assert!(
+        (l.exponent[0] - exact).abs() < 1e-12,
+        "{} vs {exact}",
+        l.exponent[0]
+    );
+    // Crank–Nicolson: v½ over dt/2, v' = 2 v½ − v: slope (2C/dt − g)/(2C/dt + g).
+    p.scheme = Scheme::CrankNicolson;
+    let l = largest_lyapunov(&one, &p, 100, 1).unwrap();
+    let exact_cn = ((2.0 / dt - g) / (2.0 / dt + g)).ln() / dt;
+    assert!(
+        (l.exponent[0] - exact_cn).abs() < 1e-12,
+        "CN {} vs {exact_cn}",
+        l.exponent[0]
+    );
+    p.scheme = Scheme::BackwardEuler;
+    // A cable of 5 equal compartments: the tangent passes the tree solve. Its slowest mode is
+    // the uniform one (the axial currents cancel), with the single compartment's exponent; the
+    // others decay faster, so a random tangent turns to it within the transient.
+    let cable = passive_cable(5, g);
+    let l = largest_lyapunov(&cable, &p, 2000, 7).unwrap();
+    assert!(
+        (l.exponent[0] - exact).abs() < 1e-9,
+        "cable {} vs {exact}",
+        l.exponent[0]
+    );
+    // The HH point cell: firing periodically (a limit cycle: λ ≈ 0; the decay rate of the
+    // passive cell is −0.1/ms for scale), and at rest without input (λ < 0). Batch of two.
+    let (mut hh, mut hp, _, _, _) = neuron_case("hh_single", 1);
+    hh = rebatch(&hh, &[0, 0]);
+    // The norm of a tangent along the orbit swings with the orbit's speed (spike against slow
+    // recovery, up to ~10³), which bounds the sum of logs, not its average: 2 s of firing keep
+    // that swing below ln(10³)/2000 ms = 3.5e-3 /ms.
+    hp.steps = 100_000; // 2.5 s
+    hp.clamps = vec![Clamp {
+        node: 0,
+        batch: Some(0),
+        waveform: Waveform::Step {
+            amp: 0.2,
+            delay: 0.0,
+            dur: 1e9,
+        },
+    }];
+    let l = largest_lyapunov(&hh, &hp, 20_000, 3).unwrap();
+    assert!(l.exponent[0].abs() < 5e-3, "firing: {}", l.exponent[0]);
+    assert!(l.exponent[1] < -0.02, "rest: {}", l.exponent[1]);
+    let spikes = simulate::<f64>(&hh, &hp)
+        .unwrap()
+        .crossings(0, 0, 0.0)
+        .len();
+    assert!(spikes > 10, "the driven cell fires ({spikes} spikes)");
+    // A transient as long as the run is refused by name.
+    let e = largest_lyapunov(&one, &p, 4000, 1).unwrap_err().to_string();
+    assert!(e.contains("transient"), "{e}");
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -1123,4 +1282,37 @@ fn cli_runs_the_bundled_example() {
         "{err}"
     );
     assert!(!dir.join("out/c.npy").exists());
+
+    // `--lyapunov`: one exponent per batch element, what the library gives for the same file.
+    let lya = |extra: &[&str]| {
+        let mut args = vec!["cell", "--config", cfg.to_str().unwrap(), "--lyapunov"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+            .current_dir(&dir)
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let o = lya(&["--transient", "20", "--out", "out/l.json", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let l: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/l.json")).unwrap()).unwrap();
+    let want = neurodiff::cell::largest_lyapunov(&r.cell, &r.protocol, 800, 0).unwrap();
+    let got: Vec<f64> = l["exponent_per_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(got, want.exponent);
+    assert_eq!(l["transient_ms"].as_f64(), Some(20.0));
+    // A transient beyond the 60 ms run is refused by name, and nothing is written.
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let o = lya(&["--transient", "60", "--out", "out/l.json", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--transient"), "{err}");
+    assert!(
+        !err.contains("panicked") && !dir.join("out/l.json").exists(),
+        "{err}"
+    );
 }

@@ -149,6 +149,15 @@ pub trait Channel: Send + Sync + 'static {
     fn reversal<R: Real>(&self, p: &[R]) -> R;
 }
 
+/// A computation generic over the channel's type, run on a [`ChannelKind`]'s channel by
+/// [`ChannelKind::visit`].
+pub trait ChannelVisitor {
+    /// What the computation returns.
+    type Out;
+    /// Runs the computation with channel `c`.
+    fn visit<C: Channel>(self, c: C) -> Self::Out;
+}
+
 /// `y / (1 − e^{−y/c})`, finite everywhere: its limit `c` at `y = 0` is reached by the series
 /// `c (1 + z/2 + z²/12 − z⁴/720)` with `z = y/c` for `|z| < 1e-2` (first omitted term below 4e-17
 /// relative), the direct form elsewhere with a guarded exponential. Both branches are finite
@@ -194,6 +203,16 @@ macro_rules! channels {
             pub fn spec(self) -> &'static ChannelSpec {
                 match self {
                     $(ChannelKind::$variant => <$module::$ty as Channel>::SPEC,)*
+                }
+            }
+
+            /// Runs `v` with this kind's channel type: one dispatch, then code monomorphised
+            /// for the channel (a solver's loop over compartments and batch elements inside
+            /// [`ChannelVisitor::visit`] pays for the `match` once, not per element).
+            #[inline(always)]
+            pub fn visit<V: ChannelVisitor>(self, v: V) -> V::Out {
+                match self {
+                    $(ChannelKind::$variant => v.visit($module::$ty),)*
                 }
             }
 

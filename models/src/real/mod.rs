@@ -7,6 +7,6 @@ mod lanes;
 mod scalar;
 mod tensor;
 
-pub use lanes::Lanes;
+pub use lanes::{Lanes, Lanes32};
 pub use scalar::{k, Real, EXP_MAX};
 pub use tensor::{scope, scope_keyed, KeyHasher, Tx, TxMask};

@@ -114,6 +114,12 @@ fn as_f64<F: 'static>(x: &F) -> Option<f64> {
     (x as &dyn Any).downcast_ref::<f64>().copied()
 }
 
+/// `x` as an `f32` when `F` is `f32`.
+#[inline(always)]
+fn as_f32<F: 'static>(x: &F) -> Option<f32> {
+    (x as &dyn Any).downcast_ref::<f32>().copied()
+}
+
 /// Whether `F` is a plain float (`f32` or `f64`), which carries no derivative.
 #[inline(always)]
 fn is_plain<F: 'static>() -> bool {
@@ -122,6 +128,8 @@ fn is_plain<F: 'static>() -> bool {
 
 /// For `f64`, `exp` is [`super::exp::exp`] (inlined, about 1 ulp), not the system's; the engine's
 /// dual numbers use it for their value too, so a gradient run sees the values a plain run sees.
+/// For `f32` it is [`super::exp::exp_f32`] (inlined, table-free, at most 1 ulp), so that the
+/// lanes of [`super::Lanes32`] give what `f32` gives, bit for bit.
 impl<F: Float + 'static> Real for F {
     type Mask = bool;
 
@@ -131,8 +139,11 @@ impl<F: Float + 'static> Real for F {
     }
     #[inline(always)]
     fn exp(self) -> Self {
-        match as_f64(&self) {
-            Some(x) => F::from(super::exp::exp(x)).unwrap_or_else(F::nan),
+        if let Some(x) = as_f64(&self) {
+            return F::from(super::exp::exp(x)).unwrap_or_else(F::nan);
+        }
+        match as_f32(&self) {
+            Some(x) => F::from(super::exp::exp_f32(x)).unwrap_or_else(F::nan),
             None => Float::exp(self),
         }
     }
