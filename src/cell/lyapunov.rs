@@ -99,7 +99,7 @@ pub fn largest_lyapunov(
                 *s += g.ln();
             }
             let done = k + 1 - transient;
-            if done % sample_every == 0 {
+            if done.is_multiple_of(sample_every) {
                 running.push(
                     sum.iter()
                         .map(|s| s / (done as f64 * protocol.dt))

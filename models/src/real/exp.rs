@@ -192,6 +192,7 @@ fn tame_f32(x: f32) -> bool {
 #[inline(always)]
 fn core_f32(x: f32) -> f32 {
     const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23
+    #[allow(clippy::excessive_precision)] // 355/512, exact in f32
     const L_HI: f32 = 0.693_359_375;
     const L_LO: f32 = -2.121_944_4e-4;
     let k = x * std::f32::consts::LOG2_E + SHIFT;
@@ -202,7 +203,7 @@ fn core_f32(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5; // Cephes' 5.0000001e-1, which rounds to 0.5 in f32
     let y = p * z + r + 1.0;
     y * f32::from_bits(((ni + 127) as u32) << 23)
 }
