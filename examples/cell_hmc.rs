@@ -303,7 +303,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let (z, theta) = theta_of(w);
         let (ll, g_theta) = lp(&theta)?;
         let mut total = ll;
-        let mut g_z = vec![0.0; 3];
+        let mut g_z = [0.0; 3];
         for i in 0..3 {
             let width = bounds[i].expect("bounded").width();
             let s = 1.0 / (1.0 + (-z[i]).exp());
