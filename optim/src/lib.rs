@@ -16,8 +16,10 @@
 //! - [`stats`]: windowed mean and s.d. of traces, the normalised MAE between statistics, MSE on
 //!   tensors (host versions with gradients; tensor versions differentiable under autodiff).
 //! - [`smooth`]: the parent–child smoothness regulariser for per-branch parameters.
-//! - [`mod@hmc`]: Hamiltonian Monte Carlo over a log density and its gradient, bounded parameters
-//!   through the inverse-sigmoid transform (with its log-Jacobian), optional dual averaging.
+//! - [`mod@hmc`]: Hamiltonian Monte Carlo over a (fallible) log density and its gradient:
+//!   leapfrog, diagonal mass, Metropolis correction, dual-averaging step adaptation in warm-up,
+//!   bounded parameters through the inverse-sigmoid transform (with its log-Jacobian),
+//!   divergences counted and rejected, seeded.
 //!
 //! ## Conventions
 //! Parameters are lists of tensors whose leading dimension is the restart (batch) index `R`:
@@ -45,7 +47,7 @@ pub mod transform;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use error::{Error, Result};
-pub use hmc::{hmc, DualAveraging, HmcConfig, HmcResult};
+pub use hmc::{hmc, DualAveraging, HmcConfig, HmcResult, MAX_ENERGY_ERROR};
 pub use loss::{
     fc_corr_loss, fc_mse, upper_triangle, upper_triangle_indices, weighted, PEARSON_EPS,
 };
