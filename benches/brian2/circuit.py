@@ -164,6 +164,9 @@ def run_standalone(sizes, stn_kind, seed, dt_ms, warm_ms, timed_ms):
     outdir = tempfile.mkdtemp(prefix="brian2_circuit_")
     b2.set_device("cpp_standalone", directory=outdir, build_on_run=False)
     b2.prefs.devices.cpp_standalone.openmp_threads = 0
+    # Brian2 compiles with an unbounded `make -j` by default; on this shared 2-core machine
+    # that pushed the load average to 50 during other sessions' timings.
+    b2.prefs.devices.cpp_standalone.extra_make_args_unix = ['-j2']
     defaultclock.dt = dt_ms * ms
     net, groups, syns, mons = build(sizes, stn_kind, seed, dt_ms)
     net.run(warm_ms * ms)

@@ -371,13 +371,59 @@ pub fn to_blocks<T: Copy>(a: &[T], n: usize, width: usize) -> Vec<T> {
     out
 }
 
-/// A population's `f64` parameters `[n][n_params]` as [`advance_lanes`] reads them: per block
-/// of [`LANES`] neurons, one [`Lanes`] per parameter (`[⌈n / LANES⌉][n_params]`).
-pub fn param_lanes(p: &[f64], n: usize, np: usize) -> Vec<Lanes<LANES>> {
-    to_blocks(p, n, np)
-        .chunks_exact(LANES)
-        .map(|c| Lanes::new([c[0], c[1], c[2], c[3]]))
-        .collect()
+/// The most parameters a neuron may have for [`advance_lanes`] (which keeps one block's
+/// parameters on the stack); a neuron with more is stepped by [`advance`].
+pub const MAX_PARAMS: usize = 32;
+
+/// A population's `f64` parameters `[n][n_params]` as [`advance_lanes`] reads them. Only the
+/// parameters that differ between neurons (heterogeneous ones) are stored per block of
+/// [`LANES`] neurons; the others are one [`Lanes::splat`] per population. At 45,000 neurons the
+/// full blocked table (one `Lanes` per parameter and block) was 4.7 MB streamed from memory
+/// every step for one or two parameters that vary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParamLanes {
+    /// Every parameter's value splatted over the lanes, `[n_params]` (for a varying parameter,
+    /// neuron 0's value, overwritten per block).
+    pub uniform: Vec<Lanes<LANES>>,
+    /// The indices of the parameters whose value is not the same (bit for bit) in every neuron.
+    pub varied: Vec<usize>,
+    /// The varying parameters per block, `[⌈n / LANES⌉][varied.len()]` (the last block padded
+    /// with copies of the last neuron).
+    pub blocks: Vec<Lanes<LANES>>,
+}
+
+impl ParamLanes {
+    /// From parameters `[n][np]` (`n ≥ 1`). Empty (so that [`advance_lanes`] falls back to
+    /// [`advance`]) when `np` exceeds [`MAX_PARAMS`].
+    pub fn new(p: &[f64], n: usize, np: usize) -> Self {
+        if np > MAX_PARAMS || n == 0 {
+            return Self::default();
+        }
+        let varied: Vec<usize> = (0..np)
+            .filter(|&j| (1..n).any(|i| p[i * np + j].to_bits() != p[j].to_bits()))
+            .collect();
+        let uniform = (0..np).map(|j| Lanes::splat(p[j])).collect();
+        let nh = varied.len();
+        let mut blocks = Vec::with_capacity(n.div_ceil(LANES) * nh);
+        for b in 0..n.div_ceil(LANES) {
+            for &j in &varied {
+                blocks.push(Lanes::new(std::array::from_fn(|l| {
+                    p[(b * LANES + l).min(n - 1) * np + j]
+                })));
+            }
+        }
+        Self {
+            uniform,
+            varied,
+            blocks,
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        (self.uniform.len() + self.blocks.len()) * std::mem::size_of::<Lanes<LANES>>()
+            + self.varied.len() * std::mem::size_of::<usize>()
+    }
 }
 
 /// What a population's step needs.
@@ -387,9 +433,9 @@ pub struct StepInputs<'a, T> {
     pub x: &'a mut [T],
     /// Parameters, `[n][n_params]`.
     pub p: &'a [T],
-    /// The same parameters for [`advance_lanes`] ([`param_lanes`]; `f64` only, may be empty:
+    /// The same parameters for [`advance_lanes`] ([`ParamLanes`]; `f64` only, may be empty:
     /// then the population is stepped by [`advance`]).
-    pub p_lanes: &'a [Lanes<LANES>],
+    pub p_lanes: &'a ParamLanes,
     /// External current per neuron (constant + OU + DBS).
     pub drive: &'a [T],
     /// Total synaptic conductance per neuron, `G = Σ g`.
@@ -560,8 +606,9 @@ fn phi_lanes(a: Lanes<LANES>, dt: f64) -> Lanes<LANES> {
 /// [`advance`] for `f64`, [`LANES`] neurons at a time: the same equations on [`Lanes`] (every
 /// lane the `f64` result bit for bit), so that the neurons' dependency chains (`exp`, the
 /// division by `C`) overlap. Each variable of a block of four neurons is one load and one
-/// store of the blocked state ([`state_index`]), the parameters are read in place
-/// ([`StepInputs::p_lanes`]). The last block is padded with copies of its last neuron, whose
+/// store of the blocked state ([`state_index`]). The parameters are one stack array per
+/// population ([`StepInputs::p_lanes`]: the uniform ones splatted once, the varying ones
+/// loaded per block). The last block is padded with copies of its last neuron, whose
 /// spikes are dropped. Spikes are reported in neuron order, as by [`advance`].
 pub fn advance_lanes<N: Neuron>(
     n: &N,
@@ -598,10 +645,18 @@ fn advance_lanes_body<N: Neuron>(
     let np = N::SPEC.params.len();
     let count = s.g.len();
     let blocks = count.div_ceil(LANES);
-    if s.p_lanes.len() != blocks * np || s.x.len() != blocks * nv * LANES {
+    let pl = s.p_lanes;
+    let nh = pl.varied.len();
+    if np > MAX_PARAMS
+        || pl.uniform.len() != np
+        || pl.blocks.len() != blocks * nh
+        || s.x.len() != blocks * nv * LANES
+    {
         return advance(n, s);
     }
     let zero = L::splat(0.0);
+    let mut pb = [zero; MAX_PARAMS];
+    pb[..np].copy_from_slice(&pl.uniform);
     let (mut x, mut f, mut lin) = ([zero; MAX_VARS], [zero; MAX_VARS], [zero; MAX_VARS]);
     for b in 0..blocks {
         let j0 = b * LANES;
@@ -622,7 +677,10 @@ fn advance_lanes_body<N: Neuron>(
                     .expect("four lanes"),
             );
         }
-        let p = &s.p_lanes[b * np..(b + 1) * np];
+        for (&j, &v) in pl.varied.iter().zip(&pl.blocks[b * nh..(b + 1) * nh]) {
+            pb[j] = v;
+        }
+        let p = &pb[..np];
         let (g, ge, drive, inv_c) = (gather(s.g), gather(s.ge), gather(s.drive), gather(s.inv_c));
         let v0 = x[V];
         let i = drive + ge - g * v0;
@@ -633,21 +691,32 @@ fn advance_lanes_body<N: Neuron>(
             x[k] = x[k] + f[k] * phi_lanes(lin[k], s.dt);
         }
         let v1 = x[V];
-        if let Some(l) = (0..m).find(|&l| !v1.0[l].is_finite()) {
-            return Err((j0 + l, v1.0[l]));
+        // Padded lanes are copies of the last neuron's step, so a test over all lanes is the
+        // test over the real ones; folded without short-circuit, it is one vector compare
+        // and one branch per block (per-lane branches were ~10 % of the AdEx step).
+        let bad = v1.0.iter().fold(false, |acc, &v| {
+            acc | (v.to_bits() & !(1 << 63) >= f64::INFINITY.to_bits())
+        });
+        if bad {
+            if let Some(l) = (0..m).find(|&l| !v1.0[l].is_finite()) {
+                return Err((j0 + l, v1.0[l]));
+            }
         }
         let spike = n.spike(v0, v1, p);
-        if N::RESETS && spike.0[..m].iter().any(|&h| h != 0.0) {
+        let any = spike.0.iter().fold(false, |acc, &h| acc | (h != 0.0));
+        if any && N::RESETS {
             n.reset(&mut x[..nv], spike, p);
         }
         // Padded lanes are stored too: they stay copies of the last neuron's step.
         for k in 0..nv {
             xb[k * LANES..(k + 1) * LANES].copy_from_slice(&x[k].0);
         }
-        for l in 0..m {
-            if spike.0[l] != 0.0 {
-                s.spiked.push((j0 + l) as u32);
-                s.spikes.push(spike.0[l]);
+        if any {
+            for l in 0..m {
+                if spike.0[l] != 0.0 {
+                    s.spiked.push((j0 + l) as u32);
+                    s.spikes.push(spike.0[l]);
+                }
             }
         }
     }
@@ -681,8 +750,8 @@ pub(crate) struct Pop<T: SpikeNum> {
     pub x: Vec<T>,
     /// Parameters, `[n][n_params]`.
     pub p: Vec<T>,
-    /// The `f64` parameters in blocks for [`advance_lanes`] (empty in dual numbers).
-    pub p_lanes: Vec<Lanes<LANES>>,
+    /// The `f64` parameters for [`advance_lanes`] (empty in dual numbers).
+    pub p_lanes: ParamLanes,
     pub inv_c: Vec<T>,
     pub current: Vec<T>,
     pub ou: Option<Ou>,
@@ -855,9 +924,9 @@ impl<T: SpikeNum> Engine<T> {
             let p = pt;
             let p_lanes = if T::DIRECTIONS == 0 && pop.n > 0 {
                 let values: Vec<f64> = p.iter().map(|v| v.value()).collect();
-                param_lanes(&values, pop.n, np)
+                ParamLanes::new(&values, pop.n, np)
             } else {
-                Vec::new()
+                ParamLanes::default()
             };
             let mut x = vec![T::zero(); pop.n * nv];
             let mut inv_c = vec![T::zero(); pop.n];
@@ -1256,7 +1325,15 @@ mod tests {
             let n = 7; // not a multiple of LANES: the padded group is exercised
             let nv = N::SPEC.n_vars();
             let defaults: Vec<f64> = N::SPEC.params.iter().map(|p| p.default).collect();
-            let p: Vec<f64> = (0..n).flat_map(|_| defaults.iter().copied()).collect();
+            // The first parameter varies slightly between neurons (stored per block), the
+            // others are the same in every neuron (splatted): both paths of `ParamLanes`.
+            let p: Vec<f64> = (0..n)
+                .flat_map(|j| {
+                    let mut d = defaults.clone();
+                    d[0] *= 1.0 + 0.002 * j as f64;
+                    d
+                })
+                .collect();
             let mut x0 = vec![0.0; n * nv];
             for j in 0..n {
                 model.rest(
@@ -1278,7 +1355,7 @@ mod tests {
                 })
                 .collect();
             let x0 = to_blocks(&x0, n, nv);
-            let p_lanes = param_lanes(&p, n, defaults.len());
+            let p_lanes = ParamLanes::new(&p, n, defaults.len());
             let (mut xa, mut xb, mut xc) = (x0.clone(), x0.clone(), x0);
             let mut spikes = 0;
             for step in 0..4000 {
@@ -1347,11 +1424,27 @@ mod tests {
         }
         // Padding repeats the last neuron.
         assert_eq!(b[state_index(nv, 7, 2)], 6 * nv + 2);
-        let p: Vec<f64> = (0..n * 2).map(|v| v as f64).collect();
-        let pl = param_lanes(&p, n, 2);
-        assert_eq!(pl.len(), 2 * 2);
-        assert_eq!(pl[1].0, [1.0, 3.0, 5.0, 7.0]);
-        assert_eq!(pl[3].0, [9.0, 11.0, 13.0, 13.0]);
+        // Parameters: the middle one is the same in every neuron (splatted once), the others
+        // vary (stored per block).
+        let p: Vec<f64> = (0..n)
+            .flat_map(|i| [(3 * i) as f64, 0.5, (3 * i + 2) as f64])
+            .collect();
+        let pl = ParamLanes::new(&p, n, 3);
+        assert_eq!(pl.varied, vec![0, 2]);
+        assert_eq!(pl.uniform.len(), 3);
+        assert_eq!(pl.uniform[1].0, [0.5; LANES]);
+        assert_eq!(pl.blocks.len(), 2 * 2);
+        assert_eq!(pl.blocks[1].0, [2.0, 5.0, 8.0, 11.0]);
+        assert_eq!(pl.blocks[2].0, [12.0, 15.0, 18.0, 18.0]);
+        // -0.0 and 0.0 are different parameters.
+        let pz = ParamLanes::new(&[0.0, -0.0], 2, 1);
+        assert_eq!(pz.varied, vec![0]);
+        // Too many parameters: empty, so the population takes the scalar step.
+        let wide = vec![1.0; MAX_PARAMS + 1];
+        assert_eq!(
+            ParamLanes::new(&wide, 1, MAX_PARAMS + 1),
+            ParamLanes::default()
+        );
     }
 
     #[test]
