@@ -451,7 +451,7 @@ pub(crate) fn gates_back(
                 }
                 // The same function as the forward step, on dual numbers; `e` alone is
                 // ∂x'/∂x.
-                Stepper::<f64>::gate_update(dt, phi, &inf[..ng], &tau[..ng], &mut xn[..ng]);
+                super::lanes::gate_update(dt, phi, &inf[..ng], &tau[..ng], &mut xn[..ng]);
                 let gr = &mut grad[c][b * np..(b + 1) * np];
                 for g in 0..ng {
                     let lx = lam.gates[c][row + g];

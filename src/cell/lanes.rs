@@ -50,6 +50,13 @@ fn cast_val<T: Copy + 'static, U: Copy + 'static>(x: T) -> Option<U> {
     cast::<T, U>(std::slice::from_ref(&x)).map(|s| s[0])
 }
 
+/// Column `k` of `N` rows of `width` numbers laid end to end: `rows[l * width + k]` for each
+/// lane `l` (a group's parameters or gates, stored per batch element).
+#[inline(always)]
+fn column<E: Copy, const N: usize>(rows: &[E], width: usize, k: usize) -> [E; N] {
+    std::array::from_fn(|l| rows[l * width + k])
+}
+
 /// Whether this processor runs the AVX2 copies of the loops.
 #[inline(always)]
 fn avx2() -> bool {
@@ -169,7 +176,7 @@ macro_rules! lane_kernels {
                     let v = L::new(s.v[base + b..base + b + N].try_into().unwrap());
                     let pc = &s.params[b * np..(b + N) * np];
                     for (q, pq) in p[..np].iter_mut().enumerate() {
-                        *pq = L::new(std::array::from_fn(|l| pc[l * np + q]));
+                        *pq = L::new(column(pc, np, q));
                     }
                     match s.cai {
                         Some(ca) => {
@@ -181,7 +188,7 @@ macro_rules! lane_kernels {
                     let row = (j * nb + b) * ng;
                     let gc = &mut s.gates[row..row + N * ng];
                     for g in 0..ng {
-                        let x = L::new(std::array::from_fn(|l| gc[l * ng + g]));
+                        let x = L::new(column(gc, ng, g));
                         let e = (-dt * phi / tau[g]).exp();
                         let xn = inf[g] + (x - inf[g]) * e;
                         for l in 0..N {
@@ -226,11 +233,11 @@ macro_rules! lane_kernels {
                     let row = (j * nb + b) * ng;
                     let gc = &s.gates[row..row + N * ng];
                     for (g, xg) in x[..ng].iter_mut().enumerate() {
-                        *xg = L::new(std::array::from_fn(|l| gc[l * ng + g]));
+                        *xg = L::new(column(gc, ng, g));
                     }
                     let pc = &s.params[b * np..(b + N) * np];
                     for (q, pq) in p[..np].iter_mut().enumerate() {
-                        *pq = L::new(std::array::from_fn(|l| pc[l * np + q]));
+                        *pq = L::new(column(pc, np, q));
                     }
                     let g = c.conductance(&x[..ng], &p[..np]) * area;
                     let rev = L::new(s.rev[b..b + N].try_into().unwrap());

@@ -310,6 +310,9 @@ pub(crate) struct Ch<T> {
     pub(crate) rev: Vec<T>,
     pub(crate) phi: T,
     pub(crate) ca: Calcium,
+    /// A calcium current placed in a compartment with a pool: its reversal potential is the
+    /// pool's Nernst potential there, not `rev`.
+    pub(crate) nernst: bool,
 }
 
 /// The state of a cell: voltages `[node][batch]`, per placement, gates
@@ -387,6 +390,12 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
         let dax: Vec<T> = dax.into_iter().map(c).collect();
         let a: Vec<T> = cell.g_axial.iter().map(|&g| c(-g)).collect();
         let area: Vec<T> = cell.area.iter().map(|&x| c(x)).collect();
+        let mut pool_at = vec![usize::MAX; n];
+        for (q, pool) in cell.pools.iter().enumerate() {
+            for &node in &pool.nodes {
+                pool_at[node] = q;
+            }
+        }
         let chans = cell
             .channels
             .iter()
@@ -405,6 +414,8 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
                     rev,
                     phi: c(spec.temperature_factor(protocol.celsius)),
                     ca: spec.calcium,
+                    nernst: spec.calcium == Calcium::Current
+                        && pl.nodes.iter().any(|&n| pool_at[n] != usize::MAX),
                 }
             })
             .collect();
@@ -425,12 +436,6 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
                 .channels
                 .iter()
                 .any(|pl| pl.kind.spec().calcium == Calcium::Reads);
-        let mut pool_at = vec![usize::MAX; n];
-        for (q, pool) in cell.pools.iter().enumerate() {
-            for &node in &pool.nodes {
-                pool_at[node] = q;
-            }
-        }
         let pool_params = cell
             .pools
             .iter()
@@ -523,9 +528,7 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
             }
         }
         for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&st.gates) {
-            if !(ch.ca == Calcium::Current
-                && pl.nodes.iter().any(|&n| self.pool_at[n] != usize::MAX))
-            {
+            if !ch.nernst {
                 // One dispatch per placement, batch elements in lanes.
                 lanes::add_conductances(
                     ch.kind,
@@ -633,19 +636,6 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
                 }
             }
         }
-    }
-
-    /// The exponential-Euler update of one gate row `x` at the new voltage `v` with the rates
-    /// in `inf`, `tau`: `x ← x∞ + (x − x∞) e^{−dt φ/τ}`.
-    #[inline(always)]
-    pub(crate) fn gate_update<R: Float + 'static>(
-        dt: R,
-        phi: R,
-        inf: &[R],
-        tau: &[R],
-        x: &mut [R],
-    ) {
-        lanes::gate_update(dt, phi, inf, tau, x)
     }
 
     /// Step `k` (from `t = k dt` to `(k + 1) dt`): the voltage by one tree solve (Crank–Nicolson:
