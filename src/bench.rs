@@ -55,8 +55,9 @@ pub struct BenchArgs {
     /// Engine for forward cases: fused, tensor or both. [default: both on CPU, tensor on GPU]
     #[arg(long)]
     engine: Option<String>,
-    /// Batch sizes of mpr_forward [default: 1 16 256 on CPU; 1 16 256 4096 16384 on GPU] and of
-    /// delays [default: 1 256].
+    /// Batch sizes of mpr_forward [default: 1 16 256 on CPU; 1 16 256 4096 16384 on GPU], of
+    /// delays [default: 1 256] and of cell_hh [default: 1 1000 for the point cell, 1 100 for the
+    /// 100-compartment cell].
     #[arg(long, num_args = 1..)]
     batch: Vec<usize>,
     /// Steps: of mpr_forward [default: 10000]; of delays [default: 2000, 500 from batch 64]; of
@@ -64,7 +65,8 @@ pub struct BenchArgs {
     /// least 10) [default: 2000].
     #[arg(long)]
     steps: Option<usize>,
-    /// Node counts of sparse_coupling. [default: 80 1000 20000]
+    /// Node counts of sparse_coupling [default: 80 1000 20000]; of cell_hh, the compartments of
+    /// the cells to run: 1 (the point cell) and/or 100 [default: both].
     #[arg(long, num_args = 1..)]
     nodes: Vec<usize>,
     /// Densities (fraction of nonzero weights) of sparse_coupling. [default: 0.01 0.05]
@@ -1069,7 +1071,20 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
         probes: vec![Probe::V { node: 0 }],
         ..Protocol::default()
     };
-    for (dends, batches) in [(false, [1usize, 1000]), (true, [1, 100])] {
+    // `--nodes 1` / `--nodes 100` picks one of the cells, `--batch` its batch sizes.
+    let cells = [
+        (false, 1usize, vec![1usize, 1000]),
+        (true, 100, vec![1, 100]),
+    ];
+    for (dends, comps, default_batches) in cells {
+        if !args.nodes.is_empty() && !args.nodes.contains(&comps) {
+            continue;
+        }
+        let batches = if args.batch.is_empty() {
+            default_batches
+        } else {
+            args.batch.clone()
+        };
         for batch in batches {
             let cell = build(dends, batch)?;
             for f32_run in [true, false] {

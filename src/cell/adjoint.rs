@@ -433,7 +433,7 @@ pub(crate) fn gates_back(
             continue;
         }
         let phi = D::cst(ch.phi);
-        let (mut inf, mut tau) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
+        let (mut inf, mut rate) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
         let mut p = [D::cst(0.0); MAX_DIRECTIONS];
         for (j, &node) in pl.nodes.iter().enumerate() {
             for b in 0..nb {
@@ -441,8 +441,9 @@ pub(crate) fn gates_back(
                 for (q, pq) in p[..np].iter_mut().enumerate() {
                     *pq = D::var(ch.params[b * np + q], 1 + q);
                 }
+                let v = D::var(vn[idx], 0);
                 ch.kind
-                    .gates(D::var(vn[idx], 0), &p[..np], &mut inf[..ng], &mut tau[..ng]);
+                    .gates_rate(v, None, &p[..np], &mut inf[..ng], &mut rate[..ng]);
                 let row = (j * nb + b) * ng;
                 let x = &s.gates[c][row..row + ng];
                 let mut xn = [D::cst(0.0); MAX_DIRECTIONS];
@@ -451,7 +452,7 @@ pub(crate) fn gates_back(
                 }
                 // The same function as the forward step, on dual numbers; `e` alone is
                 // ∂x'/∂x.
-                super::lanes::gate_update(dt, phi, &inf[..ng], &tau[..ng], &mut xn[..ng]);
+                super::lanes::gate_update(dt, phi, &inf[..ng], &rate[..ng], &mut xn[..ng]);
                 let gr = &mut grad[c][b * np..(b + 1) * np];
                 for g in 0..ng {
                     let lx = lam.gates[c][row + g];
@@ -462,7 +463,7 @@ pub(crate) fn gates_back(
                     for (q, gq) in gr.iter_mut().enumerate() {
                         *gq += lx * xn[g].eps[1 + q];
                     }
-                    let e = (-st.dt * ch.phi / tau[g].re).exp();
+                    let e = (-st.dt * ch.phi * rate[g].re).exp();
                     lam.gates[c][row + g] = lx * e;
                 }
             }

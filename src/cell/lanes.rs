@@ -1,21 +1,24 @@
 //! The cable solver's per-element work, batch elements in lanes: the exponential-Euler gate
 //! update and the channel conductances of one placement, with the channel dispatched once per
-//! placement ([`ChannelKind::visit`]) and, for `f64` and `f32`, [`LANES_F64`] / [`LANES_F32`]
-//! batch elements at a time on [`Lanes`] / [`Lanes32`] (the channel's equations, written once
-//! over [`Real`], evaluated on every lane).
+//! placement ([`ChannelKind::visit`]) and, for `f64` and `f32`, several batch elements at a time
+//! (the channel's equations, written once over [`Real`], evaluated on every lane). On x86-64
+//! processors with AVX2 (chosen at run time) the lanes are AVX registers, two at a time
+//! ([`Pair`] of [`F64x4`] / [`F32x8`]: 8 `f64` or 16 `f32` batch elements, then one register,
+//! then one by one); elsewhere they are the portable [`Lanes`] / [`Lanes32`] arrays
+//! ([`LANES_F64`] / [`LANES_F32`] elements).
 //!
 //! Every lane computes what the scalar code computes, bit for bit (the same operations in the
-//! same order, `exp` the same inlined function on both), so a batch element's trajectory does
-//! not depend on whether it fell in a full group of lanes or in the scalar tail, nor on the
-//! batch size. On x86-64 processors with AVX2 the loops are compiled a second time for AVX2
-//! and chosen at run time (the same instructions' results; no fused multiply-add is formed, so
-//! the bits do not change).
+//! same order, `exp` the same function written on the register, no fused multiply-add), so a
+//! batch element's trajectory does not depend on whether it fell in a pair of registers, one
+//! register or the scalar tail, nor on the batch size.
 //!
 //! Dual numbers (the adjoint's local Jacobians) take the scalar path.
 
 use std::any::TypeId;
 
 use neurodiff_models::channel::{Channel, ChannelKind, ChannelVisitor};
+#[cfg(target_arch = "x86_64")]
+use neurodiff_models::real::simd::{F32x8, F64x4, Fma32, Fma64, Pair};
 use neurodiff_models::real::{Lanes, Lanes32};
 use neurodiff_models::Real;
 use num_traits::Float;
@@ -28,41 +31,13 @@ pub(crate) const LANES_F32: usize = 8;
 /// path).
 const MAX_VARS: usize = 8;
 
-/// `x` as a slice of `U` when `T` is `U`.
+/// Whether this processor runs the AVX2 + FMA kernels (register lanes, [`F64x4`] /
+/// [`F32x8`]).
 #[inline(always)]
-fn cast<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
-    // SAFETY: `T` and `U` are the same type.
-    (TypeId::of::<T>() == TypeId::of::<U>())
-        .then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<U>(), x.len()) })
-}
-
-/// `x` as a mutable slice of `U` when `T` is `U`.
-#[inline(always)]
-fn cast_mut<T: 'static, U: 'static>(x: &mut [T]) -> Option<&mut [U]> {
-    // SAFETY: `T` and `U` are the same type.
-    (TypeId::of::<T>() == TypeId::of::<U>())
-        .then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<U>(), x.len()) })
-}
-
-/// `x` as a `U` when `T` is `U`.
-#[inline(always)]
-fn cast_val<T: Copy + 'static, U: Copy + 'static>(x: T) -> Option<U> {
-    cast::<T, U>(std::slice::from_ref(&x)).map(|s| s[0])
-}
-
-/// Column `k` of `N` rows of `width` numbers laid end to end: `rows[l * width + k]` for each
-/// lane `l` (a group's parameters or gates, stored per batch element).
-#[inline(always)]
-fn column<E: Copy, const N: usize>(rows: &[E], width: usize, k: usize) -> [E; N] {
-    std::array::from_fn(|l| rows[l * width + k])
-}
-
-/// Whether this processor runs the AVX2 copies of the loops.
-#[inline(always)]
-fn avx2() -> bool {
+pub(crate) fn simd() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -87,6 +62,8 @@ pub(crate) struct GateStep<'s, T> {
     pub(crate) cai: Option<&'s [T]>,
     /// Parameters `[batch][param]`.
     pub(crate) params: &'s [T],
+    /// The same, transposed: `[param][batch]` (contiguous loads for the lanes).
+    pub(crate) params_t: &'s [T],
     /// Gates `[(j * batch + b) * n_gates + g]`.
     pub(crate) gates: &'s mut [T],
 }
@@ -101,6 +78,8 @@ pub(crate) struct Conduct<'s, T> {
     /// Membrane area per node, cm².
     pub(crate) area: &'s [T],
     pub(crate) params: &'s [T],
+    /// The same, transposed: `[param][batch]`.
+    pub(crate) params_t: &'s [T],
     /// The reversal potential per batch element, mV.
     pub(crate) rev: &'s [T],
     pub(crate) gates: &'s [T],
@@ -116,21 +95,19 @@ fn gate_scalar<C: Channel, T: Float + 'static>(c: &C, s: &mut GateStep<'_, T>, j
     let vv = s.v[idx];
     let p = &s.params[b * np..(b + 1) * np];
     let mut inf = [T::zero(); MAX_VARS];
-    let mut tau = [T::zero(); MAX_VARS];
-    match s.cai {
-        Some(ca) => c.gates_ca(vv, ca[idx], p, &mut inf[..ng], &mut tau[..ng]),
-        None => c.gates(vv, p, &mut inf[..ng], &mut tau[..ng]),
-    }
+    let mut rate = [T::zero(); MAX_VARS];
+    let cai = s.cai.map(|ca| ca[idx]);
+    c.gates_rate(vv, cai, p, &mut inf[..ng], &mut rate[..ng]);
     let x = &mut s.gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
-    gate_update(s.dt, s.phi, &inf[..ng], &tau[..ng], x);
+    gate_update(s.dt, s.phi, &inf[..ng], &rate[..ng], x);
 }
 
-/// `x ← x∞ + (x − x∞) e^{−dt φ/τ}` for one row of gates (`exp` is [`Real::exp`]: the inlined
-/// function for `f32` and `f64`, the same in every lane).
+/// `x ← x∞ + (x − x∞) e^{−dt φ · rate}` for one row of gates, `rate = 1/τ` (`exp` is
+/// [`Real::exp`]; the lanes kernels compute the same expression).
 #[inline(always)]
-pub(crate) fn gate_update<R: Float + 'static>(dt: R, phi: R, inf: &[R], tau: &[R], x: &mut [R]) {
+pub(crate) fn gate_update<R: Float + 'static>(dt: R, phi: R, inf: &[R], rate: &[R], x: &mut [R]) {
     for g in 0..x.len() {
-        let e = Real::exp(-dt * phi / tau[g]);
+        let e = Real::exp(-dt * phi * rate[g]);
         x[g] = inf[g] + (x[g] - inf[g]) * e;
     }
 }
@@ -152,153 +129,304 @@ fn conduct_scalar<C: Channel, T: Float + 'static>(
     s.rhs[idx] = s.rhs[idx] + g * s.rev[b];
 }
 
-macro_rules! lane_kernels {
-    ($e:ty, $l:ident, $n:expr, $gates:ident, $gates_avx2:ident, $cond:ident, $cond_avx2:ident) => {
-        /// The lanes gate update (see [`GateStep`]) in this element type. The channel's
-        /// gate and parameter counts are constants here (`C::SPEC`), so the loops over them
-        /// unroll and each group's rows load as one slice.
-        #[inline(always)]
-        fn $gates<C: Channel>(c: &C, s: &mut GateStep<'_, $e>) {
+/// A register of lanes (or a pair of registers, or a portable array of lanes) the kernels
+/// load, compute on and store: `N` batch elements of element type `E` at a time.
+trait Group: Real {
+    type E: Float + 'static;
+    const N: usize;
+    /// Lanes from `x[0..N]`.
+    fn load(x: &[Self::E]) -> Self;
+    /// Stores the lanes into `x[0..N]`.
+    fn store(self, x: &mut [Self::E]);
+    /// Lane `l` from `f(l)` (a strided row).
+    fn gather(f: impl Fn(usize) -> Self::E) -> Self;
+    /// Writes lane `l` by `f(l, value)`.
+    fn scatter(self, f: impl FnMut(usize, Self::E));
+    fn splat(x: Self::E) -> Self;
+}
+
+macro_rules! group {
+    ($t:ty, $e:ty, $n:expr, $new:path, $arr:expr) => {
+        impl Group for $t {
+            type E = $e;
             const N: usize = $n;
-            type L = $l<N>;
-            let ng = C::SPEC.gates.len();
-            let np = C::SPEC.params.len();
-            debug_assert!(ng == s.ng && np == s.np);
-            let nb = s.nb;
-            let mut p = [L::splat(0.0); MAX_VARS];
-            let mut inf = [L::splat(0.0); MAX_VARS];
-            let mut tau = [L::splat(0.0); MAX_VARS];
-            let (dt, phi) = (L::splat(s.dt), L::splat(s.phi));
-            for j in 0..s.nodes.len() {
-                let base = s.nodes[j] * nb;
-                let mut b = 0;
-                while b + N <= nb {
-                    let v = L::new(s.v[base + b..base + b + N].try_into().unwrap());
-                    let pc = &s.params[b * np..(b + N) * np];
-                    for (q, pq) in p[..np].iter_mut().enumerate() {
-                        *pq = L::new(column(pc, np, q));
-                    }
-                    match s.cai {
-                        Some(ca) => {
-                            let cai = L::new(ca[base + b..base + b + N].try_into().unwrap());
-                            c.gates_ca(v, cai, &p[..np], &mut inf[..ng], &mut tau[..ng])
-                        }
-                        None => c.gates(v, &p[..np], &mut inf[..ng], &mut tau[..ng]),
-                    }
-                    let row = (j * nb + b) * ng;
-                    let gc = &mut s.gates[row..row + N * ng];
-                    for g in 0..ng {
-                        let x = L::new(column(gc, ng, g));
-                        let e = (-dt * phi / tau[g]).exp();
-                        let xn = inf[g] + (x - inf[g]) * e;
-                        for l in 0..N {
-                            gc[l * ng + g] = xn.0[l];
-                        }
-                    }
-                    b += N;
-                }
-                for b in b..nb {
-                    gate_scalar(c, s, j, b);
+            #[inline(always)]
+            fn load(x: &[$e]) -> Self {
+                $new(x[..$n].try_into().unwrap())
+            }
+            #[inline(always)]
+            fn store(self, x: &mut [$e]) {
+                let a: [$e; $n] = $arr(self);
+                x[..$n].copy_from_slice(&a);
+            }
+            #[inline(always)]
+            fn gather(f: impl Fn(usize) -> $e) -> Self {
+                $new(std::array::from_fn(f))
+            }
+            #[inline(always)]
+            fn scatter(self, mut f: impl FnMut(usize, $e)) {
+                let a: [$e; $n] = $arr(self);
+                for (l, x) in a.into_iter().enumerate() {
+                    f(l, x);
                 }
             }
-        }
-
-        /// [`$gates`] compiled for AVX2.
-        ///
-        /// # Safety
-        /// The processor must support AVX2.
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $gates_avx2<C: Channel>(c: &C, s: &mut GateStep<'_, $e>) {
-            $gates(c, s)
-        }
-
-        /// The lanes conductances (see [`Conduct`]) in this element type.
-        #[inline(always)]
-        fn $cond<C: Channel>(c: &C, s: &mut Conduct<'_, $e>) {
-            const N: usize = $n;
-            type L = $l<N>;
-            let ng = C::SPEC.gates.len();
-            let np = C::SPEC.params.len();
-            debug_assert!(ng == s.ng && np == s.np);
-            let nb = s.nb;
-            let mut p = [L::splat(0.0); MAX_VARS];
-            let mut x = [L::splat(0.0); MAX_VARS];
-            for j in 0..s.nodes.len() {
-                let node = s.nodes[j];
-                let base = node * nb;
-                let area = L::splat(s.area[node]);
-                let mut b = 0;
-                while b + N <= nb {
-                    let row = (j * nb + b) * ng;
-                    let gc = &s.gates[row..row + N * ng];
-                    for (g, xg) in x[..ng].iter_mut().enumerate() {
-                        *xg = L::new(column(gc, ng, g));
-                    }
-                    let pc = &s.params[b * np..(b + N) * np];
-                    for (q, pq) in p[..np].iter_mut().enumerate() {
-                        *pq = L::new(column(pc, np, q));
-                    }
-                    let g = c.conductance(&x[..ng], &p[..np]) * area;
-                    let rev = L::new(s.rev[b..b + N].try_into().unwrap());
-                    let d: &mut [$e; N] = (&mut s.d[base + b..base + b + N]).try_into().unwrap();
-                    *d = (L::new(*d) + g).0;
-                    let r: &mut [$e; N] =
-                        (&mut s.rhs[base + b..base + b + N]).try_into().unwrap();
-                    *r = (L::new(*r) + g * rev).0;
-                    b += N;
-                }
-                for b in b..nb {
-                    conduct_scalar(c, s, j, b);
-                }
+            #[inline(always)]
+            fn splat(x: $e) -> Self {
+                <$t>::splat(x)
             }
-        }
-
-        /// [`$cond`] compiled for AVX2.
-        ///
-        /// # Safety
-        /// The processor must support AVX2.
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $cond_avx2<C: Channel>(c: &C, s: &mut Conduct<'_, $e>) {
-            $cond(c, s)
         }
     };
 }
 
-lane_kernels!(
-    f64,
-    Lanes,
+group!(Lanes<LANES_F64>, f64, LANES_F64, Lanes::new, |x: Lanes<
     LANES_F64,
-    gates_f64,
-    gates_f64_avx2,
-    cond_f64,
-    cond_f64_avx2
-);
-lane_kernels!(
+>| x.0);
+group!(
+    Lanes32<LANES_F32>,
     f32,
-    Lanes32,
     LANES_F32,
+    Lanes32::new,
+    |x: Lanes32<LANES_F32>| x.0
+);
+#[cfg(target_arch = "x86_64")]
+group!(F64x4, f64, 4, F64x4::new, F64x4::to_array);
+#[cfg(target_arch = "x86_64")]
+group!(F32x8, f32, 8, F32x8::new, F32x8::to_array);
+
+/// One lane (a batch's last elements).
+macro_rules! one_lane {
+    ($t:ty, $e:ty, $new:expr, $get:expr) => {
+        impl Group for $t {
+            type E = $e;
+            const N: usize = 1;
+            #[inline(always)]
+            fn load(x: &[$e]) -> Self {
+                $new(x[0])
+            }
+            #[inline(always)]
+            fn store(self, x: &mut [$e]) {
+                x[0] = $get(self);
+            }
+            #[inline(always)]
+            fn gather(f: impl Fn(usize) -> $e) -> Self {
+                $new(f(0))
+            }
+            #[inline(always)]
+            fn scatter(self, mut f: impl FnMut(usize, $e)) {
+                f(0, $get(self))
+            }
+            #[inline(always)]
+            fn splat(x: $e) -> Self {
+                $new(x)
+            }
+        }
+    };
+}
+
+one_lane!(f64, f64, |x| x, |x| x);
+one_lane!(f32, f32, |x| x, |x| x);
+#[cfg(target_arch = "x86_64")]
+one_lane!(Fma64, f64, Fma64, |x: Fma64| x.0);
+#[cfg(target_arch = "x86_64")]
+one_lane!(Fma32, f32, Fma32, |x: Fma32| x.0);
+
+/// Two registers as one group of `2 N` lanes ([`Pair`]: their dependency chains interleave).
+#[cfg(target_arch = "x86_64")]
+impl<R: Group> Group for Pair<R> {
+    type E = R::E;
+    const N: usize = 2 * R::N;
+    #[inline(always)]
+    fn load(x: &[R::E]) -> Self {
+        Pair(R::load(x), R::load(&x[R::N..]))
+    }
+    #[inline(always)]
+    fn store(self, x: &mut [R::E]) {
+        self.0.store(x);
+        self.1.store(&mut x[R::N..]);
+    }
+    #[inline(always)]
+    fn gather(f: impl Fn(usize) -> R::E) -> Self {
+        Pair(R::gather(&f), R::gather(|l| f(R::N + l)))
+    }
+    #[inline(always)]
+    fn scatter(self, mut f: impl FnMut(usize, R::E)) {
+        self.0.scatter(&mut f);
+        self.1.scatter(|l, x| f(R::N + l, x));
+    }
+    #[inline(always)]
+    fn splat(x: R::E) -> Self {
+        Pair(R::splat(x), R::splat(x))
+    }
+}
+
+/// The gate update of batch elements `b .. b + L::N` at placement node `j` (as
+/// [`gate_scalar`] on each, in the same operations).
+#[inline(always)]
+fn gates_group<C: Channel, L: Group>(c: &C, s: &mut GateStep<'_, L::E>, j: usize, b: usize) {
+    let (nb, np, ng) = (s.nb, C::SPEC.params.len(), C::SPEC.gates.len());
+    let base = s.nodes[j] * nb + b;
+    let v = L::load(&s.v[base..]);
+    let mut p = [L::cst(0.0); MAX_VARS];
+    for (q, pq) in p[..np].iter_mut().enumerate() {
+        *pq = L::load(&s.params_t[q * nb + b..]);
+    }
+    let mut inf = [L::cst(0.0); MAX_VARS];
+    let mut rate = [L::cst(0.0); MAX_VARS];
+    let cai = s.cai.map(|ca| L::load(&ca[base..]));
+    c.gates_rate(v, cai, &p[..np], &mut inf[..ng], &mut rate[..ng]);
+    let (dt, phi) = (L::splat(s.dt), L::splat(s.phi));
+    let row = (j * nb + b) * ng;
+    for g in 0..ng {
+        let x = L::gather(|l| s.gates[row + l * ng + g]);
+        let e = (-dt * phi * rate[g]).exp();
+        let xn = inf[g] + (x - inf[g]) * e;
+        xn.scatter(|l, y| s.gates[row + l * ng + g] = y);
+    }
+}
+
+/// The conductances of batch elements `b .. b + L::N` at placement node `j` (as
+/// [`conduct_scalar`] on each).
+#[inline(always)]
+fn cond_group<C: Channel, L: Group>(c: &C, s: &mut Conduct<'_, L::E>, j: usize, b: usize) {
+    let (nb, np, ng) = (s.nb, C::SPEC.params.len(), C::SPEC.gates.len());
+    let node = s.nodes[j];
+    let base = node * nb + b;
+    let row = (j * nb + b) * ng;
+    let mut x = [L::cst(0.0); MAX_VARS];
+    for (g, xg) in x[..ng].iter_mut().enumerate() {
+        *xg = L::gather(|l| s.gates[row + l * ng + g]);
+    }
+    let mut p = [L::cst(0.0); MAX_VARS];
+    for (q, pq) in p[..np].iter_mut().enumerate() {
+        *pq = L::load(&s.params_t[q * nb + b..]);
+    }
+    let g = c.conductance(&x[..ng], &p[..np]) * L::splat(s.area[node]);
+    let rev = L::load(&s.rev[b..]);
+    (L::load(&s.d[base..]) + g).store(&mut s.d[base..]);
+    (L::load(&s.rhs[base..]) + g * rev).store(&mut s.rhs[base..]);
+}
+
+/// Every node's gate update: groups of `P::N` batch elements, then of `S::N`, then one by one
+/// as `O` (one lane that gives what a lane of `P` and `S` gives).
+#[inline(always)]
+fn gates_loop<C: Channel, P: Group, S: Group<E = P::E>, O: Group<E = P::E>>(
+    c: &C,
+    s: &mut GateStep<'_, P::E>,
+) {
+    for j in 0..s.nodes.len() {
+        let mut b = 0;
+        while b + P::N <= s.nb {
+            gates_group::<C, P>(c, s, j, b);
+            b += P::N;
+        }
+        while b + S::N <= s.nb {
+            gates_group::<C, S>(c, s, j, b);
+            b += S::N;
+        }
+        for b in b..s.nb {
+            gates_group::<C, O>(c, s, j, b);
+        }
+    }
+}
+
+/// Every node's conductances, grouped as [`gates_loop`].
+#[inline(always)]
+fn cond_loop<C: Channel, P: Group, S: Group<E = P::E>, O: Group<E = P::E>>(
+    c: &C,
+    s: &mut Conduct<'_, P::E>,
+) {
+    for j in 0..s.nodes.len() {
+        let mut b = 0;
+        while b + P::N <= s.nb {
+            cond_group::<C, P>(c, s, j, b);
+            b += P::N;
+        }
+        while b + S::N <= s.nb {
+            cond_group::<C, S>(c, s, j, b);
+            b += S::N;
+        }
+        for b in b..s.nb {
+            cond_group::<C, O>(c, s, j, b);
+        }
+    }
+}
+
+macro_rules! kernels {
+    ($e:ty, $reg:ty, $one:ty, $lanes:ty,
+     $gates:ident, $gates_simd:ident, $cond:ident, $cond_simd:ident) => {
+        /// The portable gate update in this element type (lanes in an array, the scalar bits).
+        fn $gates<C: Channel>(c: &C, s: &mut GateStep<'_, $e>) {
+            gates_loop::<C, $lanes, $lanes, $e>(c, s)
+        }
+
+        /// The gate update on AVX2 registers, two at a time, then one, then one lane at a time.
+        ///
+        /// # Safety
+        /// The processor must support AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn $gates_simd<C: Channel>(c: &C, s: &mut GateStep<'_, $e>) {
+            gates_loop::<C, Pair<$reg>, $reg, $one>(c, s)
+        }
+
+        /// The portable conductances in this element type.
+        fn $cond<C: Channel>(c: &C, s: &mut Conduct<'_, $e>) {
+            cond_loop::<C, $lanes, $lanes, $e>(c, s)
+        }
+
+        /// The conductances on AVX2 registers, grouped as the gate update.
+        ///
+        /// # Safety
+        /// The processor must support AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn $cond_simd<C: Channel>(c: &C, s: &mut Conduct<'_, $e>) {
+            cond_loop::<C, Pair<$reg>, $reg, $one>(c, s)
+        }
+    };
+}
+
+kernels!(
+    f64,
+    F64x4,
+    Fma64,
+    Lanes<LANES_F64>,
+    gates_f64,
+    gates_f64_simd,
+    cond_f64,
+    cond_f64_simd
+);
+kernels!(
+    f32,
+    F32x8,
+    Fma32,
+    Lanes32<LANES_F32>,
     gates_f32,
-    gates_f32_avx2,
+    gates_f32_simd,
     cond_f32,
-    cond_f32_avx2
+    cond_f32_simd
 );
 
-/// Runs an `f64`/`f32` kernel (its AVX2 copy where the processor has AVX2) on `$s` recast from
-/// `T`, or returns `None` when `T` is neither.
+/// Runs an `f64`/`f32` kernel on `$s` recast from `T`: its AVX2 + FMA copy where the
+/// processor has them (any batch size), else the portable one (from one group of lanes up), and
+/// returns.
 macro_rules! dispatch {
-    ($c:expr, $s:expr, $plain:ident, $avx2:ident) => {{
-        let s = $s;
-        #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            // SAFETY: the processor has AVX2.
-            unsafe { $avx2(&$c, s) };
-            return;
+    ($self:ident, $c:expr, $recast:ident, $e:ty, $plain:ident, $simd:ident, $n:expr) => {
+        if let Some(s) = $recast::<T, $e>(&mut $self) {
+            #[cfg(target_arch = "x86_64")]
+            if simd() {
+                // SAFETY: the processor has AVX2 and FMA.
+                unsafe { $simd(&$c, s) };
+                return;
+            }
+            if s.nb >= $n {
+                $plain(&$c, s);
+                return;
+            }
         }
-        $plain(&$c, s);
-        return;
-    }};
+    };
 }
 
 impl<T: Float + 'static> ChannelVisitor for GateStep<'_, T> {
@@ -306,13 +434,25 @@ impl<T: Float + 'static> ChannelVisitor for GateStep<'_, T> {
 
     #[inline(always)]
     fn visit<C: Channel>(mut self, c: C) {
-        if self.np <= MAX_VARS && self.ng <= MAX_VARS && self.nb >= LANES_F32.min(LANES_F64) {
-            if let Some(mut s) = recast_gates::<T, f64>(&mut self) {
-                dispatch!(c, &mut s, gates_f64, gates_f64_avx2);
-            }
-            if let Some(mut s) = recast_gates::<T, f32>(&mut self) {
-                dispatch!(c, &mut s, gates_f32, gates_f32_avx2);
-            }
+        if self.np <= MAX_VARS && self.ng <= MAX_VARS {
+            dispatch!(
+                self,
+                c,
+                recast_gates,
+                f64,
+                gates_f64,
+                gates_f64_simd,
+                LANES_F64
+            );
+            dispatch!(
+                self,
+                c,
+                recast_gates,
+                f32,
+                gates_f32,
+                gates_f32_simd,
+                LANES_F32
+            );
         }
         for j in 0..self.nodes.len() {
             for b in 0..self.nb {
@@ -327,13 +467,25 @@ impl<T: Float + 'static> ChannelVisitor for Conduct<'_, T> {
 
     #[inline(always)]
     fn visit<C: Channel>(mut self, c: C) {
-        if self.np <= MAX_VARS && self.ng <= MAX_VARS && self.nb >= LANES_F32.min(LANES_F64) {
-            if let Some(mut s) = recast_conduct::<T, f64>(&mut self) {
-                dispatch!(c, &mut s, cond_f64, cond_f64_avx2);
-            }
-            if let Some(mut s) = recast_conduct::<T, f32>(&mut self) {
-                dispatch!(c, &mut s, cond_f32, cond_f32_avx2);
-            }
+        if self.np <= MAX_VARS && self.ng <= MAX_VARS {
+            dispatch!(
+                self,
+                c,
+                recast_conduct,
+                f64,
+                cond_f64,
+                cond_f64_simd,
+                LANES_F64
+            );
+            dispatch!(
+                self,
+                c,
+                recast_conduct,
+                f32,
+                cond_f32,
+                cond_f32_simd,
+                LANES_F32
+            );
         }
         for j in 0..self.nodes.len() {
             for b in 0..self.nb {
@@ -343,45 +495,24 @@ impl<T: Float + 'static> ChannelVisitor for Conduct<'_, T> {
     }
 }
 
-/// `s` with its numbers as `U`, when `T` is `U`.
+/// `s` with its numbers as `U`, when `T` is `U` (the same struct: a cast, no copy).
 #[inline(always)]
-fn recast_gates<'a, T: Float + 'static, U: Float + 'static>(
-    s: &'a mut GateStep<'_, T>,
-) -> Option<GateStep<'a, U>> {
-    Some(GateStep {
-        dt: cast_val(s.dt)?,
-        phi: cast_val(s.phi)?,
-        np: s.np,
-        ng: s.ng,
-        nb: s.nb,
-        nodes: s.nodes,
-        v: cast(s.v)?,
-        cai: match s.cai {
-            Some(ca) => Some(cast(ca)?),
-            None => None,
-        },
-        params: cast(s.params)?,
-        gates: cast_mut(s.gates)?,
-    })
+fn recast_gates<'a, 's, T: Float + 'static, U: Float + 'static>(
+    s: &'a mut GateStep<'s, T>,
+) -> Option<&'a mut GateStep<'s, U>> {
+    // SAFETY: `T` and `U` are the same type, so the two structs are the same type.
+    (TypeId::of::<T>() == TypeId::of::<U>())
+        .then(|| unsafe { &mut *(s as *mut GateStep<'s, T>).cast::<GateStep<'s, U>>() })
 }
 
-/// `s` with its numbers as `U`, when `T` is `U`.
+/// `s` with its numbers as `U`, when `T` is `U` (a cast, no copy).
 #[inline(always)]
-fn recast_conduct<'a, T: Float + 'static, U: Float + 'static>(
-    s: &'a mut Conduct<'_, T>,
-) -> Option<Conduct<'a, U>> {
-    Some(Conduct {
-        np: s.np,
-        ng: s.ng,
-        nb: s.nb,
-        nodes: s.nodes,
-        area: cast(s.area)?,
-        params: cast(s.params)?,
-        rev: cast(s.rev)?,
-        gates: cast(s.gates)?,
-        d: cast_mut(s.d)?,
-        rhs: cast_mut(s.rhs)?,
-    })
+fn recast_conduct<'a, 's, T: Float + 'static, U: Float + 'static>(
+    s: &'a mut Conduct<'s, T>,
+) -> Option<&'a mut Conduct<'s, U>> {
+    // SAFETY: `T` and `U` are the same type, so the two structs are the same type.
+    (TypeId::of::<T>() == TypeId::of::<U>())
+        .then(|| unsafe { &mut *(s as *mut Conduct<'s, T>).cast::<Conduct<'s, U>>() })
 }
 
 /// Runs [`GateStep`] on placement kind `kind`.

@@ -71,6 +71,15 @@ impl Channel for HhK {
         tau[0] = s.recip();
     }
 
+    /// The rate `α + β` itself (no reciprocal of a reciprocal).
+    #[inline(always)]
+    fn gates_rate<R: Real>(&self, v: R, _cai: Option<R>, _p: &[R], inf: &mut [R], rate: &mut [R]) {
+        let [an, bn] = rates(v);
+        let s = an + bn;
+        inf[0] = an / s;
+        rate[0] = s;
+    }
+
     #[inline(always)]
     fn conductance<R: Real>(&self, x: &[R], p: &[R]) -> R {
         let n2 = x[0] * x[0];

@@ -78,6 +78,17 @@ impl Channel for HhNa {
         tau[1] = sh.recip();
     }
 
+    /// The rates `α + β` themselves (no reciprocal of a reciprocal).
+    #[inline(always)]
+    fn gates_rate<R: Real>(&self, v: R, _cai: Option<R>, _p: &[R], inf: &mut [R], rate: &mut [R]) {
+        let [am, bm, ah, bh] = rates(v);
+        let (sm, sh) = (am + bm, ah + bh);
+        inf[0] = am / sm;
+        rate[0] = sm;
+        inf[1] = ah / sh;
+        rate[1] = sh;
+    }
+
     #[inline(always)]
     fn conductance<R: Real>(&self, x: &[R], p: &[R]) -> R {
         let (m, h) = (x[0], x[1]);

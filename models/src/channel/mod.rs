@@ -142,6 +142,22 @@ pub trait Channel: Send + Sync + 'static {
         self.gates(v, p, inf, tau)
     }
 
+    /// [`Channel::gates_ca`] (or [`Channel::gates`] without `cai`) with each gate's rate
+    /// `1/τ` (1/ms, at [`ChannelSpec::q10_celsius`]) in place of `τ`: what the solver's
+    /// exponential-Euler update uses, `x ← x∞ + (x − x∞) e^{−dt φ · rate}`. The default takes
+    /// the reciprocal of `τ`; a channel whose time constant is itself a reciprocal (the rate
+    /// form `τ = 1/(α + β)`) gives `α + β` directly, two divisions fewer per gate.
+    #[inline(always)]
+    fn gates_rate<R: Real>(&self, v: R, cai: Option<R>, p: &[R], inf: &mut [R], rate: &mut [R]) {
+        match cai {
+            Some(c) => self.gates_ca(v, c, p, inf, rate),
+            None => self.gates(v, p, inf, rate),
+        }
+        for r in rate.iter_mut() {
+            *r = r.recip();
+        }
+    }
+
     /// The conductance density `g` (mS/cm²) at gate values `x`.
     fn conductance<R: Real>(&self, x: &[R], p: &[R]) -> R;
 
@@ -229,6 +245,21 @@ macro_rules! channels {
             pub fn gates_ca<R: Real>(self, v: R, cai: R, p: &[R], inf: &mut [R], tau: &mut [R]) {
                 match self {
                     $(ChannelKind::$variant => $module::$ty.gates_ca(v, cai, p, inf, tau),)*
+                }
+            }
+
+            /// See [`Channel::gates_rate`].
+            #[inline(always)]
+            pub fn gates_rate<R: Real>(
+                self,
+                v: R,
+                cai: Option<R>,
+                p: &[R],
+                inf: &mut [R],
+                rate: &mut [R],
+            ) {
+                match self {
+                    $(ChannelKind::$variant => $module::$ty.gates_rate(v, cai, p, inf, rate),)*
                 }
             }
 

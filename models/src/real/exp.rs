@@ -13,7 +13,7 @@
 //! overflow, subnormal results and NaN; the branch is never taken in a healthy simulation.
 
 /// `2^{j/64}` for `j` = 0…63, correctly rounded (from 60-digit decimal arithmetic).
-const TABLE: [u64; 64] = [
+pub(crate) const TABLE: [u64; 64] = [
     0x3ff0000000000000,
     0x3ff02c9a3e778061,
     0x3ff059b0d3158574,
@@ -92,7 +92,7 @@ pub fn exp(x: f64) -> f64 {
 
 /// `|x| < 700` (false for NaN).
 #[inline(always)]
-fn tame(x: f64) -> bool {
+pub(crate) fn tame(x: f64) -> bool {
     x.abs() < LIMIT
 }
 
@@ -117,25 +117,46 @@ pub fn exp_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
 }
 
 /// Arguments at or beyond this magnitude go to the system `exp`.
-const LIMIT: f64 = 700.0;
+pub(crate) const LIMIT: f64 = 700.0;
+
+/// The constants of [`core`] (shared with the AVX2 copy in `simd.rs`).
+pub(crate) struct F64Consts {
+    /// 1.5 · 2^52: adding it rounds to an integer held in the low bits of the mantissa.
+    pub shift: f64,
+    /// 64 / ln 2.
+    pub inv_l: f64,
+    /// (ln 2)'s first 20 bits / 64.
+    pub l_hi: f64,
+    /// The rest of ln 2 / 64.
+    pub l_lo: f64,
+    /// The Taylor coefficients of `(e^r − 1 − r)/r²` from the highest: 1/720 … 1/2.
+    pub p: [f64; 5],
+}
+
+pub(crate) const F64_CONSTS: F64Consts = F64Consts {
+    shift: 6_755_399_441_055_744.0,
+    inv_l: 92.332_482_616_893_66,
+    l_hi: 0.010_830_417_275_428_772,
+    l_lo: 7.420_820_373_486_988e-9,
+    p: [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5],
+};
 
 /// The table-driven `e^x` for `|x| ≤ 700`.
 #[inline(always)]
 fn core(x: f64) -> f64 {
-    // 1.5 · 2^52: adding it rounds to an integer held in the low bits of the mantissa.
-    const SHIFT: f64 = 6_755_399_441_055_744.0;
-    const INV_L: f64 = 92.332_482_616_893_66; // 64 / ln 2
-    const L_HI: f64 = 0.010_830_417_275_428_772; // (ln 2)'s first 20 bits / 64
-    const L_LO: f64 = 7.420_820_373_486_988e-9; // the rest / 64
-    let k = x * INV_L + SHIFT;
-    let n = k - SHIFT;
-    let ki = k.to_bits().wrapping_sub(SHIFT.to_bits()) as i64;
+    let c = F64_CONSTS;
+    let k = x * c.inv_l + c.shift;
+    let n = k - c.shift;
+    let ki = k.to_bits().wrapping_sub(c.shift.to_bits()) as i64;
     let j = (ki & 63) as usize;
     let e = ki >> 6;
-    let r = (x - n * L_HI) - n * L_LO;
-    let p = r + r
-        * r
-        * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0)))));
+    let r = (x - n * c.l_hi) - n * c.l_lo;
+    // r + r²(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720)))).
+    let mut q = c.p[0];
+    for &a in &c.p[1..] {
+        q = a + r * q;
+    }
+    let p = r + r * r * q;
     let t = f64::from_bits(TABLE[j]);
     let scale = f64::from_bits(((e + 1023) as u64) << 52);
     (t + t * p) * scale
@@ -180,30 +201,56 @@ pub fn exp_lanes_f32<const N: usize>(x: [f32; N]) -> [f32; N] {
 
 /// Arguments at or beyond this magnitude go to the system `expf` (`e^87` is below `f32::MAX`,
 /// `e^−87` above the smallest normal).
-const LIMIT_F32: f32 = 87.0;
+pub(crate) const LIMIT_F32: f32 = 87.0;
 
 /// `|x| < 87` (false for NaN).
 #[inline(always)]
-fn tame_f32(x: f32) -> bool {
+pub(crate) fn tame_f32(x: f32) -> bool {
     x.abs() < LIMIT_F32
 }
+
+/// The constants of [`core_f32`] (shared with the AVX2 copy in `simd.rs`).
+pub(crate) struct F32Consts {
+    /// 1.5 · 2^23.
+    pub shift: f32,
+    pub log2e: f32,
+    /// 355/512, exact in f32.
+    pub l_hi: f32,
+    pub l_lo: f32,
+    /// Cephes' polynomial from its highest coefficient; the last is Cephes' 5.0000001e-1,
+    /// which rounds to 0.5 in f32.
+    pub p: [f32; 6],
+}
+
+#[allow(clippy::excessive_precision)]
+pub(crate) const F32_CONSTS: F32Consts = F32Consts {
+    shift: 12_582_912.0,
+    log2e: std::f32::consts::LOG2_E,
+    l_hi: 0.693_359_375,
+    l_lo: -2.121_944_4e-4,
+    p: [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ],
+};
 
 /// The polynomial `e^x` of [`exp_f32`] for `|x| ≤ 87`.
 #[inline(always)]
 fn core_f32(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23
-    #[allow(clippy::excessive_precision)] // 355/512, exact in f32
-    const L_HI: f32 = 0.693_359_375;
-    const L_LO: f32 = -2.121_944_4e-4;
-    let k = x * std::f32::consts::LOG2_E + SHIFT;
-    let n = k - SHIFT;
-    let ni = (k.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
-    let r = (x - n * L_HI) - n * L_LO;
+    let c = F32_CONSTS;
+    let k = x * c.log2e + c.shift;
+    let n = k - c.shift;
+    let ni = (k.to_bits() as i32).wrapping_sub(c.shift.to_bits() as i32);
+    let r = (x - n * c.l_hi) - n * c.l_lo;
     let z = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5; // Cephes' 5.0000001e-1, which rounds to 0.5 in f32
+    let mut p = c.p[0];
+    for &q in &c.p[1..] {
+        p = p * r + q;
+    }
     let y = p * z + r + 1.0;
     y * f32::from_bits(((ni + 127) as u32) << 23)
 }

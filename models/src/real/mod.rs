@@ -5,8 +5,12 @@
 pub mod exp;
 mod lanes;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod simd;
 mod tensor;
 
 pub use lanes::{Lanes, Lanes32};
 pub use scalar::{k, Real, EXP_MAX};
+#[cfg(target_arch = "x86_64")]
+pub use simd::{F32x8, F64x4, Fma32, Fma64};
 pub use tensor::{scope, scope_keyed, KeyHasher, Tx, TxMask};
