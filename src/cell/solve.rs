@@ -948,7 +948,7 @@ pub fn simulate<T: Float + 'static>(
     let steps = protocol.steps;
     let nb = cell.batch;
     let np_ = protocol.probes.len();
-    let mut data = Vec::with_capacity((steps + 1) * np_ * nb);
+    let mut data = recording_buffer((steps + 1) * np_ * nb);
     let mut state = st.init();
     let mut scratch = st.scratch();
     st.record(0, &state, &mut data);
@@ -965,6 +965,32 @@ pub fn simulate<T: Float + 'static>(
         batch: nb,
         dt: protocol.dt,
     })
+}
+
+/// An empty vector of capacity `cap` for a recording. On Linux, above 4 MB the kernel is advised
+/// to back it with transparent huge pages (`madvise(MADV_HUGEPAGE)`): one page fault per 2 MB
+/// instead of per 4 kB. The faults were a fifth of a batch-1,000 point-cell run (`perf`:
+/// 64 MB of recording, 16,000 faults per run). Advice only: the contents are the same.
+pub(crate) fn recording_buffer(cap: usize) -> Vec<f64> {
+    let v: Vec<f64> = Vec::with_capacity(cap);
+    #[cfg(target_os = "linux")]
+    {
+        let bytes = v.capacity() * std::mem::size_of::<f64>();
+        if bytes >= 4 << 20 {
+            const PAGE: usize = 4096;
+            let start = v.as_ptr() as usize;
+            let (a, b) = (
+                (start + PAGE - 1) & !(PAGE - 1),
+                (start + bytes) & !(PAGE - 1),
+            );
+            if b > a {
+                // SAFETY: advice on whole pages inside this vector's own allocation, which it
+                // does not read or change; a refusal (an error code) is ignored.
+                unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE) };
+            }
+        }
+    }
+    v
 }
 
 /// The first non-finite voltage, calcium concentration or gate of `st`, as an error naming the
