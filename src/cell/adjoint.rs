@@ -197,7 +197,7 @@ pub fn value_and_grad(
 
     // First pass: record, keep a state every S_1 steps.
     let mut held = Held::default();
-    let mut data = Vec::with_capacity((steps + 1) * n_probes * nb);
+    let mut data = super::solve::recording_buffer((steps + 1) * n_probes * nb);
     let mut state = st.init();
     let mut scratch = st.scratch();
     let mut top = Vec::new();

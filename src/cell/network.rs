@@ -713,7 +713,7 @@ pub fn simulate<T: Float + 'static>(
     let n_probes = probes.len();
     let mut st = NetStepper::<T>::new(net, &p, sp)?;
     let nb = net.batch();
-    let mut data = Vec::with_capacity((p.steps + 1) * n_probes * nb);
+    let mut data = super::solve::recording_buffer((p.steps + 1) * n_probes * nb);
     let mut state = st.init();
     let mut scratch = st.inner.scratch();
     st.record(0, &state, &mut data);
@@ -814,7 +814,7 @@ pub fn value_and_grad(
     let n_probes = probes.len();
     let seg = segments(levels);
     let mut held = Held::default();
-    let mut data = Vec::with_capacity((steps + 1) * n_probes * nb);
+    let mut data = super::solve::recording_buffer((steps + 1) * n_probes * nb);
     let mut state = st.init();
     let mut scratch = st.inner.scratch();
     let mut top = Vec::new();
