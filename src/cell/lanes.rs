@@ -2,15 +2,15 @@
 //! update and the channel conductances of one placement, with the channel dispatched once per
 //! placement ([`ChannelKind::visit`]) and, for `f64` and `f32`, several batch elements at a time
 //! (the channel's equations, written once over [`Real`], evaluated on every lane). On x86-64
-//! processors with AVX2 (chosen at run time) the lanes are AVX registers, two at a time
-//! ([`Pair`] of [`F64x4`] / [`F32x8`]: 8 `f64` or 16 `f32` batch elements, then one register,
-//! then one by one); elsewhere they are the portable [`Lanes`] / [`Lanes32`] arrays
-//! ([`LANES_F64`] / [`LANES_F32`] elements).
+//! processors with AVX2 and FMA (chosen at run time) the lanes are AVX registers, two at a time
+//! ([`Pair`] of [`F64x4`] / [`F32x8`]: 8 `f64` or 16 `f32` batch elements), then one register,
+//! then one lane at a time on [`Fma64`] / [`Fma32`]; elsewhere they are the portable [`Lanes`] /
+//! [`Lanes32`] arrays ([`LANES_F64`] / [`LANES_F32`] elements), then scalars.
 //!
-//! Every lane computes what the scalar code computes, bit for bit (the same operations in the
-//! same order, `exp` the same function written on the register, no fused multiply-add), so a
-//! batch element's trajectory does not depend on whether it fell in a pair of registers, one
-//! register or the scalar tail, nor on the batch size.
+//! Within each kind of processor every lane computes what every other lane computes, bit for
+//! bit, so a batch element's trajectory does not depend on the group it fell in nor on the
+//! batch size. On AVX2 + FMA, `exp` uses fused multiply-adds (registers and `Fma` lanes alike;
+//! within 1 ulp, `real::simd`); the portable lanes give the scalar code's bits.
 //!
 //! Dual numbers (the adjoint's local Jacobians) take the scalar path.
 
@@ -260,7 +260,7 @@ impl<R: Group> Group for Pair<R> {
 }
 
 /// The gate update of batch elements `b .. b + L::N` at placement node `j` (as
-/// [`gate_scalar`] on each, in the same operations).
+/// [`gate_scalar`] on each, in the same operations; `exp` is `L`'s).
 #[inline(always)]
 fn gates_group<C: Channel, L: Group>(c: &C, s: &mut GateStep<'_, L::E>, j: usize, b: usize) {
     let (nb, np, ng) = (s.nb, C::SPEC.params.len(), C::SPEC.gates.len());
