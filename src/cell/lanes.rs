@@ -4,8 +4,9 @@
 //! (the channel's equations, written once over [`Real`], evaluated on every lane). On x86-64
 //! processors with AVX2 and FMA (chosen at run time) the lanes are AVX registers, two at a time
 //! ([`Pair`] of [`F64x4`] / [`F32x8`]: 8 `f64` or 16 `f32` batch elements), then one register,
-//! then one lane at a time on [`Fma64`] / [`Fma32`]; elsewhere they are the portable [`Lanes`] /
-//! [`Lanes32`] arrays ([`LANES_F64`] / [`LANES_F32`] elements), then scalars.
+//! then one lane at a time on [`FmaLanes`] / [`FmaLanes32`]; elsewhere they are the portable
+//! [`Lanes`] / [`Lanes32`] arrays ([`LANES_F64`] / [`LANES_F32`] elements), then one lane of
+//! them.
 //!
 //! Within each kind of processor every lane computes what every other lane computes, bit for
 //! bit, so a batch element's trajectory does not depend on the group it fell in nor on the
@@ -18,7 +19,9 @@ use std::any::TypeId;
 
 use neurodiff_models::channel::{Channel, ChannelKind, ChannelVisitor};
 #[cfg(target_arch = "x86_64")]
-use neurodiff_models::real::simd::{F32x8, F64x4, Fma32, Fma64, Pair};
+use neurodiff_models::real::simd::{F32x8, F64x4, Pair};
+#[cfg(target_arch = "x86_64")]
+use neurodiff_models::real::{FmaLanes, FmaLanes32};
 use neurodiff_models::real::{Lanes, Lanes32};
 use neurodiff_models::Real;
 use num_traits::Float;
@@ -193,42 +196,15 @@ group!(F64x4, f64, 4, F64x4::new, F64x4::to_array);
 #[cfg(target_arch = "x86_64")]
 group!(F32x8, f32, 8, F32x8::new, F32x8::to_array);
 
-/// One lane (a batch's last elements).
-macro_rules! one_lane {
-    ($t:ty, $e:ty, $new:expr, $get:expr) => {
-        impl Group for $t {
-            type E = $e;
-            const N: usize = 1;
-            #[inline(always)]
-            fn load(x: &[$e]) -> Self {
-                $new(x[0])
-            }
-            #[inline(always)]
-            fn store(self, x: &mut [$e]) {
-                x[0] = $get(self);
-            }
-            #[inline(always)]
-            fn gather(f: impl Fn(usize) -> $e) -> Self {
-                $new(f(0))
-            }
-            #[inline(always)]
-            fn scatter(self, mut f: impl FnMut(usize, $e)) {
-                f(0, $get(self))
-            }
-            #[inline(always)]
-            fn splat(x: $e) -> Self {
-                $new(x)
-            }
-        }
-    };
-}
-
-one_lane!(f64, f64, |x| x, |x| x);
-one_lane!(f32, f32, |x| x, |x| x);
+// One lane: a batch's last elements.
+group!(Lanes<1>, f64, 1, Lanes::new, |x: Lanes<1>| x.0);
+group!(Lanes32<1>, f32, 1, Lanes32::new, |x: Lanes32<1>| x.0);
 #[cfg(target_arch = "x86_64")]
-one_lane!(Fma64, f64, Fma64, |x: Fma64| x.0);
+group!(FmaLanes<1>, f64, 1, FmaLanes::new, |x: FmaLanes<1>| x.0);
 #[cfg(target_arch = "x86_64")]
-one_lane!(Fma32, f32, Fma32, |x: Fma32| x.0);
+group!(FmaLanes32<1>, f32, 1, FmaLanes32::new, |x: FmaLanes32<
+    1,
+>| x.0);
 
 /// Two registers as one group of `2 N` lanes ([`Pair`]: their dependency chains interleave).
 #[cfg(target_arch = "x86_64")]
@@ -306,84 +282,97 @@ fn cond_group<C: Channel, L: Group>(c: &C, s: &mut Conduct<'_, L::E>, j: usize, 
     (L::load(&s.rhs[base..]) + g * rev).store(&mut s.rhs[base..]);
 }
 
-/// Every node's gate update: groups of `P::N` batch elements, then of `S::N`, then one by one
-/// as `O` (one lane that gives what a lane of `P` and `S` gives).
-#[inline(always)]
-fn gates_loop<C: Channel, P: Group, S: Group<E = P::E>, O: Group<E = P::E>>(
-    c: &C,
-    s: &mut GateStep<'_, P::E>,
-) {
-    for j in 0..s.nodes.len() {
-        let mut b = 0;
-        while b + P::N <= s.nb {
-            gates_group::<C, P>(c, s, j, b);
-            b += P::N;
-        }
-        while b + S::N <= s.nb {
-            gates_group::<C, S>(c, s, j, b);
-            b += S::N;
-        }
-        for b in b..s.nb {
-            gates_group::<C, O>(c, s, j, b);
-        }
+/// One placement's per-element work: the gate update ([`GateStep`]) or the conductances
+/// ([`Conduct`]), in numbers `T`.
+trait Work {
+    type T: Float + 'static;
+    /// The same work in numbers `U`: the struct with `T` replaced by `U` (so `Self` itself when
+    /// `U` is `T`, which [`recast`] relies on).
+    type As<U: Float + 'static>: Work<T = U>;
+    /// The placement's nodes, the batch size, and whether the channel fits the lanes path.
+    fn shape(&self) -> (usize, usize, bool);
+    /// Batch elements `b .. b + L::N` at placement node `j`.
+    fn group<C: Channel, L: Group<E = Self::T>>(&mut self, c: &C, j: usize, b: usize);
+    /// Batch element `b` at placement node `j` on `T` itself (any `Float`, dual numbers too).
+    fn scalar<C: Channel>(&mut self, c: &C, j: usize, b: usize);
+}
+
+impl<'s, T: Float + 'static> Work for GateStep<'s, T> {
+    type T = T;
+    type As<U: Float + 'static> = GateStep<'s, U>;
+    #[inline(always)]
+    fn shape(&self) -> (usize, usize, bool) {
+        let fits = self.np <= MAX_VARS && self.ng <= MAX_VARS;
+        (self.nodes.len(), self.nb, fits)
+    }
+    #[inline(always)]
+    fn group<C: Channel, L: Group<E = T>>(&mut self, c: &C, j: usize, b: usize) {
+        gates_group::<C, L>(c, self, j, b)
+    }
+    #[inline(always)]
+    fn scalar<C: Channel>(&mut self, c: &C, j: usize, b: usize) {
+        gate_scalar(c, self, j, b)
     }
 }
 
-/// Every node's conductances, grouped as [`gates_loop`].
+impl<'s, T: Float + 'static> Work for Conduct<'s, T> {
+    type T = T;
+    type As<U: Float + 'static> = Conduct<'s, U>;
+    #[inline(always)]
+    fn shape(&self) -> (usize, usize, bool) {
+        let fits = self.np <= MAX_VARS && self.ng <= MAX_VARS;
+        (self.nodes.len(), self.nb, fits)
+    }
+    #[inline(always)]
+    fn group<C: Channel, L: Group<E = T>>(&mut self, c: &C, j: usize, b: usize) {
+        cond_group::<C, L>(c, self, j, b)
+    }
+    #[inline(always)]
+    fn scalar<C: Channel>(&mut self, c: &C, j: usize, b: usize) {
+        conduct_scalar(c, self, j, b)
+    }
+}
+
+/// Every node's work: groups of `P::N` batch elements, then of `S::N`, then one by one as `O`
+/// (one lane that gives what a lane of `P` and `S` gives).
 #[inline(always)]
-fn cond_loop<C: Channel, P: Group, S: Group<E = P::E>, O: Group<E = P::E>>(
+fn run<C: Channel, P: Group, S: Group<E = P::E>, O: Group<E = P::E>, W: Work<T = P::E>>(
     c: &C,
-    s: &mut Conduct<'_, P::E>,
+    w: &mut W,
 ) {
-    for j in 0..s.nodes.len() {
+    let (nodes, nb, _) = w.shape();
+    for j in 0..nodes {
         let mut b = 0;
-        while b + P::N <= s.nb {
-            cond_group::<C, P>(c, s, j, b);
+        while b + P::N <= nb {
+            w.group::<C, P>(c, j, b);
             b += P::N;
         }
-        while b + S::N <= s.nb {
-            cond_group::<C, S>(c, s, j, b);
+        while b + S::N <= nb {
+            w.group::<C, S>(c, j, b);
             b += S::N;
         }
-        for b in b..s.nb {
-            cond_group::<C, O>(c, s, j, b);
+        for b in b..nb {
+            w.group::<C, O>(c, j, b);
         }
     }
 }
 
 macro_rules! kernels {
-    ($e:ty, $reg:ty, $one:ty, $lanes:ty,
-     $gates:ident, $gates_simd:ident, $cond:ident, $cond_simd:ident) => {
-        /// The portable gate update in this element type (lanes in an array, the scalar bits).
-        fn $gates<C: Channel>(c: &C, s: &mut GateStep<'_, $e>) {
-            gates_loop::<C, $lanes, $lanes, $e>(c, s)
+    ($e:ty, $reg:ty, $fma:ident, $lanes:ident, $n:expr, $plain:ident, $simd:ident) => {
+        /// The portable work in this element type (lanes in an array, the scalar bits).
+        fn $plain<C: Channel, W: Work<T = $e>>(c: &C, w: &mut W) {
+            run::<C, $lanes<$n>, $lanes<$n>, $lanes<1>, W>(c, w)
         }
 
-        /// The gate update on AVX2 registers, two at a time, then one, then one lane at a time.
+        /// The work on AVX2 registers, two at a time, then one, then one lane at a time.
         ///
         /// # Safety
         /// The processor must support AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         #[inline]
-        unsafe fn $gates_simd<C: Channel>(c: &C, s: &mut GateStep<'_, $e>) {
-            gates_loop::<C, Pair<$reg>, $reg, $one>(c, s)
-        }
-
-        /// The portable conductances in this element type.
-        fn $cond<C: Channel>(c: &C, s: &mut Conduct<'_, $e>) {
-            cond_loop::<C, $lanes, $lanes, $e>(c, s)
-        }
-
-        /// The conductances on AVX2 registers, grouped as the gate update.
-        ///
-        /// # Safety
-        /// The processor must support AVX2 and FMA.
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        #[inline]
-        unsafe fn $cond_simd<C: Channel>(c: &C, s: &mut Conduct<'_, $e>) {
-            cond_loop::<C, Pair<$reg>, $reg, $one>(c, s)
+        unsafe fn $simd<C: Channel, W: Work<T = $e>>(c: &C, w: &mut W) {
+            run::<C, Pair<$reg>, $reg, $fma<1>, W>(c, w)
         }
     };
 }
@@ -391,42 +380,59 @@ macro_rules! kernels {
 kernels!(
     f64,
     F64x4,
-    Fma64,
-    Lanes<LANES_F64>,
-    gates_f64,
-    gates_f64_simd,
-    cond_f64,
-    cond_f64_simd
+    FmaLanes,
+    Lanes,
+    LANES_F64,
+    run_f64,
+    run_f64_simd
 );
 kernels!(
     f32,
     F32x8,
-    Fma32,
-    Lanes32<LANES_F32>,
-    gates_f32,
-    gates_f32_simd,
-    cond_f32,
-    cond_f32_simd
+    FmaLanes32,
+    Lanes32,
+    LANES_F32,
+    run_f32,
+    run_f32_simd
 );
 
-/// Runs an `f64`/`f32` kernel on `$s` recast from `T`: its AVX2 + FMA copy where the
-/// processor has them (any batch size), else the portable one (from one group of lanes up), and
-/// returns.
-macro_rules! dispatch {
-    ($self:ident, $c:expr, $recast:ident, $e:ty, $plain:ident, $simd:ident, $n:expr) => {
-        if let Some(s) = $recast::<T, $e>(&mut $self) {
+/// `w` in numbers `U`, when its numbers are `U` (the same struct: a cast, no copy).
+#[inline(always)]
+fn recast<W: Work, U: Float + 'static>(w: &mut W) -> Option<&mut W::As<U>> {
+    // SAFETY: `W::T` is `U`, and `W::As<U>` is `W` with `W::T` replaced by `U` (the `Work`
+    // impls above), so the two are the same type.
+    (TypeId::of::<W::T>() == TypeId::of::<U>())
+        .then(|| unsafe { &mut *(w as *mut W).cast::<W::As<U>>() })
+}
+
+/// Runs `w` with channel `c`: in `f64`/`f32` on the AVX2 + FMA kernels where the processor has
+/// them, else on the portable lanes; in any other number type (dual numbers) element by element.
+#[inline(always)]
+fn run_work<C: Channel, W: Work>(c: C, w: &mut W) {
+    let (nodes, nb, fits) = w.shape();
+    if fits {
+        if let Some(w) = recast::<W, f64>(w) {
             #[cfg(target_arch = "x86_64")]
             if simd() {
                 // SAFETY: the processor has AVX2 and FMA.
-                unsafe { $simd(&$c, s) };
-                return;
+                return unsafe { run_f64_simd(&c, w) };
             }
-            if s.nb >= $n {
-                $plain(&$c, s);
-                return;
-            }
+            return run_f64(&c, w);
         }
-    };
+        if let Some(w) = recast::<W, f32>(w) {
+            #[cfg(target_arch = "x86_64")]
+            if simd() {
+                // SAFETY: the processor has AVX2 and FMA.
+                return unsafe { run_f32_simd(&c, w) };
+            }
+            return run_f32(&c, w);
+        }
+    }
+    for j in 0..nodes {
+        for b in 0..nb {
+            w.scalar(&c, j, b);
+        }
+    }
 }
 
 impl<T: Float + 'static> ChannelVisitor for GateStep<'_, T> {
@@ -434,31 +440,7 @@ impl<T: Float + 'static> ChannelVisitor for GateStep<'_, T> {
 
     #[inline(always)]
     fn visit<C: Channel>(mut self, c: C) {
-        if self.np <= MAX_VARS && self.ng <= MAX_VARS {
-            dispatch!(
-                self,
-                c,
-                recast_gates,
-                f64,
-                gates_f64,
-                gates_f64_simd,
-                LANES_F64
-            );
-            dispatch!(
-                self,
-                c,
-                recast_gates,
-                f32,
-                gates_f32,
-                gates_f32_simd,
-                LANES_F32
-            );
-        }
-        for j in 0..self.nodes.len() {
-            for b in 0..self.nb {
-                gate_scalar(&c, &mut self, j, b);
-            }
-        }
+        run_work(c, &mut self)
     }
 }
 
@@ -467,52 +449,8 @@ impl<T: Float + 'static> ChannelVisitor for Conduct<'_, T> {
 
     #[inline(always)]
     fn visit<C: Channel>(mut self, c: C) {
-        if self.np <= MAX_VARS && self.ng <= MAX_VARS {
-            dispatch!(
-                self,
-                c,
-                recast_conduct,
-                f64,
-                cond_f64,
-                cond_f64_simd,
-                LANES_F64
-            );
-            dispatch!(
-                self,
-                c,
-                recast_conduct,
-                f32,
-                cond_f32,
-                cond_f32_simd,
-                LANES_F32
-            );
-        }
-        for j in 0..self.nodes.len() {
-            for b in 0..self.nb {
-                conduct_scalar(&c, &mut self, j, b);
-            }
-        }
+        run_work(c, &mut self)
     }
-}
-
-/// `s` with its numbers as `U`, when `T` is `U` (the same struct: a cast, no copy).
-#[inline(always)]
-fn recast_gates<'a, 's, T: Float + 'static, U: Float + 'static>(
-    s: &'a mut GateStep<'s, T>,
-) -> Option<&'a mut GateStep<'s, U>> {
-    // SAFETY: `T` and `U` are the same type, so the two structs are the same type.
-    (TypeId::of::<T>() == TypeId::of::<U>())
-        .then(|| unsafe { &mut *(s as *mut GateStep<'s, T>).cast::<GateStep<'s, U>>() })
-}
-
-/// `s` with its numbers as `U`, when `T` is `U` (a cast, no copy).
-#[inline(always)]
-fn recast_conduct<'a, 's, T: Float + 'static, U: Float + 'static>(
-    s: &'a mut Conduct<'s, T>,
-) -> Option<&'a mut Conduct<'s, U>> {
-    // SAFETY: `T` and `U` are the same type, so the two structs are the same type.
-    (TypeId::of::<T>() == TypeId::of::<U>())
-        .then(|| unsafe { &mut *(s as *mut Conduct<'s, T>).cast::<Conduct<'s, U>>() })
 }
 
 /// Runs [`GateStep`] on placement kind `kind`.

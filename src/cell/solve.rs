@@ -797,25 +797,24 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
         let nb = self.nb;
         let f = |x: T| x.to_f64().unwrap_or(f64::NAN);
         for (p, &jj) in self.protocol.probes.iter().zip(&self.probe_idx) {
-            if let Probe::V { node } = *p {
-                // One contiguous row (the common case; a loop the compiler vectorises).
-                data.extend(st.v[node * nb..(node + 1) * nb].iter().map(|&x| f(x)));
-                continue;
-            }
-            for b in 0..nb {
-                let x = match *p {
-                    Probe::V { .. } => unreachable!("recorded above"),
-                    Probe::Gate { channel, gate, .. } => {
-                        let ng = self.chans[channel].ng;
-                        f(st.gates[channel][(jj * nb + b) * ng + gate])
-                    }
-                    Probe::VClampCurrent { clamp } => {
-                        let vc = &self.protocol.vclamps[clamp];
+            // One row of the batch per probe (a voltage row is contiguous: a loop the compiler
+            // vectorises).
+            match *p {
+                Probe::V { node } => {
+                    data.extend(st.v[node * nb..(node + 1) * nb].iter().map(|&x| f(x)))
+                }
+                Probe::Gate { channel, gate, .. } => {
+                    let ng = self.chans[channel].ng;
+                    let g = &st.gates[channel];
+                    data.extend((0..nb).map(|b| f(g[(jj * nb + b) * ng + gate])));
+                }
+                Probe::VClampCurrent { clamp } => {
+                    let vc = &self.protocol.vclamps[clamp];
+                    data.extend((0..nb).map(|b| {
                         let v = f(st.v[vc.node * nb + b]);
                         vc.current_at_sample(sample, self.protocol.dt, b, v)
-                    }
-                };
-                data.push(x);
+                    }));
+                }
             }
         }
     }

@@ -100,16 +100,29 @@ pub(crate) fn tame(x: f64) -> bool {
 /// can vectorise it (one check for the rare lane outside ±700, which the system `exp` redoes).
 #[inline(always)]
 pub fn exp_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
-    let mut out = [0.0; N];
+    on_lanes(x, tame, |x| core(x.clamp(-LIMIT, LIMIT)), f64::exp)
+}
+
+/// `core` on every lane without a branch per lane (its argument clamped to its range by the
+/// caller's `core`), then the lanes where `tame` fails redone by `system`: the lanes form of an
+/// `exp` whose scalar form is `if tame(x) { core(x) } else { system(x) }`.
+#[inline(always)]
+pub(crate) fn on_lanes<E: Copy + Default, const N: usize>(
+    x: [E; N],
+    tame: impl Fn(E) -> bool,
+    core: impl Fn(E) -> E,
+    system: impl Fn(E) -> E,
+) -> [E; N] {
+    let mut out = [E::default(); N];
     let mut wild = false;
     for l in 0..N {
         wild |= !tame(x[l]);
-        out[l] = core(x[l].clamp(-LIMIT, LIMIT));
+        out[l] = core(x[l]);
     }
     if wild {
         for l in 0..N {
             if !tame(x[l]) {
-                out[l] = x[l].exp();
+                out[l] = system(x[l]);
             }
         }
     }
@@ -183,20 +196,12 @@ pub fn exp_f32(x: f32) -> f32 {
 /// [`exp_f32`] of every lane, bit for bit, without a branch per lane (as [`exp_lanes`]).
 #[inline(always)]
 pub fn exp_lanes_f32<const N: usize>(x: [f32; N]) -> [f32; N] {
-    let mut out = [0.0; N];
-    let mut wild = false;
-    for l in 0..N {
-        wild |= !tame_f32(x[l]);
-        out[l] = core_f32(x[l].clamp(-LIMIT_F32, LIMIT_F32));
-    }
-    if wild {
-        for l in 0..N {
-            if !tame_f32(x[l]) {
-                out[l] = x[l].exp();
-            }
-        }
-    }
-    out
+    on_lanes(
+        x,
+        tame_f32,
+        |x| core_f32(x.clamp(-LIMIT_F32, LIMIT_F32)),
+        f32::exp,
+    )
 }
 
 /// Arguments at or beyond this magnitude go to the system `expf` (`e^87` is below `f32::MAX`,

@@ -166,6 +166,23 @@ lanes!(
     f32,
     super::exp::exp_lanes_f32
 );
+#[cfg(target_arch = "x86_64")]
+lanes!(
+    /// `N` lanes of `f64` whose `exp` is [`super::F64x4`]'s (fused multiply-adds), the rest as
+    /// [`Lanes`]: every lane gives, bit for bit, what a lane of an `F64x4` gives. The cable
+    /// solver steps a batch's last elements, fewer than a register, on `FmaLanes<1>`. Fast only
+    /// in code compiled with FMA (see [`super::simd`]).
+    FmaLanes,
+    f64,
+    super::simd::exp_lanes_fma
+);
+#[cfg(target_arch = "x86_64")]
+lanes!(
+    /// The `f32` counterpart of [`FmaLanes`], a lane of [`super::F32x8`].
+    FmaLanes32,
+    f32,
+    super::simd::exp_lanes_f32_fma
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,10 @@ mod scalar;
 pub mod simd;
 mod tensor;
 
+#[cfg(target_arch = "x86_64")]
+pub use lanes::{FmaLanes, FmaLanes32};
 pub use lanes::{Lanes, Lanes32};
 pub use scalar::{k, Real, EXP_MAX};
 #[cfg(target_arch = "x86_64")]
-pub use simd::{F32x8, F64x4, Fma32, Fma64};
+pub use simd::{F32x8, F64x4};
 pub use tensor::{scope, scope_keyed, KeyHasher, Tx, TxMask};

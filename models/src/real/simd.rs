@@ -17,8 +17,9 @@
 //! 1 ulp of the correctly rounded value as the scalar function is, but not always the same ulp;
 //! lanes whose argument is outside its range (or NaN) are redone by the system function, as in
 //! the scalar code. An engine that wants a batch element's result not to depend on the batch
-//! must therefore run every element on these types (the cable solver pads its last group rather
-//! than finishing the batch with scalars). Tested below.
+//! must therefore run every element on these types, or on [`super::FmaLanes`] /
+//! [`super::FmaLanes32`], whose lanes give a register lane's bits (the cable solver finishes a
+//! batch on them). Tested below.
 //!
 //! # Safety
 //!
@@ -46,6 +47,20 @@ pub struct F32x8(pub __m256);
 #[derive(Clone, Copy, Debug)]
 #[repr(transparent)]
 pub struct F64x4(pub __m256d);
+
+/// An arithmetic operator of a register type as one intrinsic.
+macro_rules! simd_op {
+    ($t:ident, $tr:ident, $m:ident, $intr:ident) => {
+        impl $tr for $t {
+            type Output = Self;
+            #[inline(always)]
+            fn $m(self, o: Self) -> Self {
+                // SAFETY: AVX (module documentation).
+                Self(unsafe { $intr(self.0, o.0) })
+            }
+        }
+    };
+}
 
 macro_rules! simd_type {
     ($t:ident, $e:ty, $n:expr, $reg:ty, $ps:ident,
@@ -109,38 +124,10 @@ macro_rules! simd_type {
             }
         }
 
-        impl Add for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn add(self, o: Self) -> Self {
-                // SAFETY: AVX (module documentation).
-                Self(unsafe { $add(self.0, o.0) })
-            }
-        }
-        impl Sub for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn sub(self, o: Self) -> Self {
-                // SAFETY: AVX (module documentation).
-                Self(unsafe { $sub(self.0, o.0) })
-            }
-        }
-        impl Mul for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn mul(self, o: Self) -> Self {
-                // SAFETY: AVX (module documentation).
-                Self(unsafe { $mul(self.0, o.0) })
-            }
-        }
-        impl Div for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn div(self, o: Self) -> Self {
-                // SAFETY: AVX (module documentation).
-                Self(unsafe { $div(self.0, o.0) })
-            }
-        }
+        simd_op!($t, Add, add, $add);
+        simd_op!($t, Sub, sub, $sub);
+        simd_op!($t, Mul, mul, $mul);
+        simd_op!($t, Div, div, $div);
         impl Neg for $t {
             type Output = Self;
             /// The sign bit flipped, as the scalar `-x`.
@@ -602,27 +589,26 @@ impl<R: Real> Real for Pair<R> {
     }
 }
 
-/// One `f32` (`f64`) lane computed as a lane of [`F32x8`] ([`F64x4`]) is, bit for bit: plain
-/// IEEE arithmetic, and `exp` with the same fused multiply-adds (`mul_add`). A batch's last
-/// elements, fewer than a register, take this type, so that every element's result is the one
-/// a register lane gives. It is correct anywhere; it is fast only in code compiled with FMA
-/// (`#[target_feature(enable = "fma")]`), where `mul_add` is one instruction (elsewhere it is
-/// a call to the C library's exact `fma`).
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
-#[repr(transparent)]
-pub struct Fma32(pub f32);
-
-/// The `f64` counterpart of [`Fma32`].
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
-#[repr(transparent)]
-pub struct Fma64(pub f64);
-
-/// [`exp_f32x8`] on one number.
+/// [`exp_f32x8`] on every lane of an array (the lanes of [`super::FmaLanes32`]), bit for bit:
+/// the same fused multiply-adds (`mul_add`), and the system `expf` beyond ±87. Fast only in
+/// code compiled with FMA (`#[target_feature(enable = "fma")]`), where `mul_add` is one
+/// instruction; elsewhere it is a call to the C library's exact `fma`, with the same result.
 #[inline(always)]
-fn exp_f32_fma(x: f32) -> f32 {
-    if !exp::tame_f32(x) {
-        return x.exp();
-    }
+pub(crate) fn exp_lanes_f32_fma<const N: usize>(x: [f32; N]) -> [f32; N] {
+    exp::on_lanes(x, exp::tame_f32, core_f32_fma, f32::exp)
+}
+
+/// [`exp_f64x4`] on every lane of an array (the lanes of [`super::FmaLanes`]), as
+/// [`exp_lanes_f32_fma`].
+#[inline(always)]
+pub(crate) fn exp_lanes_fma<const N: usize>(x: [f64; N]) -> [f64; N] {
+    exp::on_lanes(x, exp::tame, core_f64_fma, f64::exp)
+}
+
+/// [`exp_f32x8`]'s polynomial on one number (clamped to ±87, as there).
+#[inline(always)]
+fn core_f32_fma(x: f32) -> f32 {
+    let x = x.clamp(-exp::LIMIT_F32, exp::LIMIT_F32);
     let c = exp::F32_CONSTS;
     let k = x.mul_add(c.log2e, c.shift);
     let n = k - c.shift;
@@ -638,12 +624,10 @@ fn exp_f32_fma(x: f32) -> f32 {
     y * f32::from_bits(((ni + 127) as u32) << 23)
 }
 
-/// [`exp_f64x4`] on one number.
+/// [`exp_f64x4`]'s table method on one number (clamped to ±700, as there).
 #[inline(always)]
-fn exp_f64_fma(x: f64) -> f64 {
-    if !exp::tame(x) {
-        return x.exp();
-    }
+fn core_f64_fma(x: f64) -> f64 {
+    let x = x.clamp(-exp::LIMIT, exp::LIMIT);
     let c = exp::F64_CONSTS;
     let k = x.mul_add(c.inv_l, c.shift);
     let n = k - c.shift;
@@ -661,127 +645,9 @@ fn exp_f64_fma(x: f64) -> f64 {
     t.mul_add(p, t) * f64::from_bits(((e + 1023) as u64) << 52)
 }
 
-macro_rules! fma_scalar {
-    ($t:ident, $e:ty, $exp:ident) => {
-        impl Add for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn add(self, o: Self) -> Self {
-                $t(self.0 + o.0)
-            }
-        }
-        impl Sub for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn sub(self, o: Self) -> Self {
-                $t(self.0 - o.0)
-            }
-        }
-        impl Mul for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn mul(self, o: Self) -> Self {
-                $t(self.0 * o.0)
-            }
-        }
-        impl Div for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn div(self, o: Self) -> Self {
-                $t(self.0 / o.0)
-            }
-        }
-        impl Neg for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn neg(self) -> Self {
-                $t(-self.0)
-            }
-        }
-        impl Real for $t {
-            type Mask = bool;
-            #[inline(always)]
-            fn cst(v: f64) -> Self {
-                $t(v as $e)
-            }
-            #[inline(always)]
-            fn exp(self) -> Self {
-                $t($exp(self.0))
-            }
-            #[inline(always)]
-            fn ln(self) -> Self {
-                $t(self.0.ln())
-            }
-            #[inline(always)]
-            fn sqrt(self) -> Self {
-                $t(self.0.sqrt())
-            }
-            #[inline(always)]
-            fn tanh(self) -> Self {
-                $t(self.0.tanh())
-            }
-            #[inline(always)]
-            fn sin(self) -> Self {
-                $t(self.0.sin())
-            }
-            #[inline(always)]
-            fn cos(self) -> Self {
-                $t(self.0.cos())
-            }
-            #[inline(always)]
-            fn abs(self) -> Self {
-                $t(self.0.abs())
-            }
-            #[inline(always)]
-            fn recip(self) -> Self {
-                $t(1.0 / self.0)
-            }
-            #[inline(always)]
-            fn powi(self, n: i32) -> Self {
-                $t(self.0.powi(n))
-            }
-            #[inline(always)]
-            fn max(self, o: Self) -> Self {
-                $t(self.0.max(o.0))
-            }
-            #[inline(always)]
-            fn min(self, o: Self) -> Self {
-                $t(self.0.min(o.0))
-            }
-            #[inline(always)]
-            fn lt(self, o: Self) -> bool {
-                self.0 < o.0
-            }
-            #[inline(always)]
-            fn gt(self, o: Self) -> bool {
-                self.0 > o.0
-            }
-            #[inline(always)]
-            fn select(m: bool, a: Self, b: Self) -> Self {
-                if m {
-                    a
-                } else {
-                    b
-                }
-            }
-            #[inline(always)]
-            fn logistic(self) -> Self {
-                let one = $t(1.0);
-                one / (one + (-self).exp_safe())
-            }
-            #[inline(always)]
-            fn spike(self, _slope: f64) -> Self {
-                $t(if self.0 > 0.0 { 1.0 } else { 0.0 })
-            }
-        }
-    };
-}
-
-fma_scalar!(Fma32, f32, exp_f32_fma);
-fma_scalar!(Fma64, f64, exp_f64_fma);
-
 #[cfg(test)]
 mod fma_tests {
+    use super::super::{FmaLanes, FmaLanes32};
     use super::*;
 
     /// An expression touching every operation, written once over `Real`.
@@ -820,7 +686,7 @@ mod fma_tests {
             let y4: [f64; 4] = ys[h..h + 4].try_into().unwrap();
             let l = f(F64x4::new(x4), F64x4::new(y4)).to_array();
             for i in 0..4 {
-                let one = f(Fma64(x4[i]), Fma64(y4[i])).0;
+                let one = f(FmaLanes::<1>([x4[i]]), FmaLanes::<1>([y4[i]])).0[0];
                 assert_eq!(
                     l[i].to_bits(),
                     one.to_bits(),
@@ -834,7 +700,7 @@ mod fma_tests {
             let y8: [f32; 8] = std::array::from_fn(|i| ys[h + i] as f32);
             let l = f(F32x8::new(x8), F32x8::new(y8)).to_array();
             for i in 0..8 {
-                let one = f(Fma32(x8[i]), Fma32(y8[i])).0;
+                let one = f(FmaLanes32::<1>([x8[i]]), FmaLanes32::<1>([y8[i]])).0[0];
                 assert_eq!(
                     l[i].to_bits(),
                     one.to_bits(),
@@ -847,10 +713,12 @@ mod fma_tests {
         let mut x = -750.0f64;
         while x < 750.0 {
             let l = Real::exp(F64x4::splat(x)).to_array()[0];
-            assert_eq!(l.to_bits(), Real::exp(Fma64(x)).0.to_bits(), "exp({x})");
+            let one = Real::exp(FmaLanes::<1>([x])).0[0];
+            assert_eq!(l.to_bits(), one.to_bits(), "exp({x})");
             let w = (x * 0.13) as f32;
             let l = Real::exp(F32x8::splat(w)).to_array()[0];
-            assert_eq!(l.to_bits(), Real::exp(Fma32(w)).0.to_bits(), "expf({w})");
+            let one = Real::exp(FmaLanes32::<1>([w])).0[0];
+            assert_eq!(l.to_bits(), one.to_bits(), "expf({w})");
             x += 0.0917;
         }
     }
