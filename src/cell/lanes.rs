@@ -50,7 +50,9 @@ pub(crate) fn simd() -> bool {
 
 /// The exponential-Euler update of every gate of one placement over one step, at the new
 /// voltages: `x ← x∞ + (x − x∞) e^{−dt φ/τ}` with `x∞`, `τ` at `v` (and `cai` for a channel that
-/// reads calcium).
+/// reads calcium). With `next`, the placement's conductance at the new gates is then added into
+/// the next step's system, as [`Conduct`] would add it there (the same operations, so the same
+/// bits): one pass over the gates instead of two.
 pub(crate) struct GateStep<'s, T> {
     pub(crate) dt: T,
     pub(crate) phi: T,
@@ -69,6 +71,21 @@ pub(crate) struct GateStep<'s, T> {
     pub(crate) params_t: &'s [T],
     /// Gates `[(j * batch + b) * n_gates + g]`.
     pub(crate) gates: &'s mut [T],
+    /// Where the new gates' conductances go, if anywhere.
+    pub(crate) next: Option<Next<'s, T>>,
+}
+
+/// The next step's system, for [`GateStep::next`]: the parts of [`Conduct`] that the gates do
+/// not give.
+pub(crate) struct Next<'s, T> {
+    /// Membrane area per node, cm².
+    pub(crate) area: &'s [T],
+    /// Reversal potential per batch element, mV.
+    pub(crate) rev: &'s [T],
+    /// Diagonal `[node][batch]`, mS.
+    pub(crate) d: &'s mut [T],
+    /// Right-hand side `[node][batch]`, µA.
+    pub(crate) rhs: &'s mut [T],
 }
 
 /// The conductances of one placement added to the backward-Euler system: `d += g A`,
@@ -103,6 +120,11 @@ fn gate_scalar<C: Channel, T: Float + 'static>(c: &C, s: &mut GateStep<'_, T>, j
     c.gates_rate(vv, cai, p, &mut inf[..ng], &mut rate[..ng]);
     let x = &mut s.gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
     gate_update(s.dt, s.phi, &inf[..ng], &rate[..ng], x);
+    if let Some(nx) = &mut s.next {
+        // As `conduct_scalar`.
+        let g = c.conductance(x, p) * nx.area[s.nodes[j]];
+        add_scalar(nx.d, nx.rhs, idx, g, nx.rev[b]);
+    }
 }
 
 /// `x ← x∞ + (x − x∞) e^{−dt φ · rate}` for one row of gates, `rate = 1/τ` (`exp` is
@@ -127,9 +149,14 @@ fn conduct_scalar<C: Channel, T: Float + 'static>(
     let node = s.nodes[j];
     let x = &s.gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
     let g = c.conductance(x, &s.params[b * np..(b + 1) * np]) * s.area[node];
-    let idx = node * nb + b;
-    s.d[idx] = s.d[idx] + g;
-    s.rhs[idx] = s.rhs[idx] + g * s.rev[b];
+    add_scalar(s.d, s.rhs, node * nb + b, g, s.rev[b]);
+}
+
+/// `d += g`, `rhs += g E` at `idx`.
+#[inline(always)]
+fn add_scalar<T: Float>(d: &mut [T], rhs: &mut [T], idx: usize, g: T, rev: T) {
+    d[idx] = d[idx] + g;
+    rhs[idx] = rhs[idx] + g * rev;
 }
 
 /// A register of lanes (or a pair of registers, or a portable array of lanes) the kernels
@@ -252,12 +279,25 @@ fn gates_group<C: Channel, L: Group>(c: &C, s: &mut GateStep<'_, L::E>, j: usize
     c.gates_rate(v, cai, &p[..np], &mut inf[..ng], &mut rate[..ng]);
     let (dt, phi) = (L::splat(s.dt), L::splat(s.phi));
     let row = (j * nb + b) * ng;
+    let mut x = [L::cst(0.0); MAX_VARS];
     for g in 0..ng {
-        let x = L::gather(|l| s.gates[row + l * ng + g]);
+        let xo = L::gather(|l| s.gates[row + l * ng + g]);
         let e = (-dt * phi * rate[g]).exp();
-        let xn = inf[g] + (x - inf[g]) * e;
-        xn.scatter(|l, y| s.gates[row + l * ng + g] = y);
+        x[g] = inf[g] + (xo - inf[g]) * e;
+        x[g].scatter(|l, y| s.gates[row + l * ng + g] = y);
     }
+    if let Some(nx) = &mut s.next {
+        // As `cond_group`.
+        let g = c.conductance(&x[..ng], &p[..np]) * L::splat(nx.area[s.nodes[j]]);
+        add_system(nx.d, nx.rhs, base, g, L::load(&nx.rev[b..]));
+    }
+}
+
+/// `d += g`, `rhs += g E` for the lanes of the group at `base`.
+#[inline(always)]
+fn add_system<L: Group>(d: &mut [L::E], rhs: &mut [L::E], base: usize, g: L, rev: L) {
+    (L::load(&d[base..]) + g).store(&mut d[base..]);
+    (L::load(&rhs[base..]) + g * rev).store(&mut rhs[base..]);
 }
 
 /// The conductances of batch elements `b .. b + L::N` at placement node `j` (as
@@ -277,9 +317,7 @@ fn cond_group<C: Channel, L: Group>(c: &C, s: &mut Conduct<'_, L::E>, j: usize, 
         *pq = L::load(&s.params_t[q * nb + b..]);
     }
     let g = c.conductance(&x[..ng], &p[..np]) * L::splat(s.area[node]);
-    let rev = L::load(&s.rev[b..]);
-    (L::load(&s.d[base..]) + g).store(&mut s.d[base..]);
-    (L::load(&s.rhs[base..]) + g * rev).store(&mut s.rhs[base..]);
+    add_system(s.d, s.rhs, base, g, L::load(&s.rev[b..]));
 }
 
 /// One placement's per-element work: the gate update ([`GateStep`]) or the conductances

@@ -86,8 +86,26 @@ pub fn exp(x: f64) -> f64 {
     if tame(x) {
         core(x)
     } else {
-        x.exp()
+        system(x)
     }
+}
+
+/// The system `exp`, for the rare argument outside the table's range. Cold and never inlined,
+/// so that the compiler cannot turn `if tame(x) { core(x) } else { system(x) }` into both
+/// computed and one selected: `f64::exp` is an intrinsic it may speculate, and it did, calling
+/// the C library's `exp` on every lane of the cell solver's one-lane kernels (`perf`: a fifth
+/// of a batch-1 step).
+#[cold]
+#[inline(never)]
+pub(crate) fn system(x: f64) -> f64 {
+    x.exp()
+}
+
+/// [`system`] in `f32`.
+#[cold]
+#[inline(never)]
+pub(crate) fn system_f32(x: f32) -> f32 {
+    x.exp()
 }
 
 /// `|x| < 700` (false for NaN).
@@ -100,7 +118,7 @@ pub(crate) fn tame(x: f64) -> bool {
 /// can vectorise it (one check for the rare lane outside ±700, which the system `exp` redoes).
 #[inline(always)]
 pub fn exp_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
-    on_lanes(x, tame, |x| core(x.clamp(-LIMIT, LIMIT)), f64::exp)
+    on_lanes(x, tame, |x| core(x.clamp(-LIMIT, LIMIT)), system)
 }
 
 /// `core` on every lane without a branch per lane (its argument clamped to its range by the
@@ -189,7 +207,7 @@ pub fn exp_f32(x: f32) -> f32 {
     if tame_f32(x) {
         core_f32(x)
     } else {
-        x.exp()
+        system_f32(x)
     }
 }
 
@@ -200,7 +218,7 @@ pub fn exp_lanes_f32<const N: usize>(x: [f32; N]) -> [f32; N] {
         x,
         tame_f32,
         |x| core_f32(x.clamp(-LIMIT_F32, LIMIT_F32)),
-        f32::exp,
+        system_f32,
     )
 }
 

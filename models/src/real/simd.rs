@@ -259,14 +259,14 @@ simd_type!(F32x8, f32, 8, __m256, ps,
     set1: _mm256_set1_ps, loadu: _mm256_loadu_ps, storeu: _mm256_storeu_ps, xor: _mm256_xor_ps,
     and: _mm256_and_ps, andnot: _mm256_andnot_ps, min: _mm256_min_ps, max: _mm256_max_ps,
     cmp: _mm256_cmp_ps, blendv: _mm256_blendv_ps, movemask: _mm256_movemask_ps,
-    sqrt: _mm256_sqrt_ps, exp_reg: exp_f32x8, exp_scalar: f32::exp);
+    sqrt: _mm256_sqrt_ps, exp_reg: exp_f32x8, exp_scalar: exp::system_f32);
 
 simd_type!(F64x4, f64, 4, __m256d, pd,
     add: _mm256_add_pd, sub: _mm256_sub_pd, mul: _mm256_mul_pd, div: _mm256_div_pd,
     set1: _mm256_set1_pd, loadu: _mm256_loadu_pd, storeu: _mm256_storeu_pd, xor: _mm256_xor_pd,
     and: _mm256_and_pd, andnot: _mm256_andnot_pd, min: _mm256_min_pd, max: _mm256_max_pd,
     cmp: _mm256_cmp_pd, blendv: _mm256_blendv_pd, movemask: _mm256_movemask_pd,
-    sqrt: _mm256_sqrt_pd, exp_reg: exp_f64x4, exp_scalar: f64::exp);
+    sqrt: _mm256_sqrt_pd, exp_reg: exp_f64x4, exp_scalar: exp::system);
 
 /// [`exp::exp_f32`]'s method on eight lanes, with fused multiply-adds: the bit mask of the
 /// lanes it holds for (`|x| < 87`), and the result there (the other lanes' values are those of
@@ -595,14 +595,14 @@ impl<R: Real> Real for Pair<R> {
 /// instruction; elsewhere it is a call to the C library's exact `fma`, with the same result.
 #[inline(always)]
 pub(crate) fn exp_lanes_f32_fma<const N: usize>(x: [f32; N]) -> [f32; N] {
-    exp::on_lanes(x, exp::tame_f32, core_f32_fma, f32::exp)
+    exp::on_lanes(x, exp::tame_f32, core_f32_fma, exp::system_f32)
 }
 
 /// [`exp_f64x4`] on every lane of an array (the lanes of [`super::FmaLanes`]), as
 /// [`exp_lanes_f32_fma`].
 #[inline(always)]
 pub(crate) fn exp_lanes_fma<const N: usize>(x: [f64; N]) -> [f64; N] {
-    exp::on_lanes(x, exp::tame, core_f64_fma, f64::exp)
+    exp::on_lanes(x, exp::tame, core_f64_fma, exp::system)
 }
 
 /// [`exp_f32x8`]'s polynomial on one number (clamped to ±87, as there).
