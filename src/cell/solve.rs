@@ -765,10 +765,10 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
     }
 
     /// [`Stepper::step`] on scratch that holds the state's part of the system (from
-    /// [`Stepper::prime`] or the previous `step_primed`), leaving there the next step's: each
-    /// placement's gates and conductances in one pass instead of two (a fifth of a batch-1
-    /// point-cell step). The same operations in the same order as [`Stepper::step`], so the
-    /// same bits.
+    /// [`Stepper::prime`] or the previous `step_primed`), leaving there the next step's: below
+    /// batch 8 ([`FUSE_BELOW`]) each placement's gates and conductances in one pass instead of
+    /// two (5–8 % of a long batch-1 point-cell run). The same operations in the same order as
+    /// [`Stepper::step`], so the same bits.
     pub(crate) fn step_primed(&self, k: usize, st: &mut State<T>, s: &mut Scratch<T>) {
         self.step_mode(k, st, s, |_, _| {}, Mode::Primed)
     }
