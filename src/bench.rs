@@ -106,6 +106,10 @@ pub struct BenchArgs {
     /// circuit_forward also runs the 10,000–20,000–15,000 circuit (~104 M synapses, ~1 GB).
     #[arg(long)]
     circuit_large: bool,
+    /// cell_hh and cell_hh_grad place NEURON's `hh` as three channels (`hh_na`, `hh_k`,
+    /// `leak`) instead of the one channel `hh` (as Jaxley's `HH` holds it).
+    #[arg(long)]
+    hh_apart: bool,
     /// circuit_forward also runs a 100,000-neuron circuit (22,222–44,444–33,334; ~500 M
     /// synapses, ~4 GB): that it fits, its step time and peak memory.
     #[arg(long)]
@@ -1023,6 +1027,21 @@ fn circuit_grad_case() -> Result<()> {
     Ok(())
 }
 
+/// NEURON's `hh` (sodium conductance `gna` mS/cm², the other values its defaults) on the
+/// soma: the one channel `hh`, or (`apart`) `hh_na`, `hh_k` and `leak`.
+fn insert_hh(cell: &mut neurodiff::cell::Cell, gna: f64, apart: bool) -> Result<()> {
+    let soma = [neurodiff::cell::Group::Soma];
+    if apart {
+        cell.insert_named("hh_na", &soma, &[vec![gna, 50.0]])?;
+        cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])?;
+        cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])?;
+    } else {
+        let p = vec![gna, 36.0, 0.3, 50.0, -77.0, -54.3];
+        cell.insert_named("hh", &soma, &[p])?;
+    }
+    Ok(())
+}
+
 /// The cell_hh case (issue 14, the Jaxley rows' forward part): 8,000 steps of 0.025 ms of (1) a
 /// Hodgkin–Huxley point cell (one compartment, L = diam = 20 µm, NEURON's `hh`) at batch 1 and
 /// 1,000 and (2) a 100-compartment branched cell (an HH soma and three passive dendrites of 33
@@ -1048,10 +1067,7 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
         }
         let pas = |_| Passive { cm: 1.0, ra: 100.0 };
         let mut cell = Cell::new(Morphology { branches: b }, pas, batch)?;
-        let soma = [Group::Soma];
-        cell.insert_named("hh_na", &soma, &[vec![120.0, 50.0]])?;
-        cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])?;
-        cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])?;
+        insert_hh(&mut cell, 120.0, args.hh_apart)?;
         cell.insert_named("leak", &[Group::Basal], &[vec![0.1, -65.0]])?;
         Ok(cell)
     };
@@ -1106,6 +1122,7 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
                         "tool": "neurodiff", "device": "cpu",
                         "backend": if f32_run { "cell-f32" } else { "cell-f64" },
                         "engine": "cell", "case": "cell_hh", "nodes": comps, "batch": batch,
+                        "hh": if args.hh_apart { "apart" } else { "whole" },
                         "steps": steps, "seconds": seconds,
                         "us_per_step": seconds * 1e6 / steps as f64,
                         "cell_steps_per_s": (batch * steps) as f64 / seconds,
@@ -1147,10 +1164,7 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
         }
         let pas = |_| Passive { cm: 1.0, ra: 100.0 };
         let mut cell = Cell::new(Morphology { branches: b }, pas, 1)?;
-        let soma = [Group::Soma];
-        cell.insert_named("hh_na", &soma, &[vec![gna, 50.0]])?;
-        cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])?;
-        cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])?;
+        insert_hh(&mut cell, gna, args.hh_apart)?;
         if dends {
             cell.insert_named("leak", &[Group::Basal], &[vec![0.1, -65.0]])?;
         }
@@ -1203,6 +1217,7 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
             serde_json::json!({
                 "tool": "neurodiff", "device": "cpu", "backend": "cell-f64-adjoint",
                 "engine": "cell", "case": "cell_hh_grad", "nodes": comps, "batch": 1,
+                "hh": if args.hh_apart { "apart" } else { "whole" },
                 "steps": steps, "checkpoint": levels, "seconds": median(times),
                 "loss": g.loss[0], "peak_states": g.peak_states,
                 "state_bytes": g.state_size * 8,

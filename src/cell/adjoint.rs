@@ -51,8 +51,9 @@ use super::{Cell, CellError, Protocol, Recording};
 use crate::fused::dual::Dual;
 use crate::Result;
 
-/// The most dual directions a channel needs: `n_gates + n_params` and `1 + n_params` must not
-/// exceed it.
+/// The dual directions the adjoint's local derivatives carry: a channel's `n_gates` and
+/// `1 + n_params` must not exceed it (its gates and parameters together may: the conductance's
+/// derivatives then take two passes).
 pub const MAX_DIRECTIONS: usize = 8;
 
 type D = Dual<f64, MAX_DIRECTIONS>;
@@ -145,13 +146,15 @@ pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
     }
     for ch in &st.chans {
         let spec = ch.kind.spec();
-        if ch.ng + ch.np > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
+        if ch.ng > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
             return Err(CellError::setting(
                 format!("channels.{}", spec.name),
                 format!(
                     "{} gates and {} parameters: the adjoint handles at most {MAX_DIRECTIONS} \
-                     together",
-                    ch.ng, ch.np
+                     gates and {} parameters",
+                    ch.ng,
+                    ch.np,
+                    MAX_DIRECTIONS - 1
                 ),
             ));
         }
@@ -490,33 +493,51 @@ pub(crate) fn assembly_back(
     }
     for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
         let (ng, np) = (ch.ng, ch.np);
-        let mut xp = [D::cst(0.0); MAX_DIRECTIONS];
+        // Gates and parameters as dual directions `0..ng` and `ng..ng + np` in one pass, or,
+        // when they are more than the dual numbers carry (`hh`: 3 + 6), in two passes: the
+        // gates' directions, then the parameters' (each from direction 0).
+        let passes: &[(bool, Option<usize>)] = if ng + np > MAX_DIRECTIONS {
+            &[(true, None), (false, Some(0))]
+        } else {
+            &[(true, Some(ng))]
+        };
+        let mut xp = [D::cst(0.0); 2 * MAX_DIRECTIONS];
         for b in 0..nb {
             let pb = &ch.params[b * np..(b + 1) * np];
-            for q in 0..np {
-                xp[ng + q] = D::var(pb[q], ng + q);
-            }
-            let e = ch.kind.reversal(&xp[ng..ng + np]);
-            for (j, &node) in pl.nodes.iter().enumerate() {
-                let idx = node * nb + b;
-                let m = mu[idx];
-                if m == 0.0 {
-                    continue;
+            for &(gate_dirs, param_dirs) in passes {
+                for q in 0..np {
+                    xp[ng + q] = match param_dirs {
+                        Some(o) => D::var(pb[q], o + q),
+                        None => D::cst(pb[q]),
+                    };
                 }
-                let row = (j * nb + b) * ng;
-                for (g, xg) in xp[..ng].iter_mut().enumerate() {
-                    *xg = D::var(s.gates[c][row + g], g);
-                }
-                let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
-                let area = st.area[node];
-                let dl_dg = m * (e.re - vn[idx]) * area;
-                let dl_de = m * g.re * area;
-                for q in 0..ng {
-                    lam.gates[c][row + q] += dl_dg * g.eps[q];
-                }
-                let gr = &mut grad[c][b * np..(b + 1) * np];
-                for (q, gq) in gr.iter_mut().enumerate() {
-                    *gq += dl_dg * g.eps[ng + q] + dl_de * e.eps[ng + q];
+                for (j, &node) in pl.nodes.iter().enumerate() {
+                    let idx = node * nb + b;
+                    let m = mu[idx];
+                    if m == 0.0 {
+                        continue;
+                    }
+                    let row = (j * nb + b) * ng;
+                    for (g, xg) in xp[..ng].iter_mut().enumerate() {
+                        let x = s.gates[c][row + g];
+                        *xg = if gate_dirs { D::var(x, g) } else { D::cst(x) };
+                    }
+                    // The current's part of the residual is `A (g E − g v)`
+                    // (`Channel::drive`).
+                    let (g, ge) = ch.kind.drive(&xp[..ng], &xp[ng..ng + np]);
+                    let ma = m * st.area[node];
+                    let vv = vn[idx];
+                    if gate_dirs {
+                        for q in 0..ng {
+                            lam.gates[c][row + q] += ma * (ge.eps[q] - vv * g.eps[q]);
+                        }
+                    }
+                    if let Some(o) = param_dirs {
+                        let gr = &mut grad[c][b * np..(b + 1) * np];
+                        for (q, gq) in gr.iter_mut().enumerate() {
+                            *gq += ma * (ge.eps[o + q] - vv * g.eps[o + q]);
+                        }
+                    }
                 }
             }
         }

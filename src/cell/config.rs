@@ -35,9 +35,10 @@
 //! ra = 100.0                # Ω·cm
 //!
 //! [[channels]]
-//! name = "hh_na"            # any channel of `neurodiff_models::channel` (hh_na, hh_k, leak,
-//!                           # ih, nata_t, nap_et2, k_tst, k_pst, skv3_1, im, ca_hva, ca_lva,
-//!                           # sk_e2), or the calcium pool "ca_dynamics_e2" (gamma, decay ms,
+//! name = "hh_na"            # any channel of `neurodiff_models::channel` (hh: NEURON's hh
+//!                           # whole, gnabar gkbar gl ena ek el; hh_na, hh_k, leak: the same
+//!                           # apart; ih, nata_t, nap_et2, k_tst, k_pst, skv3_1, im, ca_hva,
+//!                           # ca_lva, sk_e2), or the calcium pool "ca_dynamics_e2" (gamma, decay ms,
 //!                           # depth µm, min_cai mM; forward only: no gradient yet)
 //! groups = ["soma"]         # default: all
 //! params = { gbar = 120.0 } # mS/cm², mV; a list gives one value per batch element

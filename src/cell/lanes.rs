@@ -80,8 +80,6 @@ pub(crate) struct GateStep<'s, T> {
 pub(crate) struct Next<'s, T> {
     /// Membrane area per node, cm².
     pub(crate) area: &'s [T],
-    /// Reversal potential per batch element, mV.
-    pub(crate) rev: &'s [T],
     /// Diagonal `[node][batch]`, mS.
     pub(crate) d: &'s mut [T],
     /// Right-hand side `[node][batch]`, µA.
@@ -89,7 +87,8 @@ pub(crate) struct Next<'s, T> {
 }
 
 /// The conductances of one placement added to the backward-Euler system: `d += g A`,
-/// `rhs += g A E` per element, `g` the channel's conductance density at the step's gates.
+/// `rhs += (g E) A` per element, `(g, g E)` the channel's [`Channel::drive`] at the step's
+/// gates.
 pub(crate) struct Conduct<'s, T> {
     pub(crate) np: usize,
     pub(crate) ng: usize,
@@ -100,8 +99,6 @@ pub(crate) struct Conduct<'s, T> {
     pub(crate) params: &'s [T],
     /// The same, transposed: `[param][batch]`.
     pub(crate) params_t: &'s [T],
-    /// The reversal potential per batch element, mV.
-    pub(crate) rev: &'s [T],
     pub(crate) gates: &'s [T],
     pub(crate) d: &'s mut [T],
     pub(crate) rhs: &'s mut [T],
@@ -122,8 +119,8 @@ fn gate_scalar<C: Channel, T: Float + 'static>(c: &C, s: &mut GateStep<'_, T>, j
     gate_update(s.dt, s.phi, &inf[..ng], &rate[..ng], x);
     if let Some(nx) = &mut s.next {
         // As `conduct_scalar`.
-        let g = c.conductance(x, p) * nx.area[s.nodes[j]];
-        add_scalar(nx.d, nx.rhs, idx, g, nx.rev[b]);
+        let (g, ge) = c.drive(x, p);
+        add_scalar(nx.d, nx.rhs, idx, g, ge, nx.area[s.nodes[j]]);
     }
 }
 
@@ -148,15 +145,15 @@ fn conduct_scalar<C: Channel, T: Float + 'static>(
     let (nb, np, ng) = (s.nb, s.np, s.ng);
     let node = s.nodes[j];
     let x = &s.gates[(j * nb + b) * ng..(j * nb + b + 1) * ng];
-    let g = c.conductance(x, &s.params[b * np..(b + 1) * np]) * s.area[node];
-    add_scalar(s.d, s.rhs, node * nb + b, g, s.rev[b]);
+    let (g, ge) = c.drive(x, &s.params[b * np..(b + 1) * np]);
+    add_scalar(s.d, s.rhs, node * nb + b, g, ge, s.area[node]);
 }
 
-/// `d += g`, `rhs += g E` at `idx`.
+/// `d += g A`, `rhs += (g E) A` at `idx` (`A` the compartment's area).
 #[inline(always)]
-fn add_scalar<T: Float>(d: &mut [T], rhs: &mut [T], idx: usize, g: T, rev: T) {
-    d[idx] = d[idx] + g;
-    rhs[idx] = rhs[idx] + g * rev;
+fn add_scalar<T: Float>(d: &mut [T], rhs: &mut [T], idx: usize, g: T, ge: T, area: T) {
+    d[idx] = d[idx] + g * area;
+    rhs[idx] = rhs[idx] + ge * area;
 }
 
 /// A register of lanes (or a pair of registers, or a portable array of lanes) the kernels
@@ -288,16 +285,16 @@ fn gates_group<C: Channel, L: Group>(c: &C, s: &mut GateStep<'_, L::E>, j: usize
     }
     if let Some(nx) = &mut s.next {
         // As `cond_group`.
-        let g = c.conductance(&x[..ng], &p[..np]) * L::splat(nx.area[s.nodes[j]]);
-        add_system(nx.d, nx.rhs, base, g, L::load(&nx.rev[b..]));
+        let (g, ge) = c.drive(&x[..ng], &p[..np]);
+        add_system(nx.d, nx.rhs, base, g, ge, L::splat(nx.area[s.nodes[j]]));
     }
 }
 
-/// `d += g`, `rhs += g E` for the lanes of the group at `base`.
+/// `d += g A`, `rhs += (g E) A` for the lanes of the group at `base`.
 #[inline(always)]
-fn add_system<L: Group>(d: &mut [L::E], rhs: &mut [L::E], base: usize, g: L, rev: L) {
-    (L::load(&d[base..]) + g).store(&mut d[base..]);
-    (L::load(&rhs[base..]) + g * rev).store(&mut rhs[base..]);
+fn add_system<L: Group>(d: &mut [L::E], rhs: &mut [L::E], base: usize, g: L, ge: L, area: L) {
+    (L::load(&d[base..]) + g * area).store(&mut d[base..]);
+    (L::load(&rhs[base..]) + ge * area).store(&mut rhs[base..]);
 }
 
 /// The conductances of batch elements `b .. b + L::N` at placement node `j` (as
@@ -316,8 +313,8 @@ fn cond_group<C: Channel, L: Group>(c: &C, s: &mut Conduct<'_, L::E>, j: usize, 
     for (q, pq) in p[..np].iter_mut().enumerate() {
         *pq = L::load(&s.params_t[q * nb + b..]);
     }
-    let g = c.conductance(&x[..ng], &p[..np]) * L::splat(s.area[node]);
-    add_system(s.d, s.rhs, base, g, L::load(&s.rev[b..]));
+    let (g, ge) = c.drive(&x[..ng], &p[..np]);
+    add_system(s.d, s.rhs, base, g, ge, L::splat(s.area[node]));
 }
 
 /// One placement's per-element work: the gate update ([`GateStep`]) or the conductances

@@ -609,7 +609,6 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
                     area: &self.area,
                     params: &ch.params,
                     params_t: &ch.params_t,
-                    rev: &ch.rev,
                     gates,
                     d: &mut *d,
                     rhs: &mut *rhs,
@@ -883,7 +882,6 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
                     gates,
                     next: fused.then_some(lanes::Next {
                         area: &self.area,
-                        rev: &ch.rev,
                         d: &mut s.d,
                         rhs: &mut s.rhs,
                     }),

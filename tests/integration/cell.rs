@@ -219,6 +219,16 @@ fn data_dir() -> PathBuf {
 
 /// The cell and protocol of a NEURON reference case, from its JSON.
 fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, usize) {
+    neuron_case_as(case, batch, false)
+}
+
+/// [`neuron_case`] with NEURON's `hh` as the one channel `hh` (`whole`) or as `hh_na`, `hh_k`
+/// and `leak` placed apart.
+fn neuron_case_as(
+    case: &str,
+    batch: usize,
+    whole: bool,
+) -> (Cell, Protocol, Vec<f64>, usize, usize) {
     let dir = data_dir();
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{case}.json"))).unwrap())
@@ -252,12 +262,17 @@ fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, us
     let mut cell = Cell::new(Morphology { branches }, |_| Passive { cm, ra }, batch).unwrap();
     // NEURON's hh: gnabar 0.12, gkbar 0.036, gl 0.0003 S/cm² → mS/cm²; pas g 1e-3 S/cm².
     let soma = [Group::Soma];
-    cell.insert_named("hh_na", &soma, &[vec![120.0, 50.0]])
-        .unwrap();
-    cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])
-        .unwrap();
-    cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])
-        .unwrap();
+    if whole {
+        let hh = vec![120.0, 36.0, 0.3, 50.0, -77.0, -54.3];
+        cell.insert_named("hh", &soma, &[hh]).unwrap();
+    } else {
+        cell.insert_named("hh_na", &soma, &[vec![120.0, 50.0]])
+            .unwrap();
+        cell.insert_named("hh_k", &soma, &[vec![36.0, -77.0]])
+            .unwrap();
+        cell.insert_named("leak", &soma, &[vec![0.3, -54.3]])
+            .unwrap();
+    }
     cell.insert_named("leak", &[Group::Basal], &[vec![1.0, -65.0]])
         .unwrap();
     let branch = |name: &serde_json::Value| cell.morphology.find(name.as_str().unwrap()).unwrap();
@@ -326,7 +341,12 @@ fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, us
 /// 0.1 ms, V within 1 mV outside ±1 ms around each), a clamp current within that 1 mV over
 /// `rs`. Returns (max |ΔV| or |Δi| anywhere, max |ΔV| outside spikes, max |Δt_spike|).
 fn compare_with_neuron(case: &str, f32_run: bool) -> (f64, f64, f64) {
-    let (cell, p, reference, nrec, stride) = neuron_case(case, 1);
+    compare_with_neuron_as(case, f32_run, false)
+}
+
+/// [`compare_with_neuron`] with `hh` whole or apart ([`neuron_case_as`]).
+fn compare_with_neuron_as(case: &str, f32_run: bool, whole: bool) -> (f64, f64, f64) {
+    let (cell, p, reference, nrec, stride) = neuron_case_as(case, 1, whole);
     assert_eq!(nrec, p.probes.len(), "{case}: columns");
     let r = if f32_run {
         simulate::<f32>(&cell, &p).unwrap()
@@ -375,6 +395,10 @@ fn single_hh_compartment_matches_neuron() {
     let (all, _, _) = compare_with_neuron("hh_single", false);
     assert!(all < 1e-6, "f64 differs from NEURON by {all} mV");
     let (_, _, _) = compare_with_neuron("hh_single", true);
+    // NEURON's `hh` as one channel (`hh`): the same currents summed in another order.
+    let (all, _, _) = compare_with_neuron_as("hh_single", false, true);
+    assert!(all < 1e-6, "f64, hh whole, differs from NEURON by {all} mV");
+    compare_with_neuron_as("hh_single", true, true);
 }
 
 #[test]
@@ -628,7 +652,7 @@ fn hay_channels_match_neuron() {
     // Every Hay channel of the registry is covered.
     for kind in ChannelKind::ALL {
         let n = kind.spec().name;
-        if !["hh_na", "hh_k", "leak"].contains(&n) {
+        if !["hh", "hh_na", "hh_k", "leak"].contains(&n) {
             assert!(names.iter().any(|x| x == n), "{n} has no NEURON case");
         }
     }

@@ -215,6 +215,38 @@ fn hh_point_neuron_gradient_matches_finite_differences() {
     check_against_fd(&cell, &p, &[10.0], &[4, 5], 1e-5);
 }
 
+/// NEURON's `hh` as the one channel `hh` (`Channel::drive`: three reversal potentials): the
+/// adjoint against finite differences, and the same gradient as `hh_na` + `hh_k` + `leak`
+/// placed apart, parameter for parameter.
+#[test]
+fn whole_hh_gradient_matches_finite_differences_and_the_three_channels() {
+    let (apart, p) = hh_point(320);
+    let mut whole = apart.clone();
+    whole.channels.clear();
+    whole
+        .insert(
+            ChannelKind::Hh,
+            |_, _| true,
+            &[vec![120.0, 36.0, 0.3, 50.0, -77.0, -54.3]],
+        )
+        .unwrap();
+    check_against_fd(&whole, &p, &[10.0], &[18], 1e-5);
+    let loss = |r: &Recording| Ok(loss_of(r, &[10.0]));
+    let gw = value_and_grad(&whole, &p, &[18], loss).unwrap();
+    let ga = value_and_grad(&apart, &p, &[18], loss).unwrap();
+    assert!((gw.loss[0] - ga.loss[0]).abs() < 1e-9 * ga.loss[0].abs());
+    // gnabar, gkbar, gl, ena, ek, el against (hh_na: gbar, e), (hh_k: gbar, e), (leak: g, e).
+    let pairs = [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)];
+    for (q, &(c, r)) in pairs.iter().enumerate() {
+        let (w, a) = (gw.grad[0][q], ga.grad[c][r]);
+        assert!(
+            (w - a).abs() <= 1e-7 * a.abs().max(1e-8),
+            "hh.{}: {w:e} whole vs {a:e} apart",
+            ChannelKind::Hh.spec().params[q].name
+        );
+    }
+}
+
 #[test]
 fn ball_and_stick_gradient_matches_finite_differences() {
     let (cell, p) = ball_and_stick(240); // 6 ms

@@ -4,6 +4,7 @@
 //!
 //! | name    | channel                                   | gates   | ion  |
 //! |---------|-------------------------------------------|---------|------|
+//! | `hh`    | NEURON `hh` whole: `hh_na` + `hh_k` + leak| `m,h,n` | Na⁺, K⁺, — |
 //! | `hh_na` | NEURON `hh`: Hodgkin–Huxley sodium        | `m, h`  | Na⁺  |
 //! | `hh_k`  | NEURON `hh`: Hodgkin–Huxley potassium     | `n`     | K⁺   |
 //! | `leak`  | passive leak (NEURON `hh`'s `il`, `pas`)  | —       | —    |
@@ -35,7 +36,9 @@
 //! `τ / φ`. For `V` frozen over a step the gate update is exact (exponential Euler,
 //! Rush–Larsen): `x ← x∞ + (x − x∞) e^{−dt φ/τ}`. The channel's current density is
 //! `i = g(x, p) (V − E(p))` with [`Channel::conductance`] and [`Channel::reversal`]; it is
-//! linear in `V` for frozen gates, which is what the backward-Euler cable step uses.
+//! linear in `V` for frozen gates, which is what the backward-Euler cable step uses. The step
+//! takes it as [`Channel::drive`], `(g, g E)`, so that a channel of several ions (`hh`) gives
+//! `(Σ g, Σ g E)`: `i = g V − g E` all the same.
 //!
 //! ## Guarded exponentials
 //! Every exponential goes through [`Real::exp_safe`], whose argument is clamped at
@@ -54,6 +57,7 @@ use crate::{k, Real};
 pub mod ca_dynamics;
 pub mod ca_hva;
 pub mod ca_lva;
+pub mod hh;
 pub mod hh_k;
 pub mod hh_na;
 pub mod ih;
@@ -163,6 +167,17 @@ pub trait Channel: Send + Sync + 'static {
 
     /// The reversal potential `E` (mV).
     fn reversal<R: Real>(&self, p: &[R]) -> R;
+
+    /// The conductance density and its drive, `(g, g E)` (mS/cm², µA/cm²) at gate values `x`:
+    /// the current density is `g V − g E`, linear in `V`, which is how the cable step takes
+    /// it. The default is [`Channel::conductance`] and its product with
+    /// [`Channel::reversal`]; a channel that carries several ions, each with its own reversal
+    /// potential (NEURON's `hh`), gives the sums `Σ g` and `Σ g E` instead.
+    #[inline(always)]
+    fn drive<R: Real>(&self, x: &[R], p: &[R]) -> (R, R) {
+        let g = self.conductance(x, p);
+        (g, g * self.reversal(p))
+    }
 }
 
 /// A computation generic over the channel's type, run on a [`ChannelKind`]'s channel by
@@ -278,11 +293,20 @@ macro_rules! channels {
                     $(ChannelKind::$variant => $module::$ty.reversal(p),)*
                 }
             }
+
+            /// See [`Channel::drive`].
+            #[inline(always)]
+            pub fn drive<R: Real>(self, x: &[R], p: &[R]) -> (R, R) {
+                match self {
+                    $(ChannelKind::$variant => $module::$ty.drive(x, p),)*
+                }
+            }
         }
     };
 }
 
 channels! {
+    Hh => hh::Hh,
     HhNa => hh_na::HhNa,
     HhK => hh_k::HhK,
     Leak => leak::Leak,

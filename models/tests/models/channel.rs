@@ -336,7 +336,10 @@ fn steady_states_and_time_constants() {
             "{}",
             spec.name
         );
-        assert_eq!(spec.params[1].name, "e", "{}", spec.name);
+        // One ion: the conductance, then the reversal potential (`hh` has three of each).
+        if kind != ChannelKind::Hh {
+            assert_eq!(spec.params[1].name, "e", "{}", spec.name);
+        }
         assert!(!spec.citation.is_empty());
         assert_eq!(ChannelKind::find(spec.name), Some(kind));
     }
@@ -419,4 +422,63 @@ fn f32_is_finite_at_extreme_voltages() {
             );
         }
     }
+}
+
+/// NEURON's `hh` whole (`hh`) is `hh_na` + `hh_k` + `leak`: its gates are NEURON `hh.mod`'s
+/// typed-in `rates(v)`, and its drive `(Σ g, Σ g E)` gives the current of the three channels
+/// placed apart, at any gates and parameters.
+#[test]
+fn whole_hh_is_its_three_currents() {
+    use neurodiff_models::channel::Channel;
+    let whole = ChannelKind::Hh;
+    assert_eq!(whole.spec().name, "hh");
+    assert_eq!(ChannelKind::find("hh"), Some(whole));
+    for v in voltages() {
+        let (inf, tau) = gates(whole, v);
+        let [minf, mtau, hinf, htau, ninf, ntau] = nrn_hh(v);
+        for (a, b) in [
+            (inf[0], minf),
+            (tau[0], mtau),
+            (inf[1], hinf),
+            (tau[1], htau),
+            (inf[2], ninf),
+            (tau[2], ntau),
+        ] {
+            assert!(rel(a, b) < 1e-9, "v = {v}: {a} vs NEURON {b}");
+        }
+        // The rate form is the reciprocal of τ.
+        let p = whole.spec().defaults();
+        let (mut inf2, mut rate) = ([0.0; 3], [0.0; 3]);
+        whole.gates_rate(v, None, &p, &mut inf2, &mut rate);
+        for g in 0..3 {
+            assert_eq!(inf2[g], inf[g]);
+            assert!(rel(rate[g], 1.0 / tau[g]) < 1e-12);
+        }
+    }
+    // Parameters away from the defaults: gnabar, gkbar, gl, ena, ek, el.
+    let p = [97.0, 41.0, 0.7, 55.0, -81.0, -60.0];
+    let (na, kk, leak) = (ChannelKind::HhNa, ChannelKind::HhK, ChannelKind::Leak);
+    for (m, h, n) in [(0.05, 0.6, 0.32), (0.9, 0.1, 0.7), (0.0, 0.0, 0.0)] {
+        let (g, ge) = whole.drive(&[m, h, n], &p);
+        let parts = [
+            (na, vec![m, h], [p[0], p[3]]),
+            (kk, vec![n], [p[1], p[4]]),
+            (leak, vec![], [p[2], p[5]]),
+        ];
+        let g_sum: f64 = parts.iter().map(|(c, x, q)| c.conductance(x, q)).sum();
+        let ge_sum: f64 = parts
+            .iter()
+            .map(|(c, x, q)| c.conductance(x, q) * c.reversal(q))
+            .sum();
+        assert!(rel(g, g_sum) < 1e-14, "{g} vs {g_sum}");
+        assert!(rel(ge, ge_sum) < 1e-14, "{ge} vs {ge_sum}");
+        assert_eq!(whole.conductance(&[m, h, n], &p), g);
+        // A one-ion channel's drive is its conductance and that times its reversal.
+        let (g1, ge1) = na.drive(&[m, h], &[p[0], p[3]]);
+        assert_eq!(g1, na.conductance(&[m, h], &[p[0], p[3]]));
+        assert_eq!(ge1, g1 * p[3]);
+    }
+    // With the sodium and potassium gates shut the current reverses at the leak's `el`.
+    let (g, ge) = neurodiff_models::channel::hh::Hh.drive(&[0.0, 0.0, 0.0], &p);
+    assert!(rel(ge / g, whole.reversal(&p)) < 1e-14 && whole.reversal(&p) == p[5]);
 }
