@@ -643,17 +643,44 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
         d: &mut [T],
         rhs: &mut [T],
     ) {
+        self.each_element(
+            ch,
+            pl,
+            gates,
+            st,
+            |_| true,
+            |idx, node, g, e| {
+                let g = g * self.area[node];
+                d[idx] = d[idx] + g;
+                rhs[idx] = rhs[idx] + g * e;
+            },
+        );
+    }
+
+    /// Calls `f(idx, node, g, e)` for every batch element of placement `ch` (on `pl`, gates
+    /// `gates`) at the nodes `keep` accepts: `idx` its index in `[node][batch]`, `g` its
+    /// conductance density (mS/cm²) and `e` its reversal potential ([`Stepper::reversal`]).
+    #[inline(always)]
+    fn each_element(
+        &self,
+        ch: &Ch<T>,
+        pl: &super::Placement,
+        gates: &[T],
+        st: &State<T>,
+        keep: impl Fn(usize) -> bool,
+        mut f: impl FnMut(usize, usize, T, T),
+    ) {
         let nb = self.nb;
         for (j, &node) in pl.nodes.iter().enumerate() {
+            if !keep(node) {
+                continue;
+            }
             for b in 0..nb {
                 let x = &gates[(j * nb + b) * ch.ng..(j * nb + b + 1) * ch.ng];
                 let g = ch
                     .kind
-                    .conductance(x, &ch.params[b * ch.np..(b + 1) * ch.np])
-                    * self.area[node];
-                let idx = node * nb + b;
-                d[idx] = d[idx] + g;
-                rhs[idx] = rhs[idx] + g * self.reversal(ch, node, b, st);
+                    .conductance(x, &ch.params[b * ch.np..(b + 1) * ch.np]);
+                f(node * nb + b, node, g, self.reversal(ch, node, b, st));
             }
         }
     }
@@ -698,25 +725,15 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
     /// The calcium current density (µA/cm²) of every node with a pool, from the state at the
     /// start of the step (NEURON's `ica` of that step), into `ica`.
     fn calcium_current(&self, st: &State<T>, ica: &mut [T]) {
-        let nb = self.nb;
         ica.iter_mut().for_each(|x| *x = T::zero());
         for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&st.gates) {
             if ch.ca != Calcium::Current {
                 continue;
             }
-            for (j, &node) in pl.nodes.iter().enumerate() {
-                if self.pool_at[node] == usize::MAX {
-                    continue;
-                }
-                for b in 0..nb {
-                    let x = &gates[(j * nb + b) * ch.ng..(j * nb + b + 1) * ch.ng];
-                    let g = ch
-                        .kind
-                        .conductance(x, &ch.params[b * ch.np..(b + 1) * ch.np]);
-                    let idx = node * nb + b;
-                    ica[idx] = ica[idx] + g * (st.v[idx] - self.reversal(ch, node, b, st));
-                }
-            }
+            let pooled = |node: usize| self.pool_at[node] != usize::MAX;
+            self.each_element(ch, pl, gates, st, pooled, |idx, _, g, e| {
+                ica[idx] = ica[idx] + g * (st.v[idx] - e);
+            });
         }
     }
 
