@@ -1,7 +1,7 @@
 //! NEURON's `hh` mechanism whole: the Hodgkin–Huxley sodium, potassium and leak currents as one
 //! channel with three gates, as NEURON inserts it (`insert hh`) and as Jaxley's `HH` channel
 //! holds it. The same equations as [`super::hh_na`], [`super::hh_k`] and [`super::leak`]
-//! placed together (their rate functions are called, not copied); one placement instead of
+//! placed together (their gates and conductances are called, not copied); one placement instead of
 //! three lets the solver update all three gates and add all three currents in one pass.
 //!
 //! ```text
@@ -22,7 +22,9 @@
 //!
 //! Hodgkin & Huxley (1952), J. Physiol. 117:500–544; NEURON's `src/nrnoc/hh.mod`.
 
-use super::{hh_k, hh_na, Calcium, Channel, ChannelSpec};
+use super::hh_k::{self, HhK};
+use super::hh_na::{self, HhNa};
+use super::{Calcium, Channel, ChannelSpec};
 use crate::Real;
 
 crate::params! {
@@ -66,31 +68,21 @@ pub const SPEC: ChannelSpec = ChannelSpec {
 impl Channel for Hh {
     const SPEC: &'static ChannelSpec = &SPEC;
 
+    /// [`Channel::gates_rate`] with the reciprocal of each rate.
     #[inline(always)]
-    fn gates<R: Real>(&self, v: R, _p: &[R], inf: &mut [R], tau: &mut [R]) {
-        let [am, bm, ah, bh] = hh_na::rates(v);
-        let [an, bn] = hh_k::rates(v);
-        let (sm, sh, sn) = (am + bm, ah + bh, an + bn);
-        inf[0] = am / sm;
-        tau[0] = sm.recip();
-        inf[1] = ah / sh;
-        tau[1] = sh.recip();
-        inf[2] = an / sn;
-        tau[2] = sn.recip();
+    fn gates<R: Real>(&self, v: R, p: &[R], inf: &mut [R], tau: &mut [R]) {
+        self.gates_rate(v, None, p, inf, tau);
+        for t in &mut tau[..3] {
+            *t = t.recip();
+        }
     }
 
-    /// The rates `α + β` themselves (no reciprocal of a reciprocal).
+    /// `hh_na`'s `m`, `h` and `hh_k`'s `n`, as those channels give them (their rates do not
+    /// depend on parameters).
     #[inline(always)]
     fn gates_rate<R: Real>(&self, v: R, _cai: Option<R>, _p: &[R], inf: &mut [R], rate: &mut [R]) {
-        let [am, bm, ah, bh] = hh_na::rates(v);
-        let [an, bn] = hh_k::rates(v);
-        let (sm, sh, sn) = (am + bm, ah + bh, an + bn);
-        inf[0] = am / sm;
-        rate[0] = sm;
-        inf[1] = ah / sh;
-        rate[1] = sh;
-        inf[2] = an / sn;
-        rate[2] = sn;
+        HhNa.gates_rate(v, None, &[], &mut inf[..2], &mut rate[..2]);
+        HhK.gates_rate(v, None, &[], &mut inf[2..3], &mut rate[2..3]);
     }
 
     /// The total conductance density `g_Na m³ h + g_K n⁴ + g_l`.
@@ -107,12 +99,12 @@ impl Channel for Hh {
         Params::from_slice(p).el
     }
 
+    /// `hh_na`'s, `hh_k`'s and the leak's conductances, and each times its reversal potential.
     #[inline(always)]
     fn drive<R: Real>(&self, x: &[R], p: &[R]) -> (R, R) {
         let p = Params::from_slice(p);
-        let (m, h, n) = (x[0], x[1], x[2]);
-        let n2 = n * n;
-        let (gna, gk) = (p.gnabar * m * m * m * h, p.gkbar * n2 * n2);
+        let gna = HhNa.conductance(&x[..2], &[p.gnabar, p.ena]);
+        let gk = HhK.conductance(&x[2..3], &[p.gkbar, p.ek]);
         (gna + gk + p.gl, gna * p.ena + gk * p.ek + p.gl * p.el)
     }
 }
