@@ -1042,6 +1042,74 @@ fn insert_hh(cell: &mut neurodiff::cell::Cell, gna: f64, apart: bool) -> Result<
     Ok(())
 }
 
+/// The engines of the cell cases: `--engine fused`, `tensor` (the cell on Burn tensors,
+/// `--backend`) or `both`; by default the fused solver on a CPU backend, tensors on a GPU.
+fn cell_engines(args: &BenchArgs) -> Result<(bool, bool)> {
+    let kind: BackendKind = args.backend.parse()?;
+    Ok(match args.engine.as_deref() {
+        Some("fused") => (true, false),
+        Some("tensor") => (false, true),
+        Some("both") => (true, true),
+        None => (kind.is_cpu(), !kind.is_cpu()),
+        Some(other) => {
+            return Err(Error::setting(
+                "engine",
+                format!("`{other}` is not an engine of the cell cases (fused, tensor or both)"),
+            ))
+        }
+    })
+}
+
+/// One cell_hh row on the tensor engine (`neurodiff::cell::tensor`, `--backend`): the median
+/// of `--repeats` runs after one untimed run (a GPU compiles its kernels then).
+fn cell_tensor_row(
+    args: &BenchArgs,
+    cell: &neurodiff::cell::Cell,
+    protocol: &neurodiff::cell::Protocol,
+) -> Result<()> {
+    struct Task<'a>(
+        &'a BenchArgs,
+        &'a neurodiff::cell::Cell,
+        &'a neurodiff::cell::Protocol,
+    );
+    impl BackendTask for Task<'_> {
+        type Output = Result<()>;
+        fn run<B: burn::prelude::Backend>(
+            self,
+            kind: BackendKind,
+            device: B::Device,
+        ) -> Result<()> {
+            let Task(args, cell, protocol) = self;
+            let run = || neurodiff::cell::tensor::simulate::<B>(cell, protocol, &device);
+            run()?;
+            let mut times = Vec::new();
+            for _ in 0..args.repeats.max(1) {
+                let t = std::time::Instant::now();
+                run()?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let (seconds, steps, batch) = (median(times), protocol.steps, cell.batch);
+            let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" },
+                    "backend": kind.name(), "engine": "cell-tensor", "case": "cell_hh",
+                    "nodes": comps, "batch": batch,
+                    "hh": if args.hh_apart { "apart" } else { "whole" },
+                    "steps": steps, "seconds": seconds,
+                    "us_per_step": seconds * 1e6 / steps as f64,
+                    "cell_steps_per_s": (batch * steps) as f64 / seconds,
+                    "peak_rss_mb": peak_rss_mb(),
+                })
+            );
+            Ok(())
+        }
+    }
+    let kind: BackendKind = args.backend.parse()?;
+    with_backend(kind, Task(args, cell, protocol))?
+}
+
 /// The cell_hh case (issue 14, the Jaxley rows' forward part): 8,000 steps of 0.025 ms of (1) a
 /// Hodgkin–Huxley point cell (one compartment, L = diam = 20 µm, NEURON's `hh`) at batch 1 and
 /// 1,000 and (2) a 100-compartment branched cell (an HH soma and three passive dendrites of 33
@@ -1087,6 +1155,7 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
         probes: vec![Probe::V { node: 0 }],
         ..Protocol::default()
     };
+    let (fused, tensor) = cell_engines(args)?;
     // `--nodes 1` / `--nodes 100` picks one of the cells, `--batch` its batch sizes.
     let cells = [
         (false, 1usize, vec![1usize, 1000]),
@@ -1103,6 +1172,12 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
         };
         for batch in batches {
             let cell = build(dends, batch)?;
+            if tensor {
+                cell_tensor_row(args, &cell, &protocol)?;
+            }
+            if !fused {
+                continue;
+            }
             for f32_run in [true, false] {
                 let mut times = Vec::new();
                 for _ in 0..args.repeats.max(1) {
@@ -1134,6 +1209,71 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// One cell_hh_grad row on the tensor engine (`neurodiff::cell::tensor::value_and_grad`,
+/// `--backend`): the windowed-statistics loss against `target`, chunks of `chunk` steps; the
+/// median of `--repeats` runs after one untimed run.
+fn cell_tensor_grad_row(
+    args: &BenchArgs,
+    cell: &neurodiff::cell::Cell,
+    protocol: &neurodiff::cell::Protocol,
+    target: &[Vec<f64>],
+    chunk: usize,
+) -> Result<()> {
+    use neurodiff::cell::fit::{trace_loss, LossKind};
+    type Cx<'a> = (
+        &'a BenchArgs,
+        &'a neurodiff::cell::Cell,
+        &'a neurodiff::cell::Protocol,
+        &'a [Vec<f64>],
+        usize,
+    );
+    struct Task<'a>(Cx<'a>);
+    impl BackendTask for Task<'_> {
+        type Output = Result<()>;
+        fn run<B: burn::prelude::Backend>(
+            self,
+            kind: BackendKind,
+            device: B::Device,
+        ) -> Result<()> {
+            let (args, cell, p, target, chunk) = self.0;
+            let kind_loss = LossKind::Stats { windows: 10 };
+            let run = || {
+                neurodiff::cell::tensor::value_and_grad::<B>(
+                    cell,
+                    p,
+                    chunk,
+                    |r| trace_loss(kind_loss, r, target, &[0]),
+                    &device,
+                )
+            };
+            run()?;
+            let mut times = Vec::new();
+            let mut last = None;
+            for _ in 0..args.repeats.max(1) {
+                let t = std::time::Instant::now();
+                last = Some(run()?);
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let g = last.expect("one repeat");
+            let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" },
+                    "backend": kind.name(), "engine": "cell-tensor-autodiff",
+                    "case": "cell_hh_grad", "nodes": comps, "batch": cell.batch,
+                    "hh": if args.hh_apart { "apart" } else { "whole" },
+                    "steps": p.steps, "chunk": chunk, "seconds": median(times),
+                    "loss": g.loss[0], "peak_rss_mb": peak_rss_mb(),
+                })
+            );
+            Ok(())
+        }
+    }
+    let kind: BackendKind = args.backend.parse()?;
+    with_backend(kind, Task((args, cell, protocol, target, chunk)))?
+}
+
 /// The cell_hh_grad case (issue 14, the Jaxley gradient rows): the gradient of the windowed-
 /// statistics loss (normalised MAE of the mean and s.d. of V in 10 windows, against a trace of
 /// the same cell with hh_na.gbar = 100) with respect to every channel parameter, (1) through
@@ -1155,7 +1295,7 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
         ncomp,
         group,
     };
-    let build = |dends: bool, gna: f64| -> Result<Cell> {
+    let build_batch = |dends: bool, gna: f64, batch: usize| -> Result<Cell> {
         let mut b = vec![branch(None, 20.0, 10.0, 1, Group::Soma)];
         if dends {
             for _ in 0..3 {
@@ -1163,7 +1303,7 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
             }
         }
         let pas = |_| Passive { cm: 1.0, ra: 100.0 };
-        let mut cell = Cell::new(Morphology { branches: b }, pas, 1)?;
+        let mut cell = Cell::new(Morphology { branches: b }, pas, batch)?;
         insert_hh(&mut cell, gna, args.hh_apart)?;
         if dends {
             cell.insert_named("leak", &[Group::Basal], &[vec![0.1, -65.0]])?;
@@ -1185,6 +1325,30 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
         probes: vec![Probe::V { node: 0 }],
         ..Protocol::default()
     };
+    let build = |dends: bool, gna: f64| build_batch(dends, gna, 1);
+    let (fused, tensor) = cell_engines(args)?;
+    if tensor {
+        // The tensor engine: 8,000 steps of each cell at each batch size, chunks of 400 steps.
+        for (dends, comps) in [(false, 1usize), (true, 100)] {
+            if !args.nodes.is_empty() && !args.nodes.contains(&comps) {
+                continue;
+            }
+            let p = protocol(8000);
+            let target = vec![simulate::<f64>(&build(dends, 100.0)?, &p)?.trace(0, 0)];
+            let batches = if args.batch.is_empty() {
+                vec![1, 100]
+            } else {
+                args.batch.clone()
+            };
+            for batch in batches {
+                let cell = build_batch(dends, 120.0, batch)?;
+                cell_tensor_grad_row(args, &cell, &p, &target, 400)?;
+            }
+        }
+    }
+    if !fused {
+        return Ok(());
+    }
     for (dends, steps, levels) in [
         (false, 8000usize, vec![90usize]),
         (false, 200_000, vec![60, 60]),

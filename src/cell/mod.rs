@@ -62,6 +62,7 @@ pub mod lyapunov;
 pub mod morph;
 pub mod network;
 pub mod solve;
+pub mod tensor;
 pub mod train;
 
 use std::path::PathBuf;

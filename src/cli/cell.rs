@@ -8,6 +8,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
+use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::cell::config::{Precision, Resolved};
 use neurodiff::cell::{simulate, CellConfig, Probe};
 use neurodiff::io::{check_output_path, write_text, Dtype, NpyStream};
@@ -41,8 +42,24 @@ pub struct CellArgs {
     /// duration). `--seed` seeds the random initial tangent.
     #[arg(long, value_name = "MS", requires = "lyapunov")]
     transient: Option<f64>,
+    /// Run on Burn tensors on this backend (ndarray, ndarray64, flex, wgpu, cuda) instead of
+    /// the fused CPU solver: the path for large batches and GPUs (the backend sets the
+    /// precision: f64 on ndarray64, f32 on the others). Calcium pools, `sk_e2` and voltage
+    /// clamps are not on it yet.
+    #[arg(long, value_name = "BACKEND", conflicts_with_all = ["fit", "lyapunov"])]
+    backend: Option<String>,
     #[command(flatten)]
     fit: super::cell_fit::FitArgs,
+}
+
+/// The cell on tensors on the backend `with_backend` picks.
+struct OnTensors<'a>(&'a neurodiff::cell::Cell, &'a neurodiff::cell::Protocol);
+
+impl BackendTask for OnTensors<'_> {
+    type Output = Result<neurodiff::cell::Recording>;
+    fn run<B: burn::prelude::Backend>(self, _: BackendKind, device: B::Device) -> Self::Output {
+        neurodiff::cell::tensor::simulate::<B>(self.0, self.1, &device)
+    }
 }
 
 #[derive(Serialize)]
@@ -67,6 +84,8 @@ struct Sidecar<'a> {
     junctions: usize,
     records: Vec<Record>,
     wall_time_s: f64,
+    /// The solver that ran: `fused (f32|f64)` or `tensor (<backend>)`.
+    engine: String,
 }
 
 #[derive(Serialize)]
@@ -161,9 +180,16 @@ pub fn run(a: CellArgs) -> Result<()> {
         },
     ) = CellConfig::load_resolved(&a.config)?;
     let t0 = Instant::now();
-    let rec = match cfg.precision {
-        Precision::F32 => simulate::<f32>(&cell, &protocol)?,
-        Precision::F64 => simulate::<f64>(&cell, &protocol)?,
+    let (rec, engine) = match &a.backend {
+        Some(name) => {
+            let kind: BackendKind = name.parse()?;
+            let rec = with_backend(kind, OnTensors(&cell, &protocol))??;
+            (rec, format!("tensor ({})", kind.name()))
+        }
+        None => match cfg.precision {
+            Precision::F32 => (simulate::<f32>(&cell, &protocol)?, "fused (f32)".into()),
+            Precision::F64 => (simulate::<f64>(&cell, &protocol)?, "fused (f64)".into()),
+        },
     };
     let wall = t0.elapsed().as_secs_f64();
     let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
@@ -195,6 +221,7 @@ pub fn run(a: CellArgs) -> Result<()> {
         junctions,
         records,
         wall_time_s: wall,
+        engine,
     };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

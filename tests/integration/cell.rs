@@ -218,7 +218,7 @@ fn data_dir() -> PathBuf {
 }
 
 /// The cell and protocol of a NEURON reference case, from its JSON.
-fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, usize) {
+pub(crate) fn neuron_case(case: &str, batch: usize) -> (Cell, Protocol, Vec<f64>, usize, usize) {
     neuron_case_as(case, batch, false)
 }
 
@@ -660,7 +660,7 @@ fn hay_channels_match_neuron() {
 
 /// One trace against NEURON's: the same 0 mV upward crossings within 0.1 ms, V within 1 mV
 /// outside ±1 ms around each. Returns (max |ΔV|, max |ΔV| outside spikes, max |Δt_spike|).
-fn compare_trace(
+pub(crate) fn compare_trace(
     name: &str,
     ours: &[f64],
     theirs: &[f64],

@@ -10,6 +10,7 @@ mod catalogue_engine;
 mod cell;
 mod cell_grad;
 mod cell_net;
+mod cell_tensor;
 mod cli;
 mod delays;
 mod edges;

@@ -1,0 +1,782 @@
+//! The cable solver on Burn tensors: the same cell, channels and step as [`super::solve`] on any
+//! backend (`NdArray`, `Flex`, `Wgpu`, `Cuda`), with gradients under `Autodiff<B>` by chunked
+//! checkpointing — the path for large batches and GPUs, where the fused CPU solver
+//! ([`super::simulate`], [`super::value_and_grad`]) is the path for small cells and batches.
+//!
+//! ## The step
+//! Every state is a `[batch, nodes]` tensor (a placement's gates `[batch, its nodes]`), every
+//! channel parameter a `[batch, 1]` tensor. Step `k` is [`super::solve`]'s, operation for
+//! operation: the diagonal `d = C/dt + Σ g_axial + Σ_c g_c A` and right-hand side
+//! `b = (C/dt) v + Σ_c (g E)_c A + I(t + dt/2)`, the channel terms from the channel's own
+//! generic [`ChannelKind::drive`] on tensor expressions ([`Tx`]); one tree solve; then every
+//! gate by exponential Euler at the new voltage from the channel's generic
+//! [`ChannelKind::gates_rate`]. Crank–Nicolson (`2C/dt`, then `2 v½ − v`) is supported too.
+//!
+//! ## The tree solve, level by level (Jaxley's GPU scheme)
+//! The nodes are grouped by depth. Elimination goes from the deepest level up: for every node
+//! `i` of a level at once, with `t_i = g_i / d_i`, `d_p −= t_i g_i` and `b_p += t_i b_i` at its
+//! parent `p` (a scatter-add: siblings add into one parent). Then `x = b/d` is right at the
+//! root and holds `b_i/d_i` elsewhere, and back-substitution goes from the root down,
+//! `x_i += t_i x_p`, a level at once. That is `O(depth)` tensor operations per step (about 11
+//! per level), each over `batch × level width` numbers; a point cell is one division.
+//!
+//! **Its derivative is one more solve** ([`tree_solve_tracked`]): `A` is symmetric, so for
+//! `x = A⁻¹ b` the adjoint `λ = A⁻¹ ∂L/∂x` is the same solve, and `∂L/∂b = λ`,
+//! `∂L/∂d = −λ x` (the off-diagonals are the constant axial conductances). Under
+//! `Autodiff<B>` the solve is one node of the graph with that backward, so autodiff never
+//! unrolls the elimination.
+//!
+//! ## Gradients ([`value_and_grad`])
+//! The loss is any function of the recording (its value per batch element and its gradient
+//! per sample, [`TraceLoss`], as for the fused adjoint); the gradient is with respect to every
+//! parameter of every channel placement and batch element, laid out like
+//! [`super::Placement::params`]. The forward pass runs on `B` without a tape, recording and
+//! keeping the state at the start of every chunk of `chunk` steps; then each chunk, last
+//! first, runs again under `Autodiff<B>` from its start state, and
+//! `S = Σ samples · ∂L/∂samples + state_end · ∂L/∂state_end` is back-propagated, giving the
+//! chunk's share of `∂L/∂θ` and `∂L/∂state_start` for the chunk before. The first chunk starts
+//! from the initial state built from the parameters (gates at their steady states at
+//! `v_init`), so that dependence is differentiated too. Memory: `⌈T/chunk⌉` states plus one
+//! chunk's tape.
+//!
+//! ## What it does not do yet
+//! Calcium pools, channels whose gates read calcium (`sk_e2`) and voltage clamps: refused with
+//! [`CellError::Unsupported`], pointing to the fused solver, which has them.
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::Autodiff;
+use burn::prelude::{Backend, Int, Tensor, TensorData};
+use burn::tensor::{IndexingUpdateOp, TensorPrimitive};
+use neurodiff_models::channel::{Calcium, ChannelKind};
+use neurodiff_models::real::{scope, Tx};
+use neurodiff_models::Real;
+
+use super::adjoint::{CellGrad, TraceLoss};
+use super::solve::{Probe, Protocol, Recording, Scheme, Stepper};
+use super::{Cell, CellError};
+use crate::Result;
+
+type T2<B> = Tensor<B, 2>;
+
+/// Steps between the checks that every state is finite (a check reads the state back).
+pub const CHECK_EVERY: usize = 100;
+
+/// One depth level of the tree: its nodes, their parents and axial conductances (mS).
+#[derive(Clone)]
+struct Level<B: Backend> {
+    idx: Tensor<B, 1, Int>,
+    par: Tensor<B, 1, Int>,
+    g: T2<B>,
+}
+
+/// The tree of a cell for the level-by-level solve: its levels, deepest first.
+#[derive(Clone)]
+pub(crate) struct TreePlan<B: Backend> {
+    levels: Vec<Level<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for TreePlan<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TreePlan({} levels)", self.levels.len())
+    }
+}
+
+fn ints<B: Backend>(v: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
+}
+
+fn row<B: Backend>(v: Vec<f64>, device: &B::Device) -> T2<B> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [1, n]), crate::float_opts::<B>(device))
+}
+
+impl<B: Backend> TreePlan<B> {
+    /// The levels of the tree `parent` (parents before children, node 0 the root) with axial
+    /// conductances `g_axial` (mS).
+    pub(crate) fn new(parent: &[usize], g_axial: &[f64], device: &B::Device) -> Self {
+        let n = parent.len();
+        let mut depth = vec![0usize; n];
+        for i in 1..n {
+            depth[i] = depth[parent[i]] + 1;
+        }
+        let max = depth.iter().copied().max().unwrap_or(0);
+        let levels = (1..=max)
+            .rev()
+            .map(|l| {
+                let nodes: Vec<usize> = (0..n).filter(|&i| depth[i] == l).collect();
+                Level {
+                    idx: ints(nodes.iter().map(|&i| i as i64).collect(), device),
+                    par: ints(nodes.iter().map(|&i| parent[i] as i64).collect(), device),
+                    g: row(nodes.iter().map(|&i| g_axial[i]).collect(), device),
+                }
+            })
+            .collect();
+        TreePlan { levels }
+    }
+
+    /// `x = A⁻¹ b` for the symmetric tree matrix with diagonal `d` and off-diagonals
+    /// `−g_axial`, all `[batch, nodes]` (see the module documentation).
+    pub(crate) fn solve(&self, mut d: T2<B>, mut b: T2<B>) -> T2<B> {
+        let mut ts = Vec::with_capacity(self.levels.len());
+        for lv in &self.levels {
+            let di = d.clone().select(1, lv.idx.clone());
+            let bi = b.clone().select(1, lv.idx.clone());
+            let t = lv.g.clone() / di;
+            d = d.select_assign(
+                1,
+                lv.par.clone(),
+                -(t.clone() * lv.g.clone()),
+                IndexingUpdateOp::Add,
+            );
+            b = b.select_assign(1, lv.par.clone(), t.clone() * bi, IndexingUpdateOp::Add);
+            ts.push(t);
+        }
+        let mut x = b / d;
+        for (lv, t) in self.levels.iter().zip(ts).rev() {
+            let xp = x.clone().select(1, lv.par.clone());
+            x = x.select_assign(1, lv.idx.clone(), t * xp, IndexingUpdateOp::Add);
+        }
+        x
+    }
+}
+
+/// The backward of the tree solve: `λ = A⁻¹ ∂L/∂x`, `∂L/∂d = −λ x`, `∂L/∂b = λ`.
+#[derive(Debug)]
+struct SolveBackward;
+
+impl<B: Backend> Backward<B, 2> for SolveBackward {
+    /// The plan, the diagonal and the solution.
+    type State = (
+        Arc<TreePlan<B>>,
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_d, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (plan, d, x) = ops.state;
+        let t = |p| T2::<B>::from_primitive(TensorPrimitive::Float(p));
+        let lam = plan.solve(t(d), t(grad));
+        if let Some(node) = node_d {
+            let gd = -(lam.clone() * t(x));
+            grads.register::<B>(node.id, gd.into_primitive().tensor());
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, lam.into_primitive().tensor());
+        }
+    }
+}
+
+/// [`TreePlan::solve`] under `Autodiff<B>` as one node of the graph whose backward is one more
+/// solve (the elimination is never unrolled).
+pub(crate) fn tree_solve_tracked<B: Backend>(
+    plan: &Arc<TreePlan<B>>,
+    d: T2<Autodiff<B>>,
+    b: T2<Autodiff<B>>,
+) -> T2<Autodiff<B>> {
+    let d = d.into_primitive().tensor();
+    let b = b.into_primitive().tensor();
+    let t = |p| T2::<B>::from_primitive(TensorPrimitive::Float(p));
+    let out = match SolveBackward
+        .prepare::<NoCheckpointing>([d.node.clone(), b.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let x = plan.solve(t(d.primitive.clone()), t(b.primitive));
+            let x = x.into_primitive().tensor();
+            prep.finish((plan.clone(), d.primitive, x.clone()), x)
+        }
+        OpsKind::UnTracked(prep) => {
+            let x = plan.solve(t(d.primitive), t(b.primitive));
+            prep.finish(x.into_primitive().tensor())
+        }
+    };
+    T2::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// A channel placement on tensors.
+struct Chan<B: Backend> {
+    kind: ChannelKind,
+    ng: usize,
+    /// The rates' temperature factor.
+    phi: f64,
+    /// Its nodes, or `None` when it is on every node in order (no gather, no scatter).
+    idx: Option<Tensor<B, 1, Int>>,
+    m: usize,
+    /// The nodes' membrane areas, `[1, m]`, cm².
+    area: T2<B>,
+}
+
+/// The state carried from step to step: voltages `[batch, nodes]` and per placement its gates,
+/// each `[batch, its nodes]`.
+#[derive(Clone)]
+pub(crate) struct TState<B: Backend> {
+    v: T2<B>,
+    gates: Vec<Vec<T2<B>>>,
+}
+
+impl<B: Backend> TState<B> {
+    fn into_vec(self) -> Vec<T2<B>> {
+        let mut v = vec![self.v];
+        v.extend(self.gates.into_iter().flatten());
+        v
+    }
+
+    fn to_vec(&self) -> Vec<T2<B>> {
+        self.clone().into_vec()
+    }
+}
+
+/// The cell's step on backend `B`.
+pub(crate) struct TensorCell<'a, B: Backend> {
+    cell: &'a Cell,
+    protocol: &'a Protocol,
+    n: usize,
+    nb: usize,
+    device: B::Device,
+    /// `C/dt` (`2C/dt` for Crank–Nicolson), `[1, n]`, mS.
+    cdt: T2<B>,
+    /// `C/dt + Σ g_axial`, `[1, n]`, mS.
+    diag: T2<B>,
+    chans: Vec<Chan<B>>,
+    /// The nodes with a current clamp, and per clamp its column among them.
+    clamp_idx: Option<Tensor<B, 1, Int>>,
+    clamp_col: Vec<usize>,
+    n_clamped: usize,
+}
+
+impl<'a, B: Backend> TensorCell<'a, B> {
+    /// Checks that the engine covers `cell` and `protocol` and prepares the constant parts.
+    pub(crate) fn new(cell: &'a Cell, protocol: &'a Protocol, device: &B::Device) -> Result<Self> {
+        let st = Stepper::<f64>::new(cell, protocol)?;
+        unsupported(cell, protocol)?;
+        let n = cell.n_nodes();
+        let nb = cell.batch;
+        let diag: Vec<f64> = st.cdt.iter().zip(&st.dax).map(|(c, a)| c + a).collect();
+        let chans = cell
+            .channels
+            .iter()
+            .zip(&st.chans)
+            .map(|(pl, ch)| {
+                let all = pl.nodes.len() == n && pl.nodes.iter().enumerate().all(|(i, &x)| i == x);
+                Chan {
+                    kind: pl.kind,
+                    ng: ch.ng,
+                    phi: ch.phi,
+                    idx: (!all).then(|| ints(pl.nodes.iter().map(|&i| i as i64).collect(), device)),
+                    m: pl.nodes.len(),
+                    area: row(pl.nodes.iter().map(|&i| cell.area[i]).collect(), device),
+                }
+            })
+            .collect();
+        let mut clamped: Vec<usize> = protocol.clamps.iter().map(|c| c.node).collect();
+        clamped.sort_unstable();
+        clamped.dedup();
+        let clamp_col = protocol
+            .clamps
+            .iter()
+            .map(|c| clamped.binary_search(&c.node).unwrap_or(0))
+            .collect();
+        Ok(TensorCell {
+            cell,
+            protocol,
+            n,
+            nb,
+            device: device.clone(),
+            cdt: row(st.cdt.clone(), device),
+            diag: row(diag, device),
+            chans,
+            clamp_idx: (!clamped.is_empty())
+                .then(|| ints(clamped.iter().map(|&i| i as i64).collect(), device)),
+            clamp_col,
+            n_clamped: clamped.len(),
+        })
+    }
+
+    /// Every placement's parameters as `[batch, 1]` tensors, `[placement][param]`.
+    pub(crate) fn params(&self) -> Vec<Vec<T2<B>>> {
+        self.cell
+            .channels
+            .iter()
+            .map(|pl| {
+                let np = pl.kind.spec().params.len();
+                (0..np)
+                    .map(|q| {
+                        let col: Vec<f64> = (0..self.nb).map(|b| pl.params[b * np + q]).collect();
+                        Tensor::from_data(
+                            TensorData::new(col, [self.nb, 1]),
+                            crate::float_opts::<B>(&self.device),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The state at `t = 0`: `v_init` everywhere, every gate at its steady state there.
+    pub(crate) fn init(&self, params: &[Vec<T2<B>>]) -> TState<B> {
+        let v0 = self.protocol.v_init;
+        let opts = crate::float_opts::<B>(&self.device);
+        let gates = self
+            .chans
+            .iter()
+            .zip(params)
+            .map(|(ch, p)| {
+                if ch.ng == 0 {
+                    return Vec::new();
+                }
+                scope(|| {
+                    let p: Vec<Tx<B>> = p.iter().map(|t| Tx::new(t.clone())).collect();
+                    let mut inf = vec![Tx::constant(0.0); ch.ng];
+                    let mut tau = vec![Tx::constant(0.0); ch.ng];
+                    ch.kind.gates(Tx::constant(v0), &p, &mut inf, &mut tau);
+                    inf.into_iter()
+                        .map(|x| x.tensor([self.nb, ch.m], &self.device))
+                        .collect()
+                })
+            })
+            .collect();
+        TState {
+            v: Tensor::full([self.nb, self.n], v0, opts),
+            gates,
+        }
+    }
+
+    /// The clamps' currents during step `k`, µA, `[batch, clamped nodes]` on the host.
+    fn clamp_currents(&self, k: usize) -> Vec<f64> {
+        let (nb, nc) = (self.nb, self.n_clamped);
+        let mut i = vec![0.0; nb * nc];
+        for (cl, &col) in self.protocol.clamps.iter().zip(&self.clamp_col) {
+            let a = cl.waveform.at(k, self.protocol.dt) * 1e-3; // nA → µA
+            match cl.batch {
+                Some(b) => i[b * nc + col] += a,
+                None => (0..nb).for_each(|b| i[b * nc + col] += a),
+            }
+        }
+        i
+    }
+
+    /// Step `k` from `st` with the tree solve `solve`; `stim` caches the last clamp currents
+    /// uploaded (a step's currents usually equal the step before's).
+    pub(crate) fn step(
+        &self,
+        k: usize,
+        st: TState<B>,
+        params: &[Vec<T2<B>>],
+        stim: &mut Option<(Vec<f64>, T2<B>)>,
+        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+    ) -> TState<B> {
+        let (nb, n) = (self.nb, self.n);
+        let TState { v, gates } = st;
+        let mut d =
+            Tensor::zeros([nb, n], crate::float_opts::<B>(&self.device)) + self.diag.clone();
+        let mut rhs = v.clone() * self.cdt.clone();
+        for ((ch, x), p) in self.chans.iter().zip(&gates).zip(params) {
+            let (g, ge) = scope(|| {
+                let x: Vec<Tx<B>> = x.iter().map(|t| Tx::new(t.clone())).collect();
+                let p: Vec<Tx<B>> = p.iter().map(|t| Tx::new(t.clone())).collect();
+                let (g, ge) = ch.kind.drive(&x, &p);
+                let shape = [nb, ch.m];
+                (
+                    g.tensor(shape, &self.device) * ch.area.clone(),
+                    ge.tensor(shape, &self.device) * ch.area.clone(),
+                )
+            });
+            match &ch.idx {
+                None => {
+                    d = d + g;
+                    rhs = rhs + ge;
+                }
+                Some(idx) => {
+                    d = d.select_assign(1, idx.clone(), g, IndexingUpdateOp::Add);
+                    rhs = rhs.select_assign(1, idx.clone(), ge, IndexingUpdateOp::Add);
+                }
+            }
+        }
+        if let Some(idx) = &self.clamp_idx {
+            let i = self.clamp_currents(k);
+            let fresh = match stim {
+                Some((last, _)) => *last != i,
+                None => true,
+            };
+            if fresh {
+                let t = Tensor::from_data(
+                    TensorData::new(i.clone(), [nb, self.n_clamped]),
+                    crate::float_opts::<B>(&self.device),
+                );
+                *stim = Some((i, t));
+            }
+            let t = stim.as_ref().map(|s| s.1.clone()).expect("set above");
+            rhs = rhs.select_assign(1, idx.clone(), t, IndexingUpdateOp::Add);
+        }
+        let mut vn = solve(d, rhs);
+        if self.protocol.scheme == Scheme::CrankNicolson {
+            vn = vn * 2.0 - v;
+        }
+        let dt = self.protocol.dt;
+        let gates = self
+            .chans
+            .iter()
+            .zip(gates)
+            .zip(params)
+            .map(|((ch, x), p)| {
+                if ch.ng == 0 {
+                    return x;
+                }
+                let vi = match &ch.idx {
+                    None => vn.clone(),
+                    Some(idx) => vn.clone().select(1, idx.clone()),
+                };
+                scope(|| {
+                    let p: Vec<Tx<B>> = p.iter().map(|t| Tx::new(t.clone())).collect();
+                    let mut inf = vec![Tx::constant(0.0); ch.ng];
+                    let mut rate = vec![Tx::constant(0.0); ch.ng];
+                    ch.kind
+                        .gates_rate(Tx::new(vi), None, &p, &mut inf, &mut rate);
+                    x.into_iter()
+                        .enumerate()
+                        .map(|(g, xg)| {
+                            let e = Real::exp(rate[g] * Tx::constant(-dt * ch.phi));
+                            let xn = inf[g] + (Tx::new(xg) - inf[g]) * e;
+                            xn.tensor([nb, ch.m], &self.device)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        TState { v: vn, gates }
+    }
+
+    /// The probes' values in state `st`, `[batch, probes]`.
+    fn sample(&self, st: &TState<B>) -> T2<B> {
+        let cols: Vec<T2<B>> = self
+            .protocol
+            .probes
+            .iter()
+            .map(|p| match *p {
+                Probe::V { node } => st.v.clone().narrow(1, node, 1),
+                Probe::Gate {
+                    channel,
+                    node,
+                    gate,
+                } => {
+                    let j = self.cell.channels[channel]
+                        .nodes
+                        .iter()
+                        .position(|&x| x == node)
+                        .unwrap_or(0);
+                    st.gates[channel][gate].clone().narrow(1, j, 1)
+                }
+                Probe::VClampCurrent { .. } => unreachable!("refused by `unsupported`"),
+            })
+            .collect();
+        Tensor::cat(cols, 1)
+    }
+
+    /// The first non-finite value of `st` after step `step`, as an error naming the compartment
+    /// and variable.
+    fn check(&self, st: &TState<B>, step: usize) -> Result<()> {
+        let first_bad = |t: &T2<B>| -> Option<(usize, usize, f64)> {
+            let cols = t.dims()[1];
+            let v = host(t.clone());
+            v.iter()
+                .position(|x| !x.is_finite())
+                .map(|i| (i / cols, i % cols, v[i]))
+        };
+        let diverged = |var: String, node: usize, batch: usize, value: f64| {
+            Err(CellError::Diverged {
+                step,
+                time: step as f64 * self.protocol.dt,
+                var,
+                node,
+                location: self.cell.location(node),
+                batch,
+                value,
+            }
+            .into())
+        };
+        if let Some((b, node, x)) = first_bad(&st.v) {
+            return diverged("v".into(), node, b, x);
+        }
+        for (c, gates) in st.gates.iter().enumerate() {
+            for (g, t) in gates.iter().enumerate() {
+                if let Some((b, j, x)) = first_bad(t) {
+                    let pl = &self.cell.channels[c];
+                    let spec = pl.kind.spec();
+                    let var = format!("{}.{}", spec.name, spec.gates[g].name);
+                    return diverged(var, pl.nodes[j], b, x);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs steps `from..from + len` from `st`, keeping the samples after each step; checks the
+    /// state every [`CHECK_EVERY`] steps when `check`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        from: usize,
+        len: usize,
+        mut st: TState<B>,
+        params: &[Vec<T2<B>>],
+        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        samples: &mut Vec<T2<B>>,
+        check: bool,
+    ) -> Result<TState<B>> {
+        let mut stim = None;
+        for k in from..from + len {
+            st = self.step(k, st, params, &mut stim, solve);
+            if check && ((k + 1) % CHECK_EVERY == 0 || k + 1 == self.protocol.steps) {
+                self.check(&st, k + 1)?;
+            }
+            if !self.protocol.probes.is_empty() {
+                samples.push(self.sample(&st));
+            }
+        }
+        Ok(st)
+    }
+
+    /// `[steps + 1]` samples `[batch, probes]` as a [`Recording`].
+    fn recording(&self, samples: Vec<T2<B>>) -> Recording {
+        let (nb, np) = (self.nb, self.protocol.probes.len());
+        let mut data = Vec::with_capacity(samples.len() * nb * np);
+        for block in samples.chunks(1024) {
+            let h = host(Tensor::cat(block.to_vec(), 0));
+            for s in h.chunks(nb * np) {
+                for p in 0..np {
+                    data.extend((0..nb).map(|b| s[b * np + p]));
+                }
+            }
+        }
+        Recording {
+            data,
+            n_probes: np,
+            batch: nb,
+            dt: self.protocol.dt,
+        }
+    }
+}
+
+/// A tensor's values on the host in `f64`, row-major.
+fn host<B: Backend>(t: T2<B>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .unwrap_or_default()
+}
+
+/// Refuses what the tensor engine does not cover yet.
+fn unsupported(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
+    let refuse = |feature: &str| CellError::Unsupported {
+        what: "the tensor cell engine".into(),
+        feature: feature.into(),
+        hint: "use the fused CPU solver (the default engine), which has it".into(),
+    };
+    if !cell.pools.is_empty() {
+        return Err(refuse("calcium pools (`ca_dynamics`)"));
+    }
+    if let Some(pl) = cell
+        .channels
+        .iter()
+        .find(|pl| pl.kind.spec().calcium == Calcium::Reads)
+    {
+        return Err(refuse(&format!(
+            "`{}`, whose gates read the calcium concentration",
+            pl.kind.spec().name
+        )));
+    }
+    if !protocol.vclamps.is_empty() {
+        return Err(refuse("voltage clamps"));
+    }
+    Ok(())
+}
+
+/// Runs `protocol` on `cell` on backend `B` and returns the recordings (as
+/// [`super::simulate`], on tensors).
+///
+/// # Errors
+/// As [`super::simulate`]; what the tensor engine does not cover ([`CellError::Unsupported`]).
+pub fn simulate<B: Backend>(
+    cell: &Cell,
+    protocol: &Protocol,
+    device: &B::Device,
+) -> Result<Recording> {
+    let tc = TensorCell::<B>::new(cell, protocol, device)?;
+    let plan = TreePlan::<B>::new(&cell.parent, &cell.g_axial, device);
+    let params = tc.params();
+    let st = tc.init(&params);
+    let mut samples = Vec::with_capacity(protocol.steps + 1);
+    if !protocol.probes.is_empty() {
+        samples.push(tc.sample(&st));
+    }
+    let solve = |d, b| plan.solve(d, b);
+    tc.run(0, protocol.steps, st, &params, &solve, &mut samples, true)?;
+    Ok(tc.recording(samples))
+}
+
+/// The loss of a simulation on backend `B` and its gradient with respect to every channel
+/// parameter (as [`super::value_and_grad`], on tensors), with chunks of `chunk` steps (see the
+/// module documentation).
+///
+/// # Errors
+/// A chunk of 0 steps; as [`simulate`]; the loss's own errors.
+pub fn value_and_grad<B: Backend>(
+    cell: &Cell,
+    protocol: &Protocol,
+    chunk: usize,
+    loss: impl FnOnce(&Recording) -> Result<TraceLoss>,
+    device: &B::Device,
+) -> Result<CellGrad> {
+    type A<B> = Autodiff<B>;
+    if chunk == 0 {
+        return Err(
+            CellError::setting("chunk", "0 steps per checkpointed chunk: give at least 1").into(),
+        );
+    }
+    let steps = protocol.steps;
+    let (nb, n_probes) = (cell.batch, protocol.probes.len());
+
+    // 1. Forward without a tape, keeping each chunk's start state.
+    let tc = TensorCell::<B>::new(cell, protocol, device)?;
+    let plan = Arc::new(TreePlan::<B>::new(&cell.parent, &cell.g_axial, device));
+    let params = tc.params();
+    let mut st = tc.init(&params);
+    let mut samples = Vec::with_capacity(steps + 1);
+    if n_probes > 0 {
+        samples.push(tc.sample(&st));
+    }
+    let solve = |d, b| plan.solve(d, b);
+    let mut starts = Vec::new();
+    let mut k = 0;
+    while k < steps {
+        let len = chunk.min(steps - k);
+        starts.push((k, len, st.to_vec()));
+        st = tc.run(k, len, st, &params, &solve, &mut samples, true)?;
+        k += len;
+    }
+    let recording = tc.recording(samples);
+    let state_size = st
+        .to_vec()
+        .iter()
+        .map(|t| t.dims().iter().product::<usize>())
+        .sum();
+    let TraceLoss { loss, grad } = loss(&recording)?;
+
+    // 2. Backwards over the chunks.
+    let ta = TensorCell::<A<B>>::new(cell, protocol, device)?;
+    let plan_a = Arc::clone(&plan);
+    let solve_a = move |d, b| tree_solve_tracked::<B>(&plan_a, d, b);
+    let opts = crate::float_opts::<B>(device);
+    // `∂L/∂samples k..k+len` as `[len, batch, probes]` (sample `k` first).
+    let d_samples = |from: usize, len: usize| -> Tensor<B, 3> {
+        let mut v = Vec::with_capacity(len * nb * n_probes);
+        for s in from..from + len {
+            let row = &grad[s * n_probes * nb..(s + 1) * n_probes * nb];
+            for b in 0..nb {
+                v.extend((0..n_probes).map(|p| row[p * nb + b]));
+            }
+        }
+        Tensor::from_data(TensorData::new(v, [len, nb, n_probes]), opts.clone())
+    };
+    let mut grads: Vec<Vec<T2<B>>> = params
+        .iter()
+        .map(|p| p.iter().map(|t| t.zeros_like()).collect())
+        .collect();
+    let mut g_state: Option<Vec<T2<B>>> = None;
+    let n_chunks = starts.len();
+    for (from, len, start) in starts.into_iter().rev() {
+        let leaves: Vec<Vec<T2<A<B>>>> = params
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|t| T2::<A<B>>::from_inner(t.clone()).require_grad())
+                    .collect()
+            })
+            .collect();
+        let used: Vec<Vec<T2<A<B>>>> = leaves
+            .iter()
+            .map(|p| p.iter().map(|t| t.clone().mul_scalar(1.0)).collect())
+            .collect();
+        // The first chunk starts from the parameters' initial state; the others from leaves.
+        let (st0, st_leaves) = if from == 0 {
+            (ta.init(&used), None)
+        } else {
+            let l: Vec<T2<A<B>>> = start
+                .into_iter()
+                .map(|t| T2::<A<B>>::from_inner(t).require_grad())
+                .collect();
+            (unflatten(&ta, l.clone()), Some(l))
+        };
+        let mut out = Vec::with_capacity(len + 1);
+        if from == 0 && n_probes > 0 {
+            out.push(ta.sample(&st0));
+        }
+        let end = ta.run(from, len, st0, &used, &solve_a, &mut out, false)?;
+        let first = if from == 0 { 0 } else { from + 1 };
+        let mut s = if n_probes > 0 {
+            let m = out.len();
+            let o = Tensor::stack::<3>(out, 0);
+            (o * Tensor::from_inner(d_samples(first, m))).sum()
+        } else {
+            Tensor::zeros([1], crate::float_opts::<A<B>>(device))
+        };
+        if let Some(gs) = &g_state {
+            for (t, gt) in end.into_vec().into_iter().zip(gs) {
+                s = s + (t * Tensor::from_inner(gt.clone())).sum();
+            }
+        }
+        let gr = s.backward();
+        for (acc, lv) in grads.iter_mut().zip(&leaves) {
+            for (a, l) in acc.iter_mut().zip(lv) {
+                if let Some(g) = l.grad(&gr) {
+                    *a = a.clone() + g;
+                }
+            }
+        }
+        g_state = st_leaves.map(|l| {
+            l.iter()
+                .map(|t| {
+                    t.grad(&gr)
+                        .unwrap_or_else(|| t.clone().inner().zeros_like())
+                })
+                .collect()
+        });
+    }
+    let grad = grads
+        .iter()
+        .map(|p| {
+            let cols: Vec<Vec<f64>> = p.iter().map(|t| host(t.clone())).collect();
+            (0..nb)
+                .flat_map(|b| cols.iter().map(move |c| c[b]))
+                .collect()
+        })
+        .collect();
+    Ok(CellGrad {
+        recording,
+        loss,
+        grad,
+        peak_states: n_chunks + chunk.min(steps),
+        state_size,
+    })
+}
+
+/// A state from its tensors in [`TState::into_vec`]'s order.
+fn unflatten<B: Backend>(tc: &TensorCell<'_, B>, t: Vec<T2<B>>) -> TState<B> {
+    let mut it = t.into_iter();
+    let v = it.next().expect("the voltage");
+    let gates = tc
+        .chans
+        .iter()
+        .map(|ch| (0..ch.ng).map(|_| it.next().expect("a gate")).collect())
+        .collect();
+    TState { v, gates }
+}
