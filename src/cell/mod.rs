@@ -63,6 +63,7 @@ pub mod morph;
 pub mod network;
 pub mod solve;
 pub mod tensor;
+pub mod tensor_net;
 pub mod train;
 
 use std::path::PathBuf;

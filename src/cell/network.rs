@@ -374,17 +374,17 @@ impl Network {
 }
 
 /// One synapse in the stepper's type.
-struct Sy<T> {
-    kind: SynapseKind,
-    ns: usize,
-    np: usize,
+pub(crate) struct Sy<T> {
+    pub(crate) kind: SynapseKind,
+    pub(crate) ns: usize,
+    pub(crate) np: usize,
     params: Vec<T>,
     rev: Vec<T>,
-    pre: usize,
-    post: usize,
-    delay: usize,
+    pub(crate) pre: usize,
+    pub(crate) post: usize,
+    pub(crate) delay: usize,
     /// Its presynaptic compartment's slot in the ring buffer (`d ≥ 1`).
-    slot: usize,
+    pub(crate) slot: usize,
 }
 
 /// The state of a network: the cells' state, the synapse states (per synapse
@@ -406,16 +406,16 @@ impl<T> NetState<T> {
 }
 
 /// The network's step: the cells' [`Stepper`] and the synapses and drives.
-struct NetStepper<'a, T> {
+pub(crate) struct NetStepper<'a, T> {
     inner: Stepper<'a, T>,
     net: &'a Network,
-    syn: Vec<Sy<T>>,
+    pub(crate) syn: Vec<Sy<T>>,
     /// The presynaptic compartments with a delayed synapse.
-    pre_nodes: Vec<usize>,
+    pub(crate) pre_nodes: Vec<usize>,
     /// The ring buffer's length (the longest delay, steps).
-    depth: usize,
+    pub(crate) depth: usize,
     /// Per drive: its merged node.
-    drive_node: Vec<usize>,
+    pub(crate) drive_node: Vec<usize>,
     /// The probes: cell probes (of `inner`) first, then synapse probes.
     syn_probes: Vec<usize>,
     /// Scratch: the presynaptic voltage each synapse read this step, `[j][b]`.
@@ -470,7 +470,11 @@ pub fn net_protocol(
 }
 
 impl<'a, T: Float + 'static> NetStepper<'a, T> {
-    fn new(net: &'a Network, protocol: &'a Protocol, syn_probes: Vec<usize>) -> Result<Self> {
+    pub(crate) fn new(
+        net: &'a Network,
+        protocol: &'a Protocol,
+        syn_probes: Vec<usize>,
+    ) -> Result<Self> {
         let inner = Stepper::<T>::new(&net.merged, protocol)?;
         let nb = net.batch();
         let dt = protocol.dt;
@@ -728,7 +732,12 @@ pub fn simulate<T: Float + 'static>(
 }
 
 /// Reorders a recording from (cell probes, synapse probes) to the order of `probes`.
-fn recording_in_probe_order(data: Vec<f64>, probes: &[NetProbe], nb: usize, dt: f64) -> Recording {
+pub(crate) fn recording_in_probe_order(
+    data: Vec<f64>,
+    probes: &[NetProbe],
+    nb: usize,
+    dt: f64,
+) -> Recording {
     let order = probe_order(probes);
     let np = probes.len();
     let mut out = vec![0.0; data.len()];
@@ -748,7 +757,7 @@ fn recording_in_probe_order(data: Vec<f64>, probes: &[NetProbe], nb: usize, dt: 
 
 /// For each internal probe position (cell probes, then synapse probes), its position in
 /// `probes`.
-fn probe_order(probes: &[NetProbe]) -> Vec<usize> {
+pub(crate) fn probe_order(probes: &[NetProbe]) -> Vec<usize> {
     let v = probes
         .iter()
         .enumerate()

@@ -86,7 +86,7 @@ impl<B: Backend> std::fmt::Debug for TreePlan<B> {
     }
 }
 
-fn ints<B: Backend>(v: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
+pub(crate) fn ints<B: Backend>(v: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
     let n = v.len();
     Tensor::from_data(TensorData::new(v, [n]), device)
 }
@@ -219,12 +219,12 @@ struct Chan<B: Backend> {
 /// each `[batch, its nodes]`.
 #[derive(Clone)]
 pub(crate) struct TState<B: Backend> {
-    v: T2<B>,
-    gates: Vec<Vec<T2<B>>>,
+    pub(crate) v: T2<B>,
+    pub(crate) gates: Vec<Vec<T2<B>>>,
 }
 
 impl<B: Backend> TState<B> {
-    fn into_vec(self) -> Vec<T2<B>> {
+    pub(crate) fn into_vec(self) -> Vec<T2<B>> {
         let mut v = vec![self.v];
         v.extend(self.gates.into_iter().flatten());
         v
@@ -239,9 +239,9 @@ impl<B: Backend> TState<B> {
 pub(crate) struct TensorCell<'a, B: Backend> {
     cell: &'a Cell,
     protocol: &'a Protocol,
-    n: usize,
-    nb: usize,
-    device: B::Device,
+    pub(crate) n: usize,
+    pub(crate) nb: usize,
+    pub(crate) device: B::Device,
     /// `C/dt` (`2C/dt` for Crank–Nicolson), `[1, n]`, mS.
     cdt: T2<B>,
     /// `C/dt + Σ g_axial`, `[1, n]`, mS.
@@ -299,6 +299,16 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             clamp_col,
             n_clamped: clamped.len(),
         })
+    }
+
+    /// The protocol.
+    pub(crate) fn protocol(&self) -> &'a Protocol {
+        self.protocol
+    }
+
+    /// The number of gate tensors in a state.
+    pub(crate) fn n_gates(&self) -> usize {
+        self.chans.iter().map(|c| c.ng).sum()
     }
 
     /// Every placement's parameters as `[batch, 1]` tensors, `[placement][param]`.
@@ -374,6 +384,20 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         stim: &mut Option<(Vec<f64>, T2<B>)>,
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
     ) -> TState<B> {
+        self.step_with(k, st, params, stim, solve, |d, rhs| (d, rhs))
+    }
+
+    /// [`TensorCell::step`] with `extra(d, rhs)` adding terms to the system before the solve
+    /// (a network's synapses and drives).
+    pub(crate) fn step_with(
+        &self,
+        k: usize,
+        st: TState<B>,
+        params: &[Vec<T2<B>>],
+        stim: &mut Option<(Vec<f64>, T2<B>)>,
+        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        extra: impl FnOnce(T2<B>, T2<B>) -> (T2<B>, T2<B>),
+    ) -> TState<B> {
         let (nb, n) = (self.nb, self.n);
         let TState { v, gates } = st;
         let mut d =
@@ -417,6 +441,7 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             let t = stim.as_ref().map(|s| s.1.clone()).expect("set above");
             rhs = rhs.select_assign(1, idx.clone(), t, IndexingUpdateOp::Add);
         }
+        let (d, rhs) = extra(d, rhs);
         let mut vn = solve(d, rhs);
         if self.protocol.scheme == Scheme::CrankNicolson {
             vn = vn * 2.0 - v;
@@ -456,7 +481,7 @@ impl<'a, B: Backend> TensorCell<'a, B> {
     }
 
     /// The probes' values in state `st`, `[batch, probes]`.
-    fn sample(&self, st: &TState<B>) -> T2<B> {
+    pub(crate) fn sample(&self, st: &TState<B>) -> T2<B> {
         let cols: Vec<T2<B>> = self
             .protocol
             .probes
@@ -483,7 +508,7 @@ impl<'a, B: Backend> TensorCell<'a, B> {
 
     /// The first non-finite value of `st` after step `step`, as an error naming the compartment
     /// and variable.
-    fn check(&self, st: &TState<B>, step: usize) -> Result<()> {
+    pub(crate) fn check(&self, st: &TState<B>, step: usize) -> Result<()> {
         let first_bad = |t: &T2<B>| -> Option<(usize, usize, f64)> {
             let cols = t.dims()[1];
             let v = host(t.clone());
@@ -546,8 +571,11 @@ impl<'a, B: Backend> TensorCell<'a, B> {
     }
 
     /// `[steps + 1]` samples `[batch, probes]` as a [`Recording`].
-    fn recording(&self, samples: Vec<T2<B>>) -> Recording {
-        let (nb, np) = (self.nb, self.protocol.probes.len());
+    pub(crate) fn recording(&self, samples: Vec<T2<B>>) -> Recording {
+        let nb = self.nb;
+        let np = samples
+            .first()
+            .map_or(self.protocol.probes.len(), |s| s.dims()[1]);
         let mut data = Vec::with_capacity(samples.len() * nb * np);
         for block in samples.chunks(1024) {
             let h = host(Tensor::cat(block.to_vec(), 0));
@@ -567,7 +595,7 @@ impl<'a, B: Backend> TensorCell<'a, B> {
 }
 
 /// A tensor's values on the host in `f64`, row-major.
-fn host<B: Backend>(t: T2<B>) -> Vec<f64> {
+pub(crate) fn host<B: Backend>(t: T2<B>) -> Vec<f64> {
     t.into_data()
         .convert::<f64>()
         .into_vec::<f64>()
@@ -770,7 +798,7 @@ pub fn value_and_grad<B: Backend>(
 }
 
 /// A state from its tensors in [`TState::into_vec`]'s order.
-fn unflatten<B: Backend>(tc: &TensorCell<'_, B>, t: Vec<T2<B>>) -> TState<B> {
+pub(crate) fn unflatten<B: Backend>(tc: &TensorCell<'_, B>, t: Vec<T2<B>>) -> TState<B> {
     let mut it = t.into_iter();
     let v = it.next().expect("the voltage");
     let gates = tc

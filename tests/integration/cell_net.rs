@@ -551,3 +551,47 @@ fn evidence_task_gradient_matches_finite_differences() {
         );
     }
 }
+
+/// The network on Burn tensors (`cell::tensor_net`, `NdArray<f64>`): the fused network's traces
+/// (voltages and a delayed synapse's conductance, both delays and the current synapse, the
+/// drive) and the fused adjoint's gradient for every channel parameter, synapse parameter and
+/// drive weight, whatever the chunk length.
+#[test]
+fn network_on_tensors_matches_the_fused_network_and_its_adjoint() {
+    use neurodiff::cell::tensor_net;
+    type F64 = burn::backend::NdArray<f64>;
+    let (net, p, probes) = small_net();
+    let dev = Default::default();
+    let fused = simulate::<f64>(&net, &p, &probes).unwrap();
+    let ours = tensor_net::simulate::<F64>(&net, &p, &probes, &dev).unwrap();
+    assert_eq!(ours.data.len(), fused.data.len());
+    let worst = ours
+        .data
+        .iter()
+        .zip(&fused.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-7, "{worst} from the fused network");
+    assert!(fused.crossings(0, 0, 0.0).len() + fused.crossings(2, 0, 0.0).len() >= 1);
+    let loss = |r: &Recording| Ok(loss_of(r, &SCALES));
+    let reference = value_and_grad(&net, &p, &probes, &[22], loss).unwrap();
+    for chunk in [1000, 37] {
+        let g = tensor_net::value_and_grad::<F64>(&net, &p, &probes, chunk, loss, &dev).unwrap();
+        for (a, b) in g.loss.iter().zip(&reference.loss) {
+            assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "loss {a} vs {b}");
+        }
+        let groups = [
+            ("channels", &g.channels, &reference.channels),
+            ("synapses", &g.synapses, &reference.synapses),
+            ("drives", &g.drives, &reference.drives),
+        ];
+        for (what, ours, theirs) in groups {
+            assert_eq!(ours.len(), theirs.len(), "{what}");
+            for (i, (x, y)) in ours.iter().zip(theirs.iter()).enumerate() {
+                for (q, (a, b)) in x.iter().zip(y).enumerate() {
+                    close(&format!("chunk {chunk}: {what}[{i}][{q}]"), *a, *b, 1e-6);
+                }
+            }
+        }
+    }
+}
