@@ -39,6 +39,17 @@ use neurodiff::sim::{default_chunk, Run};
 use neurodiff::sparse::{density as density_of, SparseMode};
 use neurodiff::{Error, Result};
 
+/// Prints one line of results to stdout. A closed stdout (`neurodiff bench | head`) ends the
+/// run quietly (exit status 0) instead of panicking in `println!`.
+macro_rules! emit {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Case to run: mpr_forward, mpr_fc_gradient, sparse_coupling, delays, edge_list,
@@ -238,7 +249,7 @@ fn forward_case(a: &BenchArgs, kind: BackendKind, engines: &[Engine]) -> Result<
                 }
             }
             let t = median(times);
-            println!(
+            emit!(
                 "{}",
                 json!({
                     "tool": "neurodiff",
@@ -446,7 +457,7 @@ fn sparse_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
                             need / 1e3,
                             avail / 1e3
                         ));
-                        println!("{v}");
+                        emit!("{v}");
                         continue;
                     }
                     let mut cmd = Command::new(&exe);
@@ -470,7 +481,7 @@ fn sparse_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
                             out.status,
                             String::from_utf8_lossy(&out.stderr).trim()
                         ));
-                        println!("{v}");
+                        emit!("{v}");
                     }
                 }
             }
@@ -533,7 +544,7 @@ fn sparse_child(args: &BenchArgs, spec: &str) -> Result<()> {
         kind,
         engine,
     )?;
-    println!(
+    emit!(
         "{}",
         json!({
             "tool": "neurodiff",
@@ -596,7 +607,7 @@ fn delays_case(args: &BenchArgs, engines: &[Engine]) -> Result<()> {
                     )
                     .map(|d| d.horizon)
                 });
-                println!(
+                emit!(
                     "{}",
                     json!({
                         "tool": "neurodiff",
@@ -777,7 +788,7 @@ fn circuit_case(args: &BenchArgs) -> Result<()> {
                 (e.population(k).0.to_string(), serde_json::json!(mean))
             })
             .collect();
-        println!(
+        emit!(
             "{}",
             serde_json::json!({
                 "tool": "neurodiff", "device": "cpu", "backend": "fused-f64", "engine": "spiking",
@@ -815,7 +826,7 @@ fn stn_only_case(args: &BenchArgs) -> Result<()> {
     let seconds = median(times);
     let bins = rec.rates_hz(dt);
     let rate = bins.iter().map(|b| b[0]).sum::<f64>() / bins.len().max(1) as f64;
-    println!(
+    emit!(
         "{}",
         serde_json::json!({
             "tool": "neurodiff", "device": "cpu", "backend": "fused-f64", "engine": "spiking",
@@ -862,7 +873,7 @@ fn circuit_tensor_case(args: &BenchArgs, kind: BackendKind) -> Result<()> {
                     times.push(t.elapsed().as_secs_f64());
                 }
                 let seconds = median(times);
-                println!(
+                emit!(
                     "{}",
                     serde_json::json!({
                         "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" }, "backend": kind.name(),
@@ -968,7 +979,7 @@ fn circuit_tensor_grad_child(spec: &str, kind: BackendKind) -> Result<()> {
                 _ => return Err(bad()),
             };
             let seconds = t.elapsed().as_secs_f64();
-            println!(
+            emit!(
                 "{}",
                 serde_json::json!({
                     "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" },
@@ -1011,7 +1022,7 @@ fn circuit_grad_case() -> Result<()> {
     let t = std::time::Instant::now();
     let g = evaluate(&c, &seeds, &obj, false)?;
     let grad_s = t.elapsed().as_secs_f64();
-    println!(
+    emit!(
         "{}",
         serde_json::json!({
             "tool": "neurodiff", "device": "cpu", "backend": "fused-f64", "engine": "spiking",
@@ -1090,7 +1101,7 @@ fn cell_tensor_row(
             }
             let (seconds, steps, batch) = (median(times), protocol.steps, cell.batch);
             let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
-            println!(
+            emit!(
                 "{}",
                 serde_json::json!({
                     "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" },
@@ -1191,7 +1202,7 @@ fn cell_case(args: &BenchArgs) -> Result<()> {
                 }
                 let seconds = median(times);
                 let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
-                println!(
+                emit!(
                     "{}",
                     serde_json::json!({
                         "tool": "neurodiff", "device": "cpu",
@@ -1256,7 +1267,7 @@ fn cell_tensor_grad_row(
             }
             let g = last.expect("one repeat");
             let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
-            println!(
+            emit!(
                 "{}",
                 serde_json::json!({
                     "tool": "neurodiff", "device": if kind.is_cpu() { "cpu" } else { "gpu" },
@@ -1376,7 +1387,7 @@ fn cell_grad_case(args: &BenchArgs) -> Result<()> {
         }
         let g = last.expect("one repeat");
         let comps = cell.area.iter().filter(|&&a| a > 0.0).count();
-        println!(
+        emit!(
             "{}",
             serde_json::json!({
                 "tool": "neurodiff", "device": "cpu", "backend": "cell-f64-adjoint",
@@ -1500,7 +1511,7 @@ fn gradient_child(a: &BenchArgs, spec: &str) -> Result<()> {
         }
     }
     let t = median(times);
-    println!(
+    emit!(
         "{}",
         json!({
             "tool": "neurodiff",
@@ -1581,9 +1592,9 @@ fn edge_list_case(args: &BenchArgs) -> Result<()> {
                     .map_err(|e| Error::setting("bench", e.to_string()))?;
                 v["file_mb"] = json!(file_mb);
                 v["dense_matrix_mb"] = json!(8.0 * (n as f64).powi(2) / 1e6);
-                println!("{v}");
+                emit!("{v}");
             } else {
-                println!(
+                emit!(
                     "{}",
                     json!({
                         "tool": "neurodiff", "case": "edge_list", "nodes": n,
@@ -1618,7 +1629,7 @@ fn edges_child(args: &BenchArgs, path: &std::path::Path) -> Result<()> {
     )?;
     let sparse = p.is_sparse();
     let t = time_run(&mut p, run, BackendKind::Ndarray, Engine::Fused)?;
-    println!(
+    emit!(
         "{}",
         json!({
             "tool": "neurodiff",
