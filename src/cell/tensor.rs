@@ -230,7 +230,7 @@ impl<B: Backend> TState<B> {
         v
     }
 
-    fn to_vec(&self) -> Vec<T2<B>> {
+    pub(crate) fn to_vec(&self) -> Vec<T2<B>> {
         self.clone().into_vec()
     }
 }
@@ -656,7 +656,7 @@ pub fn simulate<B: Backend>(
 /// module documentation).
 ///
 /// # Errors
-/// A chunk of 0 steps; as [`simulate`]; the loss's own errors.
+/// A chunk of 0 steps, nothing recorded; as [`simulate`]; the loss's own errors.
 pub fn value_and_grad<B: Backend>(
     cell: &Cell,
     protocol: &Protocol,
@@ -664,110 +664,233 @@ pub fn value_and_grad<B: Backend>(
     loss: impl FnOnce(&Recording) -> Result<TraceLoss>,
     device: &B::Device,
 ) -> Result<CellGrad> {
+    if protocol.probes.is_empty() {
+        return Err(CellError::setting(
+            "record",
+            "nothing is recorded: the loss is a function of the recording",
+        )
+        .into());
+    }
+    let tc = TensorCell::<B>::new(cell, protocol, device)?;
+    let ta = TensorCell::<Autodiff<B>>::new(cell, protocol, device)?;
+    let plan = TreePlan::<B>::new(&cell.parent, &cell.g_axial, device);
+    let params: Vec<T2<B>> = tc.params().into_iter().flatten().collect();
+    let out = chunked_grad(&tc, &ta, params, plan, protocol.steps, chunk, |samples| {
+        let recording = tc.recording(samples);
+        let TraceLoss { loss, grad } = loss(&recording)?;
+        Ok((grad, (recording, loss)))
+    })?;
+    let (recording, loss) = out.seeded;
+    let nb = cell.batch;
+    let mut it = out.grads.into_iter();
+    let grad = cell
+        .channels
+        .iter()
+        .map(|pl| {
+            let np = pl.kind.spec().params.len();
+            let cols: Vec<Vec<f64>> = (0..np).map(|_| it.next().expect("a parameter")).collect();
+            (0..nb)
+                .flat_map(|b| cols.iter().map(move |c| c[b]))
+                .collect()
+        })
+        .collect();
+    Ok(CellGrad {
+        recording,
+        loss,
+        grad,
+        peak_states: out.peak_states,
+        state_size: out.state_size,
+    })
+}
+
+/// A tensor engine the chunked gradient ([`chunked_grad`]) drives: its state, the parameters
+/// the gradient is for (given as one flat list of tensors) and its steps.
+pub(crate) trait Replay<B: Backend> {
+    /// The carried state.
+    type State;
+    /// The parameters as the steps use them.
+    type Params;
+    /// The parameters from the flat list.
+    fn params_of(&self, flat: Vec<T2<B>>) -> Self::Params;
+    /// The state at `t = 0` (a function of the parameters).
+    fn init(&self, p: &Self::Params) -> Self::State;
+    /// The recorded values of a state, `[batch, columns]`.
+    fn sample(&self, st: &Self::State, p: &Self::Params) -> T2<B>;
+    /// Steps `from..from + len`, pushing the samples after each; checks finiteness if `check`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        from: usize,
+        len: usize,
+        st: Self::State,
+        p: &Self::Params,
+        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        samples: &mut Vec<T2<B>>,
+        check: bool,
+    ) -> Result<Self::State>;
+    /// The state's tensors, in a fixed order.
+    fn flatten(&self, st: &Self::State) -> Vec<T2<B>>;
+    /// The state from [`Replay::flatten`]'s tensors.
+    fn unflatten(&self, t: Vec<T2<B>>) -> Self::State;
+}
+
+impl<B: Backend> Replay<B> for TensorCell<'_, B> {
+    type State = TState<B>;
+    type Params = Vec<Vec<T2<B>>>;
+
+    fn params_of(&self, flat: Vec<T2<B>>) -> Self::Params {
+        let mut it = flat.into_iter();
+        self.cell
+            .channels
+            .iter()
+            .map(|pl| {
+                let np = pl.kind.spec().params.len();
+                (0..np).map(|_| it.next().expect("a parameter")).collect()
+            })
+            .collect()
+    }
+    fn init(&self, p: &Self::Params) -> TState<B> {
+        TensorCell::init(self, p)
+    }
+    fn sample(&self, st: &TState<B>, _: &Self::Params) -> T2<B> {
+        TensorCell::sample(self, st)
+    }
+    fn run(
+        &self,
+        from: usize,
+        len: usize,
+        st: TState<B>,
+        p: &Self::Params,
+        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        samples: &mut Vec<T2<B>>,
+        check: bool,
+    ) -> Result<TState<B>> {
+        TensorCell::run(self, from, len, st, p, solve, samples, check)
+    }
+    fn flatten(&self, st: &TState<B>) -> Vec<T2<B>> {
+        st.to_vec()
+    }
+    fn unflatten(&self, t: Vec<T2<B>>) -> TState<B> {
+        unflatten(self, t)
+    }
+}
+
+/// What [`chunked_grad`] returns.
+pub(crate) struct Chunked<X> {
+    /// Per flat parameter, `∂L/∂θ` on the host (row-major).
+    pub(crate) grads: Vec<Vec<f64>>,
+    /// What the loss returned besides its gradient.
+    pub(crate) seeded: X,
+    /// Chunk start states plus one chunk's steps.
+    pub(crate) peak_states: usize,
+    /// The numbers in one state.
+    pub(crate) state_size: usize,
+}
+
+/// The chunked checkpointed gradient (see the module documentation): `fwd` runs `steps` steps
+/// on `B` without a tape keeping a state every `chunk` steps; `seed` turns the samples
+/// (`[batch, columns]` each, `steps + 1` of them) into `∂L/∂samples`
+/// (`[sample][column][batch]`) and whatever else it returns; then `rev` replays the chunks, last
+/// first, under `Autodiff<B>` with the tree solve as one node ([`tree_solve_tracked`]). The
+/// gradient is with respect to `params` (flat, as [`Replay::params_of`] takes them), the first
+/// chunk starting from [`Replay::init`] of the parameters.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn chunked_grad<B, F, R, X>(
+    fwd: &F,
+    rev: &R,
+    params: Vec<T2<B>>,
+    plan: TreePlan<B>,
+    steps: usize,
+    chunk: usize,
+    seed: impl FnOnce(Vec<T2<B>>) -> Result<(Vec<f64>, X)>,
+) -> Result<Chunked<X>>
+where
+    B: Backend,
+    F: Replay<B>,
+    R: Replay<Autodiff<B>>,
+{
     type A<B> = Autodiff<B>;
     if chunk == 0 {
         return Err(
             CellError::setting("chunk", "0 steps per checkpointed chunk: give at least 1").into(),
         );
     }
-    let steps = protocol.steps;
-    let (nb, n_probes) = (cell.batch, protocol.probes.len());
-
+    let plan = Arc::new(plan);
     // 1. Forward without a tape, keeping each chunk's start state.
-    let tc = TensorCell::<B>::new(cell, protocol, device)?;
-    let plan = Arc::new(TreePlan::<B>::new(&cell.parent, &cell.g_axial, device));
-    let params = tc.params();
-    let mut st = tc.init(&params);
-    let mut samples = Vec::with_capacity(steps + 1);
-    if n_probes > 0 {
-        samples.push(tc.sample(&st));
-    }
+    let p = fwd.params_of(params.clone());
+    let mut st = fwd.init(&p);
+    let mut samples = vec![fwd.sample(&st, &p)];
+    let [nb, cols] = samples[0].dims();
+    let device = samples[0].device();
     let solve = |d, b| plan.solve(d, b);
     let mut starts = Vec::new();
     let mut k = 0;
     while k < steps {
         let len = chunk.min(steps - k);
-        starts.push((k, len, st.to_vec()));
-        st = tc.run(k, len, st, &params, &solve, &mut samples, true)?;
+        starts.push((k, len, fwd.flatten(&st)));
+        st = fwd.run(k, len, st, &p, &solve, &mut samples, true)?;
         k += len;
     }
-    let recording = tc.recording(samples);
-    let state_size = st
-        .to_vec()
+    let state_size = fwd
+        .flatten(&st)
         .iter()
         .map(|t| t.dims().iter().product::<usize>())
         .sum();
-    let TraceLoss { loss, grad } = loss(&recording)?;
+    let (grad, seeded) = seed(samples)?;
 
     // 2. Backwards over the chunks.
-    let ta = TensorCell::<A<B>>::new(cell, protocol, device)?;
     let plan_a = Arc::clone(&plan);
     let solve_a = move |d, b| tree_solve_tracked::<B>(&plan_a, d, b);
-    let opts = crate::float_opts::<B>(device);
-    // `∂L/∂samples k..k+len` as `[len, batch, probes]` (sample `k` first).
     let d_samples = |from: usize, len: usize| -> Tensor<B, 3> {
-        let mut v = Vec::with_capacity(len * nb * n_probes);
+        let mut v = Vec::with_capacity(len * nb * cols);
         for s in from..from + len {
-            let row = &grad[s * n_probes * nb..(s + 1) * n_probes * nb];
+            let row = &grad[s * cols * nb..(s + 1) * cols * nb];
             for b in 0..nb {
-                v.extend((0..n_probes).map(|p| row[p * nb + b]));
+                v.extend((0..cols).map(|q| row[q * nb + b]));
             }
         }
-        Tensor::from_data(TensorData::new(v, [len, nb, n_probes]), opts.clone())
+        Tensor::from_data(
+            TensorData::new(v, [len, nb, cols]),
+            crate::float_opts::<B>(&device),
+        )
     };
-    let mut grads: Vec<Vec<T2<B>>> = params
-        .iter()
-        .map(|p| p.iter().map(|t| t.zeros_like()).collect())
-        .collect();
+    let mut acc: Vec<T2<B>> = params.iter().map(|t| t.zeros_like()).collect();
     let mut g_state: Option<Vec<T2<B>>> = None;
     let n_chunks = starts.len();
     for (from, len, start) in starts.into_iter().rev() {
-        let leaves: Vec<Vec<T2<A<B>>>> = params
+        let leaves: Vec<T2<A<B>>> = params
             .iter()
-            .map(|p| {
-                p.iter()
-                    .map(|t| T2::<A<B>>::from_inner(t.clone()).require_grad())
-                    .collect()
-            })
+            .map(|t| T2::<A<B>>::from_inner(t.clone()).require_grad())
             .collect();
-        let used: Vec<Vec<T2<A<B>>>> = leaves
-            .iter()
-            .map(|p| p.iter().map(|t| t.clone().mul_scalar(1.0)).collect())
-            .collect();
+        let used = rev.params_of(leaves.iter().map(|t| t.clone().mul_scalar(1.0)).collect());
         // The first chunk starts from the parameters' initial state; the others from leaves.
         let (st0, st_leaves) = if from == 0 {
-            (ta.init(&used), None)
+            (rev.init(&used), None)
         } else {
             let l: Vec<T2<A<B>>> = start
                 .into_iter()
                 .map(|t| T2::<A<B>>::from_inner(t).require_grad())
                 .collect();
-            (unflatten(&ta, l.clone()), Some(l))
+            (rev.unflatten(l.clone()), Some(l))
         };
         let mut out = Vec::with_capacity(len + 1);
-        if from == 0 && n_probes > 0 {
-            out.push(ta.sample(&st0));
+        if from == 0 {
+            out.push(rev.sample(&st0, &used));
         }
-        let end = ta.run(from, len, st0, &used, &solve_a, &mut out, false)?;
+        let end = rev.run(from, len, st0, &used, &solve_a, &mut out, false)?;
         let first = if from == 0 { 0 } else { from + 1 };
-        let mut s = if n_probes > 0 {
-            let m = out.len();
-            let o = Tensor::stack::<3>(out, 0);
-            (o * Tensor::from_inner(d_samples(first, m))).sum()
-        } else {
-            Tensor::zeros([1], crate::float_opts::<A<B>>(device))
-        };
+        let m = out.len();
+        let o = Tensor::stack::<3>(out, 0);
+        let mut s = (o * Tensor::from_inner(d_samples(first, m))).sum();
         if let Some(gs) = &g_state {
-            for (t, gt) in end.into_vec().into_iter().zip(gs) {
+            for (t, gt) in rev.flatten(&end).into_iter().zip(gs) {
                 s = s + (t * Tensor::from_inner(gt.clone())).sum();
             }
         }
         let gr = s.backward();
-        for (acc, lv) in grads.iter_mut().zip(&leaves) {
-            for (a, l) in acc.iter_mut().zip(lv) {
-                if let Some(g) = l.grad(&gr) {
-                    *a = a.clone() + g;
-                }
+        for (a, l) in acc.iter_mut().zip(&leaves) {
+            if let Some(g) = l.grad(&gr) {
+                *a = a.clone() + g;
             }
         }
         g_state = st_leaves.map(|l| {
@@ -779,19 +902,9 @@ pub fn value_and_grad<B: Backend>(
                 .collect()
         });
     }
-    let grad = grads
-        .iter()
-        .map(|p| {
-            let cols: Vec<Vec<f64>> = p.iter().map(|t| host(t.clone())).collect();
-            (0..nb)
-                .flat_map(|b| cols.iter().map(move |c| c[b]))
-                .collect()
-        })
-        .collect();
-    Ok(CellGrad {
-        recording,
-        loss,
-        grad,
+    Ok(Chunked {
+        grads: acc.into_iter().map(host).collect(),
+        seeded,
         peak_states: n_chunks + chunk.min(steps),
         state_size,
     })

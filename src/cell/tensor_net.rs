@@ -15,8 +15,6 @@
 //! fused network's, so a batch element's trajectory is that of [`super::network::simulate`] to
 //! rounding.
 
-use std::sync::Arc;
-
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Int, Tensor, TensorData};
 use burn::tensor::IndexingUpdateOp;
@@ -28,7 +26,7 @@ use super::adjoint::TraceLoss;
 use super::network::{
     net_protocol, probe_order, recording_in_probe_order, NetGrad, NetProbe, NetStepper, Network,
 };
-use super::tensor::{host, ints, tree_solve_tracked, unflatten, TState, TensorCell, TreePlan};
+use super::tensor::{chunked_grad, host, ints, unflatten, Replay, TState, TensorCell, TreePlan};
 use super::{CellError, Protocol, Recording};
 use crate::Result;
 
@@ -58,19 +56,9 @@ struct NState<B: Backend> {
     hist: Option<T2<B>>,
 }
 
-impl<B: Backend> NState<B> {
-    fn into_vec(self) -> Vec<T2<B>> {
-        let mut v = self.cell.into_vec();
-        v.extend(self.syn.into_iter().flatten());
-        v.extend(self.hist);
-        v
-    }
-}
-
 /// What the gradient is with respect to: channel parameters `[placement][param]` `[batch, 1]`,
 /// per group its synapses' parameters `[param]` `[batch, members]`, the drive weights
 /// `[batch, drives]`.
-#[derive(Clone)]
 struct NParams<B: Backend> {
     chan: Vec<Vec<T2<B>>>,
     syn: Vec<Vec<T2<B>>>,
@@ -78,22 +66,6 @@ struct NParams<B: Backend> {
 }
 
 impl<B: Backend> NParams<B> {
-    fn map<C: Backend>(&self, f: impl Fn(&T2<B>) -> T2<C>) -> NParams<C> {
-        NParams {
-            chan: self
-                .chan
-                .iter()
-                .map(|p| p.iter().map(&f).collect())
-                .collect(),
-            syn: self
-                .syn
-                .iter()
-                .map(|p| p.iter().map(&f).collect())
-                .collect(),
-            drive: self.drive.as_ref().map(&f),
-        }
-    }
-
     fn all(&self) -> impl Iterator<Item = &T2<B>> {
         self.chan
             .iter()
@@ -486,7 +458,7 @@ pub fn simulate<B: Backend>(
 
 /// The loss of the network on backend `B` and its gradient with respect to every channel
 /// parameter, synapse parameter and drive weight (as [`super::network::value_and_grad`], on
-/// tensors), with chunks of `chunk` steps.
+/// tensors), with chunks of `chunk` steps ([`super::tensor`]'s scheme).
 ///
 /// # Errors
 /// A chunk of 0 steps; as [`simulate`]; the loss's own errors.
@@ -498,124 +470,34 @@ pub fn value_and_grad<B: Backend>(
     loss: impl FnOnce(&Recording) -> Result<TraceLoss>,
     device: &B::Device,
 ) -> Result<NetGrad> {
-    type A<B> = Autodiff<B>;
-    if chunk == 0 {
-        return Err(
-            CellError::setting("chunk", "0 steps per checkpointed chunk: give at least 1").into(),
-        );
-    }
     let (p, sp) = net_protocol(net, protocol, probes)?;
-    let steps = p.steps;
     let nb = net.batch();
     let n_probes = probes.len();
-
-    // 1. Forward without a tape, keeping each chunk's start state.
     let tn = TensorNet::<B>::new(net, &p, &sp, device)?;
-    let plan = Arc::new(TreePlan::<B>::new(
-        &net.merged.parent,
-        &net.merged.g_axial,
-        device,
-    ));
-    let params = tn.params();
-    let mut st = tn.init(&params);
-    let mut samples = Vec::with_capacity(steps + 1);
-    samples.push(tn.sample(&st, &params));
-    let solve = |d, b| plan.solve(d, b);
-    let mut starts = Vec::new();
-    let mut k = 0;
-    while k < steps {
-        let len = chunk.min(steps - k);
-        let keep: Vec<T2<B>> = NState {
-            cell: st.cell.clone(),
-            syn: st.syn.clone(),
-            hist: st.hist.clone(),
-        }
-        .into_vec();
-        starts.push((k, len, keep));
-        st = tn.run(k, len, st, &params, &solve, &mut samples, true)?;
-        k += len;
-    }
-    let raw = tn.tc.recording(samples);
-    let state_size = st
-        .into_vec()
-        .iter()
-        .map(|t| t.dims().iter().product::<usize>())
-        .sum();
-    // The loss sees the recording in the probes' order; the engine's samples are cell probes
-    // first, then synapses: its gradient is taken back to that order.
-    let recording = recording_in_probe_order(raw.data.clone(), probes, nb, raw.dt);
-    let TraceLoss { loss, grad } = loss(&recording)?;
-    let order = probe_order(probes);
-    let mut g_raw = vec![0.0; grad.len()];
-    for s in 0..grad.len() / (n_probes * nb).max(1) {
-        for (to, &from) in order.iter().enumerate() {
-            for b in 0..nb {
-                g_raw[(s * n_probes + to) * nb + b] = grad[(s * n_probes + from) * nb + b];
+    let ta = TensorNet::<Autodiff<B>>::new(net, &p, &sp, device)?;
+    let plan = TreePlan::<B>::new(&net.merged.parent, &net.merged.g_axial, device);
+    let params: Vec<T2<B>> = tn.params().all().cloned().collect();
+    let out = chunked_grad(&tn, &ta, params, plan, p.steps, chunk, |samples| {
+        // The loss sees the recording in the probes' order; the engine's columns are the cell
+        // probes, then the synapses: its gradient goes back to the engine's order.
+        let raw = tn.tc.recording(samples);
+        let recording = recording_in_probe_order(raw.data, probes, nb, raw.dt);
+        let TraceLoss { loss, grad } = loss(&recording)?;
+        let order = probe_order(probes);
+        let mut g_raw = vec![0.0; grad.len()];
+        for s in 0..grad.len() / (n_probes * nb).max(1) {
+            for (to, &from) in order.iter().enumerate() {
+                for b in 0..nb {
+                    g_raw[(s * n_probes + to) * nb + b] = grad[(s * n_probes + from) * nb + b];
+                }
             }
         }
-    }
+        Ok((g_raw, (recording, loss)))
+    })?;
+    let (recording, loss) = out.seeded;
 
-    // 2. Backwards over the chunks.
-    let ta = TensorNet::<A<B>>::new(net, &p, &sp, device)?;
-    let plan_a = Arc::clone(&plan);
-    let solve_a = move |d, b| tree_solve_tracked::<B>(&plan_a, d, b);
-    let opts = crate::float_opts::<B>(device);
-    let d_samples = |from: usize, len: usize| -> Tensor<B, 3> {
-        let mut v = Vec::with_capacity(len * nb * n_probes);
-        for s in from..from + len {
-            let row = &g_raw[s * n_probes * nb..(s + 1) * n_probes * nb];
-            for b in 0..nb {
-                v.extend((0..n_probes).map(|q| row[q * nb + b]));
-            }
-        }
-        Tensor::from_data(TensorData::new(v, [len, nb, n_probes]), opts.clone())
-    };
-    let mut acc: Vec<T2<B>> = params.all().map(|t| t.zeros_like()).collect();
-    let mut g_state: Option<Vec<T2<B>>> = None;
-    for (from, len, start) in starts.into_iter().rev() {
-        let leaves = params.map(|t| T2::<A<B>>::from_inner(t.clone()).require_grad());
-        let used = leaves.map(|t| t.clone().mul_scalar(1.0));
-        let (st0, st_leaves) = if from == 0 {
-            (ta.init(&used), None)
-        } else {
-            let l: Vec<T2<A<B>>> = start
-                .into_iter()
-                .map(|t| T2::<A<B>>::from_inner(t).require_grad())
-                .collect();
-            (ta.unflatten(l.clone()), Some(l))
-        };
-        let mut out = Vec::with_capacity(len + 1);
-        if from == 0 {
-            out.push(ta.sample(&st0, &used));
-        }
-        let end = ta.run(from, len, st0, &used, &solve_a, &mut out, false)?;
-        let first = if from == 0 { 0 } else { from + 1 };
-        let m = out.len();
-        let o = Tensor::stack::<3>(out, 0);
-        let mut s = (o * Tensor::from_inner(d_samples(first, m))).sum();
-        if let Some(gs) = &g_state {
-            for (t, gt) in end.into_vec().into_iter().zip(gs) {
-                s = s + (t * Tensor::from_inner(gt.clone())).sum();
-            }
-        }
-        let gr = s.backward();
-        for (a, l) in acc.iter_mut().zip(leaves.all()) {
-            if let Some(g) = l.grad(&gr) {
-                *a = a.clone() + g;
-            }
-        }
-        g_state = st_leaves.map(|l| {
-            l.iter()
-                .map(|t| {
-                    t.grad(&gr)
-                        .unwrap_or_else(|| t.clone().inner().zeros_like())
-                })
-                .collect()
-        });
-    }
-
-    // 3. Back to the layouts of the network.
-    let mut it = acc.into_iter().map(host);
+    // Back to the layouts of the network.
+    let mut it = out.grads.into_iter();
     let channels = net
         .merged
         .channels
@@ -655,7 +537,67 @@ pub fn value_and_grad<B: Backend>(
         channels,
         synapses,
         drives,
-        peak_states: steps.div_ceil(chunk) + chunk.min(steps),
-        state_size,
+        peak_states: out.peak_states,
+        state_size: out.state_size,
     })
+}
+
+impl<B: Backend> Replay<B> for TensorNet<'_, B> {
+    type State = NState<B>;
+    type Params = NParams<B>;
+
+    fn params_of(&self, flat: Vec<T2<B>>) -> NParams<B> {
+        let mut it = flat.into_iter();
+        let chan = self
+            .net
+            .merged
+            .channels
+            .iter()
+            .map(|pl| {
+                let np = pl.kind.spec().params.len();
+                (0..np).map(|_| it.next().expect("a parameter")).collect()
+            })
+            .collect();
+        let syn = self
+            .groups
+            .iter()
+            .map(|g| {
+                (0..g.np)
+                    .map(|_| it.next().expect("a synapse parameter"))
+                    .collect()
+            })
+            .collect();
+        NParams {
+            chan,
+            syn,
+            drive: it.next(),
+        }
+    }
+    fn init(&self, p: &NParams<B>) -> NState<B> {
+        TensorNet::init(self, p)
+    }
+    fn sample(&self, st: &NState<B>, p: &NParams<B>) -> T2<B> {
+        TensorNet::sample(self, st, p)
+    }
+    fn run(
+        &self,
+        from: usize,
+        len: usize,
+        st: NState<B>,
+        p: &NParams<B>,
+        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        samples: &mut Vec<T2<B>>,
+        check: bool,
+    ) -> Result<NState<B>> {
+        TensorNet::run(self, from, len, st, p, solve, samples, check)
+    }
+    fn flatten(&self, st: &NState<B>) -> Vec<T2<B>> {
+        let mut v = st.cell.to_vec();
+        v.extend(st.syn.iter().flatten().cloned());
+        v.extend(st.hist.clone());
+        v
+    }
+    fn unflatten(&self, t: Vec<T2<B>>) -> NState<B> {
+        TensorNet::unflatten(self, t)
+    }
 }
