@@ -572,12 +572,26 @@ impl<'a, B: Backend> TensorCell<'a, B> {
 
     /// `[steps + 1]` samples `[batch, probes]` as a [`Recording`].
     pub(crate) fn recording(&self, samples: Vec<T2<B>>) -> Recording {
-        let nb = self.nb;
         let np = samples
             .first()
             .map_or(self.protocol.probes.len(), |s| s.dims()[1]);
-        let mut data = Vec::with_capacity(samples.len() * nb * np);
-        for block in samples.chunks(1024) {
+        let mut data = Vec::with_capacity(samples.len() * self.nb * np);
+        self.to_host(samples, &mut data);
+        Recording {
+            data,
+            n_probes: np,
+            batch: self.nb,
+            dt: self.protocol.dt,
+        }
+    }
+
+    /// Appends samples `[batch, columns]` to `data` on the host, `[sample][column][batch]`.
+    pub(crate) fn to_host(&self, samples: Vec<T2<B>>, data: &mut Vec<f64>) {
+        let Some(np) = samples.first().map(|s| s.dims()[1]) else {
+            return;
+        };
+        let nb = self.nb;
+        for block in samples.chunks(BLOCK) {
             let h = host(Tensor::cat(block.to_vec(), 0));
             for s in h.chunks(nb * np) {
                 for p in 0..np {
@@ -585,13 +599,34 @@ impl<'a, B: Backend> TensorCell<'a, B> {
                 }
             }
         }
-        Recording {
-            data,
-            n_probes: np,
-            batch: nb,
-            dt: self.protocol.dt,
-        }
     }
+}
+
+/// Steps a forward run keeps on the device before it moves their samples to the host (so that
+/// the device's memory does not grow with the run's length).
+pub(crate) const BLOCK: usize = 1024;
+
+/// Runs `steps` steps in blocks of [`BLOCK`], moving each block's samples to the host:
+/// `first` (the samples before the first step) and then one per step, `[sample][column][batch]`
+/// in `data`. `run(from, len, state, samples)` runs one block.
+pub(crate) fn run_in_blocks<S, B: Backend>(
+    tc: &TensorCell<'_, B>,
+    steps: usize,
+    mut st: S,
+    first: Vec<T2<B>>,
+    data: &mut Vec<f64>,
+    mut run: impl FnMut(usize, usize, S, &mut Vec<T2<B>>) -> Result<S>,
+) -> Result<S> {
+    let mut samples = first;
+    let mut k = 0;
+    while k < steps {
+        let len = BLOCK.min(steps - k);
+        st = run(k, len, st, &mut samples)?;
+        tc.to_host(std::mem::take(&mut samples), data);
+        k += len;
+    }
+    tc.to_host(samples, data);
+    Ok(st)
 }
 
 /// A tensor's values on the host in `f64`, row-major.
@@ -642,13 +677,28 @@ pub fn simulate<B: Backend>(
     let plan = TreePlan::<B>::new(&cell.parent, &cell.g_axial, device);
     let params = tc.params();
     let st = tc.init(&params);
-    let mut samples = Vec::with_capacity(protocol.steps + 1);
-    if !protocol.probes.is_empty() {
-        samples.push(tc.sample(&st));
-    }
+    let (nb, np) = (cell.batch, protocol.probes.len());
+    let first = if np > 0 {
+        vec![tc.sample(&st)]
+    } else {
+        Vec::new()
+    };
     let solve = |d, b| plan.solve(d, b);
-    tc.run(0, protocol.steps, st, &params, &solve, &mut samples, true)?;
-    Ok(tc.recording(samples))
+    let mut data = super::solve::recording_buffer((protocol.steps + 1) * np * nb);
+    run_in_blocks(
+        &tc,
+        protocol.steps,
+        st,
+        first,
+        &mut data,
+        |k, len, st, out| tc.run(k, len, st, &params, &solve, out, true),
+    )?;
+    Ok(Recording {
+        data,
+        n_probes: np,
+        batch: nb,
+        dt: protocol.dt,
+    })
 }
 
 /// The loss of a simulation on backend `B` and its gradient with respect to every channel

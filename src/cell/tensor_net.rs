@@ -26,7 +26,9 @@ use super::adjoint::TraceLoss;
 use super::network::{
     net_protocol, probe_order, recording_in_probe_order, NetGrad, NetProbe, NetStepper, Network,
 };
-use super::tensor::{chunked_grad, host, ints, unflatten, Replay, TState, TensorCell, TreePlan};
+use super::tensor::{
+    chunked_grad, host, ints, run_in_blocks, unflatten, Replay, TState, TensorCell, TreePlan,
+};
 use super::{CellError, Protocol, Recording};
 use crate::Result;
 
@@ -446,14 +448,14 @@ pub fn simulate<B: Backend>(
     let plan = TreePlan::<B>::new(&net.merged.parent, &net.merged.g_axial, device);
     let params = tn.params();
     let st = tn.init(&params);
-    let mut samples = Vec::with_capacity(p.steps + 1);
-    samples.push(tn.sample(&st, &params));
+    let first = vec![tn.sample(&st, &params)];
     let solve = |d, b| plan.solve(d, b);
-    tn.run(0, p.steps, st, &params, &solve, &mut samples, true)?;
-    let rec = tn.tc.recording(samples);
-    Ok(recording_in_probe_order(
-        rec.data, probes, rec.batch, rec.dt,
-    ))
+    let nb = net.batch();
+    let mut data = super::solve::recording_buffer((p.steps + 1) * probes.len() * nb);
+    run_in_blocks(&tn.tc, p.steps, st, first, &mut data, |k, len, st, out| {
+        tn.run(k, len, st, &params, &solve, out, true)
+    })?;
+    Ok(recording_in_probe_order(data, probes, nb, p.dt))
 }
 
 /// The loss of the network on backend `B` and its gradient with respect to every channel
