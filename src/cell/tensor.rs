@@ -509,13 +509,6 @@ impl<'a, B: Backend> TensorCell<'a, B> {
     /// The first non-finite value of `st` after step `step`, as an error naming the compartment
     /// and variable.
     pub(crate) fn check(&self, st: &TState<B>, step: usize) -> Result<()> {
-        let first_bad = |t: &T2<B>| -> Option<(usize, usize, f64)> {
-            let cols = t.dims()[1];
-            let v = host(t.clone());
-            v.iter()
-                .position(|x| !x.is_finite())
-                .map(|i| (i / cols, i % cols, v[i]))
-        };
         let diverged = |var: String, node: usize, batch: usize, value: f64| {
             Err(CellError::Diverged {
                 step,
@@ -528,12 +521,12 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             }
             .into())
         };
-        if let Some((b, node, x)) = first_bad(&st.v) {
+        if let Some((b, node, x)) = first_non_finite(&st.v) {
             return diverged("v".into(), node, b, x);
         }
         for (c, gates) in st.gates.iter().enumerate() {
             for (g, t) in gates.iter().enumerate() {
-                if let Some((b, j, x)) = first_bad(t) {
+                if let Some((b, j, x)) = first_non_finite(t) {
                     let pl = &self.cell.channels[c];
                     let spec = pl.kind.spec();
                     let var = format!("{}.{}", spec.name, spec.gates[g].name);
@@ -542,32 +535,6 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             }
         }
         Ok(())
-    }
-
-    /// Runs steps `from..from + len` from `st`, keeping the samples after each step; checks the
-    /// state every [`CHECK_EVERY`] steps when `check`.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &self,
-        from: usize,
-        len: usize,
-        mut st: TState<B>,
-        params: &[Vec<T2<B>>],
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
-        samples: &mut Vec<T2<B>>,
-        check: bool,
-    ) -> Result<TState<B>> {
-        let mut stim = None;
-        for k in from..from + len {
-            st = self.step(k, st, params, &mut stim, solve);
-            if check && ((k + 1) % CHECK_EVERY == 0 || k + 1 == self.protocol.steps) {
-                self.check(&st, k + 1)?;
-            }
-            if !self.protocol.probes.is_empty() {
-                samples.push(self.sample(&st));
-            }
-        }
-        Ok(st)
     }
 
     /// `[steps + 1]` samples `[batch, probes]` as a [`Recording`].
@@ -627,6 +594,39 @@ pub(crate) fn run_in_blocks<S, B: Backend>(
     }
     tc.to_host(samples, data);
     Ok(st)
+}
+
+/// Per channel placement of `cell`, its parameters' items taken in order from `it` (one item
+/// per parameter): the layout of the flat parameter list and of its gradients.
+pub(crate) fn per_placement<T>(cell: &Cell, it: &mut impl Iterator<Item = T>) -> Vec<Vec<T>> {
+    cell.channels
+        .iter()
+        .map(|pl| {
+            let np = pl.kind.spec().params.len();
+            (0..np).map(|_| it.next().expect("a parameter")).collect()
+        })
+        .collect()
+}
+
+/// Per placement, `[param]` columns of `batch` values to [`super::Placement::params`]'s
+/// `[batch][param]` rows.
+pub(crate) fn to_rows(cols: Vec<Vec<Vec<f64>>>, batch: usize) -> Vec<Vec<f64>> {
+    cols.into_iter()
+        .map(|c| {
+            (0..batch)
+                .flat_map(|b| c.iter().map(move |x| x[b]))
+                .collect()
+        })
+        .collect()
+}
+
+/// The first non-finite value of a `[rows, cols]` tensor: `(row, col, value)`.
+pub(crate) fn first_non_finite<B: Backend>(t: &T2<B>) -> Option<(usize, usize, f64)> {
+    let cols = t.dims()[1];
+    let v = host(t.clone());
+    v.iter()
+        .position(|x| !x.is_finite())
+        .map(|i| (i / cols, i % cols, v[i]))
 }
 
 /// A tensor's values on the host in `f64`, row-major.
@@ -731,19 +731,7 @@ pub fn value_and_grad<B: Backend>(
         Ok((grad, (recording, loss)))
     })?;
     let (recording, loss) = out.seeded;
-    let nb = cell.batch;
-    let mut it = out.grads.into_iter();
-    let grad = cell
-        .channels
-        .iter()
-        .map(|pl| {
-            let np = pl.kind.spec().params.len();
-            let cols: Vec<Vec<f64>> = (0..np).map(|_| it.next().expect("a parameter")).collect();
-            (0..nb)
-                .flat_map(|b| cols.iter().map(move |c| c[b]))
-                .collect()
-        })
-        .collect();
+    let grad = to_rows(per_placement(cell, &mut out.grads.into_iter()), cell.batch);
     Ok(CellGrad {
         recording,
         loss,
@@ -789,15 +777,7 @@ impl<B: Backend> Replay<B> for TensorCell<'_, B> {
     type Params = Vec<Vec<T2<B>>>;
 
     fn params_of(&self, flat: Vec<T2<B>>) -> Self::Params {
-        let mut it = flat.into_iter();
-        self.cell
-            .channels
-            .iter()
-            .map(|pl| {
-                let np = pl.kind.spec().params.len();
-                (0..np).map(|_| it.next().expect("a parameter")).collect()
-            })
-            .collect()
+        per_placement(self.cell, &mut flat.into_iter())
     }
     fn init(&self, p: &Self::Params) -> TState<B> {
         TensorCell::init(self, p)
@@ -805,17 +785,28 @@ impl<B: Backend> Replay<B> for TensorCell<'_, B> {
     fn sample(&self, st: &TState<B>, _: &Self::Params) -> T2<B> {
         TensorCell::sample(self, st)
     }
+    /// Pushes no samples when nothing is recorded.
     fn run(
         &self,
         from: usize,
         len: usize,
-        st: TState<B>,
-        p: &Self::Params,
+        mut st: TState<B>,
+        params: &Self::Params,
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
         samples: &mut Vec<T2<B>>,
         check: bool,
     ) -> Result<TState<B>> {
-        TensorCell::run(self, from, len, st, p, solve, samples, check)
+        let mut stim = None;
+        for k in from..from + len {
+            st = self.step(k, st, params, &mut stim, solve);
+            if check && ((k + 1) % CHECK_EVERY == 0 || k + 1 == self.protocol.steps) {
+                self.check(&st, k + 1)?;
+            }
+            if !self.protocol.probes.is_empty() {
+                samples.push(self.sample(&st));
+            }
+        }
+        Ok(st)
     }
     fn flatten(&self, st: &TState<B>) -> Vec<T2<B>> {
         st.to_vec()

@@ -27,7 +27,8 @@ use super::network::{
     net_protocol, probe_order, recording_in_probe_order, NetGrad, NetProbe, NetStepper, Network,
 };
 use super::tensor::{
-    chunked_grad, host, ints, run_in_blocks, unflatten, Replay, TState, TensorCell, TreePlan,
+    chunked_grad, first_non_finite, ints, per_placement, run_in_blocks, to_rows, unflatten, Replay,
+    TState, TensorCell, TreePlan,
 };
 use super::{CellError, Protocol, Recording};
 use crate::Result;
@@ -213,43 +214,6 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         }
     }
 
-    fn init(&self, p: &NParams<B>) -> NState<B> {
-        let (nb, dev) = (self.tc.nb, &self.tc.device);
-        let v0 = self.tc_v_init();
-        let syn = self
-            .groups
-            .iter()
-            .zip(&p.syn)
-            .map(|(g, ps)| {
-                if g.ns == 0 {
-                    return Vec::new();
-                }
-                scope(|| {
-                    let ps: Vec<Tx<B>> = ps.iter().map(|t| Tx::new(t.clone())).collect();
-                    let mut inf = vec![Tx::constant(0.0); g.ns];
-                    let mut rate = vec![Tx::constant(0.0); g.ns];
-                    g.kind.kinetics(Tx::constant(v0), &ps, &mut inf, &mut rate);
-                    let m = g.members.len();
-                    inf.into_iter().map(|x| x.tensor([nb, m], dev)).collect()
-                })
-            })
-            .collect();
-        let width = self.depth * self.npre;
-        NState {
-            cell: self.tc.init(&p.chan),
-            syn,
-            hist: (width > 0).then(|| Tensor::full([nb, width], v0, crate::float_opts::<B>(dev))),
-        }
-    }
-
-    fn tc_v_init(&self) -> f64 {
-        self.tc_protocol().v_init
-    }
-
-    fn tc_protocol(&self) -> &Protocol {
-        self.tc.protocol()
-    }
-
     /// Step `k`: the synapses read and advance, the buffer takes `V_pre(t_k)`, then the cell
     /// step with the synapses' and drives' terms.
     fn step(
@@ -261,7 +225,7 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
     ) -> NState<B> {
         let (nb, dev) = (self.tc.nb, &self.tc.device);
-        let dt = self.tc_protocol().dt;
+        let dt = self.tc.protocol().dt;
         let NState { cell, syn, hist } = st;
         let w = if self.depth > 0 { k % self.depth } else { 0 };
         let source = match &hist {
@@ -342,93 +306,29 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         }
     }
 
-    /// The cell probes, then the recorded synapses' conductances (µS), `[batch, probes]`.
-    fn sample(&self, st: &NState<B>, p: &NParams<B>) -> T2<B> {
-        let mut cols = vec![self.tc.sample(&st.cell)];
-        for &(gi, c) in &self.syn_probes {
-            let g = &self.groups[gi];
-            let shape = [self.tc.nb, g.members.len()];
-            let gs = scope(|| {
-                let xs: Vec<Tx<B>> = st.syn[gi].iter().map(|t| Tx::new(t.clone())).collect();
-                let ps: Vec<Tx<B>> = p.syn[gi].iter().map(|t| Tx::new(t.clone())).collect();
-                g.kind.conductance(&xs, &ps).tensor(shape, &self.tc.device)
-            });
-            cols.push(gs.narrow(1, c, 1));
-        }
-        Tensor::cat(cols, 1)
-    }
-
     /// Checks the cells' state and every synapse state.
     fn check(&self, st: &NState<B>, step: usize) -> Result<()> {
         self.tc.check(&st.cell, step)?;
         for (g, xs) in self.groups.iter().zip(&st.syn) {
             for (i, x) in xs.iter().enumerate() {
-                let m = g.members.len();
-                let h = host(x.clone());
-                if let Some(at) = h.iter().position(|v| !v.is_finite()) {
-                    let (b, c) = (at / m, at % m);
+                if let Some((b, c, value)) = first_non_finite(x) {
                     let j = g.members[c];
                     let spec = g.kind.spec();
                     let post = self.net.node("synapse", self.net.synapses[j].post)?;
                     return Err(CellError::Diverged {
                         step,
-                        time: step as f64 * self.tc_protocol().dt,
+                        time: step as f64 * self.tc.protocol().dt,
                         var: format!("synapse {j} {}.{}", spec.name, spec.states[i].name),
                         node: post,
                         location: self.net.merged.location(post),
                         batch: b,
-                        value: h[at],
+                        value,
                     }
                     .into());
                 }
             }
         }
         Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &self,
-        from: usize,
-        len: usize,
-        mut st: NState<B>,
-        p: &NParams<B>,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
-        samples: &mut Vec<T2<B>>,
-        check: bool,
-    ) -> Result<NState<B>> {
-        let steps = self.tc_protocol().steps;
-        let mut stim = None;
-        for k in from..from + len {
-            st = self.step(k, st, p, &mut stim, solve);
-            if check && ((k + 1) % super::tensor::CHECK_EVERY == 0 || k + 1 == steps) {
-                self.check(&st, k + 1)?;
-            }
-            samples.push(self.sample(&st, p));
-        }
-        Ok(st)
-    }
-
-    fn unflatten(&self, t: Vec<T2<B>>) -> NState<B> {
-        let n_cell = 1 + self.tc.n_gates();
-        let mut rest = t;
-        let tail = rest.split_off(n_cell);
-        let cell = unflatten(&self.tc, rest);
-        let mut it = tail.into_iter();
-        let syn = self
-            .groups
-            .iter()
-            .map(|g| {
-                (0..g.ns)
-                    .map(|_| it.next().expect("a synapse state"))
-                    .collect()
-            })
-            .collect();
-        NState {
-            cell,
-            syn,
-            hist: it.next(),
-        }
     }
 }
 
@@ -500,18 +400,7 @@ pub fn value_and_grad<B: Backend>(
 
     // Back to the layouts of the network.
     let mut it = out.grads.into_iter();
-    let channels = net
-        .merged
-        .channels
-        .iter()
-        .map(|pl| {
-            let np = pl.kind.spec().params.len();
-            let cols: Vec<Vec<f64>> = (0..np).map(|_| it.next().expect("a parameter")).collect();
-            (0..nb)
-                .flat_map(|b| cols.iter().map(move |c| c[b]))
-                .collect()
-        })
-        .collect();
+    let channels = to_rows(per_placement(&net.merged, &mut it), nb);
     let mut synapses: Vec<Vec<f64>> = net
         .synapses
         .iter()
@@ -550,16 +439,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
 
     fn params_of(&self, flat: Vec<T2<B>>) -> NParams<B> {
         let mut it = flat.into_iter();
-        let chan = self
-            .net
-            .merged
-            .channels
-            .iter()
-            .map(|pl| {
-                let np = pl.kind.spec().params.len();
-                (0..np).map(|_| it.next().expect("a parameter")).collect()
-            })
-            .collect();
+        let chan = per_placement(&self.net.merged, &mut it);
         let syn = self
             .groups
             .iter()
@@ -576,23 +456,72 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
         }
     }
     fn init(&self, p: &NParams<B>) -> NState<B> {
-        TensorNet::init(self, p)
+        let (nb, dev) = (self.tc.nb, &self.tc.device);
+        let v0 = self.tc.protocol().v_init;
+        let syn = self
+            .groups
+            .iter()
+            .zip(&p.syn)
+            .map(|(g, ps)| {
+                if g.ns == 0 {
+                    return Vec::new();
+                }
+                scope(|| {
+                    let ps: Vec<Tx<B>> = ps.iter().map(|t| Tx::new(t.clone())).collect();
+                    let mut inf = vec![Tx::constant(0.0); g.ns];
+                    let mut rate = vec![Tx::constant(0.0); g.ns];
+                    g.kind.kinetics(Tx::constant(v0), &ps, &mut inf, &mut rate);
+                    let m = g.members.len();
+                    inf.into_iter().map(|x| x.tensor([nb, m], dev)).collect()
+                })
+            })
+            .collect();
+        let width = self.depth * self.npre;
+        NState {
+            cell: self.tc.init(&p.chan),
+            syn,
+            hist: (width > 0).then(|| Tensor::full([nb, width], v0, crate::float_opts::<B>(dev))),
+        }
     }
+
+    /// The cell probes, then the recorded synapses' conductances (µS), `[batch, probes]`.
     fn sample(&self, st: &NState<B>, p: &NParams<B>) -> T2<B> {
-        TensorNet::sample(self, st, p)
+        let mut cols = vec![self.tc.sample(&st.cell)];
+        for &(gi, c) in &self.syn_probes {
+            let g = &self.groups[gi];
+            let shape = [self.tc.nb, g.members.len()];
+            let gs = scope(|| {
+                let xs: Vec<Tx<B>> = st.syn[gi].iter().map(|t| Tx::new(t.clone())).collect();
+                let ps: Vec<Tx<B>> = p.syn[gi].iter().map(|t| Tx::new(t.clone())).collect();
+                g.kind.conductance(&xs, &ps).tensor(shape, &self.tc.device)
+            });
+            cols.push(gs.narrow(1, c, 1));
+        }
+        Tensor::cat(cols, 1)
     }
+
     fn run(
         &self,
         from: usize,
         len: usize,
-        st: NState<B>,
+        mut st: NState<B>,
         p: &NParams<B>,
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
         samples: &mut Vec<T2<B>>,
         check: bool,
     ) -> Result<NState<B>> {
-        TensorNet::run(self, from, len, st, p, solve, samples, check)
+        let steps = self.tc.protocol().steps;
+        let mut stim = None;
+        for k in from..from + len {
+            st = self.step(k, st, p, &mut stim, solve);
+            if check && ((k + 1) % super::tensor::CHECK_EVERY == 0 || k + 1 == steps) {
+                self.check(&st, k + 1)?;
+            }
+            samples.push(self.sample(&st, p));
+        }
+        Ok(st)
     }
+
     fn flatten(&self, st: &NState<B>) -> Vec<T2<B>> {
         let mut v = st.cell.to_vec();
         v.extend(st.syn.iter().flatten().cloned());
@@ -600,6 +529,24 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
         v
     }
     fn unflatten(&self, t: Vec<T2<B>>) -> NState<B> {
-        TensorNet::unflatten(self, t)
+        let n_cell = 1 + self.tc.n_gates();
+        let mut rest = t;
+        let tail = rest.split_off(n_cell);
+        let cell = unflatten(&self.tc, rest);
+        let mut it = tail.into_iter();
+        let syn = self
+            .groups
+            .iter()
+            .map(|g| {
+                (0..g.ns)
+                    .map(|_| it.next().expect("a synapse state"))
+                    .collect()
+            })
+            .collect();
+        NState {
+            cell,
+            syn,
+            hist: it.next(),
+        }
     }
 }

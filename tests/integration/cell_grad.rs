@@ -17,7 +17,7 @@ use neurodiff_models::channel::ChannelKind;
 /// A smooth nonlinear loss of the recording: per batch element
 /// `L_b = (1/N) Σ_{k,p} (w_{k,p} x + ½ (x − y)²/s_p²)` with random weights `w`, a fixed
 /// reference `y` and a per-probe scale `s` (mV for voltages, 0.1 for gates).
-fn loss_of(rec: &Recording, scales: &[f64]) -> TraceLoss {
+pub(crate) fn loss_of(rec: &Recording, scales: &[f64]) -> TraceLoss {
     let (np, nb) = (rec.n_probes, rec.batch);
     let w = rand_vec(7, rec.data.len());
     let n = rec.len() as f64;

@@ -6,7 +6,7 @@
 //! finite-difference check of its own; what it refuses and divergence as clear errors.
 
 use burn::backend::NdArray;
-use neurodiff::cell::adjoint::{value_and_grad as adjoint, TraceLoss};
+use neurodiff::cell::adjoint::value_and_grad as adjoint;
 use neurodiff::cell::tensor;
 use neurodiff::cell::{
     simulate, Branch, Cell, Clamp, Group, Morphology, Passive, Probe, Protocol, Recording, Scheme,
@@ -146,22 +146,7 @@ fn compare(case: &str, r: &Recording, p: &Protocol, reference: &[f64], nrec: usi
     }
 }
 
-/// As `cell_grad`'s: `L_b = (1/N) Σ (w x + ½ (x − y)²/s²)` with fixed random `w`.
-fn loss_of(rec: &Recording, scales: &[f64]) -> TraceLoss {
-    let (np, nb) = (rec.n_probes, rec.batch);
-    let w = crate::common::rand_vec(11, rec.data.len());
-    let n = rec.len() as f64;
-    let mut loss = vec![0.0; nb];
-    let mut grad = vec![0.0; rec.data.len()];
-    for (i, &x) in rec.data.iter().enumerate() {
-        let (p, b) = ((i / nb) % np, i % nb);
-        let y = -60.0 * (p == 0) as u8 as f64;
-        let s2 = scales[p] * scales[p];
-        loss[b] += (w[i] * x + 0.5 * (x - y) * (x - y) / s2) / n;
-        grad[i] = (w[i] + (x - y) / s2) / n;
-    }
-    TraceLoss { loss, grad }
-}
+use crate::cell_grad::loss_of;
 
 const SCALES: [f64; 4] = [10.0, 10.0, 10.0, 0.1];
 
