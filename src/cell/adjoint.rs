@@ -22,12 +22,19 @@
 //!    `∂L/∂b = μ` and `∂L/∂A_ii = −μ_i v'_i` (the off-diagonals are constant);
 //! 3. the assembly: `λ_v = (C/dt) μ`; a channel's conductance `G = g(x, p)·area` enters the
 //!    diagonal and `G E(p)` the right-hand side, so `∂L/∂G = μ (E − v')` and `∂L/∂E = μ G`,
-//!    chained through `g` and `E` on dual numbers to `λ_x` and the parameters.
+//!    chained through `g` and `E` on dual numbers to `λ_x` and the parameters;
+//! 4. calcium (NEURON's order: the pools advance after the voltage, with the calcium current of
+//!    the step's start, and a gate that reads calcium reads the new value): the gates'
+//!    derivatives carry `cai'` too; the pool update `cai' = cai∞(ica, p) + (cai − cai∞)
+//!    e^{−dt/τ(p)}` gives `∂L/∂ica` and the pools' parameter gradients ([`CellGrad::pools`]);
+//!    where a calcium current's reversal potential is the pool's Nernst potential, the assembly
+//!    and `ica = Σ g (v − E(cai))` chain back to `cai` as well.
 //!
-//! Calcium dynamics (a pool, `Cell::pools`, or a channel whose gates read calcium), voltage
-//! clamps ([`super::VClamp`]) and the Crank–Nicolson scheme are not differentiated yet:
-//! [`value_and_grad`] (and the network's) refuses them with [`CellError::Unsupported`] rather
-//! than give a gradient that ignores them.
+//! A voltage clamp's conductance and command are constants of the system, so its reverse step
+//! is the same solve; its recorded current `(vc − v)/rs` seeds `λ_v` with `−1/rs` while it is
+//! on. The Crank–Nicolson scheme is not differentiated yet: [`value_and_grad`] (and the
+//! network's) refuses it with [`CellError::Unsupported`] rather than give a gradient of another
+//! scheme.
 //!
 //! The initial gates are the steady states at `v_init`, which may depend on the parameters: the
 //! last adjoint is chained through them too.
@@ -46,7 +53,9 @@
 //! 100 within a segment, then every step within 100. Every level gives the same gradient: the
 //! recomputed states are bit-identical to the first pass.
 
-use super::solve::{hines_solve, Scheme, State, Stepper};
+use neurodiff_models::channel::{ca_dynamics, Calcium};
+
+use super::solve::{hines_solve, Ch, Scheme, Slot, State, Stepper};
 use super::{Cell, CellError, Protocol, Recording};
 use crate::fused::dual::Dual;
 use crate::Result;
@@ -78,6 +87,9 @@ pub struct CellGrad {
     /// Per placement ([`Cell::channels`]), `∂L/∂params`, `[batch][param]` like
     /// [`super::Placement::params`].
     pub grad: Vec<Vec<f64>>,
+    /// Per calcium pool ([`Cell::pools`]), `∂L/∂params` `[batch][param]` like
+    /// [`super::Pool::params`] (`gamma`, `decay`, `depth`, `min_cai`).
+    pub pools: Vec<Vec<f64>>,
     /// The most states (voltages and gates of the whole cell and batch) held at once.
     pub peak_states: usize,
     /// The numbers in one state (`n_nodes · batch` voltages plus the gates).
@@ -107,8 +119,8 @@ pub fn check_levels(levels: &[usize]) -> Result<(), CellError> {
     Ok(())
 }
 
-/// Checks that the adjoint covers the step: backward Euler, no voltage clamp, no calcium
-/// dynamics, every channel's derivatives within [`MAX_DIRECTIONS`] dual directions.
+/// Checks that the adjoint covers the step: backward Euler, every channel's derivatives within
+/// [`MAX_DIRECTIONS`] dual directions.
 pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
     if st.protocol.scheme != Scheme::BackwardEuler {
         return Err(CellError::Unsupported {
@@ -121,32 +133,12 @@ pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
                 .into(),
         });
     }
-    if !st.protocol.vclamps.is_empty() {
-        return Err(CellError::Unsupported {
-            what: "the cell adjoint".into(),
-            feature: "voltage clamps (`kind = \"vclamp\"` stimuli): their reverse step and \
-                      clamp-current recordings are not differentiated yet"
-                .into(),
-            hint: "fit to current-clamp recordings, or simulate a voltage clamp forward only"
-                .into(),
-        });
-    }
-    if st.calcium {
-        return Err(CellError::Unsupported {
-            what: "the cell adjoint".into(),
-            feature: "calcium dynamics (a `ca_dynamics_e2` pool, or a channel whose gates read \
-                      calcium, such as `sk_e2`): its reverse step does not carry the calcium \
-                      state yet"
-                .into(),
-            hint: "simulate such a cell forward only, or fit it by finite differences; calcium \
-                   currents (`ca_hva`, `ca_lva`) with a fixed reversal potential and no pool \
-                   are differentiated"
-                .into(),
-        });
-    }
     for ch in &st.chans {
         let spec = ch.kind.spec();
-        if ch.ng > MAX_DIRECTIONS || 1 + ch.np > MAX_DIRECTIONS {
+        // The gates' derivatives carry `v` (and `cai` for a channel that reads it) beside the
+        // parameters.
+        let before = gate_param_offset(ch);
+        if ch.ng > MAX_DIRECTIONS || before + ch.np > MAX_DIRECTIONS {
             return Err(CellError::setting(
                 format!("channels.{}", spec.name),
                 format!(
@@ -154,7 +146,19 @@ pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
                      gates and {} parameters",
                     ch.ng,
                     ch.np,
-                    MAX_DIRECTIONS - 1
+                    MAX_DIRECTIONS - before
+                ),
+            ));
+        }
+        // A calcium current filling a pool is differentiated in one pass (gates and
+        // parameters together).
+        if st.calcium && ch.ca == Calcium::Current && ch.ng + ch.np > MAX_DIRECTIONS {
+            return Err(CellError::setting(
+                format!("channels.{}", spec.name),
+                format!(
+                    "{} gates and {} parameters: a calcium current filling a pool may have at \
+                     most {MAX_DIRECTIONS} together in the adjoint",
+                    ch.ng, ch.np
                 ),
             ));
         }
@@ -243,7 +247,7 @@ pub fn value_and_grad(
         lam: State {
             v: vec![0.0; state.v.len()],
             gates: state.gates.iter().map(|g| vec![0.0; g.len()]).collect(),
-            cai: Vec::new(),
+            cai: vec![0.0; state.cai.len()],
         },
         grad: cell
             .channels
@@ -252,6 +256,7 @@ pub fn value_and_grad(
             .collect(),
         d0: vec![0.0; state.v.len()],
         mu: vec![0.0; state.v.len()],
+        ca: CaBack::new(&st),
         scratch: st.scratch(),
         held,
     };
@@ -265,6 +270,7 @@ pub fn value_and_grad(
         recording,
         loss,
         grad: rev.grad,
+        pools: rev.ca.grad,
         peak_states: held.peak,
         state_size,
     })
@@ -279,6 +285,7 @@ struct Reverse<'s, 'a> {
     grad: Vec<Vec<f64>>,
     d0: Vec<f64>,
     mu: Vec<f64>,
+    ca: CaBack,
     scratch: super::solve::Scratch<f64>,
     held: Held,
 }
@@ -382,14 +389,7 @@ impl Reverse<'_, '_> {
         let np = self.st.protocol.probes.len();
         let row = &self.seeds[k * np * nb..(k + 1) * np * nb];
         for p in 0..np {
-            let (chan, at) = self.st.probe_slot(p);
-            for b in 0..nb {
-                let g = row[p * nb + b];
-                match chan {
-                    None => self.lam.v[at + b] += g,
-                    Some(c) => self.lam.gates[c][at + b * self.st.chans[c].ng] += g,
-                }
-            }
+            seed_probe(self.st, p, k, &row[p * nb..(p + 1) * nb], &mut self.lam);
         }
     }
 
@@ -405,11 +405,16 @@ impl Reverse<'_, '_> {
         self.d0.copy_from_slice(&sc.d);
         hines_solve(&cell.parent, &st.a, &mut sc.d, &mut sc.rhs, nb);
         let vn = &sc.rhs; // v' = v_{k+1}
-        gates_back(st, s, vn, &mut self.lam, &mut self.grad);
-        // The solve: μ = A⁻¹ λ_v' with the same matrix.
-        self.mu.copy_from_slice(&self.lam.v);
-        hines_solve(&cell.parent, &st.a, &mut self.d0, &mut self.mu, nb);
-        assembly_back(st, s, vn, &self.mu, &mut self.lam, &mut self.grad);
+        membrane_back(
+            st,
+            s,
+            vn,
+            &mut self.d0,
+            &mut self.mu,
+            &mut self.ca,
+            &mut self.lam,
+            &mut self.grad,
+        );
         if let Some(e) = st.check_finite(&self.lam, k, "adjoint of ") {
             return Err(e.into());
         }
@@ -417,24 +422,135 @@ impl Reverse<'_, '_> {
     }
 }
 
-/// Step 1 of a reverse step (gates): with `vn` the step's new voltage, `lam` the adjoint of the
-/// state after the step, adds `λ_x' ∂x'/∂v'` to `lam.v`, `λ_x' ∂x'/∂p` to `grad` and replaces
-/// `lam.gates` by `λ_x' ∂x'/∂x`. `s` is the step's start state.
+/// The first dual direction of a channel's parameters in [`gates_back`]: after `v` (direction
+/// 0) and, for a channel whose gates read calcium, `cai` (direction 1).
+pub(crate) fn gate_param_offset(ch: &Ch<f64>) -> usize {
+    if ch.ca == Calcium::Reads {
+        2
+    } else {
+        1
+    }
+}
+
+/// Adds the seeds `g` (`∂L/∂` probe `p` at sample `k`, one per batch element) to `lam`, the
+/// adjoint of the state at sample `k`.
+pub(crate) fn seed_probe(
+    st: &Stepper<'_, f64>,
+    p: usize,
+    k: usize,
+    g: &[f64],
+    lam: &mut State<f64>,
+) {
+    match st.probe_slot(p) {
+        Slot::V(at) => {
+            for (l, &g) in lam.v[at..at + g.len()].iter_mut().zip(g) {
+                *l += g;
+            }
+        }
+        Slot::Gate(c, at) => {
+            let ng = st.chans[c].ng;
+            for (b, &g) in g.iter().enumerate() {
+                lam.gates[c][at + b * ng] += g;
+            }
+        }
+        Slot::Clamp(c) => {
+            // i = (vc − v)/rs while the command is on: ∂i/∂v = −1/rs.
+            let vc = &st.protocol.vclamps[c];
+            for (b, &g) in g.iter().enumerate() {
+                if vc.command_at_sample(k, st.protocol.dt, b).is_some() {
+                    lam.v[vc.node * st.nb + b] -= g / vc.rs;
+                }
+            }
+        }
+    }
+}
+
+/// The calcium of a step being reversed, and the gradients of the pools' parameters (all empty
+/// when the cell has no calcium).
+pub(crate) struct CaBack {
+    /// The calcium current density of each node at the step's start, µA/cm² (`[node][batch]`).
+    ica: Vec<f64>,
+    /// The calcium after the step, mM.
+    cai: Vec<f64>,
+    /// `∂L/∂ica`.
+    lam_ica: Vec<f64>,
+    /// Per pool, `∂L/∂params` `[batch][param]`.
+    pub(crate) grad: Vec<Vec<f64>>,
+}
+
+impl CaBack {
+    pub(crate) fn new(st: &Stepper<'_, f64>) -> Self {
+        let n = if st.calcium { st.n * st.nb } else { 0 };
+        CaBack {
+            ica: vec![0.0; n],
+            cai: vec![0.0; n],
+            lam_ica: vec![0.0; n],
+            grad: st
+                .cell
+                .pools
+                .iter()
+                .map(|p| vec![0.0; p.params.len()])
+                .collect(),
+        }
+    }
+}
+
+/// The membrane's part of reversing a step whose system the caller has assembled (diagonal
+/// `d0`, before the solve) and solved (`vn`, the new voltage) from the start state `s`: on
+/// entry `lam` is the adjoint of the state after the step and `mu` holds nothing; on exit `lam`
+/// is the adjoint of `s` and `mu = A⁻¹ λ_v'` (for terms the caller added to the system).
+/// `d0` is used up. In order: the gates ([`gates_back`]), the pools ([`pool_back`]), the
+/// solve, the assembly ([`assembly_back`]) and the calcium current the pools read
+/// ([`ica_back`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn membrane_back(
+    st: &Stepper<'_, f64>,
+    s: &State<f64>,
+    vn: &[f64],
+    d0: &mut [f64],
+    mu: &mut [f64],
+    ca: &mut CaBack,
+    lam: &mut State<f64>,
+    grad: &mut [Vec<f64>],
+) {
+    if st.calcium {
+        // The step's calcium: the current at its start, the pools after it.
+        st.calcium_current(s, &mut ca.ica);
+        ca.cai.copy_from_slice(&s.cai);
+        st.pool_update(&mut ca.cai, &ca.ica);
+    }
+    gates_back(st, s, vn, &ca.cai, lam, grad);
+    pool_back(st, s, ca, lam);
+    // The solve: μ = A⁻¹ λ_v' with the same matrix.
+    mu.copy_from_slice(&lam.v);
+    hines_solve(&st.cell.parent, &st.a, d0, mu, st.nb);
+    assembly_back(st, s, vn, mu, lam, grad);
+    ica_back(st, s, &ca.lam_ica, lam, grad);
+}
+
+/// Step 1 of a reverse step (gates): with `vn` the step's new voltage and `cai` its new calcium
+/// (empty without calcium), `lam` the adjoint of the state after the step, adds
+/// `λ_x' ∂x'/∂v'` to `lam.v`, `λ_x' ∂x'/∂cai'` to `lam.cai` (gates that read calcium),
+/// `λ_x' ∂x'/∂p` to `grad` and replaces `lam.gates` by `λ_x' ∂x'/∂x`. `s` is the step's start
+/// state.
 pub(crate) fn gates_back(
     st: &Stepper<'_, f64>,
     s: &State<f64>,
     vn: &[f64],
+    cai: &[f64],
     lam: &mut State<f64>,
     grad: &mut [Vec<f64>],
 ) {
     let nb = st.nb;
     let dt = D::cst(st.dt);
-    // x' = x∞(v') + (x − x∞(v')) e^{−dt φ/τ(v')}.
+    // x' = x∞(v', cai') + (x − x∞(v', cai')) e^{−dt φ/τ(v', cai')}.
     for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
         let (ng, np) = (ch.ng, ch.np);
         if ng == 0 {
             continue;
         }
+        let reads = ch.ca == Calcium::Reads;
+        let o = gate_param_offset(ch);
         let phi = D::cst(ch.phi);
         let (mut inf, mut rate) = ([D::cst(0.0); MAX_DIRECTIONS], [D::cst(0.0); MAX_DIRECTIONS]);
         let mut p = [D::cst(0.0); MAX_DIRECTIONS];
@@ -442,11 +558,12 @@ pub(crate) fn gates_back(
             for b in 0..nb {
                 let idx = node * nb + b;
                 for (q, pq) in p[..np].iter_mut().enumerate() {
-                    *pq = D::var(ch.params[b * np + q], 1 + q);
+                    *pq = D::var(ch.params[b * np + q], o + q);
                 }
                 let v = D::var(vn[idx], 0);
+                let ca = reads.then(|| D::var(cai[idx], 1));
                 ch.kind
-                    .gates_rate(v, None, &p[..np], &mut inf[..ng], &mut rate[..ng]);
+                    .gates_rate(v, ca, &p[..np], &mut inf[..ng], &mut rate[..ng]);
                 let row = (j * nb + b) * ng;
                 let x = &s.gates[c][row..row + ng];
                 let mut xn = [D::cst(0.0); MAX_DIRECTIONS];
@@ -463,8 +580,11 @@ pub(crate) fn gates_back(
                         continue;
                     }
                     lam.v[idx] += lx * xn[g].eps[0];
+                    if reads {
+                        lam.cai[idx] += lx * xn[g].eps[1];
+                    }
                     for (q, gq) in gr.iter_mut().enumerate() {
-                        *gq += lx * xn[g].eps[1 + q];
+                        *gq += lx * xn[g].eps[o + q];
                     }
                     let e = (-st.dt * ch.phi * rate[g].re).exp();
                     lam.gates[c][row + g] = lx * e;
@@ -474,9 +594,61 @@ pub(crate) fn gates_back(
     }
 }
 
-/// Step 3 of a reverse step (the assembly), with `mu = A⁻¹ λ_v'`: sets `lam.v = (C/dt) μ` and
+/// Step 2 of a reverse step (the pools), after [`gates_back`]: with `lam.cai` the adjoint of
+/// the calcium after the step, `cai' = cai∞(ica, p) + (cai − cai∞) e^{−dt/τ(p)}` (derivatives
+/// on dual numbers from `ca_dynamics`' own functions) gives `∂L/∂ica` (`ca.lam_ica`), the
+/// pools' parameter gradients, and `lam.cai ← λ_cai' e^{−dt/τ}`. Calcium where there is no
+/// pool is constant.
+fn pool_back(st: &Stepper<'_, f64>, s: &State<f64>, ca: &mut CaBack, lam: &mut State<f64>) {
+    if !st.calcium {
+        return;
+    }
+    let nb = st.nb;
+    let np = ca_dynamics::PARAMS.len();
+    ca.lam_ica.iter_mut().for_each(|x| *x = 0.0);
+    let dt = D::cst(st.dt);
+    for ((pool, params), grad) in st.cell.pools.iter().zip(&st.pool_params).zip(&mut ca.grad) {
+        for b in 0..nb {
+            let mut p = [D::cst(0.0); MAX_DIRECTIONS];
+            for (q, pq) in p[..np].iter_mut().enumerate() {
+                *pq = D::var(params[b * np + q], 1 + q);
+            }
+            for &node in &pool.nodes {
+                let idx = node * nb + b;
+                let l = lam.cai[idx];
+                if l == 0.0 {
+                    continue;
+                }
+                // The same operations as `Stepper::pool_update`.
+                let inf = ca_dynamics::steady(D::var(ca.ica[idx], 0), &p[..np]);
+                let e = num_traits::Float::exp(-dt / ca_dynamics::tau(&p[..np]));
+                let next = inf + (D::cst(s.cai[idx]) - inf) * e;
+                ca.lam_ica[idx] = l * next.eps[0];
+                for (q, gq) in grad[b * np..(b + 1) * np].iter_mut().enumerate() {
+                    *gq += l * next.eps[1 + q];
+                }
+                lam.cai[idx] = l * e.re;
+            }
+        }
+    }
+}
+
+/// The Nernst potential of calcium at `cai` and its derivative `∂E/∂cai` (mV/mM), from
+/// `ca_dynamics::nernst` on a dual number.
+fn nernst_and_slope(cai: f64, celsius: f64) -> (f64, f64) {
+    let e = ca_dynamics::nernst(Dual::<f64, 1>::var(cai, 0), celsius);
+    (e.re, e.eps[0])
+}
+
+/// Whether placement `ch`'s reversal potential at `node` is a pool's Nernst potential (a
+/// calcium current in a compartment with a pool; [`Stepper::reversal`]).
+fn pooled_current(st: &Stepper<'_, f64>, ch: &Ch<f64>, node: usize) -> bool {
+    ch.ca == Calcium::Current && st.pool_at[node] != usize::MAX
+}
+
+/// Step 4 of a reverse step (the assembly), with `mu = A⁻¹ λ_v'`: sets `lam.v = (C/dt) μ` and
 /// chains each channel's `G = g(x, p)·area` (diagonal) and `G·E` (right-hand side) to
-/// `lam.gates` and `grad`.
+/// `lam.gates` and `grad` (and, where `E` is a pool's Nernst potential, to `lam.cai`).
 pub(crate) fn assembly_back(
     st: &Stepper<'_, f64>,
     s: &State<f64>,
@@ -522,10 +694,20 @@ pub(crate) fn assembly_back(
                         let x = s.gates[c][row + g];
                         *xg = if gate_dirs { D::var(x, g) } else { D::cst(x) };
                     }
-                    // The current's part of the residual is `A (g E − g v)`
-                    // (`Channel::drive`).
-                    let (g, ge) = ch.kind.drive(&xp[..ng], &xp[ng..ng + np]);
                     let ma = m * st.area[node];
+                    // The current's part of the residual is `A (g E − g v)`
+                    // (`Channel::drive`); where `E` is a pool's Nernst potential, `g` alone
+                    // carries the gates and parameters and `E` the calcium.
+                    let (g, ge) = if pooled_current(st, ch, node) {
+                        let (e, slope) = nernst_and_slope(s.cai[idx], st.protocol.celsius);
+                        let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
+                        if gate_dirs {
+                            lam.cai[idx] += ma * g.re * slope;
+                        }
+                        (g, g * D::cst(e))
+                    } else {
+                        ch.kind.drive(&xp[..ng], &xp[ng..ng + np])
+                    };
                     let vv = vn[idx];
                     if gate_dirs {
                         for q in 0..ng {
@@ -544,11 +726,64 @@ pub(crate) fn assembly_back(
     }
 }
 
+/// Step 5 of a reverse step, after [`assembly_back`]: chains `∂L/∂ica` (from [`pool_back`])
+/// through the calcium current density at the step's start,
+/// `ica = Σ g(x, p) (v − E(cai))` over the calcium currents of each compartment with a pool
+/// (`Stepper::calcium_current`), to `lam.v`, `lam.gates`, `lam.cai` and `grad`.
+fn ica_back(
+    st: &Stepper<'_, f64>,
+    s: &State<f64>,
+    lam_ica: &[f64],
+    lam: &mut State<f64>,
+    grad: &mut [Vec<f64>],
+) {
+    if lam_ica.is_empty() {
+        return;
+    }
+    let nb = st.nb;
+    let mut xp = [D::cst(0.0); MAX_DIRECTIONS];
+    for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
+        if ch.ca != Calcium::Current {
+            continue;
+        }
+        // One pass: `check_directions` holds `ng + np` within the dual directions.
+        let (ng, np) = (ch.ng, ch.np);
+        for b in 0..nb {
+            for q in 0..np {
+                xp[ng + q] = D::var(ch.params[b * np + q], ng + q);
+            }
+            for (j, &node) in pl.nodes.iter().enumerate() {
+                let idx = node * nb + b;
+                let l = lam_ica[idx];
+                if l == 0.0 || !pooled_current(st, ch, node) {
+                    continue;
+                }
+                let row = (j * nb + b) * ng;
+                for (g, (xg, &x)) in xp.iter_mut().zip(&s.gates[c][row..row + ng]).enumerate() {
+                    *xg = D::var(x, g);
+                }
+                let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
+                let (e, slope) = nernst_and_slope(s.cai[idx], st.protocol.celsius);
+                let drive = s.v[idx] - e;
+                lam.v[idx] += l * g.re;
+                lam.cai[idx] -= l * g.re * slope;
+                for q in 0..ng {
+                    lam.gates[c][row + q] += l * drive * g.eps[q];
+                }
+                for q in 0..np {
+                    grad[c][b * np + q] += l * drive * g.eps[ng + q];
+                }
+            }
+        }
+    }
+}
+
 /// Chains the adjoint `lam.gates` of the initial gates through their steady states at
-/// `v_init` into `grad`.
+/// `v_init` (and NEURON's default calcium, as [`Stepper::init`]) into `grad`.
 pub(crate) fn initial_back(st: &Stepper<'_, f64>, lam: &State<f64>, grad: &mut [Vec<f64>]) {
     let nb = st.nb;
     let v0 = D::cst(st.protocol.v_init);
+    let cai0 = D::cst(ca_dynamics::CAI_DEFAULT);
     for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
         let (ng, np) = (ch.ng, ch.np);
         if ng == 0 {
@@ -560,7 +795,8 @@ pub(crate) fn initial_back(st: &Stepper<'_, f64>, lam: &State<f64>, grad: &mut [
             for (q, pq) in p[..np].iter_mut().enumerate() {
                 *pq = D::var(ch.params[b * np + q], q);
             }
-            ch.kind.gates(v0, &p[..np], &mut inf[..ng], &mut tau[..ng]);
+            ch.kind
+                .gates_ca(v0, cai0, &p[..np], &mut inf[..ng], &mut tau[..ng]);
             for j in 0..pl.nodes.len() {
                 let row = (j * nb + b) * ng;
                 for (g, infg) in inf[..ng].iter().enumerate() {

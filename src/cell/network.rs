@@ -49,8 +49,8 @@ use neurodiff_models::synapse::SynapseKind;
 use num_traits::Float;
 
 use super::adjoint::{
-    assembly_back, check_directions, check_levels, gates_back, initial_back, segments, sweep, Held,
-    Sweep, TraceLoss, MAX_DIRECTIONS,
+    check_directions, check_levels, initial_back, membrane_back, seed_probe, segments, sweep,
+    CaBack, Held, Sweep, TraceLoss, MAX_DIRECTIONS,
 };
 use super::solve::{hines_solve, Scratch, State, Stepper};
 use super::{Cell, CellError, Morphology, Protocol, Recording};
@@ -780,6 +780,8 @@ pub struct NetGrad {
     pub loss: Vec<f64>,
     /// Per channel placement of [`Network::merged`], `∂L/∂params` `[batch][param]`.
     pub channels: Vec<Vec<f64>>,
+    /// Per calcium pool of [`Network::merged`], `∂L/∂params` `[batch][param]`.
+    pub pools: Vec<Vec<f64>>,
     /// Per synapse, `∂L/∂params` `[batch][param]` like [`Synapse::params`].
     pub synapses: Vec<Vec<f64>>,
     /// Per drive, `∂L/∂weight` per batch element.
@@ -895,6 +897,7 @@ pub fn value_and_grad(
         grad_drive: net.drives.iter().map(|_| vec![0.0; nb]).collect(),
         d0: vec![0.0; lam.cell.v.len()],
         mu: vec![0.0; lam.cell.v.len()],
+        ca: CaBack::new(&st.inner),
         lam_u: vec![0.0; st.u.len()],
         lam,
         seeds: &internal,
@@ -909,6 +912,7 @@ pub fn value_and_grad(
         recording,
         loss,
         channels: rev.grad_ch,
+        pools: rev.ca.grad,
         synapses: rev.grad_syn,
         drives: rev.grad_drive,
         peak_states: held.peak,
@@ -927,6 +931,7 @@ struct NetReverse<'s, 'a> {
     grad_drive: Vec<Vec<f64>>,
     d0: Vec<f64>,
     mu: Vec<f64>,
+    ca: CaBack,
     scratch: Scratch<f64>,
     /// Scratch: the synapse states after the update of the step being reversed.
     syn_after: Vec<Vec<f64>>,
@@ -955,14 +960,13 @@ impl NetReverse<'_, '_> {
         let np = ncp + st.syn_probes.len();
         let row = &self.seeds[k * np * nb..(k + 1) * np * nb];
         for p in 0..ncp {
-            let (chan, at) = st.inner.probe_slot(p);
-            for b in 0..nb {
-                let g = row[p * nb + b];
-                match chan {
-                    None => self.lam.cell.v[at + b] += g,
-                    Some(c) => self.lam.cell.gates[c][at + b * st.inner.chans[c].ng] += g,
-                }
-            }
+            seed_probe(
+                &st.inner,
+                p,
+                k,
+                &row[p * nb..(p + 1) * nb],
+                &mut self.lam.cell,
+            );
         }
         let mut x = [D::cst(0.0); MAX_DIRECTIONS];
         for (i, &j) in st.syn_probes.iter().enumerate() {
@@ -1007,24 +1011,17 @@ impl NetReverse<'_, '_> {
         self.d0.copy_from_slice(&sc.d);
         hines_solve(parent, &st.inner.a, &mut sc.d, &mut sc.rhs, nb);
         let vn = &sc.rhs;
-        gates_back(
+        membrane_back(
             &st.inner,
             &s.cell,
             vn,
+            &mut self.d0,
+            &mut self.mu,
+            &mut self.ca,
             &mut self.lam.cell,
             &mut self.grad_ch,
         );
-        self.mu.copy_from_slice(&self.lam.cell.v);
-        hines_solve(parent, &st.inner.a, &mut self.d0, &mut self.mu, nb);
         let mu = &self.mu;
-        assembly_back(
-            &st.inner,
-            &s.cell,
-            vn,
-            mu,
-            &mut self.lam.cell,
-            &mut self.grad_ch,
-        );
 
         // Synapses in the assembly: G = g(s', p)·1e-3 on the diagonal, G·E + I(u, p)·1e-3 on
         // the right-hand side.

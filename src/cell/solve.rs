@@ -136,12 +136,17 @@ impl VClamp {
     /// command of the step that ended there (at `t = 0`, the command at 0), as NEURON records
     /// `SEClamp.i` (computed after the voltage update, with the step's command); 0 when off.
     pub fn current_at_sample(&self, s: usize, dt: f64, b: usize, v: f64) -> f64 {
-        let vc = if s == 0 {
+        self.command_at_sample(s, dt, b)
+            .map_or(0.0, |vc| (vc - v) / self.rs)
+    }
+
+    /// The command that [`VClamp::current_at_sample`] uses at sample `s`, mV; `None` when off.
+    pub(crate) fn command_at_sample(&self, s: usize, dt: f64, b: usize) -> Option<f64> {
+        if s == 0 {
             self.command(0.0, b)
         } else {
             self.command_in_step(s - 1, dt, b)
-        };
-        vc.map_or(0.0, |vc| (vc - v) / self.rs)
+        }
     }
 }
 
@@ -401,11 +406,23 @@ pub(crate) struct Stepper<'a, T> {
     /// Whether a placement's reversal potential is a pool's Nernst potential.
     nernst: bool,
     /// Per node, the pool in it (index into [`Cell::pools`]), `usize::MAX` for none.
-    pool_at: Vec<usize>,
+    pub(crate) pool_at: Vec<usize>,
     /// Per pool, its parameters `[batch][param]` in `T`.
-    pool_params: Vec<Vec<T>>,
+    pub(crate) pool_params: Vec<Vec<T>>,
     /// Per probe: the index of its node within its placement (gate probes).
     probe_idx: Vec<usize>,
+}
+
+/// Where a probe reads the state of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// A voltage: the index of batch element 0 in [`State::v`] (add `b`).
+    V(usize),
+    /// A gate: the placement, and the index of batch element 0's gate in its
+    /// [`State::gates`] (add `b * ng`).
+    Gate(usize, usize),
+    /// The current of voltage clamp `clamp`, `(vc − v)/rs` at its node.
+    Clamp(usize),
 }
 
 /// Batches below this size step each placement's gates and next conductances in one pass.
@@ -426,7 +443,7 @@ pub(crate) struct Scratch<T> {
     pub(crate) d: Vec<T>,
     pub(crate) rhs: Vec<T>,
     /// The calcium current density of each node at the start of the step, µA/cm².
-    ica: Vec<T>,
+    pub(crate) ica: Vec<T>,
 }
 
 impl<'a, T: Float + 'static> Stepper<'a, T> {
@@ -724,7 +741,7 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
 
     /// The calcium current density (µA/cm²) of every node with a pool, from the state at the
     /// start of the step (NEURON's `ica` of that step), into `ica`.
-    fn calcium_current(&self, st: &State<T>, ica: &mut [T]) {
+    pub(crate) fn calcium_current(&self, st: &State<T>, ica: &mut [T]) {
         ica.iter_mut().for_each(|x| *x = T::zero());
         for ((ch, pl), gates) in self.chans.iter().zip(&self.cell.channels).zip(&st.gates) {
             if ch.ca != Calcium::Current {
@@ -739,7 +756,7 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
 
     /// Advances every pool's calcium over the step (exact for the step's frozen current, as
     /// NEURON's `cnexp`): `cai ← cai∞ + (cai − cai∞) e^{−dt/τ_decay}`.
-    fn pool_update(&self, st: &mut State<T>, ica: &[T]) {
+    pub(crate) fn pool_update(&self, cai: &mut [T], ica: &[T]) {
         let nb = self.nb;
         let np = ca_dynamics::PARAMS.len();
         for (pool, params) in self.cell.pools.iter().zip(&self.pool_params) {
@@ -749,7 +766,7 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
                     let idx = node * nb + b;
                     let inf = ca_dynamics::steady(ica[idx], p);
                     let e = Float::exp(-self.dt / ca_dynamics::tau(p));
-                    st.cai[idx] = inf + (st.cai[idx] - inf) * e;
+                    cai[idx] = inf + (cai[idx] - inf) * e;
                 }
             }
         }
@@ -860,7 +877,7 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
         if pools {
             // NEURON advances `CaDynamics_E2` before `SK_E2` (mechanism order), so the gates
             // below read the new calcium.
-            self.pool_update(st, &s.ica);
+            self.pool_update(&mut st.cai, &s.ica);
         }
         // In `Primed` mode, the next step's system: with the gates in one pass at small
         // batches (at batch 1 a point-cell step took 5–8 % less; at batch 1,000 the fused
@@ -938,21 +955,15 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
         }
     }
 
-    /// The position of probe `p`'s value in a state: `(None, node)` for a voltage,
-    /// `(Some(placement), index of the gate of batch element 0)` for a gate (add `b * ng`).
-    ///
-    /// A clamp current is not a state: the adjoint refuses voltage clamps
-    /// ([`super::adjoint::check_directions`]) before it asks for a slot.
-    pub(crate) fn probe_slot(&self, p: usize) -> (Option<usize>, usize) {
+    /// Where probe `p` reads the state (see [`Slot`]).
+    pub(crate) fn probe_slot(&self, p: usize) -> Slot {
         match self.protocol.probes[p] {
-            Probe::V { node } => (None, node * self.nb),
+            Probe::V { node } => Slot::V(node * self.nb),
             Probe::Gate { channel, gate, .. } => {
                 let ng = self.chans[channel].ng;
-                (Some(channel), self.probe_idx[p] * self.nb * ng + gate)
+                Slot::Gate(channel, self.probe_idx[p] * self.nb * ng + gate)
             }
-            Probe::VClampCurrent { .. } => {
-                unreachable!("the adjoint refuses voltage clamps before recording them")
-            }
+            Probe::VClampCurrent { clamp } => Slot::Clamp(clamp),
         }
     }
 

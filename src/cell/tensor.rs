@@ -736,6 +736,8 @@ pub fn value_and_grad<B: Backend>(
         recording,
         loss,
         grad,
+        // The tensor engine refuses calcium pools.
+        pools: Vec::new(),
         peak_states: out.peak_states,
         state_size: out.state_size,
     })

@@ -426,6 +426,8 @@ pub fn value_and_grad<B: Backend>(
         recording,
         loss,
         channels,
+        // The tensor engine refuses calcium pools.
+        pools: Vec::new(),
         synapses,
         drives,
         peak_states: out.peak_states,

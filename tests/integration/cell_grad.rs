@@ -3,8 +3,10 @@
 //! a spiking HH compartment, of a compartment with every Hay et al. (2011) gate channel and of a
 //! branched ball-and-stick cell (batch 2, voltage and gate
 //! recordings); nested checkpointing giving the same gradient at every level choice; the count
-//! of states held following the levels; bad levels as errors; Crank–Nicolson, voltage clamps
-//! and calcium refused with a typed error.
+//! of states held following the levels; bad levels as errors; calcium (pools with their
+//! parameters, Nernst reversal potentials, `sk_e2` reading calcium) and a voltage clamp's
+//! recorded current against finite differences too; Crank–Nicolson refused with a typed
+//! error.
 
 use crate::common::rand_vec;
 use neurodiff::cell::adjoint::{check_levels, value_and_grad, TraceLoss};
@@ -71,8 +73,32 @@ fn check_against_fd(cell: &Cell, p: &Protocol, scales: &[f64], levels: &[usize],
                     spec.params[q].name,
                     (fd - ad).abs() / scale
                 );
-                // Every other batch element's loss does not depend on this row.
                 checked += 1;
+            }
+        }
+    }
+    // The calcium pools' parameters (relative steps: `min_cai` and `depth` are small).
+    for (c, pool) in cell.pools.iter().enumerate() {
+        let np = pool.params.len() / nb;
+        for b in 0..nb {
+            for q in 0..np {
+                let x0 = pool.params[b * np + q];
+                let h = 1e-4 * x0.abs();
+                let at = |x: f64| {
+                    let mut cc = cell.clone();
+                    cc.pools[c].params[b * np + q] = x;
+                    total(&cc, p, scales)[b]
+                };
+                let d = |h: f64| (at(x0 + h) - at(x0 - h)) / (2.0 * h);
+                let fd = (4.0 * d(0.5 * h) - d(h)) / 3.0;
+                let ad = g.pools[c][b * np + q];
+                let scale = fd.abs().max(ad.abs()).max(1e-8);
+                assert!(
+                    (fd - ad).abs() <= tol * scale,
+                    "pool {c} parameter {q} batch {b}: adjoint {ad:e}, finite differences \
+                     {fd:e} (rel {:e})",
+                    (fd - ad).abs() / scale
+                );
             }
         }
     }
@@ -317,66 +343,114 @@ fn hay_channels_gradient_matches_finite_differences() {
     check_against_fd(&cell, &p, &[10.0, 0.1], &[20], 1e-5);
 }
 
-#[test]
-fn adjoint_refuses_calcium_dynamics() {
-    // A calcium pool, or a channel whose gate reads calcium, is forward-only: the adjoint says
-    // so (a typed error) instead of returning a gradient that ignores the calcium state.
-    let (cell, p) = hh_point(40);
-    let loss = |r: &Recording| Ok(loss_of(r, &[10.0]));
-    let mut pooled = cell.clone();
-    pooled
-        .insert_pool(|_, _| true, &[vec![0.05, 80.0, 0.1, 1e-4]])
-        .unwrap();
-    let mut sk = cell.clone();
-    sk.insert(ChannelKind::SkE2, |_, _| true, &[vec![1.0, -85.0, 1.0]])
-        .unwrap();
-    for c in [&pooled, &sk] {
-        let e = value_and_grad(c, &p, &[40], loss).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
-            ),
-            "{e}"
-        );
-        assert!(e.to_string().contains("calcium"), "{e}");
-        // The forward run works.
-        simulate::<f64>(c, &p).unwrap();
-    }
-    // Without calcium the same call succeeds.
-    value_and_grad(&cell, &p, &[40], loss).unwrap();
+/// A soma (HH, `ca_hva`, `ca_lva`, `sk_e2`, a calcium pool) and a dendrite (leak, `ca_hva`,
+/// no pool: its calcium current keeps its fixed reversal potential and `sk_e2` there reads
+/// NEURON's default calcium), batch 2 with different conductances and pools; the soma spikes
+/// once, the calcium entering with the spike opening SK.
+fn calcium_cell(steps: usize) -> (Cell, Protocol) {
+    let (mut cell, mut p) = ball_and_stick(steps);
+    cell.channels.retain(|pl| pl.kind != ChannelKind::Ih);
+    let soma = |_: usize, b: &Branch| b.group == Group::Soma;
+    let all = |_: usize, _: &Branch| true;
+    cell.insert(
+        ChannelKind::CaHva,
+        all,
+        &[vec![2.0, 132.458], vec![3.0, 130.0]],
+    )
+    .unwrap();
+    cell.insert(
+        ChannelKind::CaLva,
+        soma,
+        &[vec![3.0, 132.458], vec![1.5, 132.458]],
+    )
+    .unwrap();
+    cell.insert(
+        ChannelKind::SkE2,
+        all,
+        &[vec![5.0, -85.0, 1.0], vec![8.0, -80.0, 2.0]],
+    )
+    .unwrap();
+    cell.insert_pool(
+        soma,
+        &[vec![0.05, 80.0, 0.1, 1e-4], vec![0.02, 40.0, 0.2, 2e-4]],
+    )
+    .unwrap();
+    // Soma voltage and the SK gate there (it reads the pool's calcium).
+    let sk = cell.channels.len() - 1;
+    p.probes = vec![
+        Probe::V { node: 0 },
+        Probe::Gate {
+            channel: sk,
+            node: 0,
+            gate: 0,
+        },
+    ];
+    (cell, p)
 }
 
 #[test]
-fn adjoint_refuses_crank_nicolson_and_voltage_clamps() {
-    // Both are forward-only: a typed error naming the feature, while the forward run works.
+fn calcium_gradient_matches_finite_differences() {
+    // Every channel parameter and every pool parameter, through the pool update, the Nernst
+    // reversal potential, the calcium current the pool integrates and SK's calcium gate.
+    let (cell, p) = calcium_cell(480); // 12 ms
+    let rec = simulate::<f64>(&cell, &p).unwrap();
+    for b in 0..2 {
+        assert_eq!(rec.crossings(0, b, 0.0).len(), 1, "element {b} spikes");
+    }
+    for b in 0..2 {
+        let z = rec.trace(1, b);
+        let (z0, zmax) = (z[0], z.iter().cloned().fold(0.0, f64::max));
+        assert!(
+            zmax > 5.0 * z0,
+            "calcium opens SK: z from {z0:e} to {zmax:e}"
+        );
+    }
+    check_against_fd(&cell, &p, &[10.0, 0.01], &[20, 6], 1e-5);
+}
+
+#[test]
+fn voltage_clamp_current_gradient_matches_finite_differences() {
+    // A voltage-clamp step on the HH compartment: the recorded clamp current (mostly the
+    // channels' currents) and the voltage, with the clamp off for the last 3.5 ms so the
+    // seeds of both states of the clamp are checked.
+    let (cell, p) = hh_point(320);
+    let p = Protocol {
+        clamps: Vec::new(),
+        vclamps: vec![VClamp {
+            node: 0,
+            rs: 0.01,
+            amp: vec![[-65.0, -10.0, -50.0]],
+            dur: [1.0, 2.0, 1.5],
+        }],
+        probes: vec![Probe::V { node: 0 }, Probe::VClampCurrent { clamp: 0 }],
+        ..p
+    };
+    let rec = simulate::<f64>(&cell, &p).unwrap();
+    let i = rec.trace(1, 0);
+    assert!(i.iter().any(|x| x.abs() > 1.0), "the clamp passes > 1 nA");
+    assert_eq!(i[300], 0.0, "off at 7.5 ms");
+    check_against_fd(&cell, &p, &[10.0, 1.0], &[18], 1e-5);
+}
+
+#[test]
+fn adjoint_refuses_crank_nicolson() {
+    // Forward-only: a typed error naming the scheme, while the forward run works.
     let (cell, p) = hh_point(40);
     let loss = |r: &Recording| Ok(loss_of(r, &[10.0]));
     let cn = Protocol {
         scheme: Scheme::CrankNicolson,
         ..p.clone()
     };
-    let vc = Protocol {
-        vclamps: vec![VClamp {
-            node: 0,
-            rs: 1.0,
-            amp: vec![[-65.0, -20.0, -65.0]],
-            dur: [0.2, 0.5, 0.3],
-        }],
-        ..p.clone()
-    };
-    for (q, needle) in [(&cn, "Crank–Nicolson"), (&vc, "voltage clamps")] {
-        let e = value_and_grad(&cell, q, &[40], loss).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
-            ),
-            "{e}"
-        );
-        assert!(e.to_string().contains(needle), "{e}");
-        simulate::<f64>(&cell, q).unwrap();
-    }
+    let e = value_and_grad(&cell, &cn, &[40], loss).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("Crank–Nicolson"), "{e}");
+    simulate::<f64>(&cell, &cn).unwrap();
 }
 
 #[test]

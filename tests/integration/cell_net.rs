@@ -4,8 +4,8 @@
 //! update written out here in its own form); a delay of `d` steps shifting the postsynaptic
 //! trace by exactly `d` steps; the network gradient (synapse parameters, drive weights,
 //! channel parameters; nested checkpoints holding the delay buffer) against central finite
-//! differences; a batch equal to separate runs; bad synapses as errors; Crank–Nicolson and
-//! voltage clamps refused by the adjoint.
+//! differences, also with a calcium pool and a voltage clamp in the network; a batch equal to
+//! separate runs; bad synapses as errors; Crank–Nicolson refused by the adjoint.
 
 use neurodiff::cell::adjoint::TraceLoss;
 use neurodiff::cell::network::{simulate, value_and_grad};
@@ -385,38 +385,109 @@ fn network_gradient_matches_finite_differences() {
 }
 
 #[test]
-fn network_adjoint_refuses_crank_nicolson_and_voltage_clamps() {
+fn network_adjoint_refuses_crank_nicolson() {
     let (net, p, probes) = small_net();
     let cn = Protocol {
         scheme: Scheme::CrankNicolson,
         ..p.clone()
     };
-    let vc = Protocol {
-        vclamps: vec![VClamp {
-            node: 0,
-            rs: 0.01,
-            amp: vec![[-65.0, -20.0, -65.0]],
-            dur: [1.0, 5.0, 2.0],
-        }],
-        ..p.clone()
-    };
-    for (q, needle) in [(&cn, "Crank–Nicolson"), (&vc, "voltage clamps")] {
-        let e = value_and_grad(&net, q, &probes, &[100], |r| Ok(loss_of(r, &SCALES))).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
-            ),
-            "{e}"
+    let e = value_and_grad(&net, &cn, &probes, &[100], |r| Ok(loss_of(r, &SCALES))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("Crank–Nicolson"), "{e}");
+    simulate::<f64>(&net, &cn, &probes).unwrap();
+}
+
+#[test]
+fn network_with_calcium_and_a_voltage_clamp_gradient_matches_finite_differences() {
+    // Cell 0: HH with `ca_hva`, `sk_e2` and a calcium pool, driven to spike; it excites cell 1
+    // (HH) 2 steps late, which a weak voltage clamp (20 MΩ) pulls towards -70 mV for 6 ms.
+    let mut c0 = hh(2);
+    let all = |_: usize, _: &Branch| true;
+    c0.insert(ChannelKind::CaHva, all, &[vec![3.0, 132.458]])
+        .unwrap();
+    c0.insert(
+        ChannelKind::SkE2,
+        all,
+        &[vec![5.0, -85.0, 1.0], vec![8.0, -85.0, 1.0]],
+    )
+    .unwrap();
+    c0.insert_pool(
+        all,
+        &[vec![0.05, 80.0, 0.1, 1e-4], vec![0.03, 50.0, 0.1, 1e-4]],
+    )
+    .unwrap();
+    let mut net = Network::new(vec![c0, hh(2)]).unwrap();
+    net.connect(
+        SynapseKind::Ionotropic,
+        (0, 0),
+        (1, 0),
+        2.0 * DT,
+        &[iono(0.01), iono(0.02)],
+    )
+    .unwrap();
+    let mut p = protocol(320, vec![pulse(0)]);
+    p.vclamps = vec![VClamp {
+        node: 1,
+        rs: 20.0,
+        amp: vec![[-70.0, -70.0, -70.0]],
+        dur: [2.0, 2.0, 2.0],
+    }];
+    let probes = vec![
+        NetProbe::V { cell: 0, node: 0 },
+        NetProbe::V { cell: 1, node: 0 },
+    ];
+    let scales = [10.0, 10.0, 1.0, 1.0];
+    let total = |n: &Network| loss_of(&simulate::<f64>(n, &p, &probes).unwrap(), &scales).loss;
+    let g = value_and_grad(&net, &p, &probes, &[16, 5], |r| Ok(loss_of(r, &scales))).unwrap();
+    assert_eq!(g.loss, total(&net));
+    let b = 1;
+    // The pool's decay and gamma (pool 0 of the merged cell).
+    for q in [0usize, 1] {
+        let at = |x: f64| {
+            let mut n = net.clone();
+            n.merged.pools[0].params[4 * b + q] = x;
+            total(&n)[b]
+        };
+        close(
+            &format!("pool param {q}"),
+            g.pools[0][4 * b + q],
+            fd(at, net.merged.pools[0].params[4 * b + q]),
+            1e-5,
         );
-        assert!(e.to_string().contains(needle), "{e}");
-        // Forward, both run; the clamp holds merged node 0 near its command.
-        let r = simulate::<f64>(&net, q, &probes).unwrap();
-        if !q.vclamps.is_empty() {
-            let v = r.trace(0, 0)[(3.0 / DT) as usize];
-            assert!((v + 20.0).abs() < 1.0, "clamped at -20 mV: {v}");
-        }
     }
+    // ca_hva.gbar, sk_e2.gbar of cell 0 (placements 3 and 4); cell 1's hh_k.gbar (6); the
+    // synapse's weight.
+    for c in [3usize, 4, 6] {
+        let np = net.merged.channels[c].kind.spec().params.len();
+        let at = |x: f64| {
+            let mut n = net.clone();
+            n.merged.channels[c].params[np * b] = x;
+            total(&n)[b]
+        };
+        close(
+            &format!("channel {c} gbar"),
+            g.channels[c][np * b],
+            fd(at, net.merged.channels[c].params[np * b]),
+            1e-5,
+        );
+    }
+    let at = |x: f64| {
+        let mut n = net.clone();
+        n.synapses[0].params[5 * b] = x;
+        total(&n)[b]
+    };
+    close(
+        "synapse weight",
+        g.synapses[0][5 * b],
+        fd(at, net.synapses[0].params[5 * b]),
+        1e-5,
+    );
 }
 
 #[test]
