@@ -344,10 +344,28 @@ pub fn circuit_figure(
     })
 }
 
-/// The figure of a multi-compartment cell (`neurodiff cell`): every recorded voltage against
-/// time, one line per record and batch element (at most 40 lines), labelled `label [b]`.
-/// `traces[j]` is `(label, values)`, sampled every `dt` ms from `t = 0`.
-pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Result<()> {
+/// What [`cell_figure`] plots: membrane potentials (mV) or voltage-clamp currents (nA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellTraces {
+    /// Voltages, mV.
+    Voltage,
+    /// Voltage-clamp currents, nA.
+    ClampCurrent,
+}
+
+/// The figure of a multi-compartment cell (`neurodiff cell`): every recorded voltage (or clamp
+/// current, `what`) against time, one line per record and batch element (at most 40 lines),
+/// labelled `label [b]`. `traces[j]` is `(label, values)`, sampled every `dt` ms from `t = 0`.
+pub fn cell_figure(
+    path: &Path,
+    traces: &[(String, Vec<f64>)],
+    dt: f64,
+    what: CellTraces,
+) -> Result<()> {
+    let (caption, y_desc) = match what {
+        CellTraces::Voltage => ("membrane potential", "V (mV)"),
+        CellTraces::ClampCurrent => ("voltage-clamp current", "I (nA)"),
+    };
     let traces = &traces[..traces.len().min(40)];
     let n = traces.iter().map(|t| t.1.len()).max().unwrap_or(1).max(2);
     let (lo, hi) = traces
@@ -367,7 +385,7 @@ pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Resul
         let err = draw_err(path);
         let mut chart = ChartBuilder::on(root)
             .margin(15)
-            .caption("membrane potential", ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .x_label_area_size(35)
             .y_label_area_size(55)
             .build_cartesian_2d(0.0..t_end, lo..hi)
@@ -375,7 +393,7 @@ pub fn cell_figure(path: &Path, traces: &[(String, Vec<f64>)], dt: f64) -> Resul
         chart
             .configure_mesh()
             .x_desc("time (ms)")
-            .y_desc("V (mV)")
+            .y_desc(y_desc)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 13))

@@ -8,27 +8,72 @@
 //! `CHANNEL.PARAM=LO..HI` fits parameter `PARAM` of every placement of `CHANNEL` (one
 //! `[[channels]]` entry is one placement) as one value; `CHANNEL.PARAM@GROUP=LO..HI` only the
 //! placements that cover a compartment of `GROUP` (`soma`, `axon`, `basal`, `apical`), e.g.
-//! `leak.g@basal=0.01..1` for a leak placed on the dendrites by its own entry. Bounds are in the
-//! parameter's unit (mS/cm², mV) and must lie inside the channel table's own range; the value
-//! in the configuration must lie strictly inside them (it is restart 0's start).
+//! `leak.g@basal=0.01..1` for a leak placed on the dendrites by its own entry. The calcium pool
+//! is fitted the same way by its name, `ca_dynamics_e2.decay=20..200` (every pool, or those on
+//! `GROUP`). Bounds are in the parameter's unit (mS/cm², mV, ms) and must lie inside the
+//! channel's (or pool's) table's own range; the value in the configuration must lie strictly
+//! inside them (it is restart 0's start).
 
-use neurodiff_models::channel::ChannelKind;
+use neurodiff_models::channel::{ca_dynamics, ChannelKind};
 use neurodiff_optim::{SoftDtw, Traces, Windows};
 
 use super::adjoint::TraceLoss;
 use super::{Cell, CellError, Group, NodeKind, Recording};
 use crate::{Error, Result};
 
+/// What a fitted parameter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Placements of a channel ([`Cell::channels`]).
+    Channel(ChannelKind),
+    /// Calcium pools ([`Cell::pools`]).
+    Pool,
+}
+
+impl Owner {
+    /// The owner's parameter table.
+    pub fn params(self) -> &'static [neurodiff_models::spec::ParamSpec] {
+        match self {
+            Owner::Channel(k) => k.spec().params,
+            Owner::Pool => ca_dynamics::PARAMS,
+        }
+    }
+
+    /// The owner's name (`hh_na`, `ca_dynamics_e2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Owner::Channel(k) => k.spec().name,
+            Owner::Pool => ca_dynamics::NAME,
+        }
+    }
+
+    /// The parameter rows (`[batch][param]`) of placement or pool `i` of `cell`.
+    fn rows(self, cell: &Cell, i: usize) -> &Vec<f64> {
+        match self {
+            Owner::Channel(_) => &cell.channels[i].params,
+            Owner::Pool => &cell.pools[i].params,
+        }
+    }
+
+    fn rows_mut(self, cell: &mut Cell, i: usize) -> &mut Vec<f64> {
+        match self {
+            Owner::Channel(_) => &mut cell.channels[i].params,
+            Owner::Pool => &mut cell.pools[i].params,
+        }
+    }
+}
+
 /// A fitted parameter, resolved on a cell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitParam {
     /// As given (`hh_na.gbar@soma`), without the bounds.
     pub label: String,
-    /// The channel.
-    pub channel: ChannelKind,
-    /// The parameter's index in the channel's table.
+    /// The channel or the pool.
+    pub owner: Owner,
+    /// The parameter's index in the owner's table.
     pub param: usize,
-    /// The placements ([`Cell::channels`] indices) that share it.
+    /// The placements ([`Cell::channels`] indices), or pools ([`Cell::pools`] indices), that
+    /// share it.
     pub placements: Vec<usize>,
     /// Lower bound (parameter unit).
     pub lower: f64,
@@ -44,8 +89,8 @@ impl FitParam {
 
     /// Its current value in batch element `b` (of its first placement).
     pub fn value(&self, cell: &Cell, b: usize) -> f64 {
-        let np = self.channel.spec().params.len();
-        cell.channels[self.placements[0]].params[b * np + self.param]
+        let np = self.owner.params().len();
+        self.owner.rows(cell, self.placements[0])[b * np + self.param]
     }
 }
 
@@ -65,24 +110,33 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
     let (cname, pname) = name
         .split_once('.')
         .ok_or_else(|| bad(spec, "expected CHANNEL.PARAM before `=`"))?;
-    let kind = ChannelKind::find(cname).ok_or_else(|| CellError::UnknownChannel {
-        name: cname.into(),
-        context: format!("fit-param `{spec}`"),
-        known: ChannelKind::names(),
-    })?;
-    let cs = kind.spec();
-    let param = cs.param_index(pname).ok_or_else(|| CellError::Param {
-        channel: cs.name.into(),
-        param: pname.into(),
-        message: format!(
-            "no such parameter (it has: {})",
-            cs.params
-                .iter()
-                .map(|p| p.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    })?;
+    let owner = if cname == ca_dynamics::NAME {
+        Owner::Pool
+    } else {
+        Owner::Channel(
+            ChannelKind::find(cname).ok_or_else(|| CellError::UnknownChannel {
+                name: cname.into(),
+                context: format!("fit-param `{spec}`"),
+                known: format!(
+                    "{} (and the pool {})",
+                    ChannelKind::names(),
+                    ca_dynamics::NAME
+                ),
+            })?,
+        )
+    };
+    let table = owner.params();
+    let param = table
+        .iter()
+        .position(|p| p.name == pname)
+        .ok_or_else(|| CellError::Param {
+            channel: owner.name().into(),
+            param: pname.into(),
+            message: format!(
+                "no such parameter (it has: {})",
+                table.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
     let group = match group {
         None => None,
         Some(g) => Some(Group::find(g).ok_or_else(|| {
@@ -101,7 +155,7 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
             .map_err(|_| bad(spec, format!("`{}` is not a number", s.trim())))
     };
     let (lower, upper) = (num(lo)?, num(hi)?);
-    let ps = &cs.params[param];
+    let ps = &table[param];
     if !(lower.is_finite() && upper.is_finite() && lower < upper) {
         return Err(bad(
             spec,
@@ -110,7 +164,7 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
     }
     if lower < ps.lower || upper > ps.upper {
         return Err(CellError::Param {
-            channel: cs.name.into(),
+            channel: owner.name().into(),
             param: ps.name.into(),
             message: format!(
                 "fit bounds {lower}..{upper} {} reach outside the parameter's range [{}, {}]",
@@ -119,19 +173,21 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
         }
         .into());
     }
-    let covers = |c: usize| {
-        let pl = &cell.channels[c];
-        match group {
-            None => true,
-            Some(g) => pl.nodes.iter().any(|&n| match cell.kind[n] {
-                NodeKind::Compartment { branch, .. } => cell.morphology.branches[branch].group == g,
-                NodeKind::Junction { .. } => false,
-            }),
-        }
+    let covers = |nodes: &[usize]| match group {
+        None => true,
+        Some(g) => nodes.iter().any(|&n| match cell.kind[n] {
+            NodeKind::Compartment { branch, .. } => cell.morphology.branches[branch].group == g,
+            NodeKind::Junction { .. } => false,
+        }),
     };
-    let placements: Vec<usize> = (0..cell.channels.len())
-        .filter(|&c| cell.channels[c].kind == kind && covers(c))
-        .collect();
+    let placements: Vec<usize> = match owner {
+        Owner::Channel(kind) => (0..cell.channels.len())
+            .filter(|&c| cell.channels[c].kind == kind && covers(&cell.channels[c].nodes))
+            .collect(),
+        Owner::Pool => (0..cell.pools.len())
+            .filter(|&c| covers(&cell.pools[c].nodes))
+            .collect(),
+    };
     if placements.is_empty() {
         return Err(bad(
             spec,
@@ -143,17 +199,17 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
     }
     let fp = FitParam {
         label: lhs.trim().into(),
-        channel: kind,
+        owner,
         param,
         placements,
         lower,
         upper,
     };
-    let np = cs.params.len();
+    let np = table.len();
     for &c in &fp.placements {
-        let v = cell.channels[c].params[param];
-        let others = &cell.channels[c].params;
-        if (0..cell.batch).any(|b| others[b * np + param] != v) {
+        let rows = owner.rows(cell, c);
+        let v = rows[param];
+        if (0..cell.batch).any(|b| rows[b * np + param] != v) {
             return Err(bad(
                 spec,
                 "the configuration gives several values (a batch)",
@@ -178,22 +234,32 @@ pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) {
     let p = params.len();
     for b in 0..cell.batch {
         for (j, fp) in params.iter().enumerate() {
-            let np = fp.channel.spec().params.len();
+            let np = fp.owner.params().len();
             for &c in &fp.placements {
-                cell.channels[c].params[b * np + fp.param] = theta[b * p + j];
+                fp.owner.rows_mut(cell, c)[b * np + fp.param] = theta[b * p + j];
             }
         }
     }
 }
 
 /// The gradient with respect to the fitted parameters, `[batch][param]`, from the adjoint's
-/// per-placement gradient (a shared parameter sums its placements).
-pub fn gather(params: &[FitParam], grad: &[Vec<f64>], batch: usize) -> Vec<f64> {
+/// per-placement and per-pool gradients ([`super::CellGrad::grad`], [`super::CellGrad::pools`];
+/// a shared parameter sums its placements).
+pub fn gather(
+    params: &[FitParam],
+    channels: &[Vec<f64>],
+    pools: &[Vec<f64>],
+    batch: usize,
+) -> Vec<f64> {
     let p = params.len();
     let mut out = vec![0.0; batch * p];
     for b in 0..batch {
         for (j, fp) in params.iter().enumerate() {
-            let np = fp.channel.spec().params.len();
+            let np = fp.owner.params().len();
+            let grad = match fp.owner {
+                Owner::Channel(_) => channels,
+                Owner::Pool => pools,
+            };
             out[b * p + j] = fp
                 .placements
                 .iter()

@@ -250,7 +250,12 @@ pub fn run(a: CellArgs) -> Result<()> {
                 })
             })
             .collect();
-        neurodiff::plot::cell_figure(&png, &traces, protocol.dt)?;
+        neurodiff::plot::cell_figure(
+            &png,
+            &traces,
+            protocol.dt,
+            neurodiff::plot::CellTraces::Voltage,
+        )?;
     }
     if !a.quiet {
         println!(

@@ -1,5 +1,6 @@
-//! `neurodiff cell --fit`: fits channel parameters of a cell to recorded voltage traces with the
-//! adjoint gradient (`neurodiff::cell::adjoint`), restarts run as the batch.
+//! `neurodiff cell --fit`: fits channel (and calcium pool) parameters of a cell to recorded
+//! voltage traces and voltage-clamp currents with the adjoint gradient
+//! (`neurodiff::cell::adjoint`), restarts run as the batch.
 //!
 //! Everything given is checked before anything is written: a bad parameter, bound, target
 //! file, time step or length is an error naming it, and no output file is created.
@@ -14,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use neurodiff::cell::adjoint::{check_levels, default_levels, value_and_grad};
 use neurodiff::cell::config::Resolved;
 use neurodiff::cell::fit::{gather, parse_fit_param, set_values, trace_loss, FitParam, LossKind};
-use neurodiff::cell::{simulate, Cell, CellConfig};
+use neurodiff::cell::{simulate, Cell, CellConfig, Probe};
 use neurodiff::io::{check_output_path, read_npy, write_text};
+use neurodiff::plot::CellTraces;
 use neurodiff::{Error, Result};
 
 /// Flags of `neurodiff cell --fit`.
@@ -25,9 +27,10 @@ pub struct FitArgs {
     /// FILE.png and FILE.state.json for `--out FILE.json`, default out/cell_fit.json).
     #[arg(long)]
     pub fit: bool,
-    /// Recorded voltage traces, mV: `[samples]`, `[samples, records]` or `[samples, records,
-    /// 1]` (what `neurodiff cell` writes), sample k at t = k dt, one column per voltage
-    /// `[[record]]` of the config, `duration/dt + 1` samples.
+    /// Recorded traces: `[samples]`, `[samples, records]` or `[samples, records, 1]` (what
+    /// `neurodiff cell` writes), sample k at t = k dt, one column per voltage (mV) or
+    /// voltage-clamp current (`vclamp.i`, nA) `[[record]]` of the config, in the config's order
+    /// (gate records are not compared), `duration/dt + 1` samples.
     #[arg(long, value_name = "FILE.npy", requires = "fit")]
     pub target: Option<PathBuf>,
     /// The target's time step, ms; must equal the config's `dt`.
@@ -35,7 +38,8 @@ pub struct FitArgs {
     pub target_dt: Option<f64>,
     /// A fitted parameter with bounds in its unit: `CHANNEL.PARAM=LO..HI` (every placement of
     /// the channel, one value) or `CHANNEL.PARAM@GROUP=LO..HI` (the placements on GROUP),
-    /// e.g. `hh_na.gbar@soma=50..200` (mS/cm²). Repeat for more.
+    /// e.g. `hh_na.gbar@soma=50..200` (mS/cm²); the calcium pool by its name,
+    /// `ca_dynamics_e2.decay=20..200` (ms). Repeat for more.
     #[arg(long = "fit-param", value_name = "SPEC", requires = "fit")]
     pub fit_param: Vec<String>,
     /// The loss: mse (mV²), stats (normalised MAE of the mean and s.d. of V in `--windows`
@@ -159,7 +163,7 @@ pub fn run(
             cell,
             protocol,
             labels,
-            is_voltage,
+            is_voltage: _,
         },
     ) = CellConfig::load_resolved(config)?;
     if cell.batch != 1 {
@@ -185,7 +189,7 @@ pub fn run(
         .collect::<Result<_>>()?;
     for (i, p) in params.iter().enumerate() {
         if params[..i].iter().any(|q| {
-            q.channel == p.channel
+            q.owner == p.owner
                 && q.param == p.param
                 && q.placements.iter().any(|c| p.placements.contains(c))
         }) {
@@ -249,7 +253,10 @@ pub fn run(
             ),
         ));
     }
-    let probes: Vec<usize> = (0..is_voltage.len()).filter(|&j| is_voltage[j]).collect();
+    // The compared records: voltages and voltage-clamp currents (not gates).
+    let probes: Vec<usize> = (0..protocol.probes.len())
+        .filter(|&j| !matches!(protocol.probes[j], Probe::Gate { .. }))
+        .collect();
     let arr = read_npy(target_path)?;
     let samples = protocol.steps + 1;
     let cols = match arr.shape.as_slice() {
@@ -278,7 +285,7 @@ pub fn run(
         return Err(Error::data(
             target_path,
             format!(
-                "{cols} traces, but the config records {} voltages ({})",
+                "{cols} traces, but the config records {} voltages and clamp currents ({})",
                 probes.len(),
                 probes
                     .iter()
@@ -373,6 +380,9 @@ pub fn run(
     for pl in &mut cell_r.channels {
         pl.params = pl.params.repeat(r);
     }
+    for pool in &mut cell_r.pools {
+        pool.params = pool.params.repeat(r);
+    }
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -389,7 +399,7 @@ pub fn run(
         let g = value_and_grad(&cell_r, &protocol, &levels, |rec| {
             trace_loss(loss_kind, rec, &target, &probes)
         })?;
-        let gt = gather(&params, &g.grad, r);
+        let gt = gather(&params, &g.grad, &g.pools, r);
         // dθ/dz = (θ − l)(u − θ)/(u − l).
         let gz: Vec<f64> = gt
             .iter()
@@ -442,8 +452,9 @@ pub fn run(
     };
     let fit_out = FitOut {
         settings: &settings,
-        units: "time ms, voltage mV, conductances mS/cm², reversal potentials mV; loss: mse mV², \
-                stats and sdtw mV",
+        units: "time ms, voltage mV, clamp current nA, conductances mS/cm², reversal potentials \
+                mV, pool decay ms, depth µm, min_cai mM; loss summed over the compared records: \
+                mse mV² (nA² for a clamp current), stats and sdtw mV (nA)",
         iterations: state.iteration,
         best: restart_out(best_restart),
         best_restart,
@@ -462,12 +473,21 @@ pub fn run(
             &state.best_theta[best_restart * np..(best_restart + 1) * np],
         );
         let rec = simulate::<f64>(&best_cell, &protocol)?;
+        // The voltages, or, when only clamp currents are compared, those.
+        let is_v = |p: usize| matches!(protocol.probes[p], Probe::V { .. });
+        let what = if probes.iter().any(|&p| is_v(p)) {
+            CellTraces::Voltage
+        } else {
+            CellTraces::ClampCurrent
+        };
         let mut traces = Vec::new();
         for (c, &p) in probes.iter().enumerate() {
-            traces.push((format!("data {}", labels[p]), target[c].clone()));
-            traces.push((format!("fit {}", labels[p]), rec.trace(p, 0)));
+            if is_v(p) == (what == CellTraces::Voltage) {
+                traces.push((format!("data {}", labels[p]), target[c].clone()));
+                traces.push((format!("fit {}", labels[p]), rec.trace(p, 0)));
+            }
         }
-        neurodiff::plot::cell_figure(&png, &traces, protocol.dt)?;
+        neurodiff::plot::cell_figure(&png, &traces, protocol.dt, what)?;
     }
     if !quiet {
         println!(

@@ -724,6 +724,14 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
             &["--fit-param", "hh_na.gbar=50..200", "--checkpoint", "0"],
             "checkpoint",
         ),
+        (
+            &["--fit-param", "ca_dynamics_e2.decay=20..200"],
+            "the cell has no `ca_dynamics_e2`",
+        ),
+        (
+            &["--fit-param", "ca_dynamics_e2.tau=20..200"],
+            "no such parameter (it has: gamma, decay, depth, min_cai)",
+        ),
     ];
     for (extra, needle) in cases {
         let _ = std::fs::remove_dir_all(dir.join("out"));
@@ -745,4 +753,110 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
             "{extra:?} left output behind"
         );
     }
+}
+
+/// A compartment with HH, `ca_hva`, `sk_e2` and a calcium pool under a voltage-clamp step
+/// (−70, then 0 mV for 5 ms where calcium flows in, then −50 mV for 90 ms where SK's current
+/// follows the pool's decay: little enough calcium that SK does not saturate), the clamp
+/// current recorded; `{decay}` and `{gsk}` are filled in.
+const CA_CLAMP_TOML: &str = r#"
+dt = 0.025
+duration = 100.0
+celsius = 34.0
+v_init = -70.0
+[[branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[[channels]]
+name = "hh"
+[[channels]]
+name = "ca_hva"
+params = { gbar = 0.02 }
+[[channels]]
+name = "sk_e2"
+params = { gbar = {gsk} }
+[[channels]]
+name = "ca_dynamics_e2"
+params = { decay = {decay} }
+[[stimuli]]
+kind = "vclamp"
+branch = "soma"
+rs = 0.01
+amp1 = -70.0
+dur1 = 5.0
+amp2 = 0.0
+dur2 = 5.0
+amp3 = -50.0
+dur3 = 90.0
+[[record]]
+branch = "soma"
+var = "vclamp.i"
+"#;
+
+#[test]
+fn cli_fits_a_calcium_pool_and_sk_to_a_voltage_clamp_current() {
+    // The target is `neurodiff cell`'s own output for decay 120 ms and gSK 6 mS/cm²; the fit
+    // starts at 50 ms and 3 mS/cm² and fits both (a pool parameter and a channel conductance)
+    // through the clamp current.
+    let dir = crate::common::tmpdir("cell-fit-ca-clamp");
+    let toml = |decay: &str, gsk: &str| {
+        CA_CLAMP_TOML
+            .replace("{decay}", decay)
+            .replace("{gsk}", gsk)
+    };
+    std::fs::write(dir.join("target.toml"), toml("120.0", "6.0")).unwrap();
+    std::fs::write(dir.join("fit.toml"), toml("50.0", "3.0")).unwrap();
+    let o = neurodiff_in(
+        &dir,
+        &[
+            "cell",
+            "--config",
+            "target.toml",
+            "--out",
+            "target.npy",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = neurodiff_in(
+        &dir,
+        &[
+            "cell",
+            "--config",
+            "fit.toml",
+            "--fit",
+            "--target",
+            "target.npy",
+            "--target-dt",
+            "0.025",
+            "--fit-param",
+            "ca_dynamics_e2.decay=20..300",
+            "--fit-param",
+            "sk_e2.gbar=0.5..20",
+            "--restarts",
+            "2",
+            "--lr",
+            "0.05",
+            "--iterations",
+            "150",
+            "--out",
+            "out/fit.json",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (j, h) = history(&dir.join("out/fit.json"));
+    assert_eq!(j["restarts"][0]["start"]["ca_dynamics_e2.decay"], 50.0);
+    assert!(h[149][0] < 1e-3 * h[0][0], "{h:?}");
+    let fitted = &j["best"]["fitted"];
+    let (decay, gsk) = (
+        fitted["ca_dynamics_e2.decay"].as_f64().unwrap(),
+        fitted["sk_e2.gbar"].as_f64().unwrap(),
+    );
+    assert!((decay - 120.0).abs() < 2.0, "decay {decay}");
+    assert!((gsk - 6.0).abs() < 0.05, "gSK {gsk}");
+    // The figure shows clamp currents.
+    assert!(std::fs::metadata(dir.join("out/fit.png")).unwrap().len() > 1000);
 }
