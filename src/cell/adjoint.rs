@@ -90,6 +90,9 @@ pub struct CellGrad {
     /// Per calcium pool ([`Cell::pools`]), `∂L/∂params` `[batch][param]` like
     /// [`super::Pool::params`] (`gamma`, `decay`, `depth`, `min_cai`).
     pub pools: Vec<Vec<f64>>,
+    /// Per branch ([`Cell::passive`]), `∂L/∂(C_m, R_a)` `[batch][2]`: µF/cm² and Ω·cm (the
+    /// fused adjoint; empty from the tensor engine).
+    pub passive: Vec<Vec<f64>>,
     /// The most states (voltages and gates of the whole cell and batch) held at once.
     pub peak_states: usize,
     /// The numbers in one state (`n_nodes · batch` voltages plus the gates).
@@ -257,6 +260,8 @@ pub fn value_and_grad(
         d0: vec![0.0; state.v.len()],
         mu: vec![0.0; state.v.len()],
         ca: CaBack::new(&st),
+        g_cdt: vec![0.0; state.v.len()],
+        g_axial: vec![0.0; state.v.len()],
         scratch: st.scratch(),
         held,
     };
@@ -271,6 +276,7 @@ pub fn value_and_grad(
         loss,
         grad: rev.grad,
         pools: rev.ca.grad,
+        passive: passive_grad(cell, protocol.dt, &rev.g_cdt, &rev.g_axial),
         peak_states: held.peak,
         state_size,
     })
@@ -286,8 +292,33 @@ struct Reverse<'s, 'a> {
     d0: Vec<f64>,
     mu: Vec<f64>,
     ca: CaBack,
+    /// `∂L/∂(C/dt)` per node and batch element, summed over the steps.
+    g_cdt: Vec<f64>,
+    /// `∂L/∂g_axial` per node (its conductance to its parent) and batch element.
+    g_axial: Vec<f64>,
     scratch: super::solve::Scratch<f64>,
     held: Held,
+}
+
+/// `CellGrad::passive` from the summed `∂L/∂(C/dt)` and `∂L/∂g_axial` per node: `C/dt =
+/// C_m·area/dt` for the compartments of a branch, and every axial conductance a branch
+/// contributes (its compartments' to their parents, its junction's) is `∝ 1/R_a`.
+fn passive_grad(cell: &Cell, dt: f64, g_cdt: &[f64], g_axial: &[f64]) -> Vec<Vec<f64>> {
+    let nb = cell.batch;
+    let mut out = vec![vec![0.0; 2 * nb]; cell.passive.len()];
+    for i in 0..cell.n_nodes() {
+        let br = match cell.kind[i] {
+            super::NodeKind::Compartment { branch, .. } | super::NodeKind::Junction { branch } => {
+                branch
+            }
+        };
+        let ra = cell.passive[br].ra;
+        for b in 0..nb {
+            out[br][2 * b] += g_cdt[i * nb + b] * cell.area[i] / dt;
+            out[br][2 * b + 1] -= g_axial[i * nb + b] * cell.g_axial[i] / ra;
+        }
+    }
+    out
 }
 
 /// Segment lengths `S_1 … S_m` of checkpoint `levels`, then `S_{m+1} = 1`.
@@ -415,6 +446,28 @@ impl Reverse<'_, '_> {
             &mut self.lam,
             &mut self.grad,
         );
+        // The passive part of the system: `C/dt` on the diagonal and `C/dt · v` on the
+        // right-hand side; each axial conductance on two diagonals and two off-diagonals.
+        let mu = &self.mu;
+        for (i, (gc, gx)) in self
+            .g_cdt
+            .chunks_exact_mut(nb)
+            .zip(self.g_axial.chunks_exact_mut(nb))
+            .enumerate()
+        {
+            let r = i * nb..(i + 1) * nb;
+            for (b, g) in gc.iter_mut().enumerate() {
+                *g += mu[r.start + b] * (s.v[r.start + b] - vn[r.start + b]);
+            }
+            let p = cell.parent[i];
+            if p == usize::MAX {
+                continue;
+            }
+            for (b, g) in gx.iter_mut().enumerate() {
+                let (ii, pp) = (i * nb + b, p * nb + b);
+                *g -= (mu[ii] - mu[pp]) * (vn[ii] - vn[pp]);
+            }
+        }
         if let Some(e) = st.check_finite(&self.lam, k, "adjoint of ") {
             return Err(e.into());
         }

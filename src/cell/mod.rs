@@ -263,8 +263,34 @@ pub struct Cell {
     pub channels: Vec<Placement>,
     /// The calcium pools (at most one per compartment).
     pub pools: Vec<Pool>,
+    /// Passive properties per branch (what `cap` and `g_axial` were built from; change them
+    /// with [`Cell::set_passive`]).
+    pub passive: Vec<Passive>,
     /// The batch size the placements' parameters are given for.
     pub batch: usize,
+}
+
+/// A branch's compartment area (cm²) and the conductance of half a compartment (mS) with
+/// passive properties `pas` (see the [module documentation](self)).
+fn compartment_geometry(b: &Branch, pas: Passive) -> (f64, f64) {
+    let dx = b.length / b.ncomp as f64;
+    // r½ in Ω: R_a [Ω·cm] · (Δx/2) [µm → 1e-4 cm] / (π a² [µm² → 1e-8 cm²]).
+    let r_half = pas.ra * (0.5 * dx) * 1e4 / (std::f64::consts::PI * b.radius * b.radius);
+    let area = 2.0 * std::f64::consts::PI * b.radius * dx * 1e-8; // cm²
+    (area, 1e3 / r_half)
+}
+
+/// Checks passive properties (`what` names them in the error).
+fn check_passive(pas: Passive, what: &str) -> Result<(), CellError> {
+    for (name, v) in [("cm", pas.cm), ("ra", pas.ra)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(CellError::setting(
+                format!("{what}.{name}"),
+                format!("must be positive, got {v}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Cell {
@@ -295,6 +321,7 @@ impl Cell {
             comps: vec![Vec::new(); nb],
             channels: Vec::new(),
             pools: Vec::new(),
+            passive: Vec::new(),
             batch,
             morphology: Morphology::default(),
         };
@@ -302,20 +329,10 @@ impl Cell {
         let mut half_g = vec![0.0; nb];
         for (i, b) in morphology.branches.iter().enumerate() {
             let pas = passive(b.group);
-            for (what, v) in [("cm", pas.cm), ("ra", pas.ra)] {
-                if !(v.is_finite() && v > 0.0) {
-                    return Err(CellError::setting(
-                        format!("passive.{}.{what}", b.group.name()),
-                        format!("must be positive, got {v}"),
-                    ));
-                }
-            }
-            let dx = b.length / b.ncomp as f64;
-            // r½ in Ω: R_a [Ω·cm] · (Δx/2) [µm → 1e-4 cm] / (π a² [µm² → 1e-8 cm²]).
-            let r_half = pas.ra * (0.5 * dx) * 1e4 / (std::f64::consts::PI * b.radius * b.radius);
-            let g_half = 1e3 / r_half; // mS
+            check_passive(pas, &format!("passive.{}", b.group.name()))?;
+            cell.passive.push(pas);
+            let (area, g_half) = compartment_geometry(b, pas);
             half_g[i] = g_half;
-            let area = 2.0 * std::f64::consts::PI * b.radius * dx * 1e-8; // cm²
             for c in 0..b.ncomp {
                 let id = cell.parent.len();
                 let (parent, g) = if c > 0 {
@@ -344,6 +361,36 @@ impl Cell {
         }
         cell.morphology = morphology;
         Ok(cell)
+    }
+
+    /// Sets the passive properties of branch `branch` and recomputes its compartments'
+    /// capacitances and axial conductances (those to its parent, and its distal junction's).
+    pub fn set_passive(&mut self, branch: usize, pas: Passive) -> Result<(), CellError> {
+        let b = self.morphology.branches.get(branch).ok_or_else(|| {
+            CellError::setting(
+                "branch",
+                format!("no branch {branch} (the cell has {})", self.comps.len()),
+            )
+        })?;
+        check_passive(
+            pas,
+            &format!("passive of branch `{}`", self.morphology.name(branch)),
+        )?;
+        let (area, g_half) = compartment_geometry(b, pas);
+        for (c, &n) in self.comps[branch].iter().enumerate() {
+            self.cap[n] = pas.cm * area;
+            if self.g_axial[n] != 0.0 {
+                // 0 stays 0: a root (or a network's cell root, joined to node 0 by 0).
+                self.g_axial[n] = if c > 0 { 0.5 * g_half } else { g_half };
+            }
+        }
+        for n in 0..self.n_nodes() {
+            if self.kind[n] == (NodeKind::Junction { branch }) {
+                self.g_axial[n] = g_half;
+            }
+        }
+        self.passive[branch] = pas;
+        Ok(())
     }
 
     /// The number of nodes (compartments and junctions).

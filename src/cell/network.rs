@@ -156,6 +156,7 @@ impl Network {
             comps: Vec::new(),
             channels: Vec::new(),
             pools: Vec::new(),
+            passive: Vec::new(),
             batch,
         };
         let mut offset = Vec::with_capacity(cells.len());
@@ -211,6 +212,7 @@ impl Network {
                 }
                 merged.pools.push(pool);
             }
+            merged.passive.extend_from_slice(&c.passive);
         }
         Ok(Network {
             cells,

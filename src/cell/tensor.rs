@@ -738,6 +738,7 @@ pub fn value_and_grad<B: Backend>(
         grad,
         // The tensor engine refuses calcium pools.
         pools: Vec::new(),
+        passive: Vec::new(),
         peak_states: out.peak_states,
         state_size: out.state_size,
     })

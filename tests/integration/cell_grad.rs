@@ -102,6 +102,43 @@ fn check_against_fd(cell: &Cell, p: &Protocol, scales: &[f64], levels: &[usize],
             }
         }
     }
+    // Each branch's C_m and R_a, relative step 1e-3: the loss depends on the soma's R_a (its
+    // conductance to the junction, stiff) so weakly, ~1e-5 of the loss per Ω·cm, that with
+    // 1e-4 the differences are rounding (they scatter by 1e-5 relative around the adjoint at
+    // 1e-4 and 1e-3·1e-4, and agree with it to 2e-6 at 1e-3).
+    for (br, &pas) in cell.passive.iter().enumerate() {
+        for q in 0..2 {
+            let x0 = [pas.cm, pas.ra][q];
+            let h = 1e-3 * x0;
+            let at = |x: f64| {
+                let mut cc = cell.clone();
+                let mut pp = pas;
+                *[&mut pp.cm, &mut pp.ra][q] = x;
+                cc.set_passive(br, pp).unwrap();
+                total(&cc, p, scales)
+            };
+            let d = |h: f64| -> Vec<f64> {
+                let (up, down) = (at(x0 + h), at(x0 - h));
+                up.iter()
+                    .zip(&down)
+                    .map(|(u, d)| (u - d) / (2.0 * h))
+                    .collect()
+            };
+            let (dh, dh2) = (d(h), d(0.5 * h));
+            for b in 0..nb {
+                let fd = (4.0 * dh2[b] - dh[b]) / 3.0;
+                let ad = g.passive[br][2 * b + q];
+                let scale = fd.abs().max(ad.abs()).max(1e-8);
+                assert!(
+                    (fd - ad).abs() <= tol * scale,
+                    "branch {br} {} batch {b}: adjoint {ad:e}, finite differences {fd:e} (rel \
+                     {:e})",
+                    ["cm", "ra"][q],
+                    (fd - ad).abs() / scale
+                );
+            }
+        }
+    }
     assert!(checked >= 4);
 }
 
@@ -859,4 +896,43 @@ fn cli_fits_a_calcium_pool_and_sk_to_a_voltage_clamp_current() {
     assert!((gsk - 6.0).abs() < 0.05, "gSK {gsk}");
     // The figure shows clamp currents.
     assert!(std::fs::metadata(dir.join("out/fit.png")).unwrap().len() > 1000);
+}
+
+#[test]
+fn set_passive_equals_building_the_cell_with_it() {
+    // The dendrite's C_m and R_a changed after building give the same capacitances and axial
+    // conductances (to the parent and at the soma's junction) as building with them.
+    let (mut cell, _) = ball_and_stick(10);
+    let pas = Passive { cm: 2.0, ra: 50.0 };
+    cell.set_passive(1, pas).unwrap();
+    let built = Cell::new(
+        cell.morphology.clone(),
+        |g| {
+            if g == Group::Basal {
+                pas
+            } else {
+                Passive { cm: 1.0, ra: 100.0 }
+            }
+        },
+        2,
+    )
+    .unwrap();
+    assert_eq!(cell.cap, built.cap);
+    assert_eq!(cell.g_axial, built.g_axial);
+    assert_eq!(cell.passive, built.passive);
+    // The soma's R_a sets the junction's conductance.
+    let before = cell.g_axial.clone();
+    cell.set_passive(0, Passive { cm: 1.0, ra: 200.0 }).unwrap();
+    let changed: Vec<usize> = (0..before.len())
+        .filter(|&i| cell.g_axial[i] != before[i])
+        .collect();
+    assert_eq!(changed, vec![1], "only the junction (node 1)");
+    assert!((cell.g_axial[1] - 0.5 * before[1]).abs() < 1e-12 * before[1]);
+    let e = cell
+        .set_passive(1, Passive { cm: 0.0, ra: 50.0 })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("dend") && e.to_string().contains("cm"),
+        "{e}"
+    );
 }
