@@ -30,6 +30,12 @@
 //!    where a calcium current's reversal potential is the pool's Nernst potential, the assembly
 //!    and `ica = Σ g (v − E(cai))` chain back to `cai` as well.
 //!
+//! The passive part of the system gives the gradients with respect to each branch's `C_m` and
+//! `R_a` ([`CellGrad::passive`]): `C/dt` enters the diagonal and `C/dt · v` the right-hand
+//! side, so `∂L/∂(C/dt) = μ (v − v')`; an axial conductance `g` between a node and its parent
+//! enters both diagonals and both off-diagonals, so `∂L/∂g = −(μ_i − μ_p)(v'_i − v'_p)`; then
+//! `C = C_m·area` and `g ∝ 1/R_a` of the branch it belongs to.
+//!
 //! A voltage clamp's conductance and command are constants of the system, so its reverse step
 //! is the same solve; its recorded current `(vc − v)/rs` seeds `λ_v` with `−1/rs` while it is
 //! on. The Crank–Nicolson scheme is not differentiated yet: [`value_and_grad`] (and the

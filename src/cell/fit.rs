@@ -10,16 +10,32 @@
 //! placements that cover a compartment of `GROUP` (`soma`, `axon`, `basal`, `apical`), e.g.
 //! `leak.g@basal=0.01..1` for a leak placed on the dendrites by its own entry. The calcium pool
 //! is fitted the same way by its name, `ca_dynamics_e2.decay=20..200` (every pool, or those on
-//! `GROUP`). Bounds are in the parameter's unit (mS/cm², mV, ms) and must lie inside the
+//! `GROUP`), and the passive properties as `passive.cm` (µF/cm²) and `passive.ra` (Ω·cm), e.g.
+//! `passive.ra@basal=50..300` (every branch, or those of `GROUP`, as one value). Bounds are in the parameter's unit (mS/cm², mV, ms) and must lie inside the
 //! channel's (or pool's) table's own range; the value in the configuration must lie strictly
 //! inside them (it is restart 0's start).
 
 use neurodiff_models::channel::{ca_dynamics, ChannelKind};
+use neurodiff_models::spec::ParamSpec;
 use neurodiff_optim::{SoftDtw, Traces, Windows};
 
-use super::adjoint::TraceLoss;
+use super::adjoint::{CellGrad, TraceLoss};
 use super::{Cell, CellError, Group, NodeKind, Recording};
 use crate::{Error, Result};
+
+/// The passive properties a fit can take (`passive.cm`, `passive.ra`), in the order of
+/// [`super::CellGrad::passive`], with the ranges fits may search.
+pub const PASSIVE: &[ParamSpec] = &[
+    ParamSpec::new(
+        "cm",
+        1.0,
+        "µF/cm²",
+        1e-3,
+        100.0,
+        "specific membrane capacitance",
+    ),
+    ParamSpec::new("ra", 35.4, "Ω·cm", 1.0, 1e5, "axial resistivity"),
+];
 
 /// What a fitted parameter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,37 +44,37 @@ pub enum Owner {
     Channel(ChannelKind),
     /// Calcium pools ([`Cell::pools`]).
     Pool,
+    /// Branches' passive properties ([`Cell::passive`], [`PASSIVE`]): one value for the whole
+    /// batch.
+    Passive,
 }
 
 impl Owner {
     /// The owner's parameter table.
-    pub fn params(self) -> &'static [neurodiff_models::spec::ParamSpec] {
+    pub fn params(self) -> &'static [ParamSpec] {
         match self {
             Owner::Channel(k) => k.spec().params,
             Owner::Pool => ca_dynamics::PARAMS,
+            Owner::Passive => PASSIVE,
         }
     }
 
-    /// The owner's name (`hh_na`, `ca_dynamics_e2`).
+    /// The owner's name (`hh_na`, `ca_dynamics_e2`, `passive`).
     pub fn name(self) -> &'static str {
         match self {
             Owner::Channel(k) => k.spec().name,
             Owner::Pool => ca_dynamics::NAME,
+            Owner::Passive => "passive",
         }
     }
 
-    /// The parameter rows (`[batch][param]`) of placement or pool `i` of `cell`.
-    fn rows(self, cell: &Cell, i: usize) -> &Vec<f64> {
+    /// Parameter `q` of placement, pool or branch `i` of `cell` in batch element `b`.
+    fn get(self, cell: &Cell, i: usize, b: usize, q: usize) -> f64 {
+        let np = self.params().len();
         match self {
-            Owner::Channel(_) => &cell.channels[i].params,
-            Owner::Pool => &cell.pools[i].params,
-        }
-    }
-
-    fn rows_mut(self, cell: &mut Cell, i: usize) -> &mut Vec<f64> {
-        match self {
-            Owner::Channel(_) => &mut cell.channels[i].params,
-            Owner::Pool => &mut cell.pools[i].params,
+            Owner::Channel(_) => cell.channels[i].params[b * np + q],
+            Owner::Pool => cell.pools[i].params[b * np + q],
+            Owner::Passive => [cell.passive[i].cm, cell.passive[i].ra][q],
         }
     }
 }
@@ -89,8 +105,7 @@ impl FitParam {
 
     /// Its current value in batch element `b` (of its first placement).
     pub fn value(&self, cell: &Cell, b: usize) -> f64 {
-        let np = self.owner.params().len();
-        self.owner.rows(cell, self.placements[0])[b * np + self.param]
+        self.owner.get(cell, self.placements[0], b, self.param)
     }
 }
 
@@ -112,6 +127,8 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
         .ok_or_else(|| bad(spec, "expected CHANNEL.PARAM before `=`"))?;
     let owner = if cname == ca_dynamics::NAME {
         Owner::Pool
+    } else if cname == "passive" {
+        Owner::Passive
     } else {
         Owner::Channel(
             ChannelKind::find(cname).ok_or_else(|| CellError::UnknownChannel {
@@ -187,6 +204,9 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
         Owner::Pool => (0..cell.pools.len())
             .filter(|&c| covers(&cell.pools[c].nodes))
             .collect(),
+        Owner::Passive => (0..cell.passive.len())
+            .filter(|&br| covers(&cell.comps[br]))
+            .collect(),
     };
     if placements.is_empty() {
         return Err(bad(
@@ -205,11 +225,9 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
         lower,
         upper,
     };
-    let np = table.len();
     for &c in &fp.placements {
-        let rows = owner.rows(cell, c);
-        let v = rows[param];
-        if (0..cell.batch).any(|b| rows[b * np + param] != v) {
+        let v = owner.get(cell, c, 0, param);
+        if (0..cell.batch).any(|b| owner.get(cell, c, b, param) != v) {
             return Err(bad(
                 spec,
                 "the configuration gives several values (a batch)",
@@ -229,36 +247,48 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
     Ok(fp)
 }
 
-/// Sets the fitted parameters from `theta`, `[batch][param]`.
-pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) {
+/// Sets the fitted parameters from `theta`, `[batch][param]`. A passive property is one value
+/// for the whole batch: it takes batch element 0's (fit such a parameter with one cell per
+/// restart).
+pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) -> Result<()> {
     let p = params.len();
-    for b in 0..cell.batch {
-        for (j, fp) in params.iter().enumerate() {
-            let np = fp.owner.params().len();
-            for &c in &fp.placements {
-                fp.owner.rows_mut(cell, c)[b * np + fp.param] = theta[b * p + j];
+    for (j, fp) in params.iter().enumerate() {
+        let np = fp.owner.params().len();
+        for &c in &fp.placements {
+            match fp.owner {
+                Owner::Channel(_) => {
+                    for b in 0..cell.batch {
+                        cell.channels[c].params[b * np + fp.param] = theta[b * p + j];
+                    }
+                }
+                Owner::Pool => {
+                    for b in 0..cell.batch {
+                        cell.pools[c].params[b * np + fp.param] = theta[b * p + j];
+                    }
+                }
+                Owner::Passive => {
+                    let mut pas = cell.passive[c];
+                    *[&mut pas.cm, &mut pas.ra][fp.param] = theta[j];
+                    cell.set_passive(c, pas)?;
+                }
             }
         }
     }
+    Ok(())
 }
 
 /// The gradient with respect to the fitted parameters, `[batch][param]`, from the adjoint's
-/// per-placement and per-pool gradients ([`super::CellGrad::grad`], [`super::CellGrad::pools`];
-/// a shared parameter sums its placements).
-pub fn gather(
-    params: &[FitParam],
-    channels: &[Vec<f64>],
-    pools: &[Vec<f64>],
-    batch: usize,
-) -> Vec<f64> {
+/// per-placement, per-pool and per-branch gradients (a shared parameter sums its placements).
+pub fn gather(params: &[FitParam], g: &CellGrad, batch: usize) -> Vec<f64> {
     let p = params.len();
     let mut out = vec![0.0; batch * p];
     for b in 0..batch {
         for (j, fp) in params.iter().enumerate() {
             let np = fp.owner.params().len();
             let grad = match fp.owner {
-                Owner::Channel(_) => channels,
-                Owner::Pool => pools,
+                Owner::Channel(_) => &g.grad,
+                Owner::Pool => &g.pools,
+                Owner::Passive => &g.passive,
             };
             out[b * p + j] = fp
                 .placements

@@ -3,8 +3,8 @@
 //! from `neurodiff_models::channel` placed per group, and the solver ([`solve`]): backward Euler
 //! (or Crank–Nicolson) for the voltage with a tree (Hines) solver, exponential Euler for the
 //! gates, current and voltage clamps, a batch of parameter sets and stimuli in one run, in `f32`
-//! or `f64`; gradients with respect to every
-//! channel parameter by the discrete adjoint of that step with nested checkpointing
+//! or `f64`; gradients with respect to every channel parameter, calcium pool parameter and
+//! branch's `C_m` and `R_a` by the discrete adjoint of that step with nested checkpointing
 //! ([`adjoint`]), and fitting to recorded traces ([`fit`], `neurodiff cell --fit`).
 //!
 //! ## Units

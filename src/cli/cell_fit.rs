@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use neurodiff::cell::adjoint::{check_levels, default_levels, value_and_grad};
 use neurodiff::cell::config::Resolved;
-use neurodiff::cell::fit::{gather, parse_fit_param, set_values, trace_loss, FitParam, LossKind};
+use neurodiff::cell::fit::{
+    gather, parse_fit_param, set_values, trace_loss, FitParam, LossKind, Owner,
+};
 use neurodiff::cell::{simulate, Cell, CellConfig, Probe};
 use neurodiff::io::{check_output_path, read_npy, write_text};
 use neurodiff::plot::CellTraces;
@@ -39,7 +41,9 @@ pub struct FitArgs {
     /// A fitted parameter with bounds in its unit: `CHANNEL.PARAM=LO..HI` (every placement of
     /// the channel, one value) or `CHANNEL.PARAM@GROUP=LO..HI` (the placements on GROUP),
     /// e.g. `hh_na.gbar@soma=50..200` (mS/cm²); the calcium pool by its name,
-    /// `ca_dynamics_e2.decay=20..200` (ms). Repeat for more.
+    /// `ca_dynamics_e2.decay=20..200` (ms); passive properties as `passive.cm` (µF/cm²) and
+    /// `passive.ra` (Ω·cm), e.g. `passive.ra@basal=50..300` (then each restart runs as its own
+    /// cell). Repeat for more.
     #[arg(long = "fit-param", value_name = "SPEC", requires = "fit")]
     pub fit_param: Vec<String>,
     /// The loss: mse (mV²), stats (normalised MAE of the mean and s.d. of V in `--windows`
@@ -374,15 +378,39 @@ pub fn run(
         }
     };
 
-    // Restarts as the batch.
+    // Restarts as the batch; with a passive property fitted (one value per cell), one cell
+    // per restart.
+    let per_restart = params.iter().any(|p| p.owner == Owner::Passive);
     let mut cell_r: Cell = cell.clone();
-    cell_r.batch = r;
-    for pl in &mut cell_r.channels {
-        pl.params = pl.params.repeat(r);
+    if !per_restart {
+        cell_r.batch = r;
+        for pl in &mut cell_r.channels {
+            pl.params = pl.params.repeat(r);
+        }
+        for pool in &mut cell_r.pools {
+            pool.params = pool.params.repeat(r);
+        }
     }
-    for pool in &mut cell_r.pools {
-        pool.params = pool.params.repeat(r);
-    }
+    let evaluate = |cell_r: &mut Cell, theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
+        let run = |cell_r: &mut Cell, theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
+            set_values(cell_r, &params, theta)?;
+            let g = value_and_grad(cell_r, &protocol, &levels, |rec| {
+                trace_loss(loss_kind, rec, &target, &probes)
+            })?;
+            let gt = gather(&params, &g, cell_r.batch);
+            Ok((g.loss, gt))
+        };
+        if !per_restart {
+            return run(cell_r, theta);
+        }
+        let (mut loss, mut gt) = (Vec::with_capacity(r), Vec::with_capacity(r * np));
+        for th in theta.chunks(np) {
+            let (l, g) = run(cell_r, th)?;
+            loss.extend(l);
+            gt.extend(g);
+        }
+        Ok((loss, gt))
+    };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -395,11 +423,7 @@ pub fn run(
             .enumerate()
             .map(|(i, &z)| params[i % np].bounds().to_bounded_f64(z))
             .collect();
-        set_values(&mut cell_r, &params, &theta);
-        let g = value_and_grad(&cell_r, &protocol, &levels, |rec| {
-            trace_loss(loss_kind, rec, &target, &probes)
-        })?;
-        let gt = gather(&params, &g.grad, &g.pools, r);
+        let (loss, gt) = evaluate(&mut cell_r, &theta)?;
         // dθ/dz = (θ − l)(u − θ)/(u − l).
         let gz: Vec<f64> = gt
             .iter()
@@ -411,13 +435,13 @@ pub fn run(
             })
             .collect();
         for b in 0..r {
-            if g.loss[b] < state.best_loss[b] {
-                state.best_loss[b] = g.loss[b];
+            if loss[b] < state.best_loss[b] {
+                state.best_loss[b] = loss[b];
                 state.best_theta[b * np..(b + 1) * np]
                     .copy_from_slice(&theta[b * np..(b + 1) * np]);
             }
         }
-        state.history.push(g.loss.clone());
+        state.history.push(loss.clone());
         optimizer_step(a, &mut state, &gz, r, np)?;
         state.iteration += 1;
         state.wall_time_s = wall0 + t0.elapsed().as_secs_f64();
@@ -426,14 +450,13 @@ pub fn run(
         write_text(&state_path, &text)?;
         let every = (a.iterations / 20).max(1);
         if !quiet && (state.iteration % every == 0 || state.iteration == a.iterations) {
-            let best = g.loss.iter().cloned().fold(f64::INFINITY, f64::min);
+            let best = loss.iter().cloned().fold(f64::INFINITY, f64::min);
             eprintln!(
                 "iteration {}/{}: {} loss best {best:.6} (restarts {})",
                 state.iteration,
                 a.iterations,
                 a.loss,
-                g.loss
-                    .iter()
+                loss.iter()
                     .map(|l| format!("{l:.4}"))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -453,8 +476,9 @@ pub fn run(
     let fit_out = FitOut {
         settings: &settings,
         units: "time ms, voltage mV, clamp current nA, conductances mS/cm², reversal potentials \
-                mV, pool decay ms, depth µm, min_cai mM; loss summed over the compared records: \
-                mse mV² (nA² for a clamp current), stats and sdtw mV (nA)",
+                mV, pool decay ms, depth µm, min_cai mM, passive.cm µF/cm², passive.ra Ω·cm; \
+                loss summed over the compared records: mse mV² (nA² for a clamp current), stats \
+                and sdtw mV (nA)",
         iterations: state.iteration,
         best: restart_out(best_restart),
         best_restart,
@@ -471,7 +495,7 @@ pub fn run(
             &mut best_cell,
             &params,
             &state.best_theta[best_restart * np..(best_restart + 1) * np],
-        );
+        )?;
         let rec = simulate::<f64>(&best_cell, &protocol)?;
         // The voltages, or, when only clamp currents are compared, those.
         let is_v = |p: usize| matches!(protocol.probes[p], Probe::V { .. });

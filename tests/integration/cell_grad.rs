@@ -769,6 +769,18 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
             &["--fit-param", "ca_dynamics_e2.tau=20..200"],
             "no such parameter (it has: gamma, decay, depth, min_cai)",
         ),
+        (
+            &["--fit-param", "passive.cm=0..2"],
+            "outside the parameter's range [0.001, 100]",
+        ),
+        (
+            &["--fit-param", "passive.rm=1..2"],
+            "no such parameter (it has: cm, ra)",
+        ),
+        (
+            &["--fit-param", "passive.ra@axon=10..200"],
+            "the cell has no `passive` on axon",
+        ),
     ];
     for (extra, needle) in cases {
         let _ = std::fs::remove_dir_all(dir.join("out"));
@@ -935,4 +947,116 @@ fn set_passive_equals_building_the_cell_with_it() {
         e.to_string().contains("dend") && e.to_string().contains("cm"),
         "{e}"
     );
+}
+
+/// A ball (HH) and stick (4 compartments, leak), a current step into the stick's end, both
+/// ends recorded; `{cm}` and `{ra}` fill the stick's passive properties.
+const PASSIVE_TOML: &str = r#"
+dt = 0.025
+duration = 8.0
+[[branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[[branches]]
+name = "dend"
+group = "basal"
+parent = 0
+length = 300.0
+radius = 1.0
+ncomp = 4
+[passive.soma]
+cm = 1.0
+ra = 100.0
+[passive.basal]
+cm = {cm}
+ra = {ra}
+[[channels]]
+name = "hh"
+groups = ["soma"]
+[[channels]]
+name = "leak"
+groups = ["basal"]
+params = { g = 0.1, e = -65.0 }
+[[stimuli]]
+branch = "dend"
+x = 1.0
+amp = 0.1
+delay = 1.0
+dur = 5.0
+[[record]]
+branch = "soma"
+[[record]]
+branch = "dend"
+x = 1.0
+"#;
+
+#[test]
+fn cli_fits_passive_properties() {
+    // The dendrite's C_m and R_a (truth 1.5 µF/cm² and 150 Ω·cm, from `neurodiff cell`'s own
+    // output) from 1 and 80, with two restarts (each its own cell).
+    let dir = crate::common::tmpdir("cell-fit-passive");
+    let toml = |cm: &str, ra: &str| PASSIVE_TOML.replace("{cm}", cm).replace("{ra}", ra);
+    std::fs::write(dir.join("target.toml"), toml("1.5", "150.0")).unwrap();
+    std::fs::write(dir.join("fit.toml"), toml("1.0", "80.0")).unwrap();
+    let o = neurodiff_in(
+        &dir,
+        &[
+            "cell",
+            "--config",
+            "target.toml",
+            "--out",
+            "target.npy",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = neurodiff_in(
+        &dir,
+        &[
+            "cell",
+            "--config",
+            "fit.toml",
+            "--fit",
+            "--target",
+            "target.npy",
+            "--target-dt",
+            "0.025",
+            "--fit-param",
+            "passive.cm@basal=0.5..3",
+            "--fit-param",
+            "passive.ra@basal=20..500",
+            "--restarts",
+            "2",
+            "--lr",
+            "0.05",
+            "--iterations",
+            "150",
+            "--out",
+            "out/fit.json",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (j, h) = history(&dir.join("out/fit.json"));
+    assert_eq!(j["restarts"][0]["start"]["passive.ra@basal"], 80.0);
+    assert_eq!(h[0].len(), 2);
+    // Both restarts get within 1e-3 of their start's loss (the soma spikes, so the loss has
+    // steps and Adam may leave a minimum again: the best is kept).
+    for b in 0..2 {
+        let best = j["restarts"][b]["best_loss"].as_f64().unwrap();
+        assert!(
+            best < 1e-3 * h[0][b],
+            "restart {b}: {best} from {}",
+            h[0][b]
+        );
+    }
+    let fitted = &j["best"]["fitted"];
+    let (cm, ra) = (
+        fitted["passive.cm@basal"].as_f64().unwrap(),
+        fitted["passive.ra@basal"].as_f64().unwrap(),
+    );
+    assert!((cm - 1.5).abs() < 0.02, "cm {cm}");
+    assert!((ra - 150.0).abs() < 2.0, "ra {ra}");
 }
