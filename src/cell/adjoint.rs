@@ -30,11 +30,12 @@
 //!    where a calcium current's reversal potential is the pool's Nernst potential, the assembly
 //!    and `ica = Σ g (v − E(cai))` chain back to `cai` as well.
 //!
-//! The passive part of the system gives the gradients with respect to each branch's `C_m` and
-//! `R_a` ([`CellGrad::passive`]): `C/dt` enters the diagonal and `C/dt · v` the right-hand
-//! side, so `∂L/∂(C/dt) = μ (v − v')`; an axial conductance `g` between a node and its parent
-//! enters both diagonals and both off-diagonals, so `∂L/∂g = −(μ_i − μ_p)(v'_i − v'_p)`; then
-//! `C = C_m·area` and `g ∝ 1/R_a` of the branch it belongs to.
+//! The passive part of the system gives the gradients with respect to each branch's `C_m`,
+//! `R_a` and radius ([`CellGrad::passive`]): `C/dt` enters the diagonal and `C/dt · v` the
+//! right-hand side, so `∂L/∂(C/dt) = μ (v − v')`; an axial conductance `g` between a node and
+//! its parent enters both diagonals and both off-diagonals, so
+//! `∂L/∂g = −(μ_i − μ_p)(v'_i − v'_p)`; a channel's `∂L/∂area = μ (g E − g v')`; then
+//! `C = C_m·area`, `area ∝ a` and `g ∝ a²/R_a` of the branch it belongs to.
 //!
 //! A voltage clamp's conductance and command are constants of the system, so its reverse step
 //! is the same solve; its recorded current `(vc − v)/rs` seeds `λ_v` with `−1/rs` while it is
@@ -96,8 +97,8 @@ pub struct CellGrad {
     /// Per calcium pool ([`Cell::pools`]), `∂L/∂params` `[batch][param]` like
     /// [`super::Pool::params`] (`gamma`, `decay`, `depth`, `min_cai`).
     pub pools: Vec<Vec<f64>>,
-    /// Per branch ([`Cell::passive`]), `∂L/∂(C_m, R_a)` `[batch][2]`: µF/cm² and Ω·cm (the
-    /// fused adjoint; empty from the tensor engine).
+    /// Per branch ([`Cell::passive`]), `∂L/∂(C_m, R_a, radius)` `[batch][3]`: per µF/cm², Ω·cm
+    /// and µm (the fused adjoint; empty from the tensor engine).
     pub passive: Vec<Vec<f64>>,
     /// The most states (voltages and gates of the whole cell and batch) held at once.
     pub peak_states: usize,
@@ -268,6 +269,7 @@ pub fn value_and_grad(
         ca: CaBack::new(&st),
         g_cdt: vec![0.0; state.v.len()],
         g_axial: vec![0.0; state.v.len()],
+        g_area: vec![0.0; state.v.len()],
         scratch: st.scratch(),
         held,
     };
@@ -282,7 +284,7 @@ pub fn value_and_grad(
         loss,
         grad: rev.grad,
         pools: rev.ca.grad,
-        passive: passive_grad(cell, protocol.dt, &rev.g_cdt, &rev.g_axial),
+        passive: passive_grad(cell, protocol.dt, &rev.g_cdt, &rev.g_axial, &rev.g_area),
         peak_states: held.peak,
         state_size,
     })
@@ -302,26 +304,40 @@ struct Reverse<'s, 'a> {
     g_cdt: Vec<f64>,
     /// `∂L/∂g_axial` per node (its conductance to its parent) and batch element.
     g_axial: Vec<f64>,
+    /// `∂L/∂area` per node and batch element through the channels' currents.
+    g_area: Vec<f64>,
     scratch: super::solve::Scratch<f64>,
     held: Held,
 }
 
-/// `CellGrad::passive` from the summed `∂L/∂(C/dt)` and `∂L/∂g_axial` per node: `C/dt =
-/// C_m·area/dt` for the compartments of a branch, and every axial conductance a branch
-/// contributes (its compartments' to their parents, its junction's) is `∝ 1/R_a`.
-fn passive_grad(cell: &Cell, dt: f64, g_cdt: &[f64], g_axial: &[f64]) -> Vec<Vec<f64>> {
+/// `CellGrad::passive` from the summed `∂L/∂(C/dt)`, `∂L/∂g_axial` and (channels')
+/// `∂L/∂area` per node: for the compartments of a branch of radius `a`, `C/dt =
+/// C_m·area/dt` with `area ∝ a`, and every axial conductance the branch contributes (its
+/// compartments' to their parents, its junction's) is `∝ a²/R_a`.
+fn passive_grad(
+    cell: &Cell,
+    dt: f64,
+    g_cdt: &[f64],
+    g_axial: &[f64],
+    g_area: &[f64],
+) -> Vec<Vec<f64>> {
     let nb = cell.batch;
-    let mut out = vec![vec![0.0; 2 * nb]; cell.passive.len()];
+    let mut out = vec![vec![0.0; 3 * nb]; cell.passive.len()];
     for i in 0..cell.n_nodes() {
         let br = match cell.kind[i] {
             super::NodeKind::Compartment { branch, .. } | super::NodeKind::Junction { branch } => {
                 branch
             }
         };
-        let ra = cell.passive[br].ra;
+        let (pas, a) = (cell.passive[br], cell.morphology.branches[br].radius);
         for b in 0..nb {
-            out[br][2 * b] += g_cdt[i * nb + b] * cell.area[i] / dt;
-            out[br][2 * b + 1] -= g_axial[i * nb + b] * cell.g_axial[i] / ra;
+            let k = i * nb + b;
+            let (d_cm, d_g) = (g_cdt[k] * cell.area[i] / dt, g_axial[k] * cell.g_axial[i]);
+            out[br][3 * b] += d_cm;
+            out[br][3 * b + 1] -= d_g / pas.ra;
+            // area ∝ a: C/dt and the channels; g ∝ a².
+            let d_area = d_cm * pas.cm + g_area[k] * cell.area[i];
+            out[br][3 * b + 2] += (d_area + 2.0 * d_g) / a;
         }
     }
     out
@@ -451,6 +467,7 @@ impl Reverse<'_, '_> {
             &mut self.ca,
             &mut self.lam,
             &mut self.grad,
+            &mut self.g_area,
         );
         // The passive part of the system: `C/dt` on the diagonal and `C/dt · v` on the
         // right-hand side; each axial conductance on two diagonals and two off-diagonals.
@@ -571,6 +588,7 @@ pub(crate) fn membrane_back(
     ca: &mut CaBack,
     lam: &mut State<f64>,
     grad: &mut [Vec<f64>],
+    g_area: &mut [f64],
 ) {
     if st.calcium {
         // The step's calcium: the current at its start, the pools after it.
@@ -583,7 +601,7 @@ pub(crate) fn membrane_back(
     // The solve: μ = A⁻¹ λ_v' with the same matrix.
     mu.copy_from_slice(&lam.v);
     hines_solve(&st.cell.parent, &st.a, d0, mu, st.nb);
-    assembly_back(st, s, vn, mu, lam, grad);
+    assembly_back(st, s, vn, mu, lam, grad, g_area);
     ica_back(st, s, &ca.lam_ica, lam, grad);
 }
 
@@ -707,7 +725,8 @@ fn pooled_current(st: &Stepper<'_, f64>, ch: &Ch<f64>, node: usize) -> bool {
 
 /// Step 4 of a reverse step (the assembly), with `mu = A⁻¹ λ_v'`: sets `lam.v = (C/dt) μ` and
 /// chains each channel's `G = g(x, p)·area` (diagonal) and `G·E` (right-hand side) to
-/// `lam.gates` and `grad` (and, where `E` is a pool's Nernst potential, to `lam.cai`).
+/// `lam.gates` and `grad` (and, where `E` is a pool's Nernst potential, to `lam.cai`); adds the
+/// channels' `∂L/∂area` per node and batch element to `g_area` (unless it is empty).
 pub(crate) fn assembly_back(
     st: &Stepper<'_, f64>,
     s: &State<f64>,
@@ -715,6 +734,7 @@ pub(crate) fn assembly_back(
     mu: &[f64],
     lam: &mut State<f64>,
     grad: &mut [Vec<f64>],
+    g_area: &mut [f64],
 ) {
     let nb = st.nb;
     for i in 0..st.n {
@@ -771,6 +791,9 @@ pub(crate) fn assembly_back(
                     if gate_dirs {
                         for q in 0..ng {
                             lam.gates[c][row + q] += ma * (ge.eps[q] - vv * g.eps[q]);
+                        }
+                        if !g_area.is_empty() {
+                            g_area[idx] += m * (ge.re - vv * g.re);
                         }
                     }
                     if let Some(o) = param_dirs {

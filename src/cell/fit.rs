@@ -10,8 +10,9 @@
 //! placements that cover a compartment of `GROUP` (`soma`, `axon`, `basal`, `apical`), e.g.
 //! `leak.g@basal=0.01..1` for a leak placed on the dendrites by its own entry. The calcium pool
 //! is fitted the same way by its name, `ca_dynamics_e2.decay=20..200` (every pool, or those on
-//! `GROUP`), and the passive properties as `passive.cm` (µF/cm²) and `passive.ra` (Ω·cm), e.g.
-//! `passive.ra@basal=50..300` (every branch, or those of `GROUP`, as one value). Bounds are in the parameter's unit (mS/cm², mV, ms) and must lie inside the
+//! `GROUP`), and the passive properties as `passive.cm` (µF/cm²), `passive.ra` (Ω·cm) and
+//! `passive.radius` (µm), e.g. `passive.ra@basal=50..300` (every branch, or those of `GROUP`,
+//! as one value). Bounds are in the parameter's unit (mS/cm², mV, ms) and must lie inside the
 //! channel's (or pool's) table's own range; the value in the configuration must lie strictly
 //! inside them (it is restart 0's start).
 
@@ -23,7 +24,8 @@ use super::adjoint::{CellGrad, TraceLoss};
 use super::{Cell, CellError, Group, NodeKind, Recording};
 use crate::{Error, Result};
 
-/// The passive properties a fit can take (`passive.cm`, `passive.ra`), in the order of
+/// The passive properties a fit can take (`passive.cm`, `passive.ra`, `passive.radius`), in
+/// the order of
 /// [`super::CellGrad::passive`], with the ranges fits may search.
 pub const PASSIVE: &[ParamSpec] = &[
     ParamSpec::new(
@@ -35,6 +37,7 @@ pub const PASSIVE: &[ParamSpec] = &[
         "specific membrane capacitance",
     ),
     ParamSpec::new("ra", 35.4, "Ω·cm", 1.0, 1e5, "axial resistivity"),
+    ParamSpec::new("radius", 1.0, "µm", 1e-3, 1e4, "radius of the branch"),
 ];
 
 /// What a fitted parameter belongs to.
@@ -74,7 +77,11 @@ impl Owner {
         match self {
             Owner::Channel(_) => cell.channels[i].params[b * np + q],
             Owner::Pool => cell.pools[i].params[b * np + q],
-            Owner::Passive => [cell.passive[i].cm, cell.passive[i].ra][q],
+            Owner::Passive => [
+                cell.passive[i].cm,
+                cell.passive[i].ra,
+                cell.morphology.branches[i].radius,
+            ][q],
         }
     }
 }
@@ -268,7 +275,11 @@ pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) -> Result
                 }
                 Owner::Passive => {
                     let mut pas = cell.passive[c];
-                    *[&mut pas.cm, &mut pas.ra][fp.param] = theta[j];
+                    match fp.param {
+                        0 => pas.cm = theta[j],
+                        1 => pas.ra = theta[j],
+                        _ => cell.set_radius(c, theta[j])?,
+                    }
                     cell.set_passive(c, pas)?;
                 }
             }

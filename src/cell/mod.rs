@@ -366,18 +366,49 @@ impl Cell {
     /// Sets the passive properties of branch `branch` and recomputes its compartments'
     /// capacitances and axial conductances (those to its parent, and its distal junction's).
     pub fn set_passive(&mut self, branch: usize, pas: Passive) -> Result<(), CellError> {
-        let b = self.morphology.branches.get(branch).ok_or_else(|| {
-            CellError::setting(
-                "branch",
-                format!("no branch {branch} (the cell has {})", self.comps.len()),
-            )
-        })?;
+        self.check_branch(branch)?;
         check_passive(
             pas,
             &format!("passive of branch `{}`", self.morphology.name(branch)),
         )?;
-        let (area, g_half) = compartment_geometry(b, pas);
+        self.passive[branch] = pas;
+        self.rebuild_branch(branch);
+        Ok(())
+    }
+
+    /// Sets the radius (µm) of branch `branch` and recomputes its compartments' areas,
+    /// capacitances and axial conductances.
+    pub fn set_radius(&mut self, branch: usize, radius: f64) -> Result<(), CellError> {
+        self.check_branch(branch)?;
+        if !(radius.is_finite() && radius > 0.0) {
+            return Err(CellError::Branch {
+                branch: self.morphology.name(branch),
+                index: branch,
+                message: format!("radius must be positive, got {radius} µm"),
+            });
+        }
+        self.morphology.branches[branch].radius = radius;
+        self.rebuild_branch(branch);
+        Ok(())
+    }
+
+    fn check_branch(&self, branch: usize) -> Result<(), CellError> {
+        if branch >= self.comps.len() {
+            return Err(CellError::setting(
+                "branch",
+                format!("no branch {branch} (the cell has {})", self.comps.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Recomputes branch `branch`'s areas, capacitances and axial conductances from its
+    /// geometry and passive properties.
+    fn rebuild_branch(&mut self, branch: usize) {
+        let pas = self.passive[branch];
+        let (area, g_half) = compartment_geometry(&self.morphology.branches[branch], pas);
         for (c, &n) in self.comps[branch].iter().enumerate() {
+            self.area[n] = area;
             self.cap[n] = pas.cm * area;
             if self.g_axial[n] != 0.0 {
                 // 0 stays 0: a root (or a network's cell root, joined to node 0 by 0).
@@ -389,8 +420,6 @@ impl Cell {
                 self.g_axial[n] = g_half;
             }
         }
-        self.passive[branch] = pas;
-        Ok(())
     }
 
     /// The number of nodes (compartments and junctions).

@@ -1022,6 +1022,7 @@ impl NetReverse<'_, '_> {
             &mut self.ca,
             &mut self.lam.cell,
             &mut self.grad_ch,
+            &mut [],
         );
         let mu = &self.mu;
 

@@ -41,9 +41,9 @@ pub struct FitArgs {
     /// A fitted parameter with bounds in its unit: `CHANNEL.PARAM=LO..HI` (every placement of
     /// the channel, one value) or `CHANNEL.PARAM@GROUP=LO..HI` (the placements on GROUP),
     /// e.g. `hh_na.gbar@soma=50..200` (mS/cm²); the calcium pool by its name,
-    /// `ca_dynamics_e2.decay=20..200` (ms); passive properties as `passive.cm` (µF/cm²) and
-    /// `passive.ra` (Ω·cm), e.g. `passive.ra@basal=50..300` (then each restart runs as its own
-    /// cell). Repeat for more.
+    /// `ca_dynamics_e2.decay=20..200` (ms); passive properties as `passive.cm` (µF/cm²),
+    /// `passive.ra` (Ω·cm) and `passive.radius` (µm), e.g. `passive.ra@basal=50..300` (then
+    /// each restart runs as its own cell). Repeat for more.
     #[arg(long = "fit-param", value_name = "SPEC", requires = "fit")]
     pub fit_param: Vec<String>,
     /// The loss: mse (mV²), stats (normalised MAE of the mean and s.d. of V in `--windows`
@@ -476,9 +476,9 @@ pub fn run(
     let fit_out = FitOut {
         settings: &settings,
         units: "time ms, voltage mV, clamp current nA, conductances mS/cm², reversal potentials \
-                mV, pool decay ms, depth µm, min_cai mM, passive.cm µF/cm², passive.ra Ω·cm; \
-                loss summed over the compared records: mse mV² (nA² for a clamp current), stats \
-                and sdtw mV (nA)",
+                mV, pool decay ms, depth µm, min_cai mM, passive.cm µF/cm², passive.ra Ω·cm, \
+                passive.radius µm; loss summed over the compared records: mse mV² (nA² for a \
+                clamp current), stats and sdtw mV (nA)",
         iterations: state.iteration,
         best: restart_out(best_restart),
         best_restart,

@@ -102,18 +102,22 @@ fn check_against_fd(cell: &Cell, p: &Protocol, scales: &[f64], levels: &[usize],
             }
         }
     }
-    // Each branch's C_m and R_a, relative step 1e-3: the loss depends on the soma's R_a (its
-    // conductance to the junction, stiff) so weakly, ~1e-5 of the loss per Ω·cm, that with
-    // 1e-4 the differences are rounding (they scatter by 1e-5 relative around the adjoint at
-    // 1e-4 and 1e-3·1e-4, and agree with it to 2e-6 at 1e-3).
+    // Each branch's C_m, R_a and radius, relative step 1e-3: the loss depends on the soma's
+    // R_a (its conductance to the junction, stiff) so weakly, ~1e-5 of the loss per Ω·cm, that
+    // with 1e-4 the differences are rounding (they scatter by 1e-5 relative around the adjoint
+    // at 1e-4 and 1e-3·1e-4, and agree with it to 2e-6 at 1e-3).
     for (br, &pas) in cell.passive.iter().enumerate() {
-        for q in 0..2 {
-            let x0 = [pas.cm, pas.ra][q];
+        for q in 0..3 {
+            let x0 = [pas.cm, pas.ra, cell.morphology.branches[br].radius][q];
             let h = 1e-3 * x0;
             let at = |x: f64| {
                 let mut cc = cell.clone();
                 let mut pp = pas;
-                *[&mut pp.cm, &mut pp.ra][q] = x;
+                match q {
+                    0 => pp.cm = x,
+                    1 => pp.ra = x,
+                    _ => cc.set_radius(br, x).unwrap(),
+                }
                 cc.set_passive(br, pp).unwrap();
                 total(&cc, p, scales)
             };
@@ -127,13 +131,13 @@ fn check_against_fd(cell: &Cell, p: &Protocol, scales: &[f64], levels: &[usize],
             let (dh, dh2) = (d(h), d(0.5 * h));
             for b in 0..nb {
                 let fd = (4.0 * dh2[b] - dh[b]) / 3.0;
-                let ad = g.passive[br][2 * b + q];
+                let ad = g.passive[br][3 * b + q];
                 let scale = fd.abs().max(ad.abs()).max(1e-8);
                 assert!(
                     (fd - ad).abs() <= tol * scale,
                     "branch {br} {} batch {b}: adjoint {ad:e}, finite differences {fd:e} (rel \
                      {:e})",
-                    ["cm", "ra"][q],
+                    ["cm", "ra", "radius"][q],
                     (fd - ad).abs() / scale
                 );
             }
@@ -775,7 +779,7 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
         ),
         (
             &["--fit-param", "passive.rm=1..2"],
-            "no such parameter (it has: cm, ra)",
+            "no such parameter (it has: cm, ra, radius)",
         ),
         (
             &["--fit-param", "passive.ra@axon=10..200"],
@@ -940,6 +944,18 @@ fn set_passive_equals_building_the_cell_with_it() {
         .collect();
     assert_eq!(changed, vec![1], "only the junction (node 1)");
     assert!((cell.g_axial[1] - 0.5 * before[1]).abs() < 1e-12 * before[1]);
+    // A radius changed after building gives the areas, capacitances and conductances of the
+    // cell built with it.
+    let mut m = cell.morphology.clone();
+    m.branches[1].radius = 0.7;
+    let passive = cell.passive.clone();
+    let built = Cell::new(m, |g| passive[if g == Group::Basal { 1 } else { 0 }], 2).unwrap();
+    cell.set_radius(1, 0.7).unwrap();
+    assert_eq!(cell.area, built.area);
+    assert_eq!(cell.cap, built.cap);
+    assert_eq!(cell.g_axial, built.g_axial);
+    let e = cell.set_radius(1, -1.0).unwrap_err();
+    assert!(e.to_string().contains("radius must be positive"), "{e}");
     let e = cell
         .set_passive(1, Passive { cm: 0.0, ra: 50.0 })
         .unwrap_err();
@@ -950,7 +966,7 @@ fn set_passive_equals_building_the_cell_with_it() {
 }
 
 /// A ball (HH) and stick (4 compartments, leak), a current step into the stick's end, both
-/// ends recorded; `{cm}` and `{ra}` fill the stick's passive properties.
+/// ends recorded; `{cm}`, `{ra}` and `{radius}` fill the stick's passive properties.
 const PASSIVE_TOML: &str = r#"
 dt = 0.025
 duration = 8.0
@@ -964,7 +980,7 @@ name = "dend"
 group = "basal"
 parent = 0
 length = 300.0
-radius = 1.0
+radius = {radius}
 ncomp = 4
 [passive.soma]
 cm = 1.0
@@ -995,11 +1011,19 @@ x = 1.0
 #[test]
 fn cli_fits_passive_properties() {
     // The dendrite's C_m and R_a (truth 1.5 µF/cm² and 150 Ω·cm, from `neurodiff cell`'s own
-    // output) from 1 and 80, with two restarts (each its own cell).
+    // output) from 1 and 80, with two restarts (each its own cell); then its radius alone
+    // (truth 1 µm) from 0.8. (All three at once is a long, flat valley: C_m·a, a²/R_a and the
+    // leak's g·a are what the voltages see.)
     let dir = crate::common::tmpdir("cell-fit-passive");
-    let toml = |cm: &str, ra: &str| PASSIVE_TOML.replace("{cm}", cm).replace("{ra}", ra);
-    std::fs::write(dir.join("target.toml"), toml("1.5", "150.0")).unwrap();
-    std::fs::write(dir.join("fit.toml"), toml("1.0", "80.0")).unwrap();
+    let toml = |cm: &str, ra: &str, radius: &str| {
+        PASSIVE_TOML
+            .replace("{cm}", cm)
+            .replace("{ra}", ra)
+            .replace("{radius}", radius)
+    };
+    std::fs::write(dir.join("target.toml"), toml("1.5", "150.0", "1.0")).unwrap();
+    std::fs::write(dir.join("fit.toml"), toml("1.0", "80.0", "1.0")).unwrap();
+    std::fs::write(dir.join("fit_radius.toml"), toml("1.5", "150.0", "0.8")).unwrap();
     let o = neurodiff_in(
         &dir,
         &[
@@ -1012,21 +1036,16 @@ fn cli_fits_passive_properties() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = neurodiff_in(
-        &dir,
-        &[
+    let fit = |config: &str, params: &[&str]| {
+        let mut a = vec![
             "cell",
             "--config",
-            "fit.toml",
+            config,
             "--fit",
             "--target",
             "target.npy",
             "--target-dt",
             "0.025",
-            "--fit-param",
-            "passive.cm@basal=0.5..3",
-            "--fit-param",
-            "passive.ra@basal=20..500",
             "--restarts",
             "2",
             "--lr",
@@ -1036,22 +1055,30 @@ fn cli_fits_passive_properties() {
             "--out",
             "out/fit.json",
             "-q",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (j, h) = history(&dir.join("out/fit.json"));
-    assert_eq!(j["restarts"][0]["start"]["passive.ra@basal"], 80.0);
-    assert_eq!(h[0].len(), 2);
-    // Both restarts get within 1e-3 of their start's loss (the soma spikes, so the loss has
-    // steps and Adam may leave a minimum again: the best is kept).
-    for b in 0..2 {
+        ];
+        for p in params {
+            a.extend_from_slice(&["--fit-param", p]);
+        }
+        let o = neurodiff_in(&dir, &a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (j, h) = history(&dir.join("out/fit.json"));
+        assert_eq!(h[0].len(), 2);
+        // The best restart ends below 1e-3 of its start's loss (the soma spikes, so the loss
+        // has steps and Adam may leave a minimum again: the best is kept).
+        let b = j["best_restart"].as_u64().unwrap() as usize;
         let best = j["restarts"][b]["best_loss"].as_f64().unwrap();
         assert!(
             best < 1e-3 * h[0][b],
             "restart {b}: {best} from {}",
             h[0][b]
         );
-    }
+        j
+    };
+    let j = fit(
+        "fit.toml",
+        &["passive.cm@basal=0.5..3", "passive.ra@basal=20..500"],
+    );
+    assert_eq!(j["restarts"][0]["start"]["passive.ra@basal"], 80.0);
     let fitted = &j["best"]["fitted"];
     let (cm, ra) = (
         fitted["passive.cm@basal"].as_f64().unwrap(),
@@ -1059,4 +1086,9 @@ fn cli_fits_passive_properties() {
     );
     assert!((cm - 1.5).abs() < 0.02, "cm {cm}");
     assert!((ra - 150.0).abs() < 2.0, "ra {ra}");
+    let j = fit("fit_radius.toml", &["passive.radius@basal=0.3..3"]);
+    let radius = j["best"]["fitted"]["passive.radius@basal"]
+        .as_f64()
+        .unwrap();
+    assert!((radius - 1.0).abs() < 0.01, "radius {radius}");
 }
