@@ -808,6 +808,68 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
     }
 }
 
+/// Writes `target.toml` into `dir` and makes `target.npy` from it with `neurodiff cell`.
+fn make_target(dir: &std::path::Path, toml: &str) {
+    std::fs::write(dir.join("target.toml"), toml).unwrap();
+    let o = neurodiff_in(
+        dir,
+        &[
+            "cell",
+            "--config",
+            "target.toml",
+            "--out",
+            "target.npy",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Fits `config` in `dir` to `target.npy` (dt 0.025 ms) with `params`: 2 restarts, Adam at
+/// 0.05, 150 iterations, into `out/fit.json`; checks that the best restart ended below 1e-3 of
+/// its start's loss (the best is kept: where the soma spikes the loss has steps and Adam may
+/// leave a minimum again) and returns the JSON and the loss history.
+fn fit_own_target(
+    dir: &std::path::Path,
+    config: &str,
+    params: &[&str],
+) -> (serde_json::Value, Vec<Vec<f64>>) {
+    let mut a = vec![
+        "cell",
+        "--config",
+        config,
+        "--fit",
+        "--target",
+        "target.npy",
+        "--target-dt",
+        "0.025",
+        "--restarts",
+        "2",
+        "--lr",
+        "0.05",
+        "--iterations",
+        "150",
+        "--out",
+        "out/fit.json",
+        "-q",
+    ];
+    for p in params {
+        a.extend_from_slice(&["--fit-param", p]);
+    }
+    let o = neurodiff_in(dir, &a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (j, h) = history(&dir.join("out/fit.json"));
+    assert_eq!(h[0].len(), 2);
+    let b = j["best_restart"].as_u64().unwrap() as usize;
+    let best = j["restarts"][b]["best_loss"].as_f64().unwrap();
+    assert!(
+        best < 1e-3 * h[0][b],
+        "restart {b}: {best} from {}",
+        h[0][b]
+    );
+    (j, h)
+}
+
 /// A compartment with HH, `ca_hva`, `sk_e2` and a calcium pool under a voltage-clamp step
 /// (−70, then 0 mV for 5 ms where calcium flows in, then −50 mV for 90 ms where SK's current
 /// follows the pool's decay: little enough calcium that SK does not saturate), the clamp
@@ -859,48 +921,13 @@ fn cli_fits_a_calcium_pool_and_sk_to_a_voltage_clamp_current() {
             .replace("{decay}", decay)
             .replace("{gsk}", gsk)
     };
-    std::fs::write(dir.join("target.toml"), toml("120.0", "6.0")).unwrap();
+    make_target(&dir, &toml("120.0", "6.0"));
     std::fs::write(dir.join("fit.toml"), toml("50.0", "3.0")).unwrap();
-    let o = neurodiff_in(
+    let (j, h) = fit_own_target(
         &dir,
-        &[
-            "cell",
-            "--config",
-            "target.toml",
-            "--out",
-            "target.npy",
-            "-q",
-        ],
+        "fit.toml",
+        &["ca_dynamics_e2.decay=20..300", "sk_e2.gbar=0.5..20"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = neurodiff_in(
-        &dir,
-        &[
-            "cell",
-            "--config",
-            "fit.toml",
-            "--fit",
-            "--target",
-            "target.npy",
-            "--target-dt",
-            "0.025",
-            "--fit-param",
-            "ca_dynamics_e2.decay=20..300",
-            "--fit-param",
-            "sk_e2.gbar=0.5..20",
-            "--restarts",
-            "2",
-            "--lr",
-            "0.05",
-            "--iterations",
-            "150",
-            "--out",
-            "out/fit.json",
-            "-q",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (j, h) = history(&dir.join("out/fit.json"));
     assert_eq!(j["restarts"][0]["start"]["ca_dynamics_e2.decay"], 50.0);
     assert!(h[149][0] < 1e-3 * h[0][0], "{h:?}");
     let fitted = &j["best"]["fitted"];
@@ -1021,59 +1048,10 @@ fn cli_fits_passive_properties() {
             .replace("{ra}", ra)
             .replace("{radius}", radius)
     };
-    std::fs::write(dir.join("target.toml"), toml("1.5", "150.0", "1.0")).unwrap();
+    make_target(&dir, &toml("1.5", "150.0", "1.0"));
     std::fs::write(dir.join("fit.toml"), toml("1.0", "80.0", "1.0")).unwrap();
     std::fs::write(dir.join("fit_radius.toml"), toml("1.5", "150.0", "0.8")).unwrap();
-    let o = neurodiff_in(
-        &dir,
-        &[
-            "cell",
-            "--config",
-            "target.toml",
-            "--out",
-            "target.npy",
-            "-q",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let fit = |config: &str, params: &[&str]| {
-        let mut a = vec![
-            "cell",
-            "--config",
-            config,
-            "--fit",
-            "--target",
-            "target.npy",
-            "--target-dt",
-            "0.025",
-            "--restarts",
-            "2",
-            "--lr",
-            "0.05",
-            "--iterations",
-            "150",
-            "--out",
-            "out/fit.json",
-            "-q",
-        ];
-        for p in params {
-            a.extend_from_slice(&["--fit-param", p]);
-        }
-        let o = neurodiff_in(&dir, &a);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (j, h) = history(&dir.join("out/fit.json"));
-        assert_eq!(h[0].len(), 2);
-        // The best restart ends below 1e-3 of its start's loss (the soma spikes, so the loss
-        // has steps and Adam may leave a minimum again: the best is kept).
-        let b = j["best_restart"].as_u64().unwrap() as usize;
-        let best = j["restarts"][b]["best_loss"].as_f64().unwrap();
-        assert!(
-            best < 1e-3 * h[0][b],
-            "restart {b}: {best} from {}",
-            h[0][b]
-        );
-        j
-    };
+    let fit = |config: &str, params: &[&str]| fit_own_target(&dir, config, params).0;
     let j = fit(
         "fit.toml",
         &["passive.cm@basal=0.5..3", "passive.ra@basal=20..500"],
