@@ -39,8 +39,15 @@
 //! `v_init`), so that dependence is differentiated too. Memory: `⌈T/chunk⌉` states plus one
 //! chunk's tape.
 //!
+//! ## Voltage clamps
+//! A clamp's conductance `1e-3/rs` and `1e-3 vc/rs` (while on) join the diagonal and the
+//! right-hand side at its node, as in the fused step. Its recorded current `(vc − v)/rs` is
+//! affine in the clamped voltage: the engine records that voltage and the host turns it into
+//! the current ([`clamp_currents`]); the loss's seeds come back through `∂i/∂v = −1/rs`
+//! ([`clamp_current_seeds`]).
+//!
 //! ## What it does not do yet
-//! Calcium pools, channels whose gates read calcium (`sk_e2`) and voltage clamps: refused with
+//! Calcium pools and channels whose gates read calcium (`sk_e2`): refused with
 //! [`CellError::Unsupported`], pointing to the fused solver, which has them.
 
 use std::sync::Arc;
@@ -251,13 +258,52 @@ pub(crate) struct TensorCell<'a, B: Backend> {
     clamp_idx: Option<Tensor<B, 1, Int>>,
     clamp_col: Vec<usize>,
     n_clamped: usize,
+    /// The same for the voltage clamps.
+    vclamp_idx: Option<Tensor<B, 1, Int>>,
+    vclamp_col: Vec<usize>,
+    n_vclamped: usize,
+}
+
+/// The stimuli last uploaded by [`TensorCell::step`] (a step's usually equal the step
+/// before's): the current clamps' currents, and the voltage clamps' conductances and
+/// conductance × command.
+pub(crate) struct Stim<B: Backend> {
+    clamp: Option<(Vec<f64>, T2<B>)>,
+    vclamp: Option<(Vec<f64>, T2<B>, T2<B>)>,
+}
+
+impl<B: Backend> Default for Stim<B> {
+    fn default() -> Self {
+        Stim {
+            clamp: None,
+            vclamp: None,
+        }
+    }
+}
+
+/// Distinct nodes of `nodes` (sorted), as an index tensor (`None` when empty), and each
+/// entry's column among them.
+fn columns<B: Backend>(
+    nodes: &[usize],
+    device: &B::Device,
+) -> (Option<Tensor<B, 1, Int>>, Vec<usize>, usize) {
+    let mut distinct = nodes.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let col = nodes
+        .iter()
+        .map(|n| distinct.binary_search(n).unwrap_or(0))
+        .collect();
+    let idx =
+        (!distinct.is_empty()).then(|| ints(distinct.iter().map(|&i| i as i64).collect(), device));
+    (idx, col, distinct.len())
 }
 
 impl<'a, B: Backend> TensorCell<'a, B> {
     /// Checks that the engine covers `cell` and `protocol` and prepares the constant parts.
     pub(crate) fn new(cell: &'a Cell, protocol: &'a Protocol, device: &B::Device) -> Result<Self> {
         let st = Stepper::<f64>::new(cell, protocol)?;
-        unsupported(cell, protocol)?;
+        unsupported(cell)?;
         let n = cell.n_nodes();
         let nb = cell.batch;
         let diag: Vec<f64> = st.cdt.iter().zip(&st.dax).map(|(c, a)| c + a).collect();
@@ -277,14 +323,10 @@ impl<'a, B: Backend> TensorCell<'a, B> {
                 }
             })
             .collect();
-        let mut clamped: Vec<usize> = protocol.clamps.iter().map(|c| c.node).collect();
-        clamped.sort_unstable();
-        clamped.dedup();
-        let clamp_col = protocol
-            .clamps
-            .iter()
-            .map(|c| clamped.binary_search(&c.node).unwrap_or(0))
-            .collect();
+        let nodes: Vec<usize> = protocol.clamps.iter().map(|c| c.node).collect();
+        let (clamp_idx, clamp_col, n_clamped) = columns(&nodes, device);
+        let nodes: Vec<usize> = protocol.vclamps.iter().map(|c| c.node).collect();
+        let (vclamp_idx, vclamp_col, n_vclamped) = columns(&nodes, device);
         Ok(TensorCell {
             cell,
             protocol,
@@ -294,10 +336,12 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             cdt: row(st.cdt.clone(), device),
             diag: row(diag, device),
             chans,
-            clamp_idx: (!clamped.is_empty())
-                .then(|| ints(clamped.iter().map(|&i| i as i64).collect(), device)),
+            clamp_idx,
             clamp_col,
-            n_clamped: clamped.len(),
+            n_clamped,
+            vclamp_idx,
+            vclamp_col,
+            n_vclamped,
         })
     }
 
@@ -374,14 +418,41 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         i
     }
 
-    /// Step `k` from `st` with the tree solve `solve`; `stim` caches the last clamp currents
-    /// uploaded (a step's currents usually equal the step before's).
+    /// `[batch, cols]` values from the host.
+    fn upload(&self, v: Vec<f64>, cols: usize) -> T2<B> {
+        Tensor::from_data(
+            TensorData::new(v, [self.nb, cols]),
+            crate::float_opts::<B>(&self.device),
+        )
+    }
+
+    /// The voltage clamps' terms during step `k` on the host, `[batch, clamped nodes]` twice:
+    /// the conductances `1e-3/rs` (mS) while on, then `1e-3 vc/rs` (µA), as the fused step adds
+    /// them.
+    fn vclamp_terms(&self, k: usize) -> Vec<f64> {
+        let (nb, nc) = (self.nb, self.n_vclamped);
+        let mut t = vec![0.0; 2 * nb * nc];
+        let (g, gu) = t.split_at_mut(nb * nc);
+        for (vc, &col) in self.protocol.vclamps.iter().zip(&self.vclamp_col) {
+            let c = 1e-3 / vc.rs;
+            for b in 0..nb {
+                if let Some(u) = vc.command_in_step(k, self.protocol.dt, b) {
+                    g[b * nc + col] += c;
+                    gu[b * nc + col] += c * u;
+                }
+            }
+        }
+        t
+    }
+
+    /// Step `k` from `st` with the tree solve `solve`; `stim` caches the last stimuli
+    /// uploaded.
     pub(crate) fn step(
         &self,
         k: usize,
         st: TState<B>,
         params: &[Vec<T2<B>>],
-        stim: &mut Option<(Vec<f64>, T2<B>)>,
+        stim: &mut Stim<B>,
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
     ) -> TState<B> {
         self.step_with(k, st, params, stim, solve, |d, rhs| (d, rhs))
@@ -394,7 +465,7 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         k: usize,
         st: TState<B>,
         params: &[Vec<T2<B>>],
-        stim: &mut Option<(Vec<f64>, T2<B>)>,
+        stim: &mut Stim<B>,
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
         extra: impl FnOnce(T2<B>, T2<B>) -> (T2<B>, T2<B>),
     ) -> TState<B> {
@@ -427,19 +498,24 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         }
         if let Some(idx) = &self.clamp_idx {
             let i = self.clamp_currents(k);
-            let fresh = match stim {
-                Some((last, _)) => *last != i,
-                None => true,
-            };
-            if fresh {
-                let t = Tensor::from_data(
-                    TensorData::new(i.clone(), [nb, self.n_clamped]),
-                    crate::float_opts::<B>(&self.device),
-                );
-                *stim = Some((i, t));
+            if stim.clamp.as_ref().is_none_or(|(last, _)| *last != i) {
+                let t = self.upload(i.clone(), self.n_clamped);
+                stim.clamp = Some((i, t));
             }
-            let t = stim.as_ref().map(|s| s.1.clone()).expect("set above");
+            let t = stim.clamp.as_ref().map(|s| s.1.clone()).expect("set above");
             rhs = rhs.select_assign(1, idx.clone(), t, IndexingUpdateOp::Add);
+        }
+        if let Some(idx) = &self.vclamp_idx {
+            let t = self.vclamp_terms(k);
+            if stim.vclamp.as_ref().is_none_or(|(last, ..)| *last != t) {
+                let half = t.len() / 2;
+                let g = self.upload(t[..half].to_vec(), self.n_vclamped);
+                let gu = self.upload(t[half..].to_vec(), self.n_vclamped);
+                stim.vclamp = Some((t, g, gu));
+            }
+            let (_, g, gu) = stim.vclamp.as_ref().expect("set above");
+            d = d.select_assign(1, idx.clone(), g.clone(), IndexingUpdateOp::Add);
+            rhs = rhs.select_assign(1, idx.clone(), gu.clone(), IndexingUpdateOp::Add);
         }
         let (d, rhs) = extra(d, rhs);
         let mut vn = solve(d, rhs);
@@ -500,7 +576,10 @@ impl<'a, B: Backend> TensorCell<'a, B> {
                         .unwrap_or(0);
                     st.gates[channel][gate].clone().narrow(1, j, 1)
                 }
-                Probe::VClampCurrent { .. } => unreachable!("refused by `unsupported`"),
+                // The clamped voltage; the host makes it the current (`clamp_currents`).
+                Probe::VClampCurrent { clamp } => {
+                    st.v.clone().narrow(1, self.protocol.vclamps[clamp].node, 1)
+                }
             })
             .collect();
         Tensor::cat(cols, 1)
@@ -638,7 +717,7 @@ pub(crate) fn host<B: Backend>(t: T2<B>) -> Vec<f64> {
 }
 
 /// Refuses what the tensor engine does not cover yet.
-fn unsupported(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
+fn unsupported(cell: &Cell) -> Result<(), CellError> {
     let refuse = |feature: &str| CellError::Unsupported {
         what: "the tensor cell engine".into(),
         feature: feature.into(),
@@ -657,10 +736,51 @@ fn unsupported(cell: &Cell, protocol: &Protocol) -> Result<(), CellError> {
             pl.kind.spec().name
         )));
     }
-    if !protocol.vclamps.is_empty() {
-        return Err(refuse("voltage clamps"));
-    }
     Ok(())
+}
+
+/// Turns the samples of voltage-clamp current probes in `data` (`[sample][probe][batch]`), the
+/// clamped voltage as the engine records it, into the clamp's current `(vc − v)/rs` (nA), as
+/// [`super::VClamp::current_at_sample`].
+pub(crate) fn clamp_currents(protocol: &Protocol, data: &mut [f64], nb: usize) {
+    each_clamp_sample(protocol, data, nb, |vc, s, b, x| {
+        *x = vc.current_at_sample(s, protocol.dt, b, *x)
+    });
+}
+
+/// The seeds of [`clamp_currents`]' inputs from those of its outputs, in place:
+/// `∂L/∂v = −(1/rs) ∂L/∂i` while the clamp is on, else 0.
+pub(crate) fn clamp_current_seeds(protocol: &Protocol, grad: &mut [f64], nb: usize) {
+    each_clamp_sample(protocol, grad, nb, |vc, s, b, x| {
+        *x = match vc.command_at_sample(s, protocol.dt, b) {
+            Some(_) => -*x / vc.rs,
+            None => 0.0,
+        }
+    });
+}
+
+/// Calls `f(clamp, sample, batch element, value)` for every value of a voltage-clamp current
+/// probe in `data` (`[sample][probe][batch]`).
+fn each_clamp_sample(
+    protocol: &Protocol,
+    data: &mut [f64],
+    nb: usize,
+    mut f: impl FnMut(&super::VClamp, usize, usize, &mut f64),
+) {
+    let np = protocol.probes.len();
+    if np == 0 {
+        return;
+    }
+    for (s, row) in data.chunks_exact_mut(np * nb).enumerate() {
+        for (p, probe) in protocol.probes.iter().enumerate() {
+            if let Probe::VClampCurrent { clamp } = *probe {
+                let vc = &protocol.vclamps[clamp];
+                for (b, x) in row[p * nb..(p + 1) * nb].iter_mut().enumerate() {
+                    f(vc, s, b, x);
+                }
+            }
+        }
+    }
 }
 
 /// Runs `protocol` on `cell` on backend `B` and returns the recordings (as
@@ -693,6 +813,7 @@ pub fn simulate<B: Backend>(
         &mut data,
         |k, len, st, out| tc.run(k, len, st, &params, &solve, out, true),
     )?;
+    clamp_currents(protocol, &mut data, nb);
     Ok(Recording {
         data,
         n_probes: np,
@@ -726,8 +847,12 @@ pub fn value_and_grad<B: Backend>(
     let plan = TreePlan::<B>::new(&cell.parent, &cell.g_axial, device);
     let params: Vec<T2<B>> = tc.params().into_iter().flatten().collect();
     let out = chunked_grad(&tc, &ta, params, plan, protocol.steps, chunk, |samples| {
-        let recording = tc.recording(samples);
-        let TraceLoss { loss, grad } = loss(&recording)?;
+        let mut recording = tc.recording(samples);
+        clamp_currents(protocol, &mut recording.data, cell.batch);
+        let TraceLoss { loss, mut grad } = loss(&recording)?;
+        if grad.len() == recording.data.len() {
+            clamp_current_seeds(protocol, &mut grad, cell.batch);
+        }
         Ok((grad, (recording, loss)))
     })?;
     let (recording, loss) = out.seeded;
@@ -799,7 +924,7 @@ impl<B: Backend> Replay<B> for TensorCell<'_, B> {
         samples: &mut Vec<T2<B>>,
         check: bool,
     ) -> Result<TState<B>> {
-        let mut stim = None;
+        let mut stim = Stim::default();
         for k in from..from + len {
             st = self.step(k, st, params, &mut stim, solve);
             if check && ((k + 1) % CHECK_EVERY == 0 || k + 1 == self.protocol.steps) {

@@ -28,7 +28,7 @@ use super::network::{
 };
 use super::tensor::{
     chunked_grad, first_non_finite, ints, per_placement, run_in_blocks, to_rows, unflatten, Replay,
-    TState, TensorCell, TreePlan,
+    Stim, TState, TensorCell, TreePlan,
 };
 use super::{CellError, Protocol, Recording};
 use crate::Result;
@@ -221,7 +221,7 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         k: usize,
         st: NState<B>,
         p: &NParams<B>,
-        stim: &mut Option<(Vec<f64>, T2<B>)>,
+        stim: &mut Stim<B>,
         solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
     ) -> NState<B> {
         let (nb, dev) = (self.tc.nb, &self.tc.device);
@@ -513,7 +513,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
         check: bool,
     ) -> Result<NState<B>> {
         let steps = self.tc.protocol().steps;
-        let mut stim = None;
+        let mut stim = Stim::default();
         for k in from..from + len {
             st = self.step(k, st, p, &mut stim, solve);
             if check && ((k + 1) % super::tensor::CHECK_EVERY == 0 || k + 1 == steps) {
