@@ -472,23 +472,14 @@ impl Reverse<'_, '_> {
         // The passive part of the system: `C/dt` on the diagonal and `C/dt · v` on the
         // right-hand side; each axial conductance on two diagonals and two off-diagonals.
         let mu = &self.mu;
-        for (i, (gc, gx)) in self
-            .g_cdt
-            .chunks_exact_mut(nb)
-            .zip(self.g_axial.chunks_exact_mut(nb))
-            .enumerate()
-        {
-            let r = i * nb..(i + 1) * nb;
-            for (b, g) in gc.iter_mut().enumerate() {
-                *g += mu[r.start + b] * (s.v[r.start + b] - vn[r.start + b]);
-            }
-            let p = cell.parent[i];
-            if p == usize::MAX {
-                continue;
-            }
-            for (b, g) in gx.iter_mut().enumerate() {
-                let (ii, pp) = (i * nb + b, p * nb + b);
-                *g -= (mu[ii] - mu[pp]) * (vn[ii] - vn[pp]);
+        for (i, &p) in cell.parent.iter().enumerate() {
+            for b in 0..nb {
+                let ii = i * nb + b;
+                self.g_cdt[ii] += mu[ii] * (s.v[ii] - vn[ii]);
+                if p != usize::MAX {
+                    let pp = p * nb + b;
+                    self.g_axial[ii] -= (mu[ii] - mu[pp]) * (vn[ii] - vn[pp]);
+                }
             }
         }
         if let Some(e) = st.check_finite(&self.lam, k, "adjoint of ") {
@@ -717,12 +708,6 @@ fn nernst_and_slope(cai: f64, celsius: f64) -> (f64, f64) {
     (e.re, e.eps[0])
 }
 
-/// Whether placement `ch`'s reversal potential at `node` is a pool's Nernst potential (a
-/// calcium current in a compartment with a pool; [`Stepper::reversal`]).
-fn pooled_current(st: &Stepper<'_, f64>, ch: &Ch<f64>, node: usize) -> bool {
-    ch.ca == Calcium::Current && st.pool_at[node] != usize::MAX
-}
-
 /// Step 4 of a reverse step (the assembly), with `mu = A⁻¹ λ_v'`: sets `lam.v = (C/dt) μ` and
 /// chains each channel's `G = g(x, p)·area` (diagonal) and `G·E` (right-hand side) to
 /// `lam.gates` and `grad` (and, where `E` is a pool's Nernst potential, to `lam.cai`); adds the
@@ -777,7 +762,7 @@ pub(crate) fn assembly_back(
                     // The current's part of the residual is `A (g E − g v)`
                     // (`Channel::drive`); where `E` is a pool's Nernst potential, `g` alone
                     // carries the gates and parameters and `E` the calcium.
-                    let (g, ge) = if pooled_current(st, ch, node) {
+                    let (g, ge) = if st.pooled_current(ch, node) {
                         let (e, slope) = nernst_and_slope(s.cai[idx], st.protocol.celsius);
                         let g = ch.kind.conductance(&xp[..ng], &xp[ng..ng + np]);
                         if gate_dirs {
@@ -837,7 +822,7 @@ fn ica_back(
             for (j, &node) in pl.nodes.iter().enumerate() {
                 let idx = node * nb + b;
                 let l = lam_ica[idx];
-                if l == 0.0 || !pooled_current(st, ch, node) {
+                if l == 0.0 || !st.pooled_current(ch, node) {
                     continue;
                 }
                 let row = (j * nb + b) * ng;

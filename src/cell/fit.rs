@@ -12,21 +12,20 @@
 //! is fitted the same way by its name, `ca_dynamics_e2.decay=20..200` (every pool, or those on
 //! `GROUP`), and the passive properties as `passive.cm` (µF/cm²), `passive.ra` (Ω·cm) and
 //! `passive.radius` (µm), e.g. `passive.ra@basal=50..300` (every branch, or those of `GROUP`,
-//! as one value). Bounds are in the parameter's unit (mS/cm², mV, ms) and must lie inside the
-//! channel's (or pool's) table's own range; the value in the configuration must lie strictly
-//! inside them (it is restart 0's start).
+//! as one value). Bounds are in the parameter's unit (mS/cm², mV, ms, µF/cm², Ω·cm, µm) and
+//! must lie inside the owner's table's own range ([`PASSIVE`] for the passive properties); the
+//! value in the configuration must lie strictly inside them (it is restart 0's start).
 
 use neurodiff_models::channel::{ca_dynamics, ChannelKind};
 use neurodiff_models::spec::ParamSpec;
 use neurodiff_optim::{SoftDtw, Traces, Windows};
 
 use super::adjoint::{CellGrad, TraceLoss};
-use super::{Cell, CellError, Group, NodeKind, Recording};
+use super::{Cell, CellError, Group, NodeKind, Passive, Recording};
 use crate::{Error, Result};
 
 /// The passive properties a fit can take (`passive.cm`, `passive.ra`, `passive.radius`), in
-/// the order of
-/// [`super::CellGrad::passive`], with the ranges fits may search.
+/// the order of [`super::CellGrad::passive`], with the ranges fits may search.
 pub const PASSIVE: &[ParamSpec] = &[
     ParamSpec::new(
         "cm",
@@ -91,12 +90,12 @@ impl Owner {
 pub struct FitParam {
     /// As given (`hh_na.gbar@soma`), without the bounds.
     pub label: String,
-    /// The channel or the pool.
+    /// The channel, the pool or the passive properties.
     pub owner: Owner,
     /// The parameter's index in the owner's table.
     pub param: usize,
-    /// The placements ([`Cell::channels`] indices), or pools ([`Cell::pools`] indices), that
-    /// share it.
+    /// The placements ([`Cell::channels`] indices), pools ([`Cell::pools`] indices) or
+    /// branches ([`Cell::passive`] indices) that share it.
     pub placements: Vec<usize>,
     /// Lower bound (parameter unit).
     pub lower: f64,
@@ -258,30 +257,25 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
 /// for the whole batch: it takes batch element 0's (fit such a parameter with one cell per
 /// restart).
 pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) -> Result<()> {
-    let p = params.len();
+    let (p, nb) = (params.len(), cell.batch);
     for (j, fp) in params.iter().enumerate() {
         let np = fp.owner.params().len();
         for &c in &fp.placements {
-            match fp.owner {
-                Owner::Channel(_) => {
-                    for b in 0..cell.batch {
-                        cell.channels[c].params[b * np + fp.param] = theta[b * p + j];
-                    }
-                }
-                Owner::Pool => {
-                    for b in 0..cell.batch {
-                        cell.pools[c].params[b * np + fp.param] = theta[b * p + j];
-                    }
-                }
+            let rows = match fp.owner {
+                Owner::Channel(_) => &mut cell.channels[c].params,
+                Owner::Pool => &mut cell.pools[c].params,
                 Owner::Passive => {
-                    let mut pas = cell.passive[c];
+                    let (pas, v) = (cell.passive[c], theta[j]);
                     match fp.param {
-                        0 => pas.cm = theta[j],
-                        1 => pas.ra = theta[j],
-                        _ => cell.set_radius(c, theta[j])?,
+                        0 => cell.set_passive(c, Passive { cm: v, ..pas })?,
+                        1 => cell.set_passive(c, Passive { ra: v, ..pas })?,
+                        _ => cell.set_radius(c, v)?,
                     }
-                    cell.set_passive(c, pas)?;
+                    continue;
                 }
+            };
+            for b in 0..nb {
+                rows[b * np + fp.param] = theta[b * p + j];
             }
         }
     }

@@ -4,7 +4,7 @@
 //! (or Crank–Nicolson) for the voltage with a tree (Hines) solver, exponential Euler for the
 //! gates, current and voltage clamps, a batch of parameter sets and stimuli in one run, in `f32`
 //! or `f64`; gradients with respect to every channel parameter, calcium pool parameter and
-//! branch's `C_m` and `R_a` by the discrete adjoint of that step with nested checkpointing
+//! branch's `C_m`, `R_a` and radius by the discrete adjoint of that step with nested checkpointing
 //! ([`adjoint`]), and fitting to recorded traces ([`fit`], `neurodiff cell --fit`).
 //!
 //! ## Units
@@ -264,7 +264,7 @@ pub struct Cell {
     /// The calcium pools (at most one per compartment).
     pub pools: Vec<Pool>,
     /// Passive properties per branch (what `cap` and `g_axial` were built from; change them
-    /// with [`Cell::set_passive`]).
+    /// with [`Cell::set_passive`], and a radius with [`Cell::set_radius`]).
     pub passive: Vec<Passive>,
     /// The batch size the placements' parameters are given for.
     pub batch: usize,
@@ -325,41 +325,38 @@ impl Cell {
             batch,
             morphology: Morphology::default(),
         };
+        // The nodes and their parents first; areas, capacitances and axial conductances per
+        // branch from its geometry and passive properties (`rebuild_branch`).
         let mut junction = vec![usize::MAX; nb];
-        let mut half_g = vec![0.0; nb];
         for (i, b) in morphology.branches.iter().enumerate() {
             let pas = passive(b.group);
             check_passive(pas, &format!("passive.{}", b.group.name()))?;
             cell.passive.push(pas);
-            let (area, g_half) = compartment_geometry(b, pas);
-            half_g[i] = g_half;
             for c in 0..b.ncomp {
                 let id = cell.parent.len();
-                let (parent, g) = if c > 0 {
-                    (id - 1, 0.5 * g_half)
-                } else if let Some(p) = b.parent {
-                    (junction[p], g_half)
-                } else {
-                    (usize::MAX, 0.0)
-                };
-                cell.parent.push(parent);
-                cell.g_axial.push(g);
+                cell.parent.push(match (c, b.parent) {
+                    (0, Some(p)) => junction[p],
+                    (0, None) => usize::MAX,
+                    _ => id - 1,
+                });
                 cell.kind.push(NodeKind::Compartment { branch: i, comp: c });
-                cell.area.push(area);
-                cell.cap.push(pas.cm * area);
                 cell.comps[i].push(id);
             }
             if has_children[i] {
                 let id = cell.parent.len();
                 cell.parent.push(id - 1);
-                cell.g_axial.push(g_half);
                 cell.kind.push(NodeKind::Junction { branch: i });
-                cell.area.push(0.0);
-                cell.cap.push(0.0);
                 junction[i] = id;
             }
         }
+        let n = cell.parent.len();
+        cell.area = vec![0.0; n];
+        cell.cap = vec![0.0; n];
+        cell.g_axial = vec![0.0; n];
         cell.morphology = morphology;
+        for i in 0..nb {
+            cell.rebuild_branch(i);
+        }
         Ok(cell)
     }
 
@@ -403,21 +400,26 @@ impl Cell {
     }
 
     /// Recomputes branch `branch`'s areas, capacitances and axial conductances from its
-    /// geometry and passive properties.
+    /// geometry and passive properties: its compartments' (a centre joins the one before by
+    /// `1/(2 r½)`, the first joins the parent's junction by `1/r½`, a root nothing) and its
+    /// distal junction's (`1/r½`, the node after its last compartment; a zero-area node).
     fn rebuild_branch(&mut self, branch: usize) {
         let pas = self.passive[branch];
-        let (area, g_half) = compartment_geometry(&self.morphology.branches[branch], pas);
+        let b = &self.morphology.branches[branch];
+        let (area, g_half) = compartment_geometry(b, pas);
+        let has_parent = b.parent.is_some();
         for (c, &n) in self.comps[branch].iter().enumerate() {
             self.area[n] = area;
             self.cap[n] = pas.cm * area;
-            if self.g_axial[n] != 0.0 {
-                // 0 stays 0: a root (or a network's cell root, joined to node 0 by 0).
-                self.g_axial[n] = if c > 0 { 0.5 * g_half } else { g_half };
-            }
+            self.g_axial[n] = match (c, has_parent) {
+                (0, true) => g_half,
+                (0, false) => 0.0,
+                _ => 0.5 * g_half,
+            };
         }
-        for n in 0..self.n_nodes() {
-            if self.kind[n] == (NodeKind::Junction { branch }) {
-                self.g_axial[n] = g_half;
+        if let Some(&last) = self.comps[branch].last() {
+            if self.kind.get(last + 1) == Some(&NodeKind::Junction { branch }) {
+                self.g_axial[last + 1] = g_half;
             }
         }
     }

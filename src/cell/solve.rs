@@ -406,7 +406,7 @@ pub(crate) struct Stepper<'a, T> {
     /// Whether a placement's reversal potential is a pool's Nernst potential.
     nernst: bool,
     /// Per node, the pool in it (index into [`Cell::pools`]), `usize::MAX` for none.
-    pub(crate) pool_at: Vec<usize>,
+    pool_at: Vec<usize>,
     /// Per pool, its parameters `[batch][param]` in `T`.
     pub(crate) pool_params: Vec<Vec<T>>,
     /// Per probe: the index of its node within its placement (gate probes).
@@ -732,11 +732,18 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
     /// Nernst potential for a calcium current in a compartment with a pool, else the channel's.
     #[inline(always)]
     pub(crate) fn reversal(&self, ch: &Ch<T>, node: usize, b: usize, st: &State<T>) -> T {
-        if ch.ca == Calcium::Current && self.pool_at[node] != usize::MAX {
+        if self.pooled_current(ch, node) {
             ca_dynamics::nernst(st.cai[node * self.nb + b], self.protocol.celsius)
         } else {
             ch.rev[b]
         }
+    }
+
+    /// Whether placement `ch` at `node` is a calcium current filling a pool (its reversal
+    /// potential is then the pool's Nernst potential).
+    #[inline(always)]
+    pub(crate) fn pooled_current(&self, ch: &Ch<T>, node: usize) -> bool {
+        ch.ca == Calcium::Current && self.pool_at[node] != usize::MAX
     }
 
     /// The calcium current density (µA/cm²) of every node with a pool, from the state at the
@@ -747,7 +754,7 @@ impl<'a, T: Float + 'static> Stepper<'a, T> {
             if ch.ca != Calcium::Current {
                 continue;
             }
-            let pooled = |node: usize| self.pool_at[node] != usize::MAX;
+            let pooled = |node: usize| self.pooled_current(ch, node);
             self.each_element(ch, pl, gates, st, pooled, |idx, _, g, e| {
                 ica[idx] = ica[idx] + g * (st.v[idx] - e);
             });

@@ -43,8 +43,8 @@
 //! A clamp's conductance `1e-3/rs` and `1e-3 vc/rs` (while on) join the diagonal and the
 //! right-hand side at its node, as in the fused step. Its recorded current `(vc − v)/rs` is
 //! affine in the clamped voltage: the engine records that voltage and the host turns it into
-//! the current ([`clamp_currents`]); the loss's seeds come back through `∂i/∂v = −1/rs`
-//! ([`clamp_current_seeds`]).
+//! the current ([`vclamp_currents`]); the loss's seeds come back through `∂i/∂v = −1/rs`
+//! ([`vclamp_current_seeds`]).
 //!
 //! ## What it does not do yet
 //! Calcium pools and channels whose gates read calcium (`sk_e2`): refused with
@@ -576,7 +576,7 @@ impl<'a, B: Backend> TensorCell<'a, B> {
                         .unwrap_or(0);
                     st.gates[channel][gate].clone().narrow(1, j, 1)
                 }
-                // The clamped voltage; the host makes it the current (`clamp_currents`).
+                // The clamped voltage; the host makes it the current (`vclamp_currents`).
                 Probe::VClampCurrent { clamp } => {
                     st.v.clone().narrow(1, self.protocol.vclamps[clamp].node, 1)
                 }
@@ -742,15 +742,15 @@ fn unsupported(cell: &Cell) -> Result<(), CellError> {
 /// Turns the samples of voltage-clamp current probes in `data` (`[sample][probe][batch]`), the
 /// clamped voltage as the engine records it, into the clamp's current `(vc − v)/rs` (nA), as
 /// [`super::VClamp::current_at_sample`].
-pub(crate) fn clamp_currents(protocol: &Protocol, data: &mut [f64], nb: usize) {
+pub(crate) fn vclamp_currents(protocol: &Protocol, data: &mut [f64], nb: usize) {
     each_clamp_sample(protocol, data, nb, |vc, s, b, x| {
         *x = vc.current_at_sample(s, protocol.dt, b, *x)
     });
 }
 
-/// The seeds of [`clamp_currents`]' inputs from those of its outputs, in place:
+/// The seeds of [`vclamp_currents`]' inputs from those of its outputs, in place:
 /// `∂L/∂v = −(1/rs) ∂L/∂i` while the clamp is on, else 0.
-pub(crate) fn clamp_current_seeds(protocol: &Protocol, grad: &mut [f64], nb: usize) {
+pub(crate) fn vclamp_current_seeds(protocol: &Protocol, grad: &mut [f64], nb: usize) {
     each_clamp_sample(protocol, grad, nb, |vc, s, b, x| {
         *x = match vc.command_at_sample(s, protocol.dt, b) {
             Some(_) => -*x / vc.rs,
@@ -813,7 +813,7 @@ pub fn simulate<B: Backend>(
         &mut data,
         |k, len, st, out| tc.run(k, len, st, &params, &solve, out, true),
     )?;
-    clamp_currents(protocol, &mut data, nb);
+    vclamp_currents(protocol, &mut data, nb);
     Ok(Recording {
         data,
         n_probes: np,
@@ -848,11 +848,9 @@ pub fn value_and_grad<B: Backend>(
     let params: Vec<T2<B>> = tc.params().into_iter().flatten().collect();
     let out = chunked_grad(&tc, &ta, params, plan, protocol.steps, chunk, |samples| {
         let mut recording = tc.recording(samples);
-        clamp_currents(protocol, &mut recording.data, cell.batch);
+        vclamp_currents(protocol, &mut recording.data, cell.batch);
         let TraceLoss { loss, mut grad } = loss(&recording)?;
-        if grad.len() == recording.data.len() {
-            clamp_current_seeds(protocol, &mut grad, cell.batch);
-        }
+        vclamp_current_seeds(protocol, &mut grad, cell.batch);
         Ok((grad, (recording, loss)))
     })?;
     let (recording, loss) = out.seeded;

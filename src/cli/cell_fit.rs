@@ -1,6 +1,7 @@
-//! `neurodiff cell --fit`: fits channel (and calcium pool) parameters of a cell to recorded
-//! voltage traces and voltage-clamp currents with the adjoint gradient
-//! (`neurodiff::cell::adjoint`), restarts run as the batch.
+//! `neurodiff cell --fit`: fits channel, calcium pool and passive parameters of a cell to
+//! recorded voltage traces and voltage-clamp currents with the adjoint gradient
+//! (`neurodiff::cell::adjoint`), restarts run as the batch (one cell each when a passive
+//! property is fitted).
 //!
 //! Everything given is checked before anything is written: a bad parameter, bound, target
 //! file, time step or length is an error naming it, and no output file is created.
@@ -378,36 +379,32 @@ pub fn run(
         }
     };
 
-    // Restarts as the batch; with a passive property fitted (one value per cell), one cell
-    // per restart.
-    let per_restart = params.iter().any(|p| p.owner == Owner::Passive);
-    let mut cell_r: Cell = cell.clone();
-    if !per_restart {
-        cell_r.batch = r;
-        for pl in &mut cell_r.channels {
+    // Restarts as the batch of one cell; with a passive property fitted (one value per
+    // cell), one cell per restart.
+    let mut cells: Vec<Cell> = if params.iter().any(|p| p.owner == Owner::Passive) {
+        vec![cell.clone(); r]
+    } else {
+        let mut c = cell.clone();
+        c.batch = r;
+        for pl in &mut c.channels {
             pl.params = pl.params.repeat(r);
         }
-        for pool in &mut cell_r.pools {
+        for pool in &mut c.pools {
             pool.params = pool.params.repeat(r);
         }
-    }
-    let evaluate = |cell_r: &mut Cell, theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
-        let run = |cell_r: &mut Cell, theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
-            set_values(cell_r, &params, theta)?;
-            let g = value_and_grad(cell_r, &protocol, &levels, |rec| {
+        vec![c]
+    };
+    // Per restart, the loss and its gradient with respect to the fitted parameters.
+    let evaluate = |cells: &mut [Cell], theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut loss, mut gt) = (Vec::with_capacity(r), Vec::with_capacity(r * np));
+        let per_cell = theta.len() / cells.len();
+        for (c, th) in cells.iter_mut().zip(theta.chunks(per_cell)) {
+            set_values(c, &params, th)?;
+            let g = value_and_grad(c, &protocol, &levels, |rec| {
                 trace_loss(loss_kind, rec, &target, &probes)
             })?;
-            let gt = gather(&params, &g, cell_r.batch);
-            Ok((g.loss, gt))
-        };
-        if !per_restart {
-            return run(cell_r, theta);
-        }
-        let (mut loss, mut gt) = (Vec::with_capacity(r), Vec::with_capacity(r * np));
-        for th in theta.chunks(np) {
-            let (l, g) = run(cell_r, th)?;
-            loss.extend(l);
-            gt.extend(g);
+            gt.extend(gather(&params, &g, c.batch));
+            loss.extend(g.loss);
         }
         Ok((loss, gt))
     };
@@ -423,7 +420,7 @@ pub fn run(
             .enumerate()
             .map(|(i, &z)| params[i % np].bounds().to_bounded_f64(z))
             .collect();
-        let (loss, gt) = evaluate(&mut cell_r, &theta)?;
+        let (loss, gt) = evaluate(&mut cells, &theta)?;
         // dθ/dz = (θ − l)(u − θ)/(u − l).
         let gz: Vec<f64> = gt
             .iter()
