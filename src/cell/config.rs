@@ -39,7 +39,7 @@
 //!                           # whole, gnabar gkbar gl ena ek el; hh_na, hh_k, leak: the same
 //!                           # apart; ih, nata_t, nap_et2, k_tst, k_pst, skv3_1, im, ca_hva,
 //!                           # ca_lva, sk_e2), or the calcium pool "ca_dynamics_e2" (gamma, decay ms,
-//!                           # depth µm, min_cai mM; forward only: no gradient yet)
+//!                           # depth µm, min_cai mM)
 //! groups = ["soma"]         # default: all
 //! params = { gbar = 120.0 } # mS/cm², mV; a list gives one value per batch element
 //!
@@ -51,7 +51,7 @@
 //! dur = 40.0                # ms
 //! # waveform = "i.npy"      # instead of amp/delay/dur: nA per step, [steps] or [steps, batch]
 //!
-//! [[stimuli]]               # voltage clamp (NEURON's SEClamp; forward only: no gradient)
+//! [[stimuli]]               # voltage clamp (NEURON's SEClamp)
 //! kind = "vclamp"           # default "iclamp" (the current clamp above)
 //! branch = "soma"
 //! x = 0.5
@@ -69,6 +69,8 @@
 //!                           # clamp at this compartment, nA (positive depolarises)
 //! ```
 //! The batch size is the longest list given (every list has 1 or that many entries).
+//!
+//! A file with `[[cells]]` describes a network of cells instead ([`super::net_config`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -123,13 +125,13 @@ pub enum Values {
 }
 
 impl Values {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Values::One(_) => 1,
             Values::Many(v) => v.len(),
         }
     }
-    fn get(&self, b: usize) -> f64 {
+    pub(crate) fn get(&self, b: usize) -> f64 {
         match self {
             Values::One(x) => *x,
             Values::Many(v) if v.len() == 1 => v[0],
@@ -196,6 +198,9 @@ pub enum StimKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StimEntry {
+    /// Networks: the cells it is applied to (each its own clamp; default: cell 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<CellRef>,
     /// `iclamp` (default) or `vclamp`.
     #[serde(default)]
     pub kind: StimKind,
@@ -304,14 +309,68 @@ impl StimEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordEntry {
-    /// The branch.
-    pub branch: BranchRef,
+    /// Networks: the cells (default: cell 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<CellRef>,
+    /// Networks: instead of a compartment, the conductance (µS) of every synapse of this
+    /// `[[synapses]]` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapses: Option<usize>,
+    /// The branch (default: the root, 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchRef>,
     /// Position along it, 0–1.
     #[serde(default = "half")]
     pub x: f64,
-    /// `v` or `channel.gate`.
+    /// `v`, `vclamp.i` or `channel.gate`.
     #[serde(default = "v")]
     pub var: String,
+}
+
+impl Default for RecordEntry {
+    fn default() -> Self {
+        RecordEntry {
+            cell: None,
+            synapses: None,
+            branch: None,
+            x: 0.5,
+            var: v(),
+        }
+    }
+}
+
+/// The root branch.
+const ROOT: BranchRef = BranchRef::Index(0);
+
+impl RecordEntry {
+    /// The branch (the root when none is given).
+    pub(crate) fn branch(&self) -> &BranchRef {
+        self.branch.as_ref().unwrap_or(&ROOT)
+    }
+
+    /// The first key given that only a network config takes.
+    fn network_key(&self) -> Option<&'static str> {
+        if self.cell.is_some() {
+            Some("cell")
+        } else if self.synapses.is_some() {
+            Some("synapses")
+        } else {
+            None
+        }
+    }
+}
+
+/// Cells of a network config: one by index, every cell of a `[[cells]]` entry by its name, or
+/// a list of indices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CellRef {
+    /// One cell, by index.
+    Index(usize),
+    /// Every cell of the `[[cells]]` entry of this name.
+    Name(String),
+    /// These cells, by index.
+    List(Vec<usize>),
 }
 
 fn v() -> String {
@@ -386,6 +445,14 @@ impl CellConfig {
     /// Reads a TOML file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        if super::net_config::is_network(&text) {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: "a network config ([[cells]]): only a plain `neurodiff cell --config` \
+                          runs it (--fit and --lyapunov take a single cell)"
+                    .into(),
+            });
+        }
         toml::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -403,34 +470,9 @@ impl CellConfig {
 
     /// The batch size: the longest list of values given.
     fn batch(&self) -> Result<usize> {
-        let mut lens: Vec<(String, usize)> = Vec::new();
-        for c in &self.channels {
-            for (p, v) in &c.params {
-                lens.push((format!("channels.{}.{p}", c.name), v.len()));
-            }
-        }
-        for (j, s) in self.stimuli.iter().enumerate() {
-            for (k, a) in [
-                ("amp", &s.amp),
-                ("amp1", &s.amp1),
-                ("amp2", &s.amp2),
-                ("amp3", &s.amp3),
-            ] {
-                if let Some(a) = a {
-                    lens.push((format!("stimuli[{j}].{k}"), a.len()));
-                }
-            }
-        }
-        let b = lens.iter().map(|l| l.1).max().unwrap_or(1).max(1);
-        for (name, l) in lens {
-            if l != 1 && l != b {
-                return Err(Error::setting(
-                    name,
-                    format!("{l} values, but the batch has {b} (give 1 or {b})"),
-                ));
-            }
-        }
-        Ok(b)
+        let mut lens = channel_lens("", &self.channels);
+        lens.extend(stim_lens(&self.stimuli));
+        batch_of(lens)
     }
 
     /// Builds the cell and protocol; relative paths are taken from `base` (the config's
@@ -450,153 +492,31 @@ impl CellConfig {
         }
         let steps = (self.duration / self.dt).round() as usize;
         let batch = self.batch()?;
-        let morphology = match (&self.morphology, self.branches.is_empty()) {
-            (Some(s), true) => {
-                Morphology::from_swc(&base.join(&s.swc), s.ncomp, s.max_comp_length)?
-            }
-            (None, false) => Morphology {
-                branches: self.branches.clone(),
-            },
-            (Some(_), false) => {
-                return Err(Error::setting(
-                    "morphology",
-                    "give either [morphology] swc = … or [[branches]], not both",
-                ))
-            }
-            (None, true) => {
-                return Err(Error::setting(
-                    "morphology",
-                    "no morphology: give [morphology] swc = … or [[branches]]",
-                ))
-            }
-        };
-        for key in self.passive.keys() {
-            if key != "all" && Group::find(key).is_none() {
-                return Err(Error::setting(
-                    format!("passive.{key}"),
-                    "not a group (all, soma, axon, basal, apical)",
-                ));
-            }
-        }
-        let all_p = self.passive.get("all").copied().unwrap_or_default();
-        let passive = |g: Group| {
-            let e = self.passive.get(g.name()).copied().unwrap_or_default();
-            let d = Passive::default();
-            Passive {
-                cm: e.cm.or(all_p.cm).unwrap_or(d.cm),
-                ra: e.ra.or(all_p.ra).unwrap_or(d.ra),
-            }
-        };
-        let mut cell = Cell::new(morphology, passive, batch)?;
-        for (j, ch) in self.channels.iter().enumerate() {
-            if ch.name == ca_dynamics::NAME {
-                let groups = groups_of(j, &ch.groups)?;
-                let rows = param_rows(ca_dynamics::NAME, ca_dynamics::PARAMS, ch, batch)?;
-                cell.insert_pool(|_, br| groups.contains(&br.group), &rows)?;
-                continue;
-            }
-            let kind = ChannelKind::find(&ch.name).ok_or_else(|| CellError::UnknownChannel {
-                name: ch.name.clone(),
-                context: format!("channels[{j}]"),
-                known: ChannelKind::names(),
-            })?;
-            let spec = kind.spec();
-            let groups = groups_of(j, &ch.groups)?;
-            let rows = param_rows(spec.name, spec.params, ch, batch)?;
-            cell.insert(kind, |_, br| groups.contains(&br.group), &rows)?;
-        }
-        let branch_of = |r: &BranchRef, what: &str| -> Result<usize> {
-            match r {
-                BranchRef::Index(i) if *i < cell.morphology.branches.len() => Ok(*i),
-                BranchRef::Index(i) => Err(Error::setting(
-                    what,
-                    format!(
-                        "no branch {i} (the cell has {})",
-                        cell.morphology.branches.len()
-                    ),
-                )),
-                BranchRef::Name(n) => cell
-                    .morphology
-                    .find(n)
-                    .ok_or_else(|| Error::setting(what, format!("no branch named `{n}`"))),
-            }
-        };
-        let mut clamps = Vec::new();
-        let mut vclamps = Vec::new();
-        for (j, s) in self.stimuli.iter().enumerate() {
+        let cell = build_cell(
+            &self.morphology,
+            &self.branches,
+            &self.passive,
+            &self.channels,
+            base,
+            batch,
+        )?;
+        let mut stims = Vec::with_capacity(self.stimuli.len());
+        for (j, st) in self.stimuli.iter().enumerate() {
             let what = format!("stimuli[{j}]");
-            let node = cell.node_at(branch_of(&s.branch, &what)?, s.x)?;
-            if s.kind == StimKind::Vclamp {
-                vclamps.push(s.vclamp(&what, node, batch)?);
-                continue;
-            }
-            if let Some(k) = s.has_vclamp_key() {
+            if st.cell.is_some() {
                 return Err(Error::setting(
                     what,
-                    format!("`{k}` belongs to a voltage clamp: add kind = \"vclamp\""),
+                    "`cell` belongs to a network config (with [[cells]])",
                 ));
             }
-            match (&s.waveform, &s.amp) {
-                (Some(file), None) => {
-                    let path = base.join(file);
-                    let arr = crate::io::read_npy(&path)?;
-                    let (rows, cols) = match arr.shape.as_slice() {
-                        [r] => (*r, 1),
-                        [r, c] if *c == 1 || *c == batch => (*r, *c),
-                        s => {
-                            return Err(Error::data(
-                                &path,
-                                format!("shape {s:?}: expected [steps] or [steps, {batch}]"),
-                            ))
-                        }
-                    };
-                    if rows < steps {
-                        return Err(Error::data(
-                            &path,
-                            format!("{rows} samples for {steps} steps (one per step of dt)"),
-                        ));
-                    }
-                    for col in 0..cols {
-                        clamps.push(Clamp {
-                            node,
-                            batch: (cols > 1).then_some(col),
-                            waveform: Waveform::Samples(
-                                (0..rows).map(|r| arr.data[r * cols + col]).collect(),
-                            ),
-                        });
-                    }
-                }
-                (None, Some(amp)) => {
-                    let dur = s.dur.unwrap_or(self.duration - s.delay);
-                    let many = amp.len() > 1;
-                    for b in 0..if many { batch } else { 1 } {
-                        clamps.push(Clamp {
-                            node,
-                            batch: many.then_some(b),
-                            waveform: Waveform::Step {
-                                amp: amp.get(b),
-                                delay: s.delay,
-                                dur,
-                            },
-                        });
-                    }
-                }
-                _ => {
-                    return Err(Error::setting(
-                        what,
-                        "give either amp (with delay, dur) or waveform, not both",
-                    ))
-                }
-            }
+            let node = cell.node_at(branch_index(&cell, &st.branch, &what)?, st.x)?;
+            stims.push((what, st, node));
         }
+        let (clamps, vclamps) = clamps_of(&stims, base, batch, steps, self.duration)?;
         let mut probes = Vec::new();
         let mut labels = Vec::new();
         let mut is_voltage = Vec::new();
-        let default_rec = [RecordEntry {
-            branch: BranchRef::Index(0),
-            x: 0.5,
-            var: "v".into(),
-        }];
+        let default_rec = [RecordEntry::default()];
         let recs = if self.record.is_empty() {
             &default_rec[..]
         } else {
@@ -604,54 +524,18 @@ impl CellConfig {
         };
         for (j, r) in recs.iter().enumerate() {
             let what = format!("record[{j}]");
-            let br = branch_of(&r.branch, &what)?;
-            let node = cell.node_at(br, r.x)?;
-            let label = format!("{}({}).{}", cell.morphology.name(br), r.x, r.var);
-            if r.var == "v" {
-                probes.push(Probe::V { node });
-                is_voltage.push(true);
-            } else if r.var == "vclamp.i" {
-                let at: Vec<usize> = (0..vclamps.len())
-                    .filter(|&c| vclamps[c].node == node)
-                    .collect();
-                let [clamp] = at[..] else {
-                    return Err(Error::setting(
-                        &what,
-                        format!(
-                            "var `vclamp.i`: {} voltage clamps at {} (need exactly one)",
-                            at.len(),
-                            cell.location(node)
-                        ),
-                    ));
-                };
-                probes.push(Probe::VClampCurrent { clamp });
-                is_voltage.push(false);
-            } else {
-                let (cname, gname) = r.var.split_once('.').ok_or_else(|| {
-                    Error::setting(&what, format!("var `{}`: give v or channel.gate", r.var))
-                })?;
-                let found = cell.channels.iter().enumerate().find_map(|(ci, pl)| {
-                    let spec = pl.kind.spec();
-                    let g = spec.gates.iter().position(|g| g.name == gname)?;
-                    (spec.name == cname && pl.nodes.contains(&node)).then_some((ci, g))
-                });
-                let (channel, gate) = found.ok_or_else(|| {
-                    Error::setting(
-                        &what,
-                        format!(
-                            "no channel `{cname}` with a gate `{gname}` at {}",
-                            cell.location(node)
-                        ),
-                    )
-                })?;
-                probes.push(Probe::Gate {
-                    channel,
-                    node,
-                    gate,
-                });
-                is_voltage.push(false);
+            if let Some(k) = r.network_key() {
+                return Err(Error::setting(
+                    what,
+                    format!("`{k}` belongs to a network config (with [[cells]])"),
+                ));
             }
-            labels.push(label);
+            let br = branch_index(&cell, r.branch(), &what)?;
+            let node = cell.node_at(br, r.x)?;
+            let (probe, volt) = probe_of(&what, &r.var, node, &cell, &vclamps)?;
+            labels.push(format!("{}({}).{}", cell.morphology.name(br), r.x, r.var));
+            probes.push(probe);
+            is_voltage.push(volt);
         }
         Ok(Resolved {
             cell,
@@ -669,6 +553,268 @@ impl CellConfig {
             is_voltage,
         })
     }
+}
+
+/// The number of values of every parameter of `channels` (named `{prefix}channels.NAME.PARAM`).
+pub(crate) fn channel_lens(prefix: &str, channels: &[ChannelEntry]) -> Vec<(String, usize)> {
+    let mut lens = Vec::new();
+    for c in channels {
+        for (p, v) in &c.params {
+            lens.push((format!("{prefix}channels.{}.{p}", c.name), v.len()));
+        }
+    }
+    lens
+}
+
+/// The number of values of every amplitude of `stimuli`.
+pub(crate) fn stim_lens(stimuli: &[StimEntry]) -> Vec<(String, usize)> {
+    let mut lens = Vec::new();
+    for (j, s) in stimuli.iter().enumerate() {
+        for (k, a) in [
+            ("amp", &s.amp),
+            ("amp1", &s.amp1),
+            ("amp2", &s.amp2),
+            ("amp3", &s.amp3),
+        ] {
+            if let Some(a) = a {
+                lens.push((format!("stimuli[{j}].{k}"), a.len()));
+            }
+        }
+    }
+    lens
+}
+
+/// The batch size of lists of `(name, length)`: the longest; every other list must have 1 or
+/// that many entries.
+pub(crate) fn batch_of(lens: Vec<(String, usize)>) -> Result<usize> {
+    let b = lens.iter().map(|l| l.1).max().unwrap_or(1).max(1);
+    for (name, l) in lens {
+        if l != 1 && l != b {
+            return Err(Error::setting(
+                name,
+                format!("{l} values, but the batch has {b} (give 1 or {b})"),
+            ));
+        }
+    }
+    Ok(b)
+}
+
+/// The index of branch `r` of `cell`; `what` names the entry in an error.
+pub(crate) fn branch_index(cell: &Cell, r: &BranchRef, what: &str) -> Result<usize> {
+    match r {
+        BranchRef::Index(i) if *i < cell.morphology.branches.len() => Ok(*i),
+        BranchRef::Index(i) => Err(Error::setting(
+            what,
+            format!(
+                "no branch {i} (the cell has {})",
+                cell.morphology.branches.len()
+            ),
+        )),
+        BranchRef::Name(n) => cell
+            .morphology
+            .find(n)
+            .ok_or_else(|| Error::setting(what, format!("no branch named `{n}`"))),
+    }
+}
+
+/// The current and voltage clamps of `stims` (each with its name and node), for a batch of
+/// `batch` and `steps` steps of a run of `duration` ms; waveform files relative to `base`.
+pub(crate) fn clamps_of(
+    stims: &[(String, &StimEntry, usize)],
+    base: &Path,
+    batch: usize,
+    steps: usize,
+    duration: f64,
+) -> Result<(Vec<Clamp>, Vec<VClamp>)> {
+    let mut clamps = Vec::new();
+    let mut vclamps = Vec::new();
+    for (what, s, node) in stims {
+        let node = *node;
+        if s.kind == StimKind::Vclamp {
+            vclamps.push(s.vclamp(what, node, batch)?);
+            continue;
+        }
+        if let Some(k) = s.has_vclamp_key() {
+            return Err(Error::setting(
+                what,
+                format!("`{k}` belongs to a voltage clamp: add kind = \"vclamp\""),
+            ));
+        }
+        match (&s.waveform, &s.amp) {
+            (Some(file), None) => {
+                let path = base.join(file);
+                let arr = crate::io::read_npy(&path)?;
+                let (rows, cols) = match arr.shape.as_slice() {
+                    [r] => (*r, 1),
+                    [r, c] if *c == 1 || *c == batch => (*r, *c),
+                    s => {
+                        return Err(Error::data(
+                            &path,
+                            format!("shape {s:?}: expected [steps] or [steps, {batch}]"),
+                        ))
+                    }
+                };
+                if rows < steps {
+                    return Err(Error::data(
+                        &path,
+                        format!("{rows} samples for {steps} steps (one per step of dt)"),
+                    ));
+                }
+                for col in 0..cols {
+                    clamps.push(Clamp {
+                        node,
+                        batch: (cols > 1).then_some(col),
+                        waveform: Waveform::Samples(
+                            (0..rows).map(|r| arr.data[r * cols + col]).collect(),
+                        ),
+                    });
+                }
+            }
+            (None, Some(amp)) => {
+                let dur = s.dur.unwrap_or(duration - s.delay);
+                let many = amp.len() > 1;
+                for b in 0..if many { batch } else { 1 } {
+                    clamps.push(Clamp {
+                        node,
+                        batch: many.then_some(b),
+                        waveform: Waveform::Step {
+                            amp: amp.get(b),
+                            delay: s.delay,
+                            dur,
+                        },
+                    });
+                }
+            }
+            _ => {
+                return Err(Error::setting(
+                    what,
+                    "give either amp (with delay, dur) or waveform, not both",
+                ))
+            }
+        }
+    }
+    Ok((clamps, vclamps))
+}
+
+/// The probe of `var` (`v`, `vclamp.i` or `channel.gate`) at `node` of `cell` (whose voltage
+/// clamps are `vclamps`), and whether it is a voltage; `what` names the entry in an error.
+pub(crate) fn probe_of(
+    what: &str,
+    var: &str,
+    node: usize,
+    cell: &Cell,
+    vclamps: &[VClamp],
+) -> Result<(Probe, bool)> {
+    if var == "v" {
+        return Ok((Probe::V { node }, true));
+    }
+    if var == "vclamp.i" {
+        let at: Vec<usize> = (0..vclamps.len())
+            .filter(|&c| vclamps[c].node == node)
+            .collect();
+        let [clamp] = at[..] else {
+            return Err(Error::setting(
+                what,
+                format!(
+                    "var `vclamp.i`: {} voltage clamps at {} (need exactly one)",
+                    at.len(),
+                    cell.location(node)
+                ),
+            ));
+        };
+        return Ok((Probe::VClampCurrent { clamp }, false));
+    }
+    let (cname, gname) = var
+        .split_once('.')
+        .ok_or_else(|| Error::setting(what, format!("var `{var}`: give v or channel.gate")))?;
+    let found = cell.channels.iter().enumerate().find_map(|(ci, pl)| {
+        let spec = pl.kind.spec();
+        let g = spec.gates.iter().position(|g| g.name == gname)?;
+        (spec.name == cname && pl.nodes.contains(&node)).then_some((ci, g))
+    });
+    let (channel, gate) = found.ok_or_else(|| {
+        Error::setting(
+            what,
+            format!(
+                "no channel `{cname}` with a gate `{gname}` at {}",
+                cell.location(node)
+            ),
+        )
+    })?;
+    Ok((
+        Probe::Gate {
+            channel,
+            node,
+            gate,
+        },
+        false,
+    ))
+}
+
+/// A cell's morphology (an SWC file relative to `base`, or branches), passive properties by
+/// group and channels, with parameters for a batch of `batch`.
+pub(crate) fn build_cell(
+    morphology: &Option<SwcSource>,
+    branches: &[Branch],
+    passive: &BTreeMap<String, PassiveEntry>,
+    channels: &[ChannelEntry],
+    base: &Path,
+    batch: usize,
+) -> Result<Cell> {
+    let morph = match (morphology, branches.is_empty()) {
+        (Some(s), true) => Morphology::from_swc(&base.join(&s.swc), s.ncomp, s.max_comp_length)?,
+        (None, false) => Morphology {
+            branches: branches.to_vec(),
+        },
+        (Some(_), false) => {
+            return Err(Error::setting(
+                "morphology",
+                "give either [morphology] swc = … or [[branches]], not both",
+            ))
+        }
+        (None, true) => {
+            return Err(Error::setting(
+                "morphology",
+                "no morphology: give [morphology] swc = … or [[branches]]",
+            ))
+        }
+    };
+    for key in passive.keys() {
+        if key != "all" && Group::find(key).is_none() {
+            return Err(Error::setting(
+                format!("passive.{key}"),
+                "not a group (all, soma, axon, basal, apical)",
+            ));
+        }
+    }
+    let all_p = passive.get("all").copied().unwrap_or_default();
+    let passive_of = |g: Group| {
+        let e = passive.get(g.name()).copied().unwrap_or_default();
+        let d = Passive::default();
+        Passive {
+            cm: e.cm.or(all_p.cm).unwrap_or(d.cm),
+            ra: e.ra.or(all_p.ra).unwrap_or(d.ra),
+        }
+    };
+    let mut cell = Cell::new(morph, passive_of, batch)?;
+    for (j, ch) in channels.iter().enumerate() {
+        if ch.name == ca_dynamics::NAME {
+            let groups = groups_of(j, &ch.groups)?;
+            let rows = param_rows(ca_dynamics::NAME, ca_dynamics::PARAMS, ch, batch)?;
+            cell.insert_pool(|_, br| groups.contains(&br.group), &rows)?;
+            continue;
+        }
+        let kind = ChannelKind::find(&ch.name).ok_or_else(|| CellError::UnknownChannel {
+            name: ch.name.clone(),
+            context: format!("channels[{j}]"),
+            known: ChannelKind::names(),
+        })?;
+        let spec = kind.spec();
+        let groups = groups_of(j, &ch.groups)?;
+        let rows = param_rows(spec.name, spec.params, ch, batch)?;
+        cell.insert(kind, |_, br| groups.contains(&br.group), &rows)?;
+    }
+    Ok(cell)
 }
 
 /// The groups of `channels[j]` (`all` for every group).

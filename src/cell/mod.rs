@@ -60,6 +60,7 @@ pub mod fit;
 mod lanes;
 pub mod lyapunov;
 pub mod morph;
+pub mod net_config;
 pub mod network;
 pub mod solve;
 pub mod tensor;

@@ -123,6 +123,9 @@ pub enum NetProbe {
         /// Its node.
         node: usize,
     },
+    /// Any probe of the merged cell ([`Network::merged`]: its nodes, its channel placements and
+    /// the protocol's voltage clamps): a gate, a clamp current, a voltage.
+    Merged(super::Probe),
     /// The conductance of a synapse, µS (0 for a current synapse).
     Synapse {
         /// The synapse's index.
@@ -441,6 +444,7 @@ fn split_probes(
                 let n = net.node(&format!("record[{i}]"), (ci, node))?;
                 cell.push(super::Probe::V { node: n });
             }
+            NetProbe::Merged(p) => cell.push(p),
             NetProbe::Synapse { synapse } => {
                 if synapse >= net.synapses.len() {
                     return Err(CellError::setting(
@@ -763,7 +767,7 @@ pub(crate) fn probe_order(probes: &[NetProbe]) -> Vec<usize> {
     let v = probes
         .iter()
         .enumerate()
-        .filter(|(_, p)| matches!(p, NetProbe::V { .. }))
+        .filter(|(_, p)| !matches!(p, NetProbe::Synapse { .. }))
         .map(|(i, _)| i);
     let s = probes
         .iter()

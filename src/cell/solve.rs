@@ -199,7 +199,7 @@ pub struct Protocol {
     pub v_init: f64,
     /// The current clamps.
     pub clamps: Vec<Clamp>,
-    /// The voltage clamps (forward only: the adjoint refuses them).
+    /// The voltage clamps.
     pub vclamps: Vec<VClamp>,
     /// The scheme of the voltage equation (forward only: the adjoint needs backward Euler).
     pub scheme: Scheme,

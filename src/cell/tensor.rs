@@ -739,19 +739,20 @@ fn unsupported(cell: &Cell) -> Result<(), CellError> {
     Ok(())
 }
 
-/// Turns the samples of voltage-clamp current probes in `data` (`[sample][probe][batch]`), the
-/// clamped voltage as the engine records it, into the clamp's current `(vc − v)/rs` (nA), as
+/// Turns the samples of voltage-clamp current probes in `data` (`[sample][probe][batch]`, with
+/// `row` probes per sample: the protocol's first, then any others), the clamped voltage as the
+/// engine records it, into the clamp's current `(vc − v)/rs` (nA), as
 /// [`super::VClamp::current_at_sample`].
-pub(crate) fn vclamp_currents(protocol: &Protocol, data: &mut [f64], nb: usize) {
-    each_clamp_sample(protocol, data, nb, |vc, s, b, x| {
+pub(crate) fn vclamp_currents(protocol: &Protocol, data: &mut [f64], nb: usize, row: usize) {
+    each_clamp_sample(protocol, data, nb, row, |vc, s, b, x| {
         *x = vc.current_at_sample(s, protocol.dt, b, *x)
     });
 }
 
 /// The seeds of [`vclamp_currents`]' inputs from those of its outputs, in place:
 /// `∂L/∂v = −(1/rs) ∂L/∂i` while the clamp is on, else 0.
-pub(crate) fn vclamp_current_seeds(protocol: &Protocol, grad: &mut [f64], nb: usize) {
-    each_clamp_sample(protocol, grad, nb, |vc, s, b, x| {
+pub(crate) fn vclamp_current_seeds(protocol: &Protocol, grad: &mut [f64], nb: usize, row: usize) {
+    each_clamp_sample(protocol, grad, nb, row, |vc, s, b, x| {
         *x = match vc.command_at_sample(s, protocol.dt, b) {
             Some(_) => -*x / vc.rs,
             None => 0.0,
@@ -760,14 +761,14 @@ pub(crate) fn vclamp_current_seeds(protocol: &Protocol, grad: &mut [f64], nb: us
 }
 
 /// Calls `f(clamp, sample, batch element, value)` for every value of a voltage-clamp current
-/// probe in `data` (`[sample][probe][batch]`).
+/// probe in `data` (`[sample][probe][batch]`, `np` probes per sample, the protocol's first).
 fn each_clamp_sample(
     protocol: &Protocol,
     data: &mut [f64],
     nb: usize,
+    np: usize,
     mut f: impl FnMut(&super::VClamp, usize, usize, &mut f64),
 ) {
-    let np = protocol.probes.len();
     if np == 0 {
         return;
     }
@@ -813,7 +814,7 @@ pub fn simulate<B: Backend>(
         &mut data,
         |k, len, st, out| tc.run(k, len, st, &params, &solve, out, true),
     )?;
-    vclamp_currents(protocol, &mut data, nb);
+    vclamp_currents(protocol, &mut data, nb, np);
     Ok(Recording {
         data,
         n_probes: np,
@@ -848,9 +849,14 @@ pub fn value_and_grad<B: Backend>(
     let params: Vec<T2<B>> = tc.params().into_iter().flatten().collect();
     let out = chunked_grad(&tc, &ta, params, plan, protocol.steps, chunk, |samples| {
         let mut recording = tc.recording(samples);
-        vclamp_currents(protocol, &mut recording.data, cell.batch);
+        vclamp_currents(
+            protocol,
+            &mut recording.data,
+            cell.batch,
+            protocol.probes.len(),
+        );
         let TraceLoss { loss, mut grad } = loss(&recording)?;
-        vclamp_current_seeds(protocol, &mut grad, cell.batch);
+        vclamp_current_seeds(protocol, &mut grad, cell.batch, protocol.probes.len());
         Ok((grad, (recording, loss)))
     })?;
     let (recording, loss) = out.seeded;

@@ -27,8 +27,8 @@ use super::network::{
     net_protocol, probe_order, recording_in_probe_order, NetGrad, NetProbe, NetStepper, Network,
 };
 use super::tensor::{
-    chunked_grad, first_non_finite, ints, per_placement, run_in_blocks, to_rows, unflatten, Replay,
-    Stim, TState, TensorCell, TreePlan,
+    chunked_grad, first_non_finite, ints, per_placement, run_in_blocks, to_rows, unflatten,
+    vclamp_current_seeds, vclamp_currents, Replay, Stim, TState, TensorCell, TreePlan,
 };
 use super::{CellError, Protocol, Recording};
 use crate::Result;
@@ -355,6 +355,7 @@ pub fn simulate<B: Backend>(
     run_in_blocks(&tn.tc, p.steps, st, first, &mut data, |k, len, st, out| {
         tn.run(k, len, st, &params, &solve, out, true)
     })?;
+    vclamp_currents(&p, &mut data, nb, probes.len());
     Ok(recording_in_probe_order(data, probes, nb, p.dt))
 }
 
@@ -382,7 +383,8 @@ pub fn value_and_grad<B: Backend>(
     let out = chunked_grad(&tn, &ta, params, plan, p.steps, chunk, |samples| {
         // The loss sees the recording in the probes' order; the engine's columns are the cell
         // probes, then the synapses: its gradient goes back to the engine's order.
-        let raw = tn.tc.recording(samples);
+        let mut raw = tn.tc.recording(samples);
+        vclamp_currents(&p, &mut raw.data, nb, n_probes);
         let recording = recording_in_probe_order(raw.data, probes, nb, raw.dt);
         let TraceLoss { loss, grad } = loss(&recording)?;
         let order = probe_order(probes);
@@ -394,6 +396,7 @@ pub fn value_and_grad<B: Backend>(
                 }
             }
         }
+        vclamp_current_seeds(&p, &mut g_raw, nb, n_probes);
         Ok((g_raw, (recording, loss)))
     })?;
     let (recording, loss) = out.seeded;

@@ -1,6 +1,7 @@
 //! `neurodiff cell`: a multi-compartment cell from a TOML file (morphology, channels per group,
-//! parameters, current and voltage clamps, recordings, dt, duration, solver): recordings to `.npy` with a JSON
-//! sidecar and a figure of the voltage traces.
+//! parameters, current and voltage clamps, recordings, dt, duration, solver), or a network of
+//! cells with synapses (a file with `[[cells]]`): recordings to `.npy` with a JSON sidecar and a
+//! figure of the voltage traces.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,6 +11,8 @@ use serde::Serialize;
 
 use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::cell::config::{Precision, Resolved};
+use neurodiff::cell::net_config::{NetConfig, NetResolved};
+use neurodiff::cell::network;
 use neurodiff::cell::{simulate, CellConfig, Probe};
 use neurodiff::io::{check_output_path, write_text, Dtype, NpyStream};
 use neurodiff::{Error, Result};
@@ -18,7 +21,8 @@ use neurodiff::{Error, Result};
 #[derive(Debug, Args)]
 pub struct CellArgs {
     /// The cell and protocol, TOML (see README "Multi-compartment cells"; the bundled example
-    /// is data/cell/cell.toml).
+    /// is data/cell/cell.toml), or a network of cells: a file with [[cells]]
+    /// (data/cell/network.toml).
     #[arg(long, value_name = "FILE.toml")]
     config: PathBuf,
     /// Recordings, float64 `[samples, records, batch]` (sample k at t = k dt); a .json sidecar
@@ -170,6 +174,10 @@ pub fn run(a: CellArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/cell.npy"));
     check_output_path(&out, Some("npy"))?;
+    let text = std::fs::read_to_string(&a.config).map_err(|e| Error::io(&a.config, e))?;
+    if neurodiff::cell::net_config::is_network(&text) {
+        return run_network(&a, &out);
+    }
     let (
         cfg,
         Resolved {
@@ -223,14 +231,47 @@ pub fn run(a: CellArgs) -> Result<()> {
         wall_time_s: wall,
         engine,
     };
+    let summary = format!(
+        "{} branches, {} compartments, batch {nb}, {} steps of {} ms in {wall:.3} s",
+        sidecar.branches, sidecar.compartments, protocol.steps, protocol.dt
+    );
+    write_outputs(
+        &a,
+        &out,
+        &rec,
+        &sidecar,
+        &labels,
+        &is_voltage,
+        &sidecar.records,
+        &summary,
+        &[],
+    )
+}
+
+/// Writes the recording `rec` to `out` (`.npy`), `sidecar` beside it (`.json`) and the figure
+/// of the voltage records (`.png`, unless `--no-figure`), then prints `summary`, `notes` and
+/// the spike counts of `records` (unless `--quiet`).
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(
+    a: &CellArgs,
+    out: &std::path::Path,
+    rec: &neurodiff::cell::Recording,
+    sidecar: &impl Serialize,
+    labels: &[String],
+    is_voltage: &[bool],
+    records: &[Record],
+    summary: &str,
+    notes: &[String],
+) -> Result<()> {
+    let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let json = out.with_extension("json");
-    let mut npy = NpyStream::create(&out, &[samples, nr, nb], Dtype::F64)?;
+    let mut npy = NpyStream::create(out, &[samples, nr, nb], Dtype::F64)?;
     npy.write(&rec.data)?;
     let text =
-        serde_json::to_string_pretty(&sidecar).map_err(|e| Error::data(&json, e.to_string()))?;
+        serde_json::to_string_pretty(sidecar).map_err(|e| Error::data(&json, e.to_string()))?;
     write_text(&json, &text)?;
     npy.finish()?;
     let png = out.with_extension("png");
@@ -239,7 +280,6 @@ pub fn run(a: CellArgs) -> Result<()> {
             .filter(|&j| is_voltage[j])
             .flat_map(|j| {
                 let label = &labels[j];
-                let rec = &rec;
                 (0..nb).map(move |b| {
                     let name = if nb > 1 {
                         format!("{label} [{b}]")
@@ -250,19 +290,14 @@ pub fn run(a: CellArgs) -> Result<()> {
                 })
             })
             .collect();
-        neurodiff::plot::cell_figure(
-            &png,
-            &traces,
-            protocol.dt,
-            neurodiff::plot::CellTraces::Voltage,
-        )?;
+        neurodiff::plot::cell_figure(&png, &traces, rec.dt, neurodiff::plot::CellTraces::Voltage)?;
     }
     if !a.quiet {
-        println!(
-            "{} branches, {} compartments, batch {nb}, {} steps of {} ms in {wall:.3} s",
-            sidecar.branches, sidecar.compartments, protocol.steps, protocol.dt
-        );
-        for r in &sidecar.records {
+        println!("{summary}");
+        for n in notes {
+            println!("note: {n}");
+        }
+        for r in records {
             if let Some(s) = &r.spike_times_ms {
                 let counts: Vec<usize> = s.iter().map(Vec::len).collect();
                 println!("{}: spikes per batch element {counts:?}", r.label);
@@ -280,4 +315,108 @@ pub fn run(a: CellArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The network on tensors on the backend `with_backend` picks.
+struct NetOnTensors<'a>(&'a NetResolved);
+
+impl BackendTask for NetOnTensors<'_> {
+    type Output = Result<neurodiff::cell::Recording>;
+    fn run<B: burn::prelude::Backend>(self, _: BackendKind, device: B::Device) -> Self::Output {
+        let r = self.0;
+        neurodiff::cell::tensor_net::simulate::<B>(&r.network, &r.protocol, &r.probes, &device)
+    }
+}
+
+#[derive(Serialize)]
+struct NetSidecar<'a> {
+    config: &'a NetConfig,
+    shape: [usize; 3],
+    axes: &'static str,
+    sample_times: &'static str,
+    dt_ms: f64,
+    steps: usize,
+    batch: usize,
+    /// Each cell's name, by index.
+    cells: &'a [String],
+    compartments: usize,
+    /// Every synapse: `[pre cell, post cell, delay ms]`.
+    synapses: Vec<(usize, usize, f64)>,
+    records: Vec<Record>,
+    wall_time_s: f64,
+    engine: String,
+}
+
+/// `neurodiff cell --config` with a network file (`[[cells]]`).
+fn run_network(a: &CellArgs, out: &std::path::Path) -> Result<()> {
+    let (cfg, r) = NetConfig::load_resolved(&a.config)?;
+    let net = &r.network;
+    let t0 = Instant::now();
+    let (rec, engine) = match &a.backend {
+        Some(name) => {
+            let kind: BackendKind = name.parse()?;
+            let rec = with_backend(kind, NetOnTensors(&r))??;
+            (rec, format!("tensor ({})", kind.name()))
+        }
+        None => match cfg.precision {
+            Precision::F32 => (
+                network::simulate::<f32>(net, &r.protocol, &r.probes)?,
+                "fused (f32)".into(),
+            ),
+            Precision::F64 => (
+                network::simulate::<f64>(net, &r.protocol, &r.probes)?,
+                "fused (f64)".into(),
+            ),
+        },
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
+    let records: Vec<Record> = (0..nr)
+        .map(|j| Record {
+            label: r.labels[j].clone(),
+            unit: r.units[j],
+            spike_times_ms: (r.units[j] == "mV")
+                .then(|| (0..nb).map(|b| rec.crossings(j, b, 0.0)).collect()),
+        })
+        .collect();
+    let compartments = net.merged.area.iter().filter(|&&x| x > 0.0).count();
+    let sidecar = NetSidecar {
+        config: &cfg,
+        shape: [samples, nr, nb],
+        axes: "[sample, record, batch element]",
+        sample_times: "sample k is at t = k dt (k = 0 is the initial state)",
+        dt_ms: r.protocol.dt,
+        steps: r.protocol.steps,
+        batch: nb,
+        cells: &r.cell_names,
+        compartments,
+        synapses: net
+            .synapses
+            .iter()
+            .map(|s| (s.pre.0, s.post.0, s.delay))
+            .collect(),
+        records,
+        wall_time_s: wall,
+        engine,
+    };
+    let labels_volt: Vec<bool> = r.units.iter().map(|u| *u == "mV").collect();
+    let summary = format!(
+        "{} cells, {} synapses, {compartments} compartments, batch {nb}, {} steps of {} ms in \
+         {wall:.3} s",
+        r.cell_names.len(),
+        net.synapses.len(),
+        r.protocol.steps,
+        r.protocol.dt
+    );
+    write_outputs(
+        a,
+        out,
+        &rec,
+        &sidecar,
+        &r.labels,
+        &labels_volt,
+        &sidecar.records,
+        &summary,
+        &r.notes,
+    )
 }

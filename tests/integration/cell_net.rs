@@ -666,3 +666,511 @@ fn network_on_tensors_matches_the_fused_network_and_its_adjoint() {
         }
     }
 }
+
+/// A network file (`neurodiff::cell::net_config`): two ball-and-stick cells `a` and an HH point
+/// cell `b`, synapses all-to-all from `a` onto `b` (delayed), one-to-one from a dendrite of
+/// `a[0]` onto `a[1]`, a tanh synapse back from `b`; a current step into both `a` cells, a weak
+/// voltage clamp on `b`; records of voltages, a gate, the clamp current and the conductances.
+const NET_TOML: &str = r#"
+dt = 0.025
+duration = 12.0
+
+[[cells]]
+name = "a"
+count = 2
+[[cells.branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[[cells.branches]]
+name = "dend"
+parent = 0
+group = "basal"
+length = 150.0
+radius = 1.0
+ncomp = 3
+[cells.passive.all]
+ra = 120.0
+[[cells.channels]]
+name = "hh"
+groups = ["soma"]
+[[cells.channels]]
+name = "leak"
+groups = ["basal"]
+params = { g = 0.1, e = -65.0 }
+
+[[cells]]
+name = "b"
+[[cells.branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[[cells.channels]]
+name = "hh"
+
+[[synapses]]
+kind = "ionotropic"
+pre = { cell = "a" }
+post = { cell = "b" }
+delay = 0.5
+params = { gs = [0.02, 0.05], delta = 2.0 }
+
+[[synapses]]
+kind = "ionotropic"
+pre = { cell = [0], branch = "dend", x = 0.9 }
+post = { cell = [1], branch = "soma" }
+rule = "one_to_one"
+params = { gs = 0.01, v_th = -50.0 }
+
+[[synapses]]
+kind = "tanh_rate"
+pre = { cell = 2 }
+post = { cell = "a", branch = 1, x = 0.2 }
+delay = 0.1
+params = { gs = -0.02, x_offset = -60.0, slope = 0.05 }
+
+[[stimuli]]
+cell = "a"
+branch = "soma"
+amp = [0.3, 0.6]
+delay = 1.0
+dur = 2.0
+
+[[stimuli]]
+kind = "vclamp"
+cell = 2
+branch = "soma"
+rs = 200.0
+amp1 = -60.0
+dur1 = 8.0
+
+[[record]]
+cell = "a"
+[[record]]
+cell = 0
+branch = "dend"
+x = 1.0
+[[record]]
+cell = "b"
+var = "hh.m"
+[[record]]
+cell = "b"
+var = "vclamp.i"
+[[record]]
+synapses = 0
+"#;
+
+/// The network of [`NET_TOML`] built with the library's own calls, and its probes.
+fn net_in_code() -> (Network, Protocol, Vec<NetProbe>) {
+    let stick = |batch| {
+        let m = Morphology {
+            branches: vec![
+                Branch {
+                    name: Some("soma".into()),
+                    parent: None,
+                    length: 20.0,
+                    radius: 10.0,
+                    ncomp: 1,
+                    group: Group::Soma,
+                },
+                Branch {
+                    name: Some("dend".into()),
+                    parent: Some(0),
+                    length: 150.0,
+                    radius: 1.0,
+                    ncomp: 3,
+                    group: Group::Basal,
+                },
+            ],
+        };
+        let mut c = Cell::new(
+            m,
+            |_| Passive {
+                ra: 120.0,
+                ..Passive::default()
+            },
+            batch,
+        )
+        .unwrap();
+        c.insert(
+            ChannelKind::Hh,
+            |_, b| b.group == Group::Soma,
+            &[ChannelKind::Hh.spec().defaults()],
+        )
+        .unwrap();
+        c.insert(
+            ChannelKind::Leak,
+            |_, b| b.group == Group::Basal,
+            &[vec![0.1, -65.0]],
+        )
+        .unwrap();
+        c
+    };
+    let mut b = Cell::new(soma(1), |_| Passive::default(), 2).unwrap();
+    b.insert(
+        ChannelKind::Hh,
+        |_, _| true,
+        &[ChannelKind::Hh.spec().defaults()],
+    )
+    .unwrap();
+    let cells = vec![stick(2), stick(2), b];
+    let dend = |c: &Cell, x| c.node_at(1, x).unwrap();
+    let (d09, d02, d1) = (
+        dend(&cells[0], 0.9),
+        dend(&cells[0], 0.2),
+        dend(&cells[0], 1.0),
+    );
+    let mut net = Network::new(cells).unwrap();
+    let mut iono = Vec::new();
+    for gs in [0.02, 0.05] {
+        let mut p = SynapseKind::Ionotropic.spec().defaults();
+        p[0] = gs;
+        p[4] = 2.0;
+        iono.push(p);
+    }
+    for pre in [0, 1] {
+        net.connect(SynapseKind::Ionotropic, (pre, 0), (2, 0), 0.5, &iono)
+            .unwrap();
+    }
+    let mut p = SynapseKind::Ionotropic.spec().defaults();
+    p[0] = 0.01;
+    p[3] = -50.0;
+    net.connect(SynapseKind::Ionotropic, (0, d09), (1, 0), 0.0, &[p])
+        .unwrap();
+    for post in [0, 1] {
+        net.connect(
+            SynapseKind::TanhRate,
+            (2, 0),
+            (post, d02),
+            0.1,
+            &[vec![-0.02, -60.0, 0.05]],
+        )
+        .unwrap();
+    }
+    let off = net.offset.clone();
+    let step = |node, b, amp| Clamp {
+        node,
+        batch: Some(b),
+        waveform: Waveform::Step {
+            amp,
+            delay: 1.0,
+            dur: 2.0,
+        },
+    };
+    let mut p = protocol(480, vec![]);
+    for cell in [0, 1] {
+        p.clamps.push(step(off[cell], 0, 0.3));
+        p.clamps.push(step(off[cell], 1, 0.6));
+    }
+    p.vclamps.push(VClamp {
+        node: off[2],
+        rs: 200.0,
+        amp: vec![[-60.0, 0.0, 0.0]],
+        dur: [8.0, 0.0, 0.0],
+    });
+    let m_gate = ChannelKind::Hh
+        .spec()
+        .gates
+        .iter()
+        .position(|g| g.name == "m")
+        .unwrap();
+    let probes = vec![
+        NetProbe::V { cell: 0, node: 0 },
+        NetProbe::V { cell: 1, node: 0 },
+        NetProbe::V { cell: 0, node: d1 },
+        NetProbe::Merged(neurodiff::cell::Probe::Gate {
+            channel: 4,
+            node: off[2],
+            gate: m_gate,
+        }),
+        NetProbe::Merged(neurodiff::cell::Probe::VClampCurrent { clamp: 0 }),
+        NetProbe::Synapse { synapse: 0 },
+        NetProbe::Synapse { synapse: 1 },
+    ];
+    (net, p, probes)
+}
+
+/// The network file gives exactly the network built by the library's calls (cells, pairings,
+/// nodes, delays, parameters, clamps on populations, records), and it does something: the
+/// stimulated cells spike, and `b` responds only after the delayed synapses open.
+#[test]
+fn network_config_builds_the_network_of_the_library_calls() {
+    use neurodiff::cell::net_config::NetConfig;
+    let dir = crate::common::tmpdir("net_config");
+    let path = dir.join("net.toml");
+    std::fs::write(&path, NET_TOML).unwrap();
+    let (_, r) = NetConfig::load_resolved(&path).unwrap();
+    assert_eq!(r.cell_names, ["a[0]", "a[1]", "b"]);
+    assert_eq!(r.synapse_entries, [0..2, 2..3, 3..5]);
+    assert_eq!(
+        r.labels,
+        [
+            "a[0]:soma(0.5).v",
+            "a[1]:soma(0.5).v",
+            "a[0]:dend(1).v",
+            "b:soma(0.5).hh.m",
+            "b:soma(0.5).vclamp.i",
+            "synapses[0] a[0]→b.g",
+            "synapses[0] a[1]→b.g",
+        ]
+    );
+    assert_eq!(r.units, ["mV", "mV", "mV", "1", "nA", "µS", "µS"]);
+    let ours = simulate::<f64>(&r.network, &r.protocol, &r.probes).unwrap();
+    let (net, p, probes) = net_in_code();
+    let theirs = simulate::<f64>(&net, &p, &probes).unwrap();
+    assert_eq!(ours.data, theirs.data);
+    // Both `a` cells spike in both elements; the conductance onto `b` is at rest until a
+    // presynaptic spike has crossed v_th (−35 mV) and the delay (0.5 ms) has passed.
+    for b in 0..2 {
+        let t_pre = theirs.crossings(0, b, -35.0)[0].min(theirs.crossings(1, b, -35.0)[0]);
+        let g = theirs.trace(5, b);
+        let rest = g[0];
+        let onset = g.iter().position(|&x| x > rest * 10.0).unwrap() as f64 * DT;
+        assert!(
+            onset >= t_pre + 0.5 && onset <= t_pre + 0.5 + 0.3,
+            "element {b}: conductance rises at {onset} ms, the spike crossed −35 mV at {t_pre} ms"
+        );
+    }
+}
+
+/// A network file's records of a gate and a clamp current on tensors: the fused network's
+/// traces, and the fused adjoint's gradient (checked itself against finite differences for the
+/// synapse weight and a conductance of the clamped cell) with the clamp current in the loss.
+#[test]
+fn network_config_records_on_tensors_and_in_the_adjoint() {
+    use neurodiff::cell::tensor_net;
+    type F64 = burn::backend::NdArray<f64>;
+    let (net, mut p, probes) = net_in_code();
+    p.steps = 240;
+    let dev = Default::default();
+    let fused = simulate::<f64>(&net, &p, &probes).unwrap();
+    let ours = tensor_net::simulate::<F64>(&net, &p, &probes, &dev).unwrap();
+    let worst = ours
+        .data
+        .iter()
+        .zip(&fused.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-7, "{worst} from the fused network");
+    let clamp_i = fused.trace(4, 0);
+    assert!(clamp_i[100].abs() > 1e-3, "the clamp passes current");
+    const S: [f64; 7] = [10.0, 10.0, 10.0, 0.1, 0.05, 1e-3, 1e-3];
+    let loss = |r: &Recording| Ok(loss_of(r, &S));
+    let reference = value_and_grad(&net, &p, &probes, &[16, 4], loss).unwrap();
+    let g = tensor_net::value_and_grad::<F64>(&net, &p, &probes, 60, loss, &dev).unwrap();
+    for (what, ours, theirs) in [
+        ("channels", &g.channels, &reference.channels),
+        ("synapses", &g.synapses, &reference.synapses),
+    ] {
+        for (i, (x, y)) in ours.iter().zip(theirs.iter()).enumerate() {
+            for (q, (a, b)) in x.iter().zip(y).enumerate() {
+                close(&format!("{what}[{i}][{q}]"), *a, *b, 1e-6);
+            }
+        }
+    }
+    let at = |net: &Network| loss_of(&simulate::<f64>(net, &p, &probes).unwrap(), &S).loss;
+    // The first synapse's weight in element 1, and b's gnabar in element 0.
+    let x0 = net.synapses[0].params[5];
+    let fd_syn = fd(
+        |x| {
+            let mut n = net.clone();
+            n.synapses[0].params[5] = x;
+            at(&n)[1]
+        },
+        x0,
+    );
+    close("synapse 0 gs", reference.synapses[0][5], fd_syn, 1e-5);
+    let x0 = net.merged.channels[4].params[0];
+    let fd_na = fd(
+        |x| {
+            let mut n = net.clone();
+            n.merged.channels[4].params[0] = x;
+            at(&n)[0]
+        },
+        x0,
+    );
+    close("b gnabar", reference.channels[4][0], fd_na, 1e-5);
+}
+
+/// Bad network files are errors naming the entry and the problem, and a network file is
+/// refused where a single cell is needed.
+#[test]
+fn bad_network_configs_are_clear_errors() {
+    use neurodiff::cell::net_config::NetConfig;
+    use neurodiff::cell::CellConfig;
+    let dir = crate::common::tmpdir("net_config_bad");
+    let path = dir.join("net.toml");
+    let err = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        NetConfig::load_resolved(&path).unwrap_err().to_string()
+    };
+    let with = |from: &str, to: &str| {
+        assert!(NET_TOML.contains(from), "{from}");
+        NET_TOML.replacen(from, to, 1)
+    };
+    let cases = [
+        (
+            with("kind = \"tanh_rate\"", "kind = \"ampa\""),
+            vec!["synapses[2].kind", "ampa", "ionotropic"],
+        ),
+        (
+            with("post = { cell = \"b\" }", "post = { cell = 3 }"),
+            vec!["synapses[0].post.cell", "no cell 3"],
+        ),
+        (
+            with("post = { cell = \"b\" }", "post = { cell = \"c\" }"),
+            vec!["no [[cells]] entry named `c`", "a, b"],
+        ),
+        (
+            with(
+                "post = { cell = [1], branch",
+                "post = { cell = [1, 0], branch",
+            ),
+            vec!["synapses[1].rule", "1 and 2"],
+        ),
+        (
+            with("post = { cell = [1], branch", "post = { cell = [0], branch"),
+            vec!["cell 0 with itself", "autapses"],
+        ),
+        (
+            with("delay = 0.5", "delay = 0.51"),
+            vec!["synapses[0].delay", "whole number"],
+        ),
+        (
+            with("gs = 0.01, v_th", "gz = 0.01, v_th"),
+            vec!["synapses[1].params.gz", "gs, e_syn"],
+        ),
+        (
+            with("gs = 0.01, v_th", "gs = -0.01, v_th"),
+            vec!["gs", "outside"],
+        ),
+        (
+            with("gs = 0.01, v_th", "gs = [1.0, 2.0, 3.0], v_th"),
+            vec!["batch has 3"],
+        ),
+        (
+            with("branch = \"dend\"\nx = 1.0", "branch = \"axon\"\nx = 1.0"),
+            vec!["record[1]", "no branch named `axon`"],
+        ),
+        (
+            with("synapses = 0", "synapses = 7"),
+            vec!["record[4]", "no [[synapses]] entry 7"],
+        ),
+        (
+            with("synapses = 0", "synapses = 0\nvar = \"hh.m\""),
+            vec!["record[4]", "only `synapses`"],
+        ),
+        (
+            with("name = \"b\"\n", "name = \"b\"\nfile = \"x.toml\"\n"),
+            vec!["cells[1]", "not both"],
+        ),
+        (
+            with("name = \"b\"\n", "name = \"a\"\n"),
+            vec!["cells[1].name", "`a`"],
+        ),
+        (with("count = 2", "count = 0"), vec!["cells[0].count"]),
+        (
+            with(
+                "name = \"hh\"\n\n[[synapses]]",
+                "name = \"hx\"\n\n[[synapses]]",
+            ),
+            vec!["cells[1]", "hx"],
+        ),
+        (
+            with("rs = 200.0", "rs = 200.0\nwhat = 1"),
+            vec!["unknown field `what`"],
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(&text);
+        for w in want {
+            assert!(e.contains(w), "`{w}` not in: {e}");
+        }
+    }
+    // A cell file that does not exist names itself.
+    let e = err(&with("name = \"b\"\n[[cells.branches]]\nname = \"soma\"\ngroup = \"soma\"\nlength = 20.0\nradius = 10.0\n[[cells.channels]]\nname = \"hh\"\n", "name = \"b\"\nfile = \"missing.toml\"\n"));
+    assert!(e.contains("missing.toml"), "{e}");
+    // A network file is not a cell, and a cell file takes no `cell` key.
+    std::fs::write(&path, NET_TOML).unwrap();
+    let e = CellConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("network config") && e.contains("--fit"), "{e}");
+    let cell = "duration = 1.0\n[[branches]]\ngroup = \"soma\"\nlength = 10.0\nradius = 5.0\n[[record]]\ncell = 1\n";
+    std::fs::write(&path, cell).unwrap();
+    let e = CellConfig::load_resolved(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("record[0]") && e.contains("`cell` belongs to a network"),
+        "{e}"
+    );
+}
+
+/// `neurodiff cell` runs the bundled network (`data/cell/network.toml`): its recording is the
+/// library's run of the same file; the chain's spikes arrive one after another, each at least
+/// the synaptic delay (2 ms) after the spike before it; the inhibition (off in element 0, on in
+/// element 1) opens only in element 1, and then fewer chain cells spike; `--fit` on a network
+/// file is refused with a clear message and no output.
+#[test]
+fn cli_runs_the_bundled_network() {
+    use neurodiff::cell::net_config::NetConfig;
+    let dir = crate::common::tmpdir("net-cli");
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cell/network.toml");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+            .current_dir(&dir)
+            .args(["cell", "--config", cfg.to_str().unwrap(), "-q"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--out", "out/n.npy"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let arr = neurodiff::io::read_npy(&dir.join("out/n.npy")).unwrap();
+    let (_, r) = NetConfig::load_resolved(&cfg).unwrap();
+    let want = simulate::<f64>(&r.network, &r.protocol, &r.probes).unwrap();
+    assert_eq!(arr.shape, vec![2401, 9, 2]);
+    assert_eq!(arr.data, want.data);
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/n.json")).unwrap()).unwrap();
+    assert_eq!(side["cells"].as_array().unwrap().len(), 5);
+    assert_eq!(side["synapses"].as_array().unwrap().len(), 3 + 4 + 4);
+    assert!(std::fs::metadata(dir.join("out/n.png")).unwrap().len() > 1000);
+    // The chain without inhibition: pyr[i] → pyr[i+1], delay 2 ms.
+    let first = |j: usize, b: usize| want.crossings(j, b, -20.0).first().copied();
+    let mut t = first(0, 0).expect("pyr[0] spikes");
+    for j in 1..4 {
+        let next = first(j, 0).unwrap_or_else(|| panic!("pyr[{j}] spikes"));
+        assert!(
+            next > t + 2.0,
+            "pyr[{j}] at {next} ms, pyr[{}] at {t} ms",
+            j - 1
+        );
+        t = next;
+    }
+    // The inhibitory conductances (records 5..9): zero without, open with inhibition.
+    for j in 5..9 {
+        assert!(want.trace(j, 0).iter().all(|&g| g == 0.0));
+        assert!(want.trace(j, 1).iter().any(|&g| g > 0.01), "record {j}");
+    }
+    let spikes = |b| (0..4).filter(|&j| first(j, b).is_some()).count();
+    let excited_late = |b| {
+        (0..4)
+            .map(|j| want.crossings(j, b, -20.0).len())
+            .sum::<usize>()
+    };
+    assert!(spikes(0) == 4 && excited_late(1) < excited_late(0));
+
+    let o = run(&[
+        "--fit",
+        "--target",
+        "x.npy",
+        "--target-dt",
+        "0.025",
+        "--out",
+        "out/f.json",
+    ]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("network config"), "{e}");
+    assert!(!dir.join("out/f.json").exists());
+}
