@@ -39,9 +39,14 @@
 //!
 //! A voltage clamp's conductance and command are constants of the system, so its reverse step
 //! is the same solve; its recorded current `(vc − v)/rs` seeds `λ_v` with `−1/rs` while it is
-//! on. The Crank–Nicolson scheme is not differentiated yet: [`value_and_grad`] (and the
-//! network's) refuses it with [`CellError::Unsupported`] rather than give a gradient of another
-//! scheme.
+//! on.
+//!
+//! Crank–Nicolson solves the same system over `h = dt/2` for `u = v½` and extrapolates
+//! `v' = 2u − v`, so its reverse step is the same with three changes: the solve's adjoint input
+//! is `λ_u = 2 λ_v'`, the direct use of `v` gives `λ_v = (C/h) μ − λ_v'`, and every term that
+//! reads the solution (`g (E − u)`, `μ (v − u)` for `C/h`, the axial `u_i − u_p`, a synapse's
+//! `E − u_post`) reads `u` where backward Euler's reads `v'`. The gates are updated at `v'` in
+//! both schemes.
 //!
 //! The initial gates are the steady states at `v_init`, which may depend on the parameters: the
 //! last adjoint is chained through them too.
@@ -129,20 +134,9 @@ pub fn check_levels(levels: &[usize]) -> Result<(), CellError> {
     Ok(())
 }
 
-/// Checks that the adjoint covers the step: backward Euler, every channel's derivatives within
+/// Checks that the adjoint covers the step: every channel's derivatives within
 /// [`MAX_DIRECTIONS`] dual directions.
 pub(crate) fn check_directions(st: &Stepper<'_, f64>) -> Result<(), CellError> {
-    if st.protocol.scheme != Scheme::BackwardEuler {
-        return Err(CellError::Unsupported {
-            what: "the cell adjoint".into(),
-            feature: "the Crank–Nicolson scheme (`solver = \"crank_nicolson\"`): its reverse \
-                      step is the backward-Euler one"
-                .into(),
-            hint: "compute gradients with `solver = \"backward_euler\"` (the default), or \
-                   simulate with Crank–Nicolson forward only"
-                .into(),
-        });
-    }
     for ch in &st.chans {
         let spec = ch.kind.spec();
         // The gates' derivatives carry `v` (and `cai` for a channel that reads it) beside the
@@ -266,6 +260,7 @@ pub fn value_and_grad(
             .collect(),
         d0: vec![0.0; state.v.len()],
         mu: vec![0.0; state.v.len()],
+        vn: vec![0.0; state.v.len()],
         ca: CaBack::new(&st),
         g_cdt: vec![0.0; state.v.len()],
         g_axial: vec![0.0; state.v.len()],
@@ -284,7 +279,13 @@ pub fn value_and_grad(
         loss,
         grad: rev.grad,
         pools: rev.ca.grad,
-        passive: passive_grad(cell, protocol.dt, &rev.g_cdt, &rev.g_axial, &rev.g_area),
+        passive: passive_grad(
+            cell,
+            solve_step(protocol),
+            &rev.g_cdt,
+            &rev.g_axial,
+            &rev.g_area,
+        ),
         peak_states: held.peak,
         state_size,
     })
@@ -299,8 +300,11 @@ struct Reverse<'s, 'a> {
     grad: Vec<Vec<f64>>,
     d0: Vec<f64>,
     mu: Vec<f64>,
+    /// The new voltage of a Crank–Nicolson step.
+    vn: Vec<f64>,
     ca: CaBack,
-    /// `∂L/∂(C/dt)` per node and batch element, summed over the steps.
+    /// `∂L/∂(C/h)` per node and batch element, summed over the steps (`h` the solve's step,
+    /// [`solve_step`]).
     g_cdt: Vec<f64>,
     /// `∂L/∂g_axial` per node (its conductance to its parent) and batch element.
     g_axial: Vec<f64>,
@@ -310,9 +314,17 @@ struct Reverse<'s, 'a> {
     held: Held,
 }
 
-/// `CellGrad::passive` from the summed `∂L/∂(C/dt)`, `∂L/∂g_axial` and (channels')
-/// `∂L/∂area` per node: for the compartments of a branch of radius `a`, `C/dt =
-/// C_m·area/dt` with `area ∝ a`, and every axial conductance the branch contributes (its
+/// The step of the backward-Euler solve: `dt`, or `dt/2` for Crank–Nicolson.
+fn solve_step(protocol: &Protocol) -> f64 {
+    match protocol.scheme {
+        Scheme::BackwardEuler => protocol.dt,
+        Scheme::CrankNicolson => 0.5 * protocol.dt,
+    }
+}
+
+/// `CellGrad::passive` from the summed `∂L/∂(C/h)`, `∂L/∂g_axial` and (channels')
+/// `∂L/∂area` per node: for the compartments of a branch of radius `a`, `C/h =
+/// C_m·area/h` with `area ∝ a`, and every axial conductance the branch contributes (its
 /// compartments' to their parents, its junction's) is `∝ a²/R_a`.
 fn passive_grad(
     cell: &Cell,
@@ -457,11 +469,13 @@ impl Reverse<'_, '_> {
         st.assemble(k, s, &mut sc.d, &mut sc.rhs);
         self.d0.copy_from_slice(&sc.d);
         hines_solve(&cell.parent, &st.a, &mut sc.d, &mut sc.rhs, nb);
-        let vn = &sc.rhs; // v' = v_{k+1}
+        let u = &sc.rhs;
+        let vn = new_voltage(st, s, u, &mut self.vn); // v' = v_{k+1}
         membrane_back(
             st,
             s,
             vn,
+            u,
             &mut self.d0,
             &mut self.mu,
             &mut self.ca,
@@ -475,10 +489,10 @@ impl Reverse<'_, '_> {
         for (i, &p) in cell.parent.iter().enumerate() {
             for b in 0..nb {
                 let ii = i * nb + b;
-                self.g_cdt[ii] += mu[ii] * (s.v[ii] - vn[ii]);
+                self.g_cdt[ii] += mu[ii] * (s.v[ii] - u[ii]);
                 if p != usize::MAX {
                     let pp = p * nb + b;
-                    self.g_axial[ii] -= (mu[ii] - mu[pp]) * (vn[ii] - vn[pp]);
+                    self.g_axial[ii] -= (mu[ii] - mu[pp]) * (u[ii] - u[pp]);
                 }
             }
         }
@@ -486,6 +500,25 @@ impl Reverse<'_, '_> {
             return Err(e.into());
         }
         Ok(())
+    }
+}
+
+/// The step's new voltage from the solve's solution `u`: `u` itself for backward Euler,
+/// `2u − v` (in `buf`) for Crank–Nicolson.
+pub(crate) fn new_voltage<'b>(
+    st: &Stepper<'_, f64>,
+    s: &State<f64>,
+    u: &'b [f64],
+    buf: &'b mut [f64],
+) -> &'b [f64] {
+    match st.protocol.scheme {
+        Scheme::BackwardEuler => u,
+        Scheme::CrankNicolson => {
+            for ((x, &u), &v) in buf.iter_mut().zip(u).zip(&s.v) {
+                *x = 2.0 * u - v;
+            }
+            buf
+        }
     }
 }
 
@@ -574,6 +607,7 @@ pub(crate) fn membrane_back(
     st: &Stepper<'_, f64>,
     s: &State<f64>,
     vn: &[f64],
+    u: &[f64],
     d0: &mut [f64],
     mu: &mut [f64],
     ca: &mut CaBack,
@@ -589,10 +623,14 @@ pub(crate) fn membrane_back(
     }
     gates_back(st, s, vn, &ca.cai, lam, grad);
     pool_back(st, s, ca, lam);
-    // The solve: μ = A⁻¹ λ_v' with the same matrix.
+    // The solve: μ = A⁻¹ λ_u with the same matrix, where λ_u = λ_v' for backward Euler and
+    // 2 λ_v' for Crank–Nicolson (v' = 2u − v).
     mu.copy_from_slice(&lam.v);
+    if st.protocol.scheme == Scheme::CrankNicolson {
+        mu.iter_mut().for_each(|m| *m *= 2.0);
+    }
     hines_solve(&st.cell.parent, &st.a, d0, mu, st.nb);
-    assembly_back(st, s, vn, mu, lam, grad, g_area);
+    assembly_back(st, s, u, mu, lam, grad, g_area);
     ica_back(st, s, &ca.lam_ica, lam, grad);
 }
 
@@ -708,23 +746,31 @@ fn nernst_and_slope(cai: f64, celsius: f64) -> (f64, f64) {
     (e.re, e.eps[0])
 }
 
-/// Step 4 of a reverse step (the assembly), with `mu = A⁻¹ λ_v'`: sets `lam.v = (C/dt) μ` and
+/// Step 4 of a reverse step (the assembly), with `mu = A⁻¹ λ_u` and `u` the solve's solution
+/// (`v'` for backward Euler; `v½` for Crank–Nicolson): sets `lam.v = (C/h) μ` (less `λ_v'`
+/// for Crank–Nicolson, whose `v' = 2u − v` reads `v` directly; `h` is `dt` or `dt/2`) and
 /// chains each channel's `G = g(x, p)·area` (diagonal) and `G·E` (right-hand side) to
 /// `lam.gates` and `grad` (and, where `E` is a pool's Nernst potential, to `lam.cai`); adds the
 /// channels' `∂L/∂area` per node and batch element to `g_area` (unless it is empty).
 pub(crate) fn assembly_back(
     st: &Stepper<'_, f64>,
     s: &State<f64>,
-    vn: &[f64],
+    u: &[f64],
     mu: &[f64],
     lam: &mut State<f64>,
     grad: &mut [Vec<f64>],
     g_area: &mut [f64],
 ) {
     let nb = st.nb;
+    // Crank–Nicolson's `v' = 2u − v` also reads `v` directly: `λ_v = (C/h) μ − λ_v'`.
+    let direct = match st.protocol.scheme {
+        Scheme::BackwardEuler => 0.0,
+        Scheme::CrankNicolson => 1.0,
+    };
     for i in 0..st.n {
         for b in 0..nb {
-            lam.v[i * nb + b] = st.cdt[i] * mu[i * nb + b];
+            let ii = i * nb + b;
+            lam.v[ii] = st.cdt[i] * mu[ii] - direct * lam.v[ii];
         }
     }
     for (c, (ch, pl)) in st.chans.iter().zip(&st.cell.channels).enumerate() {
@@ -772,7 +818,7 @@ pub(crate) fn assembly_back(
                     } else {
                         ch.kind.drive(&xp[..ng], &xp[ng..ng + np])
                     };
-                    let vv = vn[idx];
+                    let vv = u[idx];
                     if gate_dirs {
                         for q in 0..ng {
                             lam.gates[c][row + q] += ma * (ge.eps[q] - vv * g.eps[q]);

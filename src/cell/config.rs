@@ -7,7 +7,7 @@
 //! v_init = -65.0        # mV
 //! precision = "f64"     # or "f32"
 //! solver = "backward_euler"  # or "crank_nicolson" (second order, NEURON's secondorder = 2;
-//!                            # forward only: gradients and fits need backward_euler)
+//!                            # gradients and fits too)
 //!
 //! # Either an SWC file (relative to this file) …
 //! [morphology]

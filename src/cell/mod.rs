@@ -52,7 +52,7 @@
 //! gates after step `k` stand for `t = (k + 3/2) dt`, so their update is centred on `V'` at its
 //! midpoint (NEURON's `secondorder` does exactly this). Large steps on stiff parts (a short
 //! `rs C`, thin compartments) give damped oscillations rather than the smooth backward-Euler
-//! error. The adjoint supports backward Euler only.
+//! error. The adjoint differentiates both schemes.
 
 pub mod adjoint;
 pub mod config;

@@ -49,8 +49,8 @@ use neurodiff_models::synapse::SynapseKind;
 use num_traits::Float;
 
 use super::adjoint::{
-    check_directions, check_levels, initial_back, membrane_back, seed_probe, segments, sweep,
-    CaBack, Held, Sweep, TraceLoss, MAX_DIRECTIONS,
+    check_directions, check_levels, initial_back, membrane_back, new_voltage, seed_probe, segments,
+    sweep, CaBack, Held, Sweep, TraceLoss, MAX_DIRECTIONS,
 };
 use super::solve::{hines_solve, Scratch, State, Stepper};
 use super::{Cell, CellError, Morphology, Protocol, Recording};
@@ -902,6 +902,7 @@ pub fn value_and_grad(
             .collect(),
         grad_drive: net.drives.iter().map(|_| vec![0.0; nb]).collect(),
         d0: vec![0.0; lam.cell.v.len()],
+        vn: vec![0.0; lam.cell.v.len()],
         mu: vec![0.0; lam.cell.v.len()],
         ca: CaBack::new(&st.inner),
         lam_u: vec![0.0; st.u.len()],
@@ -936,6 +937,8 @@ struct NetReverse<'s, 'a> {
     grad_syn: Vec<Vec<f64>>,
     grad_drive: Vec<Vec<f64>>,
     d0: Vec<f64>,
+    /// The new voltage of a Crank–Nicolson step.
+    vn: Vec<f64>,
     mu: Vec<f64>,
     ca: CaBack,
     scratch: Scratch<f64>,
@@ -1016,11 +1019,13 @@ impl NetReverse<'_, '_> {
         st.add_terms(k, &after, &mut sc.d, &mut sc.rhs);
         self.d0.copy_from_slice(&sc.d);
         hines_solve(parent, &st.inner.a, &mut sc.d, &mut sc.rhs, nb);
-        let vn = &sc.rhs;
+        let sol = &sc.rhs;
+        let vn = new_voltage(&st.inner, &s.cell, sol, &mut self.vn);
         membrane_back(
             &st.inner,
             &s.cell,
             vn,
+            sol,
             &mut self.d0,
             &mut self.mu,
             &mut self.ca,
@@ -1053,7 +1058,7 @@ impl NetReverse<'_, '_> {
                 let g = sy.kind.conductance(xs, &xp[..np]);
                 let e = sy.kind.reversal(&xp[..np]);
                 let i = sy.kind.current(u, &xp[..np]);
-                let dl_dg = m * (e.re - vn[idx]) * MILLI;
+                let dl_dg = m * (e.re - sol[idx]) * MILLI;
                 let dl_de = m * g.re * MILLI;
                 let dl_di = m * MILLI;
                 for q in 0..ns {

@@ -201,7 +201,7 @@ pub struct Protocol {
     pub clamps: Vec<Clamp>,
     /// The voltage clamps.
     pub vclamps: Vec<VClamp>,
-    /// The scheme of the voltage equation (forward only: the adjoint needs backward Euler).
+    /// The scheme of the voltage equation.
     pub scheme: Scheme,
     /// What to record, at `t = 0` and after every step.
     pub probes: Vec<Probe>,

@@ -473,25 +473,30 @@ fn voltage_clamp_current_gradient_matches_finite_differences() {
     check_against_fd(&cell, &p, &[10.0, 1.0], &[18], 1e-5);
 }
 
+/// Crank–Nicolson (`v' = 2 v½ − v`, the solve over `dt/2`): every channel, pool and passive
+/// parameter of the calcium cell and of the ball-and-stick against finite differences.
 #[test]
-fn adjoint_refuses_crank_nicolson() {
-    // Forward-only: a typed error naming the scheme, while the forward run works.
-    let (cell, p) = hh_point(40);
-    let loss = |r: &Recording| Ok(loss_of(r, &[10.0]));
-    let cn = Protocol {
+fn crank_nicolson_gradient_matches_finite_differences() {
+    let cn = |p: Protocol| Protocol {
         scheme: Scheme::CrankNicolson,
-        ..p.clone()
+        ..p
     };
-    let e = value_and_grad(&cell, &cn, &[40], loss).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            neurodiff::Error::Cell(neurodiff::cell::CellError::Unsupported { .. })
-        ),
-        "{e}"
-    );
-    assert!(e.to_string().contains("Crank–Nicolson"), "{e}");
-    simulate::<f64>(&cell, &cn).unwrap();
+    let (cell, p) = calcium_cell(480);
+    let p = cn(p);
+    let be = simulate::<f64>(
+        &cell,
+        &Protocol {
+            scheme: Scheme::BackwardEuler,
+            ..p.clone()
+        },
+    )
+    .unwrap();
+    let rec = simulate::<f64>(&cell, &p).unwrap();
+    assert_ne!(rec.data, be.data, "a different scheme");
+    assert_eq!(rec.crossings(0, 0, 0.0).len(), 1, "element 0 spikes");
+    check_against_fd(&cell, &p, &[10.0, 0.01], &[20, 6], 1e-5);
+    let (cell, p) = ball_and_stick(240);
+    check_against_fd(&cell, &cn(p), &[10.0, 10.0, 0.1], &[40], 1e-5);
 }
 
 #[test]
