@@ -262,9 +262,7 @@ pub fn value_and_grad(
         mu: vec![0.0; state.v.len()],
         vn: vec![0.0; state.v.len()],
         ca: CaBack::new(&st),
-        g_cdt: vec![0.0; state.v.len()],
-        g_axial: vec![0.0; state.v.len()],
-        g_area: vec![0.0; state.v.len()],
+        pas: PassiveBack::new(state.v.len()),
         scratch: st.scratch(),
         held,
     };
@@ -279,13 +277,7 @@ pub fn value_and_grad(
         loss,
         grad: rev.grad,
         pools: rev.ca.grad,
-        passive: passive_grad(
-            cell,
-            solve_step(protocol),
-            &rev.g_cdt,
-            &rev.g_axial,
-            &rev.g_area,
-        ),
+        passive: rev.pas.grad(cell, protocol),
         peak_states: held.peak,
         state_size,
     })
@@ -303,13 +295,7 @@ struct Reverse<'s, 'a> {
     /// The new voltage of a Crank–Nicolson step.
     vn: Vec<f64>,
     ca: CaBack,
-    /// `∂L/∂(C/h)` per node and batch element, summed over the steps (`h` the solve's step,
-    /// [`solve_step`]).
-    g_cdt: Vec<f64>,
-    /// `∂L/∂g_axial` per node (its conductance to its parent) and batch element.
-    g_axial: Vec<f64>,
-    /// `∂L/∂area` per node and batch element through the channels' currents.
-    g_area: Vec<f64>,
+    pas: PassiveBack,
     scratch: super::solve::Scratch<f64>,
     held: Held,
 }
@@ -319,6 +305,54 @@ fn solve_step(protocol: &Protocol) -> f64 {
     match protocol.scheme {
         Scheme::BackwardEuler => protocol.dt,
         Scheme::CrankNicolson => 0.5 * protocol.dt,
+    }
+}
+
+/// The passive part of the reverse sweep: `∂L/∂(C/h)` (`h` the solve's step,
+/// [`solve_step`]), `∂L/∂g_axial` (a node's conductance to its parent) and the channels'
+/// `∂L/∂area`, per node and batch element, summed over the steps.
+pub(crate) struct PassiveBack {
+    g_cdt: Vec<f64>,
+    g_axial: Vec<f64>,
+    /// Filled by [`membrane_back`].
+    pub(crate) g_area: Vec<f64>,
+}
+
+impl PassiveBack {
+    /// Zeros for `len` (nodes × batch) values.
+    pub(crate) fn new(len: usize) -> Self {
+        PassiveBack {
+            g_cdt: vec![0.0; len],
+            g_axial: vec![0.0; len],
+            g_area: vec![0.0; len],
+        }
+    }
+
+    /// Adds one step's terms: `C/h` on the diagonal and `C/h · v` on the right-hand side; each
+    /// axial conductance on two diagonals and two off-diagonals; with `mu = A⁻¹ λ_u`, `v` the
+    /// step's start voltage and `u` the solve's solution.
+    pub(crate) fn step(&mut self, parent: &[usize], nb: usize, mu: &[f64], v: &[f64], u: &[f64]) {
+        for (i, &p) in parent.iter().enumerate() {
+            for b in 0..nb {
+                let ii = i * nb + b;
+                self.g_cdt[ii] += mu[ii] * (v[ii] - u[ii]);
+                if p != usize::MAX {
+                    let pp = p * nb + b;
+                    self.g_axial[ii] -= (mu[ii] - mu[pp]) * (u[ii] - u[pp]);
+                }
+            }
+        }
+    }
+
+    /// `∂L/∂(C_m, R_a, radius)` per branch of `cell`, `[batch][3]`.
+    pub(crate) fn grad(&self, cell: &Cell, protocol: &Protocol) -> Vec<Vec<f64>> {
+        passive_grad(
+            cell,
+            solve_step(protocol),
+            &self.g_cdt,
+            &self.g_axial,
+            &self.g_area,
+        )
     }
 }
 
@@ -481,21 +515,9 @@ impl Reverse<'_, '_> {
             &mut self.ca,
             &mut self.lam,
             &mut self.grad,
-            &mut self.g_area,
+            &mut self.pas.g_area,
         );
-        // The passive part of the system: `C/dt` on the diagonal and `C/dt · v` on the
-        // right-hand side; each axial conductance on two diagonals and two off-diagonals.
-        let mu = &self.mu;
-        for (i, &p) in cell.parent.iter().enumerate() {
-            for b in 0..nb {
-                let ii = i * nb + b;
-                self.g_cdt[ii] += mu[ii] * (s.v[ii] - u[ii]);
-                if p != usize::MAX {
-                    let pp = p * nb + b;
-                    self.g_axial[ii] -= (mu[ii] - mu[pp]) * (u[ii] - u[pp]);
-                }
-            }
-        }
+        self.pas.step(&cell.parent, nb, &self.mu, &s.v, u);
         if let Some(e) = st.check_finite(&self.lam, k, "adjoint of ") {
             return Err(e.into());
         }

@@ -3,7 +3,8 @@
 //! (cell, compartment) with their parameters (the first is the weight) and a delay, and current
 //! drives (a weight times a signal per batch element); the forward run in `f32`/`f64` with a
 //! batch, and the gradient of a loss on the recording with respect to every synapse parameter,
-//! drive weight and channel parameter by the discrete adjoint with nested checkpointing.
+//! drive weight, channel and pool parameter and each branch's passive properties by the discrete
+//! adjoint with nested checkpointing.
 //!
 //! ## The cells as one system
 //! The cells' compartments are laid end to end in one node list ([`Network::merged`]): each
@@ -50,7 +51,7 @@ use num_traits::Float;
 
 use super::adjoint::{
     check_directions, check_levels, initial_back, membrane_back, new_voltage, seed_probe, segments,
-    sweep, CaBack, Held, Sweep, TraceLoss, MAX_DIRECTIONS,
+    sweep, CaBack, Held, PassiveBack, Sweep, TraceLoss, MAX_DIRECTIONS,
 };
 use super::solve::{hines_solve, Scratch, State, Stepper};
 use super::{Cell, CellError, Morphology, Protocol, Recording};
@@ -792,6 +793,9 @@ pub struct NetGrad {
     pub synapses: Vec<Vec<f64>>,
     /// Per drive, `∂L/∂weight` per batch element.
     pub drives: Vec<Vec<f64>>,
+    /// Per branch of [`Network::merged`], `∂L/∂(C_m, R_a, radius)` `[batch][3]` (µF/cm², Ω·cm,
+    /// µm), as `CellGrad::passive` (empty from the tensor engine).
+    pub passive: Vec<Vec<f64>>,
     /// The most network states held at once.
     pub peak_states: usize,
     /// The numbers in one state (voltages, gates, synapse states, ring buffer).
@@ -901,6 +905,7 @@ pub fn value_and_grad(
             .map(|s| vec![0.0; s.params.len()])
             .collect(),
         grad_drive: net.drives.iter().map(|_| vec![0.0; nb]).collect(),
+        pas: PassiveBack::new(lam.cell.v.len()),
         d0: vec![0.0; lam.cell.v.len()],
         vn: vec![0.0; lam.cell.v.len()],
         mu: vec![0.0; lam.cell.v.len()],
@@ -922,6 +927,7 @@ pub fn value_and_grad(
         pools: rev.ca.grad,
         synapses: rev.grad_syn,
         drives: rev.grad_drive,
+        passive: rev.pas.grad(&net.merged, protocol),
         peak_states: held.peak,
         state_size,
     })
@@ -936,6 +942,7 @@ struct NetReverse<'s, 'a> {
     grad_ch: Vec<Vec<f64>>,
     grad_syn: Vec<Vec<f64>>,
     grad_drive: Vec<Vec<f64>>,
+    pas: PassiveBack,
     d0: Vec<f64>,
     /// The new voltage of a Crank–Nicolson step.
     vn: Vec<f64>,
@@ -1031,8 +1038,9 @@ impl NetReverse<'_, '_> {
             &mut self.ca,
             &mut self.lam.cell,
             &mut self.grad_ch,
-            &mut [],
+            &mut self.pas.g_area,
         );
+        self.pas.step(parent, nb, &self.mu, &s.cell.v, sol);
         let mu = &self.mu;
 
         // Synapses in the assembly: G = g(s', p)·1e-3 on the diagonal, G·E + I(u, p)·1e-3 on

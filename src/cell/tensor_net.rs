@@ -433,6 +433,8 @@ pub fn value_and_grad<B: Backend>(
         pools: Vec::new(),
         synapses,
         drives,
+        // The tensor engine has no passive gradients.
+        passive: Vec::new(),
         peak_states: out.peak_states,
         state_size: out.state_size,
     })
