@@ -110,7 +110,7 @@ pub struct SwcSource {
     pub max_comp_length: Option<f64>,
 }
 
-fn one() -> usize {
+pub(crate) fn one() -> usize {
     1
 }
 
@@ -179,7 +179,7 @@ fn all() -> Vec<String> {
     vec!["all".into()]
 }
 
-fn half() -> f64 {
+pub(crate) fn half() -> f64 {
     0.5
 }
 
@@ -377,13 +377,13 @@ fn v() -> String {
     "v".into()
 }
 
-fn dt() -> f64 {
+pub(crate) fn dt() -> f64 {
     0.025
 }
-fn celsius() -> f64 {
+pub(crate) fn celsius() -> f64 {
     6.3
 }
-fn v_init() -> f64 {
+pub(crate) fn v_init() -> f64 {
     -65.0
 }
 
@@ -478,19 +478,7 @@ impl CellConfig {
     /// Builds the cell and protocol; relative paths are taken from `base` (the config's
     /// folder).
     pub fn resolve(&self, base: &Path) -> Result<Resolved> {
-        if !(self.dt.is_finite() && self.dt > 0.0) {
-            return Err(Error::setting(
-                "dt",
-                format!("must be positive, got {} ms", self.dt),
-            ));
-        }
-        if !(self.duration.is_finite() && self.duration > 0.0) {
-            return Err(Error::setting(
-                "duration",
-                format!("must be positive, got {} ms", self.duration),
-            ));
-        }
-        let steps = (self.duration / self.dt).round() as usize;
+        let steps = steps_of(self.dt, self.duration)?;
         let batch = self.batch()?;
         let cell = build_cell(
             &self.morphology,
@@ -553,6 +541,23 @@ impl CellConfig {
             is_voltage,
         })
     }
+}
+
+/// The number of steps of `dt` ms in `duration` ms, both checked positive.
+pub(crate) fn steps_of(dt: f64, duration: f64) -> Result<usize> {
+    if !(dt.is_finite() && dt > 0.0) {
+        return Err(Error::setting(
+            "dt",
+            format!("must be positive, got {dt} ms"),
+        ));
+    }
+    if !(duration.is_finite() && duration > 0.0) {
+        return Err(Error::setting(
+            "duration",
+            format!("must be positive, got {duration} ms"),
+        ));
+    }
+    Ok((duration / dt).round() as usize)
 }
 
 /// The number of values of every parameter of `channels` (named `{prefix}channels.NAME.PARAM`).

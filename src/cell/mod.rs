@@ -113,10 +113,11 @@ pub enum CellError {
         /// The names there are.
         known: String,
     },
-    /// A channel parameter is unknown or out of its bounds.
-    #[error("channel `{channel}`: parameter `{param}`: {message}")]
+    /// A parameter of a channel, a calcium pool or the passive properties is unknown or out of
+    /// its bounds.
+    #[error("{}: parameter `{param}`: {message}", owner(channel))]
     Param {
-        /// The channel.
+        /// The channel, the pool (`ca_dynamics_e2`) or `passive`.
         channel: String,
         /// The parameter.
         param: String,
@@ -172,6 +173,15 @@ impl CellError {
             name: name.into(),
             message: message.into(),
         }
+    }
+}
+
+/// What owns a parameter of [`CellError::Param`], in words.
+fn owner(name: &str) -> String {
+    match name {
+        "passive" => "the passive properties".into(),
+        n if n == neurodiff_models::channel::ca_dynamics::NAME => format!("calcium pool `{n}`"),
+        n => format!("channel `{n}`"),
     }
 }
 

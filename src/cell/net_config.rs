@@ -59,9 +59,9 @@ use neurodiff_models::synapse::SynapseKind;
 use serde::{Deserialize, Serialize};
 
 use super::config::{
-    batch_of, branch_index, build_cell, channel_lens, clamps_of, probe_of, stim_lens, BranchRef,
-    CellConfig, CellRef, ChannelEntry, PassiveEntry, Precision, RecordEntry, StimEntry, SwcSource,
-    Values,
+    batch_of, branch_index, build_cell, celsius, channel_lens, clamps_of, dt, half, one, probe_of,
+    steps_of, stim_lens, v_init, BranchRef, CellConfig, CellRef, ChannelEntry, PassiveEntry,
+    Precision, RecordEntry, StimEntry, SwcSource, Values,
 };
 use super::network::{NetProbe, Network};
 use super::{Branch, Cell, Protocol, Scheme};
@@ -71,22 +71,6 @@ use crate::{Error, Result};
 pub fn is_network(text: &str) -> bool {
     text.parse::<toml::Table>()
         .is_ok_and(|t| t.contains_key("cells"))
-}
-
-fn one() -> usize {
-    1
-}
-fn half() -> f64 {
-    0.5
-}
-fn dt() -> f64 {
-    0.025
-}
-fn celsius() -> f64 {
-    6.3
-}
-fn v_init() -> f64 {
-    -65.0
 }
 
 /// Cells of a network: a cell file or an inline cell, `count` times.
@@ -241,22 +225,10 @@ impl NetConfig {
 
     /// Builds the network and protocol; relative paths are taken from `base`.
     pub fn resolve(&self, base: &Path) -> Result<NetResolved> {
-        if !(self.dt.is_finite() && self.dt > 0.0) {
-            return Err(Error::setting(
-                "dt",
-                format!("must be positive, got {} ms", self.dt),
-            ));
-        }
-        if !(self.duration.is_finite() && self.duration > 0.0) {
-            return Err(Error::setting(
-                "duration",
-                format!("must be positive, got {} ms", self.duration),
-            ));
-        }
+        let steps = steps_of(self.dt, self.duration)?;
         if self.cells.is_empty() {
             return Err(Error::setting("cells", "a network needs at least one cell"));
         }
-        let steps = (self.duration / self.dt).round() as usize;
         let mut notes = Vec::new();
 
         // The cells' own descriptions, and the batch size over everything.

@@ -776,7 +776,8 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
         ),
         (
             &["--fit-param", "ca_dynamics_e2.tau=20..200"],
-            "no such parameter (it has: gamma, decay, depth, min_cai)",
+            "calcium pool `ca_dynamics_e2`: parameter `tau`: no such parameter (it has: gamma, \
+             decay, depth, min_cai)",
         ),
         (
             &["--fit-param", "passive.cm=0..2"],
@@ -784,7 +785,7 @@ fn cli_fit_bad_input_is_a_clear_error_without_output() {
         ),
         (
             &["--fit-param", "passive.rm=1..2"],
-            "no such parameter (it has: cm, ra, radius)",
+            "the passive properties: parameter `rm`: no such parameter (it has: cm, ra, radius)",
         ),
         (
             &["--fit-param", "passive.ra@axon=10..200"],
