@@ -171,11 +171,23 @@ fn assert_same_grad(a: &[Vec<f64>], b: &[Vec<f64>], cell: &Cell, tol: f64, what:
 
 #[test]
 fn tensor_cell_gradient_matches_the_adjoint_for_every_chunk_length() {
-    let (cell, p) = y_cell(240, Scheme::BackwardEuler);
+    tensor_vs_adjoint(Scheme::BackwardEuler, &[1000, 50, 7]);
+}
+
+/// Crank–Nicolson: the tensor engine's autodiff against the hand-written adjoint.
+#[test]
+fn tensor_cell_crank_nicolson_gradient_matches_the_adjoint() {
+    tensor_vs_adjoint(Scheme::CrankNicolson, &[1000, 7]);
+}
+
+/// The Y cell's gradient under `scheme` on tensors (chunks of `chunks` steps) against the fused
+/// adjoint: recording, loss and every channel parameter.
+fn tensor_vs_adjoint(scheme: Scheme, chunks: &[usize]) {
+    let (cell, p) = y_cell(240, scheme);
     let loss = |r: &Recording| Ok(loss_of(r, &SCALES));
     let reference = adjoint(&cell, &p, &[16], loss).unwrap();
     let dev = Default::default();
-    for chunk in [1000, 50, 7] {
+    for &chunk in chunks {
         let g = tensor::value_and_grad::<F64>(&cell, &p, chunk, loss, &dev).unwrap();
         assert!(worst(&g.recording, &reference.recording) < 1e-7);
         for (a, b) in g.loss.iter().zip(&reference.loss) {
