@@ -340,7 +340,7 @@ impl Default for RecordEntry {
 }
 
 /// The root branch.
-const ROOT: BranchRef = BranchRef::Index(0);
+pub(crate) const ROOT: BranchRef = BranchRef::Index(0);
 
 impl RecordEntry {
     /// The branch (the root when none is given).
@@ -437,8 +437,6 @@ pub struct Resolved {
     pub protocol: Protocol,
     /// One label per probe (`soma(0.5).v`).
     pub labels: Vec<String>,
-    /// Whether each probe is a voltage.
-    pub is_voltage: Vec<bool>,
 }
 
 impl CellConfig {
@@ -498,12 +496,11 @@ impl CellConfig {
                 ));
             }
             let node = cell.node_at(branch_index(&cell, &st.branch, &what)?, st.x)?;
-            stims.push((what, st, node));
+            stims.push((what, st, vec![node]));
         }
         let (clamps, vclamps) = clamps_of(&stims, base, batch, steps, self.duration)?;
         let mut probes = Vec::new();
         let mut labels = Vec::new();
-        let mut is_voltage = Vec::new();
         let default_rec = [RecordEntry::default()];
         let recs = if self.record.is_empty() {
             &default_rec[..]
@@ -520,10 +517,9 @@ impl CellConfig {
             }
             let br = branch_index(&cell, r.branch(), &what)?;
             let node = cell.node_at(br, r.x)?;
-            let (probe, volt) = probe_of(&what, &r.var, node, &cell, &vclamps)?;
+            let probe = probe_of(&what, &r.var, node, &cell, &vclamps)?;
             labels.push(format!("{}({}).{}", cell.morphology.name(br), r.x, r.var));
             probes.push(probe);
-            is_voltage.push(volt);
         }
         Ok(Resolved {
             cell,
@@ -538,7 +534,6 @@ impl CellConfig {
                 probes,
             },
             labels,
-            is_voltage,
         })
     }
 }
@@ -622,10 +617,11 @@ pub(crate) fn branch_index(cell: &Cell, r: &BranchRef, what: &str) -> Result<usi
     }
 }
 
-/// The current and voltage clamps of `stims` (each with its name and node), for a batch of
-/// `batch` and `steps` steps of a run of `duration` ms; waveform files relative to `base`.
+/// The current and voltage clamps of `stims` (each with its name and its nodes: one clamp at
+/// each), for a batch of `batch` and `steps` steps of a run of `duration` ms; waveform files
+/// relative to `base`, each read once.
 pub(crate) fn clamps_of(
-    stims: &[(String, &StimEntry, usize)],
+    stims: &[(String, &StimEntry, Vec<usize>)],
     base: &Path,
     batch: usize,
     steps: usize,
@@ -633,10 +629,11 @@ pub(crate) fn clamps_of(
 ) -> Result<(Vec<Clamp>, Vec<VClamp>)> {
     let mut clamps = Vec::new();
     let mut vclamps = Vec::new();
-    for (what, s, node) in stims {
-        let node = *node;
+    for (what, s, nodes) in stims {
         if s.kind == StimKind::Vclamp {
-            vclamps.push(s.vclamp(what, node, batch)?);
+            for &node in nodes {
+                vclamps.push(s.vclamp(what, node, batch)?);
+            }
             continue;
         }
         if let Some(k) = s.has_vclamp_key() {
@@ -645,7 +642,8 @@ pub(crate) fn clamps_of(
                 format!("`{k}` belongs to a voltage clamp: add kind = \"vclamp\""),
             ));
         }
-        match (&s.waveform, &s.amp) {
+        // One waveform per batch column (or one for all), the same at every node.
+        let waveforms: Vec<(Option<usize>, Waveform)> = match (&s.waveform, &s.amp) {
             (Some(file), None) => {
                 let path = base.join(file);
                 let arr = crate::io::read_npy(&path)?;
@@ -665,30 +663,32 @@ pub(crate) fn clamps_of(
                         format!("{rows} samples for {steps} steps (one per step of dt)"),
                     ));
                 }
-                for col in 0..cols {
-                    clamps.push(Clamp {
-                        node,
-                        batch: (cols > 1).then_some(col),
-                        waveform: Waveform::Samples(
-                            (0..rows).map(|r| arr.data[r * cols + col]).collect(),
-                        ),
-                    });
-                }
+                (0..cols)
+                    .map(|col| {
+                        (
+                            (cols > 1).then_some(col),
+                            Waveform::Samples(
+                                (0..rows).map(|r| arr.data[r * cols + col]).collect(),
+                            ),
+                        )
+                    })
+                    .collect()
             }
             (None, Some(amp)) => {
                 let dur = s.dur.unwrap_or(duration - s.delay);
                 let many = amp.len() > 1;
-                for b in 0..if many { batch } else { 1 } {
-                    clamps.push(Clamp {
-                        node,
-                        batch: many.then_some(b),
-                        waveform: Waveform::Step {
-                            amp: amp.get(b),
-                            delay: s.delay,
-                            dur,
-                        },
-                    });
-                }
+                (0..if many { batch } else { 1 })
+                    .map(|b| {
+                        (
+                            many.then_some(b),
+                            Waveform::Step {
+                                amp: amp.get(b),
+                                delay: s.delay,
+                                dur,
+                            },
+                        )
+                    })
+                    .collect()
             }
             _ => {
                 return Err(Error::setting(
@@ -696,22 +696,31 @@ pub(crate) fn clamps_of(
                     "give either amp (with delay, dur) or waveform, not both",
                 ))
             }
+        };
+        for &node in nodes {
+            for (b, w) in &waveforms {
+                clamps.push(Clamp {
+                    node,
+                    batch: *b,
+                    waveform: w.clone(),
+                });
+            }
         }
     }
     Ok((clamps, vclamps))
 }
 
 /// The probe of `var` (`v`, `vclamp.i` or `channel.gate`) at `node` of `cell` (whose voltage
-/// clamps are `vclamps`), and whether it is a voltage; `what` names the entry in an error.
+/// clamps are `vclamps`); `what` names the entry in an error.
 pub(crate) fn probe_of(
     what: &str,
     var: &str,
     node: usize,
     cell: &Cell,
     vclamps: &[VClamp],
-) -> Result<(Probe, bool)> {
+) -> Result<Probe> {
     if var == "v" {
-        return Ok((Probe::V { node }, true));
+        return Ok(Probe::V { node });
     }
     if var == "vclamp.i" {
         let at: Vec<usize> = (0..vclamps.len())
@@ -727,7 +736,7 @@ pub(crate) fn probe_of(
                 ),
             ));
         };
-        return Ok((Probe::VClampCurrent { clamp }, false));
+        return Ok(Probe::VClampCurrent { clamp });
     }
     let (cname, gname) = var
         .split_once('.')
@@ -746,14 +755,11 @@ pub(crate) fn probe_of(
             ),
         )
     })?;
-    Ok((
-        Probe::Gate {
-            channel,
-            node,
-            gate,
-        },
-        false,
-    ))
+    Ok(Probe::Gate {
+        channel,
+        node,
+        gate,
+    })
 }
 
 /// A cell's morphology (an SWC file relative to `base`, or branches), passive properties by

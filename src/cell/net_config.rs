@@ -61,9 +61,9 @@ use serde::{Deserialize, Serialize};
 use super::config::{
     batch_of, branch_index, build_cell, celsius, channel_lens, clamps_of, dt, half, one, probe_of,
     steps_of, stim_lens, v_init, BranchRef, CellConfig, CellRef, ChannelEntry, PassiveEntry,
-    Precision, RecordEntry, StimEntry, SwcSource, Values,
+    Precision, RecordEntry, StimEntry, SwcSource, Values, ROOT,
 };
-use super::network::{NetProbe, Network};
+use super::network::{delay_error, delay_steps, NetProbe, Network};
 use super::{Branch, Cell, Protocol, Scheme};
 use crate::{Error, Result};
 
@@ -327,16 +327,7 @@ impl NetConfig {
             }
             Ok(list)
         };
-        let node_of = |c: usize, br: &BranchRef, x: f64, what: &str| -> Result<(usize, usize)> {
-            let cell = &cells[c];
-            let b = branch_index(cell, br, what)?;
-            let node = cell
-                .node_at(b, x)
-                .map_err(|e| Error::setting(what, e.to_string()))?;
-            Ok((b, node))
-        };
-
-        let mut net = Network::new(cells.clone())?;
+        let mut net = Network::new(cells)?;
         let mut synapse_entries = Vec::with_capacity(self.synapses.len());
         for (j, s) in self.synapses.iter().enumerate() {
             let what = format!("synapses[{j}]");
@@ -351,17 +342,11 @@ impl NetConfig {
                 )
             })?;
             let rows = synapse_rows(&what, kind, &s.params, batch)?;
-            let d = s.delay / self.dt;
-            if !(s.delay.is_finite()
-                && s.delay >= 0.0
-                && (d - d.round()).abs() <= 1e-6 * d.max(1.0))
-            {
+            // Checked here too, to name the entry rather than one of the synapses it makes.
+            if delay_steps(s.delay, self.dt).is_none() {
                 return Err(Error::setting(
                     format!("{what}.delay"),
-                    format!(
-                        "{} ms is not a whole number (≥ 0) of steps of dt = {} ms",
-                        s.delay, self.dt
-                    ),
+                    delay_error(s.delay, self.dt),
                 ));
             }
             let pre = cells_of(&s.pre.cell, &format!("{what}.pre.cell"))?;
@@ -405,11 +390,9 @@ impl NetConfig {
                 ));
             }
             let first = net.synapses.len();
-            let pre_br = s.pre.branch.clone().unwrap_or(BranchRef::Index(0));
-            let post_br = s.post.branch.clone().unwrap_or(BranchRef::Index(0));
             for (p, q) in pairs {
-                let (_, a) = node_of(p, &pre_br, s.pre.x, &format!("{what}.pre"))?;
-                let (_, b) = node_of(q, &post_br, s.post.x, &format!("{what}.post"))?;
+                let (_, a) = s.pre.node_in(&net.cells[p], &format!("{what}.pre"))?;
+                let (_, b) = s.post.node_in(&net.cells[q], &format!("{what}.post"))?;
                 net.connect(kind, (p, a), (q, b), s.delay, &rows)
                     .map_err(|e| Error::setting(&what, e.to_string()))?;
             }
@@ -419,10 +402,12 @@ impl NetConfig {
         let mut stims = Vec::new();
         for (j, st) in self.stimuli.iter().enumerate() {
             let what = format!("stimuli[{j}]");
+            let mut nodes = Vec::new();
             for c in cells_of(st.cell.as_ref().unwrap_or(&CellRef::Index(0)), &what)? {
-                let (_, node) = node_of(c, &st.branch, st.x, &what)?;
-                stims.push((what.clone(), st, net.offset[c] + node));
+                let (_, node) = node_in(&net.cells[c], &st.branch, st.x, &what)?;
+                nodes.push(net.offset[c] + node);
             }
+            stims.push((what, st, nodes));
         }
         let (clamps, vclamps) = clamps_of(&stims, base, batch, steps, self.duration)?;
 
@@ -468,22 +453,18 @@ impl NetConfig {
                 continue;
             }
             for c in cells_of(r.cell.as_ref().unwrap_or(&CellRef::Index(0)), &what)? {
-                let (b, node) = node_of(c, r.branch(), r.x, &what)?;
+                let (b, node) = node_in(&net.cells[c], r.branch(), r.x, &what)?;
                 let merged = net.offset[c] + node;
-                let (probe, volt) = probe_of(&what, &r.var, merged, &net.merged, &vclamps)?;
+                let probe = probe_of(&what, &r.var, merged, &net.merged, &vclamps)?;
                 probes.push(NetProbe::Merged(probe));
                 labels.push(format!(
                     "{}:{}({}).{}",
                     cell_names[c],
-                    cells[c].morphology.name(b),
+                    net.cells[c].morphology.name(b),
                     r.x,
                     r.var
                 ));
-                units.push(match probe {
-                    _ if volt => "mV",
-                    super::Probe::VClampCurrent { .. } => "nA",
-                    _ => "1",
-                });
+                units.push(probe.unit());
             }
         }
         Ok(NetResolved {
@@ -505,6 +486,23 @@ impl NetConfig {
             synapse_entries,
             notes,
         })
+    }
+}
+
+/// The branch index and node of `cell` at branch `br`, position `x`; `what` names the entry in
+/// an error.
+fn node_in(cell: &Cell, br: &BranchRef, x: f64, what: &str) -> Result<(usize, usize)> {
+    let b = branch_index(cell, br, what)?;
+    let node = cell
+        .node_at(b, x)
+        .map_err(|e| Error::setting(what, e.to_string()))?;
+    Ok((b, node))
+}
+
+impl Endpoint {
+    /// Its branch index and node in `cell` (the root's middle by default).
+    fn node_in(&self, cell: &Cell, what: &str) -> Result<(usize, usize)> {
+        node_in(cell, self.branch.as_ref().unwrap_or(&ROOT), self.x, what)
     }
 }
 

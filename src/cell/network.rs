@@ -379,6 +379,22 @@ impl Network {
     }
 }
 
+/// A delay of `delay` ms in steps of `dt` ms, if it is a whole number (≥ 0) of them (to a
+/// relative 1e-6).
+pub(crate) fn delay_steps(delay: f64, dt: f64) -> Option<usize> {
+    let steps = delay / dt;
+    let d = steps.round();
+    (delay >= 0.0 && (steps - d).abs() <= 1e-6 * steps.max(1.0)).then_some(d as usize)
+}
+
+/// What is wrong with a delay [`delay_steps`] refuses.
+pub(crate) fn delay_error(delay: f64, dt: f64) -> String {
+    format!(
+        "{delay} ms is not a whole number of steps of dt = {dt} ms (0, {dt}, {} …)",
+        2.0 * dt
+    )
+}
+
 /// One synapse in the stepper's type.
 pub(crate) struct Sy<T> {
     pub(crate) kind: SynapseKind,
@@ -492,20 +508,9 @@ impl<'a, T: Float + 'static> NetStepper<'a, T> {
             let what = format!("synapses[{j}] ({})", s.kind.spec().name);
             let pre = net.node(&format!("{what}: pre"), s.pre)?;
             let post = net.node(&format!("{what}: post"), s.post)?;
-            let steps = s.delay / dt;
-            let d = steps.round();
-            if s.delay.is_nan() || s.delay < 0.0 || (steps - d).abs() > 1e-6 * steps.max(1.0) {
-                return Err(CellError::setting(
-                    format!("{what}: delay"),
-                    format!(
-                        "{} ms is not a whole number of steps of dt = {dt} ms (0, {dt}, {} …)",
-                        s.delay,
-                        2.0 * dt
-                    ),
-                )
-                .into());
-            }
-            let d = d as usize;
+            let d = delay_steps(s.delay, dt).ok_or_else(|| {
+                CellError::setting(format!("{what}: delay"), delay_error(s.delay, dt))
+            })?;
             depth = depth.max(d);
             let slot = if d > 0 {
                 match pre_nodes.iter().position(|&n| n == pre) {

@@ -186,6 +186,17 @@ pub enum Probe {
     },
 }
 
+impl Probe {
+    /// The unit of what it records: `mV`, `1` or `nA`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Probe::V { .. } => "mV",
+            Probe::Gate { .. } => "1",
+            Probe::VClampCurrent { .. } => "nA",
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Protocol {

@@ -13,7 +13,7 @@ use neurodiff::backend::{with_backend, BackendKind, BackendTask};
 use neurodiff::cell::config::{Precision, Resolved};
 use neurodiff::cell::net_config::{NetConfig, NetResolved};
 use neurodiff::cell::network;
-use neurodiff::cell::{simulate, CellConfig, Probe};
+use neurodiff::cell::{simulate, CellConfig};
 use neurodiff::io::{check_output_path, write_text, Dtype, NpyStream};
 use neurodiff::{Error, Result};
 
@@ -74,22 +74,66 @@ struct Record {
     spike_times_ms: Option<Vec<Vec<f64>>>,
 }
 
+/// What a cell's and a network's sidecars share: the recording's layout, its records, the run.
 #[derive(Serialize)]
-struct Sidecar<'a> {
-    config: &'a CellConfig,
+struct Run {
     shape: [usize; 3],
     axes: &'static str,
     sample_times: &'static str,
     dt_ms: f64,
     steps: usize,
     batch: usize,
-    branches: usize,
-    compartments: usize,
-    junctions: usize,
     records: Vec<Record>,
     wall_time_s: f64,
     /// The solver that ran: `fused (f32|f64)` or `tensor (<backend>)`.
     engine: String,
+}
+
+impl Run {
+    /// The run that recorded `rec` over `steps` steps in `wall` s, its records named `labels`
+    /// in `units` (the spike times of those in mV).
+    fn new(
+        rec: &neurodiff::cell::Recording,
+        steps: usize,
+        labels: &[String],
+        units: impl IntoIterator<Item = &'static str>,
+        wall: f64,
+        engine: String,
+    ) -> Self {
+        let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
+        let records = labels
+            .iter()
+            .zip(units)
+            .enumerate()
+            .map(|(j, (label, unit))| Record {
+                label: label.clone(),
+                unit,
+                spike_times_ms: (unit == "mV")
+                    .then(|| (0..nb).map(|b| rec.crossings(j, b, 0.0)).collect()),
+            })
+            .collect();
+        Run {
+            shape: [samples, nr, nb],
+            axes: "[sample, record, batch element]",
+            sample_times: "sample k is at t = k dt (k = 0 is the initial state)",
+            dt_ms: rec.dt,
+            steps,
+            batch: nb,
+            records,
+            wall_time_s: wall,
+            engine,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Sidecar<'a> {
+    config: &'a CellConfig,
+    #[serde(flatten)]
+    run: Run,
+    branches: usize,
+    compartments: usize,
+    junctions: usize,
 }
 
 #[derive(Serialize)]
@@ -184,7 +228,6 @@ pub fn run(a: CellArgs) -> Result<()> {
             cell,
             protocol,
             labels,
-            is_voltage,
         },
     ) = CellConfig::load_resolved(&a.config)?;
     let t0 = Instant::now();
@@ -200,69 +243,36 @@ pub fn run(a: CellArgs) -> Result<()> {
         },
     };
     let wall = t0.elapsed().as_secs_f64();
-    let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
-    let records: Vec<Record> = labels
-        .iter()
-        .zip(&is_voltage)
-        .enumerate()
-        .map(|(j, (l, &v))| Record {
-            label: l.clone(),
-            unit: match protocol.probes[j] {
-                Probe::V { .. } => "mV",
-                Probe::VClampCurrent { .. } => "nA",
-                Probe::Gate { .. } => "1",
-            },
-            spike_times_ms: v.then(|| (0..nb).map(|b| rec.crossings(j, b, 0.0)).collect()),
-        })
-        .collect();
+    let units = protocol.probes.iter().map(|p| p.unit());
+    let run = Run::new(&rec, protocol.steps, &labels, units, wall, engine);
     let junctions = cell.area.iter().filter(|&&x| x == 0.0).count();
     let sidecar = Sidecar {
         config: &cfg,
-        shape: [samples, nr, nb],
-        axes: "[sample, record, batch element]",
-        sample_times: "sample k is at t = k dt (k = 0 is the initial state)",
-        dt_ms: protocol.dt,
-        steps: protocol.steps,
-        batch: nb,
+        run,
         branches: cell.morphology.branches.len(),
         compartments: cell.n_nodes() - junctions,
         junctions,
-        records,
-        wall_time_s: wall,
-        engine,
     };
     let summary = format!(
-        "{} branches, {} compartments, batch {nb}, {} steps of {} ms in {wall:.3} s",
-        sidecar.branches, sidecar.compartments, protocol.steps, protocol.dt
+        "{} branches, {} compartments, batch {}, {} steps of {} ms in {wall:.3} s",
+        sidecar.branches, sidecar.compartments, rec.batch, protocol.steps, protocol.dt
     );
-    write_outputs(
-        &a,
-        &out,
-        &rec,
-        &sidecar,
-        &labels,
-        &is_voltage,
-        &sidecar.records,
-        &summary,
-        &[],
-    )
+    write_outputs(&a, &out, &rec, &sidecar, &sidecar.run, &summary, &[])
 }
 
 /// Writes the recording `rec` to `out` (`.npy`), `sidecar` beside it (`.json`) and the figure
-/// of the voltage records (`.png`, unless `--no-figure`), then prints `summary`, `notes` and
-/// the spike counts of `records` (unless `--quiet`).
-#[allow(clippy::too_many_arguments)]
+/// of the voltage records of `run` (`.png`, unless `--no-figure`), then prints `summary`,
+/// `notes` and the spike counts (unless `--quiet`).
 fn write_outputs(
     a: &CellArgs,
     out: &std::path::Path,
     rec: &neurodiff::cell::Recording,
     sidecar: &impl Serialize,
-    labels: &[String],
-    is_voltage: &[bool],
-    records: &[Record],
+    run: &Run,
     summary: &str,
     notes: &[String],
 ) -> Result<()> {
+    let records = &run.records;
     let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -277,9 +287,9 @@ fn write_outputs(
     let png = out.with_extension("png");
     if !a.no_figure {
         let traces: Vec<(String, Vec<f64>)> = (0..nr)
-            .filter(|&j| is_voltage[j])
+            .filter(|&j| records[j].spike_times_ms.is_some())
             .flat_map(|j| {
-                let label = &labels[j];
+                let label = &records[j].label;
                 (0..nb).map(move |b| {
                     let name = if nb > 1 {
                         format!("{label} [{b}]")
@@ -297,7 +307,7 @@ fn write_outputs(
         for n in notes {
             println!("note: {n}");
         }
-        for r in records {
+        for r in records.iter() {
             if let Some(s) = &r.spike_times_ms {
                 let counts: Vec<usize> = s.iter().map(Vec::len).collect();
                 println!("{}: spikes per batch element {counts:?}", r.label);
@@ -331,20 +341,13 @@ impl BackendTask for NetOnTensors<'_> {
 #[derive(Serialize)]
 struct NetSidecar<'a> {
     config: &'a NetConfig,
-    shape: [usize; 3],
-    axes: &'static str,
-    sample_times: &'static str,
-    dt_ms: f64,
-    steps: usize,
-    batch: usize,
+    #[serde(flatten)]
+    run: Run,
     /// Each cell's name, by index.
     cells: &'a [String],
     compartments: usize,
     /// Every synapse: `[pre cell, post cell, delay ms]`.
     synapses: Vec<(usize, usize, f64)>,
-    records: Vec<Record>,
-    wall_time_s: f64,
-    engine: String,
 }
 
 /// `neurodiff cell --config` with a network file (`[[cells]]`).
@@ -370,24 +373,18 @@ fn run_network(a: &CellArgs, out: &std::path::Path) -> Result<()> {
         },
     };
     let wall = t0.elapsed().as_secs_f64();
-    let (samples, nr, nb) = (rec.len(), rec.n_probes, rec.batch);
-    let records: Vec<Record> = (0..nr)
-        .map(|j| Record {
-            label: r.labels[j].clone(),
-            unit: r.units[j],
-            spike_times_ms: (r.units[j] == "mV")
-                .then(|| (0..nb).map(|b| rec.crossings(j, b, 0.0)).collect()),
-        })
-        .collect();
+    let run = Run::new(
+        &rec,
+        r.protocol.steps,
+        &r.labels,
+        r.units.iter().copied(),
+        wall,
+        engine,
+    );
     let compartments = net.merged.area.iter().filter(|&&x| x > 0.0).count();
     let sidecar = NetSidecar {
         config: &cfg,
-        shape: [samples, nr, nb],
-        axes: "[sample, record, batch element]",
-        sample_times: "sample k is at t = k dt (k = 0 is the initial state)",
-        dt_ms: r.protocol.dt,
-        steps: r.protocol.steps,
-        batch: nb,
+        run,
         cells: &r.cell_names,
         compartments,
         synapses: net
@@ -395,28 +392,15 @@ fn run_network(a: &CellArgs, out: &std::path::Path) -> Result<()> {
             .iter()
             .map(|s| (s.pre.0, s.post.0, s.delay))
             .collect(),
-        records,
-        wall_time_s: wall,
-        engine,
     };
-    let labels_volt: Vec<bool> = r.units.iter().map(|u| *u == "mV").collect();
     let summary = format!(
-        "{} cells, {} synapses, {compartments} compartments, batch {nb}, {} steps of {} ms in \
+        "{} cells, {} synapses, {compartments} compartments, batch {}, {} steps of {} ms in \
          {wall:.3} s",
         r.cell_names.len(),
         net.synapses.len(),
+        rec.batch,
         r.protocol.steps,
         r.protocol.dt
     );
-    write_outputs(
-        a,
-        out,
-        &rec,
-        &sidecar,
-        &r.labels,
-        &labels_volt,
-        &sidecar.records,
-        &summary,
-        &r.notes,
-    )
+    write_outputs(a, out, &rec, &sidecar, &sidecar.run, &summary, &r.notes)
 }

@@ -168,7 +168,6 @@ pub fn run(
             cell,
             protocol,
             labels,
-            is_voltage: _,
         },
     ) = CellConfig::load_resolved(config)?;
     if cell.batch != 1 {
