@@ -301,7 +301,7 @@ struct Reverse<'s, 'a> {
 }
 
 /// The step of the backward-Euler solve: `dt`, or `dt/2` for Crank–Nicolson.
-fn solve_step(protocol: &Protocol) -> f64 {
+pub(crate) fn solve_step(protocol: &Protocol) -> f64 {
     match protocol.scheme {
         Scheme::BackwardEuler => protocol.dt,
         Scheme::CrankNicolson => 0.5 * protocol.dt,
@@ -360,7 +360,7 @@ impl PassiveBack {
 /// `∂L/∂area` per node: for the compartments of a branch of radius `a`, `C/h =
 /// C_m·area/h` with `area ∝ a`, and every axial conductance the branch contributes (its
 /// compartments' to their parents, its junction's) is `∝ a²/R_a`.
-fn passive_grad(
+pub(crate) fn passive_grad(
     cell: &Cell,
     dt: f64,
     g_cdt: &[f64],

@@ -59,11 +59,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::prelude::{Backend, Int, Tensor, TensorData};
 use burn::tensor::{IndexingUpdateOp, TensorPrimitive};
-use neurodiff_models::channel::{Calcium, ChannelKind};
+use neurodiff_models::channel::{ca_dynamics, Calcium, ChannelKind};
 use neurodiff_models::real::{scope, Tx};
 use neurodiff_models::Real;
 
-use super::adjoint::{CellGrad, TraceLoss};
+use super::adjoint::{passive_grad, solve_step, CellGrad, TraceLoss};
 use super::solve::{Probe, Protocol, Recording, Scheme, Stepper};
 use super::{Cell, CellError};
 use crate::Result;
@@ -85,6 +85,10 @@ struct Level<B: Backend> {
 #[derive(Clone)]
 pub(crate) struct TreePlan<B: Backend> {
     levels: Vec<Level<B>>,
+    /// Every node's parent (the root its own), for `∂L/∂g_axial`.
+    parent: Tensor<B, 1, Int>,
+    /// 1 at every node but the root, `[1, nodes]`.
+    nonroot: T2<B>,
 }
 
 impl<B: Backend> std::fmt::Debug for TreePlan<B> {
@@ -124,7 +128,16 @@ impl<B: Backend> TreePlan<B> {
                 }
             })
             .collect();
-        TreePlan { levels }
+        TreePlan {
+            levels,
+            parent: ints(
+                (0..n)
+                    .map(|i| if i == 0 { 0 } else { parent[i] as i64 })
+                    .collect(),
+                device,
+            ),
+            nonroot: row((0..n).map(|i| f64::from(i > 0)).collect(), device),
+        }
     }
 
     /// `x = A⁻¹ b` for the symmetric tree matrix with diagonal `d` and off-diagonals
@@ -153,26 +166,41 @@ impl<B: Backend> TreePlan<B> {
     }
 }
 
-/// The backward of the tree solve: `λ = A⁻¹ ∂L/∂x`, `∂L/∂d = −λ x`, `∂L/∂b = λ`.
+/// The backward of the tree solve: `λ = A⁻¹ ∂L/∂x`, `∂L/∂d = −λ x`, `∂L/∂b = λ`, and for the
+/// axial conductance `g_i` of node `i` to its parent `p` (in `A` as `−g_i` twice off the diagonal
+/// and `+g_i` on the diagonal at `i` and at `p`) the whole `∂L/∂g_i = −(λ_i − λ_p)(x_i − x_p)`.
+/// The diagonal's share is here, not through `d` (the step builds `d` from a detached copy of
+/// the conductances): summed from the four products `λ x`, which nearly cancel where
+/// neighbouring voltages are close, it lost digits (2.7e-5 relative on an `R_a` gradient).
 #[derive(Debug)]
 struct SolveBackward;
 
-impl<B: Backend> Backward<B, 2> for SolveBackward {
-    /// The plan, the diagonal and the solution.
+impl<B: Backend> Backward<B, 3> for SolveBackward {
+    /// The plan, the diagonal, the solution and the rows of the axial conductances.
     type State = (
         Arc<TreePlan<B>>,
         B::FloatTensorPrimitive,
         B::FloatTensorPrimitive,
+        usize,
     );
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_d, node_b] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_d, node_b, node_g] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (plan, d, x) = ops.state;
+        let (plan, d, x, g_rows) = ops.state;
         let t = |p| T2::<B>::from_primitive(TensorPrimitive::Float(p));
-        let lam = plan.solve(t(d), t(grad));
+        let (x, lam) = (t(x), plan.solve(t(d), t(grad)));
+        if let Some(node) = node_g {
+            let xp = x.clone().select(1, plan.parent.clone());
+            let lp = lam.clone().select(1, plan.parent.clone());
+            let mut gg = -((lam.clone() - lp) * (x.clone() - xp)) * plan.nonroot.clone();
+            if g_rows == 1 && gg.dims()[0] > 1 {
+                gg = gg.sum_dim(0);
+            }
+            grads.register::<B>(node.id, gg.into_primitive().tensor());
+        }
         if let Some(node) = node_d {
-            let gd = -(lam.clone() * t(x));
+            let gd = -(lam.clone() * x);
             grads.register::<B>(node.id, gd.into_primitive().tensor());
         }
         if let Some(node) = node_b {
@@ -182,24 +210,28 @@ impl<B: Backend> Backward<B, 2> for SolveBackward {
 }
 
 /// [`TreePlan::solve`] under `Autodiff<B>` as one node of the graph whose backward is one more
-/// solve (the elimination is never unrolled).
+/// solve (the elimination is never unrolled). `g_axial` (`[rows, nodes]`, mS) are the plan's
+/// axial conductances as a tensor the gradient reaches: the solve itself reads the plan's.
 pub(crate) fn tree_solve_tracked<B: Backend>(
     plan: &Arc<TreePlan<B>>,
     d: T2<Autodiff<B>>,
     b: T2<Autodiff<B>>,
+    g_axial: &T2<Autodiff<B>>,
 ) -> T2<Autodiff<B>> {
+    let g_rows = g_axial.dims()[0];
     let d = d.into_primitive().tensor();
     let b = b.into_primitive().tensor();
+    let g = g_axial.clone().into_primitive().tensor();
     let t = |p| T2::<B>::from_primitive(TensorPrimitive::Float(p));
     let out = match SolveBackward
-        .prepare::<NoCheckpointing>([d.node.clone(), b.node.clone()])
+        .prepare::<NoCheckpointing>([d.node.clone(), b.node.clone(), g.node.clone()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
             let x = plan.solve(t(d.primitive.clone()), t(b.primitive));
             let x = x.into_primitive().tensor();
-            prep.finish((plan.clone(), d.primitive, x.clone()), x)
+            prep.finish((plan.clone(), d.primitive, x.clone(), g_rows), x)
         }
         OpsKind::UnTracked(prep) => {
             let x = plan.solve(t(d.primitive), t(b.primitive));
@@ -208,6 +240,10 @@ pub(crate) fn tree_solve_tracked<B: Backend>(
     };
     T2::from_primitive(TensorPrimitive::Float(out))
 }
+
+/// The tree solve a step calls: `(d, b, g_axial) ↦ A⁻¹ b` ([`TreePlan::solve`], or
+/// [`tree_solve_tracked`] under a gradient).
+pub(crate) type Solve<'a, B> = dyn Fn(T2<B>, T2<B>, &T2<B>) -> T2<B> + 'a;
 
 /// A channel placement on tensors.
 struct Chan<B: Backend> {
@@ -218,28 +254,60 @@ struct Chan<B: Backend> {
     /// Its nodes, or `None` when it is on every node in order (no gather, no scatter).
     idx: Option<Tensor<B, 1, Int>>,
     m: usize,
-    /// The nodes' membrane areas, `[1, m]`, cm².
-    area: T2<B>,
+    ca: Calcium,
+    /// A calcium current on a compartment with a pool: 1 at its nodes with a pool (there its
+    /// reversal potential is the pool's Nernst potential and its current fills the pool), 0
+    /// elsewhere, `[1, m]`.
+    pooled: Option<T2<B>>,
 }
 
-/// The state carried from step to step: voltages `[batch, nodes]` and per placement its gates,
-/// each `[batch, its nodes]`.
+/// A calcium pool on tensors: its compartments.
+struct PoolAt<B: Backend> {
+    idx: Tensor<B, 1, Int>,
+    m: usize,
+}
+
+/// The state carried from step to step: voltages `[batch, nodes]`, per placement its gates,
+/// each `[batch, its nodes]`, and where the cell has calcium (a pool, or a channel that reads
+/// it) the concentration `[batch, nodes]` (mM; NEURON's default where there is no pool).
 #[derive(Clone)]
 pub(crate) struct TState<B: Backend> {
     pub(crate) v: T2<B>,
     pub(crate) gates: Vec<Vec<T2<B>>>,
+    pub(crate) cai: Option<T2<B>>,
 }
 
 impl<B: Backend> TState<B> {
     pub(crate) fn into_vec(self) -> Vec<T2<B>> {
         let mut v = vec![self.v];
         v.extend(self.gates.into_iter().flatten());
+        v.extend(self.cai);
         v
     }
 
     pub(crate) fn to_vec(&self) -> Vec<T2<B>> {
         self.clone().into_vec()
     }
+}
+
+/// What a cell's step reads that its gradient is with respect to, as the step uses it:
+/// [`TensorCell::params_from`] builds it from the flat list of [`TensorCell::flat_params`]
+/// (channel parameters, pool parameters, then `C/h`, the axial conductances and the areas).
+/// The passive tensors have `rows` 1 in a forward run and the batch under a gradient, so that
+/// each batch element's derivative stays apart.
+pub(crate) struct CParams<B: Backend> {
+    /// Per placement, its parameters, each `[batch, 1]`.
+    pub(crate) chan: Vec<Vec<T2<B>>>,
+    /// Per calcium pool, its parameters (`ca_dynamics::PARAMS`), each `[batch, 1]`.
+    pub(crate) pool: Vec<Vec<T2<B>>>,
+    /// `C/h` per node (mS; `h` the solve's step), `[rows, nodes]`.
+    cdt: T2<B>,
+    /// Each node's axial conductance to its parent (mS, 0 at the root), `[rows, nodes]`.
+    g_axial: T2<B>,
+    /// The diagonal's state-free part `C/h + Σ g_axial`, `[rows, nodes]`.
+    diag: T2<B>,
+    /// Per placement, its nodes' membrane areas (cm²), `[rows, its nodes]`.
+    area: Vec<T2<B>>,
 }
 
 /// The cell's step on backend `B`.
@@ -249,11 +317,14 @@ pub(crate) struct TensorCell<'a, B: Backend> {
     pub(crate) n: usize,
     pub(crate) nb: usize,
     pub(crate) device: B::Device,
-    /// `C/dt` (`2C/dt` for Crank–Nicolson), `[1, n]`, mS.
-    cdt: T2<B>,
-    /// `C/dt + Σ g_axial`, `[1, n]`, mS.
-    diag: T2<B>,
+    /// `C/h` per node on the host (`h = dt`, `dt/2` for Crank–Nicolson), mS.
+    cdt: Vec<f64>,
+    /// The nodes but the root, and their parents (`None` for a single node).
+    up: Option<(Tensor<B, 1, Int>, Tensor<B, 1, Int>)>,
     chans: Vec<Chan<B>>,
+    pools: Vec<PoolAt<B>>,
+    /// Whether the state carries calcium.
+    calcium: bool,
     /// The nodes with a current clamp, and per clamp its column among them.
     clamp_idx: Option<Tensor<B, 1, Int>>,
     clamp_col: Vec<usize>,
@@ -299,28 +370,70 @@ fn columns<B: Backend>(
     (idx, col, distinct.len())
 }
 
+/// `x` at `idx` (`None`: every column).
+fn at<B: Backend>(idx: &Option<Tensor<B, 1, Int>>, x: T2<B>) -> T2<B> {
+    match idx {
+        None => x,
+        Some(i) => x.select(1, i.clone()),
+    }
+}
+
+/// `t` with `x` added at columns `idx` (`None`: every column).
+fn add_at<B: Backend>(t: T2<B>, idx: &Option<Tensor<B, 1, Int>>, x: T2<B>) -> T2<B> {
+    match idx {
+        None => t + x,
+        Some(i) => t.select_assign(1, i.clone(), x, IndexingUpdateOp::Add),
+    }
+}
+
+/// Tensor expressions of `[batch, 1]` parameters.
+fn exprs<B: Backend>(p: &[T2<B>]) -> Vec<Tx<B>> {
+    p.iter().map(|t| Tx::new(t.clone())).collect()
+}
+
 impl<'a, B: Backend> TensorCell<'a, B> {
-    /// Checks that the engine covers `cell` and `protocol` and prepares the constant parts.
+    /// Checks `protocol` against `cell` and prepares the constant parts.
     pub(crate) fn new(cell: &'a Cell, protocol: &'a Protocol, device: &B::Device) -> Result<Self> {
         let st = Stepper::<f64>::new(cell, protocol)?;
-        unsupported(cell)?;
         let n = cell.n_nodes();
         let nb = cell.batch;
-        let diag: Vec<f64> = st.cdt.iter().zip(&st.dax).map(|(c, a)| c + a).collect();
+        let mut pooled = vec![false; n];
+        cell.pools
+            .iter()
+            .flat_map(|p| &p.nodes)
+            .for_each(|&i| pooled[i] = true);
         let chans = cell
             .channels
             .iter()
             .zip(&st.chans)
             .map(|(pl, ch)| {
                 let all = pl.nodes.len() == n && pl.nodes.iter().enumerate().all(|(i, &x)| i == x);
+                let nernst = ch.ca == Calcium::Current && pl.nodes.iter().any(|&i| pooled[i]);
                 Chan {
                     kind: pl.kind,
                     ng: ch.ng,
                     phi: ch.phi,
                     idx: (!all).then(|| ints(pl.nodes.iter().map(|&i| i as i64).collect(), device)),
                     m: pl.nodes.len(),
-                    area: row(pl.nodes.iter().map(|&i| cell.area[i]).collect(), device),
+                    ca: ch.ca,
+                    pooled: nernst.then(|| {
+                        row(
+                            pl.nodes
+                                .iter()
+                                .map(|&i| f64::from(u8::from(pooled[i])))
+                                .collect(),
+                            device,
+                        )
+                    }),
                 }
+            })
+            .collect();
+        let pools = cell
+            .pools
+            .iter()
+            .map(|p| PoolAt {
+                idx: ints(p.nodes.iter().map(|&i| i as i64).collect(), device),
+                m: p.nodes.len(),
             })
             .collect();
         let nodes: Vec<usize> = protocol.clamps.iter().map(|c| c.node).collect();
@@ -333,9 +446,16 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             n,
             nb,
             device: device.clone(),
-            cdt: row(st.cdt.clone(), device),
-            diag: row(diag, device),
+            cdt: st.cdt.clone(),
+            up: (n > 1).then(|| {
+                (
+                    ints((1..n as i64).collect(), device),
+                    ints((1..n).map(|i| cell.parent[i] as i64).collect(), device),
+                )
+            }),
             chans,
+            pools,
+            calcium: st.calcium,
             clamp_idx,
             clamp_col,
             n_clamped,
@@ -350,48 +470,107 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         self.protocol
     }
 
-    /// The number of gate tensors in a state.
-    pub(crate) fn n_gates(&self) -> usize {
-        self.chans.iter().map(|c| c.ng).sum()
+    /// The number of tensors in a state ([`TState::into_vec`]).
+    pub(crate) fn state_len(&self) -> usize {
+        1 + self.chans.iter().map(|c| c.ng).sum::<usize>() + usize::from(self.calcium)
     }
 
-    /// Every placement's parameters as `[batch, 1]` tensors, `[placement][param]`.
-    pub(crate) fn params(&self) -> Vec<Vec<T2<B>>> {
-        self.cell
-            .channels
+    /// The flat list [`TensorCell::params_from`] reads: every placement's parameters, then
+    /// every pool's, as `[batch, 1]` columns; then `C/h`, the axial conductances and the
+    /// membrane areas per node, each `[rows, nodes]` (see [`CParams`]).
+    pub(crate) fn flat_params(&self, rows: usize) -> Vec<T2<B>> {
+        let nb = self.nb;
+        let opts = crate::float_opts::<B>(&self.device);
+        let cols = |params: &[f64], np: usize| -> Vec<T2<B>> {
+            (0..np)
+                .map(|q| {
+                    let col: Vec<f64> = (0..nb).map(|b| params[b * np + q]).collect();
+                    Tensor::from_data(TensorData::new(col, [nb, 1]), opts.clone())
+                })
+                .collect()
+        };
+        let mut out: Vec<T2<B>> = Vec::new();
+        for pl in &self.cell.channels {
+            out.extend(cols(&pl.params, pl.kind.spec().params.len()));
+        }
+        for pool in &self.cell.pools {
+            out.extend(cols(&pool.params, ca_dynamics::PARAMS.len()));
+        }
+        for per_node in [&self.cdt, &self.cell.g_axial, &self.cell.area] {
+            out.push(Tensor::from_data(
+                TensorData::new(per_node.repeat(rows), [rows, self.n]),
+                opts.clone(),
+            ));
+        }
+        out
+    }
+
+    /// The parameters as the step uses them, from [`TensorCell::flat_params`]' list (taken
+    /// from `it`).
+    pub(crate) fn params_from(&self, it: &mut impl Iterator<Item = T2<B>>) -> CParams<B> {
+        let chan = per_placement(self.cell, it);
+        let pool = self
+            .cell
+            .pools
             .iter()
-            .map(|pl| {
-                let np = pl.kind.spec().params.len();
-                (0..np)
-                    .map(|q| {
-                        let col: Vec<f64> = (0..self.nb).map(|b| pl.params[b * np + q]).collect();
-                        Tensor::from_data(
-                            TensorData::new(col, [self.nb, 1]),
-                            crate::float_opts::<B>(&self.device),
-                        )
-                    })
+            .map(|_| {
+                (0..ca_dynamics::PARAMS.len())
+                    .map(|_| it.next().expect("a pool parameter"))
                     .collect()
             })
-            .collect()
+            .collect();
+        let cdt = it.next().expect("C/h");
+        let g_axial = it.next().expect("the axial conductances");
+        let area = it.next().expect("the areas");
+        // The axial part from a detached copy: the solve's backward gives the whole
+        // `∂L/∂g_axial` ([`SolveBackward`]).
+        let ga = g_axial.clone().detach();
+        let diag = match &self.up {
+            None => cdt.clone() + ga,
+            Some((child, parent)) => {
+                let gc = ga.clone().select(1, child.clone());
+                cdt.clone() + ga.select_assign(1, parent.clone(), gc, IndexingUpdateOp::Add)
+            }
+        };
+        let area = self
+            .chans
+            .iter()
+            .map(|ch| at(&ch.idx, area.clone()))
+            .collect();
+        CParams {
+            chan,
+            pool,
+            cdt,
+            g_axial,
+            diag,
+            area,
+        }
     }
 
-    /// The state at `t = 0`: `v_init` everywhere, every gate at its steady state there.
-    pub(crate) fn init(&self, params: &[Vec<T2<B>>]) -> TState<B> {
+    /// The parameters of a forward run.
+    pub(crate) fn params(&self) -> CParams<B> {
+        self.params_from(&mut self.flat_params(1).into_iter())
+    }
+
+    /// The state at `t = 0`: `v_init` everywhere, calcium at NEURON's default, every gate at
+    /// its steady state there.
+    pub(crate) fn init(&self, params: &CParams<B>) -> TState<B> {
         let v0 = self.protocol.v_init;
         let opts = crate::float_opts::<B>(&self.device);
         let gates = self
             .chans
             .iter()
-            .zip(params)
+            .zip(&params.chan)
             .map(|(ch, p)| {
                 if ch.ng == 0 {
                     return Vec::new();
                 }
                 scope(|| {
-                    let p: Vec<Tx<B>> = p.iter().map(|t| Tx::new(t.clone())).collect();
+                    let p = exprs(p);
                     let mut inf = vec![Tx::constant(0.0); ch.ng];
                     let mut tau = vec![Tx::constant(0.0); ch.ng];
-                    ch.kind.gates(Tx::constant(v0), &p, &mut inf, &mut tau);
+                    let (v, cai) = (Tx::constant(v0), Tx::constant(ca_dynamics::CAI_DEFAULT));
+                    ch.kind.gates_ca(v, cai, &p, &mut inf, &mut tau);
                     inf.into_iter()
                         .map(|x| x.tensor([self.nb, ch.m], &self.device))
                         .collect()
@@ -399,8 +578,11 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             })
             .collect();
         TState {
-            v: Tensor::full([self.nb, self.n], v0, opts),
+            v: Tensor::full([self.nb, self.n], v0, opts.clone()),
             gates,
+            cai: self
+                .calcium
+                .then(|| Tensor::full([self.nb, self.n], ca_dynamics::CAI_DEFAULT, opts)),
         }
     }
 
@@ -451,9 +633,9 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         &self,
         k: usize,
         st: TState<B>,
-        params: &[Vec<T2<B>>],
+        params: &CParams<B>,
         stim: &mut Stim<B>,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        solve: &Solve<'_, B>,
     ) -> TState<B> {
         self.step_with(k, st, params, stim, solve, |d, rhs| (d, rhs))
     }
@@ -464,36 +646,65 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         &self,
         k: usize,
         st: TState<B>,
-        params: &[Vec<T2<B>>],
+        params: &CParams<B>,
         stim: &mut Stim<B>,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        solve: &Solve<'_, B>,
         extra: impl FnOnce(T2<B>, T2<B>) -> (T2<B>, T2<B>),
     ) -> TState<B> {
-        let (nb, n) = (self.nb, self.n);
-        let TState { v, gates } = st;
-        let mut d =
-            Tensor::zeros([nb, n], crate::float_opts::<B>(&self.device)) + self.diag.clone();
-        let mut rhs = v.clone() * self.cdt.clone();
-        for ((ch, x), p) in self.chans.iter().zip(&gates).zip(params) {
-            let (g, ge) = scope(|| {
-                let x: Vec<Tx<B>> = x.iter().map(|t| Tx::new(t.clone())).collect();
-                let p: Vec<Tx<B>> = p.iter().map(|t| Tx::new(t.clone())).collect();
-                let (g, ge) = ch.kind.drive(&x, &p);
-                let shape = [nb, ch.m];
-                (
-                    g.tensor(shape, &self.device) * ch.area.clone(),
-                    ge.tensor(shape, &self.device) * ch.area.clone(),
-                )
+        let (nb, n, dev) = (self.nb, self.n, &self.device);
+        let TState { v, gates, cai } = st;
+        let opts = crate::float_opts::<B>(dev);
+        let mut d = Tensor::zeros([nb, n], opts.clone()) + params.diag.clone();
+        let mut rhs = v.clone() * params.cdt.clone();
+        // The calcium current density that fills the pools (µA/cm²), from the state at the
+        // start of the step (NEURON's `ica` of the step).
+        let mut ica = (!self.pools.is_empty()).then(|| Tensor::zeros([nb, n], opts));
+        for (((ch, x), p), area) in self
+            .chans
+            .iter()
+            .zip(&gates)
+            .zip(&params.chan)
+            .zip(&params.area)
+        {
+            let shape = [nb, ch.m];
+            let (g, ge, i) = scope(|| {
+                let x = exprs(x);
+                let p = exprs(p);
+                let area = Tx::new(area.clone());
+                match (&ch.pooled, &cai) {
+                    (Some(mask), Some(cai)) => {
+                        // A calcium current into a pool: the pool's Nernst potential is its
+                        // reversal potential where there is one.
+                        let mask = Tx::new(mask.clone());
+                        let en = ca_dynamics::nernst(
+                            Tx::new(at(&ch.idx, cai.clone())),
+                            self.protocol.celsius,
+                        );
+                        let rev = ch.kind.reversal(&p);
+                        let e = rev + (en - rev) * mask;
+                        let g = ch.kind.conductance(&x, &p);
+                        let i = g * (Tx::new(at(&ch.idx, v.clone())) - e) * mask;
+                        let ga = g * area;
+                        (
+                            ga.tensor(shape, dev),
+                            (ga * e).tensor(shape, dev),
+                            Some(i.tensor(shape, dev)),
+                        )
+                    }
+                    _ => {
+                        let (g, ge) = ch.kind.drive(&x, &p);
+                        (
+                            (g * area).tensor(shape, dev),
+                            (ge * area).tensor(shape, dev),
+                            None,
+                        )
+                    }
+                }
             });
-            match &ch.idx {
-                None => {
-                    d = d + g;
-                    rhs = rhs + ge;
-                }
-                Some(idx) => {
-                    d = d.select_assign(1, idx.clone(), g, IndexingUpdateOp::Add);
-                    rhs = rhs.select_assign(1, idx.clone(), ge, IndexingUpdateOp::Add);
-                }
+            d = add_at(d, &ch.idx, g);
+            rhs = add_at(rhs, &ch.idx, ge);
+            if let Some(i) = i {
+                ica = ica.map(|acc| add_at(acc, &ch.idx, i));
             }
         }
         if let Some(idx) = &self.clamp_idx {
@@ -518,42 +729,65 @@ impl<'a, B: Backend> TensorCell<'a, B> {
             rhs = rhs.select_assign(1, idx.clone(), gu.clone(), IndexingUpdateOp::Add);
         }
         let (d, rhs) = extra(d, rhs);
-        let mut vn = solve(d, rhs);
+        let mut vn = solve(d, rhs, &params.g_axial);
         if self.protocol.scheme == Scheme::CrankNicolson {
             vn = vn * 2.0 - v;
         }
         let dt = self.protocol.dt;
+        // The pools over the step, exact for its frozen current (`cnexp`):
+        // `cai ← cai + (cai∞ − cai)(1 − e^{−dt/τ})`, before the gates that read calcium (as
+        // NEURON orders `CaDynamics_E2` before `SK_E2`).
+        let cai = match (cai, ica) {
+            (Some(mut c), Some(ica)) => {
+                for (pool, p) in self.pools.iter().zip(&params.pool) {
+                    let (ci, ii) = (
+                        c.clone().select(1, pool.idx.clone()),
+                        ica.clone().select(1, pool.idx.clone()),
+                    );
+                    let delta = scope(|| {
+                        let p = exprs(p);
+                        let inf = ca_dynamics::steady(Tx::new(ii), &p);
+                        let e = Real::exp(Tx::constant(-dt) / ca_dynamics::tau(&p));
+                        ((inf - Tx::new(ci)) * (Tx::constant(1.0) - e)).tensor([nb, pool.m], dev)
+                    });
+                    c = c.select_assign(1, pool.idx.clone(), delta, IndexingUpdateOp::Add);
+                }
+                Some(c)
+            }
+            (c, _) => c,
+        };
         let gates = self
             .chans
             .iter()
             .zip(gates)
-            .zip(params)
+            .zip(&params.chan)
             .map(|((ch, x), p)| {
                 if ch.ng == 0 {
                     return x;
                 }
-                let vi = match &ch.idx {
-                    None => vn.clone(),
-                    Some(idx) => vn.clone().select(1, idx.clone()),
+                let vi = at(&ch.idx, vn.clone());
+                let ci = match (&cai, ch.ca) {
+                    (Some(c), Calcium::Reads) => Some(at(&ch.idx, c.clone())),
+                    _ => None,
                 };
                 scope(|| {
-                    let p: Vec<Tx<B>> = p.iter().map(|t| Tx::new(t.clone())).collect();
+                    let p = exprs(p);
                     let mut inf = vec![Tx::constant(0.0); ch.ng];
                     let mut rate = vec![Tx::constant(0.0); ch.ng];
                     ch.kind
-                        .gates_rate(Tx::new(vi), None, &p, &mut inf, &mut rate);
+                        .gates_rate(Tx::new(vi), ci.map(Tx::new), &p, &mut inf, &mut rate);
                     x.into_iter()
                         .enumerate()
                         .map(|(g, xg)| {
                             let e = Real::exp(rate[g] * Tx::constant(-dt * ch.phi));
                             let xn = inf[g] + (Tx::new(xg) - inf[g]) * e;
-                            xn.tensor([nb, ch.m], &self.device)
+                            xn.tensor([nb, ch.m], dev)
                         })
                         .collect()
                 })
             })
             .collect();
-        TState { v: vn, gates }
+        TState { v: vn, gates, cai }
     }
 
     /// The probes' values in state `st`, `[batch, probes]`.
@@ -602,6 +836,9 @@ impl<'a, B: Backend> TensorCell<'a, B> {
         };
         if let Some((b, node, x)) = first_non_finite(&st.v) {
             return diverged("v".into(), node, b, x);
+        }
+        if let Some((b, node, x)) = st.cai.as_ref().and_then(first_non_finite) {
+            return diverged("cai".into(), node, b, x);
         }
         for (c, gates) in st.gates.iter().enumerate() {
             for (g, t) in gates.iter().enumerate() {
@@ -716,29 +953,6 @@ pub(crate) fn host<B: Backend>(t: T2<B>) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-/// Refuses what the tensor engine does not cover yet.
-fn unsupported(cell: &Cell) -> Result<(), CellError> {
-    let refuse = |feature: &str| CellError::Unsupported {
-        what: "the tensor cell engine".into(),
-        feature: feature.into(),
-        hint: "use the fused CPU solver (the default engine), which has it".into(),
-    };
-    if !cell.pools.is_empty() {
-        return Err(refuse("calcium pools (`ca_dynamics`)"));
-    }
-    if let Some(pl) = cell
-        .channels
-        .iter()
-        .find(|pl| pl.kind.spec().calcium == Calcium::Reads)
-    {
-        return Err(refuse(&format!(
-            "`{}`, whose gates read the calcium concentration",
-            pl.kind.spec().name
-        )));
-    }
-    Ok(())
-}
-
 /// Turns the samples of voltage-clamp current probes in `data` (`[sample][probe][batch]`, with
 /// `row` probes per sample: the protocol's first, then any others), the clamped voltage as the
 /// engine records it, into the clamp's current `(vc − v)/rs` (nA), as
@@ -804,7 +1018,7 @@ pub fn simulate<B: Backend>(
     } else {
         Vec::new()
     };
-    let solve = |d, b| plan.solve(d, b);
+    let solve = |d, b, _: &T2<B>| plan.solve(d, b);
     let mut data = super::solve::recording_buffer((protocol.steps + 1) * np * nb);
     run_in_blocks(
         &tc,
@@ -823,9 +1037,9 @@ pub fn simulate<B: Backend>(
     })
 }
 
-/// The loss of a simulation on backend `B` and its gradient with respect to every channel
-/// parameter (as [`super::value_and_grad`], on tensors), with chunks of `chunk` steps (see the
-/// module documentation).
+/// The loss of a simulation on backend `B` and its gradient with respect to every channel and
+/// pool parameter and the passive properties (as [`super::value_and_grad`], on tensors), with
+/// chunks of `chunk` steps (see the module documentation).
 ///
 /// # Errors
 /// A chunk of 0 steps, nothing recorded; as [`simulate`]; the loss's own errors.
@@ -846,7 +1060,7 @@ pub fn value_and_grad<B: Backend>(
     let tc = TensorCell::<B>::new(cell, protocol, device)?;
     let ta = TensorCell::<Autodiff<B>>::new(cell, protocol, device)?;
     let plan = TreePlan::<B>::new(&cell.parent, &cell.g_axial, device);
-    let params: Vec<T2<B>> = tc.params().into_iter().flatten().collect();
+    let params = tc.flat_params(cell.batch);
     let out = chunked_grad(&tc, &ta, params, plan, protocol.steps, chunk, |samples| {
         let mut recording = tc.recording(samples);
         vclamp_currents(
@@ -860,17 +1074,60 @@ pub fn value_and_grad<B: Backend>(
         Ok((grad, (recording, loss)))
     })?;
     let (recording, loss) = out.seeded;
-    let grad = to_rows(per_placement(cell, &mut out.grads.into_iter()), cell.batch);
+    let g = cell_grads(cell, protocol, &mut out.grads.into_iter());
     Ok(CellGrad {
         recording,
         loss,
-        grad,
-        // The tensor engine refuses calcium pools.
-        pools: Vec::new(),
-        passive: Vec::new(),
+        grad: g.channels,
+        pools: g.pools,
+        passive: g.passive,
         peak_states: out.peak_states,
         state_size: out.state_size,
     })
+}
+
+/// A cell's share of a gradient, in the layouts of [`CellGrad`].
+pub(crate) struct CellGrads {
+    pub(crate) channels: Vec<Vec<f64>>,
+    pub(crate) pools: Vec<Vec<f64>>,
+    pub(crate) passive: Vec<Vec<f64>>,
+}
+
+/// The gradients of [`TensorCell::flat_params`]' list (taken from `it`, each on the host
+/// row-major, the passive ones `[batch, nodes]`) in the layouts of [`CellGrad`]: the passive
+/// properties' by the fused adjoint's conversion from `∂L/∂(C/h)`, `∂L/∂g_axial` and
+/// `∂L/∂area` per node.
+pub(crate) fn cell_grads(
+    cell: &Cell,
+    protocol: &Protocol,
+    it: &mut impl Iterator<Item = Vec<f64>>,
+) -> CellGrads {
+    let nb = cell.batch;
+    let channels = to_rows(per_placement(cell, it), nb);
+    let pools = cell
+        .pools
+        .iter()
+        .map(|_| {
+            let cols = (0..ca_dynamics::PARAMS.len())
+                .map(|_| it.next().expect("a pool parameter"))
+                .collect();
+            to_rows(vec![cols], nb).remove(0)
+        })
+        .collect();
+    let n = cell.n_nodes();
+    // `[batch][node]` to the adjoint's `[node][batch]`.
+    let mut per_node = || {
+        let g = it.next().expect("a passive gradient");
+        (0..n * nb)
+            .map(|i| g[(i % nb) * n + i / nb])
+            .collect::<Vec<f64>>()
+    };
+    let (g_cdt, g_axial, g_area) = (per_node(), per_node(), per_node());
+    CellGrads {
+        channels,
+        pools,
+        passive: passive_grad(cell, solve_step(protocol), &g_cdt, &g_axial, &g_area),
+    }
 }
 
 /// A tensor engine the chunked gradient ([`chunked_grad`]) drives: its state, the parameters
@@ -894,7 +1151,7 @@ pub(crate) trait Replay<B: Backend> {
         len: usize,
         st: Self::State,
         p: &Self::Params,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        solve: &Solve<'_, B>,
         samples: &mut Vec<T2<B>>,
         check: bool,
     ) -> Result<Self::State>;
@@ -906,10 +1163,10 @@ pub(crate) trait Replay<B: Backend> {
 
 impl<B: Backend> Replay<B> for TensorCell<'_, B> {
     type State = TState<B>;
-    type Params = Vec<Vec<T2<B>>>;
+    type Params = CParams<B>;
 
     fn params_of(&self, flat: Vec<T2<B>>) -> Self::Params {
-        per_placement(self.cell, &mut flat.into_iter())
+        self.params_from(&mut flat.into_iter())
     }
     fn init(&self, p: &Self::Params) -> TState<B> {
         TensorCell::init(self, p)
@@ -924,7 +1181,7 @@ impl<B: Backend> Replay<B> for TensorCell<'_, B> {
         len: usize,
         mut st: TState<B>,
         params: &Self::Params,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        solve: &Solve<'_, B>,
         samples: &mut Vec<T2<B>>,
         check: bool,
     ) -> Result<TState<B>> {
@@ -995,7 +1252,7 @@ where
     let mut samples = vec![fwd.sample(&st, &p)];
     let [nb, cols] = samples[0].dims();
     let device = samples[0].device();
-    let solve = |d, b| plan.solve(d, b);
+    let solve = |d, b, _: &T2<B>| plan.solve(d, b);
     let mut starts = Vec::new();
     let mut k = 0;
     while k < steps {
@@ -1013,7 +1270,7 @@ where
 
     // 2. Backwards over the chunks.
     let plan_a = Arc::clone(&plan);
-    let solve_a = move |d, b| tree_solve_tracked::<B>(&plan_a, d, b);
+    let solve_a = move |d, b, g: &T2<A<B>>| tree_solve_tracked::<B>(&plan_a, d, b, g);
     let d_samples = |from: usize, len: usize| -> Tensor<B, 3> {
         let mut v = Vec::with_capacity(len * nb * cols);
         for s in from..from + len {
@@ -1092,5 +1349,6 @@ pub(crate) fn unflatten<B: Backend>(tc: &TensorCell<'_, B>, t: Vec<T2<B>>) -> TS
         .iter()
         .map(|ch| (0..ch.ng).map(|_| it.next().expect("a gate")).collect())
         .collect();
-    TState { v, gates }
+    let cai = tc.calcium.then(|| it.next().expect("the calcium"));
+    TState { v, gates, cai }
 }

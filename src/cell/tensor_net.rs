@@ -27,8 +27,9 @@ use super::network::{
     net_protocol, probe_order, recording_in_probe_order, NetGrad, NetProbe, NetStepper, Network,
 };
 use super::tensor::{
-    chunked_grad, first_non_finite, ints, per_placement, run_in_blocks, to_rows, unflatten,
-    vclamp_current_seeds, vclamp_currents, Replay, Stim, TState, TensorCell, TreePlan,
+    cell_grads, chunked_grad, first_non_finite, ints, run_in_blocks, unflatten,
+    vclamp_current_seeds, vclamp_currents, CParams, CellGrads, Replay, Solve, Stim, TState,
+    TensorCell, TreePlan,
 };
 use super::{CellError, Protocol, Recording};
 use crate::Result;
@@ -59,23 +60,13 @@ struct NState<B: Backend> {
     hist: Option<T2<B>>,
 }
 
-/// What the gradient is with respect to: channel parameters `[placement][param]` `[batch, 1]`,
-/// per group its synapses' parameters `[param]` `[batch, members]`, the drive weights
-/// `[batch, drives]`.
+/// What the gradient is with respect to: the cells' channel and pool parameters and passive
+/// properties ([`CParams`]), per group its synapses' parameters `[param]` `[batch, members]`,
+/// the drive weights `[batch, drives]`.
 struct NParams<B: Backend> {
-    chan: Vec<Vec<T2<B>>>,
+    cell: CParams<B>,
     syn: Vec<Vec<T2<B>>>,
     drive: Option<T2<B>>,
-}
-
-impl<B: Backend> NParams<B> {
-    fn all(&self) -> impl Iterator<Item = &T2<B>> {
-        self.chan
-            .iter()
-            .flatten()
-            .chain(self.syn.iter().flatten())
-            .chain(&self.drive)
-    }
 }
 
 /// The network's step on backend `B`.
@@ -180,25 +171,25 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         )
     }
 
-    fn params(&self) -> NParams<B> {
+    /// The flat list [`Replay::params_of`] reads: the cells' ([`TensorCell::flat_params`] with
+    /// `rows`), then per group its synapses' parameters, then the drive weights.
+    fn flat_params(&self, rows: usize) -> Vec<T2<B>> {
         let nb = self.tc.nb;
-        let syn = self
-            .groups
-            .iter()
-            .map(|g| {
-                let m = g.members.len();
-                (0..g.np)
-                    .map(|q| {
-                        let mut v = vec![0.0; nb * m];
-                        for (c, &j) in g.members.iter().enumerate() {
-                            let p = &self.net.synapses[j].params;
-                            (0..nb).for_each(|b| v[b * m + c] = p[b * g.np + q]);
-                        }
-                        self.col(v, m)
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut flat = self.tc.flat_params(rows);
+        let syn = self.groups.iter().flat_map(|g| {
+            let m = g.members.len();
+            (0..g.np)
+                .map(|q| {
+                    let mut v = vec![0.0; nb * m];
+                    for (c, &j) in g.members.iter().enumerate() {
+                        let p = &self.net.synapses[j].params;
+                        (0..nb).for_each(|b| v[b * m + c] = p[b * g.np + q]);
+                    }
+                    self.col(v, m)
+                })
+                .collect::<Vec<_>>()
+        });
+        flat.extend(syn);
         let nd = self.net.drives.len();
         let drive = (nd > 0).then(|| {
             let mut v = vec![0.0; nb * nd];
@@ -207,11 +198,8 @@ impl<'a, B: Backend> TensorNet<'a, B> {
             }
             self.col(v, nd)
         });
-        NParams {
-            chan: self.tc.params(),
-            syn,
-            drive,
-        }
+        flat.extend(drive);
+        flat
     }
 
     /// Step `k`: the synapses read and advance, the buffer takes `V_pre(t_k)`, then the cell
@@ -222,7 +210,7 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         st: NState<B>,
         p: &NParams<B>,
         stim: &mut Stim<B>,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        solve: &Solve<'_, B>,
     ) -> NState<B> {
         let (nb, dev) = (self.tc.nb, &self.tc.device);
         let dt = self.tc.protocol().dt;
@@ -289,7 +277,7 @@ impl<'a, B: Backend> TensorNet<'a, B> {
         });
         let cell = self
             .tc
-            .step_with(k, cell, &p.chan, stim, solve, |mut d, mut rhs| {
+            .step_with(k, cell, &p.cell, stim, solve, |mut d, mut rhs| {
                 for (post, gt, it) in terms {
                     d = d.select_assign(1, post.clone(), gt, IndexingUpdateOp::Add);
                     rhs = rhs.select_assign(1, post, it, IndexingUpdateOp::Add);
@@ -346,10 +334,10 @@ pub fn simulate<B: Backend>(
     let (p, sp) = net_protocol(net, protocol, probes)?;
     let tn = TensorNet::<B>::new(net, &p, &sp, device)?;
     let plan = TreePlan::<B>::new(&net.merged.parent, &net.merged.g_axial, device);
-    let params = tn.params();
+    let params = tn.params_of(tn.flat_params(1));
     let st = tn.init(&params);
     let first = vec![tn.sample(&st, &params)];
-    let solve = |d, b| plan.solve(d, b);
+    let solve = |d, b, _: &T2<B>| plan.solve(d, b);
     let nb = net.batch();
     let mut data = super::solve::recording_buffer((p.steps + 1) * probes.len() * nb);
     run_in_blocks(&tn.tc, p.steps, st, first, &mut data, |k, len, st, out| {
@@ -359,8 +347,8 @@ pub fn simulate<B: Backend>(
     Ok(recording_in_probe_order(data, probes, nb, p.dt))
 }
 
-/// The loss of the network on backend `B` and its gradient with respect to every channel
-/// parameter, synapse parameter and drive weight (as [`super::network::value_and_grad`], on
+/// The loss of the network on backend `B` and its gradient with respect to every channel and
+/// pool parameter, passive property, synapse parameter and drive weight (as [`super::network::value_and_grad`], on
 /// tensors), with chunks of `chunk` steps ([`super::tensor`]'s scheme).
 ///
 /// # Errors
@@ -379,7 +367,7 @@ pub fn value_and_grad<B: Backend>(
     let tn = TensorNet::<B>::new(net, &p, &sp, device)?;
     let ta = TensorNet::<Autodiff<B>>::new(net, &p, &sp, device)?;
     let plan = TreePlan::<B>::new(&net.merged.parent, &net.merged.g_axial, device);
-    let params: Vec<T2<B>> = tn.params().all().cloned().collect();
+    let params = tn.flat_params(nb);
     let out = chunked_grad(&tn, &ta, params, plan, p.steps, chunk, |samples| {
         // The loss sees the recording in the probes' order; the engine's columns are the cell
         // probes, then the synapses: its gradient goes back to the engine's order.
@@ -403,7 +391,11 @@ pub fn value_and_grad<B: Backend>(
 
     // Back to the layouts of the network.
     let mut it = out.grads.into_iter();
-    let channels = to_rows(per_placement(&net.merged, &mut it), nb);
+    let CellGrads {
+        channels,
+        pools,
+        passive,
+    } = cell_grads(&net.merged, &p, &mut it);
     let mut synapses: Vec<Vec<f64>> = net
         .synapses
         .iter()
@@ -429,12 +421,10 @@ pub fn value_and_grad<B: Backend>(
         recording,
         loss,
         channels,
-        // The tensor engine refuses calcium pools.
-        pools: Vec::new(),
+        pools,
         synapses,
         drives,
-        // The tensor engine has no passive gradients.
-        passive: Vec::new(),
+        passive,
         peak_states: out.peak_states,
         state_size: out.state_size,
     })
@@ -446,7 +436,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
 
     fn params_of(&self, flat: Vec<T2<B>>) -> NParams<B> {
         let mut it = flat.into_iter();
-        let chan = per_placement(&self.net.merged, &mut it);
+        let cell = self.tc.params_from(&mut it);
         let syn = self
             .groups
             .iter()
@@ -457,7 +447,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
             })
             .collect();
         NParams {
-            chan,
+            cell,
             syn,
             drive: it.next(),
         }
@@ -485,7 +475,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
             .collect();
         let width = self.depth * self.npre;
         NState {
-            cell: self.tc.init(&p.chan),
+            cell: self.tc.init(&p.cell),
             syn,
             hist: (width > 0).then(|| Tensor::full([nb, width], v0, crate::float_opts::<B>(dev))),
         }
@@ -513,7 +503,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
         len: usize,
         mut st: NState<B>,
         p: &NParams<B>,
-        solve: &dyn Fn(T2<B>, T2<B>) -> T2<B>,
+        solve: &Solve<'_, B>,
         samples: &mut Vec<T2<B>>,
         check: bool,
     ) -> Result<NState<B>> {
@@ -536,7 +526,7 @@ impl<B: Backend> Replay<B> for TensorNet<'_, B> {
         v
     }
     fn unflatten(&self, t: Vec<T2<B>>) -> NState<B> {
-        let n_cell = 1 + self.tc.n_gates();
+        let n_cell = self.tc.state_len();
         let mut rest = t;
         let tail = rest.split_off(n_cell);
         let cell = unflatten(&self.tc, rest);

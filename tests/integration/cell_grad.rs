@@ -388,7 +388,7 @@ fn hay_channels_gradient_matches_finite_differences() {
 /// no pool: its calcium current keeps its fixed reversal potential and `sk_e2` there reads
 /// NEURON's default calcium), batch 2 with different conductances and pools; the soma spikes
 /// once, the calcium entering with the spike opening SK.
-fn calcium_cell(steps: usize) -> (Cell, Protocol) {
+pub(crate) fn calcium_cell(steps: usize) -> (Cell, Protocol) {
     let (mut cell, mut p) = ball_and_stick(steps);
     cell.channels.retain(|pl| pl.kind != ChannelKind::Ih);
     let soma = |_: usize, b: &Branch| b.group == Group::Soma;

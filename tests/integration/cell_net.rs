@@ -441,10 +441,9 @@ fn network_fd(scheme: Scheme) {
     }
 }
 
-#[test]
-fn network_with_calcium_and_a_voltage_clamp_gradient_matches_finite_differences() {
-    // Cell 0: HH with `ca_hva`, `sk_e2` and a calcium pool, driven to spike; it excites cell 1
-    // (HH) 2 steps late, which a weak voltage clamp (20 MΩ) pulls towards -70 mV for 6 ms.
+/// Cell 0: HH with `ca_hva`, `sk_e2` and a calcium pool, driven to spike; it excites cell 1
+/// (HH) 2 steps late, which a weak voltage clamp (20 MΩ) pulls towards -70 mV for 6 ms.
+fn calcium_net() -> (Network, Protocol, Vec<NetProbe>) {
     let mut c0 = hh(2);
     let all = |_: usize, _: &Branch| true;
     c0.insert(ChannelKind::CaHva, all, &[vec![3.0, 132.458]])
@@ -480,6 +479,12 @@ fn network_with_calcium_and_a_voltage_clamp_gradient_matches_finite_differences(
         NetProbe::V { cell: 0, node: 0 },
         NetProbe::V { cell: 1, node: 0 },
     ];
+    (net, p, probes)
+}
+
+#[test]
+fn network_with_calcium_and_a_voltage_clamp_gradient_matches_finite_differences() {
+    let (net, p, probes) = calcium_net();
     let scales = [10.0, 10.0, 1.0, 1.0];
     let total = |n: &Network| loss_of(&simulate::<f64>(n, &p, &probes).unwrap(), &scales).loss;
     let g = value_and_grad(&net, &p, &probes, &[16, 5], |r| Ok(loss_of(r, &scales))).unwrap();
@@ -663,16 +668,37 @@ fn evidence_task_gradient_matches_finite_differences() {
 
 /// The network on Burn tensors (`cell::tensor_net`, `NdArray<f64>`): the fused network's traces
 /// (voltages and a delayed synapse's conductance, both delays and the current synapse, the
-/// drive) and the fused adjoint's gradient for every channel parameter, synapse parameter and
-/// drive weight, whatever the chunk length.
+/// drive) and the fused adjoint's gradient for every channel parameter, synapse parameter,
+/// drive weight and passive property, whatever the chunk length.
 #[test]
 fn network_on_tensors_matches_the_fused_network_and_its_adjoint() {
+    let (net, p, probes) = small_net();
+    tensor_net_vs_fused(&net, &p, &probes, &SCALES, &[1000, 37]);
+}
+
+/// The calcium network (a pool, `sk_e2`, a voltage clamp) on tensors: the same checks, the
+/// pool's parameters included.
+#[test]
+fn calcium_network_on_tensors_matches_the_fused_network_and_its_adjoint() {
+    let (net, p, probes) = calcium_net();
+    tensor_net_vs_fused(&net, &p, &probes, &[10.0, 10.0, 1.0, 1.0], &[1000]);
+}
+
+/// `net` on `NdArray<f64>` against the fused network: traces to 1e-7, loss, and the gradient of
+/// every channel and pool parameter, synapse parameter, drive weight and passive property to
+/// 1e-6 of the fused adjoint, for chunks of `chunks` steps.
+fn tensor_net_vs_fused(
+    net: &Network,
+    p: &Protocol,
+    probes: &[NetProbe],
+    scales: &[f64],
+    chunks: &[usize],
+) {
     use neurodiff::cell::tensor_net;
     type F64 = burn::backend::NdArray<f64>;
-    let (net, p, probes) = small_net();
     let dev = Default::default();
-    let fused = simulate::<f64>(&net, &p, &probes).unwrap();
-    let ours = tensor_net::simulate::<F64>(&net, &p, &probes, &dev).unwrap();
+    let fused = simulate::<f64>(net, p, probes).unwrap();
+    let ours = tensor_net::simulate::<F64>(net, p, probes, &dev).unwrap();
     assert_eq!(ours.data.len(), fused.data.len());
     let worst = ours
         .data
@@ -681,18 +707,25 @@ fn network_on_tensors_matches_the_fused_network_and_its_adjoint() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
     assert!(worst < 1e-7, "{worst} from the fused network");
-    assert!(fused.crossings(0, 0, 0.0).len() + fused.crossings(2, 0, 0.0).len() >= 1);
-    let loss = |r: &Recording| Ok(loss_of(r, &SCALES));
-    let reference = value_and_grad(&net, &p, &probes, &[22], loss).unwrap();
-    for chunk in [1000, 37] {
-        let g = tensor_net::value_and_grad::<F64>(&net, &p, &probes, chunk, loss, &dev).unwrap();
+    assert!(
+        (0..probes.len()).any(|q| !fused.crossings(q, 0, 0.0).is_empty()),
+        "a cell spikes"
+    );
+    let loss = |r: &Recording| Ok(loss_of(r, scales));
+    let reference = value_and_grad(net, p, probes, &[22], loss).unwrap();
+    assert_eq!(reference.passive.len(), net.merged.passive.len());
+    assert_eq!(reference.pools.len(), net.merged.pools.len());
+    for &chunk in chunks {
+        let g = tensor_net::value_and_grad::<F64>(net, p, probes, chunk, loss, &dev).unwrap();
         for (a, b) in g.loss.iter().zip(&reference.loss) {
             assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "loss {a} vs {b}");
         }
         let groups = [
             ("channels", &g.channels, &reference.channels),
+            ("pools", &g.pools, &reference.pools),
             ("synapses", &g.synapses, &reference.synapses),
             ("drives", &g.drives, &reference.drives),
+            ("passive", &g.passive, &reference.passive),
         ];
         for (what, ours, theirs) in groups {
             assert_eq!(ours.len(), theirs.len(), "{what}");

@@ -4,7 +4,9 @@
 //! checked against finite differences) for every parameter of a batch-2 ball-and-stick and of
 //! NEURON's `hh` whole (9 parameter directions), the same gradient for every chunk length, one
 //! finite-difference check of its own; a voltage clamp (its current recorded) against the
-//! fused solver and adjoint; what it refuses and divergence as clear errors.
+//! fused solver and adjoint; calcium (a pool, Nernst reversal potentials, `sk_e2` reading the
+//! pool) against the fused solver and adjoint in both schemes, pool parameters and passive
+//! properties included; a bad chunk and divergence as clear errors.
 
 use burn::backend::NdArray;
 use neurodiff::cell::adjoint::value_and_grad as adjoint;
@@ -151,6 +153,21 @@ use crate::cell_grad::loss_of;
 
 const SCALES: [f64; 4] = [10.0, 10.0, 10.0, 0.1];
 
+/// Per owner (a pool, a branch), `[batch][param]` rows of `a` within `tol` of `b`'s.
+fn assert_same_rows(a: &[Vec<f64>], b: &[Vec<f64>], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: owners");
+    for (o, (ga, gb)) in a.iter().zip(b).enumerate() {
+        assert_eq!(ga.len(), gb.len(), "{what}");
+        for (i, (x, y)) in ga.iter().zip(gb).enumerate() {
+            let scale = x.abs().max(y.abs()).max(1e-10);
+            assert!(
+                (x - y).abs() <= tol * scale,
+                "{what} {o}, value {i}: {x:e} vs {y:e}"
+            );
+        }
+    }
+}
+
 fn assert_same_grad(a: &[Vec<f64>], b: &[Vec<f64>], cell: &Cell, tol: f64, what: &str) {
     for (c, (ga, gb)) in a.iter().zip(b).enumerate() {
         let spec = cell.channels[c].kind.spec();
@@ -181,25 +198,61 @@ fn tensor_cell_crank_nicolson_gradient_matches_the_adjoint() {
 }
 
 /// The Y cell's gradient under `scheme` on tensors (chunks of `chunks` steps) against the fused
-/// adjoint: recording, loss and every channel parameter.
+/// adjoint: recording, loss, every channel parameter and the passive properties.
 fn tensor_vs_adjoint(scheme: Scheme, chunks: &[usize]) {
     let (cell, p) = y_cell(240, scheme);
-    let loss = |r: &Recording| Ok(loss_of(r, &SCALES));
-    let reference = adjoint(&cell, &p, &[16], loss).unwrap();
+    same_as_adjoint(&cell, &p, &SCALES, chunks);
+}
+
+/// `cell`'s gradient on tensors (chunks of `chunks` steps) against the fused adjoint's:
+/// recording, loss, every channel and pool parameter, every branch's passive properties.
+fn same_as_adjoint(cell: &Cell, p: &Protocol, scales: &[f64], chunks: &[usize]) {
+    let loss = |r: &Recording| Ok(loss_of(r, scales));
+    let reference = adjoint(cell, p, &[16], loss).unwrap();
+    assert_eq!(reference.passive.len(), cell.passive.len());
     let dev = Default::default();
     for &chunk in chunks {
-        let g = tensor::value_and_grad::<F64>(&cell, &p, chunk, loss, &dev).unwrap();
+        let g = tensor::value_and_grad::<F64>(cell, p, chunk, loss, &dev).unwrap();
         assert!(worst(&g.recording, &reference.recording) < 1e-7);
         for (a, b) in g.loss.iter().zip(&reference.loss) {
             assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "loss {a} vs {b}");
         }
-        assert_same_grad(
-            &g.grad,
-            &reference.grad,
-            &cell,
+        let what = format!("{:?}, chunk {chunk}", p.scheme);
+        assert_same_grad(&g.grad, &reference.grad, cell, 1e-6, &what);
+        assert_same_rows(&g.pools, &reference.pools, 1e-6, &format!("{what}: pool"));
+        assert_same_rows(
+            &g.passive,
+            &reference.passive,
             1e-6,
-            &format!("chunk {chunk}"),
+            &format!("{what}: passive (C_m, R_a, radius) of branch"),
         );
+    }
+}
+
+/// Calcium on tensors: the calcium cell (a pool in the soma; `ca_hva` on soma and dendrite, so
+/// the Nernst potential in one compartment and the fixed reversal potential in the other;
+/// `sk_e2` reading the pool in the soma and NEURON's default calcium in the dendrite).
+#[test]
+fn tensor_cell_runs_calcium_and_its_gradient_matches_the_adjoint() {
+    let (cell, mut p) = crate::cell_grad::calcium_cell(480);
+    let dev = Default::default();
+    for scheme in [Scheme::BackwardEuler, Scheme::CrankNicolson] {
+        p.scheme = scheme;
+        let fused = simulate::<f64>(&cell, &p).unwrap();
+        let ours = tensor::simulate::<F64>(&cell, &p, &dev).unwrap();
+        let w = worst(&ours, &fused);
+        assert!(w < 1e-7, "{scheme:?}: {w} from the fused solver");
+        // The pool's calcium opens SK (its gate rises well above its resting value).
+        let z = ours.trace(1, 0);
+        assert!(
+            z.iter().cloned().fold(0.0, f64::max) > 5.0 * z[0],
+            "SK opens"
+        );
+        let chunks: &[usize] = match scheme {
+            Scheme::BackwardEuler => &[1000, 37],
+            Scheme::CrankNicolson => &[1000],
+        };
+        same_as_adjoint(&cell, &p, &[10.0, 0.01], chunks);
     }
 }
 
@@ -276,7 +329,7 @@ fn tensor_cell_voltage_clamp_matches_the_fused_solver_and_its_adjoint() {
 }
 
 #[test]
-fn tensor_cell_refuses_what_it_does_not_cover_and_names_divergence() {
+fn tensor_cell_names_a_bad_chunk_and_divergence() {
     let dev = Default::default();
     let (cell, mut p) = y_cell(40, Scheme::BackwardEuler);
     let loss = |r: &Recording| Ok(loss_of(r, &SCALES));
@@ -284,17 +337,6 @@ fn tensor_cell_refuses_what_it_does_not_cover_and_names_divergence() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("chunk"), "{e}");
-    let mut sk = cell.clone();
-    sk.insert(
-        ChannelKind::SkE2,
-        |_, b| b.group == Group::Soma,
-        &[vec![1.0, -85.0, 1.0], vec![1.0, -85.0, 1.0]],
-    )
-    .unwrap();
-    let e = tensor::simulate::<F64>(&sk, &p, &dev)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("sk_e2"), "{e}");
     p.clamps[0].waveform = Waveform::Step {
         amp: 1e300, // infinite in f32
         delay: 0.0,
