@@ -132,16 +132,6 @@ pub enum CellError {
         /// What is wrong.
         message: String,
     },
-    /// A feature the requested computation does not support.
-    #[error("{what} does not support {feature}; {hint}")]
-    Unsupported {
-        /// The computation (e.g. `the cell adjoint`).
-        what: String,
-        /// The feature.
-        feature: String,
-        /// What to do instead.
-        hint: String,
-    },
     /// A state became NaN or infinite.
     #[error(
         "cell simulation diverged at step {step} (t = {time} ms): `{var}` of compartment {node} \

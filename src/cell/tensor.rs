@@ -22,15 +22,20 @@
 //!
 //! **Its derivative is one more solve** ([`tree_solve_tracked`]): `A` is symmetric, so for
 //! `x = A⁻¹ b` the adjoint `λ = A⁻¹ ∂L/∂x` is the same solve, and `∂L/∂b = λ`,
-//! `∂L/∂d = −λ x` (the off-diagonals are the constant axial conductances). Under
+//! `∂L/∂d = −λ x`, and for the axial conductance of node `i` to its parent `p`
+//! `−(λ_i − λ_p)(x_i − x_p)` (its diagonal share included; [`SolveBackward`]). Under
 //! `Autodiff<B>` the solve is one node of the graph with that backward, so autodiff never
 //! unrolls the elimination.
 //!
 //! ## Gradients ([`value_and_grad`])
 //! The loss is any function of the recording (its value per batch element and its gradient
 //! per sample, [`TraceLoss`], as for the fused adjoint); the gradient is with respect to every
-//! parameter of every channel placement and batch element, laid out like
-//! [`super::Placement::params`]. The forward pass runs on `B` without a tape, recording and
+//! parameter of every channel placement and calcium pool and batch element, laid out like
+//! [`super::Placement::params`] and [`super::Pool::params`], and to each branch's passive
+//! properties (`C_m`, `R_a`, radius, as [`CellGrad::passive`]). For the latter the leaves are
+//! `C/h`, the axial conductances and the areas per node (`[batch, nodes]`, so each element's
+//! derivative stays apart), whose gradients the fused adjoint's own conversion turns into the
+//! branches' ([`cell_grads`]). The forward pass runs on `B` without a tape, recording and
 //! keeping the state at the start of every chunk of `chunk` steps; then each chunk, last
 //! first, runs again under `Autodiff<B>` from its start state, and
 //! `S = Σ samples · ∂L/∂samples + state_end · ∂L/∂state_end` is back-propagated, giving the
@@ -46,9 +51,15 @@
 //! the current ([`vclamp_currents`]); the loss's seeds come back through `∂i/∂v = −1/rs`
 //! ([`vclamp_current_seeds`]).
 //!
-//! ## What it does not do yet
-//! Calcium pools and channels whose gates read calcium (`sk_e2`): refused with
-//! [`CellError::Unsupported`], pointing to the fused solver, which has them.
+//! ## Calcium
+//! Where the cell has a pool or a channel whose gates read calcium (`sk_e2`), the state carries
+//! the concentration `cai` `[batch, nodes]` (mM; NEURON's default where there is no pool), as the
+//! fused step does: a calcium current on a compartment with a pool takes the pool's Nernst
+//! potential as its reversal potential there (`E + (E_Nernst − E) · mask`, the mask 1 on the
+//! pooled nodes) and adds its current density to the pools' `ica` from the state at the step's
+//! start; after the solve each pool advances exactly for that frozen current
+//! (`cai + (cai∞ − cai)(1 − e^{−dt/τ})`, a scatter-add at its nodes), and then the gates that read
+//! calcium take the new concentration (NEURON's order).
 
 use std::sync::Arc;
 
@@ -1002,7 +1013,7 @@ fn each_clamp_sample(
 /// [`super::simulate`], on tensors).
 ///
 /// # Errors
-/// As [`super::simulate`]; what the tensor engine does not cover ([`CellError::Unsupported`]).
+/// As [`super::simulate`].
 pub fn simulate<B: Backend>(
     cell: &Cell,
     protocol: &Protocol,

@@ -324,7 +324,7 @@ impl<'a, B: Backend> TensorNet<'a, B> {
 /// [`super::network::simulate`], on tensors).
 ///
 /// # Errors
-/// As [`super::network::simulate`]; what the tensor engine does not cover.
+/// As [`super::network::simulate`].
 pub fn simulate<B: Backend>(
     net: &Network,
     protocol: &Protocol,
