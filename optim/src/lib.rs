@@ -47,7 +47,9 @@ pub mod transform;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use error::{Error, Result};
-pub use hmc::{hmc, DualAveraging, HmcConfig, HmcResult, MAX_ENERGY_ERROR};
+pub use hmc::{
+    hmc, DualAveraging, HmcConfig, HmcResult, MassAdaptation, MAX_ENERGY_ERROR, MIN_MASS_WARMUP,
+};
 pub use loss::{
     fc_corr_loss, fc_mse, upper_triangle, upper_triangle_indices, weighted, PEARSON_EPS,
 };
