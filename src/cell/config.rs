@@ -446,8 +446,9 @@ impl CellConfig {
         if super::net_config::is_network(&text) {
             return Err(Error::Config {
                 path: path.to_path_buf(),
-                message: "a network config ([[cells]]): only a plain `neurodiff cell --config` \
-                          runs it (--fit and --lyapunov take a single cell)"
+                message: "a network config ([[cells]]): load it with `NetConfig` \
+                          (`neurodiff cell --config` and `--fit` take it; --lyapunov takes a \
+                          single cell)"
                     .into(),
             });
         }

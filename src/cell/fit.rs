@@ -15,12 +15,23 @@
 //! as one value). Bounds are in the parameter's unit (mS/cm², mV, ms, µF/cm², Ω·cm, µm) and
 //! must lie inside the owner's table's own range ([`PASSIVE`] for the passive properties); the
 //! value in the configuration must lie strictly inside them (it is restart 0's start).
+//!
+//! ## Networks
+//! In a network file ([`parse_net_fit_param`]) the same syntax fits the parameter on every cell
+//! of the network; `NAME:SPEC` only on the cells of `[[cells]]` entry `NAME` (or the one cell
+//! of that name, e.g. `pyr[2]`), e.g. `inter:hh_na.gbar=50..200`; and
+//! `synapses[J].PARAM=LO..HI` fits parameter `PARAM` of every synapse of `[[synapses]]` entry
+//! `J` (0-based, in file order) as one value, e.g. `synapses[1].gs=0.001..0.1` (µS).
+
+use std::ops::Range;
 
 use neurodiff_models::channel::{ca_dynamics, ChannelKind};
 use neurodiff_models::spec::ParamSpec;
+use neurodiff_models::synapse::SynapseKind;
 use neurodiff_optim::{SoftDtw, Traces, Windows};
 
 use super::adjoint::{CellGrad, TraceLoss};
+use super::network::{NetGrad, Network};
 use super::{Cell, CellError, Group, NodeKind, Passive, Recording};
 use crate::{Error, Result};
 
@@ -49,6 +60,8 @@ pub enum Owner {
     /// Branches' passive properties ([`Cell::passive`], [`PASSIVE`]): one value for the whole
     /// batch.
     Passive,
+    /// Synapses of a network ([`Network::synapses`]), all of one kind.
+    Synapse(SynapseKind),
 }
 
 impl Owner {
@@ -58,6 +71,7 @@ impl Owner {
             Owner::Channel(k) => k.spec().params,
             Owner::Pool => ca_dynamics::PARAMS,
             Owner::Passive => PASSIVE,
+            Owner::Synapse(k) => k.spec().params,
         }
     }
 
@@ -67,10 +81,12 @@ impl Owner {
             Owner::Channel(k) => k.spec().name,
             Owner::Pool => ca_dynamics::NAME,
             Owner::Passive => "passive",
+            Owner::Synapse(k) => k.spec().name,
         }
     }
 
-    /// Parameter `q` of placement, pool or branch `i` of `cell` in batch element `b`.
+    /// Parameter `q` of placement, pool or branch `i` of `cell` in batch element `b` (NaN for
+    /// a synapse: it belongs to a network, [`FitParam::net_value`]).
     fn get(self, cell: &Cell, i: usize, b: usize, q: usize) -> f64 {
         let np = self.params().len();
         match self {
@@ -81,6 +97,7 @@ impl Owner {
                 cell.passive[i].ra,
                 cell.morphology.branches[i].radius,
             ][q],
+            Owner::Synapse(_) => f64::NAN,
         }
     }
 }
@@ -112,6 +129,17 @@ impl FitParam {
     /// Its current value in batch element `b` (of its first placement).
     pub fn value(&self, cell: &Cell, b: usize) -> f64 {
         self.owner.get(cell, self.placements[0], b, self.param)
+    }
+
+    /// Its current value in batch element `b` of a network (of its first synapse, or of its
+    /// first placement, pool or branch of the merged cell).
+    pub fn net_value(&self, net: &Network, b: usize) -> f64 {
+        match self.owner {
+            Owner::Synapse(k) => {
+                net.synapses[self.placements[0]].params[b * k.spec().params.len() + self.param]
+            }
+            _ => self.value(&net.merged, b),
+        }
     }
 }
 
@@ -169,33 +197,8 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
             )
         })?),
     };
-    let (lo, hi) = range
-        .split_once("..")
-        .ok_or_else(|| bad(spec, "bounds must read LO..HI"))?;
-    let num = |s: &str| {
-        s.trim()
-            .parse::<f64>()
-            .map_err(|_| bad(spec, format!("`{}` is not a number", s.trim())))
-    };
-    let (lower, upper) = (num(lo)?, num(hi)?);
     let ps = &table[param];
-    if !(lower.is_finite() && upper.is_finite() && lower < upper) {
-        return Err(bad(
-            spec,
-            format!("need finite bounds with LO < HI, got {lower}..{upper}"),
-        ));
-    }
-    if lower < ps.lower || upper > ps.upper {
-        return Err(CellError::Param {
-            channel: owner.name().into(),
-            param: ps.name.into(),
-            message: format!(
-                "fit bounds {lower}..{upper} {} reach outside the parameter's range [{}, {}]",
-                ps.unit, ps.lower, ps.upper
-            ),
-        }
-        .into());
-    }
+    let (lower, upper) = bounds_of(spec, range, owner, ps)?;
     let covers = |nodes: &[usize]| match group {
         None => true,
         Some(g) => nodes.iter().any(|&n| match cell.kind[n] {
@@ -213,6 +216,8 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
         Owner::Passive => (0..cell.passive.len())
             .filter(|&br| covers(&cell.comps[br]))
             .collect(),
+        // Not parsed here ([`parse_net_fit_param`]).
+        Owner::Synapse(_) => Vec::new(),
     };
     if placements.is_empty() {
         return Err(bad(
@@ -232,25 +237,205 @@ pub fn parse_fit_param(spec: &str, cell: &Cell) -> Result<FitParam> {
         upper,
     };
     for &c in &fp.placements {
-        let v = owner.get(cell, c, 0, param);
-        if (0..cell.batch).any(|b| owner.get(cell, c, b, param) != v) {
-            return Err(bad(
-                spec,
-                "the configuration gives several values (a batch)",
-            ));
-        }
-        if !(v > lower && v < upper) {
-            return Err(bad(
-                spec,
-                format!(
-                    "the configuration's value {v} {} (the first restart's start) must lie \
-                     strictly inside {lower}..{upper}",
-                    ps.unit
-                ),
-            ));
-        }
+        check_start(spec, &fp, ps, |b| owner.get(cell, c, b, param), cell.batch)?;
     }
     Ok(fp)
+}
+
+/// The bounds `LO..HI` of a fitted parameter `ps` of `owner`: finite, ordered and inside the
+/// parameter's own range.
+fn bounds_of(spec: &str, range: &str, owner: Owner, ps: &ParamSpec) -> Result<(f64, f64)> {
+    let (lo, hi) = range
+        .split_once("..")
+        .ok_or_else(|| bad(spec, "bounds must read LO..HI"))?;
+    let num = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .map_err(|_| bad(spec, format!("`{}` is not a number", s.trim())))
+    };
+    let (lower, upper) = (num(lo)?, num(hi)?);
+    if !(lower.is_finite() && upper.is_finite() && lower < upper) {
+        return Err(bad(
+            spec,
+            format!("need finite bounds with LO < HI, got {lower}..{upper}"),
+        ));
+    }
+    if lower < ps.lower || upper > ps.upper {
+        return Err(CellError::Param {
+            channel: owner.name().into(),
+            param: ps.name.into(),
+            message: format!(
+                "fit bounds {lower}..{upper} {} reach outside the parameter's range [{}, {}]",
+                ps.unit, ps.lower, ps.upper
+            ),
+        }
+        .into());
+    }
+    Ok((lower, upper))
+}
+
+/// Checks a fitted parameter's value in the configuration (`value(b)` in each of `batch`
+/// elements): one value, strictly inside the bounds (it is restart 0's start).
+fn check_start(
+    spec: &str,
+    fp: &FitParam,
+    ps: &ParamSpec,
+    value: impl Fn(usize) -> f64,
+    batch: usize,
+) -> Result<()> {
+    let v = value(0);
+    if (0..batch).any(|b| value(b) != v) {
+        return Err(bad(
+            spec,
+            "the configuration gives several values (a batch)",
+        ));
+    }
+    if !(v > fp.lower && v < fp.upper) {
+        return Err(bad(
+            spec,
+            format!(
+                "the configuration's value {v} {} (the first restart's start) must lie strictly \
+                 inside {}..{}",
+                ps.unit, fp.lower, fp.upper
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a fitted parameter of a network (see the [module documentation](self)) and resolves
+/// it: `synapses[J].PARAM=LO..HI` on the synapses of `[[synapses]]` entry `J` (`entries`: each
+/// entry's synapses), `NAME:SPEC` as [`parse_fit_param`] on the cells named `NAME` or
+/// `NAME[k]` (`cell_names`), and `SPEC` alone on every cell (the merged cell).
+pub fn parse_net_fit_param(
+    spec: &str,
+    net: &Network,
+    cell_names: &[String],
+    entries: &[Range<usize>],
+) -> Result<FitParam> {
+    let text = spec.trim();
+    if let Some(rest) = text.strip_prefix("synapses[") {
+        let form = "expected synapses[J].PARAM=LO..HI";
+        let (j, rest) = rest.split_once(']').ok_or_else(|| bad(spec, form))?;
+        let j: usize = j
+            .trim()
+            .parse()
+            .map_err(|_| bad(spec, format!("`{}` is not an entry number", j.trim())))?;
+        let members = entries.get(j).ok_or_else(|| {
+            bad(
+                spec,
+                format!(
+                    "no [[synapses]] entry {j} (the file has {}, numbered from 0)",
+                    entries.len()
+                ),
+            )
+        })?;
+        let (pname, range) = rest
+            .strip_prefix('.')
+            .and_then(|r| r.split_once('='))
+            .ok_or_else(|| bad(spec, form))?;
+        if members.is_empty() {
+            return Err(bad(spec, format!("[[synapses]] entry {j} made no synapse")));
+        }
+        let kind = net.synapses[members.start].kind;
+        let owner = Owner::Synapse(kind);
+        let table = owner.params();
+        let pname = pname.trim();
+        let param = table.iter().position(|p| p.name == pname).ok_or_else(|| {
+            bad(
+                spec,
+                format!(
+                    "`{}` has no parameter `{pname}` (it has: {})",
+                    kind.spec().name,
+                    table.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let ps = &table[param];
+        let (lower, upper) = bounds_of(spec, range, owner, ps)?;
+        let fp = FitParam {
+            label: format!("synapses[{j}].{pname}"),
+            owner,
+            param,
+            placements: members.clone().collect(),
+            lower,
+            upper,
+        };
+        let np = table.len();
+        for &s in &fp.placements {
+            let p = &net.synapses[s].params;
+            check_start(spec, &fp, ps, |b| p[b * np + param], net.batch())?;
+        }
+        return Ok(fp);
+    }
+    let Some((name, inner)) = text.split_once(':') else {
+        return parse_fit_param(text, &net.merged);
+    };
+    let name = name.trim();
+    let cells: Vec<usize> = (0..cell_names.len())
+        .filter(|&c| {
+            let n = &cell_names[c];
+            n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with('['))
+        })
+        .collect();
+    if cells.is_empty() {
+        return Err(bad(
+            spec,
+            format!(
+                "no cell or [[cells]] entry named `{name}` (the cells: {})",
+                cell_names.join(", ")
+            ),
+        ));
+    }
+    let mut fp = parse_fit_param(inner, &net.merged)?;
+    // The cell of a merged node (the cells' nodes are consecutive, from `offset`).
+    let cell_of = |node: usize| net.offset.partition_point(|&o| o <= node) - 1;
+    let m = &net.merged;
+    fp.placements.retain(|&i| {
+        let node = match fp.owner {
+            Owner::Channel(_) => m.channels[i].nodes[0],
+            Owner::Pool => m.pools[i].nodes[0],
+            Owner::Passive => m.comps[i][0],
+            Owner::Synapse(_) => return false,
+        };
+        cells.contains(&cell_of(node))
+    });
+    if fp.placements.is_empty() {
+        return Err(bad(
+            spec,
+            format!("the cells `{name}` have no `{}` there", fp.owner.name()),
+        ));
+    }
+    fp.label = format!("{name}:{}", fp.label);
+    Ok(fp)
+}
+
+/// Sets the fitted parameters of a network from `theta`, `[batch][param]` (the cells' on its
+/// merged cell, as [`set_values`]).
+pub fn set_net_values(net: &mut Network, params: &[FitParam], theta: &[f64]) -> Result<()> {
+    set_values(&mut net.merged, params, theta)?;
+    let (p, nb) = (params.len(), net.batch());
+    for (j, fp) in params.iter().enumerate() {
+        if let Owner::Synapse(k) = fp.owner {
+            let np = k.spec().params.len();
+            for &s in &fp.placements {
+                for b in 0..nb {
+                    net.synapses[s].params[b * np + fp.param] = theta[b * p + j];
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The gradient of a network's loss with respect to the fitted parameters, `[batch][param]`
+/// (as [`gather`]; a synapse parameter sums its synapses).
+pub fn gather_net(params: &[FitParam], g: &NetGrad, batch: usize) -> Vec<f64> {
+    gather_parts(
+        params,
+        [&g.channels, &g.pools, &g.passive, &g.synapses],
+        batch,
+    )
 }
 
 /// Sets the fitted parameters from `theta`, `[batch][param]`. A passive property is one value
@@ -264,6 +449,8 @@ pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) -> Result
             let rows = match fp.owner {
                 Owner::Channel(_) => &mut cell.channels[c].params,
                 Owner::Pool => &mut cell.pools[c].params,
+                // A network's ([`set_net_values`]).
+                Owner::Synapse(_) => break,
                 Owner::Passive => {
                     let (pas, v) = (cell.passive[c], theta[j]);
                     match fp.param {
@@ -285,15 +472,21 @@ pub fn set_values(cell: &mut Cell, params: &[FitParam], theta: &[f64]) -> Result
 /// The gradient with respect to the fitted parameters, `[batch][param]`, from the adjoint's
 /// per-placement, per-pool and per-branch gradients (a shared parameter sums its placements).
 pub fn gather(params: &[FitParam], g: &CellGrad, batch: usize) -> Vec<f64> {
+    gather_parts(params, [&g.grad, &g.pools, &g.passive, &Vec::new()], batch)
+}
+
+/// [`gather`] from the gradients per placement, pool, branch and synapse.
+fn gather_parts(params: &[FitParam], parts: [&Vec<Vec<f64>>; 4], batch: usize) -> Vec<f64> {
     let p = params.len();
     let mut out = vec![0.0; batch * p];
     for b in 0..batch {
         for (j, fp) in params.iter().enumerate() {
             let np = fp.owner.params().len();
             let grad = match fp.owner {
-                Owner::Channel(_) => &g.grad,
-                Owner::Pool => &g.pools,
-                Owner::Passive => &g.passive,
+                Owner::Channel(_) => parts[0],
+                Owner::Pool => parts[1],
+                Owner::Passive => parts[2],
+                Owner::Synapse(_) => parts[3],
             };
             out[b * p + j] = fp
                 .placements

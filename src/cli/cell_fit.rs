@@ -1,7 +1,8 @@
-//! `neurodiff cell --fit`: fits channel, calcium pool and passive parameters of a cell to
-//! recorded voltage traces and voltage-clamp currents with the adjoint gradient
-//! (`neurodiff::cell::adjoint`), restarts run as the batch (one cell each when a passive
-//! property is fitted).
+//! `neurodiff cell --fit`: fits channel, calcium pool and passive parameters of a cell, or of
+//! the cells and synapses of a network file (`[[cells]]`), to recorded voltage traces and
+//! voltage-clamp currents with the adjoint gradient (`neurodiff::cell::adjoint`,
+//! `neurodiff::cell::network::value_and_grad`), restarts run as the batch (one cell or network
+//! each when a passive property is fitted).
 //!
 //! Everything given is checked before anything is written: a bad parameter, bound, target
 //! file, time step or length is an error naming it, and no output file is created.
@@ -13,12 +14,15 @@ use clap::Args;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use neurodiff::cell::adjoint::{check_levels, default_levels, value_and_grad};
+use neurodiff::cell::adjoint::{check_levels, default_levels, value_and_grad, TraceLoss};
 use neurodiff::cell::config::Resolved;
 use neurodiff::cell::fit::{
-    gather, parse_fit_param, set_values, trace_loss, FitParam, LossKind, Owner,
+    gather, gather_net, parse_fit_param, parse_net_fit_param, set_net_values, set_values,
+    trace_loss, FitParam, LossKind, Owner,
 };
-use neurodiff::cell::{simulate, Cell, CellConfig, Probe};
+use neurodiff::cell::net_config::{is_network, NetConfig, NetResolved};
+use neurodiff::cell::network::{self, NetProbe, Network};
+use neurodiff::cell::{simulate, Cell, CellConfig, Probe, Protocol, Recording};
 use neurodiff::io::{check_output_path, read_npy, write_text};
 use neurodiff::plot::CellTraces;
 use neurodiff::{Error, Result};
@@ -44,7 +48,10 @@ pub struct FitArgs {
     /// e.g. `hh_na.gbar@soma=50..200` (mS/cm²); the calcium pool by its name,
     /// `ca_dynamics_e2.decay=20..200` (ms); passive properties as `passive.cm` (µF/cm²),
     /// `passive.ra` (Ω·cm) and `passive.radius` (µm), e.g. `passive.ra@basal=50..300` (then
-    /// each restart runs as its own cell). Repeat for more.
+    /// each restart runs as its own cell). In a network file: the same on every cell,
+    /// `NAME:SPEC` on the cells of entry NAME only (`inh:hh.gkbar=10..80`), and
+    /// `synapses[J].PARAM=LO..HI` on the synapses of `[[synapses]]` entry J
+    /// (`synapses[0].gs=0.001..0.2`, µS). Repeat for more.
     #[arg(long = "fit-param", value_name = "SPEC", requires = "fit")]
     pub fit_param: Vec<String>,
     /// The loss: mse (mV²), stats (normalised MAE of the mean and s.d. of V in `--windows`
@@ -162,47 +169,21 @@ pub fn run(
     check_output_path(&out, Some("json"))?;
     let png = out.with_extension("png");
     let state_path = out.with_extension("state.json");
-    let (
-        cfg,
-        Resolved {
-            cell,
-            protocol,
-            labels,
-        },
-    ) = CellConfig::load_resolved(config)?;
-    if cell.batch != 1 {
-        return Err(Error::setting(
-            "fit",
-            format!(
-                "the config describes a batch of {} (lists of values); a fit runs its restarts \
-                 as the batch, so give one value per setting",
-                cell.batch
-            ),
-        ));
-    }
-    if a.fit_param.is_empty() {
-        return Err(Error::setting(
-            "fit-param",
-            "give at least one, e.g. --fit-param hh_na.gbar=50..200",
-        ));
-    }
-    let params: Vec<FitParam> = a
-        .fit_param
-        .iter()
-        .map(|s| parse_fit_param(s, &cell))
-        .collect::<Result<_>>()?;
-    for (i, p) in params.iter().enumerate() {
-        if params[..i].iter().any(|q| {
-            q.owner == p.owner
-                && q.param == p.param
-                && q.placements.iter().any(|c| p.placements.contains(c))
-        }) {
-            return Err(Error::setting(
-                format!("fit-param `{}`", p.label),
-                "fitted twice (it shares a placement with an earlier --fit-param)",
-            ));
-        }
-    }
+    let text = std::fs::read_to_string(config).map_err(|e| Error::io(config, e))?;
+    let Setup {
+        model,
+        protocol,
+        duration,
+        labels,
+        // The compared records: voltages and voltage-clamp currents (not gates).
+        compared: probes,
+        voltage,
+        params,
+    } = if is_network(&text) {
+        net_setup(config, a)?
+    } else {
+        cell_setup(config, a)?
+    };
     let loss_kind = match a.loss.as_str() {
         "mse" => LossKind::Mse,
         "stats" => LossKind::Stats { windows: a.windows },
@@ -257,10 +238,6 @@ pub fn run(
             ),
         ));
     }
-    // The compared records: voltages and voltage-clamp currents (not gates).
-    let probes: Vec<usize> = (0..protocol.probes.len())
-        .filter(|&j| !matches!(protocol.probes[j], Probe::Gate { .. }))
-        .collect();
     let arr = read_npy(target_path)?;
     let samples = protocol.steps + 1;
     let cols = match arr.shape.as_slice() {
@@ -281,7 +258,7 @@ pub fn run(
             format!(
                 "{} samples, but duration {} ms at dt {} ms needs {samples} (sample k at t = k dt, \
                  k = 0 the initial state)",
-                arr.shape[0], cfg.duration, protocol.dt
+                arr.shape[0], duration, protocol.dt
             ),
         ));
     }
@@ -351,7 +328,7 @@ pub fn run(
             for b in 0..r {
                 for p in &params {
                     start.push(if b == 0 {
-                        p.value(&cell, 0)
+                        model.value(p)
                     } else {
                         p.lower + (p.upper - p.lower) * rng.random_range(0.1..0.9)
                     });
@@ -378,32 +355,20 @@ pub fn run(
         }
     };
 
-    // Restarts as the batch of one cell; with a passive property fitted (one value per
-    // cell), one cell per restart.
-    let mut cells: Vec<Cell> = if params.iter().any(|p| p.owner == Owner::Passive) {
-        vec![cell.clone(); r]
-    } else {
-        let mut c = cell.clone();
-        c.batch = r;
-        for pl in &mut c.channels {
-            pl.params = pl.params.repeat(r);
-        }
-        for pool in &mut c.pools {
-            pool.params = pool.params.repeat(r);
-        }
-        vec![c]
-    };
+    // Restarts as the batch of one cell or network; with a passive property fitted (one
+    // value per cell), one each.
+    let mut runs = model.restarts(r, params.iter().any(|p| p.owner == Owner::Passive));
     // Per restart, the loss and its gradient with respect to the fitted parameters.
-    let evaluate = |cells: &mut [Cell], theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
+    let evaluate = |runs: &mut [Model], theta: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
         let (mut loss, mut gt) = (Vec::with_capacity(r), Vec::with_capacity(r * np));
-        let per_cell = theta.len() / cells.len();
-        for (c, th) in cells.iter_mut().zip(theta.chunks(per_cell)) {
-            set_values(c, &params, th)?;
-            let g = value_and_grad(c, &protocol, &levels, |rec| {
+        let per_run = theta.len() / runs.len();
+        for (m, th) in runs.iter_mut().zip(theta.chunks(per_run)) {
+            m.set(&params, th)?;
+            let (l, g) = m.value_and_grad(&protocol, &levels, &params, |rec| {
                 trace_loss(loss_kind, rec, &target, &probes)
             })?;
-            gt.extend(gather(&params, &g, c.batch));
-            loss.extend(g.loss);
+            loss.extend(l);
+            gt.extend(g);
         }
         Ok((loss, gt))
     };
@@ -419,7 +384,7 @@ pub fn run(
             .enumerate()
             .map(|(i, &z)| params[i % np].bounds().to_bounded_f64(z))
             .collect();
-        let (loss, gt) = evaluate(&mut cells, &theta)?;
+        let (loss, gt) = evaluate(&mut runs, &theta)?;
         // dθ/dz = (θ − l)(u − θ)/(u − l).
         let gz: Vec<f64> = gt
             .iter()
@@ -486,15 +451,14 @@ pub fn run(
         serde_json::to_string_pretty(&fit_out).map_err(|e| Error::data(&out, e.to_string()))?;
     write_text(&out, &text)?;
     if !no_figure {
-        let mut best_cell = cell.clone();
-        set_values(
-            &mut best_cell,
+        let mut best = model.clone();
+        best.set(
             &params,
             &state.best_theta[best_restart * np..(best_restart + 1) * np],
         )?;
-        let rec = simulate::<f64>(&best_cell, &protocol)?;
+        let rec = best.simulate(&protocol)?;
         // The voltages, or, when only clamp currents are compared, those.
-        let is_v = |p: usize| matches!(protocol.probes[p], Probe::V { .. });
+        let is_v = |p: usize| voltage[p];
         let what = if probes.iter().any(|&p| is_v(p)) {
             CellTraces::Voltage
         } else {
@@ -536,6 +500,219 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+/// What a fit is of, resolved from the configuration.
+struct Setup {
+    model: Model,
+    protocol: Protocol,
+    /// Simulated time, ms.
+    duration: f64,
+    /// One label per probe.
+    labels: Vec<String>,
+    /// The probes the target holds: voltages and voltage-clamp currents, in order.
+    compared: Vec<usize>,
+    /// Per probe, whether it is a voltage.
+    voltage: Vec<bool>,
+    params: Vec<FitParam>,
+}
+
+/// A cell, or a network with what it records.
+#[derive(Clone)]
+enum Model {
+    Cell(Cell),
+    Net(Network, Vec<NetProbe>),
+}
+
+impl Model {
+    /// `r` restarts: one copy with batch `r`, or (`one_each`) `r` copies of batch 1.
+    fn restarts(&self, r: usize, one_each: bool) -> Vec<Model> {
+        if one_each {
+            return vec![self.clone(); r];
+        }
+        let batched = |c: &mut Cell| {
+            c.batch = r;
+            for pl in &mut c.channels {
+                pl.params = pl.params.repeat(r);
+            }
+            for pool in &mut c.pools {
+                pool.params = pool.params.repeat(r);
+            }
+        };
+        let mut m = self.clone();
+        match &mut m {
+            Model::Cell(c) => batched(c),
+            Model::Net(n, _) => {
+                n.cells.iter_mut().for_each(batched);
+                batched(&mut n.merged);
+                for s in &mut n.synapses {
+                    s.params = s.params.repeat(r);
+                }
+                for d in &mut n.drives {
+                    d.weight = d.weight.repeat(r);
+                }
+            }
+        }
+        vec![m]
+    }
+
+    /// A fitted parameter's value in the configuration.
+    fn value(&self, p: &FitParam) -> f64 {
+        match self {
+            Model::Cell(c) => p.value(c, 0),
+            Model::Net(n, _) => p.net_value(n, 0),
+        }
+    }
+
+    /// Sets the fitted parameters, `[batch][param]`.
+    fn set(&mut self, params: &[FitParam], theta: &[f64]) -> Result<()> {
+        match self {
+            Model::Cell(c) => set_values(c, params, theta),
+            Model::Net(n, _) => set_net_values(n, params, theta),
+        }
+    }
+
+    /// The loss per batch element and its gradient with respect to `params`,
+    /// `[batch][param]`, by the adjoint with checkpoint `levels`.
+    fn value_and_grad(
+        &self,
+        protocol: &Protocol,
+        levels: &[usize],
+        params: &[FitParam],
+        loss: impl FnOnce(&Recording) -> Result<TraceLoss>,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        Ok(match self {
+            Model::Cell(c) => {
+                let g = value_and_grad(c, protocol, levels, loss)?;
+                let gt = gather(params, &g, c.batch);
+                (g.loss, gt)
+            }
+            Model::Net(n, probes) => {
+                let g = network::value_and_grad(n, protocol, probes, levels, loss)?;
+                let gt = gather_net(params, &g, n.batch());
+                (g.loss, gt)
+            }
+        })
+    }
+
+    /// A run of the model in `f64`.
+    fn simulate(&self, protocol: &Protocol) -> Result<Recording> {
+        match self {
+            Model::Cell(c) => Ok(simulate::<f64>(c, protocol)?),
+            Model::Net(n, probes) => network::simulate::<f64>(n, protocol, probes),
+        }
+    }
+}
+
+/// Refuses a configuration with lists of values (a batch).
+fn single(batch: usize) -> Result<()> {
+    if batch != 1 {
+        return Err(Error::setting(
+            "fit",
+            format!(
+                "the config describes a batch of {batch} (lists of values); a fit runs its \
+                 restarts as the batch, so give one value per setting"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The fitted parameters from `--fit-param`, each resolved by `parse`; none, or one fitted
+/// twice, is an error.
+fn fit_params(a: &FitArgs, parse: impl Fn(&str) -> Result<FitParam>) -> Result<Vec<FitParam>> {
+    if a.fit_param.is_empty() {
+        return Err(Error::setting(
+            "fit-param",
+            "give at least one, e.g. --fit-param hh_na.gbar=50..200",
+        ));
+    }
+    let params: Vec<FitParam> = a
+        .fit_param
+        .iter()
+        .map(|s| parse(s))
+        .collect::<Result<_>>()?;
+    for (i, p) in params.iter().enumerate() {
+        if params[..i].iter().any(|q| {
+            q.owner == p.owner
+                && q.param == p.param
+                && q.placements.iter().any(|c| p.placements.contains(c))
+        }) {
+            return Err(Error::setting(
+                format!("fit-param `{}`", p.label),
+                "fitted twice (it shares a placement with an earlier --fit-param)",
+            ));
+        }
+    }
+    Ok(params)
+}
+
+/// A cell file's fit.
+fn cell_setup(config: &Path, a: &FitArgs) -> Result<Setup> {
+    let (
+        cfg,
+        Resolved {
+            cell,
+            protocol,
+            labels,
+        },
+    ) = CellConfig::load_resolved(config)?;
+    single(cell.batch)?;
+    let params = fit_params(a, |s| parse_fit_param(s, &cell))?;
+    let compared = (0..protocol.probes.len())
+        .filter(|&j| !matches!(protocol.probes[j], Probe::Gate { .. }))
+        .collect();
+    let voltage = protocol
+        .probes
+        .iter()
+        .map(|p| matches!(p, Probe::V { .. }))
+        .collect();
+    Ok(Setup {
+        model: Model::Cell(cell),
+        protocol,
+        duration: cfg.duration,
+        labels,
+        compared,
+        voltage,
+        params,
+    })
+}
+
+/// A network file's fit: the cells' parameters (`NAME:` for one entry's cells) and the
+/// synapse entries' (`synapses[J].PARAM`).
+fn net_setup(config: &Path, a: &FitArgs) -> Result<Setup> {
+    let (
+        cfg,
+        NetResolved {
+            network,
+            protocol,
+            probes,
+            labels,
+            cell_names,
+            synapse_entries,
+            ..
+        },
+    ) = NetConfig::load_resolved(config)?;
+    single(network.batch())?;
+    let params = fit_params(a, |s| {
+        parse_net_fit_param(s, &network, &cell_names, &synapse_entries)
+    })?;
+    let is_v = |p: &NetProbe| matches!(p, NetProbe::V { .. } | NetProbe::Merged(Probe::V { .. }));
+    let compared = (0..probes.len())
+        .filter(|&j| {
+            is_v(&probes[j]) || matches!(probes[j], NetProbe::Merged(Probe::VClampCurrent { .. }))
+        })
+        .collect();
+    let voltage = probes.iter().map(is_v).collect();
+    Ok(Setup {
+        model: Model::Net(network, probes),
+        protocol,
+        duration: cfg.duration,
+        labels,
+        compared,
+        voltage,
+        params,
+    })
 }
 
 /// One optimiser step on the unbounded variables (restarts as rows).

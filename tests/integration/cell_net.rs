@@ -1166,7 +1166,10 @@ fn bad_network_configs_are_clear_errors() {
     // A network file is not a cell, and a cell file takes no `cell` key.
     std::fs::write(&path, NET_TOML).unwrap();
     let e = CellConfig::load(&path).unwrap_err().to_string();
-    assert!(e.contains("network config") && e.contains("--fit"), "{e}");
+    assert!(
+        e.contains("network config") && e.contains("--lyapunov"),
+        "{e}"
+    );
     let cell = "duration = 1.0\n[[branches]]\ngroup = \"soma\"\nlength = 10.0\nradius = 5.0\n[[record]]\ncell = 1\n";
     std::fs::write(&path, cell).unwrap();
     let e = CellConfig::load_resolved(&path).unwrap_err().to_string();
@@ -1179,8 +1182,8 @@ fn bad_network_configs_are_clear_errors() {
 /// `neurodiff cell` runs the bundled network (`data/cell/network.toml`): its recording is the
 /// library's run of the same file; the chain's spikes arrive one after another, each at least
 /// the synaptic delay (2 ms) after the spike before it; the inhibition (off in element 0, on in
-/// element 1) opens only in element 1, and then fewer chain cells spike; `--fit` on a network
-/// file is refused with a clear message and no output.
+/// element 1) opens only in element 1, and then fewer chain cells spike; `--fit` on this
+/// network file (a batch of two) is refused with a clear message and no output.
 #[test]
 fn cli_runs_the_bundled_network() {
     use neurodiff::cell::net_config::NetConfig;
@@ -1242,6 +1245,158 @@ fn cli_runs_the_bundled_network() {
     ]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("network config"), "{e}");
+    assert!(e.contains("a batch of 2"), "{e}");
     assert!(!dir.join("out/f.json").exists());
+}
+
+/// A network file for `neurodiff cell --fit`: an HH cell `pre` driven to spike, exciting two
+/// HH cells `post` through ionotropic synapses 1 ms late (an EPSP of a few mV, no spike);
+/// `pre`'s leak is 0.3 mS/cm², `post`'s `GL_POST`, the synapses' weight `GS` µS.
+const NET_FIT_TOML: &str = r#"
+dt = 0.025
+duration = 10.0
+
+[[cells]]
+name = "pre"
+[[cells.branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[[cells.channels]]
+name = "hh"
+params = { gl = 0.3 }
+
+[[cells]]
+name = "post"
+count = 2
+[[cells.branches]]
+name = "soma"
+group = "soma"
+length = 20.0
+radius = 10.0
+[[cells.channels]]
+name = "hh"
+params = { gl = GL_POST }
+
+[[synapses]]
+kind = "ionotropic"
+pre = { cell = "pre" }
+post = { cell = "post" }
+delay = 1.0
+params = { gs = GS, delta = 2.0 }
+
+[[stimuli]]
+cell = 0
+branch = "soma"
+amp = 0.3
+delay = 1.0
+dur = 2.0
+
+[[record]]
+cell = "pre"
+
+[[record]]
+cell = "post"
+"#;
+
+/// `neurodiff cell --fit` on a network file: the target is made with `post`'s leak 0.5 and the
+/// synapses' weight 0.0002 µS (an EPSP of 4.8 mV), the fit starts from 0.3 and 0.0004 and fits
+/// `post:hh.gl` (only the `post` cells: fitting `pre`'s leak too would move `pre`'s trace away
+/// from the target's) and `synapses[0].gs`; the best restart gets within 1e-3 of its starting
+/// loss and the values within 1 % of the target's. Bad network parameters are clear errors.
+#[test]
+fn cli_fits_a_network_file() {
+    let dir = crate::common::tmpdir("net-fit");
+    let file = |gl: &str, gs: &str| NET_FIT_TOML.replace("GL_POST", gl).replace("GS", gs);
+    std::fs::write(dir.join("target.toml"), file("0.5", "0.0002")).unwrap();
+    std::fs::write(dir.join("net.toml"), file("0.3", "0.0004")).unwrap();
+    let bin = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_neurodiff"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = bin(&[
+        "cell",
+        "--config",
+        "target.toml",
+        "--out",
+        "target.npy",
+        "-q",
+        "--no-figure",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = neurodiff::io::read_npy(&dir.join("target.npy")).unwrap();
+    assert_eq!(t.shape, vec![401, 3, 1]);
+    let col = |c: usize| (0..401).map(|k| t.data[k * 3 + c]).collect::<Vec<f64>>();
+    let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
+    assert!(max(&col(0)) > 0.0, "pre spikes");
+    let epsp = max(&col(1)) - col(1)[0];
+    assert!(
+        epsp > 1.0 && max(&col(1)) < -40.0,
+        "an EPSP of {epsp} mV, no spike"
+    );
+    let fit = |params: &[&str], out: &str| {
+        let mut a = vec![
+            "cell",
+            "--config",
+            "net.toml",
+            "--fit",
+            "--target",
+            "target.npy",
+            "--target-dt",
+            "0.025",
+            "--restarts",
+            "2",
+            "--lr",
+            "0.05",
+            "--iterations",
+            "150",
+            "--out",
+            out,
+            "-q",
+        ];
+        for p in params {
+            a.extend_from_slice(&["--fit-param", p]);
+        }
+        bin(&a)
+    };
+    let o = fit(
+        &["post:hh.gl=0.1..1.0", "synapses[0].gs=0.00005..0.002"],
+        "out/fit.json",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/fit.json")).unwrap()).unwrap();
+    let b = j["best_restart"].as_u64().unwrap() as usize;
+    let first = j["loss_history"][0][b].as_f64().unwrap();
+    let best = j["restarts"][b]["best_loss"].as_f64().unwrap();
+    assert!(best < 1e-3 * first, "restart {b}: {best} from {first}");
+    assert_eq!(j["restarts"][0]["start"]["post:hh.gl"], 0.3);
+    assert_eq!(j["restarts"][0]["start"]["synapses[0].gs"], 0.0004);
+    let fitted = &j["restarts"][b]["fitted"];
+    for (name, want) in [("post:hh.gl", 0.5), ("synapses[0].gs", 0.0002)] {
+        let got = fitted[name].as_f64().unwrap();
+        assert!((got / want - 1.0).abs() < 0.01, "{name}: {got} vs {want}");
+    }
+    assert!(dir.join("out/fit.png").exists());
+    for (param, want) in [
+        ("synapses[3].gs=0.00005..0.002", "no [[synapses]] entry 3"),
+        ("synapses[0].gmax=0.00005..0.002", "has no parameter `gmax`"),
+        ("synapses[0].gs=0.002..0.005", "strictly inside"),
+        (
+            "inter:hh.gl=0.1..1.0",
+            "no cell or [[cells]] entry named `inter`",
+        ),
+        ("post:hh.gl=0.1..2000", "outside the parameter's range"),
+        ("post:leak.g=0.1..1.0", "leak"),
+    ] {
+        let o = fit(&[param], "out/bad.json");
+        assert!(!o.status.success(), "{param}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(want), "{param}: {e}");
+        assert!(!dir.join("out/bad.json").exists());
+    }
 }
